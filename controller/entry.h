@@ -1,0 +1,67 @@
+/* entry — Raft log entries: what a state change looks like in the log.
+ *
+ * Encoded as one JSON object {"v": 1, "op": "...", "at": ms, ...}; "v" is the
+ * format version, so a replica refuses entries newer than it understands instead
+ * of misreading them. Decisions (placements, generated ids, the time) are made by
+ * the leader before proposing and travel inside the entry. */
+#ifndef LATTICE_ENTRY_H
+#define LATTICE_ENTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec.h"
+
+#define ENTRY_VERSION 1
+
+enum entry_op {
+	ENTRY_NODE_PUT = 1,   /* register or update a node (node) */
+	ENTRY_NODE_FLAGS,     /* cordon/uncordon (target, flag) */
+	ENTRY_NODE_DRAIN,     /* drain: cordon + moves */
+	ENTRY_NODE_DELETE,    /* target */
+	ENTRY_ACTOR_CREATE,   /* actor + placements + rr_cursor */
+	ENTRY_ACTOR_UPDATE,   /* target + patch + placements (new replicas) + rr_cursor */
+	ENTRY_ACTOR_DELETE,   /* target */
+	ENTRY_PROVIDER_CREATE,
+	ENTRY_PROVIDER_DELETE,
+	ENTRY_LINK_CREATE,
+	ENTRY_LINK_DELETE,
+	ENTRY_POLICY_PUT,     /* create (flag=1) or new version (flag=0) */
+};
+
+/* One replica moved by a drain. */
+struct entry_move {
+	char *actor_id;
+	int64_t instance;
+	char *to_node;
+};
+
+struct entry {
+	enum entry_op op;
+	int64_t at_ms;   /* leader's clock at proposal */
+	char *who;       /* who asked ("api", later the token's name) */
+	char *target;    /* object id for flags/delete/update/drain */
+	int64_t flag;    /* NODE_FLAGS: 1 cordon, 0 uncordon; POLICY_PUT: 1 create */
+	struct node_spec node;
+	struct actor_spec actor;
+	struct actor_patch patch;
+	char **placements; /* node ids for new replicas, in order */
+	size_t nplacements;
+	char *rr_cursor; /* NULL: unchanged */
+	struct entry_move *moves;
+	size_t nmoves;
+	struct provider_spec provider;
+	struct link_spec link;
+	struct policy_spec policy;
+};
+
+const char *entry_op_name(enum entry_op op);
+/* Encodes e into a new buffer allocated with raft_malloc (so it can be handed to
+ * raft_apply);
+ * on success *buf/*len belong to the caller. Returns 0 or -1. */
+int entry_encode(const struct entry *e, void **buf, size_t *len);
+/* Decodes an entry; on success *out owns its strings (entry_release). */
+int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size_t errlen);
+void entry_release(struct entry *e);
+
+#endif

@@ -1,0 +1,1 @@
+/* fsm.c — being written */

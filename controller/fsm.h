@@ -1,0 +1,1 @@
+/* fsm.h — being written */

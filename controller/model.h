@@ -1,0 +1,139 @@
+/* model — the replicated state machine: nodes, actors and their placements,
+ * providers, links and policies, held in memory and changed only by applying
+ * committed log entries (model_apply). Loop thread only.
+ *
+ * Apply is deterministic: it reads nothing but the entry and the model (no clock,
+ * no randomness, no soft state), re-checks the leader's decisions and either
+ * applies the whole entry or rejects it with a result code, changing nothing. */
+#ifndef LATTICE_MODEL_H
+#define LATTICE_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hmap.h"
+#include "sched.h"
+#include "spec.h"
+
+struct entry;
+struct proj_batch;
+
+enum node_status { NODE_HEALTHY = 0, NODE_DEGRADED = 1, NODE_UNHEALTHY = 2 };
+enum placement_state {
+	PL_PENDING = 0,
+	PL_STARTING,
+	PL_RUNNING,
+	PL_MIGRATING,
+	PL_STOPPING,
+	PL_FAILED,
+};
+
+struct model_node {
+	struct node_spec spec; /* spec.cpu_used etc. are the registered base load */
+	/* Accounted for placement: base + requests of placements on the node. */
+	int64_t cpu_used, memory_used_mb, actor_count;
+	int64_t cpu_measured, memory_measured_mb; /* reported by heartbeats; -1 unknown */
+	int64_t nplacements;                      /* placements on this node */
+	enum node_status status;
+	bool cordoned, draining;
+	int64_t error_count;
+	int64_t last_heartbeat_ms; /* 0: never */
+	int64_t policy_version;
+	char *agent_version; /* NULL: unknown */
+	uint64_t generation; /* bumped on every change */
+	int64_t created_ms, updated_ms;
+	struct sched_node sched;
+	struct model_policy **policies; /* covering policies, sorted by id (borrowed) */
+	size_t npolicies;
+};
+
+struct model_placement {
+	struct model_node *node; /* borrowed */
+	enum placement_state state;
+	int64_t state_version;
+};
+
+struct model_actor {
+	struct actor_spec spec; /* spec.id always set */
+	struct model_placement *placements; /* [spec.replicas], instance = index */
+	size_t nplacements;
+	uint64_t generation;
+	int64_t created_ms, updated_ms;
+};
+
+struct model_provider {
+	struct provider_spec spec;
+	int64_t created_ms;
+};
+
+struct model_link {
+	struct link_spec spec;
+	int64_t created_ms;
+};
+
+struct model_policy {
+	struct policy_spec spec;
+	int64_t version; /* 1 for the first, +1 per PUT */
+	int64_t created_ms, updated_ms;
+};
+
+struct model {
+	struct hmap nodes;     /* id -> struct model_node */
+	struct hmap actors;    /* id -> struct model_actor */
+	struct hmap providers; /* id -> struct model_provider */
+	struct hmap links;     /* id -> struct model_link */
+	struct hmap policies;  /* policy_id -> struct model_policy */
+	struct sched_index sched;
+	char rr_cursor[SPEC_ID_MAX + 1]; /* round-robin: last node chosen ("" none) */
+	uint64_t event_seq;              /* last event number */
+};
+
+/* Result of applying one entry. code 0 = applied. */
+enum apply_code {
+	APPLY_OK = 0,
+	APPLY_NOT_FOUND,
+	APPLY_EXISTS,
+	APPLY_CONFLICT,
+	APPLY_INSUFFICIENT,
+	APPLY_DENIED,
+	APPLY_INVALID,
+	APPLY_NOMEM,
+};
+
+struct apply_result {
+	enum apply_code code;
+	char message[256];
+	char id[SPEC_ID_MAX + 1]; /* id of the object the entry touched */
+};
+
+void model_init(struct model *m);
+/* Frees every object. */
+void model_release(struct model *m);
+
+/* Applies e at log index `index`. When out is non-NULL, appends the rows the entry
+ * changed (and its event) to out for the PostgreSQL projection. Returns the result
+ * in *res; the model is unchanged unless res->code == APPLY_OK. */
+void model_apply(struct model *m, const struct entry *e, uint64_t index, struct proj_batch *out,
+		 struct apply_result *res);
+
+/* Lookups (borrowed; NULL when absent). */
+struct model_node *model_node_get(const struct model *m, const char *id);
+struct model_actor *model_actor_get(const struct model *m, const char *id);
+
+/* Contracts an actor needs: its spec's plus those of its links, sorted, unique.
+ * Caller frees with strlist_free. Returns 0 or -1. */
+int model_actor_contracts(const struct model *m, const struct model_actor *a, struct strlist *out);
+
+/* Adds (sign +1) or removes (-1) one replica's requests to the node's accounting
+ * and re-files it in the scheduler index. */
+void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign);
+
+const char *model_node_status_name(enum node_status s);
+const char *model_placement_state_name(enum placement_state s);
+
+/* Whole-model snapshot as JSON, and restore from it (the model must be empty).
+ * Caller owns the json_t. restore returns 0 or -1 with a message in err. */
+json_t *model_snapshot(const struct model *m);
+int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1 @@
+/* otree.c — being written */

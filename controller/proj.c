@@ -1,0 +1,1 @@
+/* proj.c — being written */

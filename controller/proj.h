@@ -1,0 +1,94 @@
+/* proj — the PostgreSQL projection of applied entries, as row changes.
+ *
+ * Apply (loop thread) renders each changed row into a proj_change: a statement
+ * kind plus its text parameters, already in the order store.c's statement for
+ * that kind takes them. The PostgreSQL writer thread only executes them; it never
+ * sees the model. A proj_batch holds the changes of one log entry. */
+#ifndef LATTICE_PROJ_H
+#define LATTICE_PROJ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct model;
+struct model_node;
+struct model_actor;
+struct model_provider;
+struct model_link;
+struct model_policy;
+
+/* Parameters of each kind, in order. Timestamps are ms since the epoch; NULL
+ * parameters are NULL pointers; maps and lists are JSON text. */
+enum proj_kind {
+	/* id, region, labels, cpu_capacity, memory_mb, base_cpu_used,
+	 * base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb,
+	 * actor_count, cpu_measured, memory_measured_mb, status, cordoned (t/f),
+	 * draining (t/f), error_count, last_heartbeat_ms, policy_version,
+	 * agent_version, generation, created_ms, updated_ms */
+	PROJ_NODE_UPSERT = 0,
+	PROJ_NODE_DELETE, /* id */
+	/* id, name, module, cpu_required, memory_required_mb, preferred_region,
+	 * constraints, priority, max_latency_ms, replicas, strategy, contracts,
+	 * generation, created_ms, updated_ms */
+	PROJ_ACTOR_UPSERT,
+	PROJ_ACTOR_DELETE, /* id (its placements and links go with it) */
+	/* actor_id, placements: [{"instance","node_id","state","state_version"}] —
+	 * replaces all of the actor's placements */
+	PROJ_PLACEMENTS_SET,
+	/* id, contract_id, image, nodes, created_ms */
+	PROJ_PROVIDER_UPSERT,
+	PROJ_PROVIDER_DELETE, /* id */
+	/* id, actor_id, provider_id, contract_id, link_name, values, timeout_ms,
+	 * retry_count, retry_delay_ms, created_ms */
+	PROJ_LINK_UPSERT,
+	PROJ_LINK_DELETE, /* id */
+	/* policy_id, version, allowed_contracts, denied_contracts,
+	 * max_actor_memory_mb, network_restrictions, selector, created_ms */
+	PROJ_POLICY_INSERT,
+	/* seq, raft_index, at_ms, who, kind, object_type, object_id, data */
+	PROJ_EVENT_INSERT,
+	/* (no parameters) empties every state table, before a rebuild from the model */
+	PROJ_RESET,
+	PROJ_KIND_COUNT
+};
+
+#define PROJ_MAX_PARAMS 24
+
+struct proj_change {
+	enum proj_kind kind;
+	int nparams;
+	char *params[PROJ_MAX_PARAMS]; /* owned; NULL = SQL NULL */
+	struct proj_change *next;
+};
+
+struct proj_batch {
+	uint64_t index; /* log index these changes came from */
+	struct proj_change *head, *tail;
+	size_t n;
+	int failed; /* an allocation failed while rendering: the batch is unusable */
+	struct proj_batch *next; /* used by the writer's queue */
+};
+
+struct proj_batch *proj_batch_new(uint64_t index);
+void proj_batch_free(struct proj_batch *b);
+
+/* Appenders: render the object's current state. On allocation failure they set
+ * b->failed and return; the caller checks b->failed once at the end. */
+void proj_node(struct proj_batch *b, const struct model_node *n);
+void proj_node_delete(struct proj_batch *b, const char *id);
+void proj_actor(struct proj_batch *b, const struct model_actor *a);
+void proj_actor_delete(struct proj_batch *b, const char *id);
+void proj_placements(struct proj_batch *b, const struct model_actor *a);
+void proj_provider(struct proj_batch *b, const struct model_provider *p);
+void proj_provider_delete(struct proj_batch *b, const char *id);
+void proj_link(struct proj_batch *b, const struct model_link *l);
+void proj_link_delete(struct proj_batch *b, const char *id);
+void proj_policy(struct proj_batch *b, const struct model_policy *p);
+/* data: JSON text (borrowed, copied). */
+void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
+		const char *object_type, const char *object_id, const char *data);
+void proj_reset(struct proj_batch *b);
+/* Every row of the model (after proj_reset), for a rebuild. */
+void proj_model(struct proj_batch *b, const struct model *m);
+
+#endif

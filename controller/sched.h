@@ -1,0 +1,100 @@
+/* sched — placement of actor replicas onto nodes, and the explanation of it.
+ *
+ * Pure: reads the model, never clocks, randomness or I/O. The leader calls
+ * sched_place to make a plan before proposing it; apply calls sched_check to
+ * re-verify each planned node deterministically.
+ *
+ * The index (struct sched_index, embedded in struct model) keeps schedulable nodes
+ * ordered by (score, id) per region and lattice-wide, and by id for round robin,
+ * so a decision does not scan every node. The model calls sched_index_update
+ * whenever anything that affects a node's score or eligibility changes. */
+#ifndef LATTICE_SCHED_H
+#define LATTICE_SCHED_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hmap.h"
+#include "otree.h"
+#include "spec.h"
+
+struct model;
+struct model_node;
+
+/* Per-node index state, embedded in struct model_node. */
+struct sched_node {
+	struct otree_link by_region; /* in region tree, ordered by (score, id) */
+	struct otree_link by_all;    /* in lattice-wide tree, ordered by (score, id) */
+	struct otree_link by_id;     /* in id tree (round robin) */
+	bool indexed;                /* currently in the trees */
+	int64_t score;               /* score at insertion; the trees' key */
+};
+
+struct sched_index {
+	struct hmap regions; /* region name -> struct sched_region (owned) */
+	struct otree all;    /* schedulable nodes by (score, id) */
+	struct otree by_id;  /* schedulable nodes by id */
+};
+
+void sched_index_init(struct sched_index *ix);
+void sched_index_release(struct sched_index *ix);
+/* Re-reads the node's score and eligibility and re-files it. Call after any change
+ * to status, cordon/drain, capacity or accounted usage, and before freeing a node
+ * (after setting it ineligible) — see model.c. Returns 0 or -1 (out of memory). */
+int sched_index_update(struct sched_index *ix, struct model_node *n);
+/* Removes the node from every tree (e.g. before it is freed). */
+void sched_index_remove(struct sched_index *ix, struct model_node *n);
+
+/* Score = floor(cpu_used*100/cpu_capacity) + floor(memory_used_mb*100/memory_mb)
+ * + actor_count, from accounted usage. */
+int64_t sched_score(const struct model_node *n);
+
+/* What to place. Borrowed pointers. */
+struct sched_request {
+	const char *actor_id; /* may be NULL (plan of a new actor) */
+	int64_t cpu_required;
+	int64_t memory_required_mb;
+	const char *preferred_region; /* "" or NULL: none */
+	const struct kvlist *constraints;
+	const struct strlist *contracts; /* spec contracts + linked contracts */
+	enum actor_strategy strategy;
+	int64_t count; /* replicas to place now */
+	/* Nodes that already hold a replica of this actor (avoided while another
+	 * candidate exists). */
+	struct model_node *const *holding;
+	size_t nholding;
+};
+
+struct sched_choice {
+	struct model_node *node; /* borrowed from the model */
+	int64_t score;           /* before this replica was added */
+	bool round_robin;        /* chosen by rotation (strategy or fallback) */
+	bool other_region;       /* preferred region had no candidate */
+};
+
+enum sched_rc {
+	SCHED_OK = 0,
+	SCHED_INSUFFICIENT = 1, /* no candidate for some replica */
+	SCHED_NOMEM = 2,
+};
+
+/* Plans req->count replicas one after another, counting the capacity taken by
+ * earlier ones. On SCHED_OK fills out[0..count-1] and, when rotation was used,
+ * copies the new round-robin cursor (a node id) into rr_cursor (size
+ * SPEC_ID_MAX+1; left unchanged otherwise). The model is unchanged afterwards. */
+int sched_place(struct model *m, const struct sched_request *req, struct sched_choice *out,
+		char *rr_cursor);
+
+/* Why node n can or cannot take one more replica of req now. Returns true when it
+ * is a candidate; otherwise writes a short reason ("cordoned", "insufficient cpu:
+ * 200 free, 500 required", "capability denied: wasmcloud:keyvalue", ...). */
+bool sched_check(const struct model *m, const struct sched_request *req,
+		 const struct model_node *n, char *reason, size_t reasonlen);
+
+/* Dry run: a JSON object {"placements": [...], "nodes": [{"node_id", "candidate",
+ * "score", "reason", "chosen"}...], "error"?: {...}} for every node in id order.
+ * Caller owns the result; NULL when out of memory. */
+json_t *sched_explain(struct model *m, const struct sched_request *req);
+
+#endif

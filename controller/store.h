@@ -1,0 +1,60 @@
+/* store — this replica's PostgreSQL database: migrations, the projection writer
+ * thread, and connections for readers.
+ *
+ * The writer thread executes proj_batches in log order, many per transaction
+ * (pipeline mode), and records the highest index in the same transaction, so after
+ * any crash the database holds exactly a prefix of the log: entries at or below
+ * store_applied_index() are never written twice. While PostgreSQL is unreachable
+ * the writer keeps its queue, retries with backoff and reports unhealthy. */
+#ifndef LATTICE_STORE_H
+#define LATTICE_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct proj_batch;
+
+/* Called on the writer thread after each committed transaction with the highest
+ * index now visible in PostgreSQL. */
+typedef void (*store_projected_fn)(void *arg, uint64_t index);
+
+/* Connects with conninfo, applies schema migrations from schema_dir (files
+ * NNN_name.sql, in order, each once, recorded in schema_migrations), and reads
+ * the recorded applied index and instance id. If the database belongs to a
+ * different data dir (instance_id differs) it is emptied so it can be rebuilt
+ * from the log. Returns 0 and a new store in *out, or -1 with a message in err. */
+int store_open(struct store **out, const char *conninfo, const char *schema_dir,
+	       const char *instance_id, char *err, size_t errlen);
+/* Highest log index the database held at open (0 for a new one). */
+uint64_t store_applied_index(const struct store *s);
+/* Starts the writer thread. cb may be NULL. Returns 0 or -1. */
+int store_start(struct store *s, store_projected_fn cb, void *arg);
+/* Queues a batch (ownership transferred). Any thread; batches must arrive in
+ * log order. Batches with index <= the recorded applied index are dropped. */
+void store_submit(struct store *s, struct proj_batch *b);
+/* Highest index committed to PostgreSQL so far (any thread). */
+uint64_t store_projected(const struct store *s);
+/* Number of batches waiting to be written (any thread). */
+size_t store_backlog(const struct store *s);
+/* false while the writer cannot reach PostgreSQL (any thread). */
+bool store_healthy(const struct store *s);
+/* Counters for /metrics (any thread). */
+struct store_stats {
+	uint64_t transactions, batches, changes, errors, reconnects;
+};
+void store_stats(const struct store *s, struct store_stats *out);
+/* Writes everything queued (waiting up to timeout_ms for PostgreSQL), then stops
+ * the writer thread. Returns 0 when the queue was flushed, -1 otherwise. */
+int store_stop(struct store *s, int timeout_ms);
+/* Frees the store (after store_stop). */
+void store_close(struct store *s);
+
+/* A connection for the calling thread, opened on first use and kept until the
+ * thread exits (one per libmicrohttpd thread). NULL when PostgreSQL is down; the
+ * next call retries. Borrowed. */
+PGconn *store_conn(struct store *s);
+
+#endif

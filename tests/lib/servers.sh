@@ -1,0 +1,85 @@
+# servers.sh — throwaway PostgreSQL and nats-server for tests (sourced).
+#
+# pg_start: initdb + start a PostgreSQL that listens only on a Unix socket in a
+#   fresh temp dir; sets PG_DIR, PG_CONNINFO (for database "postgres") and PG_PID.
+# pg_createdb NAME: creates a database; prints its conninfo.
+# pg_stop / pg_restart / pg_kill: stop it cleanly, restart it, or SIGKILL it.
+# servers_cleanup: stops whatever was started (call from an EXIT trap).
+# As root, PostgreSQL refuses to run, so it runs as the postgres user.
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PG_DIR=
+PG_PORT=5432
+PG_CONNINFO=
+
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_start() {
+	[ -x "$PGBIN/initdb" ] || { echo "# initdb not found in $PGBIN" >&2; return 1; }
+	PG_DIR=$(mktemp -d /tmp/lattice-pg.XXXXXX) || return 1
+	chmod 755 "$PG_DIR"
+	[ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
+	as_pg "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+		>"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+	pg_ctl_start
+}
+
+pg_ctl_start() {
+	as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w -t 60 \
+		-o "-k $PG_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c max_connections=200" \
+		start >/dev/null 2>&1 || { cat "$PG_DIR/pg.log" >&2; return 1; }
+	PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+	PG_CONNINFO="host=$PG_DIR port=$PG_PORT user=postgres dbname=postgres"
+}
+
+pg_createdb() {
+	"$PGBIN/psql" -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres \
+		-c "CREATE DATABASE \"$1\"" >/dev/null || return 1
+	echo "host=$PG_DIR port=$PG_PORT user=postgres dbname=$1"
+}
+
+# pg_psql DB SQL: runs SQL, prints unaligned tuples only
+pg_psql() {
+	"$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+}
+
+pg_stop() {
+	[ -n "$PG_DIR" ] && [ -f "$PG_DIR/data/postmaster.pid" ] &&
+		as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null 2>&1
+	return 0
+}
+
+pg_restart() {
+	pg_stop && pg_ctl_start
+}
+
+pg_kill() {
+	[ -n "${PG_PID:-}" ] && kill -9 "$PG_PID" 2>/dev/null
+	# The postmaster's children notice and exit; wait for the socket lock to go.
+	for _ in $(seq 1 100); do
+		[ -e "$PG_DIR/.s.PGSQL.$PG_PORT" ] || break
+		sleep 0.1
+	done
+	rm -f "$PG_DIR/data/postmaster.pid" "$PG_DIR/.s.PGSQL.$PG_PORT" "$PG_DIR/.s.PGSQL.$PG_PORT.lock"
+	return 0
+}
+
+servers_cleanup() {
+	if [ -n "$PG_DIR" ]; then
+		as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1
+		rm -rf "$PG_DIR"
+		PG_DIR=
+	fi
+}
+
+# free_port: prints a TCP port on 127.0.0.1 nobody listens on now.
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$(( (RANDOM % 20000) + 20000 ))
+		(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
