@@ -1,1 +1,771 @@
-/* api.c — being written */
+#include "api.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "ops.h"
+#include "query.h"
+#include "spec.h"
+#include "store.h"
+
+#define API_LIMIT_DEFAULT 100
+#define API_LIMIT_MAX 1000
+
+struct api_call;
+typedef enum http_next (*route_fn)(struct api *a, struct http_req *req, struct api_call *call,
+				   struct http_resp *resp);
+
+struct route {
+	const char *method;
+	const char *pattern; /* segments; "{id}" matches one id */
+	enum metrics_route_class cls;
+	route_fn fn;
+	int arg;              /* op kind or query object */
+	const char *params;   /* accepted query parameters, comma-separated */
+};
+
+/* Per-request state, kept across suspend/resume. */
+struct api_call {
+	const struct route *route;
+	char id[SPEC_ID_MAX + 1]; /* the {id} of the URL */
+	struct op op;
+	bool submitted;
+	atomic_bool done;
+	struct http_req *req;
+	uint64_t waited_index; /* min_index satisfied */
+};
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+static void call_free(void *p)
+{
+	struct api_call *c = p;
+	if (c == NULL)
+		return;
+	op_release(&c->op);
+	free(c);
+}
+
+static void call_done(struct op *op)
+{
+	struct api_call *c = op->done_arg;
+	atomic_store(&c->done, true);
+	/* After this the request may be freed by another thread: touch nothing. */
+	http_resume(c->req);
+}
+
+static uint64_t projected(struct api *a)
+{
+	return a->store ? store_projected(a->store) : 0;
+}
+
+static void resp_json(struct api *a, struct http_resp *resp, int status, json_t *body)
+{
+	resp->status = status;
+	resp->body = body;
+	resp->index = projected(a);
+}
+
+static void err_spec(struct http_resp *resp, const struct spec_err *e)
+{
+	int status = strcmp(e->code, "out_of_memory") == 0 ? 503 : 400;
+	http_error(resp, status, e->code, "%s", e->message);
+}
+
+static void err_query(struct http_resp *resp, int rc, const char *msg)
+{
+	if (rc == QUERY_UNAVAILABLE)
+		http_error(resp, 503, "database_unavailable", "this replica cannot reach its PostgreSQL: %s", msg);
+	else
+		http_error(resp, 500, "internal", "query failed: %s", msg);
+}
+
+/* Hands the op to the loop and suspends the request until it is done. */
+static enum http_next submit(struct api *a, struct http_req *req, struct api_call *call, int64_t timeout_ms)
+{
+	call->submitted = true;
+	call->req = req;
+	call->op.done = call_done;
+	call->op.done_arg = call;
+	call->op.deadline_ms = loop_now_ms() + timeout_ms;
+	http_suspend(req);
+	loop_submit(a->loop, &call->op);
+	return HTTP_SUSPEND;
+}
+
+/* ---- query-string parsing ---------------------------------------------------------- */
+
+struct qcheck {
+	const char *allowed;
+	char bad[128];
+};
+
+static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct qcheck *q = cls;
+	(void)kind;
+	(void)value;
+	size_t kl = strlen(key);
+	for (const char *p = q->allowed; p && *p;) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == kl && strncmp(p, key, n) == 0)
+			return MHD_YES;
+		p = e ? e + 1 : NULL;
+	}
+	if (q->bad[0] == '\0')
+		snprintf(q->bad, sizeof(q->bad), "%.100s", key);
+	return MHD_YES;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Handles ?min_index=N and ?consistent=true for reads: returns true when the
+ * read may go ahead now; false when resp is filled or the request suspended. */
+static bool read_barrier(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp,
+			 enum http_next *next)
+{
+	*next = HTTP_RESPOND;
+	if (call->submitted) {
+		if (call->op.http_status) {
+			http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+			resp->index = projected(a);
+			return false;
+		}
+		return true;
+	}
+	uint64_t want = 0;
+	const char *mi = http_query(req, "min_index");
+	if (mi && parse_u64(mi, UINT64_MAX / 2, &want) != 0) {
+		http_error(resp, 400, "invalid_query", "min_index must be a non-negative integer");
+		return false;
+	}
+	const char *cons = http_query(req, "consistent");
+	if (cons && strcmp(cons, "true") != 0 && strcmp(cons, "false") != 0) {
+		http_error(resp, 400, "invalid_query", "consistent must be true or false");
+		return false;
+	}
+	if (cons && strcmp(cons, "true") == 0) {
+		struct loop_status st;
+		loop_status(a->loop, &st);
+		if (st.state != RAFT_LEADER) {
+			http_error(resp, 503, "not_leader",
+				   "consistent reads are served by the leader (replica %llu at %s)",
+				   (unsigned long long)st.leader_id, st.leader_address);
+			return false;
+		}
+		if (st.commit_index > want)
+			want = st.commit_index;
+	}
+	if (want == 0 || projected(a) >= want)
+		return true;
+	op_init(&call->op, OP_WAIT);
+	call->op.index = want;
+	*next = submit(a, req, call, a->cfg->read_wait_max_ms);
+	return false;
+}
+
+static int parse_page(struct http_req *req, struct query_filter *f, struct http_resp *resp)
+{
+	uint64_t limit = API_LIMIT_DEFAULT;
+	const char *ls = http_query(req, "limit");
+	if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
+		http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d", API_LIMIT_MAX);
+		return -1;
+	}
+	f->limit = (int64_t)limit;
+	f->after = http_query(req, "after");
+	if (f->after && !spec_id_valid(f->after)) {
+		http_error(resp, 400, "invalid_query", "after must be an id returned as 'next'");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- handlers: local ----------------------------------------------------------------- */
+
+static enum http_next h_healthz(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	(void)req;
+	(void)call;
+	resp_json(a, resp, 200, json_pack("{s:s}", "status", "ok"));
+	return HTTP_RESPOND;
+}
+
+static enum http_next h_readyz(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	(void)req;
+	(void)call;
+	struct loop_status st;
+	loop_status(a->loop, &st);
+	bool pg = a->store && store_healthy(a->store);
+	if (!pg)
+		http_error(resp, 503, "not_ready", "this replica cannot reach its PostgreSQL");
+	else if (st.leader_id == 0)
+		http_error(resp, 503, "not_ready", "no Raft leader is known");
+	else {
+		resp_json(a, resp, 200,
+			  json_pack("{s:s,s:b,s:I,s:I}", "status", "ready", "leader", st.state == RAFT_LEADER,
+				    "applied_index", (json_int_t)st.applied_index, "projected_index",
+				    (json_int_t)projected(a)));
+		return HTTP_RESPOND;
+	}
+	resp->index = projected(a);
+	return HTTP_RESPOND;
+}
+
+static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	(void)req;
+	(void)call;
+	struct loop_status st;
+	loop_status(a->loop, &st);
+	struct metrics_gauges g;
+	memset(&g, 0, sizeof(g));
+	g.term = st.term;
+	g.commit_index = st.commit_index;
+	g.applied_index = st.applied_index;
+	g.last_index = st.last_index;
+	g.is_leader = st.state == RAFT_LEADER;
+	g.writable = st.writable;
+	g.nodes = st.nodes;
+	g.actors = st.actors;
+	g.providers = st.providers;
+	g.links = st.links;
+	g.policies = st.policies;
+	g.fsm_applied = st.fsm_applied;
+	g.fsm_rejected = st.fsm_rejected;
+	g.fsm_undecodable = st.fsm_undecodable;
+	g.snapshots = st.snapshots;
+	if (a->store) {
+		struct store_stats ss;
+		store_stats(a->store, &ss);
+		g.projected_index = store_projected(a->store);
+		g.backlog = store_backlog(a->store);
+		g.pg_up = store_healthy(a->store);
+		g.pg_transactions = ss.transactions;
+		g.pg_batches = ss.batches;
+		g.pg_changes = ss.changes;
+		g.pg_errors = ss.errors;
+		g.pg_reconnects = ss.reconnects;
+	}
+	resp->text = metrics_render(&a->metrics, &g);
+	if (resp->text == NULL) {
+		http_error(resp, 503, "out_of_memory", "out of memory");
+		return HTTP_RESPOND;
+	}
+	resp->status = 200;
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	resp->index = projected(a);
+	return HTTP_RESPOND;
+}
+
+/* ---- handlers: loop queries ------------------------------------------------------------- */
+
+static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	if (!call->submitted) {
+		op_init(&call->op, OP_CLUSTER);
+		return submit(a, req, call, 5000);
+	}
+	if (call->op.http_status) {
+		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		return HTTP_RESPOND;
+	}
+	resp_json(a, resp, 200, call->op.result);
+	call->op.result = NULL;
+	return HTTP_RESPOND;
+}
+
+static enum http_next h_plan(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	if (!call->submitted) {
+		struct spec_err e;
+		json_t *body;
+		op_init(&call->op, OP_PLAN);
+		if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
+			err_spec(resp, &e);
+			return HTTP_RESPOND;
+		}
+		int rc = spec_actor_from_json(body, &call->op.entry.actor, &e);
+		json_decref(body);
+		if (rc != 0) {
+			err_spec(resp, &e);
+			return HTTP_RESPOND;
+		}
+		return submit(a, req, call, 5000);
+	}
+	if (call->op.http_status) {
+		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		return HTTP_RESPOND;
+	}
+	resp_json(a, resp, 200, call->op.result);
+	call->op.result = NULL;
+	return HTTP_RESPOND;
+}
+
+/* ---- handlers: reads ------------------------------------------------------------------------ */
+
+static enum http_next h_get(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	uint64_t idx = projected(a);
+	if (c == NULL) {
+		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+		return HTTP_RESPOND;
+	}
+	json_t *obj = NULL;
+	char err[256] = "";
+	int rc = query_get(c, (enum query_obj)call->route->arg, call->id, &obj, err, sizeof(err));
+	if (rc == QUERY_NOT_FOUND) {
+		static const char *names[] = {"node", "actor", "provider", "link", "policy"};
+		http_error(resp, 404, "not_found", "%s '%s' not found", names[call->route->arg], call->id);
+	} else if (rc != QUERY_OK) {
+		err_query(resp, rc, err);
+	} else {
+		resp_json(a, resp, 200, obj);
+	}
+	resp->index = idx;
+	return HTTP_RESPOND;
+}
+
+static enum http_next h_list(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	struct query_filter f;
+	memset(&f, 0, sizeof(f));
+	if (parse_page(req, &f, resp) != 0)
+		return HTTP_RESPOND;
+	enum query_obj o = (enum query_obj)call->route->arg;
+	char label_key[128] = "";
+	if (o == QUERY_NODES) {
+		f.region = http_query(req, "region");
+		f.status = http_query(req, "status");
+		if (f.status && strcmp(f.status, "healthy") && strcmp(f.status, "degraded") &&
+		    strcmp(f.status, "unhealthy")) {
+			http_error(resp, 400, "invalid_query", "status must be healthy, degraded or unhealthy");
+			return HTTP_RESPOND;
+		}
+		const char *label = http_query(req, "label");
+		if (label) {
+			const char *eq = strchr(label, '=');
+			if (eq == NULL || eq == label || (size_t)(eq - label) >= sizeof(label_key)) {
+				http_error(resp, 400, "invalid_query", "label must be KEY=VALUE");
+				return HTTP_RESPOND;
+			}
+			memcpy(label_key, label, (size_t)(eq - label));
+			label_key[eq - label] = '\0';
+			f.label_key = label_key;
+			f.label_value = eq + 1;
+		}
+	} else if (o == QUERY_ACTORS) {
+		f.node_id = http_query(req, "node");
+	} else if (o == QUERY_LINKS) {
+		f.actor_id = http_query(req, "actor_id");
+		f.provider_id = http_query(req, "provider_id");
+		f.contract_id = http_query(req, "contract_id");
+	}
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	uint64_t idx = projected(a);
+	if (c == NULL) {
+		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+		return HTTP_RESPOND;
+	}
+	json_t *items = NULL;
+	char *nxt = NULL;
+	char err[256] = "";
+	int rc = query_list(c, o, &f, &items, &nxt, err, sizeof(err));
+	if (rc != QUERY_OK) {
+		err_query(resp, rc, err);
+	} else {
+		resp_json(a, resp, 200,
+			  json_pack("{s:o,s:o}", "items", items, "next", nxt ? json_string(nxt) : json_null()));
+	}
+	free(nxt);
+	resp->index = idx;
+	return HTTP_RESPOND;
+}
+
+static enum http_next h_policy_versions(struct api *a, struct http_req *req, struct api_call *call,
+					struct http_resp *resp)
+{
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	uint64_t idx = projected(a);
+	if (c == NULL) {
+		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+		return HTTP_RESPOND;
+	}
+	json_t *items = NULL;
+	char err[256] = "";
+	int rc = query_policy_versions(c, call->id, &items, err, sizeof(err));
+	if (rc == QUERY_NOT_FOUND)
+		http_error(resp, 404, "not_found", "policy '%s' not found", call->id);
+	else if (rc != QUERY_OK)
+		err_query(resp, rc, err);
+	else
+		resp_json(a, resp, 200, json_pack("{s:o,s:n}", "items", items, "next"));
+	resp->index = idx;
+	return HTTP_RESPOND;
+}
+
+static enum http_next h_events(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	uint64_t since = 0, limit = API_LIMIT_DEFAULT;
+	const char *s = http_query(req, "since"), *ls = http_query(req, "limit");
+	if (s && parse_u64(s, UINT64_MAX / 2, &since) != 0) {
+		http_error(resp, 400, "invalid_query", "since must be a non-negative integer");
+		return HTTP_RESPOND;
+	}
+	if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
+		http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d", API_LIMIT_MAX);
+		return HTTP_RESPOND;
+	}
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	uint64_t idx = projected(a);
+	if (c == NULL) {
+		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+		return HTTP_RESPOND;
+	}
+	json_t *items = NULL;
+	uint64_t last = since;
+	char err[256] = "";
+	int rc = query_events(c, since, (int64_t)limit, &items, &last, err, sizeof(err));
+	if (rc != QUERY_OK)
+		err_query(resp, rc, err);
+	else
+		resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)last));
+	resp->index = idx;
+	return HTTP_RESPOND;
+}
+
+/* ---- handlers: writes ------------------------------------------------------------------------ */
+
+static const char *const obj_paths[] = {"nodes", "actors", "providers", "links", "policies"};
+
+/* Parses the body into the op's entry; returns 0 or fills resp. */
+static int parse_write_body(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	(void)a;
+	struct op *op = &call->op;
+	struct spec_err e;
+	json_t *body = NULL;
+	bool needs_body = true;
+	switch (op->kind) {
+	case OP_NODE_CORDON:
+	case OP_NODE_UNCORDON:
+	case OP_NODE_DRAIN:
+	case OP_NODE_DELETE:
+	case OP_ACTOR_DELETE:
+	case OP_PROVIDER_DELETE:
+	case OP_LINK_DELETE:
+		needs_body = false;
+		break;
+	default:
+		break;
+	}
+	if (!needs_body) {
+		/* Tolerate an empty object, refuse anything else: it would be ignored. */
+		if (req->body_len > 0) {
+			if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
+				err_spec(resp, &e);
+				return -1;
+			}
+			size_t n = json_object_size(body);
+			json_decref(body);
+			if (n > 0) {
+				http_error(resp, 400, "unknown_field", "this request takes no body");
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
+		err_spec(resp, &e);
+		return -1;
+	}
+	int rc = 0;
+	switch (op->kind) {
+	case OP_NODE_CREATE: rc = spec_node_from_json(body, &op->entry.node, &e); break;
+	case OP_ACTOR_CREATE: rc = spec_actor_from_json(body, &op->entry.actor, &e); break;
+	case OP_ACTOR_PATCH: rc = spec_actor_patch_from_json(body, &op->entry.patch, &e); break;
+	case OP_PROVIDER_CREATE: rc = spec_provider_from_json(body, &op->entry.provider, &e); break;
+	case OP_LINK_CREATE: rc = spec_link_from_json(body, &op->entry.link, &e); break;
+	case OP_POLICY_CREATE:
+	case OP_POLICY_UPDATE: rc = spec_policy_from_json(body, &op->entry.policy, &e); break;
+	default: break;
+	}
+	json_decref(body);
+	if (rc != 0) {
+		err_spec(resp, &e);
+		return -1;
+	}
+	if (op->kind == OP_POLICY_UPDATE && op->entry.policy.policy_id &&
+	    strcmp(op->entry.policy.policy_id, call->id) != 0) {
+		http_error(resp, 400, "invalid_field", "policy_id '%s' in the body does not match the URL's '%s'",
+			   op->entry.policy.policy_id, call->id);
+		return -1;
+	}
+	return 0;
+}
+
+static enum query_obj write_obj(enum op_kind k)
+{
+	switch (k) {
+	case OP_ACTOR_CREATE:
+	case OP_ACTOR_PATCH:
+	case OP_ACTOR_DELETE: return QUERY_ACTORS;
+	case OP_PROVIDER_CREATE:
+	case OP_PROVIDER_DELETE: return QUERY_PROVIDERS;
+	case OP_LINK_CREATE:
+	case OP_LINK_DELETE: return QUERY_LINKS;
+	case OP_POLICY_CREATE:
+	case OP_POLICY_UPDATE: return QUERY_POLICIES;
+	default: return QUERY_NODES;
+	}
+}
+
+static enum http_next h_write(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	enum op_kind kind = (enum op_kind)call->route->arg;
+	if (!call->submitted) {
+		op_init(&call->op, kind);
+		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
+		const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+		if (ct && req->body_len > 0 && strncmp(ct, "application/json", 16) != 0) {
+			http_error(resp, 415, "unsupported_media_type", "Content-Type must be application/json, not '%.60s'",
+				   ct);
+			resp->index = projected(a);
+			return HTTP_RESPOND;
+		}
+		if (parse_write_body(a, req, call, resp) != 0) {
+			resp->index = projected(a);
+			atomic_fetch_add(&a->metrics.writes_failed, 1);
+			return HTTP_RESPOND;
+		}
+		return submit(a, req, call, a->cfg->write_timeout_ms);
+	}
+	struct op *op = &call->op;
+	if (op->http_status) {
+		atomic_fetch_add(&a->metrics.writes_failed, 1);
+		http_error(resp, op->http_status, op->code, "%s", op->message);
+		resp->index = op->index ? op->index : projected(a);
+		return HTTP_RESPOND;
+	}
+	atomic_fetch_add(&a->metrics.writes_ok, 1);
+	resp->index = op->index;
+	if (kind == OP_NODE_DELETE || kind == OP_ACTOR_DELETE || kind == OP_PROVIDER_DELETE || kind == OP_LINK_DELETE) {
+		resp->status = 204;
+		return HTTP_RESPOND;
+	}
+	/* Read the object back from PostgreSQL, which now shows the write. */
+	enum query_obj o = write_obj(kind);
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	json_t *obj = NULL;
+	char err[256] = "";
+	int rc = c ? query_get(c, o, op->id, &obj, err, sizeof(err)) : QUERY_UNAVAILABLE;
+	if (rc != QUERY_OK) {
+		/* Committed, but we cannot show it: say so rather than pretend. */
+		http_error(resp, 503, "database_unavailable",
+			   "committed at index %llu, but reading it back from PostgreSQL failed: %s",
+			   (unsigned long long)op->index, rc == QUERY_NOT_FOUND ? "not found" : err);
+		resp->index = op->index;
+		return HTTP_RESPOND;
+	}
+	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
+		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
+	if (kind == OP_NODE_DRAIN && op->result) {
+		json_object_set_new(op->result, "node", obj);
+		obj = op->result;
+		op->result = NULL;
+	}
+	resp->status = created ? 201 : 200;
+	resp->body = obj;
+	if (created)
+		snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
+	return HTTP_RESPOND;
+}
+
+/* ---- route table ----------------------------------------------------------------------------- */
+
+#define READ_PARAMS "min_index,consistent"
+#define LIST_PARAMS "limit,after,min_index,consistent"
+
+static const struct route routes[] = {
+	{"GET", "/healthz", MR_HEALTH, h_healthz, 0, ""},
+	{"GET", "/readyz", MR_HEALTH, h_readyz, 0, ""},
+	{"GET", "/metrics", MR_OTHER, h_metrics, 0, ""},
+	{"GET", "/v1/cluster", MR_READ, h_cluster, 0, ""},
+	{"POST", "/v1/nodes", MR_WRITE, h_write, OP_NODE_CREATE, ""},
+	{"GET", "/v1/nodes", MR_READ, h_list, QUERY_NODES, LIST_PARAMS ",region,status,label"},
+	{"GET", "/v1/nodes/{id}", MR_READ, h_get, QUERY_NODES, READ_PARAMS},
+	{"DELETE", "/v1/nodes/{id}", MR_WRITE, h_write, OP_NODE_DELETE, ""},
+	{"POST", "/v1/nodes/{id}/cordon", MR_WRITE, h_write, OP_NODE_CORDON, ""},
+	{"POST", "/v1/nodes/{id}/uncordon", MR_WRITE, h_write, OP_NODE_UNCORDON, ""},
+	{"POST", "/v1/nodes/{id}/drain", MR_WRITE, h_write, OP_NODE_DRAIN, ""},
+	{"POST", "/v1/actors", MR_WRITE, h_write, OP_ACTOR_CREATE, ""},
+	{"GET", "/v1/actors", MR_READ, h_list, QUERY_ACTORS, LIST_PARAMS ",node"},
+	{"GET", "/v1/actors/{id}", MR_READ, h_get, QUERY_ACTORS, READ_PARAMS},
+	{"PATCH", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_PATCH, ""},
+	{"DELETE", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_DELETE, ""},
+	{"POST", "/v1/providers", MR_WRITE, h_write, OP_PROVIDER_CREATE, ""},
+	{"GET", "/v1/providers", MR_READ, h_list, QUERY_PROVIDERS, LIST_PARAMS},
+	{"GET", "/v1/providers/{id}", MR_READ, h_get, QUERY_PROVIDERS, READ_PARAMS},
+	{"DELETE", "/v1/providers/{id}", MR_WRITE, h_write, OP_PROVIDER_DELETE, ""},
+	{"POST", "/v1/links", MR_WRITE, h_write, OP_LINK_CREATE, ""},
+	{"GET", "/v1/links", MR_READ, h_list, QUERY_LINKS, LIST_PARAMS ",actor_id,provider_id,contract_id"},
+	{"GET", "/v1/links/{id}", MR_READ, h_get, QUERY_LINKS, READ_PARAMS},
+	{"DELETE", "/v1/links/{id}", MR_WRITE, h_write, OP_LINK_DELETE, ""},
+	{"POST", "/v1/policies", MR_WRITE, h_write, OP_POLICY_CREATE, ""},
+	{"GET", "/v1/policies", MR_READ, h_list, QUERY_POLICIES, LIST_PARAMS},
+	{"GET", "/v1/policies/{id}", MR_READ, h_get, QUERY_POLICIES, READ_PARAMS},
+	{"PUT", "/v1/policies/{id}", MR_WRITE, h_write, OP_POLICY_UPDATE, ""},
+	{"GET", "/v1/policies/{id}/versions", MR_READ, h_policy_versions, 0, READ_PARAMS},
+	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, ""},
+	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,min_index,consistent"},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Matches path against pattern; copies the {id} segment. */
+static bool match(const char *pattern, const char *path, char *id, size_t idlen, bool *id_bad)
+{
+	while (*pattern && *path) {
+		if (*pattern != '/' || *path != '/')
+			return false;
+		pattern++;
+		path++;
+		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+		size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+		size_t sl = se ? (size_t)(se - path) : strlen(path);
+		if (pl == 4 && strncmp(pattern, "{id}", 4) == 0) {
+			if (sl == 0)
+				return false;
+			if (sl >= idlen) {
+				*id_bad = true;
+			} else {
+				memcpy(id, path, sl);
+				id[sl] = '\0';
+				if (!spec_id_valid(id))
+					*id_bad = true;
+			}
+		} else if (pl != sl || strncmp(pattern, path, pl) != 0) {
+			return false;
+		}
+		pattern += pl;
+		path += sl;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+void api_init(struct api *a, struct loop *loop, struct store *store, const struct config *cfg)
+{
+	memset(a, 0, sizeof(*a));
+	a->loop = loop;
+	a->store = store;
+	a->cfg = cfg;
+	metrics_init(&a->metrics);
+}
+
+enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *resp)
+{
+	struct api *a = arg;
+	struct api_call *call = req->state;
+	if (call != NULL)
+		return call->route->fn(a, req, call, resp);
+
+	char id[SPEC_ID_MAX + 1] = "";
+	const struct route *found = NULL;
+	bool path_known = false, id_bad = false;
+	char allow[64] = "";
+	for (size_t i = 0; i < NROUTES; i++) {
+		bool bad = false;
+		char tmp[SPEC_ID_MAX + 1] = "";
+		if (!match(routes[i].pattern, req->url, tmp, sizeof(tmp), &bad))
+			continue;
+		path_known = true;
+		if (strlen(allow) + strlen(routes[i].method) + 3 < sizeof(allow))
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "",
+				 routes[i].method);
+		if (strcmp(routes[i].method, req->method) == 0) {
+			found = &routes[i];
+			id_bad = bad;
+			memcpy(id, tmp, sizeof(id));
+		}
+	}
+	resp->index = projected(a);
+	if (found == NULL) {
+		if (path_known) {
+			http_error(resp, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", req->method,
+				   req->url, allow);
+			snprintf(resp->allow, sizeof(resp->allow), "%s", allow);
+		} else {
+			http_error(resp, 404, "not_found", "no route for %s %.200s", req->method, req->url);
+		}
+		return HTTP_RESPOND;
+	}
+	if (id_bad) {
+		http_error(resp, 400, "invalid_id",
+			   "ids are 1-128 characters of A-Z a-z 0-9 . _ - (not '.' or '..')");
+		return HTTP_RESPOND;
+	}
+	struct qcheck q = {found->params, ""};
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &q);
+	if (q.bad[0]) {
+		http_error(resp, 400, "invalid_query", "unknown query parameter '%s'", q.bad);
+		return HTTP_RESPOND;
+	}
+	call = calloc(1, sizeof(*call));
+	if (call == NULL) {
+		http_error(resp, 503, "out_of_memory", "out of memory");
+		return HTTP_RESPOND;
+	}
+	call->route = found;
+	memcpy(call->id, id, sizeof(id));
+	req->state = call;
+	req->state_free = call_free;
+	return found->fn(a, req, call, resp);
+}
+
+void api_observe(void *arg, const struct http_req *req, int status, double seconds)
+{
+	struct api *a = arg;
+	const struct api_call *call = req->state;
+	enum metrics_route_class rc = call ? call->route->cls : MR_OTHER;
+	metrics_observe_http(&a->metrics, rc, status, seconds);
+	if (status >= 500)
+		log_warn("%s %s -> %d", req->method, req->url, status);
+	else
+		log_debug("%s %s -> %d (%.1f ms)", req->method, req->url, status, seconds * 1000);
+}
+
+void api_routes_print(FILE *out)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		fprintf(out, "%-7s %s\n", routes[i].method, routes[i].pattern);
+}

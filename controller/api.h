@@ -1,1 +1,32 @@
-/* api.h — being written */
+/* api — the REST API: one route table (method, path, handler, accepted query
+ * parameters) drives dispatch, 404/405 answers and the route listing; one error
+ * table maps codes to HTTP statuses. Reads are served from this replica's
+ * PostgreSQL; writes become ops for the loop thread. */
+#ifndef LATTICE_API_H
+#define LATTICE_API_H
+
+#include <stdio.h>
+
+#include "http.h"
+#include "metrics.h"
+
+struct loop;
+struct store;
+struct config;
+
+struct api {
+	struct loop *loop;
+	struct store *store;
+	const struct config *cfg;
+	struct metrics metrics;
+};
+
+void api_init(struct api *a, struct loop *loop, struct store *store, const struct config *cfg);
+/* http_handler_fn */
+enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *resp);
+/* http_config.observe */
+void api_observe(void *arg, const struct http_req *req, int status, double seconds);
+/* Prints "METHOD PATH" per route (docs, --routes). */
+void api_routes_print(FILE *out);
+
+#endif

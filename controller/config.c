@@ -1,1 +1,287 @@
-/* config.c — being written */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum opt_kind { OPT_STR, OPT_INT, OPT_BOOL };
+
+struct opt {
+	const char *name;
+	enum opt_kind kind;
+	size_t offset;
+	const char *def; /* default as text; NULL = none */
+	int64_t min, max;
+	const char *arg; /* metavariable for --help */
+	const char *doc;
+};
+
+#define O(f) offsetof(struct config, f)
+static const struct opt config_opts[] = {
+	{"config", OPT_STR, O(config_file), NULL, 0, 0, "FILE",
+	 "read options from FILE (\"name = value\" lines); flags override it"},
+	{"listen", OPT_STR, O(listen), "127.0.0.1:8080", 0, 0, "HOST:PORT", "REST API address"},
+	{"data-dir", OPT_STR, O(data_dir), "./lattice-data", 0, 0, "DIR",
+	 "Raft log, snapshots and replica metadata (created if missing)"},
+	{"pg", OPT_STR, O(pg), "dbname=lattice", 0, 0, "CONNINFO",
+	 "libpq connection string of this replica's PostgreSQL database"},
+	{"id", OPT_INT, O(id), "1", 1, INT32_MAX, "N", "Raft server id of this replica"},
+	{"raft-address", OPT_STR, O(raft_address), "127.0.0.1:9001", 0, 0, "IP:PORT",
+	 "address Raft listens on and peers reach (IPv4)"},
+	{"bootstrap", OPT_BOOL, O(bootstrap), "false", 0, 0, NULL,
+	 "start a new group with this replica as its only voter (ignored when the data dir "
+	 "already holds a group, so the same command line resumes it)"},
+	{"heartbeat-interval-ms", OPT_INT, O(heartbeat_interval_ms), "1000", 10, 3600000, "MS",
+	 "how often edge agents are expected to heartbeat"},
+	{"heartbeat-timeout-ms", OPT_INT, O(heartbeat_timeout_ms), "3000", 0, 86400000, "MS",
+	 "a node whose last heartbeat is older is unhealthy; 0 turns failure detection off"},
+	{"max-error-count", OPT_INT, O(max_error_count), "5", 1, 1000000, "N",
+	 "a node reporting this many errors is unhealthy"},
+	{"log-level", OPT_STR, O(log_level), "info", 0, 0, "LEVEL", "debug, info, warn or error"},
+	{"http-threads", OPT_INT, O(http_threads), "4", 1, 256, "N", "REST API worker threads"},
+	{"snapshot-threshold", OPT_INT, O(snapshot_threshold), "8192", 16, 100000000, "N",
+	 "take a Raft snapshot after this many new entries"},
+	{"snapshot-trailing", OPT_INT, O(snapshot_trailing), "1024", 0, 100000000, "N",
+	 "entries kept in the log behind a snapshot"},
+	{"read-wait-max-ms", OPT_INT, O(read_wait_max_ms), "5000", 0, 600000, "MS",
+	 "longest a read with ?min_index=N waits for this replica to catch up"},
+	{"write-timeout-ms", OPT_INT, O(write_timeout_ms), "10000", 100, 600000, "MS",
+	 "longest a write waits to be committed and projected before 503"},
+	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
+	 "directory of the SQL migrations"},
+	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME", "lattice name"},
+};
+#undef O
+#define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
+
+static char **str_field(struct config *c, const struct opt *o)
+{
+	return (char **)((char *)c + o->offset);
+}
+
+static int set_opt(struct config *c, const struct opt *o, const char *val, char *err, size_t errlen)
+{
+	switch (o->kind) {
+	case OPT_STR: {
+		char **f = str_field(c, o);
+		char *dup = strdup(val);
+		if (dup == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*f);
+		*f = dup;
+		return 0;
+	}
+	case OPT_INT: {
+		char *end;
+		errno = 0;
+		long long v = strtoll(val, &end, 10);
+		if (errno != 0 || end == val || *end != '\0' || v < o->min || v > o->max) {
+			snprintf(err, errlen, "--%s: '%s' is not an integer between %lld and %lld", o->name,
+				 val, (long long)o->min, (long long)o->max);
+			return -1;
+		}
+		*(int64_t *)((char *)c + o->offset) = v;
+		return 0;
+	}
+	case OPT_BOOL: {
+		bool *f = (bool *)((char *)c + o->offset);
+		if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0 || strcmp(val, "yes") == 0)
+			*f = true;
+		else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "no") == 0)
+			*f = false;
+		else {
+			snprintf(err, errlen, "--%s: '%s' is not true or false", o->name, val);
+			return -1;
+		}
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static const struct opt *find_opt(const char *name)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(config_opts[i].name, name) == 0)
+			return &config_opts[i];
+	return NULL;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[4096];
+	int lineno = 0, rc = 0;
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			snprintf(err, errlen, "%s:%d: expected \"name = value\"", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		char *name = trim(s), *val = trim(eq + 1);
+		/* Quotes are optional; they allow leading/trailing spaces in values. */
+		size_t vl = strlen(val);
+		if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+			val[vl - 1] = '\0';
+			val++;
+		}
+		const struct opt *o = find_opt(name);
+		if (o == NULL || strcmp(name, "config") == 0) {
+			snprintf(err, errlen, "%s:%d: unknown option '%s'", path, lineno, name);
+			rc = -1;
+			break;
+		}
+		char e2[256];
+		if (set_opt(c, o, val, e2, sizeof(e2)) != 0) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
+			rc = -1;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out, "Usage: latticed [OPTION]...\n"
+		     "Replica of the lattice control plane: Raft-replicated state, projected into\n"
+		     "PostgreSQL, served over a REST API.\n\n");
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &config_opts[i];
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(out, "  %-30s %s", left, o->doc);
+		if (o->def && o->kind != OPT_BOOL)
+			fprintf(out, " [%s]", o->def);
+		fprintf(out, "\n");
+	}
+	fprintf(out, "  %-30s %s\n  %-30s %s\n", "--help", "print this help and exit", "--version",
+		"print the version and exit");
+	fprintf(out, "\nSIGTERM or SIGINT shuts down cleanly: in-flight writes are answered or refused\n"
+		     "and the PostgreSQL projection is flushed.\n");
+}
+
+int config_load(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NOPTS; i++)
+		if (config_opts[i].def && set_opt(c, &config_opts[i], config_opts[i].def, err, errlen) != 0)
+			return CONFIG_ERROR;
+
+	struct option longopts[NOPTS + 3];
+	for (size_t i = 0; i < NOPTS; i++) {
+		longopts[i].name = config_opts[i].name;
+		longopts[i].has_arg = config_opts[i].kind == OPT_BOOL ? optional_argument : required_argument;
+		longopts[i].flag = NULL;
+		longopts[i].val = 1000 + (int)i;
+	}
+	longopts[NOPTS] = (struct option){"help", no_argument, NULL, 'h'};
+	longopts[NOPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+	longopts[NOPTS + 2] = (struct option){NULL, 0, NULL, 0};
+
+	/* Two passes: the file first (defaults < file < flags), then the flags. */
+	for (int pass = 0; pass < 2; pass++) {
+		optind = 1;
+		opterr = 0;
+		int ch;
+		while ((ch = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+			if (ch == 'h') {
+				config_usage(stdout);
+				return CONFIG_EXIT;
+			}
+			if (ch == 'V') {
+				printf("latticed %s\n", PACKAGE_VERSION);
+				return CONFIG_EXIT;
+			}
+			if (ch == '?' || ch == ':') {
+				const char *bad = argv[optind - 1];
+				snprintf(err, errlen, "%s option '%s' (see latticed --help)",
+					 ch == ':' ? "missing value for" : "unknown", bad);
+				return CONFIG_ERROR;
+			}
+			const struct opt *o = &config_opts[ch - 1000];
+			bool is_config = strcmp(o->name, "config") == 0;
+			if (pass == 0 && !is_config)
+				continue;
+			if (pass == 1 && is_config)
+				continue;
+			const char *val = optarg;
+			if (o->kind == OPT_BOOL && val == NULL)
+				val = "true";
+			if (set_opt(c, o, val, err, errlen) != 0)
+				return CONFIG_ERROR;
+			if (pass == 0 && load_file(c, c->config_file, err, errlen) != 0)
+				return CONFIG_ERROR;
+		}
+		if (pass == 1 && optind < argc) {
+			snprintf(err, errlen, "unexpected argument '%s' (see latticed --help)", argv[optind]);
+			return CONFIG_ERROR;
+		}
+	}
+	enum log_level l;
+	if (log_level_parse(c->log_level, &l) != 0) {
+		snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error", c->log_level);
+		return CONFIG_ERROR;
+	}
+	char host[256];
+	int port;
+	if (config_split_hostport(c->listen, host, sizeof(host), &port) != 0) {
+		snprintf(err, errlen, "--listen: '%s' is not HOST:PORT", c->listen);
+		return CONFIG_ERROR;
+	}
+	if (config_split_hostport(c->raft_address, host, sizeof(host), &port) != 0 || port == 0) {
+		snprintf(err, errlen, "--raft-address: '%s' is not IP:PORT", c->raft_address);
+		return CONFIG_ERROR;
+	}
+	return CONFIG_OK;
+}
+
+void config_free(struct config *c)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (config_opts[i].kind == OPT_STR)
+			free(*str_field(c, &config_opts[i]));
+	memset(c, 0, sizeof(*c));
+}
+
+int config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon == s || (size_t)(colon - s) >= hostlen)
+		return -1;
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end != '\0' || p < 0 || p > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	*port = (int)p;
+	return 0;
+}

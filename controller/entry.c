@@ -1,1 +1,241 @@
-/* entry.c — being written */
+#include "entry.h"
+
+#include <raft.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const entry_names[] = {
+	[ENTRY_NODE_PUT] = "node_put",
+	[ENTRY_NODE_FLAGS] = "node_flags",
+	[ENTRY_NODE_DRAIN] = "node_drain",
+	[ENTRY_NODE_DELETE] = "node_delete",
+	[ENTRY_ACTOR_CREATE] = "actor_create",
+	[ENTRY_ACTOR_UPDATE] = "actor_update",
+	[ENTRY_ACTOR_DELETE] = "actor_delete",
+	[ENTRY_PROVIDER_CREATE] = "provider_create",
+	[ENTRY_PROVIDER_DELETE] = "provider_delete",
+	[ENTRY_LINK_CREATE] = "link_create",
+	[ENTRY_LINK_DELETE] = "link_delete",
+	[ENTRY_POLICY_PUT] = "policy_put",
+};
+#define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
+
+const char *entry_op_name(enum entry_op op)
+{
+	if ((size_t)op < ENTRY_NOPS && entry_names[op])
+		return entry_names[op];
+	return "unknown";
+}
+
+static int set_new(json_t *o, const char *k, json_t *v)
+{
+	return v == NULL ? -1 : json_object_set_new(o, k, v);
+}
+
+int entry_encode(const struct entry *e, void **buf, size_t *len)
+{
+	json_t *o = json_object();
+	if (o == NULL)
+		return -1;
+	int rc = 0;
+	rc |= set_new(o, "v", json_integer(ENTRY_VERSION));
+	rc |= set_new(o, "op", json_string(entry_op_name(e->op)));
+	rc |= set_new(o, "at", json_integer(e->at_ms));
+	if (e->who)
+		rc |= set_new(o, "who", json_string(e->who));
+	if (e->target)
+		rc |= set_new(o, "target", json_string(e->target));
+	if (e->flag)
+		rc |= set_new(o, "flag", json_integer(e->flag));
+	switch (e->op) {
+	case ENTRY_NODE_PUT:
+		rc |= set_new(o, "node", spec_node_to_json(&e->node));
+		break;
+	case ENTRY_ACTOR_CREATE:
+		rc |= set_new(o, "actor", spec_actor_to_json(&e->actor));
+		break;
+	case ENTRY_ACTOR_UPDATE:
+		rc |= set_new(o, "patch", spec_actor_patch_to_json(&e->patch));
+		break;
+	case ENTRY_PROVIDER_CREATE:
+		rc |= set_new(o, "provider", spec_provider_to_json(&e->provider));
+		break;
+	case ENTRY_LINK_CREATE:
+		rc |= set_new(o, "link", spec_link_to_json(&e->link));
+		break;
+	case ENTRY_POLICY_PUT:
+		rc |= set_new(o, "policy", spec_policy_to_json(&e->policy));
+		break;
+	default:
+		break;
+	}
+	if (e->nplacements) {
+		json_t *a = json_array();
+		rc |= set_new(o, "placements", a);
+		for (size_t i = 0; a && i < e->nplacements; i++)
+			rc |= json_array_append_new(a, json_string(e->placements[i]));
+	}
+	if (e->rr_cursor)
+		rc |= set_new(o, "rr_cursor", json_string(e->rr_cursor));
+	if (e->nmoves) {
+		json_t *a = json_array();
+		rc |= set_new(o, "moves", a);
+		for (size_t i = 0; a && i < e->nmoves; i++)
+			rc |= json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "actor_id",
+								 e->moves[i].actor_id, "instance",
+								 (json_int_t)e->moves[i].instance, "to_node",
+								 e->moves[i].to_node));
+	}
+	if (rc != 0) {
+		json_decref(o);
+		return -1;
+	}
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		return -1;
+	size_t n = strlen(s);
+	void *b = raft_malloc(n);
+	if (b == NULL) {
+		free(s);
+		return -1;
+	}
+	memcpy(b, s, n);
+	free(s);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+static char *dup_str(const json_t *o, const char *k)
+{
+	const json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL || !json_is_object(o)) {
+		snprintf(err, errlen, "entry is not a JSON object: %s", o ? "wrong type" : jerr.text);
+		json_decref(o);
+		return -1;
+	}
+	struct entry e;
+	memset(&e, 0, sizeof(e));
+	struct spec_err serr = {{0}, {0}};
+	int rc = -1;
+	json_int_t v = json_integer_value(json_object_get(o, "v"));
+	if (v < 1 || v > ENTRY_VERSION) {
+		snprintf(err, errlen, "entry format version %lld not supported (this build reads 1..%d)",
+			 (long long)v, ENTRY_VERSION);
+		goto out;
+	}
+	const char *op = json_string_value(json_object_get(o, "op"));
+	for (size_t i = 1; op && i < ENTRY_NOPS; i++)
+		if (entry_names[i] && strcmp(entry_names[i], op) == 0)
+			e.op = (enum entry_op)i;
+	if (e.op == 0) {
+		snprintf(err, errlen, "unknown entry op '%s'", op ? op : "(none)");
+		goto out;
+	}
+	e.at_ms = json_integer_value(json_object_get(o, "at"));
+	e.flag = json_integer_value(json_object_get(o, "flag"));
+	e.who = dup_str(o, "who");
+	e.target = dup_str(o, "target");
+	e.rr_cursor = dup_str(o, "rr_cursor");
+	const json_t *pl = json_object_get(o, "placements");
+	if (json_is_array(pl) && json_array_size(pl) > 0) {
+		e.placements = calloc(json_array_size(pl), sizeof(char *));
+		if (e.placements == NULL)
+			goto nomem;
+		for (size_t i = 0; i < json_array_size(pl); i++) {
+			const char *s = json_string_value(json_array_get(pl, i));
+			if (s == NULL || (e.placements[i] = strdup(s)) == NULL)
+				goto nomem;
+			e.nplacements++;
+		}
+	}
+	const json_t *mv = json_object_get(o, "moves");
+	if (json_is_array(mv) && json_array_size(mv) > 0) {
+		e.moves = calloc(json_array_size(mv), sizeof(*e.moves));
+		if (e.moves == NULL)
+			goto nomem;
+		for (size_t i = 0; i < json_array_size(mv); i++) {
+			const json_t *m = json_array_get(mv, i);
+			struct entry_move *d = &e.moves[e.nmoves++];
+			d->actor_id = dup_str(m, "actor_id");
+			d->to_node = dup_str(m, "to_node");
+			d->instance = json_integer_value(json_object_get(m, "instance"));
+			if (d->actor_id == NULL || d->to_node == NULL)
+				goto nomem;
+		}
+	}
+	const char *what = NULL;
+	int src = 0;
+	switch (e.op) {
+	case ENTRY_NODE_PUT:
+		what = "node";
+		src = spec_node_from_json(json_object_get(o, "node"), &e.node, &serr);
+		break;
+	case ENTRY_ACTOR_CREATE:
+		what = "actor";
+		src = spec_actor_from_json(json_object_get(o, "actor"), &e.actor, &serr);
+		break;
+	case ENTRY_ACTOR_UPDATE:
+		what = "patch";
+		src = spec_actor_patch_from_json(json_object_get(o, "patch"), &e.patch, &serr);
+		break;
+	case ENTRY_PROVIDER_CREATE:
+		what = "provider";
+		src = spec_provider_from_json(json_object_get(o, "provider"), &e.provider, &serr);
+		break;
+	case ENTRY_LINK_CREATE:
+		what = "link";
+		src = spec_link_from_json(json_object_get(o, "link"), &e.link, &serr);
+		break;
+	case ENTRY_POLICY_PUT:
+		what = "policy";
+		src = spec_policy_from_json(json_object_get(o, "policy"), &e.policy, &serr);
+		break;
+	default:
+		break;
+	}
+	if (src != 0) {
+		snprintf(err, errlen, "entry %s: %s", what, serr.message);
+		goto out;
+	}
+	*out = e;
+	memset(&e, 0, sizeof(e));
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(err, errlen, "out of memory decoding entry");
+out:
+	entry_release(&e);
+	json_decref(o);
+	return rc;
+}
+
+void entry_release(struct entry *e)
+{
+	free(e->who);
+	free(e->target);
+	free(e->rr_cursor);
+	for (size_t i = 0; i < e->nplacements; i++)
+		free(e->placements[i]);
+	free(e->placements);
+	for (size_t i = 0; i < e->nmoves; i++) {
+		free(e->moves[i].actor_id);
+		free(e->moves[i].to_node);
+	}
+	free(e->moves);
+	spec_node_free(&e->node);
+	spec_actor_free(&e->actor);
+	spec_provider_free(&e->provider);
+	spec_link_free(&e->link);
+	spec_policy_free(&e->policy);
+	memset(e, 0, sizeof(*e));
+}

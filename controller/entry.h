@@ -58,7 +58,7 @@ struct entry {
 const char *entry_op_name(enum entry_op op);
 /* Encodes e into a new buffer allocated with raft_malloc (so it can be handed to
  * raft_apply);
- * on success *buf/*len belong to the caller. Returns 0 or -1. */
+ * on success the buffer and its length belong to the caller. Returns 0 or -1. */
 int entry_encode(const struct entry *e, void **buf, size_t *len);
 /* Decodes an entry; on success *out owns its strings (entry_release). */
 int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size_t errlen);

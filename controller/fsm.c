@@ -1,1 +1,142 @@
-/* fsm.c — being written */
+#include "fsm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "entry.h"
+#include "log.h"
+#include "proj.h"
+#include "store.h"
+
+static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+	struct fsm *f = rf->data;
+	/* raft sets last_applied only after apply returns: this entry is the next. */
+	uint64_t index = raft_last_applied(f->raft) + 1;
+	struct entry e;
+	char err[256];
+	memset(&f->last, 0, sizeof(f->last));
+	*result = &f->last;
+	if (entry_decode(buf->base, buf->len, &e, err, sizeof(err)) != 0) {
+		/* A newer format must not be misread: stop here until upgraded. */
+		if (strstr(err, "format version") != NULL) {
+			log_error("raft entry %llu: %s; upgrade this replica", (unsigned long long)index, err);
+			return RAFT_MALFORMED;
+		}
+		log_error("raft entry %llu skipped: %s", (unsigned long long)index, err);
+		f->undecodable++;
+		f->last.code = APPLY_INVALID;
+		snprintf(f->last.message, sizeof(f->last.message), "%s", err);
+		if (f->store && index > f->store_applied)
+			store_submit(f->store, proj_batch_new(index));
+		return 0;
+	}
+	struct proj_batch *b = NULL;
+	if (f->store && index > f->store_applied)
+		b = proj_batch_new(index);
+	model_apply(f->model, &e, index, b, &f->last);
+	if (f->last.code == APPLY_OK)
+		f->applied++;
+	else
+		f->rejected++;
+	entry_release(&e);
+	if (b != NULL) {
+		if (b->failed) {
+			/* Rows we could not render would leave PostgreSQL wrong for good. */
+			log_error("raft entry %llu: out of memory rendering the projection; exiting so a "
+				  "restart replays it",
+				  (unsigned long long)index);
+			abort();
+		}
+		store_submit(f->store, b);
+	}
+	return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
+{
+	struct fsm *f = rf->data;
+	json_t *snap = model_snapshot(f->model);
+	if (snap == NULL)
+		return RAFT_NOMEM;
+	/* The index lets restore tell whether PostgreSQL fell behind the snapshot. */
+	json_object_set_new(snap, "index", json_integer((json_int_t)raft_last_applied(f->raft)));
+	char *s = json_dumps(snap, JSON_COMPACT);
+	json_decref(snap);
+	if (s == NULL)
+		return RAFT_NOMEM;
+	size_t len = strlen(s);
+	*bufs = raft_malloc(sizeof(**bufs));
+	void *base = raft_malloc(len);
+	if (*bufs == NULL || base == NULL) {
+		raft_free(*bufs);
+		raft_free(base);
+		free(s);
+		return RAFT_NOMEM;
+	}
+	memcpy(base, s, len);
+	free(s);
+	(*bufs)[0].base = base;
+	(*bufs)[0].len = len;
+	*n = 1;
+	f->snapshots++;
+	log_info("raft snapshot taken at index %llu (%zu bytes)", (unsigned long long)raft_last_applied(f->raft),
+		 len);
+	return 0;
+}
+
+static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct fsm *f = rf->data;
+	json_error_t jerr;
+	json_t *snap = json_loadb(buf->base, buf->len, 0, &jerr);
+	raft_free(buf->base);
+	if (snap == NULL) {
+		log_error("raft snapshot unreadable: %s", jerr.text);
+		return RAFT_MALFORMED;
+	}
+	uint64_t index = (uint64_t)json_integer_value(json_object_get(snap, "index"));
+	json_object_del(snap, "index");
+	struct model fresh;
+	char err[256];
+	model_init(&fresh);
+	if (model_restore(&fresh, snap, err, sizeof(err)) != 0) {
+		json_decref(snap);
+		model_release(&fresh);
+		log_error("raft snapshot at index %llu: %s", (unsigned long long)index, err);
+		return RAFT_MALFORMED;
+	}
+	json_decref(snap);
+	model_release(f->model);
+	*f->model = fresh;
+	/* hmap keys point into the objects, not into `fresh`, so the move is safe;
+	 * the scheduler's trees hold links inside the nodes, same. */
+	f->restores++;
+	if (f->store && store_projected(f->store) < index) {
+		log_warn("PostgreSQL holds index %llu, behind the snapshot at %llu: rebuilding it from the model",
+			 (unsigned long long)store_projected(f->store), (unsigned long long)index);
+		struct proj_batch *b = proj_batch_new(index);
+		proj_reset(b);
+		proj_model(b, f->model);
+		if (b->failed) {
+			log_error("out of memory rebuilding the projection");
+			proj_batch_free(b);
+			return RAFT_NOMEM;
+		}
+		store_submit(f->store, b);
+		if (f->store_applied < index)
+			f->store_applied = index;
+	}
+	log_info("raft snapshot restored at index %llu", (unsigned long long)index);
+	return 0;
+}
+
+void fsm_init(struct raft_fsm *out, struct fsm *f)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = 1;
+	out->data = f;
+	out->apply = fsm_apply;
+	out->snapshot = fsm_snapshot;
+	out->restore = fsm_restore;
+}

@@ -1,1 +1,30 @@
-/* fsm.h — being written */
+/* fsm — the raft_fsm glue between canonical raft and the model.
+ *
+ * apply decodes an entry, applies it to the model and, unless this replica's
+ * PostgreSQL already holds that index, hands the changed rows to the store.
+ * snapshot/restore serialise the whole model. Loop thread only. */
+#ifndef LATTICE_FSM_H
+#define LATTICE_FSM_H
+
+#include <raft.h>
+#include <stdint.h>
+
+#include "model.h"
+
+struct store;
+
+struct fsm {
+	struct raft *raft;      /* borrowed: for the index of the entry being applied */
+	struct model *model;    /* borrowed */
+	struct store *store;    /* borrowed; NULL: no projection (tests) */
+	uint64_t store_applied; /* PostgreSQL held entries up to here at start-up */
+	/* Result of the latest apply; raft hands a pointer to it to the apply
+	 * callback, which runs right after apply on the same thread. */
+	struct apply_result last;
+	uint64_t applied, rejected, undecodable, snapshots, restores;
+};
+
+/* Fills *out to drive f (version 1 FSM: raft frees snapshot buffers). */
+void fsm_init(struct raft_fsm *out, struct fsm *f);
+
+#endif

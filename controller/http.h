@@ -1,1 +1,83 @@
-/* http.h — being written */
+/* http — the libmicrohttpd daemon: connection contexts, body buffering with a
+ * hard size limit, suspend/resume for answers that come from the loop thread,
+ * and writing responses. What each route does is api.c's business. */
+#ifndef LATTICE_HTTP_H
+#define LATTICE_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_BODY_MAX (1024 * 1024)
+
+struct http;
+struct http_req;
+
+/* A response; body is owned by it (NULL: no body). */
+struct http_resp {
+	int status;
+	json_t *body;       /* JSON body, or */
+	char *text;         /* plain text body (malloc'd), e.g. /metrics */
+	const char *content_type;
+	char location[300]; /* Location header, "" none */
+	char allow[64];     /* Allow header for 405, "" none */
+	uint64_t index;     /* X-Lattice-Index */
+};
+
+enum http_next { HTTP_RESPOND = 0, HTTP_SUSPEND = 1 };
+
+/* Called once the whole body has arrived (and again after each resume). Fill
+ * resp and return HTTP_RESPOND, or return HTTP_SUSPEND after arranging for
+ * http_resume(req) to be called. */
+typedef enum http_next (*http_handler_fn)(void *arg, struct http_req *req, struct http_resp *resp);
+
+struct http_req {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *url;
+	char *body; /* NUL-terminated copy of the body */
+	size_t body_len;
+	bool too_large;
+	bool responded;
+	struct http *http;
+	void *state; /* the handler's own per-request state (freed by state_free) */
+	void (*state_free)(void *state);
+	int64_t started_ms;
+};
+
+struct http_config {
+	const char *host; /* IPv4 address to bind */
+	int port;         /* 0: any free port */
+	unsigned threads;
+	http_handler_fn handler;
+	void *arg;
+	/* Called after each response: method, url, status, seconds. May be NULL. */
+	void (*observe)(void *arg, const struct http_req *req, int status, double seconds);
+};
+
+/* Starts the daemon. Returns 0 and *out, or -1 with a message in err. */
+int http_start(struct http **out, const struct http_config *cfg, char *err, size_t errlen);
+/* Port actually bound. */
+int http_port(const struct http *h);
+/* Stop accepting new connections (in-flight requests finish). */
+void http_quiesce(struct http *h);
+/* Stops the threads and frees h. No request may be suspended. */
+void http_stop(struct http *h);
+
+/* Handler thread: suspend the request before handing work to another thread
+ * (which then calls http_resume), and return HTTP_SUSPEND. */
+void http_suspend(struct http_req *req);
+/* Any thread: continue a suspended request (its handler is called again). */
+void http_resume(struct http_req *req);
+/* A query-string argument, or NULL. */
+const char *http_query(struct http_req *req, const char *key);
+/* A request header, or NULL. */
+const char *http_header(struct http_req *req, const char *key);
+
+/* Fills resp with the standard error shape {"error":{"code","message"}}. */
+__attribute__((format(printf, 4, 5))) void http_error(struct http_resp *resp, int status, const char *code,
+						      const char *fmt, ...);
+
+#endif

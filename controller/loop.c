@@ -1,1 +1,443 @@
-/* loop.c — being written */
+#include "loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+#define LOOP_TICK_MS 20
+#define LOOP_SHUTDOWN_GRACE_MS 5000
+
+int64_t loop_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t loop_wallclock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- data dir ---------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *err, size_t errlen)
+{
+	if (mkdir_p(cfg->data_dir) != 0) {
+		snprintf(err, errlen, "cannot create data dir %s: %s", cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/replica.json", cfg->data_dir);
+	json_error_t jerr;
+	json_t *meta = json_load_file(path, 0, &jerr);
+	if (meta != NULL) {
+		json_int_t id = json_integer_value(json_object_get(meta, "id"));
+		const char *inst = json_string_value(json_object_get(meta, "instance_id"));
+		if (id != cfg->id || inst == NULL) {
+			snprintf(err, errlen,
+				 "data dir %s belongs to replica id %lld, not --id %lld; use that id or another "
+				 "data dir",
+				 cfg->data_dir, (long long)id, (long long)cfg->id);
+			json_decref(meta);
+			return -1;
+		}
+		snprintf(instance_id, len, "%s", inst);
+		json_decref(meta);
+		return 0;
+	}
+	if (access(path, F_OK) == 0) {
+		snprintf(err, errlen, "%s is unreadable: %s", path, jerr.text);
+		return -1;
+	}
+	unsigned char rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		snprintf(err, errlen, "getrandom failed: %s", strerror(errno));
+		return -1;
+	}
+	char hex[33];
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	meta = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)cfg->id, "raft_address", cfg->raft_address,
+			 "instance_id", hex);
+	char tmp[4300];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int rc = json_dump_file(meta, tmp, JSON_INDENT(2));
+	json_decref(meta);
+	if (rc != 0 || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(instance_id, len, "%s", hex);
+	return 0;
+}
+
+/* ---- op plumbing ---------------------------------------------------------------- */
+
+void loop_finish(struct loop *l, struct op *op)
+{
+	pthread_mutex_lock(&l->lock);
+	l->inflight--;
+	pthread_mutex_unlock(&l->lock);
+	op->done(op);
+}
+
+void loop_submit(struct loop *l, struct op *op)
+{
+	pthread_mutex_lock(&l->lock);
+	l->inflight++;
+	if (l->closing) {
+		pthread_mutex_unlock(&l->lock);
+		op_fail(op, 503, "shutting_down", "this replica is shutting down; retry on another");
+		loop_finish(l, op);
+		return;
+	}
+	op->next = NULL;
+	if (l->inbox_tail)
+		l->inbox_tail->next = op;
+	else
+		l->inbox_head = op;
+	l->inbox_tail = op;
+	pthread_mutex_unlock(&l->lock);
+	uv_async_send(&l->wake);
+}
+
+void loop_park(struct loop *l, struct op *op)
+{
+	op->next = NULL;
+	if (l->parked_tail)
+		l->parked_tail->next = op;
+	else
+		l->parked_head = op;
+	l->parked_tail = op;
+}
+
+void loop_wait_projection(struct loop *l, struct op *op)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->store == NULL || store_projected(l->store) >= op->index) {
+		pthread_mutex_unlock(&l->lock);
+		loop_finish(l, op);
+		return;
+	}
+	struct op **pp = &l->wait_head;
+	while (*pp && (*pp)->index <= op->index)
+		pp = &(*pp)->next;
+	op->next = *pp;
+	*pp = op;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void loop_projected(struct loop *l, uint64_t index)
+{
+	pthread_mutex_lock(&l->lock);
+	struct op *ready = l->wait_head, *last = NULL;
+	while (l->wait_head && l->wait_head->index <= index) {
+		last = l->wait_head;
+		l->wait_head = l->wait_head->next;
+	}
+	if (last)
+		last->next = NULL;
+	else
+		ready = NULL;
+	pthread_mutex_unlock(&l->lock);
+	while (ready) {
+		struct op *next = ready->next;
+		loop_finish(l, ready);
+		ready = next;
+	}
+}
+
+static void expire_waiters(struct loop *l, int64_t now, bool all)
+{
+	struct op *expired = NULL;
+	pthread_mutex_lock(&l->lock);
+	for (struct op **pp = &l->wait_head; *pp;) {
+		struct op *op = *pp;
+		if (all || op->deadline_ms <= now) {
+			*pp = op->next;
+			op->next = expired;
+			expired = op;
+		} else {
+			pp = &op->next;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	while (expired) {
+		struct op *next = expired->next;
+		if (expired->kind == OP_WAIT)
+			op_fail(expired, 503, "projection_lagging",
+				"this replica's PostgreSQL has not reached index %llu yet; retry, or read "
+				"without min_index",
+				(unsigned long long)expired->index);
+		else
+			op_fail(expired, 503, "projection_lagging",
+				"the write was committed at index %llu but this replica's PostgreSQL does "
+				"not show it yet; it will",
+				(unsigned long long)expired->index);
+		loop_finish(l, expired);
+		expired = next;
+	}
+}
+
+static void run_parked(struct loop *l, int64_t now)
+{
+	struct op *op = l->parked_head;
+	l->parked_head = l->parked_tail = NULL;
+	while (op) {
+		struct op *next = op->next;
+		if (l->closing) {
+			op_fail(op, 503, "shutting_down", "this replica is shutting down; retry on another");
+			loop_finish(l, op);
+		} else if (op->deadline_ms <= now) {
+			op_fail(op, 503, "no_leader", "no Raft leader is available to take the write; retry");
+			loop_finish(l, op);
+		} else {
+			ops_execute(l, op);
+		}
+		op = next;
+	}
+}
+
+/* ---- loop callbacks ------------------------------------------------------------------ */
+
+static void publish_status(struct loop *l)
+{
+	struct loop_status s;
+	memset(&s, 0, sizeof(s));
+	s.term = l->raft.current_term;
+	s.commit_index = l->raft.commit_index;
+	s.applied_index = raft_last_applied(&l->raft);
+	s.last_index = raft_last_index(&l->raft);
+	s.state = raft_state(&l->raft);
+	raft_id lid = 0;
+	const char *laddr = NULL;
+	raft_leader(&l->raft, &lid, &laddr);
+	s.leader_id = lid;
+	snprintf(s.leader_address, sizeof(s.leader_address), "%s", laddr ? laddr : "");
+	s.writable = s.state == RAFT_LEADER && l->barrier_term == s.term;
+	s.nodes = l->model.nodes.n;
+	s.actors = l->model.actors.n;
+	s.providers = l->model.providers.n;
+	s.links = l->model.links.n;
+	s.policies = l->model.policies.n;
+	s.fsm_applied = l->fsm.applied;
+	s.fsm_rejected = l->fsm.rejected;
+	s.fsm_undecodable = l->fsm.undecodable;
+	s.snapshots = l->fsm.snapshots;
+	pthread_mutex_lock(&l->lock);
+	l->status = s;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct loop *l = req->data;
+	l->barrier_pending = false;
+	if (status == 0) {
+		l->barrier_term = l->raft.current_term;
+		log_info("leader for term %llu; log applied to index %llu", (unsigned long long)l->barrier_term,
+			 (unsigned long long)raft_last_applied(&l->raft));
+		publish_status(l);
+		run_parked(l, loop_now_ms());
+	}
+}
+
+static void close_cb(struct raft *r)
+{
+	struct loop *l = r->data;
+	raft_uv_close(&l->io);
+	raft_uv_tcp_close(&l->transport);
+	uv_close((uv_handle_t *)&l->wake, NULL);
+	uv_close((uv_handle_t *)&l->tick, NULL);
+}
+
+static void begin_close(struct loop *l)
+{
+	expire_waiters(l, 0, true);
+	run_parked(l, loop_now_ms());
+	uv_timer_stop(&l->tick);
+	log_info("closing Raft");
+	raft_close(&l->raft, close_cb);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct loop *l = t->data;
+	int64_t now = loop_now_ms();
+	if (raft_state(&l->raft) == RAFT_LEADER && l->barrier_term != l->raft.current_term &&
+	    !l->barrier_pending) {
+		l->barrier.data = l;
+		if (raft_barrier(&l->raft, &l->barrier, barrier_cb) == 0)
+			l->barrier_pending = true;
+	}
+	publish_status(l);
+	expire_waiters(l, now, false);
+	if (l->parked_head && (l->status.writable || l->closing))
+		run_parked(l, now);
+	else if (l->parked_head)
+		for (struct op *op = l->parked_head; op; op = op->next)
+			if (op->deadline_ms <= now) {
+				run_parked(l, now); /* re-parks the ones still in time */
+				break;
+			}
+	if (l->closing) {
+		pthread_mutex_lock(&l->lock);
+		int inflight = l->inflight;
+		pthread_mutex_unlock(&l->lock);
+		if (inflight == 0 || now - l->close_started_ms > LOOP_SHUTDOWN_GRACE_MS)
+			begin_close(l);
+	}
+}
+
+static void wake_cb(uv_async_t *a)
+{
+	struct loop *l = a->data;
+	pthread_mutex_lock(&l->lock);
+	struct op *op = l->inbox_head;
+	l->inbox_head = l->inbox_tail = NULL;
+	bool closing = l->closing;
+	pthread_mutex_unlock(&l->lock);
+	while (op) {
+		struct op *next = op->next;
+		if (closing) {
+			op_fail(op, 503, "shutting_down", "this replica is shutting down; retry on another");
+			loop_finish(l, op);
+		} else {
+			ops_execute(l, op);
+		}
+		op = next;
+	}
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+int loop_init(struct loop *l, const struct config *cfg, struct store *store, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	l->cfg = cfg;
+	l->store = store;
+	pthread_mutex_init(&l->lock, NULL);
+	model_init(&l->model);
+	char host[256];
+	int port;
+	config_split_hostport(cfg->listen, host, sizeof(host), &port);
+	snprintf(l->api_url, sizeof(l->api_url), "http://%s", cfg->listen);
+	int rv = uv_loop_init(&l->uv);
+	if (rv != 0) {
+		snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(rv));
+		return -1;
+	}
+	l->fsm.raft = &l->raft;
+	l->fsm.model = &l->model;
+	l->fsm.store = store;
+	l->fsm.store_applied = store ? store_applied_index(store) : 0;
+	fsm_init(&l->rfsm, &l->fsm);
+	if ((rv = raft_uv_tcp_init(&l->transport, &l->uv)) != 0) {
+		snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));
+		return -1;
+	}
+	if ((rv = raft_uv_init(&l->io, &l->uv, cfg->data_dir, &l->transport)) != 0) {
+		snprintf(err, errlen, "raft storage in %s: %s", cfg->data_dir, raft_strerror(rv));
+		return -1;
+	}
+	if ((rv = raft_init(&l->raft, &l->io, &l->rfsm, (raft_id)cfg->id, cfg->raft_address)) != 0) {
+		snprintf(err, errlen, "raft_init: %s", raft_errmsg(&l->raft));
+		return -1;
+	}
+	l->raft.data = l;
+	raft_set_election_timeout(&l->raft, 500);
+	raft_set_heartbeat_timeout(&l->raft, 50);
+	raft_set_snapshot_threshold(&l->raft, (unsigned)cfg->snapshot_threshold);
+	raft_set_snapshot_trailing(&l->raft, (unsigned)cfg->snapshot_trailing);
+	raft_set_pre_vote(&l->raft, true);
+	if (cfg->bootstrap) {
+		struct raft_configuration conf;
+		raft_configuration_init(&conf);
+		raft_configuration_add(&conf, (raft_id)cfg->id, cfg->raft_address, RAFT_VOTER);
+		rv = raft_bootstrap(&l->raft, &conf);
+		raft_configuration_close(&conf);
+		if (rv == 0)
+			log_info("bootstrapped a new group with replica %lld (%s) as its only voter",
+				 (long long)cfg->id, cfg->raft_address);
+		else if (rv == RAFT_CANTBOOTSTRAP)
+			log_info("data dir %s already holds a group: resuming it", cfg->data_dir);
+		else {
+			snprintf(err, errlen, "raft_bootstrap: %s", raft_strerror(rv));
+			return -1;
+		}
+	}
+	uv_async_init(&l->uv, &l->wake, wake_cb);
+	l->wake.data = l;
+	uv_timer_init(&l->uv, &l->tick);
+	l->tick.data = l;
+	if ((rv = raft_start(&l->raft)) != 0) {
+		snprintf(err, errlen, "raft_start: %s (%s)", raft_strerror(rv), raft_errmsg(&l->raft));
+		return -1;
+	}
+	uv_timer_start(&l->tick, tick_cb, LOOP_TICK_MS, LOOP_TICK_MS);
+	publish_status(l);
+	log_info("raft started: id %lld at %s, log up to index %llu", (long long)cfg->id, cfg->raft_address,
+		 (unsigned long long)raft_last_index(&l->raft));
+	return 0;
+}
+
+int loop_run(struct loop *l)
+{
+	return uv_run(&l->uv, UV_RUN_DEFAULT);
+}
+
+void loop_stop(struct loop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	bool was = l->closing;
+	l->closing = true;
+	pthread_mutex_unlock(&l->lock);
+	if (!was) {
+		l->close_started_ms = loop_now_ms();
+		uv_async_send(&l->wake);
+	}
+}
+
+void loop_close(struct loop *l)
+{
+	uv_loop_close(&l->uv);
+	model_release(&l->model);
+	pthread_mutex_destroy(&l->lock);
+}
+
+void loop_status(struct loop *l, struct loop_status *out)
+{
+	pthread_mutex_lock(&l->lock);
+	*out = l->status;
+	pthread_mutex_unlock(&l->lock);
+}

@@ -1,1 +1,898 @@
-/* model.c — being written */
+#include "model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "entry.h"
+#include "policy.h"
+#include "proj.h"
+
+void model_init(struct model *m)
+{
+	memset(m, 0, sizeof(*m));
+	hmap_init(&m->nodes);
+	hmap_init(&m->actors);
+	hmap_init(&m->providers);
+	hmap_init(&m->links);
+	hmap_init(&m->policies);
+	sched_index_init(&m->sched);
+}
+
+static void node_free(struct model_node *n)
+{
+	spec_node_free(&n->spec);
+	free(n->agent_version);
+	free(n->policies);
+	free(n);
+}
+
+static void actor_free(struct model_actor *a)
+{
+	spec_actor_free(&a->spec);
+	free(a->placements);
+	free(a);
+}
+
+static void provider_free(struct model_provider *p)
+{
+	spec_provider_free(&p->spec);
+	free(p);
+}
+
+static void link_free(struct model_link *l)
+{
+	spec_link_free(&l->spec);
+	free(l);
+}
+
+static void policy_free(struct model_policy *p)
+{
+	spec_policy_free(&p->spec);
+	free(p);
+}
+
+void model_release(struct model *m)
+{
+	size_t pos = 0;
+	void *v;
+	while ((v = hmap_next(&m->actors, &pos)) != NULL)
+		actor_free(v);
+	pos = 0;
+	while ((v = hmap_next(&m->nodes, &pos)) != NULL) {
+		sched_index_remove(&m->sched, v);
+		node_free(v);
+	}
+	pos = 0;
+	while ((v = hmap_next(&m->providers, &pos)) != NULL)
+		provider_free(v);
+	pos = 0;
+	while ((v = hmap_next(&m->links, &pos)) != NULL)
+		link_free(v);
+	pos = 0;
+	while ((v = hmap_next(&m->policies, &pos)) != NULL)
+		policy_free(v);
+	hmap_release(&m->actors);
+	hmap_release(&m->nodes);
+	hmap_release(&m->providers);
+	hmap_release(&m->links);
+	hmap_release(&m->policies);
+	sched_index_release(&m->sched);
+	memset(m, 0, sizeof(*m));
+}
+
+struct model_node *model_node_get(const struct model *m, const char *id)
+{
+	return hmap_get(&m->nodes, id);
+}
+
+struct model_actor *model_actor_get(const struct model *m, const char *id)
+{
+	return hmap_get(&m->actors, id);
+}
+
+void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign)
+{
+	n->cpu_used += sign * cpu;
+	n->memory_used_mb += sign * mem;
+	n->actor_count += sign;
+	n->nplacements += sign;
+	(void)sched_index_update(&m->sched, n);
+}
+
+const char *model_node_status_name(enum node_status s)
+{
+	switch (s) {
+	case NODE_HEALTHY: return "healthy";
+	case NODE_DEGRADED: return "degraded";
+	case NODE_UNHEALTHY: return "unhealthy";
+	}
+	return "unknown";
+}
+
+const char *model_placement_state_name(enum placement_state s)
+{
+	switch (s) {
+	case PL_PENDING: return "pending";
+	case PL_STARTING: return "starting";
+	case PL_RUNNING: return "running";
+	case PL_MIGRATING: return "migrating";
+	case PL_STOPPING: return "stopping";
+	case PL_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+/* ---- apply ----------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static void res_set(struct apply_result *res, enum apply_code code,
+							   const char *fmt, ...)
+{
+	va_list ap;
+	res->code = code;
+	va_start(ap, fmt);
+	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	va_end(ap);
+}
+
+static void res_id(struct apply_result *res, const char *id)
+{
+	snprintf(res->id, sizeof(res->id), "%s", id ? id : "");
+}
+
+static void node_touch(struct model_node *n, int64_t at)
+{
+	n->generation++;
+	n->updated_ms = at;
+}
+
+/* The request that placing one more replica of actor a makes of a node. */
+static void actor_request(const struct model_actor *a, const struct strlist *contracts,
+			  struct sched_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->actor_id = a->spec.id;
+	req->cpu_required = a->spec.cpu_required;
+	req->memory_required_mb = a->spec.memory_required_mb;
+	req->preferred_region = a->spec.preferred_region;
+	req->constraints = &a->spec.constraints;
+	req->contracts = contracts;
+	req->strategy = a->spec.strategy;
+	req->count = 1;
+}
+
+int model_actor_contracts(const struct model *m, const struct model_actor *a, struct strlist *out)
+{
+	size_t cap = a->spec.contracts.n;
+	size_t pos = 0;
+	const struct model_link *l;
+	while ((l = hmap_next(&m->links, &pos)) != NULL)
+		if (strcmp(l->spec.actor_id, a->spec.id) == 0)
+			cap++;
+	struct strlist r = {NULL, 0};
+	if (cap > 0 && (r.items = calloc(cap, sizeof(char *))) == NULL)
+		return -1;
+	for (size_t i = 0; i < a->spec.contracts.n; i++)
+		r.items[r.n++] = a->spec.contracts.items[i];
+	pos = 0;
+	while ((l = hmap_next(&m->links, &pos)) != NULL)
+		if (strcmp(l->spec.actor_id, a->spec.id) == 0)
+			r.items[r.n++] = l->spec.contract_id;
+	/* Sort and dedupe (borrowed pointers first, then duplicate the survivors). */
+	for (size_t i = 1; i < r.n; i++)
+		for (size_t j = i; j > 0 && strcmp(r.items[j - 1], r.items[j]) > 0; j--) {
+			char *t = r.items[j];
+			r.items[j] = r.items[j - 1];
+			r.items[j - 1] = t;
+		}
+	size_t k = 0;
+	for (size_t i = 0; i < r.n; i++)
+		if (k == 0 || strcmp(r.items[k - 1], r.items[i]) != 0)
+			r.items[k++] = r.items[i];
+	r.n = k;
+	for (size_t i = 0; i < r.n; i++) {
+		if ((r.items[i] = strdup(r.items[i])) == NULL) {
+			r.n = i;
+			strlist_free(&r);
+			return -1;
+		}
+	}
+	*out = r;
+	return 0;
+}
+
+static void emit_event(struct model *m, struct proj_batch *out, const struct entry *e, const char *kind,
+		       const char *type, const char *id, json_t *data /* stolen */)
+{
+	m->event_seq++;
+	if (out == NULL) {
+		json_decref(data);
+		return;
+	}
+	char *txt = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(data);
+	proj_event(out, m->event_seq, e->at_ms, e->who ? e->who : "system", kind, type, id, txt ? txt : "{}");
+	free(txt);
+}
+
+static json_t *node_ids_json(struct model_placement *pl, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(pl[i].node->spec.id));
+	return a;
+}
+
+static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *out,
+			   struct apply_result *res)
+{
+	struct node_spec *s = &e->node;
+	struct model_node *n = model_node_get(m, s->id);
+	res_id(res, s->id);
+	if (n != NULL && e->flag != 1) {
+		res_set(res, APPLY_EXISTS, "node '%s' already exists", s->id);
+		return;
+	}
+	if (n == NULL) {
+		n = calloc(1, sizeof(*n));
+		if (n == NULL || hmap_put(&m->nodes, s->id, n) != 0) {
+			free(n);
+			res_set(res, APPLY_NOMEM, "out of memory");
+			return;
+		}
+		n->spec = *s;
+		memset(s, 0, sizeof(*s));
+		n->cpu_used = n->spec.cpu_used;
+		n->memory_used_mb = n->spec.memory_used_mb;
+		n->actor_count = n->spec.actor_count;
+		n->cpu_measured = n->memory_measured_mb = -1;
+		n->status = NODE_HEALTHY;
+		n->created_ms = e->at_ms;
+		n->updated_ms = e->at_ms;
+		n->generation = 1;
+		policy_refresh_node(m, n);
+		sched_index_update(&m->sched, n);
+		if (out)
+			proj_node(out, n);
+		emit_event(m, out, e, "node.registered", "node", n->spec.id,
+			   json_pack("{s:s}", "region", n->spec.region));
+		return;
+	}
+	/* Update in place: placements keep their requests, the base load changes. */
+	sched_index_remove(&m->sched, n);
+	n->cpu_used += s->cpu_used - n->spec.cpu_used;
+	n->memory_used_mb += s->memory_used_mb - n->spec.memory_used_mb;
+	n->actor_count += s->actor_count - n->spec.actor_count;
+	struct node_spec old = n->spec;
+	n->spec = *s;
+	n->spec.id = old.id; /* the map's key lives in the node */
+	old.id = s->id;
+	memset(s, 0, sizeof(*s));
+	spec_node_free(&old);
+	node_touch(n, e->at_ms);
+	policy_refresh_node(m, n);
+	sched_index_update(&m->sched, n);
+	if (out)
+		proj_node(out, n);
+	emit_event(m, out, e, "node.updated", "node", n->spec.id, NULL);
+}
+
+static void apply_node_flags(struct model *m, struct entry *e, struct proj_batch *out,
+			     struct apply_result *res)
+{
+	struct model_node *n = model_node_get(m, e->target ? e->target : "");
+	res_id(res, e->target);
+	if (n == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "node '%s' not found", e->target ? e->target : "");
+		return;
+	}
+	bool cordon = e->flag == 1;
+	n->cordoned = cordon;
+	if (!cordon)
+		n->draining = false;
+	node_touch(n, e->at_ms);
+	sched_index_update(&m->sched, n);
+	if (out)
+		proj_node(out, n);
+	emit_event(m, out, e, cordon ? "node.cordoned" : "node.uncordoned", "node", n->spec.id, NULL);
+}
+
+/* Checks that replica `inst` of a may move to `to` (deterministic re-check of the
+ * leader's plan). */
+static bool move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen)
+{
+	struct strlist contracts;
+	if (model_actor_contracts(m, a, &contracts) != 0) {
+		snprintf(why, whylen, "out of memory");
+		return false;
+	}
+	struct sched_request req;
+	actor_request(a, &contracts, &req);
+	bool ok = sched_check(m, &req, to, why, whylen);
+	strlist_free(&contracts);
+	return ok;
+}
+
+static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch *out,
+			     struct apply_result *res)
+{
+	struct model_node *n = model_node_get(m, e->target ? e->target : "");
+	res_id(res, e->target);
+	if (n == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "node '%s' not found", e->target ? e->target : "");
+		return;
+	}
+	/* Validate every move first so the entry applies whole or not at all. */
+	for (size_t i = 0; i < e->nmoves; i++) {
+		struct entry_move *mv = &e->moves[i];
+		struct model_actor *a = model_actor_get(m, mv->actor_id);
+		struct model_node *to = model_node_get(m, mv->to_node);
+		if (a == NULL || mv->instance < 0 || (size_t)mv->instance >= a->nplacements ||
+		    a->placements[mv->instance].node != n || to == NULL || to == n) {
+			res_set(res, APPLY_CONFLICT, "drain plan of node '%s' is out of date", n->spec.id);
+			return;
+		}
+	}
+	bool was_cordoned = n->cordoned;
+	n->cordoned = true;
+	n->draining = true;
+	sched_index_update(&m->sched, n);
+	size_t done = 0;
+	for (; done < e->nmoves; done++) {
+		struct entry_move *mv = &e->moves[done];
+		struct model_actor *a = model_actor_get(m, mv->actor_id);
+		struct model_node *to = model_node_get(m, mv->to_node);
+		char why[160];
+		if (!move_ok(m, a, to, why, sizeof(why))) {
+			res_set(res, APPLY_CONFLICT, "drain plan of node '%s' is out of date: %s: %s", n->spec.id,
+				to->spec.id, why);
+			break;
+		}
+		model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, -1);
+		a->placements[mv->instance].node = to;
+	}
+	if (done < e->nmoves) {
+		/* Undo in reverse order. */
+		while (done-- > 0) {
+			struct entry_move *mv = &e->moves[done];
+			struct model_actor *a = model_actor_get(m, mv->actor_id);
+			struct model_node *to = model_node_get(m, mv->to_node);
+			model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, -1);
+			model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+			a->placements[mv->instance].node = n;
+		}
+		n->cordoned = was_cordoned;
+		n->draining = false;
+		sched_index_update(&m->sched, n);
+		return;
+	}
+	node_touch(n, e->at_ms);
+	for (size_t i = 0; i < e->nmoves; i++) {
+		struct model_actor *a = model_actor_get(m, e->moves[i].actor_id);
+		struct model_placement *p = &a->placements[e->moves[i].instance];
+		p->state = PL_PENDING;
+		a->generation++;
+		a->updated_ms = e->at_ms;
+		node_touch(p->node, e->at_ms);
+		if (out) {
+			proj_node(out, p->node);
+			proj_placements(out, a);
+		}
+	}
+	if (out)
+		proj_node(out, n);
+	emit_event(m, out, e, "node.drained", "node", n->spec.id,
+		   json_pack("{s:I}", "moved", (json_int_t)e->nmoves));
+}
+
+static void apply_node_delete(struct model *m, struct entry *e, struct proj_batch *out,
+			      struct apply_result *res)
+{
+	struct model_node *n = model_node_get(m, e->target ? e->target : "");
+	res_id(res, e->target);
+	if (n == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "node '%s' not found", e->target ? e->target : "");
+		return;
+	}
+	if (n->nplacements > 0) {
+		res_set(res, APPLY_CONFLICT, "node '%s' still has %lld placements; drain it first", n->spec.id,
+			(long long)n->nplacements);
+		return;
+	}
+	sched_index_remove(&m->sched, n);
+	hmap_del(&m->nodes, n->spec.id);
+	if (out)
+		proj_node_delete(out, n->spec.id);
+	emit_event(m, out, e, "node.deleted", "node", n->spec.id, NULL);
+	node_free(n);
+}
+
+/* Checks the planned nodes for new replicas [from, from+count) of a and accounts
+ * them. On failure nothing stays accounted. */
+static bool place_planned(struct model *m, struct model_actor *a, struct model_node **nodes, size_t count,
+			  struct apply_result *res)
+{
+	struct strlist contracts;
+	if (model_actor_contracts(m, a, &contracts) != 0) {
+		res_set(res, APPLY_NOMEM, "out of memory");
+		return false;
+	}
+	struct sched_request req;
+	actor_request(a, &contracts, &req);
+	size_t i = 0;
+	for (; i < count; i++) {
+		char why[160];
+		if (!sched_check(m, &req, nodes[i], why, sizeof(why))) {
+			res_set(res, APPLY_CONFLICT, "placement plan is out of date: node '%s': %s",
+				nodes[i]->spec.id, why);
+			break;
+		}
+		model_node_account(m, nodes[i], a->spec.cpu_required, a->spec.memory_required_mb, +1);
+	}
+	strlist_free(&contracts);
+	if (i == count)
+		return true;
+	while (i-- > 0)
+		model_node_account(m, nodes[i], a->spec.cpu_required, a->spec.memory_required_mb, -1);
+	return false;
+}
+
+/* Resolves the entry's planned node ids. */
+static struct model_node **planned_nodes(struct model *m, const struct entry *e, struct apply_result *res)
+{
+	struct model_node **nodes = calloc(e->nplacements ? e->nplacements : 1, sizeof(*nodes));
+	if (nodes == NULL) {
+		res_set(res, APPLY_NOMEM, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < e->nplacements; i++) {
+		nodes[i] = model_node_get(m, e->placements[i]);
+		if (nodes[i] == NULL) {
+			res_set(res, APPLY_CONFLICT, "placement plan is out of date: node '%s' is gone",
+				e->placements[i]);
+			free(nodes);
+			return NULL;
+		}
+	}
+	return nodes;
+}
+
+/* Room for one more request on n, by capacity alone (unknown capacity: yes). */
+static bool node_has_room(const struct model_node *n, int64_t cpu, int64_t mem)
+{
+	if (n->spec.cpu_capacity > 0 && n->spec.cpu_capacity - n->cpu_used < cpu)
+		return false;
+	if (n->spec.memory_mb > 0 && n->spec.memory_mb - n->memory_used_mb < mem)
+		return false;
+	return true;
+}
+
+static void set_cursor(struct model *m, const struct entry *e)
+{
+	if (e->rr_cursor)
+		snprintf(m->rr_cursor, sizeof(m->rr_cursor), "%s", e->rr_cursor);
+}
+
+static void apply_actor_create(struct model *m, struct entry *e, struct proj_batch *out,
+			       struct apply_result *res)
+{
+	struct actor_spec *s = &e->actor;
+	res_id(res, s->id);
+	if (s->id == NULL) {
+		res_set(res, APPLY_INVALID, "actor entry without id");
+		return;
+	}
+	if (model_actor_get(m, s->id) != NULL) {
+		res_set(res, APPLY_EXISTS, "actor '%s' already exists", s->id);
+		return;
+	}
+	if ((int64_t)e->nplacements != s->replicas) {
+		res_set(res, APPLY_INVALID, "actor '%s': %zu placements planned for %lld replicas", s->id,
+			e->nplacements, (long long)s->replicas);
+		return;
+	}
+	struct model_node **nodes = planned_nodes(m, e, res);
+	if (nodes == NULL)
+		return;
+	struct model_actor *a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->placements = calloc(e->nplacements, sizeof(*a->placements))) == NULL) {
+		res_set(res, APPLY_NOMEM, "out of memory");
+		goto fail;
+	}
+	a->spec = *s; /* borrowed until the actor is committed below */
+	if (!place_planned(m, a, nodes, e->nplacements, res))
+		goto fail;
+	if (hmap_put(&m->actors, a->spec.id, a) != 0) {
+		for (size_t i = 0; i < e->nplacements; i++)
+			model_node_account(m, nodes[i], s->cpu_required, s->memory_required_mb, -1);
+		res_set(res, APPLY_NOMEM, "out of memory");
+		goto fail;
+	}
+	memset(s, 0, sizeof(*s)); /* the actor owns the spec now */
+	if (a->spec.name == NULL)
+		a->spec.name = strdup(a->spec.id);
+	a->nplacements = e->nplacements;
+	for (size_t i = 0; i < e->nplacements; i++) {
+		a->placements[i].node = nodes[i];
+		a->placements[i].state = PL_PENDING;
+		node_touch(nodes[i], e->at_ms);
+	}
+	a->generation = 1;
+	a->created_ms = a->updated_ms = e->at_ms;
+	set_cursor(m, e);
+	if (out) {
+		proj_actor(out, a);
+		for (size_t i = 0; i < a->nplacements; i++)
+			proj_node(out, nodes[i]);
+		proj_placements(out, a);
+	}
+	emit_event(m, out, e, "actor.created", "actor", a->spec.id,
+		   json_pack("{s:o}", "placements", node_ids_json(a->placements, a->nplacements)));
+	free(nodes);
+	return;
+fail:
+	if (a != NULL)
+		free(a->placements);
+	free(a);
+	free(nodes);
+}
+
+static void apply_actor_update(struct model *m, struct entry *e, struct proj_batch *out,
+			       struct apply_result *res)
+{
+	struct model_actor *a = model_actor_get(m, e->target ? e->target : "");
+	res_id(res, e->target);
+	if (a == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "actor '%s' not found", e->target ? e->target : "");
+		return;
+	}
+	const struct actor_patch *p = &e->patch;
+	int64_t ocpu = a->spec.cpu_required, omem = a->spec.memory_required_mb;
+	int64_t ncpu = p->has_cpu_required ? p->cpu_required : ocpu;
+	int64_t nmem = p->has_memory_required_mb ? p->memory_required_mb : omem;
+	int64_t nrep = p->has_replicas ? p->replicas : (int64_t)a->nplacements;
+	size_t keep = (size_t)nrep < a->nplacements ? (size_t)nrep : a->nplacements;
+	size_t add = (size_t)nrep > a->nplacements ? (size_t)nrep - a->nplacements : 0;
+	if (e->nplacements != add) {
+		res_set(res, APPLY_CONFLICT, "actor '%s' changed while the update was planned", a->spec.id);
+		return;
+	}
+	struct model_node **nodes = planned_nodes(m, e, res);
+	struct model_placement *np = calloc((size_t)nrep ? (size_t)nrep : 1, sizeof(*np));
+	if (nodes == NULL || np == NULL) {
+		if (nodes != NULL)
+			res_set(res, APPLY_NOMEM, "out of memory");
+		free(nodes);
+		free(np);
+		return;
+	}
+	/* 1. release the replicas that go away and every kept one's old request. */
+	for (size_t i = 0; i < a->nplacements; i++)
+		model_node_account(m, a->placements[i].node, ocpu, omem, -1);
+	/* 2. the kept replicas stay where they are; with a new request they need room
+	 * for it there (only room: a cordoned node keeps what it runs). */
+	a->spec.cpu_required = ncpu;
+	a->spec.memory_required_mb = nmem;
+	bool ok = true;
+	size_t k = 0;
+	for (; k < keep; k++) {
+		struct model_node *n = a->placements[k].node;
+		if ((ncpu != ocpu || nmem != omem) && !node_has_room(n, ncpu, nmem)) {
+			res_set(res, APPLY_INSUFFICIENT,
+				"actor scale failed: insufficient resources (node '%s' has no room for "
+				"%lld millicores and %lld MiB)",
+				n->spec.id, (long long)ncpu, (long long)nmem);
+			ok = false;
+			break;
+		}
+		model_node_account(m, n, ncpu, nmem, +1);
+	}
+	if (!ok)
+		while (k-- > 0)
+			model_node_account(m, a->placements[k].node, ncpu, nmem, -1);
+	/* 3. the new replicas on their planned nodes. */
+	if (ok && add > 0 && !place_planned(m, a, nodes, add, res)) {
+		for (size_t i = 0; i < keep; i++)
+			model_node_account(m, a->placements[i].node, ncpu, nmem, -1);
+		ok = false;
+	}
+	if (!ok) {
+		a->spec.cpu_required = ocpu;
+		a->spec.memory_required_mb = omem;
+		for (size_t i = 0; i < a->nplacements; i++)
+			model_node_account(m, a->placements[i].node, ocpu, omem, +1);
+		free(nodes);
+		free(np);
+		return;
+	}
+	json_t *removed = json_array();
+	for (size_t i = keep; i < a->nplacements; i++) {
+		node_touch(a->placements[i].node, e->at_ms);
+		if (out)
+			proj_node(out, a->placements[i].node);
+		json_array_append_new(removed, json_string(a->placements[i].node->spec.id));
+	}
+	memcpy(np, a->placements, keep * sizeof(*np));
+	for (size_t i = 0; i < add; i++) {
+		np[keep + i].node = nodes[i];
+		np[keep + i].state = PL_PENDING;
+	}
+	free(a->placements);
+	a->placements = np;
+	a->nplacements = (size_t)nrep;
+	a->spec.replicas = nrep;
+	a->generation++;
+	a->updated_ms = e->at_ms;
+	set_cursor(m, e);
+	for (size_t i = 0; i < a->nplacements; i++)
+		node_touch(a->placements[i].node, e->at_ms);
+	if (out) {
+		proj_actor(out, a);
+		for (size_t i = 0; i < a->nplacements; i++)
+			proj_node(out, a->placements[i].node);
+		proj_placements(out, a);
+	}
+	emit_event(m, out, e, "actor.updated", "actor", a->spec.id,
+		   json_pack("{s:I,s:I,s:I,s:o,s:o}", "replicas", (json_int_t)nrep, "cpu_required",
+			     (json_int_t)ncpu, "memory_required_mb", (json_int_t)nmem, "added",
+			     node_ids_json(np + keep, add), "removed", removed));
+	free(nodes);
+}
+
+static void apply_actor_delete(struct model *m, struct entry *e, struct proj_batch *out,
+			       struct apply_result *res)
+{
+	struct model_actor *a = model_actor_get(m, e->target ? e->target : "");
+	res_id(res, e->target);
+	if (a == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "actor '%s' not found", e->target ? e->target : "");
+		return;
+	}
+	json_t *nodes = node_ids_json(a->placements, a->nplacements);
+	for (size_t i = 0; i < a->nplacements; i++) {
+		struct model_node *n = a->placements[i].node;
+		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, -1);
+		node_touch(n, e->at_ms);
+		if (out)
+			proj_node(out, n);
+	}
+	/* Its links go with it: a link is meaningless without its actor. */
+	size_t pos = 0;
+	struct model_link *l;
+	struct model_link **gone = NULL;
+	size_t ngone = 0, capgone = 0;
+	while ((l = hmap_next(&m->links, &pos)) != NULL) {
+		if (strcmp(l->spec.actor_id, a->spec.id) != 0)
+			continue;
+		if (ngone == capgone) {
+			capgone = capgone ? capgone * 2 : 8;
+			struct model_link **g = realloc(gone, capgone * sizeof(*g));
+			if (g == NULL)
+				break;
+			gone = g;
+		}
+		gone[ngone++] = l;
+	}
+	for (size_t i = 0; i < ngone; i++) {
+		hmap_del(&m->links, gone[i]->spec.id);
+		link_free(gone[i]);
+	}
+	free(gone);
+	hmap_del(&m->actors, a->spec.id);
+	if (out)
+		proj_actor_delete(out, a->spec.id);
+	emit_event(m, out, e, "actor.deleted", "actor", a->spec.id, json_pack("{s:o}", "nodes", nodes));
+	actor_free(a);
+}
+
+static void apply_provider_create(struct model *m, struct entry *e, struct proj_batch *out,
+				  struct apply_result *res)
+{
+	struct provider_spec *s = &e->provider;
+	res_id(res, s->id);
+	if (s->id == NULL) {
+		res_set(res, APPLY_INVALID, "provider entry without id");
+		return;
+	}
+	if (hmap_get(&m->providers, s->id) != NULL) {
+		res_set(res, APPLY_EXISTS, "provider '%s' already exists", s->id);
+		return;
+	}
+	for (size_t i = 0; i < s->nodes.n; i++) {
+		if (model_node_get(m, s->nodes.items[i]) == NULL) {
+			res_set(res, APPLY_NOT_FOUND, "node '%s' not found", s->nodes.items[i]);
+			return;
+		}
+	}
+	struct model_provider *p = calloc(1, sizeof(*p));
+	if (p == NULL || hmap_put(&m->providers, s->id, p) != 0) {
+		free(p);
+		res_set(res, APPLY_NOMEM, "out of memory");
+		return;
+	}
+	p->spec = *s;
+	memset(s, 0, sizeof(*s));
+	p->created_ms = e->at_ms;
+	if (out)
+		proj_provider(out, p);
+	emit_event(m, out, e, "provider.created", "provider", p->spec.id,
+		   json_pack("{s:s}", "contract_id", p->spec.contract_id));
+}
+
+static void apply_provider_delete(struct model *m, struct entry *e, struct proj_batch *out,
+				  struct apply_result *res)
+{
+	const char *id = e->target ? e->target : "";
+	struct model_provider *p = hmap_get(&m->providers, id);
+	res_id(res, id);
+	if (p == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "provider '%s' not found", id);
+		return;
+	}
+	size_t pos = 0, nlinks = 0;
+	struct model_link *l;
+	while ((l = hmap_next(&m->links, &pos)) != NULL)
+		if (strcmp(l->spec.provider_id, id) == 0)
+			nlinks++;
+	if (nlinks > 0) {
+		res_set(res, APPLY_CONFLICT, "provider '%s' is used by %zu links; delete them first", id, nlinks);
+		return;
+	}
+	hmap_del(&m->providers, id);
+	if (out)
+		proj_provider_delete(out, p->spec.id);
+	emit_event(m, out, e, "provider.deleted", "provider", p->spec.id, NULL);
+	provider_free(p);
+}
+
+static void apply_link_create(struct model *m, struct entry *e, struct proj_batch *out,
+			      struct apply_result *res)
+{
+	struct link_spec *s = &e->link;
+	res_id(res, s->id);
+	if (s->id == NULL) {
+		res_set(res, APPLY_INVALID, "link entry without id");
+		return;
+	}
+	if (hmap_get(&m->links, s->id) != NULL) {
+		res_set(res, APPLY_EXISTS, "link '%s' already exists", s->id);
+		return;
+	}
+	struct model_actor *a = model_actor_get(m, s->actor_id);
+	if (a == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "actor '%s' not found", s->actor_id);
+		return;
+	}
+	struct model_provider *p = hmap_get(&m->providers, s->provider_id);
+	if (p == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "provider '%s' not found", s->provider_id);
+		return;
+	}
+	if (strcmp(p->spec.contract_id, s->contract_id) != 0) {
+		res_set(res, APPLY_INVALID, "provider '%s' serves contract %s, not %s", p->spec.id,
+			p->spec.contract_id, s->contract_id);
+		return;
+	}
+	size_t pos = 0;
+	struct model_link *l;
+	while ((l = hmap_next(&m->links, &pos)) != NULL) {
+		if (strcmp(l->spec.actor_id, s->actor_id) == 0 && strcmp(l->spec.contract_id, s->contract_id) == 0 &&
+		    strcmp(l->spec.link_name, s->link_name) == 0) {
+			res_set(res, APPLY_EXISTS, "actor '%s' already has a %s link named '%s' (link '%s')",
+				s->actor_id, s->contract_id, s->link_name, l->spec.id);
+			return;
+		}
+	}
+	/* A link is checked against the nodes its actor runs on when it is made. */
+	for (size_t i = 0; i < a->nplacements; i++) {
+		if (!policy_allows_contract(a->placements[i].node, s->contract_id)) {
+			res_set(res, APPLY_DENIED, "capability denied: %s", s->contract_id);
+			return;
+		}
+	}
+	struct model_link *nl = calloc(1, sizeof(*nl));
+	if (nl == NULL || hmap_put(&m->links, s->id, nl) != 0) {
+		free(nl);
+		res_set(res, APPLY_NOMEM, "out of memory");
+		return;
+	}
+	nl->spec = *s;
+	memset(s, 0, sizeof(*s));
+	nl->created_ms = e->at_ms;
+	if (out)
+		proj_link(out, nl);
+	emit_event(m, out, e, "link.created", "link", nl->spec.id,
+		   json_pack("{s:s,s:s,s:s}", "actor_id", nl->spec.actor_id, "provider_id", nl->spec.provider_id,
+			     "contract_id", nl->spec.contract_id));
+}
+
+static void apply_link_delete(struct model *m, struct entry *e, struct proj_batch *out,
+			      struct apply_result *res)
+{
+	const char *id = e->target ? e->target : "";
+	struct model_link *l = hmap_get(&m->links, id);
+	res_id(res, id);
+	if (l == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "link '%s' not found", id);
+		return;
+	}
+	hmap_del(&m->links, id);
+	if (out)
+		proj_link_delete(out, l->spec.id);
+	emit_event(m, out, e, "link.deleted", "link", l->spec.id, NULL);
+	link_free(l);
+}
+
+static void apply_policy_put(struct model *m, struct entry *e, struct proj_batch *out,
+			     struct apply_result *res)
+{
+	struct policy_spec *s = &e->policy;
+	res_id(res, s->policy_id);
+	if (s->policy_id == NULL) {
+		res_set(res, APPLY_INVALID, "policy entry without id");
+		return;
+	}
+	struct model_policy *p = hmap_get(&m->policies, s->policy_id);
+	bool create = e->flag == 1;
+	if (create && p != NULL) {
+		res_set(res, APPLY_EXISTS, "policy '%s' already exists", s->policy_id);
+		return;
+	}
+	if (!create && p == NULL) {
+		res_set(res, APPLY_NOT_FOUND, "policy '%s' not found", s->policy_id);
+		return;
+	}
+	if (create) {
+		p = calloc(1, sizeof(*p));
+		if (p == NULL || hmap_put(&m->policies, s->policy_id, p) != 0) {
+			free(p);
+			res_set(res, APPLY_NOMEM, "out of memory");
+			return;
+		}
+		p->spec = *s;
+		p->version = 1;
+		p->created_ms = e->at_ms;
+	} else {
+		struct policy_spec old = p->spec;
+		p->spec = *s;
+		p->spec.policy_id = old.policy_id; /* the map's key lives in the policy */
+		old.policy_id = s->policy_id;
+		spec_policy_free(&old);
+		p->version++;
+	}
+	memset(s, 0, sizeof(*s));
+	p->updated_ms = e->at_ms;
+	/* Coverage may have changed for any node. */
+	size_t pos = 0;
+	struct model_node *n;
+	while ((n = hmap_next(&m->nodes, &pos)) != NULL)
+		policy_refresh_node(m, n);
+	if (out)
+		proj_policy(out, p);
+	emit_event(m, out, e, create ? "policy.created" : "policy.updated", "policy", p->spec.policy_id,
+		   json_pack("{s:I}", "version", (json_int_t)p->version));
+}
+
+void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_batch *out,
+		 struct apply_result *res)
+{
+	(void)index;
+	memset(res, 0, sizeof(*res));
+	switch (e->op) {
+	case ENTRY_NODE_PUT: apply_node_put(m, e, out, res); break;
+	case ENTRY_NODE_FLAGS: apply_node_flags(m, e, out, res); break;
+	case ENTRY_NODE_DRAIN: apply_node_drain(m, e, out, res); break;
+	case ENTRY_NODE_DELETE: apply_node_delete(m, e, out, res); break;
+	case ENTRY_ACTOR_CREATE: apply_actor_create(m, e, out, res); break;
+	case ENTRY_ACTOR_UPDATE: apply_actor_update(m, e, out, res); break;
+	case ENTRY_ACTOR_DELETE: apply_actor_delete(m, e, out, res); break;
+	case ENTRY_PROVIDER_CREATE: apply_provider_create(m, e, out, res); break;
+	case ENTRY_PROVIDER_DELETE: apply_provider_delete(m, e, out, res); break;
+	case ENTRY_LINK_CREATE: apply_link_create(m, e, out, res); break;
+	case ENTRY_LINK_DELETE: apply_link_delete(m, e, out, res); break;
+	case ENTRY_POLICY_PUT: apply_policy_put(m, e, out, res); break;
+	default: res_set(res, APPLY_INVALID, "unknown entry op %d", (int)e->op); break;
+	}
+}

@@ -112,8 +112,10 @@ void model_release(struct model *m);
 
 /* Applies e at log index `index`. When out is non-NULL, appends the rows the entry
  * changed (and its event) to out for the PostgreSQL projection. Returns the result
- * in *res; the model is unchanged unless res->code == APPLY_OK. */
-void model_apply(struct model *m, const struct entry *e, uint64_t index, struct proj_batch *out,
+ * in *res; the model is unchanged unless res->code == APPLY_OK. On APPLY_OK the
+ * model may have taken ownership of specs inside e (moved out and zeroed), so e
+ * is only fit for entry_release afterwards. */
+void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_batch *out,
 		 struct apply_result *res);
 
 /* Lookups (borrowed; NULL when absent). */

@@ -1,1 +1,513 @@
-/* ops.c — being written */
+#include "ops.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "loop.h"
+#include "model.h"
+#include "sched.h"
+#include "store.h"
+
+/* A stale plan (capacity taken by a write applied in between) is re-planned this
+ * many times before the client sees 409 conflict. */
+#define OPS_MAX_ATTEMPTS 5
+
+void op_init(struct op *op, enum op_kind kind)
+{
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+}
+
+void op_release(struct op *op)
+{
+	entry_release(&op->entry);
+	json_decref(op->result);
+	op->result = NULL;
+}
+
+void op_fail(struct op *op, int http_status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	op->http_status = http_status;
+	snprintf(op->code, sizeof(op->code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(op->message, sizeof(op->message), fmt, ap);
+	va_end(ap);
+}
+
+/* Server-chosen ids: a prefix and 16 random hex digits. */
+static char *new_id(const char *prefix)
+{
+	unsigned char r[8];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return NULL;
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "%s-", prefix);
+	for (int i = 0; i < 8; i++)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%02x", r[i]);
+	return strdup(buf);
+}
+
+static void fail_apply(struct op *op, const struct apply_result *res)
+{
+	switch (res->code) {
+	case APPLY_OK: break;
+	case APPLY_NOT_FOUND: op_fail(op, 404, "not_found", "%s", res->message); break;
+	case APPLY_EXISTS: op_fail(op, 409, "already_exists", "%s", res->message); break;
+	case APPLY_CONFLICT: op_fail(op, 409, "conflict", "%s", res->message); break;
+	case APPLY_INSUFFICIENT: op_fail(op, 409, "insufficient_resources", "%s", res->message); break;
+	case APPLY_DENIED: op_fail(op, 403, "capability_denied", "%s", res->message); break;
+	case APPLY_INVALID: op_fail(op, 422, "invalid_request", "%s", res->message); break;
+	case APPLY_NOMEM: op_fail(op, 503, "out_of_memory", "%s", res->message); break;
+	}
+}
+
+static void request_for(const struct actor_spec *s, const struct strlist *contracts, struct sched_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->actor_id = s->id;
+	req->cpu_required = s->cpu_required;
+	req->memory_required_mb = s->memory_required_mb;
+	req->preferred_region = s->preferred_region;
+	req->constraints = &s->constraints;
+	req->contracts = contracts;
+	req->strategy = s->strategy;
+	req->count = 1;
+}
+
+static void clear_plan(struct entry *e)
+{
+	for (size_t i = 0; i < e->nplacements; i++)
+		free(e->placements[i]);
+	free(e->placements);
+	e->placements = NULL;
+	e->nplacements = 0;
+	free(e->rr_cursor);
+	e->rr_cursor = NULL;
+	for (size_t i = 0; i < e->nmoves; i++) {
+		free(e->moves[i].actor_id);
+		free(e->moves[i].to_node);
+	}
+	free(e->moves);
+	e->moves = NULL;
+	e->nmoves = 0;
+}
+
+/* Copies a plan's choices into the entry. */
+static int plan_to_entry(struct entry *e, const struct sched_choice *c, size_t n, const char *cursor)
+{
+	if (n > 0 && (e->placements = calloc(n, sizeof(char *))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if ((e->placements[i] = strdup(c[i].node->spec.id)) == NULL)
+			return -1;
+		e->nplacements++;
+	}
+	if (cursor[0] && (e->rr_cursor = strdup(cursor)) == NULL)
+		return -1;
+	return 0;
+}
+
+static int plan_actor_create(struct loop *l, struct op *op)
+{
+	struct actor_spec *s = &op->entry.actor;
+	if (s->id == NULL && (s->id = new_id("act")) == NULL)
+		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
+	if (s->name == NULL && (s->name = strdup(s->id)) == NULL)
+		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
+	snprintf(op->id, sizeof(op->id), "%s", s->id);
+	if (model_actor_get(&l->model, s->id) != NULL)
+		return op_fail(op, 409, "already_exists", "actor '%s' already exists", s->id), -1;
+	struct sched_request req;
+	request_for(s, &s->contracts, &req);
+	req.count = s->replicas;
+	struct sched_choice *c = calloc((size_t)s->replicas, sizeof(*c));
+	char cursor[SPEC_ID_MAX + 1] = "";
+	if (c == NULL)
+		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
+	int rc = sched_place(&l->model, &req, c, cursor);
+	if (rc == SCHED_INSUFFICIENT) {
+		free(c);
+		return op_fail(op, 409, "insufficient_resources", "actor scale failed: insufficient resources"), -1;
+	}
+	if (rc != SCHED_OK || plan_to_entry(&op->entry, c, (size_t)s->replicas, cursor) != 0) {
+		free(c);
+		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
+	}
+	free(c);
+	return 0;
+}
+
+/* Room for one more request on n by capacity alone (unknown capacity: yes). */
+static bool has_room(const struct model_node *n, int64_t cpu, int64_t mem)
+{
+	return (n->spec.cpu_capacity == 0 || n->spec.cpu_capacity - n->cpu_used >= cpu) &&
+	       (n->spec.memory_mb == 0 || n->spec.memory_mb - n->memory_used_mb >= mem);
+}
+
+static int plan_actor_patch(struct loop *l, struct op *op)
+{
+	struct model *m = &l->model;
+	struct model_actor *a = model_actor_get(m, op->target);
+	snprintf(op->id, sizeof(op->id), "%s", op->target);
+	if (a == NULL)
+		return op_fail(op, 404, "not_found", "actor '%s' not found", op->target), -1;
+	const struct actor_patch *p = &op->entry.patch;
+	int64_t ocpu = a->spec.cpu_required, omem = a->spec.memory_required_mb;
+	int64_t ncpu = p->has_cpu_required ? p->cpu_required : ocpu;
+	int64_t nmem = p->has_memory_required_mb ? p->memory_required_mb : omem;
+	size_t nrep = p->has_replicas ? (size_t)p->replicas : a->nplacements;
+	size_t keep = nrep < a->nplacements ? nrep : a->nplacements, add = nrep - keep;
+	/* Simulate what apply will do — release, then re-add kept replicas with the
+	 * new request — plan the new ones on that state, and undo the simulation. */
+	for (size_t i = 0; i < a->nplacements; i++)
+		model_node_account(m, a->placements[i].node, ocpu, omem, -1);
+	size_t k = 0;
+	int rc = 0;
+	for (; k < keep; k++) {
+		struct model_node *n = a->placements[k].node;
+		if ((ncpu != ocpu || nmem != omem) && !has_room(n, ncpu, nmem)) {
+			op_fail(op, 409, "insufficient_resources",
+				"actor scale failed: insufficient resources (node '%s' has no room for %lld "
+				"millicores and %lld MiB)",
+				n->spec.id, (long long)ncpu, (long long)nmem);
+			rc = -1;
+			break;
+		}
+		model_node_account(m, n, ncpu, nmem, +1);
+	}
+	if (rc == 0 && add > 0) {
+		struct strlist contracts;
+		struct model_node **holding = calloc(keep ? keep : 1, sizeof(*holding));
+		struct sched_choice *c = calloc(add, sizeof(*c));
+		char cursor[SPEC_ID_MAX + 1] = "";
+		if (holding == NULL || c == NULL || model_actor_contracts(m, a, &contracts) != 0) {
+			op_fail(op, 503, "out_of_memory", "out of memory");
+			rc = -1;
+		} else {
+			for (size_t i = 0; i < keep; i++)
+				holding[i] = a->placements[i].node;
+			struct actor_spec tmp = a->spec;
+			tmp.cpu_required = ncpu;
+			tmp.memory_required_mb = nmem;
+			struct sched_request req;
+			request_for(&tmp, &contracts, &req);
+			req.count = (int64_t)add;
+			req.holding = holding;
+			req.nholding = keep;
+			int src = sched_place(m, &req, c, cursor);
+			if (src == SCHED_INSUFFICIENT) {
+				op_fail(op, 409, "insufficient_resources", "actor scale failed: insufficient resources");
+				rc = -1;
+			} else if (src != SCHED_OK || plan_to_entry(&op->entry, c, add, cursor) != 0) {
+				op_fail(op, 503, "out_of_memory", "out of memory");
+				rc = -1;
+			}
+			strlist_free(&contracts);
+		}
+		free(holding);
+		free(c);
+	}
+	while (k-- > 0)
+		model_node_account(m, a->placements[k].node, ncpu, nmem, -1);
+	for (size_t i = 0; i < a->nplacements; i++)
+		model_node_account(m, a->placements[i].node, ocpu, omem, +1);
+	return rc;
+}
+
+/* Plans where each replica on the node goes; those with nowhere to go stay. */
+static int plan_drain(struct loop *l, struct op *op)
+{
+	struct model *m = &l->model;
+	struct model_node *n = model_node_get(m, op->target);
+	snprintf(op->id, sizeof(op->id), "%s", op->target);
+	if (n == NULL)
+		return op_fail(op, 404, "not_found", "node '%s' not found", op->target), -1;
+	bool was_cordoned = n->cordoned, was_draining = n->draining;
+	n->cordoned = n->draining = true;
+	sched_index_update(&m->sched, n);
+	json_t *moved = json_array(), *stuck = json_array();
+	struct entry *e = &op->entry;
+	size_t cap = (size_t)n->nplacements;
+	e->moves = calloc(cap ? cap : 1, sizeof(*e->moves));
+	struct model_node **taken = calloc(cap ? cap : 1, sizeof(*taken));
+	int64_t *tcpu = calloc(cap ? cap : 1, sizeof(*tcpu)), *tmem = calloc(cap ? cap : 1, sizeof(*tmem));
+	int rc = 0;
+	if (e->moves == NULL || taken == NULL || tcpu == NULL || tmem == NULL || moved == NULL || stuck == NULL) {
+		op_fail(op, 503, "out_of_memory", "out of memory");
+		rc = -1;
+	}
+	/* Actors in id order so the plan does not depend on hash order. */
+	size_t na = 0, pos = 0;
+	struct model_actor **actors = rc == 0 ? calloc(m->actors.n ? m->actors.n : 1, sizeof(*actors)) : NULL;
+	struct model_actor *a;
+	while (actors && (a = hmap_next(&m->actors, &pos)) != NULL)
+		for (size_t i = 0; i < a->nplacements; i++)
+			if (a->placements[i].node == n) {
+				actors[na++] = a;
+				break;
+			}
+	for (size_t i = 1; i < na; i++)
+		for (size_t j = i; j > 0 && strcmp(actors[j - 1]->spec.id, actors[j]->spec.id) > 0; j--) {
+			struct model_actor *t = actors[j];
+			actors[j] = actors[j - 1];
+			actors[j - 1] = t;
+		}
+	size_t ntaken = 0;
+	for (size_t ai = 0; rc == 0 && ai < na; ai++) {
+		a = actors[ai];
+		struct strlist contracts;
+		if (model_actor_contracts(m, a, &contracts) != 0) {
+			op_fail(op, 503, "out_of_memory", "out of memory");
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i < a->nplacements; i++) {
+			if (a->placements[i].node != n)
+				continue;
+			struct model_node *holding[a->nplacements ? a->nplacements : 1];
+			size_t nh = 0;
+			for (size_t h = 0; h < a->nplacements; h++)
+				if (a->placements[h].node != n)
+					holding[nh++] = a->placements[h].node;
+			struct sched_request req;
+			request_for(&a->spec, &contracts, &req);
+			req.holding = holding;
+			req.nholding = nh;
+			struct sched_choice c;
+			char cursor[SPEC_ID_MAX + 1] = "";
+			if (sched_place(m, &req, &c, cursor) != SCHED_OK) {
+				json_array_append_new(stuck, json_pack("{s:s,s:I}", "actor_id", a->spec.id, "instance",
+								       (json_int_t)i));
+				continue;
+			}
+			struct entry_move *mv = &e->moves[e->nmoves++];
+			mv->actor_id = strdup(a->spec.id);
+			mv->instance = (int64_t)i;
+			mv->to_node = strdup(c.node->spec.id);
+			json_array_append_new(moved, json_pack("{s:s,s:I,s:s}", "actor_id", a->spec.id, "instance",
+							       (json_int_t)i, "to_node", c.node->spec.id));
+			/* Later moves see the capacity this one takes. */
+			model_node_account(m, c.node, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+			taken[ntaken] = c.node;
+			tcpu[ntaken] = a->spec.cpu_required;
+			tmem[ntaken++] = a->spec.memory_required_mb;
+		}
+		strlist_free(&contracts);
+	}
+	while (ntaken-- > 0)
+		model_node_account(m, taken[ntaken], tcpu[ntaken], tmem[ntaken], -1);
+	n->cordoned = was_cordoned;
+	n->draining = was_draining;
+	sched_index_update(&m->sched, n);
+	free(actors);
+	free(taken);
+	free(tcpu);
+	free(tmem);
+	if (rc == 0) {
+		json_decref(op->result);
+		op->result = json_pack("{s:o,s:o}", "moved", moved, "unmoved", stuck);
+	} else {
+		json_decref(moved);
+		json_decref(stuck);
+	}
+	return rc;
+}
+
+static void ops_propose(struct loop *l, struct op *op);
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+	struct op *op = req->data;
+	struct loop *l = op->loop;
+	if (status != 0) {
+		/* Leadership lost or shutdown: the entry may still commit later. */
+		op_fail(op, 503, "unavailable",
+			"raft: %s; the write may or may not have been applied — read it back before retrying",
+			raft_strerror(status));
+		loop_finish(l, op);
+		return;
+	}
+	const struct apply_result *res = result;
+	op->index = req->index;
+	if (res->id[0])
+		snprintf(op->id, sizeof(op->id), "%s", res->id);
+	if (res->code == APPLY_OK) {
+		loop_wait_projection(l, op);
+		return;
+	}
+	/* A write applied between plan and apply took the capacity: plan again. */
+	if (res->code == APPLY_CONFLICT && strstr(res->message, "plan is out of date") != NULL &&
+	    ++op->attempts < OPS_MAX_ATTEMPTS) {
+		log_debug("%s %s: %s; re-planning", entry_op_name(op->entry.op), op->id, res->message);
+		clear_plan(&op->entry);
+		ops_execute(l, op);
+		return;
+	}
+	fail_apply(op, res);
+	loop_finish(l, op);
+}
+
+static void ops_propose(struct loop *l, struct op *op)
+{
+	struct entry *e = &op->entry;
+	e->at_ms = loop_wallclock_ms();
+	if (e->who == NULL)
+		e->who = strdup("api");
+	void *buf;
+	size_t len;
+	if (entry_encode(e, &buf, &len) != 0) {
+		op_fail(op, 503, "out_of_memory", "out of memory encoding the log entry");
+		loop_finish(l, op);
+		return;
+	}
+	struct raft_buffer rb = {.base = buf, .len = len};
+	op->req.data = op;
+	int rv = raft_apply(&l->raft, &op->req, &rb, 1, apply_cb);
+	if (rv != 0) {
+		raft_free(buf);
+		if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
+			op_fail(op, 503, "not_leader", "this replica is not the Raft leader; retry");
+		else
+			op_fail(op, 503, "unavailable", "raft: %s", raft_strerror(rv));
+		loop_finish(l, op);
+	}
+}
+
+static json_t *cluster_json(struct loop *l)
+{
+	raft_id lid = 0;
+	const char *laddr = NULL;
+	raft_leader(&l->raft, &lid, &laddr);
+	json_t *leader = json_null();
+	if (lid != 0)
+		leader = json_pack("{s:I,s:s,s:s?}", "id", (json_int_t)lid, "address", laddr ? laddr : "", "api_url",
+				   lid == l->raft.id ? l->api_url : NULL);
+	json_t *members = json_array();
+	for (unsigned i = 0; i < l->raft.configuration.n; i++) {
+		const struct raft_server *s = &l->raft.configuration.servers[i];
+		const char *role = s->role == RAFT_VOTER ? "voter" : s->role == RAFT_STANDBY ? "standby" : "spare";
+		json_array_append_new(members, json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id", (json_int_t)s->id,
+							 "address", s->address, "role", role, "leader",
+							 s->id == lid, "api_url",
+							 s->id == l->raft.id ? l->api_url : NULL));
+	}
+	static const char *states[] = {"unavailable", "follower", "candidate", "leader"};
+	int st = raft_state(&l->raft);
+	return json_pack("{s:o,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:s,s:s}}", "leader", leader, "term",
+			 (json_int_t)l->raft.current_term, "commit_index", (json_int_t)l->raft.commit_index,
+			 "applied_index", (json_int_t)raft_last_applied(&l->raft), "projected_index",
+			 (json_int_t)(l->store ? store_projected(l->store) : 0), "members", members, "self", "id",
+			 (json_int_t)l->raft.id, "state", st >= 0 && st <= 3 ? states[st] : "unknown", "api_url",
+			 l->api_url);
+}
+
+static bool is_write(enum op_kind k)
+{
+	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT;
+}
+
+void ops_execute(struct loop *l, struct op *op)
+{
+	struct model *m = &l->model;
+	struct entry *e = &op->entry;
+	op->loop = l;
+	if (is_write(op->kind) && !l->status.writable) {
+		if (raft_state(&l->raft) != RAFT_LEADER && l->raft.configuration.n > 0 && op->attempts == 0 &&
+		    l->status.leader_id != 0 && l->status.leader_id != l->raft.id) {
+			op_fail(op, 503, "not_leader", "this replica is not the Raft leader (replica %llu at %s is)",
+				(unsigned long long)l->status.leader_id, l->status.leader_address);
+			loop_finish(l, op);
+			return;
+		}
+		loop_park(l, op);
+		return;
+	}
+	switch (op->kind) {
+	case OP_CLUSTER:
+		op->result = cluster_json(l);
+		loop_finish(l, op);
+		return;
+	case OP_WAIT:
+		loop_wait_projection(l, op);
+		return;
+	case OP_PLAN: {
+		struct sched_request req;
+		request_for(&e->actor, &e->actor.contracts, &req);
+		req.count = e->actor.replicas;
+		op->result = sched_explain(m, &req);
+		if (op->result == NULL)
+			op_fail(op, 503, "out_of_memory", "out of memory");
+		loop_finish(l, op);
+		return;
+	}
+	case OP_NODE_CREATE:
+		e->op = ENTRY_NODE_PUT;
+		snprintf(op->id, sizeof(op->id), "%s", e->node.id);
+		if (model_node_get(m, e->node.id) != NULL) {
+			op_fail(op, 409, "already_exists", "node '%s' already exists", e->node.id);
+			loop_finish(l, op);
+			return;
+		}
+		break;
+	case OP_NODE_CORDON:
+	case OP_NODE_UNCORDON:
+		e->op = ENTRY_NODE_FLAGS;
+		e->flag = op->kind == OP_NODE_CORDON;
+		break;
+	case OP_NODE_DRAIN:
+		e->op = ENTRY_NODE_DRAIN;
+		if (plan_drain(l, op) != 0) {
+			loop_finish(l, op);
+			return;
+		}
+		break;
+	case OP_NODE_DELETE: e->op = ENTRY_NODE_DELETE; break;
+	case OP_ACTOR_CREATE:
+		e->op = ENTRY_ACTOR_CREATE;
+		if (plan_actor_create(l, op) != 0) {
+			loop_finish(l, op);
+			return;
+		}
+		break;
+	case OP_ACTOR_PATCH:
+		e->op = ENTRY_ACTOR_UPDATE;
+		if (plan_actor_patch(l, op) != 0) {
+			loop_finish(l, op);
+			return;
+		}
+		break;
+	case OP_ACTOR_DELETE: e->op = ENTRY_ACTOR_DELETE; break;
+	case OP_PROVIDER_CREATE:
+		e->op = ENTRY_PROVIDER_CREATE;
+		if (e->provider.id == NULL)
+			e->provider.id = new_id("prv");
+		break;
+	case OP_PROVIDER_DELETE: e->op = ENTRY_PROVIDER_DELETE; break;
+	case OP_LINK_CREATE:
+		e->op = ENTRY_LINK_CREATE;
+		if (e->link.id == NULL)
+			e->link.id = new_id("lnk");
+		break;
+	case OP_LINK_DELETE: e->op = ENTRY_LINK_DELETE; break;
+	case OP_POLICY_CREATE:
+		e->op = ENTRY_POLICY_PUT;
+		e->flag = 1;
+		if (e->policy.policy_id == NULL)
+			e->policy.policy_id = new_id("pol");
+		break;
+	case OP_POLICY_UPDATE:
+		e->op = ENTRY_POLICY_PUT;
+		e->flag = 0;
+		free(e->policy.policy_id);
+		e->policy.policy_id = strdup(op->target);
+		break;
+	}
+	if (op->target[0] && e->target == NULL)
+		e->target = strdup(op->target);
+	ops_propose(l, op);
+}

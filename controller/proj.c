@@ -1,1 +1,329 @@
-/* proj.c — being written */
+/* proj — renders model objects into proj_changes (see proj.h for the parameter
+ * order of every kind; store.c's statements take them in that order). */
+#include "proj.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "spec.h"
+
+struct proj_batch *proj_batch_new(uint64_t index)
+{
+	struct proj_batch *b = calloc(1, sizeof(*b));
+	if (b)
+		b->index = index;
+	return b;
+}
+
+static void proj_change_free(struct proj_change *c)
+{
+	for (int i = 0; i < c->nparams; i++)
+		free(c->params[i]);
+	free(c);
+}
+
+void proj_batch_free(struct proj_batch *b)
+{
+	if (!b)
+		return;
+	struct proj_change *c = b->head;
+	while (c) {
+		struct proj_change *next = c->next;
+		proj_change_free(c);
+		c = next;
+	}
+	free(b);
+}
+
+/* Starts a change of kind k. Parameters are appended with the p_* helpers; the
+ * change joins the batch only once complete (proj_end), so a failure midway never
+ * leaves a half-rendered change in it. */
+static struct proj_change *proj_begin(struct proj_batch *b, enum proj_kind k)
+{
+	if (b->failed)
+		return NULL;
+	struct proj_change *c = calloc(1, sizeof(*c));
+	if (!c) {
+		b->failed = 1;
+		return NULL;
+	}
+	c->kind = k;
+	return c;
+}
+
+/* Appends one parameter (owned string, NULL = SQL NULL unless oom). */
+static void p_own(struct proj_batch *b, struct proj_change *c, char *v, int oom)
+{
+	if (!c) {
+		/* the change was never started: b->failed is already set */
+		free(v);
+		return;
+	}
+	if (oom || c->nparams >= PROJ_MAX_PARAMS) {
+		free(v);
+		b->failed = 1;
+		return;
+	}
+	c->params[c->nparams++] = v;
+}
+
+static void p_str(struct proj_batch *b, struct proj_change *c, const char *s)
+{
+	char *v = s ? strdup(s) : NULL;
+	p_own(b, c, v, s && !v);
+}
+
+static void p_int(struct proj_batch *b, struct proj_change *c, int64_t n)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%" PRId64, n);
+	p_str(b, c, buf);
+}
+
+static void p_uint(struct proj_batch *b, struct proj_change *c, uint64_t n)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%" PRIu64, n);
+	p_str(b, c, buf);
+}
+
+/* Negative = unknown -> SQL NULL (measured usage). */
+static void p_int_or_null(struct proj_batch *b, struct proj_change *c, int64_t n)
+{
+	if (n < 0)
+		p_own(b, c, NULL, 0);
+	else
+		p_int(b, c, n);
+}
+
+static void p_bool(struct proj_batch *b, struct proj_change *c, bool v)
+{
+	p_str(b, c, v ? "t" : "f");
+}
+
+/* Takes the reference j (NULL = out of memory). */
+static void p_json(struct proj_batch *b, struct proj_change *c, json_t *j)
+{
+	char *v = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	p_own(b, c, v, !v);
+}
+
+static void proj_end(struct proj_batch *b, struct proj_change *c)
+{
+	if (!c)
+		return;
+	if (b->failed) {
+		proj_change_free(c);
+		return;
+	}
+	if (b->tail)
+		b->tail->next = c;
+	else
+		b->head = c;
+	b->tail = c;
+	b->n++;
+}
+
+void proj_node(struct proj_batch *b, const struct model_node *n)
+{
+	struct proj_change *c = proj_begin(b, PROJ_NODE_UPSERT);
+	p_str(b, c, n->spec.id);
+	p_str(b, c, n->spec.region);
+	p_json(b, c, kvlist_to_json(&n->spec.labels));
+	p_int(b, c, n->spec.cpu_capacity);
+	p_int(b, c, n->spec.memory_mb);
+	p_int(b, c, n->spec.cpu_used);
+	p_int(b, c, n->spec.memory_used_mb);
+	p_int(b, c, n->spec.actor_count);
+	p_int(b, c, n->cpu_used);
+	p_int(b, c, n->memory_used_mb);
+	p_int(b, c, n->actor_count);
+	p_int_or_null(b, c, n->cpu_measured);
+	p_int_or_null(b, c, n->memory_measured_mb);
+	p_str(b, c, model_node_status_name(n->status));
+	p_bool(b, c, n->cordoned);
+	p_bool(b, c, n->draining);
+	p_int(b, c, n->error_count);
+	if (n->last_heartbeat_ms > 0)
+		p_int(b, c, n->last_heartbeat_ms);
+	else
+		p_own(b, c, NULL, 0);
+	p_int(b, c, n->policy_version);
+	p_str(b, c, n->agent_version);
+	p_uint(b, c, n->generation);
+	p_int(b, c, n->created_ms);
+	p_int(b, c, n->updated_ms);
+	proj_end(b, c);
+}
+
+static void proj_delete(struct proj_batch *b, enum proj_kind k, const char *id)
+{
+	struct proj_change *c = proj_begin(b, k);
+	p_str(b, c, id);
+	proj_end(b, c);
+}
+
+void proj_node_delete(struct proj_batch *b, const char *id)
+{
+	proj_delete(b, PROJ_NODE_DELETE, id);
+}
+
+void proj_actor(struct proj_batch *b, const struct model_actor *a)
+{
+	const struct actor_spec *s = &a->spec;
+	struct proj_change *c = proj_begin(b, PROJ_ACTOR_UPSERT);
+	p_str(b, c, s->id);
+	p_str(b, c, s->name ? s->name : s->id);
+	p_str(b, c, s->module);
+	p_int(b, c, s->cpu_required);
+	p_int(b, c, s->memory_required_mb);
+	p_str(b, c, s->preferred_region ? s->preferred_region : "");
+	p_json(b, c, kvlist_to_json(&s->constraints));
+	p_int(b, c, s->priority);
+	p_int(b, c, s->max_latency_ms);
+	p_int(b, c, s->replicas);
+	p_str(b, c, spec_strategy_name(s->strategy));
+	p_json(b, c, strlist_to_json(&s->contracts));
+	p_uint(b, c, a->generation);
+	p_int(b, c, a->created_ms);
+	p_int(b, c, a->updated_ms);
+	proj_end(b, c);
+}
+
+void proj_actor_delete(struct proj_batch *b, const char *id)
+{
+	proj_delete(b, PROJ_ACTOR_DELETE, id);
+}
+
+/* [{"instance","node_id","state","state_version"}...] in instance order; NULL when
+ * out of memory. */
+static json_t *proj_placements_json(const struct model_actor *a)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < a->nplacements; i++) {
+		const struct model_placement *p = &a->placements[i];
+		json_t *o = json_pack("{s:I, s:o, s:s, s:I}", "instance", (json_int_t)i, "node_id",
+				      p->node ? json_string(p->node->spec.id) : json_null(), "state",
+				      model_placement_state_name(p->state), "state_version",
+				      (json_int_t)p->state_version);
+		if (json_array_append_new(arr, o) != 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+void proj_placements(struct proj_batch *b, const struct model_actor *a)
+{
+	struct proj_change *c = proj_begin(b, PROJ_PLACEMENTS_SET);
+	p_str(b, c, a->spec.id);
+	p_json(b, c, c ? proj_placements_json(a) : NULL);
+	proj_end(b, c);
+}
+
+void proj_provider(struct proj_batch *b, const struct model_provider *p)
+{
+	struct proj_change *c = proj_begin(b, PROJ_PROVIDER_UPSERT);
+	p_str(b, c, p->spec.id);
+	p_str(b, c, p->spec.contract_id);
+	p_str(b, c, p->spec.image);
+	p_json(b, c, strlist_to_json(&p->spec.nodes));
+	p_int(b, c, p->created_ms);
+	proj_end(b, c);
+}
+
+void proj_provider_delete(struct proj_batch *b, const char *id)
+{
+	proj_delete(b, PROJ_PROVIDER_DELETE, id);
+}
+
+void proj_link(struct proj_batch *b, const struct model_link *l)
+{
+	const struct link_spec *s = &l->spec;
+	struct proj_change *c = proj_begin(b, PROJ_LINK_UPSERT);
+	p_str(b, c, s->id);
+	p_str(b, c, s->actor_id);
+	p_str(b, c, s->provider_id);
+	p_str(b, c, s->contract_id);
+	p_str(b, c, s->link_name ? s->link_name : "default");
+	p_json(b, c, kvlist_to_json(&s->values));
+	p_int(b, c, s->timeout_ms);
+	p_int(b, c, s->retry_count);
+	p_int(b, c, s->retry_delay_ms);
+	p_int(b, c, l->created_ms);
+	proj_end(b, c);
+}
+
+void proj_link_delete(struct proj_batch *b, const char *id)
+{
+	proj_delete(b, PROJ_LINK_DELETE, id);
+}
+
+void proj_policy(struct proj_batch *b, const struct model_policy *p)
+{
+	const struct policy_spec *s = &p->spec;
+	struct proj_change *c = proj_begin(b, PROJ_POLICY_INSERT);
+	p_str(b, c, s->policy_id);
+	p_int(b, c, p->version);
+	p_json(b, c, strlist_to_json(&s->allowed_contracts));
+	p_json(b, c, strlist_to_json(&s->denied_contracts));
+	p_int(b, c, s->max_actor_memory_mb);
+	p_json(b, c, strlist_to_json(&s->network_restrictions));
+	p_json(b, c, c ? json_pack("{s:o, s:o}", "regions", strlist_to_json(&s->sel_regions),
+				   "labels", kvlist_to_json(&s->sel_labels))
+		       : NULL);
+	/* The row is this version, so its time is when this version was made. */
+	p_int(b, c, p->updated_ms > 0 ? p->updated_ms : p->created_ms);
+	proj_end(b, c);
+}
+
+void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
+		const char *object_type, const char *object_id, const char *data)
+{
+	struct proj_change *c = proj_begin(b, PROJ_EVENT_INSERT);
+	p_uint(b, c, seq);
+	p_uint(b, c, b->index);
+	p_int(b, c, at_ms);
+	p_str(b, c, who);
+	p_str(b, c, kind);
+	p_str(b, c, object_type);
+	p_str(b, c, object_id);
+	p_str(b, c, data);
+	proj_end(b, c);
+}
+
+void proj_reset(struct proj_batch *b)
+{
+	proj_end(b, proj_begin(b, PROJ_RESET));
+}
+
+void proj_model(struct proj_batch *b, const struct model *m)
+{
+	size_t pos;
+	void *v;
+
+	proj_reset(b);
+	pos = 0;
+	while (!b->failed && (v = hmap_next(&m->nodes, &pos)) != NULL)
+		proj_node(b, v);
+	pos = 0;
+	while (!b->failed && (v = hmap_next(&m->actors, &pos)) != NULL) {
+		proj_actor(b, v);
+		proj_placements(b, v);
+	}
+	pos = 0;
+	while (!b->failed && (v = hmap_next(&m->providers, &pos)) != NULL)
+		proj_provider(b, v);
+	pos = 0;
+	while (!b->failed && (v = hmap_next(&m->links, &pos)) != NULL)
+		proj_link(b, v);
+	pos = 0;
+	while (!b->failed && (v = hmap_next(&m->policies, &pos)) != NULL)
+		proj_policy(b, v);
+}

@@ -88,7 +88,7 @@ void proj_policy(struct proj_batch *b, const struct model_policy *p);
 void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
 		const char *object_type, const char *object_id, const char *data);
 void proj_reset(struct proj_batch *b);
-/* Every row of the model (after proj_reset), for a rebuild. */
+/* A rebuild: a PROJ_RESET, then every row of the model. */
 void proj_model(struct proj_batch *b, const struct model *m);
 
 #endif

@@ -1,1 +1,256 @@
-/* query.c — being written */
+/* query — the API's reads. PostgreSQL builds each document (schema/ api_* views);
+ * this module only pages, filters and parses. */
+#include "query.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUERY_TEXTOID 25 /* pg_type oid of text (catalog/pg_type_d.h is server-only) */
+
+/* Parameters of every list statement, by position ($1 is QP_AFTER, ...); each
+ * statement uses the ones it needs. Typed as text up front, so an unused one is
+ * not an error. */
+enum { QP_AFTER, QP_LIMIT, QP_REGION, QP_STATUS, QP_LABEL_KEY, QP_LABEL_VALUE, QP_NODE, QP_ACTOR,
+       QP_PROVIDER, QP_CONTRACT, QP_COUNT };
+
+static const char *const query_get_sql[] = {
+	[QUERY_NODES] = "SELECT doc::text FROM api_nodes WHERE id = $1",
+	[QUERY_ACTORS] = "SELECT doc::text FROM api_actors WHERE id = $1",
+	[QUERY_PROVIDERS] = "SELECT doc::text FROM api_providers WHERE id = $1",
+	[QUERY_LINKS] = "SELECT doc::text FROM api_links WHERE id = $1",
+	[QUERY_POLICIES] = "SELECT doc::text FROM api_policies WHERE policy_id = $1",
+};
+
+/* Unnamed statements are planned with the parameter values at hand, so the
+ * "$n IS NULL OR ..." of an absent filter folds away and indexes still serve the
+ * rest. Column 0 is the id (the cursor), column 1 the document. */
+static const char *const query_list_sql[] = {
+	[QUERY_NODES] = "SELECT id, doc::text FROM api_nodes"
+			" WHERE ($1 IS NULL OR id > $1)"
+			" AND ($3 IS NULL OR region = $3) AND ($4 IS NULL OR status = $4)"
+			" AND ($5 IS NULL OR $6 IS NOT NULL OR labels ? $5)"
+			" AND ($6 IS NULL OR labels @> jsonb_build_object($5, $6))"
+			" ORDER BY id LIMIT $2::bigint",
+	[QUERY_ACTORS] = "SELECT id, doc::text FROM api_actors a"
+			 " WHERE ($1 IS NULL OR id > $1)"
+			 " AND ($7 IS NULL OR EXISTS (SELECT 1 FROM placements p"
+			 "  WHERE p.actor_id = a.id AND p.node_id = $7))"
+			 " ORDER BY id LIMIT $2::bigint",
+	[QUERY_PROVIDERS] = "SELECT id, doc::text FROM api_providers"
+			    " WHERE ($1 IS NULL OR id > $1) AND ($10 IS NULL OR contract_id = $10)"
+			    " ORDER BY id LIMIT $2::bigint",
+	[QUERY_LINKS] = "SELECT id, doc::text FROM api_links"
+			" WHERE ($1 IS NULL OR id > $1)"
+			" AND ($8 IS NULL OR actor_id = $8) AND ($9 IS NULL OR provider_id = $9)"
+			" AND ($10 IS NULL OR contract_id = $10)"
+			" ORDER BY id LIMIT $2::bigint",
+	[QUERY_POLICIES] = "SELECT policy_id, doc::text FROM api_policies"
+			   " WHERE ($1 IS NULL OR policy_id > $1)"
+			   " ORDER BY policy_id LIMIT $2::bigint",
+};
+
+static const char query_versions_sql[] =
+	"SELECT policy_id, doc::text FROM api_policy_versions WHERE policy_id = $1 ORDER BY version";
+static const char query_events_sql[] =
+	"SELECT seq, doc::text FROM api_events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint";
+static const char query_applied_sql[] = "SELECT applied_index FROM lattice_state";
+
+static void query_err(char *err, size_t errlen, const char *msg)
+{
+	if (!err || !errlen)
+		return;
+	snprintf(err, errlen, "%s", msg && *msg ? msg : "unknown error");
+	size_t n = strlen(err);
+	while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+		err[--n] = '\0';
+	for (char *p = err; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
+/* Runs sql; on success returns rows, else NULL with *rc and err set. */
+static PGresult *query_run(PGconn *c, const char *sql, int n, const char *const *params, int *rc,
+			   char *err, size_t errlen)
+{
+	static const unsigned int types[QP_COUNT] = {
+		QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID,
+		QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID,
+	};
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		query_err(err, errlen, c ? PQerrorMessage(c) : "no connection to PostgreSQL");
+		*rc = QUERY_UNAVAILABLE;
+		return NULL;
+	}
+	PGresult *r = PQexecParams(c, sql, n, types, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		return r;
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	query_err(err, errlen, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+	/* lost connection, server shutting down or starting up: worth a retry */
+	*rc = PQstatus(c) != CONNECTION_OK || !st || strncmp(st, "08", 2) == 0 ||
+			      strncmp(st, "57P0", 4) == 0
+		      ? QUERY_UNAVAILABLE
+		      : QUERY_ERROR;
+	PQclear(r);
+	return NULL;
+}
+
+static json_t *query_doc(const PGresult *r, int row, int col, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), 0, &je);
+	if (!j)
+		snprintf(err, errlen, "bad document from the database: %s", je.text);
+	return j;
+}
+
+/* Rows [0, n) of column col as a JSON array. */
+static int query_array(const PGresult *r, int n, int col, json_t **out, char *err, size_t errlen)
+{
+	json_t *arr = json_array();
+	if (!arr) {
+		query_err(err, errlen, "out of memory");
+		return QUERY_ERROR;
+	}
+	for (int i = 0; i < n; i++) {
+		json_t *doc = query_doc(r, i, col, err, errlen);
+		if (!doc || json_array_append_new(arr, doc) != 0) {
+			json_decref(arr);
+			return QUERY_ERROR;
+		}
+	}
+	*out = arr;
+	return QUERY_OK;
+}
+
+static int64_t query_limit(int64_t limit)
+{
+	if (limit <= 0)
+		return QUERY_LIMIT_DEFAULT;
+	return limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : limit;
+}
+
+int query_get(PGconn *c, enum query_obj o, const char *id, json_t **out, char *err, size_t errlen)
+{
+	int rc;
+	const char *params[] = {id};
+	PGresult *r = query_run(c, query_get_sql[o], 1, params, &rc, err, errlen);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 0) {
+		snprintf(err, errlen, "%s not found", id);
+		rc = QUERY_NOT_FOUND;
+	} else {
+		json_t *doc = query_doc(r, 0, 0, err, errlen);
+		rc = doc ? QUERY_OK : QUERY_ERROR;
+		if (doc)
+			*out = doc;
+	}
+	PQclear(r);
+	return rc;
+}
+
+int query_list(PGconn *c, enum query_obj o, const struct query_filter *f, json_t **items,
+	       char **next, char *err, size_t errlen)
+{
+	static const struct query_filter none;
+	char limbuf[24];
+	int rc;
+	if (!f)
+		f = &none;
+	int64_t limit = query_limit(f->limit);
+	snprintf(limbuf, sizeof(limbuf), "%" PRId64, limit + 1); /* one more: is there a next page? */
+	const char *params[QP_COUNT] = {
+		[QP_AFTER] = f->after,
+		[QP_LIMIT] = limbuf,
+		[QP_REGION] = f->region,
+		[QP_STATUS] = f->status,
+		[QP_LABEL_KEY] = f->label_key,
+		[QP_LABEL_VALUE] = f->label_key ? f->label_value : NULL,
+		[QP_NODE] = f->node_id,
+		[QP_ACTOR] = f->actor_id,
+		[QP_PROVIDER] = f->provider_id,
+		[QP_CONTRACT] = f->contract_id,
+	};
+	PGresult *r = query_run(c, query_list_sql[o], QP_COUNT, params, &rc, err, errlen);
+	if (!r)
+		return rc;
+	int n = PQntuples(r);
+	bool more = n > limit;
+	if (more)
+		n = (int)limit;
+	json_t *arr;
+	char *cursor = NULL;
+	rc = query_array(r, n, 1, &arr, err, errlen);
+	if (rc == QUERY_OK && more && !(cursor = strdup(PQgetvalue(r, n - 1, 0)))) {
+		json_decref(arr);
+		query_err(err, errlen, "out of memory");
+		rc = QUERY_ERROR;
+	}
+	PQclear(r);
+	if (rc == QUERY_OK) {
+		*items = arr;
+		*next = cursor;
+	}
+	return rc;
+}
+
+int query_policy_versions(PGconn *c, const char *policy_id, json_t **items, char *err,
+			  size_t errlen)
+{
+	int rc;
+	const char *params[] = {policy_id};
+	PGresult *r = query_run(c, query_versions_sql, 1, params, &rc, err, errlen);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 0) {
+		snprintf(err, errlen, "policy %s not found", policy_id);
+		rc = QUERY_NOT_FOUND;
+	} else {
+		rc = query_array(r, PQntuples(r), 1, items, err, errlen);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int query_events(PGconn *c, uint64_t since, int64_t limit, json_t **items, uint64_t *last_seq,
+		 char *err, size_t errlen)
+{
+	char sbuf[24], lbuf[24];
+	int rc;
+	snprintf(sbuf, sizeof(sbuf), "%" PRIu64, since);
+	snprintf(lbuf, sizeof(lbuf), "%" PRId64, query_limit(limit));
+	const char *params[] = {sbuf, lbuf};
+	PGresult *r = query_run(c, query_events_sql, 2, params, &rc, err, errlen);
+	if (!r)
+		return rc;
+	int n = PQntuples(r);
+	json_t *arr;
+	rc = query_array(r, n, 1, &arr, err, errlen);
+	if (rc == QUERY_OK) {
+		*items = arr;
+		*last_seq = n ? strtoull(PQgetvalue(r, n - 1, 0), NULL, 10) : since;
+	}
+	PQclear(r);
+	return rc;
+}
+
+int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen)
+{
+	int rc;
+	PGresult *r = query_run(c, query_applied_sql, 0, NULL, &rc, err, errlen);
+	if (!r)
+		return rc;
+	if (PQntuples(r) != 1) {
+		query_err(err, errlen, "lattice_state has no row: was the schema migrated?");
+		rc = QUERY_ERROR;
+	} else {
+		*out = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+		rc = QUERY_OK;
+	}
+	PQclear(r);
+	return rc;
+}

@@ -30,6 +30,9 @@ int store_open(struct store **out, const char *conninfo, const char *schema_dir,
 	       const char *instance_id, char *err, size_t errlen);
 /* Highest log index the database held at open (0 for a new one). */
 uint64_t store_applied_index(const struct store *s);
+/* true when store_open found the database recorded for another instance id and
+ * emptied it (the caller logs it; the model is then projected from scratch). */
+bool store_was_reset(const struct store *s);
 /* Starts the writer thread. cb may be NULL. Returns 0 or -1. */
 int store_start(struct store *s, store_projected_fn cb, void *arg);
 /* Queues a batch (ownership transferred). Any thread; batches must arrive in

@@ -1,0 +1,281 @@
+/* Whole-model snapshot and restore (Raft snapshots). Part of the model module:
+ * same ownership rules as model.c. Accounted usage is not stored: restore
+ * recomputes it from the base load and the placements, so it cannot drift. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "policy.h"
+
+#define SNAP_VERSION 1
+
+static json_t *snap_node(const struct model_node *n)
+{
+	return json_pack("{s:o,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:I,s:s?,s:I,s:I,s:I}", "spec",
+			 spec_node_to_json(&n->spec), "cpu_measured", (json_int_t)n->cpu_measured,
+			 "memory_measured_mb", (json_int_t)n->memory_measured_mb, "status",
+			 model_node_status_name(n->status), "cordoned", n->cordoned, "draining", n->draining,
+			 "error_count", (json_int_t)n->error_count, "last_heartbeat_ms",
+			 (json_int_t)n->last_heartbeat_ms, "policy_version", (json_int_t)n->policy_version,
+			 "agent_version", n->agent_version, "generation", (json_int_t)n->generation,
+			 "created_ms", (json_int_t)n->created_ms, "updated_ms", (json_int_t)n->updated_ms);
+}
+
+static json_t *snap_actor(const struct model_actor *a)
+{
+	json_t *pl = json_array();
+	for (size_t i = 0; pl && i < a->nplacements; i++)
+		json_array_append_new(pl, json_pack("{s:s,s:s,s:I}", "node", a->placements[i].node->spec.id,
+						    "state", model_placement_state_name(a->placements[i].state),
+						    "state_version", (json_int_t)a->placements[i].state_version));
+	return json_pack("{s:o,s:o,s:I,s:I,s:I}", "spec", spec_actor_to_json(&a->spec), "placements", pl,
+			 "generation", (json_int_t)a->generation, "created_ms", (json_int_t)a->created_ms,
+			 "updated_ms", (json_int_t)a->updated_ms);
+}
+
+json_t *model_snapshot(const struct model *m)
+{
+	json_t *nodes = json_array(), *actors = json_array(), *providers = json_array(),
+	       *links = json_array(), *policies = json_array();
+	json_t *root = json_pack("{s:i,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "v", SNAP_VERSION, "event_seq",
+				 (json_int_t)m->event_seq, "rr_cursor", m->rr_cursor, "nodes", nodes, "actors",
+				 actors, "providers", providers, "links", links, "policies", policies);
+	if (root == NULL)
+		return NULL;
+	size_t pos = 0;
+	void *v;
+	int rc = 0;
+	while ((v = hmap_next(&m->nodes, &pos)) != NULL)
+		rc |= json_array_append_new(nodes, snap_node(v));
+	pos = 0;
+	while ((v = hmap_next(&m->actors, &pos)) != NULL)
+		rc |= json_array_append_new(actors, snap_actor(v));
+	pos = 0;
+	while ((v = hmap_next(&m->providers, &pos)) != NULL) {
+		const struct model_provider *p = v;
+		rc |= json_array_append_new(providers, json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec),
+								 "created_ms", (json_int_t)p->created_ms));
+	}
+	pos = 0;
+	while ((v = hmap_next(&m->links, &pos)) != NULL) {
+		const struct model_link *l = v;
+		rc |= json_array_append_new(links, json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec),
+							     "created_ms", (json_int_t)l->created_ms));
+	}
+	pos = 0;
+	while ((v = hmap_next(&m->policies, &pos)) != NULL) {
+		const struct model_policy *p = v;
+		rc |= json_array_append_new(
+			policies, json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version",
+					    (json_int_t)p->version, "created_ms", (json_int_t)p->created_ms,
+					    "updated_ms", (json_int_t)p->updated_ms));
+	}
+	if (rc != 0) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+static int status_parse(const char *s, enum node_status *out)
+{
+	for (int i = NODE_HEALTHY; i <= NODE_UNHEALTHY; i++)
+		if (s && strcmp(s, model_node_status_name((enum node_status)i)) == 0) {
+			*out = (enum node_status)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int state_parse(const char *s, enum placement_state *out)
+{
+	for (int i = PL_PENDING; i <= PL_FAILED; i++)
+		if (s && strcmp(s, model_placement_state_name((enum placement_state)i)) == 0) {
+			*out = (enum placement_state)i;
+			return 0;
+		}
+	return -1;
+}
+
+#define FAIL(...)                                         \
+	do {                                              \
+		snprintf(err, errlen, __VA_ARGS__);       \
+		return -1;                                \
+	} while (0)
+
+static int restore_nodes(struct model *m, const json_t *arr, char *err, size_t errlen)
+{
+	size_t i;
+	const json_t *o;
+	json_array_foreach(arr, i, o)
+	{
+		struct spec_err se;
+		struct model_node *n = calloc(1, sizeof(*n));
+		if (n == NULL)
+			FAIL("out of memory");
+		const char *status = NULL, *agent = NULL;
+		json_t *spec = NULL;
+		json_int_t cm, mm, ec, hb, pv, gen, cr, up;
+		int b1, b2;
+		if (json_unpack((json_t *)o, "{s:o,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:I,s?s,s:I,s:I,s:I}", "spec", &spec,
+				"cpu_measured", &cm, "memory_measured_mb", &mm, "status", &status, "cordoned", &b1,
+				"draining", &b2, "error_count", &ec, "last_heartbeat_ms", &hb, "policy_version", &pv,
+				"agent_version", &agent, "generation", &gen, "created_ms", &cr, "updated_ms",
+				&up) != 0 ||
+		    spec_node_from_json(spec, &n->spec, &se) != 0 || status_parse(status, &n->status) != 0) {
+			free(n);
+			FAIL("snapshot: bad node #%zu", i);
+		}
+		n->cpu_measured = cm;
+		n->memory_measured_mb = mm;
+		n->cordoned = b1;
+		n->draining = b2;
+		n->error_count = ec;
+		n->last_heartbeat_ms = hb;
+		n->policy_version = pv;
+		n->agent_version = agent ? strdup(agent) : NULL;
+		n->generation = (uint64_t)gen;
+		n->created_ms = cr;
+		n->updated_ms = up;
+		n->cpu_used = n->spec.cpu_used;
+		n->memory_used_mb = n->spec.memory_used_mb;
+		n->actor_count = n->spec.actor_count;
+		if (hmap_put(&m->nodes, n->spec.id, n) != 0) {
+			spec_node_free(&n->spec);
+			free(n->agent_version);
+			free(n);
+			FAIL("out of memory");
+		}
+	}
+	return 0;
+}
+
+static int restore_actors(struct model *m, const json_t *arr, char *err, size_t errlen)
+{
+	size_t i;
+	const json_t *o;
+	json_array_foreach(arr, i, o)
+	{
+		struct spec_err se;
+		json_t *spec = NULL, *pl = NULL;
+		json_int_t gen, cr, up;
+		if (json_unpack((json_t *)o, "{s:o,s:o,s:I,s:I,s:I}", "spec", &spec, "placements", &pl, "generation", &gen,
+				"created_ms", &cr, "updated_ms", &up) != 0 ||
+		    !json_is_array(pl))
+			FAIL("snapshot: bad actor #%zu", i);
+		struct model_actor *a = calloc(1, sizeof(*a));
+		if (a == NULL)
+			FAIL("out of memory");
+		if (spec_actor_from_json(spec, &a->spec, &se) != 0 || a->spec.id == NULL) {
+			free(a);
+			FAIL("snapshot: bad actor #%zu: %s", i, se.message);
+		}
+		size_t np = json_array_size(pl);
+		a->placements = calloc(np ? np : 1, sizeof(*a->placements));
+		if (a->placements == NULL || hmap_put(&m->actors, a->spec.id, a) != 0) {
+			spec_actor_free(&a->spec);
+			free(a->placements);
+			free(a);
+			FAIL("out of memory");
+		}
+		a->generation = (uint64_t)gen;
+		a->created_ms = cr;
+		a->updated_ms = up;
+		for (size_t k = 0; k < np; k++) {
+			const char *node = NULL, *state = NULL;
+			json_int_t sv = 0;
+			struct model_placement *p = &a->placements[k];
+			if (json_unpack(json_array_get(pl, k), "{s:s,s:s,s:I}", "node", &node, "state", &state,
+					"state_version", &sv) != 0 ||
+			    (p->node = model_node_get(m, node)) == NULL || state_parse(state, &p->state) != 0)
+				FAIL("snapshot: actor '%s' placement #%zu is bad", a->spec.id, k);
+			p->state_version = sv;
+			a->nplacements++;
+			model_node_account(m, p->node, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+		}
+	}
+	return 0;
+}
+
+int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen)
+{
+	json_int_t v = 0, seq = 0;
+	const char *cursor = NULL;
+	json_t *nodes, *actors, *providers, *links, *policies;
+	if (json_unpack((json_t *)snap, "{s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "v", &v, "event_seq", &seq,
+			"rr_cursor", &cursor, "nodes", &nodes, "actors", &actors, "providers", &providers,
+			"links", &links, "policies", &policies) != 0)
+		FAIL("snapshot: not a model snapshot");
+	if (v != SNAP_VERSION)
+		FAIL("snapshot format %lld not supported (this build reads %d)", (long long)v, SNAP_VERSION);
+	m->event_seq = (uint64_t)seq;
+	snprintf(m->rr_cursor, sizeof(m->rr_cursor), "%s", cursor);
+	if (restore_nodes(m, nodes, err, errlen) != 0)
+		return -1;
+	size_t i;
+	const json_t *o;
+	json_array_foreach(policies, i, o)
+	{
+		struct spec_err se;
+		json_t *spec = NULL;
+		json_int_t ver, cr, up;
+		struct model_policy *p = calloc(1, sizeof(*p));
+		if (p == NULL)
+			FAIL("out of memory");
+		if (json_unpack((json_t *)o, "{s:o,s:I,s:I,s:I}", "spec", &spec, "version", &ver, "created_ms", &cr,
+				"updated_ms", &up) != 0 ||
+		    spec_policy_from_json(spec, &p->spec, &se) != 0 || p->spec.policy_id == NULL ||
+		    hmap_put(&m->policies, p->spec.policy_id, p) != 0) {
+			spec_policy_free(&p->spec);
+			free(p);
+			FAIL("snapshot: bad policy #%zu", i);
+		}
+		p->version = ver;
+		p->created_ms = cr;
+		p->updated_ms = up;
+	}
+	size_t pos = 0;
+	struct model_node *n;
+	while ((n = hmap_next(&m->nodes, &pos)) != NULL) {
+		if (policy_refresh_node(m, n) != 0 || sched_index_update(&m->sched, n) != 0)
+			FAIL("out of memory");
+	}
+	if (restore_actors(m, actors, err, errlen) != 0)
+		return -1;
+	json_array_foreach(providers, i, o)
+	{
+		struct spec_err se;
+		json_t *spec = NULL;
+		json_int_t cr;
+		struct model_provider *p = calloc(1, sizeof(*p));
+		if (p == NULL)
+			FAIL("out of memory");
+		if (json_unpack((json_t *)o, "{s:o,s:I}", "spec", &spec, "created_ms", &cr) != 0 ||
+		    spec_provider_from_json(spec, &p->spec, &se) != 0 || p->spec.id == NULL ||
+		    hmap_put(&m->providers, p->spec.id, p) != 0) {
+			spec_provider_free(&p->spec);
+			free(p);
+			FAIL("snapshot: bad provider #%zu", i);
+		}
+		p->created_ms = cr;
+	}
+	json_array_foreach(links, i, o)
+	{
+		struct spec_err se;
+		json_t *spec = NULL;
+		json_int_t cr;
+		struct model_link *l = calloc(1, sizeof(*l));
+		if (l == NULL)
+			FAIL("out of memory");
+		if (json_unpack((json_t *)o, "{s:o,s:I}", "spec", &spec, "created_ms", &cr) != 0 ||
+		    spec_link_from_json(spec, &l->spec, &se) != 0 || l->spec.id == NULL ||
+		    hmap_put(&m->links, l->spec.id, l) != 0) {
+			spec_link_free(&l->spec);
+			free(l);
+			FAIL("snapshot: bad link #%zu", i);
+		}
+		l->created_ms = cr;
+	}
+	return 0;
+}

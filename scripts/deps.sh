@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# deps.sh — installs what lattice needs on a Debian bookworm machine (as root),
+# skipping what is already there. Sourced or run by test.sh and local-lattice.sh.
+set -euo pipefail
+PKGS=(build-essential autoconf automake libtool pkg-config
+      libpq-dev libmicrohttpd-dev libnats-dev libjansson-dev libraft-dev libuv1-dev
+      postgresql-15 postgresql-client-15 nats-server curl jq)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+		exit 1
+	fi
+	echo "installing: ${missing[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,808 @@
+/* test_store — store.c, proj.c and query.c against a real PostgreSQL.
+ *
+ * Run by tests/integration/store.sh, which starts the server and exports:
+ *   LATTICE_TEST_PG     conninfo of an empty database
+ *   LATTICE_SCHEMA_DIR  the schema/ directory
+ *   LATTICE_PG_DIR      the server's directory (for stop/start/kill through
+ *                       tests/lib/servers.sh; those tests are skipped without it)
+ *   top_srcdir
+ * The sections share one database and run in order: each leaves it as the next
+ * expects. */
+#include "model.h"
+#include "proj.h"
+#include "query.h"
+#include "store.h"
+#include "tap.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 1795309323456LL /* 2026-11-22T01:02:03.456Z */
+
+static const char *conninfo, *schema_dir;
+static PGconn *adm; /* the test's own connection, for checks behind the store's back */
+
+static atomic_uint_fast64_t cb_last;
+static atomic_int cb_calls;
+
+static void on_projected(void *arg, uint64_t index)
+{
+	(void)arg;
+	atomic_store(&cb_last, index);
+	atomic_fetch_add(&cb_calls, 1);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* The admin connection, reconnected when the server restarted. */
+static PGconn *admin(void)
+{
+	if (!adm || PQstatus(adm) != CONNECTION_OK) {
+		PQfinish(adm);
+		adm = PQconnectdb(conninfo);
+	}
+	return adm;
+}
+
+/* PQexec on the admin connection, once more on a fresh one if it had broken. */
+static PGresult *sql_exec(const char *sql)
+{
+	PGresult *r = PQexec(admin(), sql);
+	if (PQstatus(adm) != CONNECTION_OK) {
+		PQclear(r);
+		r = PQexec(admin(), sql);
+	}
+	return r;
+}
+
+/* First column of the first row as an integer; -1 (and a diagnostic) on error. */
+static long long sql_int(const char *sql)
+{
+	PGresult *r = sql_exec(sql);
+	long long v = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = atoll(PQgetvalue(r, 0, 0));
+	else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		tap_diag("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	return v;
+}
+
+/* First column of the first row as text into buf ("" on error or NULL). */
+static const char *sql_str(const char *sql, char *buf, size_t len)
+{
+	PGresult *r = sql_exec(sql);
+	buf[0] = '\0';
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
+	else
+		tap_diag("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	return buf;
+}
+
+/* Runs sql; returns its SQLSTATE ("" on success). */
+static const char *sql_state(const char *sql, char *buf, size_t len)
+{
+	PGresult *r = sql_exec(sql);
+	ExecStatusType st = PQresultStatus(r);
+	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(buf, len, "%s", st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "" : code ? code : "?");
+	PQclear(r);
+	return buf;
+}
+
+static int sql_ok(const char *sql)
+{
+	char st[8];
+	return sql_state(sql, st, sizeof(st))[0] == '\0';
+}
+
+static bool wait_projected(struct store *s, uint64_t index, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 10) {
+		if (store_projected(s) >= index)
+			return true;
+		sleep_ms(10);
+	}
+	return store_projected(s) >= index;
+}
+
+static bool wait_healthy(struct store *s, bool want, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 10) {
+		if (store_healthy(s) == want)
+			return true;
+		sleep_ms(10);
+	}
+	return store_healthy(s) == want;
+}
+
+/* Runs a tests/lib/servers.sh function on the test server; -1 when unavailable. */
+static int pg_ctl(const char *fn)
+{
+	const char *top = getenv("top_srcdir"), *dir = getenv("LATTICE_PG_DIR");
+	if (!top || !dir)
+		return -1;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "bash -c '. \"$top_srcdir/tests/lib/servers.sh\" && PG_DIR=\"$LATTICE_PG_DIR\" && "
+		 "PG_PID=$(head -1 \"$PG_DIR/data/postmaster.pid\" 2>/dev/null); %s'",
+		 fn);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static bool have_pg_ctl(void)
+{
+	return getenv("top_srcdir") && getenv("LATTICE_PG_DIR");
+}
+
+static struct proj_batch *ev_batch(uint64_t index, uint64_t seq)
+{
+	struct proj_batch *b = proj_batch_new(index);
+	proj_event(b, seq, T0 + (int64_t)seq, "test", "test.tick", "node", "n1", "{\"n\":1}");
+	return b;
+}
+
+static struct store *open_store(const char *instance, char *err, size_t errlen)
+{
+	struct store *s = NULL;
+	if (store_open(&s, conninfo, schema_dir, instance, err, errlen) != 0)
+		return NULL;
+	return s;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static long long jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? json_integer_value(v) : -999;
+}
+
+/* ---- model objects by hand ------------------------------------------------- */
+
+static struct kv n1_labels[] = {{"tier", "edge"}, {"zone", "a"}};
+static struct kv n2_labels[] = {{"zone", "b"}};
+static struct kv n3_labels[] = {{"zone", "a"}};
+static struct kv a1_constraints[] = {{"zone", "a"}};
+static struct kv l1_values[] = {{"URL", "redis://127.0.0.1:6379"}};
+static char *kv_contracts[] = {"wasmcloud:keyvalue"};
+static char *p1_nodes[] = {"n1", "n2"};
+static char *pol_regions[] = {"eu"};
+
+static void mk_node(struct model_node *n, char *id, char *region, struct kv *labels, size_t nl,
+		    enum node_status st)
+{
+	memset(n, 0, sizeof(*n));
+	n->spec.id = id;
+	n->spec.region = region;
+	n->spec.labels = (struct kvlist){labels, nl};
+	n->spec.cpu_capacity = 4000;
+	n->spec.memory_mb = 8192;
+	n->spec.cpu_used = 100;
+	n->spec.memory_used_mb = 256;
+	n->spec.actor_count = 1;
+	n->cpu_used = 600;
+	n->memory_used_mb = 768;
+	n->actor_count = 2;
+	n->cpu_measured = -1;
+	n->memory_measured_mb = 300;
+	n->status = st;
+	n->last_heartbeat_ms = st == NODE_HEALTHY ? T0 + 1000 : 0;
+	n->policy_version = 2;
+	n->agent_version = "1.2.3";
+	n->generation = 7;
+	n->created_ms = T0;
+	n->updated_ms = T0 + 5;
+}
+
+static struct model_node n1, n2, n3;
+static struct model_placement a1_pl[2];
+static struct model_actor a1;
+static struct model_provider p1;
+static struct model_link l1;
+static struct model_policy pol1;
+
+static void mk_objects(void)
+{
+	mk_node(&n1, "n1", "eu", n1_labels, 2, NODE_HEALTHY);
+	mk_node(&n2, "n2", "us", n2_labels, 1, NODE_HEALTHY);
+	mk_node(&n3, "n3", "eu", n3_labels, 1, NODE_DEGRADED);
+
+	a1.spec = (struct actor_spec){.id = "a1", .name = "alpha", .module = "ghcr.io/x/alpha:1",
+				      .cpu_required = 500, .memory_required_mb = 512,
+				      .preferred_region = "eu", .constraints = {a1_constraints, 1},
+				      .priority = 10, .max_latency_ms = 50, .replicas = 2,
+				      .strategy = STRATEGY_ROUND_ROBIN, .contracts = {kv_contracts, 1}};
+	a1_pl[0] = (struct model_placement){&n1, PL_RUNNING, 3};
+	a1_pl[1] = (struct model_placement){&n2, PL_STARTING, 0};
+	a1.placements = a1_pl;
+	a1.nplacements = 2;
+	a1.generation = 4;
+	a1.created_ms = T0;
+	a1.updated_ms = T0 + 9;
+
+	p1.spec = (struct provider_spec){.id = "p1", .contract_id = "wasmcloud:keyvalue",
+					 .image = "ghcr.io/x/redis:1", .nodes = {p1_nodes, 2}};
+	p1.created_ms = T0;
+
+	l1.spec = (struct link_spec){.id = "l1", .actor_id = "a1", .provider_id = "p1",
+				     .contract_id = "wasmcloud:keyvalue", .link_name = "default",
+				     .values = {l1_values, 1}, .timeout_ms = 5000, .retry_count = 3,
+				     .retry_delay_ms = 1000};
+	l1.created_ms = T0;
+
+	pol1.spec = (struct policy_spec){.policy_id = "pol1", .allowed_contracts = {kv_contracts, 1},
+					 .max_actor_memory_mb = 1024, .sel_regions = {pol_regions, 1}};
+	pol1.version = 1;
+	pol1.created_ms = pol1.updated_ms = T0;
+}
+
+/* ---- sections -------------------------------------------------------------- */
+
+static void test_migrations(void)
+{
+	char err[512], buf[512], before[512], dir[] = "/tmp/lattice-schema.XXXXXX";
+	struct store *s = open_store("inst-A", err, sizeof(err));
+	if (!ok(s != NULL, "store_open migrates an empty database"))
+		tap_diag("%s", err);
+	is_int(s ? store_applied_index(s) : 99, 0, "a new database has applied index 0");
+	ok(s && !store_was_reset(s), "a new database is claimed, not reset");
+	is_int(sql_int("SELECT count(*) FROM schema_migrations"), 1, "one migration recorded");
+	is_str(sql_str("SELECT version || ' ' || name FROM schema_migrations", buf, sizeof(buf)),
+	       "1 001_init.sql", "schema_migrations names the file");
+	is_str(sql_str("SELECT instance_id FROM lattice_state", buf, sizeof(buf)), "inst-A",
+	       "lattice_state records the instance id");
+	sql_str("SELECT string_agg(version || name || applied_at, ',') FROM schema_migrations", before,
+		sizeof(before));
+	store_close(s);
+
+	s = open_store("inst-A", err, sizeof(err));
+	ok(s != NULL, "store_open again on a migrated database");
+	is_str(sql_str("SELECT string_agg(version || name || applied_at, ',') FROM schema_migrations",
+		       buf, sizeof(buf)),
+	       before, "a second open applies nothing (schema_migrations unchanged)");
+	store_close(s);
+
+	{
+		const char *keep = schema_dir;
+		schema_dir = "/nonexistent";
+		s = open_store("inst-A", err, sizeof(err));
+		schema_dir = keep;
+		ok(s == NULL && strstr(err, "/nonexistent") != NULL, "missing schema dir fails: %s", err);
+	}
+
+	/* A broken migration rolls back entirely and names its file. */
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(buf, sizeof(buf), "cp '%s/001_init.sql' '%s/' && printf '%s' > '%s/002_bad.sql'",
+		 schema_dir, dir, "CREATE TABLE t_half (x int);\nSELEC nonsense;\n", dir);
+	ok(system(buf) == 0, "schema copy with a broken 002");
+	{
+		const char *keep = schema_dir;
+		schema_dir = dir;
+		s = open_store("inst-A", err, sizeof(err));
+		ok(s == NULL && strstr(err, "002_bad.sql") && strstr(err, "syntax error"),
+		   "a broken migration fails, naming the file: %s", err);
+		is_int(sql_int("SELECT count(*) FROM pg_tables WHERE tablename = 't_half'"), 0,
+		       "... and rolls back all of it");
+		is_int(sql_int("SELECT max(version) FROM schema_migrations"), 1, "... and is not recorded");
+
+		/* A good 002 applies; then a latticed that only knows 001 refuses. */
+		snprintf(buf, sizeof(buf), "printf '%s' > '%s/002_bad.sql'",
+			 "CREATE TABLE t_extra (x int);", dir);
+		ok(system(buf) == 0, "schema copy with a good 002");
+		s = open_store("inst-A", err, sizeof(err));
+		ok(s != NULL, "a new migration applies on open");
+		store_close(s);
+		schema_dir = keep;
+		s = open_store("inst-A", err, sizeof(err));
+		ok(s == NULL && strstr(err, "version 2"), "an older schema dir is refused: %s", err);
+	}
+	ok(sql_ok("DROP TABLE t_extra") && sql_ok("DELETE FROM schema_migrations WHERE version = 2"),
+	   "undo the extra migration");
+	snprintf(buf, sizeof(buf), "rm -rf '%s'", dir);
+	if (system(buf) != 0)
+		tap_diag("could not remove %s", dir);
+}
+
+static void test_constraints(void)
+{
+	char st[8];
+	is_str(sql_state("INSERT INTO nodes (id, region, cpu_capacity, memory_mb, cpu_used, "
+			 "memory_used_mb, actor_count, status, created_at, updated_at) VALUES ('x', "
+			 "'eu', 1, 1, 0, 0, 0, 'bogus', now(), now())",
+			 st, sizeof(st)),
+	       "23514", "CHECK rejects a bad node status");
+	is_str(sql_state("INSERT INTO nodes (id, region, cpu_capacity, memory_mb, cpu_used, "
+			 "memory_used_mb, actor_count, status, created_at, updated_at) VALUES ('x', "
+			 "'eu', -1, 1, 0, 0, 0, 'healthy', now(), now())",
+			 st, sizeof(st)),
+	       "23514", "CHECK rejects negative capacity");
+	is_str(sql_state("INSERT INTO actors (id, name, module, cpu_required, memory_required_mb, "
+			 "priority, created_at, updated_at) VALUES ('x', 'x', 'm', 1, 1, 256, now(), "
+			 "now())",
+			 st, sizeof(st)),
+	       "23514", "CHECK rejects priority 256");
+	is_str(sql_state("INSERT INTO commands (command_id, command_type, target_node, status, "
+			 "created_at, updated_at) VALUES ('c', 'reboot', 'n', 'pending', now(), now())",
+			 st, sizeof(st)),
+	       "23514", "CHECK rejects an unknown command_type");
+	is_str(sql_state("INSERT INTO placements (actor_id, instance, node_id, state) VALUES ('nope', "
+			 "0, NULL, 'running')",
+			 st, sizeof(st)),
+	       "23503", "a placement needs its actor (checked at commit)");
+}
+
+static void test_projection(struct store *s)
+{
+	char err[512];
+	json_t *j = NULL, *items = NULL;
+	char *next = NULL;
+	PGconn *c = store_conn(s);
+	ok(c != NULL, "store_conn gives a reader connection");
+
+	struct proj_batch *b = proj_batch_new(1);
+	/* Placements before their actor and nodes: deferred keys allow any order
+	 * within a transaction. */
+	proj_placements(b, &a1);
+	proj_node(b, &n1);
+	proj_node(b, &n2);
+	proj_node(b, &n3);
+	proj_actor(b, &a1);
+	proj_event(b, 1, T0, "api", "node.put", "node", "n1", "{}");
+	ok(!b->failed && b->n == 6, "batch 1 rendered (6 changes)");
+	store_submit(s, b);
+	b = proj_batch_new(2);
+	proj_provider(b, &p1);
+	proj_link(b, &l1);
+	proj_policy(b, &pol1);
+	proj_event(b, 2, T0 + 1, "api", "actor.create", "actor", "a1", "{\"replicas\":2}");
+	store_submit(s, b);
+	pol1.version = 2;
+	pol1.spec.max_actor_memory_mb = 2048;
+	pol1.updated_ms = T0 + 60000;
+	b = proj_batch_new(4); /* index 3 produced no rows */
+	proj_policy(b, &pol1);
+	proj_event(b, 3, T0 + 2, "api", "policy.put", "policy", "pol1", NULL);
+	store_submit(s, b);
+	ok(wait_projected(s, 4, 10000), "batches 1, 2, 4 projected");
+	is_int(atomic_load(&cb_last), 4, "callback saw index 4");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), 4, "applied_index recorded");
+
+	/* node */
+	is_int(query_get(c, QUERY_NODES, "n1", &j, err, sizeof(err)), QUERY_OK, "get node n1");
+	if (j) {
+		is_str(jstr(j, "region"), "eu", "node region");
+		is_str(json_string_value(json_object_get(json_object_get(j, "labels"), "zone")), "a",
+		       "node labels");
+		is_int(jint(j, "cpu_used"), 600, "node cpu_used is the accounted value");
+		is_int(jint(json_object_get(j, "base"), "cpu_used"), 100, "node base.cpu_used");
+		is_int(jint(j, "actor_count"), 2, "node actor_count accounted");
+		ok(json_is_null(json_object_get(j, "cpu_measured")), "unknown cpu_measured is null");
+		is_int(jint(j, "memory_measured_mb"), 300, "memory_measured_mb");
+		is_str(jstr(j, "status"), "healthy", "node status");
+		ok(json_is_false(json_object_get(j, "cordoned")), "node cordoned false");
+		is_str(jstr(j, "created_at"), "2026-11-22T01:02:03.456Z", "created_at RFC 3339 ms UTC");
+		is_str(jstr(j, "last_heartbeat"), "2026-11-22T01:02:04.456Z", "last_heartbeat");
+		is_str(jstr(j, "agent_version"), "1.2.3", "agent_version");
+		is_int(jint(j, "generation"), 7, "generation");
+		json_decref(j);
+		j = NULL;
+	}
+	is_int(query_get(c, QUERY_NODES, "n3", &j, err, sizeof(err)), QUERY_OK, "get node n3");
+	ok(j && json_is_null(json_object_get(j, "last_heartbeat")), "no heartbeat yet is null");
+	json_decref(j);
+	j = NULL;
+	is_int(query_get(c, QUERY_NODES, "nope", &j, err, sizeof(err)), QUERY_NOT_FOUND,
+	       "unknown node: not found");
+	ok(j == NULL, "... and *out untouched");
+
+	/* actor */
+	is_int(query_get(c, QUERY_ACTORS, "a1", &j, err, sizeof(err)), QUERY_OK, "get actor a1");
+	if (j) {
+		json_t *pl = json_object_get(j, "placements");
+		is_int(json_array_size(pl), 2, "actor has 2 placements");
+		is_str(jstr(json_array_get(pl, 0), "node_id"), "n1", "placement 0 on n1");
+		is_str(jstr(json_array_get(pl, 0), "state"), "running", "placement 0 running");
+		is_int(jint(json_array_get(pl, 0), "state_version"), 3, "placement 0 state_version");
+		is_int(jint(json_array_get(pl, 1), "instance"), 1, "placement 1 instance");
+		is_str(jstr(j, "strategy"), "round_robin", "actor strategy");
+		is_str(json_string_value(json_array_get(json_object_get(j, "contracts"), 0)),
+		       "wasmcloud:keyvalue", "actor contracts");
+		is_int(jint(j, "priority"), 10, "actor priority");
+		json_decref(j);
+		j = NULL;
+	}
+	/* provider, link */
+	is_int(query_get(c, QUERY_PROVIDERS, "p1", &j, err, sizeof(err)), QUERY_OK, "get provider");
+	ok(j && json_array_size(json_object_get(j, "nodes")) == 2, "provider nodes");
+	json_decref(j);
+	j = NULL;
+	is_int(query_get(c, QUERY_LINKS, "l1", &j, err, sizeof(err)), QUERY_OK, "get link");
+	if (j) {
+		is_str(json_string_value(json_object_get(json_object_get(j, "values"), "URL")),
+		       "redis://127.0.0.1:6379", "link values");
+		is_int(jint(j, "timeout_ms"), 5000, "link timeout_ms");
+		json_decref(j);
+		j = NULL;
+	}
+	/* policy: current = highest version */
+	is_int(query_get(c, QUERY_POLICIES, "pol1", &j, err, sizeof(err)), QUERY_OK, "get policy");
+	if (j) {
+		is_int(jint(j, "version"), 2, "policy shows its current version");
+		is_int(jint(j, "max_actor_memory_mb"), 2048, "... with that version's fields");
+		is_str(json_string_value(
+			       json_array_get(json_object_get(json_object_get(j, "selector"), "regions"), 0)),
+		       "eu", "policy selector.regions");
+		ok(json_is_object(json_object_get(json_object_get(j, "selector"), "labels")),
+		   "policy selector.labels is an object");
+		is_str(jstr(j, "created_at"), "2026-11-22T01:03:03.456Z", "version 2's time");
+		json_decref(j);
+		j = NULL;
+	}
+	is_int(query_policy_versions(c, "pol1", &items, err, sizeof(err)), QUERY_OK, "policy versions");
+	ok(items && json_array_size(items) == 2 && jint(json_array_get(items, 0), "version") == 1,
+	   "two versions, oldest first");
+	json_decref(items);
+	items = NULL;
+	is_int(query_policy_versions(c, "nope", &items, err, sizeof(err)), QUERY_NOT_FOUND,
+	       "versions of an unknown policy: not found");
+
+	/* lists, pagination, filters */
+	struct query_filter f = {.limit = 2};
+	is_int(query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err)), QUERY_OK, "list nodes");
+	ok(items && json_array_size(items) == 2 && next && strcmp(next, "n2") == 0,
+	   "page 1: 2 nodes, next n2");
+	json_decref(items);
+	f.after = next;
+	is_int(query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err)), QUERY_OK, "page 2");
+	ok(items && json_array_size(items) == 1 && !strcmp(jstr(json_array_get(items, 0), "id"), "n3"),
+	   "page 2: n3");
+	ok(next == NULL, "last page: next is NULL");
+	free((char *)f.after);
+	json_decref(items);
+
+	f = (struct query_filter){.region = "eu"};
+	query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 2, "region=eu: 2 nodes");
+	json_decref(items);
+	f = (struct query_filter){.status = "degraded"};
+	query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err));
+	ok(json_array_size(items) == 1 && !strcmp(jstr(json_array_get(items, 0), "id"), "n3"),
+	   "status=degraded: n3");
+	json_decref(items);
+	f = (struct query_filter){.label_key = "zone", .label_value = "b"};
+	query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err));
+	ok(json_array_size(items) == 1 && !strcmp(jstr(json_array_get(items, 0), "id"), "n2"),
+	   "label zone=b: n2");
+	json_decref(items);
+	f = (struct query_filter){.label_key = "tier"};
+	query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 1, "label key tier: 1 node");
+	json_decref(items);
+	f = (struct query_filter){.region = "eu", .label_key = "zone", .label_value = "a"};
+	query_list(c, QUERY_NODES, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 2, "region=eu and zone=a: 2 nodes");
+	json_decref(items);
+	f = (struct query_filter){.node_id = "n2"};
+	query_list(c, QUERY_ACTORS, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 1, "actors on n2: a1");
+	json_decref(items);
+	f = (struct query_filter){.node_id = "n3"};
+	query_list(c, QUERY_ACTORS, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 0, "actors on n3: none");
+	json_decref(items);
+	f = (struct query_filter){.actor_id = "a1", .contract_id = "wasmcloud:keyvalue"};
+	query_list(c, QUERY_LINKS, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 1, "links of a1 for the contract");
+	json_decref(items);
+	f = (struct query_filter){.provider_id = "p9"};
+	query_list(c, QUERY_LINKS, &f, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 0, "links of an unknown provider: none");
+	json_decref(items);
+	query_list(c, QUERY_PROVIDERS, NULL, &items, &next, err, sizeof(err));
+	is_int(json_array_size(items), 1, "providers, no filter");
+	json_decref(items);
+	query_list(c, QUERY_POLICIES, NULL, &items, &next, err, sizeof(err));
+	ok(json_array_size(items) == 1 && jint(json_array_get(items, 0), "version") == 2,
+	   "policies list shows current versions only");
+	json_decref(items);
+
+	/* events */
+	uint64_t last = 0;
+	is_int(query_events(c, 0, 100, &items, &last, err, sizeof(err)), QUERY_OK, "events");
+	ok(json_array_size(items) == 3 && last == 3, "3 events, last seq 3");
+	if (json_array_size(items) == 3) {
+		json_t *e = json_array_get(items, 2);
+		is_int(jint(e, "index"), 4, "event carries its log index");
+		is_str(jstr(e, "kind"), "policy.put", "event kind");
+		ok(json_is_null(json_object_get(e, "data")), "event without data: null");
+		is_str(jstr(json_array_get(items, 1), "at"), "2026-11-22T01:02:03.457Z", "event at");
+	}
+	json_decref(items);
+	query_events(c, 2, 100, &items, &last, err, sizeof(err));
+	ok(json_array_size(items) == 1 && last == 3, "events since 2: just seq 3");
+	json_decref(items);
+	query_events(c, 3, 100, &items, &last, err, sizeof(err));
+	ok(json_array_size(items) == 0 && last == 3, "events since 3: none, cursor stays");
+	json_decref(items);
+	uint64_t ai = 0;
+	is_int(query_applied_index(c, &ai, err, sizeof(err)), QUERY_OK, "query_applied_index");
+	is_int(ai, 4, "... is 4");
+	is_int(query_get(NULL, QUERY_NODES, "n1", &j, err, sizeof(err)), QUERY_UNAVAILABLE,
+	       "no connection: unavailable");
+
+	/* fewer replicas, then delete: placements and links go with the actor */
+	a1.nplacements = 1;
+	b = proj_batch_new(5);
+	proj_placements(b, &a1);
+	store_submit(s, b);
+	ok(wait_projected(s, 5, 10000), "placements replaced");
+	is_int(sql_int("SELECT count(*) FROM placements WHERE actor_id = 'a1'"), 1,
+	       "placement set shrank to 1");
+	b = proj_batch_new(6);
+	proj_actor_delete(b, "a1");
+	proj_node_delete(b, "n3");
+	store_submit(s, b);
+	ok(wait_projected(s, 6, 10000), "actor deleted");
+	is_int(sql_int("SELECT count(*) FROM placements") + sql_int("SELECT count(*) FROM links"), 0,
+	       "its placements and links went with it");
+	is_int(query_get(c, QUERY_ACTORS, "a1", &j, err, sizeof(err)), QUERY_NOT_FOUND, "a1 is gone");
+	is_int(query_get(c, QUERY_NODES, "n3", &j, err, sizeof(err)), QUERY_NOT_FOUND, "n3 is gone");
+}
+
+/* A statement that fails (a duplicate event) is logged, retried, and goes through
+ * once the cause is gone; meanwhile the store reports unhealthy. */
+static void test_sql_error(struct store *s)
+{
+	struct store_stats st0, st1;
+	store_stats(s, &st0);
+	ok(sql_ok("INSERT INTO events (seq, raft_index, at, kind) VALUES (4, 1, now(), 'squatter')"),
+	   "plant a conflicting event");
+	tap_diag("an SQL error line from the store is expected next");
+	store_submit(s, ev_batch(7, 4));
+	ok(wait_healthy(s, false, 5000), "SQL error: store unhealthy");
+	store_stats(s, &st1);
+	ok(st1.errors > st0.errors, "SQL error counted");
+	is_int(store_projected(s), 6, "nothing projected past the failure");
+	ok(store_backlog(s) == 1, "the batch is kept");
+	ok(sql_ok("DELETE FROM events WHERE kind = 'squatter'"), "remove the cause");
+	ok(wait_projected(s, 7, 10000), "the retry goes through");
+	ok(wait_healthy(s, true, 2000), "healthy again");
+	is_int(sql_int("SELECT count(*) FROM events WHERE seq = 4 AND raft_index = 7"), 1,
+	       "the event is there once");
+}
+
+static void test_stop_flush(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	for (int i = 0; i < 3000; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	is_int(store_stop(s, 30000), 0, "store_stop flushes 3000 queued batches");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), (long long)*idx,
+	       "applied_index is the last one");
+	is_int(store_backlog(s), 0, "backlog empty");
+	store_close(s);
+}
+
+static void test_reopen(uint64_t *idx, uint64_t *seq, struct store **out)
+{
+	char err[512];
+	struct store_stats st;
+	struct store *s = open_store("inst-A", err, sizeof(err));
+	*out = s;
+	if (!ok(s != NULL, "reopen"))
+		tap_diag("%s", err);
+	if (!s)
+		exit(tap_done());
+	is_int(store_applied_index(s), (long long)*idx, "reopen: applied index from the database");
+	ok(!store_was_reset(s), "same instance: not reset");
+	/* A replay of entries the database already has: written twice they would be
+	 * duplicate events. */
+	for (uint64_t i = *idx - 10; i <= *idx; i++)
+		store_submit(s, ev_batch(i, *seq - (*idx - i)));
+	is_int(store_backlog(s), 0, "entries at or below applied_index are dropped");
+	for (int i = 0; i < 2500; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	ok(store_start(s, on_projected, NULL) == 0, "start writer");
+	ok(wait_projected(s, *idx, 30000), "2500 queued batches projected");
+	store_stats(s, &st);
+	is_int(st.batches, 2500, "2500 batches written");
+	is_int(st.transactions, 3, "in 3 transactions (1000 batches each at most)");
+	is_int(st.errors, 0, "no errors: nothing written twice");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "one event per seq");
+}
+
+/* The writer's backend is killed under it, repeatedly, mid-stream. */
+static void test_backend_kill(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	struct store_stats st0, st1;
+	int kills = 0;
+	uint64_t first = *idx + 1;
+	store_stats(s, &st0);
+	for (int chunk = 0; chunk < 5; chunk++) {
+		for (int i = 0; i < 4000; i++)
+			store_submit(s, ev_batch(++*idx, ++*seq));
+		sleep_ms(150); /* past the reconnect backoff: the writer is busy again */
+		long long n = sql_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+				      "WHERE application_name = 'lattice-writer'");
+		kills += n > 0;
+	}
+	ok(kills >= 3, "terminated the writer's backend %d times", kills);
+	ok(wait_projected(s, *idx, 60000), "all 20000 batches projected despite that");
+	store_stats(s, &st1);
+	ok(st1.reconnects > st0.reconnects, "writer reconnected (%" PRIu64 " times)",
+	   st1.reconnects - st0.reconnects);
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(DISTINCT raft_index) FROM events WHERE raft_index >= %" PRIu64,
+		 first);
+	is_int(sql_int(q), 20000, "nothing lost");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "nothing doubled");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), (long long)*idx, "applied_index");
+	ok(wait_healthy(s, true, 5000), "healthy");
+}
+
+/* PostgreSQL stops: the store reports unhealthy and keeps its queue; it starts
+ * again: the queue drains. */
+static void test_pg_restart(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	char err[256];
+	json_t *j = NULL;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 7; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	uint64_t want = *idx + 50;
+	ok(pg_ctl("pg_stop") == 0, "stop PostgreSQL");
+	for (int i = 0; i < 50; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	ok(wait_healthy(s, false, 10000), "store unhealthy while PostgreSQL is down");
+	ok(store_backlog(s) > 0 && store_projected(s) < want, "queue kept (%zu batches)",
+	   store_backlog(s));
+	is_int(query_get(store_conn(s), QUERY_NODES, "n1", &j, err, sizeof(err)), QUERY_UNAVAILABLE,
+	       "reads: unavailable");
+	ok(pg_ctl("pg_ctl_start") == 0, "start PostgreSQL");
+	ok(wait_projected(s, want, 30000) && wait_healthy(s, true, 5000),
+	   "queue drained, healthy again");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "nothing lost, nothing doubled");
+}
+
+/* PostgreSQL is SIGKILLed while commits made with synchronous_commit = off are not
+ * yet flushed (a slow WAL writer makes that likely): the store writes the lost ones
+ * again from its retained batches. */
+static void test_pg_crash(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 5; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	ok(sql_ok("ALTER SYSTEM SET wal_writer_delay = '10s'") && sql_int("SELECT 1 FROM pg_reload_conf()") == 1,
+	   "slow WAL writer");
+	sleep_ms(300);
+	for (int i = 0; i < 200; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	ok(wait_projected(s, *idx, 10000), "200 batches committed");
+	uint64_t want = *idx;
+	ok(pg_ctl("pg_kill && pg_ctl_start") == 0, "kill -9 PostgreSQL and start it again");
+	long long after = sql_int("SELECT applied_index FROM lattice_state");
+	tap_diag("after the crash PostgreSQL has applied_index %lld of %" PRIu64, after, want);
+	for (int i = 0; i < 10; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	ok(wait_projected(s, *idx, 30000) &&
+		   sql_int("SELECT applied_index FROM lattice_state") == (long long)*idx,
+	   "everything projected again");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "nothing lost, nothing doubled");
+	if (!sql_ok("ALTER SYSTEM RESET wal_writer_delay") || sql_int("SELECT 1 FROM pg_reload_conf()") != 1)
+		tap_diag("could not reset wal_writer_delay");
+}
+
+/* A rebuild: proj_model starts with PROJ_RESET, which empties the state tables,
+ * then writes every row of the model; the event history stays. */
+static void test_rebuild(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	struct model m;
+	model_init(&m);
+	hmap_put(&m.nodes, "n1", &n1);
+	hmap_put(&m.nodes, "n2", &n2);
+	hmap_put(&m.actors, "a1", &a1);
+	hmap_put(&m.providers, "p1", &p1);
+	hmap_put(&m.links, "l1", &l1);
+	hmap_put(&m.policies, "pol1", &pol1);
+	ok(sql_ok("INSERT INTO providers (id, contract_id, image, created_at) "
+		  "VALUES ('stale', 'x:y', 'img', now())"),
+	   "a row the model does not have");
+	struct proj_batch *b = proj_batch_new(++*idx);
+	proj_model(b, &m);
+	ok(!b->failed && b->head && b->head->kind == PROJ_RESET && b->n == 8,
+	   "proj_model: reset + 2 nodes, actor, placements, provider, link, policy");
+	store_submit(s, b);
+	ok(wait_projected(s, *idx, 10000), "rebuild projected");
+	ok(sql_int("SELECT count(*) FROM nodes") == 2 && sql_int("SELECT count(*) FROM actors") == 1 &&
+		   sql_int("SELECT count(*) FROM placements") == 1 &&
+		   sql_int("SELECT count(*) FROM providers") == 1 &&
+		   sql_int("SELECT count(*) FROM links") == 1,
+	   "exactly the model's rows");
+	is_int(sql_int("SELECT count(*) FROM policies"), 1, "policies: the current version only");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "events kept");
+	/* The objects are the test's: release the maps, not the objects. */
+	hmap_release(&m.nodes);
+	hmap_release(&m.actors);
+	hmap_release(&m.providers);
+	hmap_release(&m.links);
+	hmap_release(&m.policies);
+	sched_index_release(&m.sched);
+}
+
+static void test_instance_mismatch(void)
+{
+	char err[512], buf[64];
+	struct store *s = open_store("inst-B", err, sizeof(err));
+	ok(s != NULL, "open with another instance id");
+	ok(s && store_was_reset(s), "the database is reset");
+	is_int(s ? store_applied_index(s) : 99, 0, "applied index 0");
+	ok(sql_int("SELECT count(*) FROM nodes") == 0 && sql_int("SELECT count(*) FROM events") == 0,
+	   "state and events emptied");
+	is_str(sql_str("SELECT instance_id FROM lattice_state", buf, sizeof(buf)), "inst-B",
+	       "new instance id recorded");
+	store_close(s);
+	s = open_store("inst-B", err, sizeof(err));
+	ok(s && !store_was_reset(s), "reopened by the same instance: not reset again");
+	store_close(s);
+}
+
+int main(void)
+{
+	conninfo = getenv("LATTICE_TEST_PG");
+	schema_dir = getenv("LATTICE_SCHEMA_DIR");
+	if (!conninfo || !schema_dir) {
+		printf("1..0 # SKIP LATTICE_TEST_PG and LATTICE_SCHEMA_DIR must be set\n");
+		return 0;
+	}
+	if (PQstatus(admin()) != CONNECTION_OK) {
+		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
+		return 1;
+	}
+	tap_plan(156);
+	mk_objects();
+	test_migrations();
+	test_constraints();
+
+	char err[512];
+	struct store *s = open_store("inst-A", err, sizeof(err));
+	if (!s) {
+		printf("Bail out! store_open: %s\n", err);
+		return 1;
+	}
+	ok(store_start(s, on_projected, NULL) == 0, "start writer");
+	test_projection(s);
+	test_sql_error(s);
+	uint64_t idx = 7, seq = 4;
+	test_stop_flush(s, &idx, &seq);
+	test_reopen(&idx, &seq, &s);
+	test_backend_kill(s, &idx, &seq);
+	test_pg_restart(s, &idx, &seq);
+	test_pg_crash(s, &idx, &seq);
+	test_rebuild(s, &idx, &seq);
+	is_int(store_stop(s, 10000), 0, "stop");
+	store_close(s);
+	test_instance_mismatch();
+	PQfinish(adm);
+	return tap_done();
+}
