@@ -95,16 +95,21 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 	json_decref(o);
 	if (s == NULL)
 		return -1;
+	/* raft 0.15's segment writer requires entry lengths that are multiples of 8
+	 * (it asserts it only in debug builds and otherwise writes a segment it
+	 * cannot read back): pad with spaces, which JSON ignores. */
 	size_t n = strlen(s);
-	void *b = raft_malloc(n);
+	size_t padded = (n + 7) & ~(size_t)7;
+	char *b = raft_malloc(padded);
 	if (b == NULL) {
 		free(s);
 		return -1;
 	}
 	memcpy(b, s, n);
+	memset(b + n, ' ', padded - n);
 	free(s);
 	*buf = b;
-	*len = n;
+	*len = padded;
 	return 0;
 }
 

@@ -89,8 +89,8 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
 	struct fsm *f = rf->data;
 	json_error_t jerr;
+	/* restore owns buf->base only when it succeeds: on failure raft frees it. */
 	json_t *snap = json_loadb(buf->base, buf->len, 0, &jerr);
-	raft_free(buf->base);
 	if (snap == NULL) {
 		log_error("raft snapshot unreadable: %s", jerr.text);
 		return RAFT_MALFORMED;
@@ -107,6 +107,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		return RAFT_MALFORMED;
 	}
 	json_decref(snap);
+	raft_free(buf->base);
 	model_release(f->model);
 	*f->model = fresh;
 	/* hmap keys point into the objects, not into `fresh`, so the move is safe;

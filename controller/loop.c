@@ -370,6 +370,9 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 		snprintf(err, errlen, "raft storage in %s: %s", cfg->data_dir, raft_strerror(rv));
 		return -1;
 	}
+	/* A corrupt segment must stop the replica, not be renamed away with the
+	 * committed entries in it (raft's default "auto recovery"). */
+	raft_uv_set_auto_recovery(&l->io, false);
 	if ((rv = raft_init(&l->raft, &l->io, &l->rfsm, (raft_id)cfg->id, cfg->raft_address)) != 0) {
 		snprintf(err, errlen, "raft_init: %s", raft_errmsg(&l->raft));
 		return -1;

@@ -114,16 +114,16 @@ static int restore_nodes(struct model *m, const json_t *arr, char *err, size_t e
 		struct model_node *n = calloc(1, sizeof(*n));
 		if (n == NULL)
 			FAIL("out of memory");
-		const char *status = NULL, *agent = NULL;
-		json_t *spec = NULL;
+		const char *status = NULL;
+		json_t *spec = NULL, *agent = NULL;
 		json_int_t cm, mm, ec, hb, pv, gen, cr, up;
 		int b1, b2;
-		if (json_unpack((json_t *)o, "{s:o,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:I,s?s,s:I,s:I,s:I}", "spec", &spec,
+		if (json_unpack((json_t *)o, "{s:o,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:I,s?o,s:I,s:I,s:I}", "spec", &spec,
 				"cpu_measured", &cm, "memory_measured_mb", &mm, "status", &status, "cordoned", &b1,
 				"draining", &b2, "error_count", &ec, "last_heartbeat_ms", &hb, "policy_version", &pv,
 				"agent_version", &agent, "generation", &gen, "created_ms", &cr, "updated_ms",
 				&up) != 0 ||
-		    spec_node_from_json(spec, &n->spec, &se) != 0 || status_parse(status, &n->status) != 0) {
+		    status_parse(status, &n->status) != 0 || spec_node_from_json(spec, &n->spec, &se) != 0) {
 			free(n);
 			FAIL("snapshot: bad node #%zu", i);
 		}
@@ -134,7 +134,7 @@ static int restore_nodes(struct model *m, const json_t *arr, char *err, size_t e
 		n->error_count = ec;
 		n->last_heartbeat_ms = hb;
 		n->policy_version = pv;
-		n->agent_version = agent ? strdup(agent) : NULL;
+		n->agent_version = json_is_string(agent) ? strdup(json_string_value(agent)) : NULL;
 		n->generation = (uint64_t)gen;
 		n->created_ms = cr;
 		n->updated_ms = up;
