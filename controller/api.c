@@ -37,7 +37,7 @@ struct api_call {
 	bool submitted;
 	atomic_bool done;
 	struct http_req *req;
-	uint64_t waited_index; /* min_index satisfied */
+	bool long_polled; /* /v1/events: already waited for new events */
 };
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -369,18 +369,22 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		}
 		const char *label = http_query(req, "label");
 		if (label) {
+			/* KEY=VALUE: the label has that value; KEY alone: the node has it. */
 			const char *eq = strchr(label, '=');
-			if (eq == NULL || eq == label || (size_t)(eq - label) >= sizeof(label_key)) {
-				http_error(resp, 400, "invalid_query", "label must be KEY=VALUE");
+			size_t kl = eq ? (size_t)(eq - label) : strlen(label);
+			if (kl == 0 || kl >= sizeof(label_key)) {
+				http_error(resp, 400, "invalid_query", "label must be KEY or KEY=VALUE");
 				return HTTP_RESPOND;
 			}
-			memcpy(label_key, label, (size_t)(eq - label));
-			label_key[eq - label] = '\0';
+			memcpy(label_key, label, kl);
+			label_key[kl] = '\0';
 			f.label_key = label_key;
-			f.label_value = eq + 1;
+			f.label_value = eq ? eq + 1 : NULL;
 		}
 	} else if (o == QUERY_ACTORS) {
 		f.node_id = http_query(req, "node");
+	} else if (o == QUERY_PROVIDERS) {
+		f.contract_id = http_query(req, "contract_id");
 	} else if (o == QUERY_LINKS) {
 		f.actor_id = http_query(req, "actor_id");
 		f.provider_id = http_query(req, "provider_id");
@@ -432,19 +436,25 @@ static enum http_next h_policy_versions(struct api *a, struct http_req *req, str
 	return HTTP_RESPOND;
 }
 
+/* GET /v1/events?since=N[&wait=S]: with wait, an empty answer is held until an
+ * entry is applied (or S seconds pass), so dashboards can long-poll. */
 static enum http_next h_events(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	enum http_next next;
-	if (!read_barrier(a, req, call, resp, &next))
+	if (!call->long_polled && !read_barrier(a, req, call, resp, &next))
 		return next;
-	uint64_t since = 0, limit = API_LIMIT_DEFAULT;
-	const char *s = http_query(req, "since"), *ls = http_query(req, "limit");
+	uint64_t since = 0, limit = API_LIMIT_DEFAULT, wait = 0;
+	const char *s = http_query(req, "since"), *ls = http_query(req, "limit"), *ws = http_query(req, "wait");
 	if (s && parse_u64(s, UINT64_MAX / 2, &since) != 0) {
 		http_error(resp, 400, "invalid_query", "since must be a non-negative integer");
 		return HTTP_RESPOND;
 	}
 	if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
 		http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d", API_LIMIT_MAX);
+		return HTTP_RESPOND;
+	}
+	if (ws && parse_u64(ws, 60, &wait) != 0) {
+		http_error(resp, 400, "invalid_query", "wait must be a number of seconds between 0 and 60");
 		return HTTP_RESPOND;
 	}
 	PGconn *c = a->store ? store_conn(a->store) : NULL;
@@ -457,10 +467,20 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 	uint64_t last = since;
 	char err[256] = "";
 	int rc = query_events(c, since, (int64_t)limit, &items, &last, err, sizeof(err));
-	if (rc != QUERY_OK)
+	if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
-	else
-		resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)last));
+		resp->index = idx;
+		return HTTP_RESPOND;
+	}
+	if (json_array_size(items) == 0 && wait > 0 && !call->long_polled) {
+		json_decref(items);
+		call->long_polled = true;
+		op_release(&call->op);
+		op_init(&call->op, OP_WAIT);
+		call->op.index = idx + 1; /* the next entry this replica projects */
+		return submit(a, req, call, (int64_t)wait * 1000);
+	}
+	resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)last));
 	resp->index = idx;
 	return HTTP_RESPOND;
 }
@@ -557,13 +577,6 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 	if (!call->submitted) {
 		op_init(&call->op, kind);
 		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
-		const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-		if (ct && req->body_len > 0 && strncmp(ct, "application/json", 16) != 0) {
-			http_error(resp, 415, "unsupported_media_type", "Content-Type must be application/json, not '%.60s'",
-				   ct);
-			resp->index = projected(a);
-			return HTTP_RESPOND;
-		}
 		if (parse_write_body(a, req, call, resp) != 0) {
 			resp->index = projected(a);
 			atomic_fetch_add(&a->metrics.writes_failed, 1);
@@ -584,12 +597,17 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 		resp->status = 204;
 		return HTTP_RESPOND;
 	}
-	/* Read the object back from PostgreSQL, which now shows the write. */
+	/* PostgreSQL now shows the write; the loop rendered the object from the
+	 * model in the same shape, which saves reading it back. */
 	enum query_obj o = write_obj(kind);
-	PGconn *c = a->store ? store_conn(a->store) : NULL;
-	json_t *obj = NULL;
+	json_t *obj = op->object;
+	op->object = NULL;
 	char err[256] = "";
-	int rc = c ? query_get(c, o, op->id, &obj, err, sizeof(err)) : QUERY_UNAVAILABLE;
+	int rc = QUERY_OK;
+	if (obj == NULL) {
+		PGconn *c = a->store ? store_conn(a->store) : NULL;
+		rc = c ? query_get(c, o, op->id, &obj, err, sizeof(err)) : QUERY_UNAVAILABLE;
+	}
 	if (rc != QUERY_OK) {
 		/* Committed, but we cannot show it: say so rather than pretend. */
 		http_error(resp, 503, "database_unavailable",
@@ -635,7 +653,7 @@ static const struct route routes[] = {
 	{"PATCH", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_PATCH, ""},
 	{"DELETE", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_DELETE, ""},
 	{"POST", "/v1/providers", MR_WRITE, h_write, OP_PROVIDER_CREATE, ""},
-	{"GET", "/v1/providers", MR_READ, h_list, QUERY_PROVIDERS, LIST_PARAMS},
+	{"GET", "/v1/providers", MR_READ, h_list, QUERY_PROVIDERS, LIST_PARAMS ",contract_id"},
 	{"GET", "/v1/providers/{id}", MR_READ, h_get, QUERY_PROVIDERS, READ_PARAMS},
 	{"DELETE", "/v1/providers/{id}", MR_WRITE, h_write, OP_PROVIDER_DELETE, ""},
 	{"POST", "/v1/links", MR_WRITE, h_write, OP_LINK_CREATE, ""},
@@ -648,7 +666,7 @@ static const struct route routes[] = {
 	{"PUT", "/v1/policies/{id}", MR_WRITE, h_write, OP_POLICY_UPDATE, ""},
 	{"GET", "/v1/policies/{id}/versions", MR_READ, h_policy_versions, 0, READ_PARAMS},
 	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, ""},
-	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,min_index,consistent"},
+	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,wait,min_index,consistent"},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -734,6 +752,12 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 			   "ids are 1-128 characters of A-Z a-z 0-9 . _ - (not '.' or '..')");
 		return HTTP_RESPOND;
 	}
+	const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (ct && req->body_len > 0 && strncmp(ct, "application/json", 16) != 0) {
+		http_error(resp, 415, "unsupported_media_type", "Content-Type must be application/json, not '%.60s'",
+			   ct);
+		return HTTP_RESPOND;
+	}
 	struct qcheck q = {found->params, ""};
 	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &q);
 	if (q.bad[0]) {
@@ -750,6 +774,11 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 	req->state = call;
 	req->state_free = call_free;
 	return found->fn(a, req, call, resp);
+}
+
+uint64_t api_index(void *arg)
+{
+	return projected(arg);
 }
 
 void api_observe(void *arg, const struct http_req *req, int status, double seconds)

@@ -24,6 +24,8 @@ struct api {
 void api_init(struct api *a, struct loop *loop, struct store *store, const struct config *cfg);
 /* http_handler_fn */
 enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *resp);
+/* http_config.index: what this replica's PostgreSQL shows now */
+uint64_t api_index(void *arg);
 /* http_config.observe */
 void api_observe(void *arg, const struct http_req *req, int status, double seconds);
 /* Prints "METHOD PATH" per route (docs, --routes). */

@@ -152,28 +152,46 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 	e.target = dup_str(o, "target");
 	e.rr_cursor = dup_str(o, "rr_cursor");
 	const json_t *pl = json_object_get(o, "placements");
-	if (json_is_array(pl) && json_array_size(pl) > 0) {
+	if (pl != NULL && !json_is_array(pl)) {
+		snprintf(err, errlen, "entry placements: not an array");
+		goto out;
+	}
+	if (json_array_size(pl) > 0) {
 		e.placements = calloc(json_array_size(pl), sizeof(char *));
 		if (e.placements == NULL)
 			goto nomem;
 		for (size_t i = 0; i < json_array_size(pl); i++) {
 			const char *s = json_string_value(json_array_get(pl, i));
-			if (s == NULL || (e.placements[i] = strdup(s)) == NULL)
+			if (s == NULL) {
+				snprintf(err, errlen, "entry placements[%zu]: not a node id", i);
+				goto out;
+			}
+			if ((e.placements[i] = strdup(s)) == NULL)
 				goto nomem;
 			e.nplacements++;
 		}
 	}
 	const json_t *mv = json_object_get(o, "moves");
-	if (json_is_array(mv) && json_array_size(mv) > 0) {
+	if (mv != NULL && !json_is_array(mv)) {
+		snprintf(err, errlen, "entry moves: not an array");
+		goto out;
+	}
+	if (json_array_size(mv) > 0) {
 		e.moves = calloc(json_array_size(mv), sizeof(*e.moves));
 		if (e.moves == NULL)
 			goto nomem;
 		for (size_t i = 0; i < json_array_size(mv); i++) {
 			const json_t *m = json_array_get(mv, i);
+			const json_t *inst = json_object_get(m, "instance");
+			if (!json_is_object(m) || !json_is_string(json_object_get(m, "actor_id")) ||
+			    !json_is_string(json_object_get(m, "to_node")) || !json_is_integer(inst)) {
+				snprintf(err, errlen, "entry moves[%zu]: needs actor_id, instance and to_node", i);
+				goto out;
+			}
 			struct entry_move *d = &e.moves[e.nmoves++];
 			d->actor_id = dup_str(m, "actor_id");
 			d->to_node = dup_str(m, "to_node");
-			d->instance = json_integer_value(json_object_get(m, "instance"));
+			d->instance = json_integer_value(inst);
 			if (d->actor_id == NULL || d->to_node == NULL)
 				goto nomem;
 		}

@@ -108,6 +108,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			req->too_large = true;
 			http_error(&resp, 413, "payload_too_large", "request body is over the %d byte limit",
 				   HTTP_BODY_MAX);
+			resp.index = h->cfg.index ? h->cfg.index(h->cfg.arg) : 0;
 			return send_resp(req, &resp);
 		}
 		return MHD_YES;
@@ -124,6 +125,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			*upload_data_size = 0;
 			http_error(&resp, 413, "payload_too_large", "request body is over the %d byte limit",
 				   HTTP_BODY_MAX);
+			resp.index = h->cfg.index ? h->cfg.index(h->cfg.arg) : 0;
 			return send_resp(req, &resp);
 		}
 		char *nb = realloc(req->body, req->body_len + *upload_data_size + 1);
@@ -143,8 +145,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		free(resp.text);
 		return MHD_YES;
 	}
-	if (resp.status == 0)
+	if (resp.status == 0) {
 		http_error(&resp, 500, "internal", "handler produced no response");
+		resp.index = h->cfg.index ? h->cfg.index(h->cfg.arg) : 0;
+	}
 	enum MHD_Result r = send_resp(req, &resp);
 	free(resp.text);
 	return r;

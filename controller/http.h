@@ -53,6 +53,8 @@ struct http_config {
 	unsigned threads;
 	http_handler_fn handler;
 	void *arg;
+	/* The X-Lattice-Index of answers http.c gives itself (413). May be NULL. */
+	uint64_t (*index)(void *arg);
 	/* Called after each response: method, url, status, seconds. May be NULL. */
 	void (*observe)(void *arg, const struct http_req *req, int status, double seconds);
 };

@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 		.threads = (unsigned)lt.cfg.http_threads,
 		.handler = api_handle,
 		.arg = &lt.api,
+		.index = api_index,
 		.observe = api_observe,
 	};
 	if (http_start(&lt.http, &hc, err, sizeof(err)) != 0) {

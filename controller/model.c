@@ -330,11 +330,11 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		struct model_node *to = model_node_get(m, mv->to_node);
 		if (a == NULL || mv->instance < 0 || (size_t)mv->instance >= a->nplacements ||
 		    a->placements[mv->instance].node != n || to == NULL || to == n) {
-			res_set(res, APPLY_CONFLICT, "drain plan of node '%s' is out of date", n->spec.id);
+			res_set(res, APPLY_STALE, "drain plan of node '%s' is out of date", n->spec.id);
 			return;
 		}
 	}
-	bool was_cordoned = n->cordoned;
+	bool was_cordoned = n->cordoned, was_draining = n->draining;
 	n->cordoned = true;
 	n->draining = true;
 	sched_index_update(&m->sched, n);
@@ -344,8 +344,14 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		struct model_actor *a = model_actor_get(m, mv->actor_id);
 		struct model_node *to = model_node_get(m, mv->to_node);
 		char why[160];
+		/* An earlier move of this entry may have moved the same replica already. */
+		if (a->placements[mv->instance].node != n) {
+			res_set(res, APPLY_STALE, "drain plan of node '%s' is out of date: %s#%lld moved twice",
+				n->spec.id, a->spec.id, (long long)mv->instance);
+			break;
+		}
 		if (!move_ok(m, a, to, why, sizeof(why))) {
-			res_set(res, APPLY_CONFLICT, "drain plan of node '%s' is out of date: %s: %s", n->spec.id,
+			res_set(res, APPLY_STALE, "drain plan of node '%s' is out of date: %s: %s", n->spec.id,
 				to->spec.id, why);
 			break;
 		}
@@ -364,7 +370,7 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 			a->placements[mv->instance].node = n;
 		}
 		n->cordoned = was_cordoned;
-		n->draining = false;
+		n->draining = was_draining;
 		sched_index_update(&m->sched, n);
 		return;
 	}
@@ -425,7 +431,7 @@ static bool place_planned(struct model *m, struct model_actor *a, struct model_n
 	for (; i < count; i++) {
 		char why[160];
 		if (!sched_check(m, &req, nodes[i], why, sizeof(why))) {
-			res_set(res, APPLY_CONFLICT, "placement plan is out of date: node '%s': %s",
+			res_set(res, APPLY_STALE, "placement plan is out of date: node '%s': %s",
 				nodes[i]->spec.id, why);
 			break;
 		}
@@ -450,7 +456,7 @@ static struct model_node **planned_nodes(struct model *m, const struct entry *e,
 	for (size_t i = 0; i < e->nplacements; i++) {
 		nodes[i] = model_node_get(m, e->placements[i]);
 		if (nodes[i] == NULL) {
-			res_set(res, APPLY_CONFLICT, "placement plan is out of date: node '%s' is gone",
+			res_set(res, APPLY_STALE, "placement plan is out of date: node '%s' is gone",
 				e->placements[i]);
 			free(nodes);
 			return NULL;
@@ -556,7 +562,7 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 	size_t keep = (size_t)nrep < a->nplacements ? (size_t)nrep : a->nplacements;
 	size_t add = (size_t)nrep > a->nplacements ? (size_t)nrep - a->nplacements : 0;
 	if (e->nplacements != add) {
-		res_set(res, APPLY_CONFLICT, "actor '%s' changed while the update was planned", a->spec.id);
+		res_set(res, APPLY_STALE, "actor '%s' changed while the update was planned", a->spec.id);
 		return;
 	}
 	struct model_node **nodes = planned_nodes(m, e, res);

@@ -94,6 +94,7 @@ enum apply_code {
 	APPLY_NOT_FOUND,
 	APPLY_EXISTS,
 	APPLY_CONFLICT,
+	APPLY_STALE, /* the leader's plan no longer fits the model: plan again */
 	APPLY_INSUFFICIENT,
 	APPLY_DENIED,
 	APPLY_INVALID,

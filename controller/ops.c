@@ -9,6 +9,7 @@
 #include "log.h"
 #include "loop.h"
 #include "model.h"
+#include "render.h"
 #include "sched.h"
 #include "store.h"
 
@@ -27,6 +28,8 @@ void op_release(struct op *op)
 	entry_release(&op->entry);
 	json_decref(op->result);
 	op->result = NULL;
+	json_decref(op->object);
+	op->object = NULL;
 }
 
 void op_fail(struct op *op, int http_status, const char *code, const char *fmt, ...)
@@ -58,7 +61,8 @@ static void fail_apply(struct op *op, const struct apply_result *res)
 	case APPLY_OK: break;
 	case APPLY_NOT_FOUND: op_fail(op, 404, "not_found", "%s", res->message); break;
 	case APPLY_EXISTS: op_fail(op, 409, "already_exists", "%s", res->message); break;
-	case APPLY_CONFLICT: op_fail(op, 409, "conflict", "%s", res->message); break;
+	case APPLY_CONFLICT:
+	case APPLY_STALE: op_fail(op, 409, "conflict", "%s", res->message); break;
 	case APPLY_INSUFFICIENT: op_fail(op, 409, "insufficient_resources", "%s", res->message); break;
 	case APPLY_DENIED: op_fail(op, 403, "capability_denied", "%s", res->message); break;
 	case APPLY_INVALID: op_fail(op, 422, "invalid_request", "%s", res->message); break;
@@ -320,6 +324,40 @@ static int plan_drain(struct loop *l, struct op *op)
 
 static void ops_propose(struct loop *l, struct op *op);
 
+static json_t *render_written(struct loop *l, const struct op *op)
+{
+	struct model *m = &l->model;
+	switch (op->kind) {
+	case OP_NODE_CREATE:
+	case OP_NODE_CORDON:
+	case OP_NODE_UNCORDON:
+	case OP_NODE_DRAIN: {
+		const struct model_node *n = model_node_get(m, op->id);
+		return n ? render_node(n) : NULL;
+	}
+	case OP_ACTOR_CREATE:
+	case OP_ACTOR_PATCH: {
+		const struct model_actor *a = model_actor_get(m, op->id);
+		return a ? render_actor(a) : NULL;
+	}
+	case OP_PROVIDER_CREATE: {
+		const struct model_provider *p = hmap_get(&m->providers, op->id);
+		return p ? render_provider(p) : NULL;
+	}
+	case OP_LINK_CREATE: {
+		const struct model_link *k = hmap_get(&m->links, op->id);
+		return k ? render_link(k) : NULL;
+	}
+	case OP_POLICY_CREATE:
+	case OP_POLICY_UPDATE: {
+		const struct model_policy *p = hmap_get(&m->policies, op->id);
+		return p ? render_policy(p) : NULL;
+	}
+	default:
+		return NULL;
+	}
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct op *op = req->data;
@@ -337,12 +375,14 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	if (res->id[0])
 		snprintf(op->id, sizeof(op->id), "%s", res->id);
 	if (res->code == APPLY_OK) {
+		/* Render the answer from the model now, as PostgreSQL will show it. */
+		json_decref(op->object);
+		op->object = render_written(l, op);
 		loop_wait_projection(l, op);
 		return;
 	}
 	/* A write applied between plan and apply took the capacity: plan again. */
-	if (res->code == APPLY_CONFLICT && strstr(res->message, "plan is out of date") != NULL &&
-	    ++op->attempts < OPS_MAX_ATTEMPTS) {
+	if (res->code == APPLY_STALE && ++op->attempts < OPS_MAX_ATTEMPTS) {
 		log_debug("%s %s: %s; re-planning", entry_op_name(op->entry.op), op->id, res->message);
 		clear_plan(&op->entry);
 		ops_execute(l, op);

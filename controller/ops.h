@@ -51,6 +51,7 @@ struct op {
 	char id[SPEC_ID_MAX + 1]; /* object created or changed */
 	uint64_t index;           /* log index of the write (or index waited for) */
 	json_t *result;           /* plan, cluster status, drain summary; owned by the op */
+	json_t *object;           /* the written object as the API shows it; owned */
 
 	void (*done)(struct op *op); /* called once, from any thread */
 	void *done_arg;

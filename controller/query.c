@@ -71,20 +71,94 @@ static void query_err(char *err, size_t errlen, const char *msg)
 			*p = ' ';
 }
 
-/* Runs sql; on success returns rows, else NULL with *rc and err set. */
-static PGresult *query_run(PGconn *c, const char *sql, int n, const char *const *params, int *rc,
-			   char *err, size_t errlen)
+/* Every statement is prepared once per session: parsing a query over the api_*
+ * views (expanding the view rules) costs far more than running it. Sessions use
+ * custom plans so the "$n IS NULL OR ..." of an absent filter still folds away. */
+enum {
+	QS_GET = 0,
+	QS_LIST = QS_GET + 5,
+	QS_VERSIONS = QS_LIST + 5,
+	QS_EVENTS,
+	QS_APPLIED,
+	QS_COUNT
+};
+
+static const char *query_sql(int stmt)
 {
-	static const unsigned int types[QP_COUNT] = {
-		QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID,
-		QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID,
-	};
+	if (stmt < QS_LIST)
+		return query_get_sql[stmt - QS_GET];
+	if (stmt < QS_VERSIONS)
+		return query_list_sql[stmt - QS_LIST];
+	return stmt == QS_VERSIONS ? query_versions_sql : stmt == QS_EVENTS ? query_events_sql : query_applied_sql;
+}
+
+static const unsigned int query_types[QP_COUNT] = {
+	QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID,
+	QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID, QUERY_TEXTOID,
+};
+
+static int query_nparams(int stmt)
+{
+	if (stmt < QS_LIST || stmt == QS_VERSIONS)
+		return 1;
+	if (stmt < QS_VERSIONS)
+		return QP_COUNT;
+	return stmt == QS_EVENTS ? 2 : 0;
+}
+
+/* Which session this thread prepared its statements in (connection + backend). */
+static _Thread_local PGconn *query_prepared_conn;
+static _Thread_local int query_prepared_pid;
+
+static int query_prepare(PGconn *c)
+{
+	if (query_prepared_conn == c && query_prepared_pid == PQbackendPID(c))
+		return 0;
+	PGresult *r = PQexec(c, "SET plan_cache_mode = force_custom_plan");
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	for (int i = 0; ok && i < QS_COUNT; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "q%d", i);
+		r = PQprepare(c, name, query_sql(i), query_nparams(i), query_types);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		/* Prepared by an earlier pass on this same session: fine. */
+		if (!ok && r && PQresultErrorField(r, PG_DIAG_SQLSTATE) &&
+		    strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42P05") == 0)
+			ok = true;
+		PQclear(r);
+	}
+	if (!ok)
+		return -1;
+	query_prepared_conn = c;
+	query_prepared_pid = PQbackendPID(c);
+	return 0;
+}
+
+/* Runs statement stmt; on success returns rows, else NULL with *rc and err set. */
+static PGresult *query_run(PGconn *c, int stmt, int n, const char *const *params, int *rc, char *err,
+			   size_t errlen)
+{
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		query_err(err, errlen, c ? PQerrorMessage(c) : "no connection to PostgreSQL");
 		*rc = QUERY_UNAVAILABLE;
 		return NULL;
 	}
-	PGresult *r = PQexecParams(c, sql, n, types, params, NULL, NULL, 0);
+	char name[16];
+	snprintf(name, sizeof(name), "q%d", stmt);
+	PGresult *r = NULL;
+	if (query_prepare(c) == 0) {
+		r = PQexecPrepared(c, name, n, params, NULL, NULL, 0);
+		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (st && strcmp(st, "26000") == 0) {
+			/* The session was replaced under us (reconnect): prepare again. */
+			PQclear(r);
+			query_prepared_conn = NULL;
+			r = query_prepare(c) == 0 ? PQexecPrepared(c, name, n, params, NULL, NULL, 0) : NULL;
+		}
+	} else {
+		r = PQexecParams(c, query_sql(stmt), n, query_types, params, NULL, NULL, 0);
+	}
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
 		return r;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -137,7 +211,7 @@ int query_get(PGconn *c, enum query_obj o, const char *id, json_t **out, char *e
 {
 	int rc;
 	const char *params[] = {id};
-	PGresult *r = query_run(c, query_get_sql[o], 1, params, &rc, err, errlen);
+	PGresult *r = query_run(c, QS_GET + (int)o, 1, params, &rc, err, errlen);
 	if (!r)
 		return rc;
 	if (PQntuples(r) == 0) {
@@ -175,7 +249,7 @@ int query_list(PGconn *c, enum query_obj o, const struct query_filter *f, json_t
 		[QP_PROVIDER] = f->provider_id,
 		[QP_CONTRACT] = f->contract_id,
 	};
-	PGresult *r = query_run(c, query_list_sql[o], QP_COUNT, params, &rc, err, errlen);
+	PGresult *r = query_run(c, QS_LIST + (int)o, QP_COUNT, params, &rc, err, errlen);
 	if (!r)
 		return rc;
 	int n = PQntuples(r);
@@ -203,7 +277,7 @@ int query_policy_versions(PGconn *c, const char *policy_id, json_t **items, char
 {
 	int rc;
 	const char *params[] = {policy_id};
-	PGresult *r = query_run(c, query_versions_sql, 1, params, &rc, err, errlen);
+	PGresult *r = query_run(c, QS_VERSIONS, 1, params, &rc, err, errlen);
 	if (!r)
 		return rc;
 	if (PQntuples(r) == 0) {
@@ -224,7 +298,7 @@ int query_events(PGconn *c, uint64_t since, int64_t limit, json_t **items, uint6
 	snprintf(sbuf, sizeof(sbuf), "%" PRIu64, since);
 	snprintf(lbuf, sizeof(lbuf), "%" PRId64, query_limit(limit));
 	const char *params[] = {sbuf, lbuf};
-	PGresult *r = query_run(c, query_events_sql, 2, params, &rc, err, errlen);
+	PGresult *r = query_run(c, QS_EVENTS, 2, params, &rc, err, errlen);
 	if (!r)
 		return rc;
 	int n = PQntuples(r);
@@ -241,7 +315,7 @@ int query_events(PGconn *c, uint64_t since, int64_t limit, json_t **items, uint6
 int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen)
 {
 	int rc;
-	PGresult *r = query_run(c, query_applied_sql, 0, NULL, &rc, err, errlen);
+	PGresult *r = query_run(c, QS_APPLIED, 0, NULL, &rc, err, errlen);
 	if (!r)
 		return rc;
 	if (PQntuples(r) != 1) {

@@ -6,7 +6,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 202
+plan 220
 
 lib_init
 # A short bounded wait, so the ?min_index= far in the future test is quick.
@@ -337,8 +337,9 @@ for i in $(seq 1 10); do
 	curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -X POST -H 'Content-Type: application/json' \
 		--data-binary "{\"id\":\"race-a$i\",\"module\":\"oci://x/r:1\",\"cpu_required\":300,\"memory_required_mb\":1,\"constraints\":{\"grp\":\"race\"}}" \
 		"$API/v1/actors" >"$T_DIR/race.$i" &
+	race_pids="${race_pids:-} $!"
 done
-wait
+wait $race_pids
 is "$(cat "$T_DIR"/race.* | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "201:3 409:7 " \
 	"10 concurrent 300-millicore creates on a 1000-millicore node: 3 created, 7 refused"
 is "$(node_field race-1 '[.cpu_used, .actor_count] | map(tostring) | join(" ")') $(list_ids '/v1/actors?node=race-1' | wc -w)" \

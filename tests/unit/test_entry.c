@@ -201,9 +201,12 @@ static void round_trip(struct entry *e, const char *name)
 		return;
 	}
 	json_t *j = json_loadb(buf, len, 0, NULL);
+	/* raft 0.15 writes segments it cannot read back unless entry lengths are
+	 * multiples of 8; entry_encode pads with spaces. */
 	ok(j && json_integer_value(json_object_get(j, "v")) == ENTRY_VERSION &&
-		   streq(json_string_value(json_object_get(j, "op")), entry_op_name(e->op)),
-	   "%s: one JSON object with v=%d and op \"%s\"", name, ENTRY_VERSION, entry_op_name(e->op));
+		   streq(json_string_value(json_object_get(j, "op")), entry_op_name(e->op)) && len % 8 == 0,
+	   "%s: one JSON object with v=%d and op \"%s\", padded to a multiple of 8 bytes (%zu)", name, ENTRY_VERSION,
+	   entry_op_name(e->op), len);
 	json_decref(j);
 	rc = entry_decode(buf, len, &d, err, sizeof(err));
 	ok(rc == 0, "%s: decodes (%s)", name, rc ? err : "ok");

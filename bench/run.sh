@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# run.sh — `make bench`: lattice's figures beside its peers, measured in one run.
+#   1. placement decisions/s on 10,000 nodes for 100,000 actors (bench_sched)
+#   2. PostgreSQL single-row upsert TPS: ../shared/bench/pg.sh (the peer), DUR=$PG_DUR
+#   3. acknowledged POST /v1/actors per second through HTTP -> Raft -> model ->
+#      PostgreSQL at concurrency 1, 16 and 64 (bench_api, $DUR s each)
+#   4. resident memory of latticed holding 10,000 nodes and 100,000 actors
+# Servers run on loopback only and are stopped on exit. Prints a summary table.
+# Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS.
+set -uo pipefail
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+DUR=${DUR:-10}
+PG_DUR=${PG_DUR:-5}
+NODES=${NODES:-10000}
+ACTORS=${ACTORS:-100000}
+SHARED=${SHARED:-$top_srcdir/../shared}
+. "$top_srcdir/tests/lib/servers.sh"
+
+out=$(mktemp -d /tmp/lattice-bench.XXXXXX)
+LPID=
+cleanup() {
+	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+	servers_cleanup
+	rm -rf "$out"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+say() { printf '%s\n' "$*"; }
+[ -n "${SAN_CFLAGS:-}" ] && say "WARNING: this build uses sanitizers ($SAN_CFLAGS); figures are not representative"
+say "lattice bench — $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+
+# 1. placement
+say ""
+say "== placement (bench_sched, $NODES nodes, $ACTORS actors)"
+"$top_builddir/bench/bench_sched" "$NODES" "$ACTORS" | tee "$out/sched.txt"
+place_rate=$(sed -n 's/^placement: .* = \([0-9]*\) decisions\/s.*/\1/p' "$out/sched.txt")
+
+# 2. the peer: PostgreSQL upsert TPS from pg.sh
+pg_on8= pg_on32= pg_off8= pg_off32=
+if [ "${SKIP_PG:-0}" != 1 ] && [ -x "$SHARED/bench/pg.sh" ]; then
+	say ""
+	say "== peer: $SHARED/bench/pg.sh (DUR=$PG_DUR)"
+	RESULTS="$out/pg" DUR=$PG_DUR bash "$SHARED/bench/pg.sh" lattice >"$out/pg.log" 2>&1 || say "pg.sh failed: see its log"
+	tsv="$out/pg/pg-lattice.tsv"
+	get() { awk -F'\t' -v s="$1" '$2=="pg upsert-300B" && $4==s && $5=="tps"{print $6}' "$tsv" 2>/dev/null; }
+	pg_on8=$(get "sync_commit=on, c=8, -T $PG_DUR, s=10"); pg_on32=$(get "sync_commit=on, c=32, -T $PG_DUR, s=10")
+	pg_off8=$(get "sync_commit=off, c=8, -T $PG_DUR, s=10"); pg_off32=$(get "sync_commit=off, c=32, -T $PG_DUR, s=10")
+	say "pg upsert-300B tps: sync_commit=on c=8 $pg_on8, c=32 $pg_on32; sync_commit=off c=8 $pg_off8, c=32 $pg_off32"
+else
+	say "(pg.sh skipped)"
+fi
+
+# 3. the write path
+say ""
+say "== write path: POST /v1/actors acknowledged (201) per second"
+pg_start >/dev/null || { say "cannot start PostgreSQL"; exit 1; }
+# Stock durability for the projection's server, as pg.sh uses (fsync on).
+as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=''" start >/dev/null
+ci=$(pg_createdb bench)
+port=$(free_port); rport=$(free_port)
+"$top_builddir/latticed" --listen "127.0.0.1:$port" --raft-address "127.0.0.1:$rport" --bootstrap \
+	--data-dir "$out/data" --pg "$ci" --schema-dir "$top_srcdir/schema" --heartbeat-timeout-ms 0 \
+	--log-level warn >"$out/latticed.log" 2>&1 &
+LPID=$!
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+"$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" "$NODES" 16 | tee "$out/nodes.txt"
+declare -A rate
+for c in 1 16 64; do
+	"$top_builddir/bench/bench_api" rate "127.0.0.1:$port" "$DUR" "$c" | tee "$out/rate$c.txt"
+	rate[$c]=$(sed -n 's/.*per_sec=\([0-9]*\).*/\1/p' "$out/rate$c.txt")
+done
+created=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^lattice_objects\{kind="actor"\}/{print $2}')
+
+# 4. memory with NODES nodes and ACTORS actors
+say ""
+say "== memory: latticed holding $NODES nodes and $ACTORS actors"
+rest=$((ACTORS - created))
+[ "$rest" -gt 0 ] && "$top_builddir/bench/bench_api" actors "127.0.0.1:$port" "$rest" 16 | tee "$out/fill.txt"
+actors=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^lattice_objects\{kind="actor"\}/{print $2}')
+nodes=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^lattice_objects\{kind="node"\}/{print $2}')
+rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$LPID/status)
+hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$LPID/status)
+say "latticed: $nodes nodes, $actors actors, RSS $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB)"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+say ""
+say "== summary"
+say "| figure | lattice | peer | ratio | target |"
+say "|---|---|---|---|---|"
+say "| placement decisions/s ($NODES nodes, $ACTORS actors) | $place_rate | — | — | >= 200000 |"
+for c in 1 16 64; do
+	say "| POST /v1/actors acked/s, c=$c | ${rate[$c]} | pg upsert c=8 ${pg_on8:-?} / c=32 ${pg_on32:-?} (sync on) | $(ratio "${rate[$c]}" "${pg_on8:-0}") / $(ratio "${rate[$c]}" "${pg_on32:-0}") | $([ "$c" = 16 ] && echo '>= 50% at c=16' || echo '—') |"
+done
+say "| same, vs sync_commit=off peer, c=16 | ${rate[16]} | c=8 ${pg_off8:-?} / c=32 ${pg_off32:-?} | $(ratio "${rate[16]}" "${pg_off8:-0}") / $(ratio "${rate[16]}" "${pg_off32:-0}") | — |"
+say "| latticed RSS, $nodes nodes + $actors actors | $((rss_kb / 1024)) MiB | — | — | <= 150 MB |"

@@ -1,0 +1,22 @@
+/* render — model objects in the API's JSON shape, for answering writes without
+ * reading the object back from PostgreSQL. The shape is exactly that of the
+ * api_* views in schema/ (tests/integration/api.sh compares the two); change
+ * both together. Loop thread only (reads the model). Results are new
+ * references owned by the caller; NULL when out of memory. */
+#ifndef LATTICE_RENDER_H
+#define LATTICE_RENDER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "model.h"
+
+json_t *render_node(const struct model_node *n);
+json_t *render_actor(const struct model_actor *a);
+json_t *render_provider(const struct model_provider *p);
+json_t *render_link(const struct model_link *l);
+json_t *render_policy(const struct model_policy *p);
+/* "2026-11-22T01:02:03.456Z" (UTC, milliseconds) into buf (>= 32 bytes). */
+void render_time(int64_t ms, char *buf, size_t len);
+
+#endif
