@@ -56,32 +56,21 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
 {
 	struct fsm *f = rf->data;
-	json_t *snap = model_snapshot(f->model);
-	if (snap == NULL)
-		return RAFT_NOMEM;
 	/* The index lets restore tell whether PostgreSQL fell behind the snapshot. */
-	json_object_set_new(snap, "index", json_integer((json_int_t)raft_last_applied(f->raft)));
-	char *s = json_dumps(snap, JSON_COMPACT);
-	json_decref(snap);
-	if (s == NULL)
-		return RAFT_NOMEM;
-	size_t len = strlen(s);
+	uint64_t index = raft_last_applied(f->raft);
+	size_t len = 0;
+	char *base = model_snapshot_dump(f->model, index, &len);
 	*bufs = raft_malloc(sizeof(**bufs));
-	void *base = raft_malloc(len);
 	if (*bufs == NULL || base == NULL) {
 		raft_free(*bufs);
 		raft_free(base);
-		free(s);
 		return RAFT_NOMEM;
 	}
-	memcpy(base, s, len);
-	free(s);
 	(*bufs)[0].base = base;
 	(*bufs)[0].len = len;
 	*n = 1;
 	f->snapshots++;
-	log_info("raft snapshot taken at index %llu (%zu bytes)", (unsigned long long)raft_last_applied(f->raft),
-		 len);
+	log_info("raft snapshot taken at index %llu (%zu bytes)", (unsigned long long)index, len);
 	return 0;
 }
 

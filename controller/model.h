@@ -137,6 +137,11 @@ const char *model_placement_state_name(enum placement_state s);
 /* Whole-model snapshot as JSON, and restore from it (the model must be empty).
  * Caller owns the json_t. restore returns 0 or -1 with a message in err. */
 json_t *model_snapshot(const struct model *m);
+/* The same snapshot as text, with "index": index added, written object by object
+ * so no whole-model JSON tree is ever built (that tree is several times the
+ * model's size). The buffer comes from raft_malloc/raft_realloc and belongs to
+ * the caller; NULL when out of memory. */
+char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len);
 int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen);
 
 #endif

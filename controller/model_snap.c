@@ -1,6 +1,7 @@
 /* Whole-model snapshot and restore (Raft snapshots). Part of the model module:
  * same ownership rules as model.c. Accounted usage is not stored: restore
  * recomputes it from the base load and the placements, so it cannot drift. */
+#include <raft.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,107 @@ json_t *model_snapshot(const struct model *m)
 		return NULL;
 	}
 	return root;
+}
+
+struct snapbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void sb_put(struct snapbuf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 1 << 16;
+		while (b->len + n + 1 > ncap)
+			ncap *= 2;
+		char *np = raft_realloc(b->p, ncap);
+		if (np == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static int sb_dump_cb(const char *buf, size_t size, void *data)
+{
+	sb_put(data, buf, size);
+	return 0;
+}
+
+/* Appends one element (stolen) of an array, with a comma after the first. */
+static void sb_elem(struct snapbuf *b, json_t *j, bool *first)
+{
+	if (j == NULL) {
+		b->failed = true;
+		return;
+	}
+	if (!*first)
+		sb_put(b, ",", 1);
+	*first = false;
+	if (json_dump_callback(j, sb_dump_cb, b, JSON_COMPACT) != 0)
+		b->failed = true;
+	json_decref(j);
+}
+
+char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
+{
+	struct snapbuf b = {NULL, 0, 0, false};
+	char head[256];
+	json_t *cursor = json_string(m->rr_cursor);
+	char *cur = cursor ? json_dumps(cursor, JSON_ENCODE_ANY) : NULL;
+	json_decref(cursor);
+	if (cur == NULL)
+		return NULL;
+	int n = snprintf(head, sizeof(head), "{\"v\":%d,\"index\":%llu,\"event_seq\":%llu,\"rr_cursor\":%s",
+			 SNAP_VERSION, (unsigned long long)index, (unsigned long long)m->event_seq, cur);
+	free(cur);
+	sb_put(&b, head, (size_t)n);
+	size_t pos;
+	void *v;
+	bool first;
+	sb_put(&b, ",\"nodes\":[", 10);
+	for (pos = 0, first = true; (v = hmap_next(&m->nodes, &pos)) != NULL;)
+		sb_elem(&b, snap_node(v), &first);
+	sb_put(&b, "],\"actors\":[", 12);
+	for (pos = 0, first = true; (v = hmap_next(&m->actors, &pos)) != NULL;)
+		sb_elem(&b, snap_actor(v), &first);
+	sb_put(&b, "],\"providers\":[", 15);
+	for (pos = 0, first = true; (v = hmap_next(&m->providers, &pos)) != NULL;) {
+		const struct model_provider *p = v;
+		sb_elem(&b, json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec), "created_ms",
+				      (json_int_t)p->created_ms),
+			&first);
+	}
+	sb_put(&b, "],\"links\":[", 11);
+	for (pos = 0, first = true; (v = hmap_next(&m->links, &pos)) != NULL;) {
+		const struct model_link *l = v;
+		sb_elem(&b, json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec), "created_ms",
+				      (json_int_t)l->created_ms),
+			&first);
+	}
+	sb_put(&b, "],\"policies\":[", 14);
+	for (pos = 0, first = true; (v = hmap_next(&m->policies, &pos)) != NULL;) {
+		const struct model_policy *p = v;
+		sb_elem(&b, json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version",
+				      (json_int_t)p->version, "created_ms", (json_int_t)p->created_ms, "updated_ms",
+				      (json_int_t)p->updated_ms),
+			&first);
+	}
+	sb_put(&b, "]}", 2);
+	if (b.failed) {
+		raft_free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
 }
 
 static int status_parse(const char *s, enum node_status *out)

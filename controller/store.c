@@ -52,17 +52,51 @@ struct store_stmt {
 	const char *sql;
 };
 
-/* One statement per projection kind, parameters in proj.h's order. */
-static const struct store_stmt store_proj_sql[PROJ_KIND_COUNT] = {
-	[PROJ_NODE_UPSERT] = {"proj_node_upsert", 23,
+/* The projection's statements: one per (table, kind of change), each taking all
+ * of a segment's rows of that kind at once (see "writer: coalescing" below). A
+ * delete takes its keys as one text[]; the others take one jsonb array of row
+ * objects whose keys are the parameter names of proj.h (wr_kinds below). The order
+ * of this enum is the order they run in: every delete before every upsert, so an
+ * ON DELETE CASCADE can never remove a row written in the same segment. */
+enum proj_stmt {
+	PS_LINKS_DELETE,
+	PS_ACTORS_DELETE, /* cascades to placements, links, snapshots */
+	PS_PROVIDERS_DELETE,
+	PS_NODES_DELETE,
+	PS_NODES_UPSERT,
+	PS_ACTORS_UPSERT,
+	PS_PROVIDERS_UPSERT,
+	PS_PLACEMENTS_SET,
+	PS_LINKS_UPSERT,
+	PS_POLICIES_UPSERT,
+	PS_EVENTS_INSERT,
+	PS_RESET,
+	PS_COUNT
+};
+
+static const struct store_stmt store_proj_sql[PS_COUNT] = {
+	[PS_LINKS_DELETE] = {"proj_links_delete", 1, "DELETE FROM links WHERE id = ANY ($1::text[])"},
+	[PS_ACTORS_DELETE] = {"proj_actors_delete", 1, "DELETE FROM actors WHERE id = ANY ($1::text[])"},
+	[PS_PROVIDERS_DELETE] = {"proj_providers_delete", 1,
+		"DELETE FROM providers WHERE id = ANY ($1::text[])"},
+	[PS_NODES_DELETE] = {"proj_nodes_delete", 1, "DELETE FROM nodes WHERE id = ANY ($1::text[])"},
+	[PS_NODES_UPSERT] = {"proj_nodes_upsert", 1,
 		"INSERT INTO nodes (id, region, labels, cpu_capacity, memory_mb, base_cpu_used,"
 		" base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb, actor_count,"
 		" cpu_measured, memory_measured_mb, status, cordoned, draining, error_count,"
 		" last_heartbeat, policy_version, agent_version, generation, created_at, updated_at)"
-		" VALUES ($1::text, $2::text, $3::jsonb, $4::bigint, $5::bigint, $6::bigint, $7::bigint,"
-		" $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::bigint, $13::bigint, $14::text,"
-		" $15::boolean, $16::boolean, $17::bigint, lattice_from_ms($18::bigint), $19::bigint,"
-		" $20::text, $21::bigint, lattice_from_ms($22::bigint), lattice_from_ms($23::bigint))"
+		" SELECT id, region, labels, cpu_capacity, memory_mb, base_cpu_used,"
+		" base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb, actor_count,"
+		" cpu_measured, memory_measured_mb, status, cordoned, draining, error_count,"
+		" lattice_from_ms(last_heartbeat_ms), policy_version, agent_version, generation,"
+		" lattice_from_ms(created_ms), lattice_from_ms(updated_ms)"
+		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, region text, labels jsonb,"
+		" cpu_capacity bigint, memory_mb bigint, base_cpu_used bigint,"
+		" base_memory_used_mb bigint, base_actor_count bigint, cpu_used bigint,"
+		" memory_used_mb bigint, actor_count bigint, cpu_measured bigint,"
+		" memory_measured_mb bigint, status text, cordoned boolean, draining boolean,"
+		" error_count bigint, last_heartbeat_ms bigint, policy_version bigint,"
+		" agent_version text, generation bigint, created_ms bigint, updated_ms bigint)"
 		" ON CONFLICT (id) DO UPDATE SET region = EXCLUDED.region, labels = EXCLUDED.labels,"
 		" cpu_capacity = EXCLUDED.cpu_capacity, memory_mb = EXCLUDED.memory_mb,"
 		" base_cpu_used = EXCLUDED.base_cpu_used,"
@@ -76,14 +110,18 @@ static const struct store_stmt store_proj_sql[PROJ_KIND_COUNT] = {
 		" policy_version = EXCLUDED.policy_version, agent_version = EXCLUDED.agent_version,"
 		" generation = EXCLUDED.generation, created_at = EXCLUDED.created_at,"
 		" updated_at = EXCLUDED.updated_at"},
-	[PROJ_NODE_DELETE] = {"proj_node_delete", 1, "DELETE FROM nodes WHERE id = $1::text"},
-	[PROJ_ACTOR_UPSERT] = {"proj_actor_upsert", 15,
+	[PS_ACTORS_UPSERT] = {"proj_actors_upsert", 1,
 		"INSERT INTO actors (id, name, module, cpu_required, memory_required_mb,"
 		" preferred_region, constraints, priority, max_latency_ms, replicas, strategy,"
 		" contracts, generation, created_at, updated_at)"
-		" VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::bigint, $6::text, $7::jsonb,"
-		" $8::integer, $9::bigint, $10::bigint, $11::text, $12::jsonb, $13::bigint,"
-		" lattice_from_ms($14::bigint), lattice_from_ms($15::bigint))"
+		" SELECT id, name, module, cpu_required, memory_required_mb, preferred_region,"
+		" constraints, priority, max_latency_ms, replicas, strategy, contracts, generation,"
+		" lattice_from_ms(created_ms), lattice_from_ms(updated_ms)"
+		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, name text, module text,"
+		" cpu_required bigint, memory_required_mb bigint, preferred_region text,"
+		" constraints jsonb, priority integer, max_latency_ms bigint, replicas bigint,"
+		" strategy text, contracts jsonb, generation bigint, created_ms bigint,"
+		" updated_ms bigint)"
 		" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, module = EXCLUDED.module,"
 		" cpu_required = EXCLUDED.cpu_required,"
 		" memory_required_mb = EXCLUDED.memory_required_mb,"
@@ -92,45 +130,56 @@ static const struct store_stmt store_proj_sql[PROJ_KIND_COUNT] = {
 		" replicas = EXCLUDED.replicas, strategy = EXCLUDED.strategy,"
 		" contracts = EXCLUDED.contracts, generation = EXCLUDED.generation,"
 		" created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at"},
-	[PROJ_ACTOR_DELETE] = {"proj_actor_delete", 1, "DELETE FROM actors WHERE id = $1::text"},
-	/* The DELETE and the upsert touch disjoint rows (instances gone / instances
-	 * kept), as data-modifying CTEs must. */
-	[PROJ_PLACEMENTS_SET] = {"proj_placements_set", 2,
-		"WITH p AS (SELECT * FROM jsonb_to_recordset($2::jsonb)"
+	[PS_PROVIDERS_UPSERT] = {"proj_providers_upsert", 1,
+		"INSERT INTO providers (id, contract_id, image, nodes, created_at)"
+		" SELECT id, contract_id, image, nodes, lattice_from_ms(created_ms)"
+		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, contract_id text, image text,"
+		" nodes jsonb, created_ms bigint)"
+		" ON CONFLICT (id) DO UPDATE SET contract_id = EXCLUDED.contract_id,"
+		" image = EXCLUDED.image, nodes = EXCLUDED.nodes, created_at = EXCLUDED.created_at"},
+	/* Rows {"actor_id", "placements": [{"instance", "node_id", "state",
+	 * "state_version"}]}: each listed actor's placements become exactly its list.
+	 * The DELETE and the upsert touch disjoint rows (instances gone / instances
+	 * kept), as data-modifying CTEs must; unchanged rows are not rewritten. */
+	[PS_PLACEMENTS_SET] = {"proj_placements_set", 1,
+		"WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+		"   AS r(actor_id text, placements jsonb)),"
+		" p AS (SELECT a.actor_id, x.instance, x.node_id, x.state,"
+		"   coalesce(x.state_version, 0) AS state_version FROM a,"
+		"   jsonb_to_recordset(a.placements)"
 		"   AS x(instance integer, node_id text, state text, state_version bigint)),"
-		" gone AS (DELETE FROM placements WHERE actor_id = $1::text"
-		"   AND instance NOT IN (SELECT instance FROM p))"
+		" gone AS (DELETE FROM placements d USING a WHERE d.actor_id = a.actor_id"
+		"   AND NOT EXISTS (SELECT FROM p WHERE p.actor_id = d.actor_id"
+		"   AND p.instance = d.instance))"
 		" INSERT INTO placements (actor_id, instance, node_id, state, state_version)"
-		" SELECT $1::text, instance, node_id, state, coalesce(state_version, 0) FROM p"
+		" SELECT actor_id, instance, node_id, state, state_version FROM p"
 		" ON CONFLICT (actor_id, instance) DO UPDATE SET node_id = EXCLUDED.node_id,"
 		" state = EXCLUDED.state, state_version = EXCLUDED.state_version"
 		" WHERE (placements.node_id, placements.state, placements.state_version)"
 		" IS DISTINCT FROM (EXCLUDED.node_id, EXCLUDED.state, EXCLUDED.state_version)"},
-	[PROJ_PROVIDER_UPSERT] = {"proj_provider_upsert", 5,
-		"INSERT INTO providers (id, contract_id, image, nodes, created_at)"
-		" VALUES ($1::text, $2::text, $3::text, $4::jsonb, lattice_from_ms($5::bigint))"
-		" ON CONFLICT (id) DO UPDATE SET contract_id = EXCLUDED.contract_id,"
-		" image = EXCLUDED.image, nodes = EXCLUDED.nodes, created_at = EXCLUDED.created_at"},
-	[PROJ_PROVIDER_DELETE] = {"proj_provider_delete", 1,
-		"DELETE FROM providers WHERE id = $1::text"},
-	[PROJ_LINK_UPSERT] = {"proj_link_upsert", 10,
+	[PS_LINKS_UPSERT] = {"proj_links_upsert", 1,
 		"INSERT INTO links (id, actor_id, provider_id, contract_id, link_name, \"values\","
 		" timeout_ms, retry_count, retry_delay_ms, created_at)"
-		" VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::jsonb, $7::bigint,"
-		" $8::bigint, $9::bigint, lattice_from_ms($10::bigint))"
+		" SELECT id, actor_id, provider_id, contract_id, link_name, \"values\", timeout_ms,"
+		" retry_count, retry_delay_ms, lattice_from_ms(created_ms)"
+		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, actor_id text, provider_id text,"
+		" contract_id text, link_name text, \"values\" jsonb, timeout_ms bigint,"
+		" retry_count bigint, retry_delay_ms bigint, created_ms bigint)"
 		" ON CONFLICT (id) DO UPDATE SET actor_id = EXCLUDED.actor_id,"
 		" provider_id = EXCLUDED.provider_id, contract_id = EXCLUDED.contract_id,"
 		" link_name = EXCLUDED.link_name, \"values\" = EXCLUDED.\"values\","
 		" timeout_ms = EXCLUDED.timeout_ms, retry_count = EXCLUDED.retry_count,"
 		" retry_delay_ms = EXCLUDED.retry_delay_ms, created_at = EXCLUDED.created_at"},
-	[PROJ_LINK_DELETE] = {"proj_link_delete", 1, "DELETE FROM links WHERE id = $1::text"},
 	/* An upsert although versions are immutable: a rebuild re-inserts the current
 	 * version of each policy. */
-	[PROJ_POLICY_INSERT] = {"proj_policy_insert", 8,
+	[PS_POLICIES_UPSERT] = {"proj_policies_upsert", 1,
 		"INSERT INTO policies (policy_id, version, allowed_contracts, denied_contracts,"
 		" max_actor_memory_mb, network_restrictions, selector, created_at)"
-		" VALUES ($1::text, $2::bigint, $3::jsonb, $4::jsonb, $5::bigint, $6::jsonb, $7::jsonb,"
-		" lattice_from_ms($8::bigint))"
+		" SELECT policy_id, version, allowed_contracts, denied_contracts,"
+		" max_actor_memory_mb, network_restrictions, selector, lattice_from_ms(created_ms)"
+		" FROM jsonb_to_recordset($1::jsonb) AS r(policy_id text, version bigint,"
+		" allowed_contracts jsonb, denied_contracts jsonb, max_actor_memory_mb bigint,"
+		" network_restrictions jsonb, selector jsonb, created_ms bigint)"
 		" ON CONFLICT (policy_id, version) DO UPDATE SET"
 		" allowed_contracts = EXCLUDED.allowed_contracts,"
 		" denied_contracts = EXCLUDED.denied_contracts,"
@@ -138,11 +187,95 @@ static const struct store_stmt store_proj_sql[PROJ_KIND_COUNT] = {
 		" network_restrictions = EXCLUDED.network_restrictions,"
 		" selector = EXCLUDED.selector, created_at = EXCLUDED.created_at"},
 	/* A plain INSERT on purpose: an event written twice is a duplicate key. */
-	[PROJ_EVENT_INSERT] = {"proj_event_insert", 8,
+	[PS_EVENTS_INSERT] = {"proj_events_insert", 1,
 		"INSERT INTO events (seq, raft_index, at, who, kind, object_type, object_id, data)"
-		" VALUES ($1::bigint, $2::bigint, lattice_from_ms($3::bigint), $4::text, $5::text,"
-		" $6::text, $7::text, $8::jsonb)"},
-	[PROJ_RESET] = {"proj_reset", 0, "SELECT lattice_reset()"},
+		" SELECT seq, raft_index, lattice_from_ms(at_ms), who, kind, object_type, object_id,"
+		" data FROM jsonb_to_recordset($1::jsonb) AS r(seq bigint, raft_index bigint,"
+		" at_ms bigint, who text, kind text, object_type text, object_id text, data jsonb)"},
+	[PS_RESET] = {"proj_reset", 0, "SELECT lattice_reset()"},
+};
+
+/* Tables that changes are coalesced by (key: the first parameter; policies: the
+ * first two). */
+enum wr_table {
+	WT_NODES,
+	WT_ACTORS,
+	WT_PLACEMENTS, /* by actor id */
+	WT_PROVIDERS,
+	WT_LINKS,
+	WT_POLICIES, /* by (policy_id, version) */
+	WT_EVENTS,   /* appended, never coalesced */
+	WT_NONE,     /* PROJ_RESET */
+};
+
+/* A row object's key for each parameter, in proj.h's order; json: the parameter
+ * is JSON text and goes into the row as it is, not as a string. */
+struct wr_col {
+	const char *key;
+	bool json;
+};
+
+static const struct wr_col wr_node_cols[] = {
+	{"id", 0}, {"region", 0}, {"labels", 1}, {"cpu_capacity", 0}, {"memory_mb", 0},
+	{"base_cpu_used", 0}, {"base_memory_used_mb", 0}, {"base_actor_count", 0},
+	{"cpu_used", 0}, {"memory_used_mb", 0}, {"actor_count", 0}, {"cpu_measured", 0},
+	{"memory_measured_mb", 0}, {"status", 0}, {"cordoned", 0}, {"draining", 0},
+	{"error_count", 0}, {"last_heartbeat_ms", 0}, {"policy_version", 0},
+	{"agent_version", 0}, {"generation", 0}, {"created_ms", 0}, {"updated_ms", 0}};
+static const struct wr_col wr_actor_cols[] = {
+	{"id", 0}, {"name", 0}, {"module", 0}, {"cpu_required", 0}, {"memory_required_mb", 0},
+	{"preferred_region", 0}, {"constraints", 1}, {"priority", 0}, {"max_latency_ms", 0},
+	{"replicas", 0}, {"strategy", 0}, {"contracts", 1}, {"generation", 0},
+	{"created_ms", 0}, {"updated_ms", 0}};
+static const struct wr_col wr_placements_cols[] = {{"actor_id", 0}, {"placements", 1}};
+static const struct wr_col wr_provider_cols[] = {
+	{"id", 0}, {"contract_id", 0}, {"image", 0}, {"nodes", 1}, {"created_ms", 0}};
+static const struct wr_col wr_link_cols[] = {
+	{"id", 0}, {"actor_id", 0}, {"provider_id", 0}, {"contract_id", 0}, {"link_name", 0},
+	{"values", 1}, {"timeout_ms", 0}, {"retry_count", 0}, {"retry_delay_ms", 0},
+	{"created_ms", 0}};
+static const struct wr_col wr_policy_cols[] = {
+	{"policy_id", 0}, {"version", 0}, {"allowed_contracts", 1}, {"denied_contracts", 1},
+	{"max_actor_memory_mb", 0}, {"network_restrictions", 1}, {"selector", 1},
+	{"created_ms", 0}};
+static const struct wr_col wr_event_cols[] = {
+	{"seq", 0}, {"raft_index", 0}, {"at_ms", 0}, {"who", 0}, {"kind", 0},
+	{"object_type", 0}, {"object_id", 0}, {"data", 1}};
+
+#define WR_COLS(a) a, (int)(sizeof(a) / sizeof(a[0]))
+
+/* What the writer does with each kind of change. */
+static const struct wr_kind {
+	enum wr_table table;
+	bool del;                  /* a delete: the only parameter is the key */
+	const struct wr_col *cols; /* upserts: the row object's keys */
+	int nparams;
+} wr_kinds[PROJ_KIND_COUNT] = {
+	[PROJ_NODE_UPSERT] = {WT_NODES, false, WR_COLS(wr_node_cols)},
+	[PROJ_NODE_DELETE] = {WT_NODES, true, NULL, 1},
+	[PROJ_ACTOR_UPSERT] = {WT_ACTORS, false, WR_COLS(wr_actor_cols)},
+	[PROJ_ACTOR_DELETE] = {WT_ACTORS, true, NULL, 1},
+	[PROJ_PLACEMENTS_SET] = {WT_PLACEMENTS, false, WR_COLS(wr_placements_cols)},
+	[PROJ_PROVIDER_UPSERT] = {WT_PROVIDERS, false, WR_COLS(wr_provider_cols)},
+	[PROJ_PROVIDER_DELETE] = {WT_PROVIDERS, true, NULL, 1},
+	[PROJ_LINK_UPSERT] = {WT_LINKS, false, WR_COLS(wr_link_cols)},
+	[PROJ_LINK_DELETE] = {WT_LINKS, true, NULL, 1},
+	[PROJ_POLICY_INSERT] = {WT_POLICIES, false, WR_COLS(wr_policy_cols)},
+	[PROJ_EVENT_INSERT] = {WT_EVENTS, false, WR_COLS(wr_event_cols)},
+	[PROJ_RESET] = {WT_NONE, false, NULL, 0},
+};
+
+/* Which table each statement writes, and how. */
+static const struct {
+	enum wr_table table;
+	bool del;
+} wr_stmts[PS_COUNT] = {
+	[PS_LINKS_DELETE] = {WT_LINKS, true},         [PS_ACTORS_DELETE] = {WT_ACTORS, true},
+	[PS_PROVIDERS_DELETE] = {WT_PROVIDERS, true}, [PS_NODES_DELETE] = {WT_NODES, true},
+	[PS_NODES_UPSERT] = {WT_NODES, false},        [PS_ACTORS_UPSERT] = {WT_ACTORS, false},
+	[PS_PROVIDERS_UPSERT] = {WT_PROVIDERS, false}, [PS_PLACEMENTS_SET] = {WT_PLACEMENTS, false},
+	[PS_LINKS_UPSERT] = {WT_LINKS, false},        [PS_POLICIES_UPSERT] = {WT_POLICIES, false},
+	[PS_EVENTS_INSERT] = {WT_EVENTS, false},      [PS_RESET] = {WT_NONE, false},
 };
 
 /* The store's own statements. */
@@ -205,6 +338,40 @@ struct store_txn {
 	struct store_txn *next;
 };
 
+/* One key's changes within a segment, coalesced (see "writer: coalescing"). */
+struct wr_ent {
+	enum wr_table table;
+	bool deleted;                 /* the key is deleted (before up, if any) */
+	const struct proj_change *up; /* the last upsert after the last delete; NULL none */
+	uint64_t up_seq, del_seq;     /* positions of that upsert / the last delete; 0 none */
+	const char *k0, *k1;          /* the key, borrowed from a change */
+	uint64_t hash;
+};
+
+/* The changes of one segment (the changes between two PROJ_RESETs), coalesced. */
+struct wr_co {
+	struct wr_ent *ents; /* in order of each key's first change */
+	size_t n, cap;
+	uint32_t *slots; /* hash index: entry number + 1; 0 = free */
+	size_t nslots;   /* a power of two, or 0 */
+	uint64_t seq;    /* changes added so far */
+	uint64_t first, last; /* log indexes of the first and last change */
+};
+
+/* A growing text buffer; oom once an allocation failed. */
+struct wr_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+/* What each query of the transaction in flight was, for the error line. */
+struct wr_query {
+	enum proj_stmt st;
+	size_t rows;
+	uint64_t first, last;
+};
+
 /* The calling thread's reader connection (value of s->reader_key). */
 struct store_reader {
 	struct store *s;
@@ -239,6 +406,10 @@ struct store {
 	struct proj_batch *fl_head, *fl_tail; /* in flight: taken, not yet committed */
 	size_t fl_n, fl_changes;
 	struct store_txn *rt_head, *rt_tail; /* retained */
+	struct wr_co co;                  /* the transaction being built */
+	struct wr_buf buf;                /* one statement's parameter */
+	struct wr_query *qs;              /* the transaction's projection queries */
+	size_t nqs, capqs;
 	bool down;                        /* connection lost, not yet back */
 	bool sql_failing;                 /* last transaction hit an SQL error */
 	bool lost;                        /* PostgreSQL lost entries we no longer hold */
@@ -582,9 +753,8 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 {
 	if (store_exec_ok(c, SQL_SYNC_OFF, NULL, err, errlen) != 0)
 		return -1;
-	for (int i = 0; i < PROJ_KIND_COUNT + SQL_COUNT; i++) {
-		const struct store_stmt *st =
-			i < PROJ_KIND_COUNT ? &store_proj_sql[i] : &store_sql[i - PROJ_KIND_COUNT];
+	for (int i = 0; i < PS_COUNT + SQL_COUNT; i++) {
+		const struct store_stmt *st = i < PS_COUNT ? &store_proj_sql[i] : &store_sql[i - PS_COUNT];
 		if (!st->name)
 			continue;
 		PGresult *r = PQprepare(c, st->name, st->sql, st->nparams, NULL);
@@ -607,6 +777,7 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 /* ---- open / close ---------------------------------------------------------- */
 
 static void store_reader_free(void *p);
+static void co_free(struct wr_co *co);
 
 int store_open(struct store **out, const char *conninfo, const char *schema_dir,
 	       const char *instance_id, char *err, size_t errlen)
@@ -704,6 +875,9 @@ void store_close(struct store *s)
 		store_free_batches(t->head);
 		free(t);
 	}
+	co_free(&s->co);
+	free(s->buf.p);
+	free(s->qs);
 	PQfinish(s->wc);
 	/* Readers of threads still alive; threads that exited already freed theirs. */
 	pthread_setspecific(s->reader_key, NULL);
@@ -729,7 +903,7 @@ void store_submit(struct store *s, struct proj_batch *b)
 	assert(b && !b->failed); /* the caller checks b->failed before submitting */
 #ifndef NDEBUG
 	for (const struct proj_change *c = b->head; c; c = c->next)
-		assert(c->kind < PROJ_KIND_COUNT && c->nparams == store_proj_sql[c->kind].nparams);
+		assert(c->kind < PROJ_KIND_COUNT && c->nparams == wr_kinds[c->kind].nparams);
 #endif
 	b->next = NULL;
 	if (b->index <= atomic_load(&s->projected)) {
@@ -899,31 +1073,396 @@ static int wr_simple(struct store *s, enum store_sql_id id, PGresult **kept, str
 	return rc;
 }
 
-/* Sends BEGIN; every in-flight change; lattice_advance(max); COMMIT; the WAL
- * position; sync. Returns the number of queries, or -1 (connection trouble). */
-static int wr_send(struct store *s, uint64_t max)
+/* ---- writer: coalescing ---------------------------------------------------- */
+
+/* A transaction carries up to STORE_TX_BATCHES entries; a statement per change
+ * would make PostgreSQL pay its per-statement cost (executor start and end, the
+ * CHECK constraints' expressions rebuilt) dozens of times per transaction. So the
+ * changes of each segment (the in-flight changes between two PROJ_RESETs) are
+ * coalesced per (table, key), and each (table, kind) becomes one statement:
+ *
+ *   - the last change of a key wins: an upsert replaces the key's earlier upsert,
+ *     a delete drops it;
+ *   - a delete followed by an upsert keeps both, and every delete runs before
+ *     every upsert (enum proj_stmt), so ON DELETE CASCADE still removes what the
+ *     old row owned, and never a row the segment writes;
+ *   - PROJ_ACTOR_DELETE also drops the segment's earlier PROJ_PLACEMENTS_SET of
+ *     that actor and its earlier link upserts (whatever of them the database
+ *     holds already, the cascade removes; written afterwards they would outlive
+ *     their actor);
+ *   - events are appended in log order and never coalesced (writing one twice
+ *     stays an error);
+ *   - PROJ_RESET writes the segment so far, then runs lattice_reset(), then the
+ *     next segment begins.
+ *
+ * The rows at COMMIT are those that running every change in log order leaves,
+ * and foreign keys are checked at COMMIT (DEFERRABLE INITIALLY DEFERRED), so the
+ * order of the statements within a segment trips none. */
+
+static uint64_t co_hash_str(uint64_t h, const char *k)
+{
+	if (!k)
+		return (h ^ 0x100) * 1099511628211ULL; /* NULL: no byte value collides */
+	for (const unsigned char *p = (const unsigned char *)k; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (h ^ 0x101) * 1099511628211ULL; /* end of this key part */
+}
+
+static uint64_t co_hash(enum wr_table t, const char *k0, const char *k1)
+{
+	uint64_t h = (14695981039346656037ULL ^ (uint64_t)t) * 1099511628211ULL;
+	return co_hash_str(co_hash_str(h, k0), k1);
+}
+
+static bool co_keq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The entry of a key, or NULL; *slot: where it is or would go (nslots > 0). */
+static struct wr_ent *co_find(const struct wr_co *co, enum wr_table t, const char *k0,
+			      const char *k1, uint64_t h, size_t *slot)
+{
+	size_t mask = co->nslots - 1;
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		*slot = i;
+		if (!co->slots[i])
+			return NULL;
+		struct wr_ent *e = &co->ents[co->slots[i] - 1];
+		if (e->hash == h && e->table == t && co_keq(e->k0, k0) && co_keq(e->k1, k1))
+			return e;
+	}
+}
+
+static const struct wr_ent *co_lookup(const struct wr_co *co, enum wr_table t, const char *k)
+{
+	size_t slot;
+	return co->nslots ? co_find(co, t, k, NULL, co_hash(t, k, NULL), &slot) : NULL;
+}
+
+/* A new entry at the end of co->ents (zeroed), or NULL when out of memory. */
+static struct wr_ent *co_append(struct wr_co *co)
+{
+	if (co->n == co->cap) {
+		size_t cap = co->cap ? co->cap * 2 : 256;
+		struct wr_ent *n = realloc(co->ents, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		co->ents = n;
+		co->cap = cap;
+	}
+	struct wr_ent *e = &co->ents[co->n++];
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
+/* Keeps the hash index at most half full, for one more key. */
+static int co_reserve_slot(struct wr_co *co)
+{
+	if ((co->n + 1) * 2 <= co->nslots)
+		return 0;
+	size_t nslots = co->nslots ? co->nslots * 2 : 1024;
+	if (nslots > UINT32_MAX)
+		return -1;
+	uint32_t *slots = calloc(nslots, sizeof(*slots));
+	if (!slots)
+		return -1;
+	free(co->slots);
+	co->slots = slots;
+	co->nslots = nslots;
+	for (size_t i = 0; i < co->n; i++) {
+		if (co->ents[i].table == WT_EVENTS)
+			continue;
+		size_t slot;
+		(void)co_find(co, co->ents[i].table, co->ents[i].k0, co->ents[i].k1, co->ents[i].hash,
+			      &slot);
+		co->slots[slot] = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+/* Adds one change (borrowed: the batch outlives the segment). 0, or -1 when out
+ * of memory. */
+static int co_add(struct wr_co *co, uint64_t index, const struct proj_change *ch)
+{
+	const struct wr_kind *k = &wr_kinds[ch->kind];
+	uint64_t seq = ++co->seq;
+	struct wr_ent *e;
+	if (!co->first)
+		co->first = index;
+	co->last = index;
+
+	if (k->table == WT_EVENTS) {
+		if (!(e = co_append(co)))
+			return -1;
+		*e = (struct wr_ent){.table = WT_EVENTS, .up = ch, .up_seq = seq};
+		return 0;
+	}
+	const char *k0 = ch->nparams > 0 ? ch->params[0] : NULL;
+	const char *k1 = k->table == WT_POLICIES && ch->nparams > 1 ? ch->params[1] : NULL;
+	uint64_t h = co_hash(k->table, k0, k1);
+	size_t slot;
+	if (co_reserve_slot(co) != 0)
+		return -1;
+	e = co_find(co, k->table, k0, k1, h, &slot);
+	if (!e) {
+		if (!(e = co_append(co)))
+			return -1;
+		*e = (struct wr_ent){.table = k->table, .k0 = k0, .k1 = k1, .hash = h};
+		co->slots[slot] = (uint32_t)co->n;
+	}
+	if (k->del) {
+		e->deleted = true;
+		e->up = NULL;
+		e->up_seq = 0;
+		e->del_seq = seq;
+	} else {
+		e->up = ch;
+		e->up_seq = seq;
+	}
+	return 0;
+}
+
+/* true when an upsert of placements or of a link lost its actor to a later
+ * PROJ_ACTOR_DELETE of the segment. */
+static bool co_orphaned(const struct wr_co *co, const struct wr_ent *e)
+{
+	const char *actor;
+	if (e->table == WT_PLACEMENTS)
+		actor = e->up->params[0];
+	else if (e->table == WT_LINKS)
+		actor = e->up->params[1];
+	else
+		return false;
+	const struct wr_ent *a = co_lookup(co, WT_ACTORS, actor);
+	return a && a->del_seq > e->up_seq;
+}
+
+/* Starts a new segment. Keeps the memory unless a big one (a rebuild) grew it. */
+static void co_clear(struct wr_co *co)
+{
+	co->n = 0;
+	co->seq = co->first = co->last = 0;
+	if (co->cap > 65536) {
+		free(co->ents);
+		co->ents = NULL;
+		co->cap = 0;
+	}
+	if (co->nslots > 4096) {
+		free(co->slots);
+		co->slots = NULL;
+		co->nslots = 0;
+	} else if (co->nslots) {
+		memset(co->slots, 0, co->nslots * sizeof(*co->slots));
+	}
+}
+
+static void co_free(struct wr_co *co)
+{
+	free(co->ents);
+	free(co->slots);
+	memset(co, 0, sizeof(*co));
+}
+
+static void wb_put(struct wr_buf *b, const char *p, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->cap - b->len < n + 1) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap - b->len < n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void wb_c(struct wr_buf *b, char c)
+{
+	wb_put(b, &c, 1);
+}
+
+/* s as a JSON string. */
+static void wb_json_str(struct wr_buf *b, const char *s)
+{
+	const char *run = s;
+	wb_c(b, '"');
+	for (const char *p = s;; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch && ch != '"' && ch != '\\' && ch >= 0x20)
+			continue;
+		wb_put(b, run, (size_t)(p - run));
+		if (!ch)
+			break;
+		char esc[8];
+		if (ch == '"' || ch == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", ch);
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", ch);
+		wb_put(b, esc, strlen(esc));
+		run = p + 1;
+	}
+	wb_c(b, '"');
+}
+
+/* s as an element of a PostgreSQL array literal (NULL: SQL NULL). */
+static void wb_array_str(struct wr_buf *b, const char *s)
+{
+	if (!s) {
+		wb_put(b, "NULL", 4);
+		return;
+	}
+	wb_c(b, '"');
+	for (const char *p = s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			wb_c(b, '\\');
+		wb_c(b, *p);
+	}
+	wb_c(b, '"');
+}
+
+/* A change as a row object: {"key": value, ...}; NULL parameters are left out
+ * (jsonb_to_recordset reads a missing key as NULL). */
+static void wb_row(struct wr_buf *b, const struct proj_change *ch)
+{
+	const struct wr_kind *k = &wr_kinds[ch->kind];
+	bool first = true;
+	wb_c(b, '{');
+	for (int i = 0; i < ch->nparams && i < k->nparams; i++) {
+		const char *v = ch->params[i];
+		if (!v)
+			continue;
+		if (!first)
+			wb_c(b, ',');
+		first = false;
+		wb_c(b, '"');
+		wb_put(b, k->cols[i].key, strlen(k->cols[i].key));
+		wb_put(b, "\":", 2);
+		if (k->cols[i].json)
+			wb_put(b, v, strlen(v)); /* proj.c rendered it: one JSON value */
+		else
+			wb_json_str(b, v);
+	}
+	wb_c(b, '}');
+}
+
+/* ---- writer: sending a transaction ------------------------------------------ */
+
+/* Sends one projection statement and notes what it was. 0, or -1 with msg. */
+static int wr_send_stmt(struct store *s, enum proj_stmt st, const char *param, size_t rows,
+			uint64_t first, uint64_t last, char *msg, size_t len)
+{
+	if (s->nqs == s->capqs) {
+		size_t cap = s->capqs ? s->capqs * 2 : 32;
+		struct wr_query *q = realloc(s->qs, cap * sizeof(*q));
+		if (!q) {
+			store_err(msg, len, "out of memory");
+			return -1;
+		}
+		s->qs = q;
+		s->capqs = cap;
+	}
+	const char *params[] = {param};
+	if (!PQsendQueryPrepared(s->wc, store_proj_sql[st].name, store_proj_sql[st].nparams, params,
+				 NULL, NULL, 0)) {
+		store_err(msg, len, "%s", PQerrorMessage(s->wc));
+		return -1;
+	}
+	s->qs[s->nqs++] = (struct wr_query){.st = st, .rows = rows, .first = first, .last = last};
+	return 0;
+}
+
+/* Sends the coalesced segment: at most one statement per (table, kind), in enum
+ * proj_stmt's order; then starts the next segment. 0, or -1 with msg. */
+static int wr_send_segment(struct store *s, char *msg, size_t len)
+{
+	struct wr_co *co = &s->co;
+	struct wr_buf *b = &s->buf;
+	for (int st = 0; st < PS_RESET; st++) {
+		enum wr_table t = wr_stmts[st].table;
+		bool del = wr_stmts[st].del;
+		size_t rows = 0;
+		b->len = 0;
+		b->oom = false;
+		wb_c(b, del ? '{' : '[');
+		for (size_t i = 0; i < co->n; i++) {
+			const struct wr_ent *e = &co->ents[i];
+			if (e->table != t || (del ? !e->deleted : !e->up || co_orphaned(co, e)))
+				continue;
+			if (rows++)
+				wb_c(b, ',');
+			if (del)
+				wb_array_str(b, e->k0);
+			else
+				wb_row(b, e->up);
+		}
+		wb_c(b, del ? '}' : ']');
+		if (b->oom) {
+			store_err(msg, len, "out of memory");
+			return -1;
+		}
+		if (rows && wr_send_stmt(s, (enum proj_stmt)st, b->p, rows, co->first, co->last, msg,
+					 len) != 0)
+			return -1;
+	}
+	co_clear(co);
+	return 0;
+}
+
+/* Sends BEGIN; the in-flight changes, coalesced; lattice_advance(max); COMMIT;
+ * the WAL position; sync. Returns the number of queries, or -1 with msg (the
+ * connection is then unusable: nothing was committed). */
+static int wr_send(struct store *s, uint64_t max, char *msg, size_t len)
 {
 	PGconn *c = s->wc;
 	char maxbuf[24];
 	const char *adv[] = {maxbuf};
-	int nq = 0;
+	int rc = -1;
 
 	snprintf(maxbuf, sizeof(maxbuf), "%" PRIu64, max);
+	s->nqs = 0;
+	co_clear(&s->co);
 	if (!PQenterPipelineMode(c) ||
 	    !PQsendQueryParams(c, store_sql[SQL_BEGIN].sql, 0, NULL, NULL, NULL, NULL, 0))
-		return -1;
-	nq++;
-	for (struct proj_batch *b = s->fl_head; b; b = b->next)
-		for (struct proj_change *ch = b->head; ch; ch = ch->next, nq++)
-			if (!PQsendQueryPrepared(c, store_proj_sql[ch->kind].name, ch->nparams,
-						 (const char *const *)ch->params, NULL, NULL, 0))
-				return -1;
+		goto conn;
+	for (struct proj_batch *b = s->fl_head; b; b = b->next) {
+		for (const struct proj_change *ch = b->head; ch; ch = ch->next) {
+			if (ch->kind == PROJ_RESET) {
+				if (wr_send_segment(s, msg, len) != 0 ||
+				    wr_send_stmt(s, PS_RESET, NULL, 0, b->index, b->index, msg, len) != 0)
+					goto out;
+			} else if (co_add(&s->co, b->index, ch) != 0) {
+				store_err(msg, len, "out of memory");
+				goto out;
+			}
+		}
+	}
+	if (wr_send_segment(s, msg, len) != 0)
+		goto out;
 	if (!PQsendQueryPrepared(c, store_sql[SQL_ADVANCE].name, 1, adv, NULL, NULL, 0) ||
 	    !PQsendQueryParams(c, store_sql[SQL_COMMIT].sql, 0, NULL, NULL, NULL, NULL, 0) ||
 	    !PQsendQueryPrepared(c, store_sql[SQL_WAL].name, 0, NULL, NULL, NULL, 0) ||
 	    !PQpipelineSync(c))
-		return -1;
-	return nq + 3;
+		goto conn;
+	rc = (int)s->nqs + 4;
+	goto out;
+conn:
+	store_err(msg, len, "%s", PQerrorMessage(c));
+out:
+	co_clear(&s->co); /* it borrowed from the batches */
+	if (s->buf.cap > (1 << 20)) { /* a rebuild's; libpq has copied it */
+		free(s->buf.p);
+		s->buf = (struct wr_buf){0};
+	}
+	return rc;
 }
 
 /* Describes the query numbered q of the last transaction, for the error line. */
@@ -937,13 +1476,12 @@ static void wr_describe(const struct store *s, int q, int nq, char *buf, size_t 
 		snprintf(buf, len, "%s", q == nq - 3 ? "lattice_advance" : q == nq - 2 ? "COMMIT" : "WAL position");
 		return;
 	}
-	int i = 1;
-	for (const struct proj_batch *b = s->fl_head; b; b = b->next)
-		for (const struct proj_change *ch = b->head; ch; ch = ch->next, i++)
-			if (i == q) {
-				snprintf(buf, len, "%s of entry %" PRIu64, store_proj_sql[ch->kind].name, b->index);
-				return;
-			}
+	if ((size_t)q - 1 < s->nqs) {
+		const struct wr_query *wq = &s->qs[q - 1];
+		snprintf(buf, len, "%s (%zu rows) of entries %" PRIu64 "..%" PRIu64,
+			 store_proj_sql[wq->st].name, wq->rows, wq->first, wq->last);
+		return;
+	}
 	snprintf(buf, len, "query %d", q);
 }
 
@@ -1151,10 +1689,8 @@ static void wr_write(struct store *s)
 	struct wr_fail f = {.q = -1};
 	PGresult *wal = NULL;
 
-	int nq = wr_send(s, max);
+	int nq = wr_send(s, max, f.msg, sizeof(f.msg));
 	int rc = nq < 0 ? WR_CONN : wr_collect(s, nq, nq - 1, &wal, STORE_IO_TIMEOUT_MS, &f);
-	if (nq < 0)
-		store_err(f.msg, sizeof(f.msg), "%s", PQerrorMessage(c));
 	if (rc != WR_CONN && !PQexitPipelineMode(c)) {
 		store_err(f.msg, sizeof(f.msg), "%s", PQerrorMessage(c));
 		rc = WR_CONN;

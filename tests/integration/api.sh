@@ -6,7 +6,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 220
+plan 225
 
 lib_init
 # A short bounded wait, so the ?min_index= far in the future test is quick.
@@ -585,6 +585,27 @@ req GET "/v1/events?since=$LAST"
 is "$(jqr '[.items[] | "\(.seq) \(.kind) \(.object_id)"] | join(",")') $(jqr .next)" "$((LAST + 1)) node.cordoned lab-a $((LAST + 1))" \
 	"a new write appears after <last>"
 req POST /v1/nodes/lab-a/uncordon
+
+# Long poll: ?wait=S holds an empty answer until something is written (or S passes).
+LAST=$(ev_last)
+t0=$(date +%s%N)
+req GET "/v1/events?since=$LAST&wait=1"
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$STATUS $(jqr '.items | length') $(jqr .next)" "200 0 $LAST" "?wait=1 with nothing new answers empty"
+ok "$([ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]; echo $?)" "... after holding the request about 1 s (${ms} ms)"
+t0=$(date +%s%N)
+curl -s --max-time 30 "$API/v1/events?since=$LAST&wait=10" >"$T_DIR/longpoll.json" &
+lp=$!
+sleep 0.5
+req POST /v1/nodes/lab-c/cordon
+req POST /v1/nodes/lab-c/uncordon
+wait $lp
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$(jq -r '[.items[0].seq, .items[0].kind, .items[0].object_id] | map(tostring) | join(" ")' "$T_DIR/longpoll.json")" \
+	"$((LAST + 1)) node.cordoned lab-c" "a write during ?wait=10 answers the long poll with the new event"
+ok "$([ "$ms" -lt 5000 ]; echo $?)" "... at once, not after 10 s (${ms} ms)"
+req GET '/v1/events?since=0&wait=61'
+is "$(err)" "400 invalid_query" "?wait=61 is 400 invalid_query"
 
 # ---- read-your-writes ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 322
+plan 324
 
 lib_init
 lattice_start bad
@@ -408,6 +408,8 @@ bad "label==v" 400 invalid_query GET '/v1/nodes?label==v'
 bad "events since=-1" 400 invalid_query GET '/v1/events?since=-1'
 bad "events since=abc" 400 invalid_query GET '/v1/events?since=abc'
 bad "events limit=0" 400 invalid_query GET '/v1/events?limit=0'
+bad "events wait=abc" 400 invalid_query GET '/v1/events?wait=abc'
+bad "events wait=-1" 400 invalid_query GET '/v1/events?wait=-1'
 bad "unknown parameter" 400 invalid_query GET '/v1/nodes?bogus=1'
 bad "list parameter on a single GET" 400 invalid_query GET '/v1/nodes/n1?limit=1'
 bad "unknown parameter on /v1/cluster" 400 invalid_query GET '/v1/cluster?x=1'
