@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "log.h"
@@ -96,6 +97,30 @@ static enum http_next submit(struct api *a, struct http_req *req, struct api_cal
 	http_suspend(req);
 	loop_submit(a->loop, &call->op);
 	return HTTP_SUSPEND;
+}
+
+/* "application/json", optionally followed by parameters ("; charset=utf-8"). */
+static bool is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return false;
+	const char *rest = ct + sizeof(want) - 1;
+	while (*rest == ' ' || *rest == '\t')
+		rest++;
+	return *rest == '\0' || *rest == ';';
+}
+
+/* A filter value must be valid UTF-8 without control characters (it goes to
+ * PostgreSQL as text). */
+static bool text_ok(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	json_t *j = json_string(s); /* jansson refuses invalid UTF-8 */
+	json_decref(j);
+	return j != NULL;
 }
 
 /* ---- query-string parsing ---------------------------------------------------------- */
@@ -361,6 +386,10 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 	char label_key[128] = "";
 	if (o == QUERY_NODES) {
 		f.region = http_query(req, "region");
+		if (f.region && !spec_region_valid(f.region)) {
+			http_error(resp, 400, "invalid_query", "region must be 1-64 characters of A-Z a-z 0-9 . _ -");
+			return HTTP_RESPOND;
+		}
 		f.status = http_query(req, "status");
 		if (f.status && strcmp(f.status, "healthy") && strcmp(f.status, "degraded") &&
 		    strcmp(f.status, "unhealthy")) {
@@ -380,6 +409,11 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 			label_key[kl] = '\0';
 			f.label_key = label_key;
 			f.label_value = eq ? eq + 1 : NULL;
+			if (!text_ok(label_key) || (f.label_value && !text_ok(f.label_value))) {
+				http_error(resp, 400, "invalid_query",
+					   "label must be valid UTF-8 without control characters");
+				return HTTP_RESPOND;
+			}
 		}
 	} else if (o == QUERY_ACTORS) {
 		f.node_id = http_query(req, "node");
@@ -389,6 +423,18 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		f.actor_id = http_query(req, "actor_id");
 		f.provider_id = http_query(req, "provider_id");
 		f.contract_id = http_query(req, "contract_id");
+	}
+	const char *ids[] = {f.node_id, f.actor_id, f.provider_id};
+	for (size_t i = 0; i < 3; i++) {
+		if (ids[i] && !spec_id_valid(ids[i])) {
+			http_error(resp, 400, "invalid_query",
+				   "ids are 1-128 characters of A-Z a-z 0-9 . _ - (not '.' or '..')");
+			return HTTP_RESPOND;
+		}
+	}
+	if (f.contract_id && !spec_contract_valid(f.contract_id)) {
+		http_error(resp, 400, "invalid_query", "contract_id must look like namespace:name (lowercase)");
+		return HTTP_RESPOND;
 	}
 	PGconn *c = a->store ? store_conn(a->store) : NULL;
 	uint64_t idx = projected(a);
@@ -753,7 +799,7 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 		return HTTP_RESPOND;
 	}
 	const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (ct && req->body_len > 0 && strncmp(ct, "application/json", 16) != 0) {
+	if (ct && req->body_len > 0 && !is_json_type(ct)) {
 		http_error(resp, 415, "unsupported_media_type", "Content-Type must be application/json, not '%.60s'",
 			   ct);
 		return HTTP_RESPOND;

@@ -119,14 +119,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		if (req->body_len + *upload_data_size > HTTP_BODY_MAX) {
-			struct http_resp resp = {0};
+		/* A body without Content-Length grew over the limit: drop the rest and
+		 * answer 413 once it has been read (libmicrohttpd takes no answer
+		 * in the middle of an upload). */
+		if (req->too_large || req->body_len + *upload_data_size > HTTP_BODY_MAX) {
 			req->too_large = true;
 			*upload_data_size = 0;
-			http_error(&resp, 413, "payload_too_large", "request body is over the %d byte limit",
-				   HTTP_BODY_MAX);
-			resp.index = h->cfg.index ? h->cfg.index(h->cfg.arg) : 0;
-			return send_resp(req, &resp);
+			return MHD_YES;
 		}
 		char *nb = realloc(req->body, req->body_len + *upload_data_size + 1);
 		if (nb == NULL)
@@ -139,6 +138,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	struct http_resp resp = {0};
+	if (req->too_large) {
+		http_error(&resp, 413, "payload_too_large", "request body is over the %d byte limit", HTTP_BODY_MAX);
+		resp.index = h->cfg.index ? h->cfg.index(h->cfg.arg) : 0;
+		return send_resp(req, &resp);
+	}
 	enum http_next next = h->cfg.handler(h->cfg.arg, req, &resp);
 	if (next == HTTP_SUSPEND) {
 		json_decref(resp.body);
@@ -168,6 +172,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(req->body);
 	free(req);
 	*con_cls = NULL;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes %HH in the URL and query values, except %00: a NUL would cut the
+ * string short ("/v1/nodes/victim%00junk" would name node "victim"), so it stays
+ * as the three characters "%00", which no id or value accepts. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	char *w = s;
+	for (const char *r = s; *r;) {
+		int hi, lo;
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
 }
 
 static void on_panic(void *cls, const char *file, unsigned int line, const char *reason)
@@ -201,7 +237,8 @@ int http_start(struct http **out, const struct http_config *cfg, char *err, size
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024, MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned int)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_UNESCAPE_CALLBACK,
+				unescape, (void *)NULL, MHD_OPTION_NOTIFY_COMPLETED,
 				on_completed, (void *)h, MHD_OPTION_END);
 	if (h->d == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host)", cfg->host,

@@ -262,6 +262,7 @@ static int plan_drain(struct loop *l, struct op *op)
 			actors[j - 1] = t;
 		}
 	size_t ntaken = 0;
+	struct model_node **moved_to = NULL;
 	for (size_t ai = 0; rc == 0 && ai < na; ai++) {
 		a = actors[ai];
 		struct strlist contracts;
@@ -270,14 +271,26 @@ static int plan_drain(struct loop *l, struct op *op)
 			rc = -1;
 			break;
 		}
+		/* Where this drain already sent replicas of a (they hold one now). */
+		free(moved_to);
+		moved_to = calloc(a->nplacements ? a->nplacements : 1, sizeof(*moved_to));
+		if (moved_to == NULL) {
+			strlist_free(&contracts);
+			op_fail(op, 503, "out_of_memory", "out of memory");
+			rc = -1;
+			break;
+		}
+		size_t nmoved = 0;
 		for (size_t i = 0; i < a->nplacements; i++) {
 			if (a->placements[i].node != n)
 				continue;
-			struct model_node *holding[a->nplacements ? a->nplacements : 1];
+			struct model_node *holding[2 * a->nplacements];
 			size_t nh = 0;
 			for (size_t h = 0; h < a->nplacements; h++)
 				if (a->placements[h].node != n)
 					holding[nh++] = a->placements[h].node;
+			for (size_t h = 0; h < nmoved; h++)
+				holding[nh++] = moved_to[h];
 			struct sched_request req;
 			request_for(&a->spec, &contracts, &req);
 			req.holding = holding;
@@ -300,9 +313,11 @@ static int plan_drain(struct loop *l, struct op *op)
 			taken[ntaken] = c.node;
 			tcpu[ntaken] = a->spec.cpu_required;
 			tmem[ntaken++] = a->spec.memory_required_mb;
+			moved_to[nmoved++] = c.node;
 		}
 		strlist_free(&contracts);
 	}
+	free(moved_to);
 	while (ntaken-- > 0)
 		model_node_account(m, taken[ntaken], tcpu[ntaken], tmem[ntaken], -1);
 	n->cordoned = was_cordoned;

@@ -1478,8 +1478,13 @@ static void wr_describe(const struct store *s, int q, int nq, char *buf, size_t 
 	}
 	if ((size_t)q - 1 < s->nqs) {
 		const struct wr_query *wq = &s->qs[q - 1];
-		snprintf(buf, len, "%s (%zu rows) of entries %" PRIu64 "..%" PRIu64,
-			 store_proj_sql[wq->st].name, wq->rows, wq->first, wq->last);
+		int n = snprintf(buf, len, "%s (%zu %s)", store_proj_sql[wq->st].name, wq->rows,
+				 wq->rows == 1 ? "row" : "rows");
+		/* a transaction with resets: which segment */
+		if (n >= 0 && (size_t)n < len && s->fl_head &&
+		    (wq->first != s->fl_head->index || wq->last != s->fl_tail->index))
+			snprintf(buf + n, len - (size_t)n, " of entries %" PRIu64 "..%" PRIu64, wq->first,
+				 wq->last);
 		return;
 	}
 	snprintf(buf, len, "query %d", q);

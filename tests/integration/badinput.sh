@@ -403,7 +403,7 @@ bad "min_index=2^64" 400 invalid_query GET '/v1/nodes?min_index=1844674407370955
 bad "consistent=1" 400 invalid_query GET '/v1/nodes?consistent=1'
 bad "status=bogus" 400 invalid_query GET '/v1/nodes?status=bogus'
 bad "status=HEALTHY" 400 invalid_query GET '/v1/nodes?status=HEALTHY'
-bad "label=nokey" 400 invalid_query GET '/v1/nodes?label=nokey'
+bad "label==v (empty key)" 400 invalid_query GET '/v1/nodes?label==v'
 bad "label==v" 400 invalid_query GET '/v1/nodes?label==v'
 bad "events since=-1" 400 invalid_query GET '/v1/events?since=-1'
 bad "events since=abc" 400 invalid_query GET '/v1/events?since=abc'
