@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# metrics.sh — /metrics is Prometheus text that promtool accepts, and its figures
+# follow what the replica did.
+. "$(dirname "$0")/lib.sh"
+plan 10
+lib_init
+lattice_start m1
+
+metric() { # NAME_WITH_LABELS: its value in the last scrape
+	awk -v m="$1" '$1 == m {print $2}' "$T_DIR/metrics.txt"
+}
+scrape() {
+	curl -s -D "$T_DIR/metrics.headers" -o "$T_DIR/metrics.txt" "$API/metrics"
+}
+
+req POST /v1/nodes '{"id":"m-n1","region":"r1","cpu_capacity":4000,"memory_mb":4096}'
+req POST /v1/nodes '{"id":"m-n2","region":"r1","cpu_capacity":4000,"memory_mb":4096}'
+req POST /v1/actors '{"id":"m-a1","module":"m","cpu_required":100,"memory_required_mb":64,"replicas":2}'
+req GET /v1/nodes/nope
+scrape
+grep -qi '^Content-Type: text/plain; version=0.0.4' "$T_DIR/metrics.headers"
+ok $? "Content-Type is the Prometheus text format 0.0.4"
+if command -v promtool >/dev/null; then
+	promtool check metrics <"$T_DIR/metrics.txt" >"$T_DIR/promtool.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && sed 's/^/# /' "$T_DIR/promtool.out"
+	ok $rc "promtool check metrics accepts the exposition"
+else
+	echo "ok $((TAP_N += 1)) # SKIP promtool not installed (Debian package prometheus)"
+fi
+is "$(metric 'lattice_objects{kind="node"}')" 2 "lattice_objects counts the nodes"
+is "$(metric 'lattice_objects{kind="actor"}')" 1 "lattice_objects counts the actors"
+is "$(metric lattice_raft_leader)" 1 "this replica is the leader"
+is "$(metric lattice_postgres_up)" 1 "PostgreSQL is up"
+applied=$(metric lattice_raft_applied_index)
+projected=$(metric lattice_projection_index)
+ok $([ "$projected" -ge 4 ] && [ "$applied" -ge "$projected" ] && echo 0 || echo 1) \
+	"projection index ($projected) is behind or at the applied index ($applied) and covers the writes"
+is "$(metric 'lattice_http_requests_total{route="read",code="4xx"}')" 1 "the 404 is counted as a 4xx read"
+ok $([ "$(metric 'lattice_http_requests_total{route="write",code="2xx"}')" -ge 3 ] && echo 0 || echo 1) \
+	"the three writes are counted as 2xx writes"
+is "$(metric lattice_writes_ok_total)" 3 "lattice_writes_ok_total counts acknowledged writes"
+done_testing
