@@ -79,10 +79,11 @@ if [ "$(curl -s "$api/v1/nodes?limit=1" | jq '.items | length')" = 0 ]; then
 	post POST /v1/nodes '{"id":"edge-ap-east-1","region":"ap-east-1","labels":{"tier":"edge"},"cpu_capacity":4000,"memory_mb":2048,"cpu_used":1200,"memory_used_mb":800,"actor_count":5}' >/dev/null
 	post POST /v1/nodes '{"id":"edge-ap-southeast-1","region":"ap-southeast-1","labels":{"tier":"edge"},"cpu_capacity":2000,"memory_mb":1024,"cpu_used":500,"memory_used_mb":300,"actor_count":2}' >/dev/null
 	post POST /v1/nodes '{"id":"edge-us-west-1","region":"us-west-1","labels":{"tier":"edge"},"cpu_capacity":4000,"memory_mb":2048,"cpu_used":3800,"memory_used_mb":1900,"actor_count":15}' >/dev/null
+	# The seed's pattern 4 example: task-sensor-001 lands on edge-ap-east-1 (score 74).
+	post POST /v1/actors '{"id":"task-sensor-001","module":"registry.local/edge-processor:0.1.0","cpu_required":500,"memory_required_mb":256,"preferred_region":"ap-east-1","priority":5,"max_latency_ms":50}' >/dev/null
 	post POST /v1/nodes '{"id":"cloud-ap-east-1","region":"ap-east-1","labels":{"tier":"cloud"},"cpu_capacity":16000,"memory_mb":32768}' >/dev/null
 	post POST /v1/policies '{"policy_id":"edge-default","allowed_contracts":["wasmcloud:keyvalue","wasmcloud:httpserver","wasmcloud:messaging"],"max_actor_memory_mb":512,"network_restrictions":["internal-only"],"selector":{"labels":{"tier":"edge"}}}' >/dev/null
 	post POST /v1/providers '{"id":"kv-redis","contract_id":"wasmcloud:keyvalue","image":"wasmcloud.azurecr.io/kvredis:0.27.0","nodes":["edge-ap-east-1"]}' >/dev/null
-	post POST /v1/actors '{"id":"task-sensor-001","module":"registry.local/edge-processor:0.1.0","cpu_required":500,"memory_required_mb":256,"preferred_region":"ap-east-1","priority":5,"max_latency_ms":50}' >/dev/null
 	post POST /v1/actors '{"id":"edge-processor","module":"registry.local/edge-processor:0.1.0","cpu_required":250,"memory_required_mb":64,"replicas":3,"contracts":["wasmcloud:keyvalue"]}' >/dev/null
 	post POST /v1/links '{"actor_id":"edge-processor","provider_id":"kv-redis","contract_id":"wasmcloud:keyvalue","values":{"BUCKET":"edge-data"}}' >/dev/null
 fi
