@@ -303,12 +303,9 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 
 /* ---- handlers: loop queries ------------------------------------------------------------- */
 
-static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+/* The answer of an op that computed a JSON result on the loop. */
+static enum http_next answer_result(struct api *a, struct api_call *call, struct http_resp *resp)
 {
-	if (!call->submitted) {
-		op_init(&call->op, OP_CLUSTER);
-		return submit(a, req, call, 5000);
-	}
 	if (call->op.http_status) {
 		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
 		return HTTP_RESPOND;
@@ -316,6 +313,15 @@ static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_
 	resp_json(a, resp, 200, call->op.result);
 	call->op.result = NULL;
 	return HTTP_RESPOND;
+}
+
+static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	if (!call->submitted) {
+		op_init(&call->op, OP_CLUSTER);
+		return submit(a, req, call, 5000);
+	}
+	return answer_result(a, call, resp);
 }
 
 static enum http_next h_plan(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
@@ -336,13 +342,7 @@ static enum http_next h_plan(struct api *a, struct http_req *req, struct api_cal
 		}
 		return submit(a, req, call, 5000);
 	}
-	if (call->op.http_status) {
-		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
-		return HTTP_RESPOND;
-	}
-	resp_json(a, resp, 200, call->op.result);
-	call->op.result = NULL;
-	return HTTP_RESPOND;
+	return answer_result(a, call, resp);
 }
 
 /* ---- handlers: reads ------------------------------------------------------------------------ */
@@ -760,6 +760,7 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 {
 	struct api *a = arg;
 	struct api_call *call = req->state;
+	resp->index = projected(a); /* handlers that know better override it */
 	if (call != NULL)
 		return call->route->fn(a, req, call, resp);
 
