@@ -1,9 +1,12 @@
 /* proj — the PostgreSQL projection of applied entries, as row changes.
  *
- * Apply (loop thread) renders each changed row into a proj_change: a statement
- * kind plus its text parameters, already in the order store.c's statement for
- * that kind takes them. The PostgreSQL writer thread only executes them; it never
- * sees the model. A proj_batch holds the changes of one log entry. */
+ * Apply (loop thread) renders each changed row into a proj_change: a kind plus
+ * its text parameters, in the order listed below. The PostgreSQL writer thread
+ * never sees the model: it coalesces the changes of a transaction per (table,
+ * key) — the last change of a key wins — and writes each table's rows of one kind
+ * with one statement, passing each change as a JSON object whose keys are the
+ * parameter names below (store.c). A proj_batch holds the changes of one log
+ * entry. */
 #ifndef LATTICE_PROJ_H
 #define LATTICE_PROJ_H
 
@@ -17,8 +20,11 @@ struct model_provider;
 struct model_link;
 struct model_policy;
 
-/* Parameters of each kind, in order. Timestamps are ms since the epoch; NULL
- * parameters are NULL pointers; maps and lists are JSON text. */
+/* Parameters of each kind, in order; the key of a kind is its first parameter
+ * (policies: the first two). Timestamps are ms since the epoch; NULL parameters
+ * are NULL pointers; maps, lists, placements and event data are JSON text, each
+ * exactly one JSON value: the writer splices them into its row objects as they
+ * are. */
 enum proj_kind {
 	/* id, region, labels, cpu_capacity, memory_mb, base_cpu_used,
 	 * base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb,

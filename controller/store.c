@@ -6,9 +6,11 @@
  *   queue --take--> in flight --BEGIN; changes...; lattice_advance(max); COMMIT-->
  *         retained (committed, WAL maybe not flushed) --flush LSN passes--> freed
  *
- * The whole transaction is one libpq pipeline (one round trip). The projection
- * session runs with synchronous_commit = off: the Raft log on a majority of disks
- * is the durable copy, and applied_index commits atomically with the rows, so a
+ * The whole transaction is one libpq pipeline (one round trip), and within it
+ * the changes are coalesced: one statement per (table, kind of change), not one
+ * per row (see "writer: coalescing"). The projection session runs with
+ * synchronous_commit = off: the Raft log on a majority of disks is the durable
+ * copy, and applied_index commits atomically with the rows, so a
  * commit PostgreSQL loses in a crash is simply written again from the recorded
  * index, never twice. While this process runs, that replay comes from the retained
  * list: batches stay in memory until PostgreSQL reports their WAL flushed. After a
@@ -140,7 +142,9 @@ static const struct store_stmt store_proj_sql[PS_COUNT] = {
 	/* Rows {"actor_id", "placements": [{"instance", "node_id", "state",
 	 * "state_version"}]}: each listed actor's placements become exactly its list.
 	 * The DELETE and the upsert touch disjoint rows (instances gone / instances
-	 * kept), as data-modifying CTEs must; unchanged rows are not rewritten. */
+	 * kept), as data-modifying CTEs must; unchanged rows are not rewritten. The
+	 * DELETE takes its actors as an array so that even the generic plan looks
+	 * them up in the primary key instead of joining the whole table. */
 	[PS_PLACEMENTS_SET] = {"proj_placements_set", 1,
 		"WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
 		"   AS r(actor_id text, placements jsonb)),"
@@ -148,7 +152,8 @@ static const struct store_stmt store_proj_sql[PS_COUNT] = {
 		"   coalesce(x.state_version, 0) AS state_version FROM a,"
 		"   jsonb_to_recordset(a.placements)"
 		"   AS x(instance integer, node_id text, state text, state_version bigint)),"
-		" gone AS (DELETE FROM placements d USING a WHERE d.actor_id = a.actor_id"
+		" gone AS (DELETE FROM placements d"
+		"   WHERE d.actor_id = ANY (ARRAY(SELECT actor_id FROM a))"
 		"   AND NOT EXISTS (SELECT FROM p WHERE p.actor_id = d.actor_id"
 		"   AND p.instance = d.instance))"
 		" INSERT INTO placements (actor_id, instance, node_id, state, state_version)"

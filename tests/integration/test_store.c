@@ -804,7 +804,8 @@ static void mk_link(struct model_link *l, char *id, char *actor, char *provider)
 static struct proj_batch *co_batch(uint64_t *idx, uint64_t *seq)
 {
 	struct proj_batch *b = proj_batch_new(++*idx);
-	proj_event(b, ++*seq, T0 + (int64_t)*seq, "test", "test.coalesce", "node", "c", "{\"c\":1}");
+	uint64_t n = ++*seq;
+	proj_event(b, n, T0 + (int64_t)n, "test", "test.coalesce", "node", "c", "{\"c\":1}");
 	return b;
 }
 
@@ -826,8 +827,9 @@ static long long count_where(const char *table, const char *where)
 static const char *ids_like(const char *table, const char *pattern, char *buf, size_t len)
 {
 	char q[512];
-	snprintf(q, sizeof(q), "SELECT coalesce(string_agg(id, ',' ORDER BY id), '') FROM %s WHERE id LIKE '%s'",
-		 table, pattern);
+	snprintf(q, sizeof(q),
+		 "SELECT coalesce(string_agg(id, ',' ORDER BY id), '') FROM %s WHERE id LIKE '%s'", table,
+		 pattern);
 	return sql_str(q, buf, len);
 }
 
