@@ -43,7 +43,7 @@ static const struct opt config_opts[] = {
 	 "a node reporting this many errors is unhealthy"},
 	{"log-level", OPT_STR, O(log_level), "info", 0, 0, "LEVEL", "debug, info, warn or error"},
 	{"http-threads", OPT_INT, O(http_threads), "4", 1, 256, "N", "REST API worker threads"},
-	{"snapshot-threshold", OPT_INT, O(snapshot_threshold), "8192", 16, 100000000, "N",
+	{"snapshot-threshold", OPT_INT, O(snapshot_threshold), "32768", 16, 100000000, "N",
 	 "take a Raft snapshot after this many new entries"},
 	{"snapshot-trailing", OPT_INT, O(snapshot_trailing), "1024", 0, 100000000, "N",
 	 "entries kept in the log behind a snapshot"},

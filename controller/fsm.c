@@ -8,6 +8,24 @@
 #include "proj.h"
 #include "store.h"
 
+static void fsm_queue(struct fsm *f, struct proj_batch *b)
+{
+	b->next = NULL;
+	if (f->pending_tail)
+		f->pending_tail->next = b;
+	else
+		f->pending_head = b;
+	f->pending_tail = b;
+}
+
+void fsm_flush(struct fsm *f)
+{
+	if (f->pending_head == NULL)
+		return;
+	store_submit_chain(f->store, f->pending_head);
+	f->pending_head = f->pending_tail = NULL;
+}
+
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
 	struct fsm *f = rf->data;
@@ -27,13 +45,20 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 		f->undecodable++;
 		f->last.code = APPLY_INVALID;
 		snprintf(f->last.message, sizeof(f->last.message), "%s", err);
-		if (f->store && index > f->store_applied)
-			store_submit(f->store, proj_batch_new(index));
+		if (f->store && index > f->store_applied) {
+			struct proj_batch *empty = proj_batch_new(index);
+			if (empty == NULL)
+				abort(); /* see below: a hole in the projection is worse */
+			fsm_queue(f, empty);
+		}
 		return 0;
 	}
 	struct proj_batch *b = NULL;
-	if (f->store && index > f->store_applied)
-		b = proj_batch_new(index);
+	if (f->store && index > f->store_applied && (b = proj_batch_new(index)) == NULL) {
+		log_error("raft entry %llu: out of memory for its projection; exiting so a restart replays it",
+			  (unsigned long long)index);
+		abort();
+	}
 	model_apply(f->model, &e, index, b, &f->last);
 	if (f->last.code == APPLY_OK)
 		f->applied++;
@@ -48,7 +73,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 				  (unsigned long long)index);
 			abort();
 		}
-		store_submit(f->store, b);
+		fsm_queue(f, b);
 	}
 	return 0;
 }
@@ -113,6 +138,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 			proj_batch_free(b);
 			return RAFT_NOMEM;
 		}
+		fsm_flush(f);
 		store_submit(f->store, b);
 		if (f->store_applied < index)
 			f->store_applied = index;

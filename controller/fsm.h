@@ -22,7 +22,14 @@ struct fsm {
 	 * callback, which runs right after apply on the same thread. */
 	struct apply_result last;
 	uint64_t applied, rejected, undecodable, snapshots, restores;
+	/* Batches applied in this loop iteration, handed to the store together by
+	 * fsm_flush so they share a transaction. */
+	struct proj_batch *pending_head, *pending_tail;
 };
+
+/* Hands the batches applied so far to the store (loop thread; called once per
+ * loop iteration and before anything waits on the projection). */
+void fsm_flush(struct fsm *f);
 
 /* Fills *out to drive f (version 1 FSM: raft frees snapshot buffers). */
 void fsm_init(struct raft_fsm *out, struct fsm *f);

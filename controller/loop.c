@@ -272,9 +272,17 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	}
 }
 
+static void flush_cb(uv_check_t *c)
+{
+	struct loop *l = c->data;
+	fsm_flush(&l->fsm);
+}
+
 static void close_cb(struct raft *r)
 {
 	struct loop *l = r->data;
+	fsm_flush(&l->fsm);
+	uv_close((uv_handle_t *)&l->flush, NULL);
 	raft_uv_close(&l->io);
 	raft_uv_tcp_close(&l->transport);
 	uv_close((uv_handle_t *)&l->wake, NULL);
@@ -373,6 +381,9 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	/* A corrupt segment must stop the replica, not be renamed away with the
 	 * committed entries in it (raft's default "auto recovery"). */
 	raft_uv_set_auto_recovery(&l->io, false);
+	/* Snapshots are taken on this thread; LZ4 over tens of MB stalls every write
+	 * behind it, and disk is cheaper than that latency. */
+	raft_uv_set_snapshot_compression(&l->io, false);
 	if ((rv = raft_init(&l->raft, &l->io, &l->rfsm, (raft_id)cfg->id, cfg->raft_address)) != 0) {
 		snprintf(err, errlen, "raft_init: %s", raft_errmsg(&l->raft));
 		return -1;
@@ -403,6 +414,9 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->wake.data = l;
 	uv_timer_init(&l->uv, &l->tick);
 	l->tick.data = l;
+	uv_check_init(&l->uv, &l->flush);
+	l->flush.data = l;
+	uv_check_start(&l->flush, flush_cb);
 	if ((rv = raft_start(&l->raft)) != 0) {
 		snprintf(err, errlen, "raft_start: %s (%s)", raft_strerror(rv), raft_errmsg(&l->raft));
 		return -1;

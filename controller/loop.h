@@ -52,6 +52,7 @@ struct loop {
 	struct op *parked_head, *parked_tail;
 
 	uv_timer_t tick;
+	uv_check_t flush; /* after each loop iteration: applied batches to the store */
 	struct raft_barrier barrier;
 	bool barrier_pending;
 	uint64_t barrier_term; /* term whose barrier completed */

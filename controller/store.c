@@ -905,25 +905,47 @@ void store_close(struct store *s)
 
 void store_submit(struct store *s, struct proj_batch *b)
 {
-	assert(b && !b->failed); /* the caller checks b->failed before submitting */
-#ifndef NDEBUG
-	for (const struct proj_change *c = b->head; c; c = c->next)
-		assert(c->kind < PROJ_KIND_COUNT && c->nparams == wr_kinds[c->kind].nparams);
-#endif
 	b->next = NULL;
-	if (b->index <= atomic_load(&s->projected)) {
-		proj_batch_free(b); /* already in the database (replay after a restart) */
-		return;
+	store_submit_chain(s, b);
+}
+
+void store_submit_chain(struct store *s, struct proj_batch *chain)
+{
+	struct proj_batch *head = NULL, *tail = NULL;
+	size_t n = 0;
+	while (chain) {
+		struct proj_batch *b = chain;
+		chain = b->next;
+		b->next = NULL;
+		assert(!b->failed); /* the caller checks b->failed before submitting */
+#ifndef NDEBUG
+		for (const struct proj_change *c = b->head; c; c = c->next)
+			assert(c->kind < PROJ_KIND_COUNT && c->nparams == wr_kinds[c->kind].nparams);
+#endif
+		if (b->index <= atomic_load(&s->projected)) {
+			proj_batch_free(b); /* already in the database (replay after a restart) */
+			continue;
+		}
+		if (tail)
+			tail->next = b;
+		else
+			head = b;
+		tail = b;
+		n++;
 	}
+	if (head == NULL)
+		return;
 	pthread_mutex_lock(&s->mu);
-	assert(b->index > s->last_submitted); /* log order */
-	s->last_submitted = b->index;
+	for (struct proj_batch *b = head; b; b = b->next) {
+		assert(b->index > s->last_submitted); /* log order */
+		s->last_submitted = b->index;
+	}
 	if (s->qtail)
-		s->qtail->next = b;
+		s->qtail->next = head;
 	else
-		s->qhead = b;
-	s->qtail = b;
-	atomic_fetch_add(&s->backlog, 1);
+		s->qhead = head;
+	s->qtail = tail;
+	atomic_fetch_add(&s->backlog, n);
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }

@@ -38,6 +38,9 @@ int store_start(struct store *s, store_projected_fn cb, void *arg);
 /* Queues a batch (ownership transferred). Any thread; batches must arrive in
  * log order. Batches with index <= the recorded applied index are dropped. */
 void store_submit(struct store *s, struct proj_batch *b);
+/* Queues a chain of batches linked through ->next, in log order, at once (so
+ * the writer sees them together and puts them in one transaction). */
+void store_submit_chain(struct store *s, struct proj_batch *chain);
 /* Highest index committed to PostgreSQL so far (any thread). */
 uint64_t store_projected(const struct store *s);
 /* Number of batches waiting to be written (any thread). */
