@@ -3,12 +3,15 @@
  *
  * Writer thread, one transaction per round:
  *
- *   queue --take--> in flight --BEGIN; changes...; lattice_advance(max); COMMIT-->
+ *   queue --take--> in flight --SELECT lattice_project(changes..., max)-->
  *         retained (committed, WAL maybe not flushed) --flush LSN passes--> freed
  *
- * The whole transaction is one libpq pipeline (one round trip), and within it
- * the changes are coalesced: one statement per (table, kind of change), not one
- * per row (see "writer: coalescing"). The projection session runs with
+ * The whole transaction is one statement, an implicit transaction (one per
+ * segment, all before one Sync, when the round holds a PROJ_RESET): the server
+ * function lattice_project() (schema/002_project_fn.sql) runs one statement per
+ * (table, kind of change) of the coalesced changes (see "writer: coalescing"),
+ * records the round's highest index and checks the deferred foreign keys, all
+ * with plans its session prepared once. The projection session runs with
  * synchronous_commit = off: the Raft log on a majority of disks is the durable
  * copy, and applied_index commits atomically with the rows, so a
  * commit PostgreSQL loses in a crash is simply written again from the recorded
@@ -54,12 +57,15 @@ struct store_stmt {
 	const char *sql;
 };
 
-/* The projection's statements: one per (table, kind of change), each taking all
- * of a segment's rows of that kind at once (see "writer: coalescing" below). A
- * delete takes its keys as one text[]; the others take one jsonb array of row
- * objects whose keys are the parameter names of proj.h (wr_kinds below). The order
- * of this enum is the order they run in: every delete before every upsert, so an
- * ON DELETE CASCADE can never remove a row written in the same segment. */
+/* The projection's steps: one statement per (table, kind of change), each taking
+ * all of a segment's rows of that kind at once (see "writer: coalescing" below).
+ * They are the body of lattice_project() (schema/002_project_fn.sql), which runs
+ * them in the order of this enum, after lattice_reset() when asked: every delete
+ * before every upsert, so an ON DELETE CASCADE can never remove a row written in
+ * the same segment. A delete takes its keys as one text[]; the others take one
+ * jsonb array of row objects whose keys are the parameter names of proj.h
+ * (wr_kinds below). The first PS_RESET are also lattice_project()'s parameters
+ * after p_to and p_reset, in this order. */
 enum proj_stmt {
 	PS_LINKS_DELETE,
 	PS_ACTORS_DELETE, /* cascades to placements, links, snapshots */
@@ -73,131 +79,32 @@ enum proj_stmt {
 	PS_POLICIES_UPSERT,
 	PS_EVENTS_INSERT,
 	PS_RESET,
+	PS_ADVANCE,  /* applied_index moves forward (as lattice_advance) */
+	PS_DEFERRED, /* SET CONSTRAINTS ALL IMMEDIATE: the deferred foreign keys */
 	PS_COUNT
 };
 
-static const struct store_stmt store_proj_sql[PS_COUNT] = {
-	[PS_LINKS_DELETE] = {"proj_links_delete", 1, "DELETE FROM links WHERE id = ANY ($1::text[])"},
-	[PS_ACTORS_DELETE] = {"proj_actors_delete", 1, "DELETE FROM actors WHERE id = ANY ($1::text[])"},
-	[PS_PROVIDERS_DELETE] = {"proj_providers_delete", 1,
-		"DELETE FROM providers WHERE id = ANY ($1::text[])"},
-	[PS_NODES_DELETE] = {"proj_nodes_delete", 1, "DELETE FROM nodes WHERE id = ANY ($1::text[])"},
-	[PS_NODES_UPSERT] = {"proj_nodes_upsert", 1,
-		"INSERT INTO nodes (id, region, labels, cpu_capacity, memory_mb, base_cpu_used,"
-		" base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb, actor_count,"
-		" cpu_measured, memory_measured_mb, status, cordoned, draining, error_count,"
-		" last_heartbeat, policy_version, agent_version, generation, created_at, updated_at)"
-		" SELECT id, region, labels, cpu_capacity, memory_mb, base_cpu_used,"
-		" base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb, actor_count,"
-		" cpu_measured, memory_measured_mb, status, cordoned, draining, error_count,"
-		" lattice_from_ms(last_heartbeat_ms), policy_version, agent_version, generation,"
-		" lattice_from_ms(created_ms), lattice_from_ms(updated_ms)"
-		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, region text, labels jsonb,"
-		" cpu_capacity bigint, memory_mb bigint, base_cpu_used bigint,"
-		" base_memory_used_mb bigint, base_actor_count bigint, cpu_used bigint,"
-		" memory_used_mb bigint, actor_count bigint, cpu_measured bigint,"
-		" memory_measured_mb bigint, status text, cordoned boolean, draining boolean,"
-		" error_count bigint, last_heartbeat_ms bigint, policy_version bigint,"
-		" agent_version text, generation bigint, created_ms bigint, updated_ms bigint)"
-		" ON CONFLICT (id) DO UPDATE SET region = EXCLUDED.region, labels = EXCLUDED.labels,"
-		" cpu_capacity = EXCLUDED.cpu_capacity, memory_mb = EXCLUDED.memory_mb,"
-		" base_cpu_used = EXCLUDED.base_cpu_used,"
-		" base_memory_used_mb = EXCLUDED.base_memory_used_mb,"
-		" base_actor_count = EXCLUDED.base_actor_count, cpu_used = EXCLUDED.cpu_used,"
-		" memory_used_mb = EXCLUDED.memory_used_mb, actor_count = EXCLUDED.actor_count,"
-		" cpu_measured = EXCLUDED.cpu_measured,"
-		" memory_measured_mb = EXCLUDED.memory_measured_mb, status = EXCLUDED.status,"
-		" cordoned = EXCLUDED.cordoned, draining = EXCLUDED.draining,"
-		" error_count = EXCLUDED.error_count, last_heartbeat = EXCLUDED.last_heartbeat,"
-		" policy_version = EXCLUDED.policy_version, agent_version = EXCLUDED.agent_version,"
-		" generation = EXCLUDED.generation, created_at = EXCLUDED.created_at,"
-		" updated_at = EXCLUDED.updated_at"},
-	[PS_ACTORS_UPSERT] = {"proj_actors_upsert", 1,
-		"INSERT INTO actors (id, name, module, cpu_required, memory_required_mb,"
-		" preferred_region, constraints, priority, max_latency_ms, replicas, strategy,"
-		" contracts, generation, created_at, updated_at)"
-		" SELECT id, name, module, cpu_required, memory_required_mb, preferred_region,"
-		" constraints, priority, max_latency_ms, replicas, strategy, contracts, generation,"
-		" lattice_from_ms(created_ms), lattice_from_ms(updated_ms)"
-		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, name text, module text,"
-		" cpu_required bigint, memory_required_mb bigint, preferred_region text,"
-		" constraints jsonb, priority integer, max_latency_ms bigint, replicas bigint,"
-		" strategy text, contracts jsonb, generation bigint, created_ms bigint,"
-		" updated_ms bigint)"
-		" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, module = EXCLUDED.module,"
-		" cpu_required = EXCLUDED.cpu_required,"
-		" memory_required_mb = EXCLUDED.memory_required_mb,"
-		" preferred_region = EXCLUDED.preferred_region, constraints = EXCLUDED.constraints,"
-		" priority = EXCLUDED.priority, max_latency_ms = EXCLUDED.max_latency_ms,"
-		" replicas = EXCLUDED.replicas, strategy = EXCLUDED.strategy,"
-		" contracts = EXCLUDED.contracts, generation = EXCLUDED.generation,"
-		" created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at"},
-	[PS_PROVIDERS_UPSERT] = {"proj_providers_upsert", 1,
-		"INSERT INTO providers (id, contract_id, image, nodes, created_at)"
-		" SELECT id, contract_id, image, nodes, lattice_from_ms(created_ms)"
-		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, contract_id text, image text,"
-		" nodes jsonb, created_ms bigint)"
-		" ON CONFLICT (id) DO UPDATE SET contract_id = EXCLUDED.contract_id,"
-		" image = EXCLUDED.image, nodes = EXCLUDED.nodes, created_at = EXCLUDED.created_at"},
-	/* Rows {"actor_id", "placements": [{"instance", "node_id", "state",
-	 * "state_version"}]}: each listed actor's placements become exactly its list.
-	 * The DELETE and the upsert touch disjoint rows (instances gone / instances
-	 * kept), as data-modifying CTEs must; unchanged rows are not rewritten. The
-	 * DELETE takes its actors as an array so that even the generic plan looks
-	 * them up in the primary key instead of joining the whole table. */
-	[PS_PLACEMENTS_SET] = {"proj_placements_set", 1,
-		"WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
-		"   AS r(actor_id text, placements jsonb)),"
-		" p AS (SELECT a.actor_id, x.instance, x.node_id, x.state,"
-		"   coalesce(x.state_version, 0) AS state_version FROM a,"
-		"   jsonb_to_recordset(a.placements)"
-		"   AS x(instance integer, node_id text, state text, state_version bigint)),"
-		" gone AS (DELETE FROM placements d"
-		"   WHERE d.actor_id = ANY (ARRAY(SELECT actor_id FROM a))"
-		"   AND NOT EXISTS (SELECT FROM p WHERE p.actor_id = d.actor_id"
-		"   AND p.instance = d.instance))"
-		" INSERT INTO placements (actor_id, instance, node_id, state, state_version)"
-		" SELECT actor_id, instance, node_id, state, state_version FROM p"
-		" ON CONFLICT (actor_id, instance) DO UPDATE SET node_id = EXCLUDED.node_id,"
-		" state = EXCLUDED.state, state_version = EXCLUDED.state_version"
-		" WHERE (placements.node_id, placements.state, placements.state_version)"
-		" IS DISTINCT FROM (EXCLUDED.node_id, EXCLUDED.state, EXCLUDED.state_version)"},
-	[PS_LINKS_UPSERT] = {"proj_links_upsert", 1,
-		"INSERT INTO links (id, actor_id, provider_id, contract_id, link_name, \"values\","
-		" timeout_ms, retry_count, retry_delay_ms, created_at)"
-		" SELECT id, actor_id, provider_id, contract_id, link_name, \"values\", timeout_ms,"
-		" retry_count, retry_delay_ms, lattice_from_ms(created_ms)"
-		" FROM jsonb_to_recordset($1::jsonb) AS r(id text, actor_id text, provider_id text,"
-		" contract_id text, link_name text, \"values\" jsonb, timeout_ms bigint,"
-		" retry_count bigint, retry_delay_ms bigint, created_ms bigint)"
-		" ON CONFLICT (id) DO UPDATE SET actor_id = EXCLUDED.actor_id,"
-		" provider_id = EXCLUDED.provider_id, contract_id = EXCLUDED.contract_id,"
-		" link_name = EXCLUDED.link_name, \"values\" = EXCLUDED.\"values\","
-		" timeout_ms = EXCLUDED.timeout_ms, retry_count = EXCLUDED.retry_count,"
-		" retry_delay_ms = EXCLUDED.retry_delay_ms, created_at = EXCLUDED.created_at"},
-	/* An upsert although versions are immutable: a rebuild re-inserts the current
-	 * version of each policy. */
-	[PS_POLICIES_UPSERT] = {"proj_policies_upsert", 1,
-		"INSERT INTO policies (policy_id, version, allowed_contracts, denied_contracts,"
-		" max_actor_memory_mb, network_restrictions, selector, created_at)"
-		" SELECT policy_id, version, allowed_contracts, denied_contracts,"
-		" max_actor_memory_mb, network_restrictions, selector, lattice_from_ms(created_ms)"
-		" FROM jsonb_to_recordset($1::jsonb) AS r(policy_id text, version bigint,"
-		" allowed_contracts jsonb, denied_contracts jsonb, max_actor_memory_mb bigint,"
-		" network_restrictions jsonb, selector jsonb, created_ms bigint)"
-		" ON CONFLICT (policy_id, version) DO UPDATE SET"
-		" allowed_contracts = EXCLUDED.allowed_contracts,"
-		" denied_contracts = EXCLUDED.denied_contracts,"
-		" max_actor_memory_mb = EXCLUDED.max_actor_memory_mb,"
-		" network_restrictions = EXCLUDED.network_restrictions,"
-		" selector = EXCLUDED.selector, created_at = EXCLUDED.created_at"},
-	/* A plain INSERT on purpose: an event written twice is a duplicate key. */
-	[PS_EVENTS_INSERT] = {"proj_events_insert", 1,
-		"INSERT INTO events (seq, raft_index, at, who, kind, object_type, object_id, data)"
-		" SELECT seq, raft_index, lattice_from_ms(at_ms), who, kind, object_type, object_id,"
-		" data FROM jsonb_to_recordset($1::jsonb) AS r(seq bigint, raft_index bigint,"
-		" at_ms bigint, who text, kind text, object_type text, object_id text, data jsonb)"},
-	[PS_RESET] = {"proj_reset", 0, "SELECT lattice_reset()"},
+/* Each step's name in error lines (the comments of 002_project_fn.sql name the
+ * steps alike), and how it is recognised in an error's CONTEXT: the start of its
+ * statement in lattice_project() (see wr_step). */
+static const struct {
+	const char *name;
+	const char *sql;
+} store_proj_steps[PS_COUNT] = {
+	[PS_LINKS_DELETE] = {"proj_links_delete", "DELETE FROM links "},
+	[PS_ACTORS_DELETE] = {"proj_actors_delete", "DELETE FROM actors "},
+	[PS_PROVIDERS_DELETE] = {"proj_providers_delete", "DELETE FROM providers "},
+	[PS_NODES_DELETE] = {"proj_nodes_delete", "DELETE FROM nodes "},
+	[PS_NODES_UPSERT] = {"proj_nodes_upsert", "INSERT INTO nodes "},
+	[PS_ACTORS_UPSERT] = {"proj_actors_upsert", "INSERT INTO actors "},
+	[PS_PROVIDERS_UPSERT] = {"proj_providers_upsert", "INSERT INTO providers "},
+	[PS_PLACEMENTS_SET] = {"proj_placements_set", "WITH a AS "},
+	[PS_LINKS_UPSERT] = {"proj_links_upsert", "INSERT INTO links "},
+	[PS_POLICIES_UPSERT] = {"proj_policies_upsert", "INSERT INTO policies "},
+	[PS_EVENTS_INSERT] = {"proj_events_insert", "INSERT INTO events "},
+	[PS_RESET] = {"proj_reset", "SELECT lattice_reset()"},
+	[PS_ADVANCE] = {"lattice_advance", "UPDATE lattice_state "},
+	[PS_DEFERRED] = {"the deferred foreign key checks", "SET CONSTRAINTS "},
 };
 
 /* Tables that changes are coalesced by (key: the first parameter; policies: the
@@ -274,13 +181,13 @@ static const struct wr_kind {
 static const struct {
 	enum wr_table table;
 	bool del;
-} wr_stmts[PS_COUNT] = {
+} wr_stmts[PS_RESET] = {
 	[PS_LINKS_DELETE] = {WT_LINKS, true},         [PS_ACTORS_DELETE] = {WT_ACTORS, true},
 	[PS_PROVIDERS_DELETE] = {WT_PROVIDERS, true}, [PS_NODES_DELETE] = {WT_NODES, true},
 	[PS_NODES_UPSERT] = {WT_NODES, false},        [PS_ACTORS_UPSERT] = {WT_ACTORS, false},
 	[PS_PROVIDERS_UPSERT] = {WT_PROVIDERS, false}, [PS_PLACEMENTS_SET] = {WT_PLACEMENTS, false},
 	[PS_LINKS_UPSERT] = {WT_LINKS, false},        [PS_POLICIES_UPSERT] = {WT_POLICIES, false},
-	[PS_EVENTS_INSERT] = {WT_EVENTS, false},      [PS_RESET] = {WT_NONE, false},
+	[PS_EVENTS_INSERT] = {WT_EVENTS, false},
 };
 
 /* The store's own statements. */
@@ -288,7 +195,7 @@ enum store_sql_id {
 	SQL_BEGIN,
 	SQL_COMMIT,
 	SQL_ROLLBACK,
-	SQL_ADVANCE,
+	SQL_PROJECT,
 	SQL_WAL,
 	SQL_APPLIED,
 	SQL_SYNC_OFF,
@@ -308,7 +215,12 @@ static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_BEGIN] = {NULL, 0, "BEGIN"},
 	[SQL_COMMIT] = {NULL, 0, "COMMIT"},
 	[SQL_ROLLBACK] = {NULL, 0, "ROLLBACK"},
-	[SQL_ADVANCE] = {"store_advance", 1, "SELECT lattice_advance($1::bigint)"},
+	/* One segment of a round (schema/002_project_fn.sql): p_to, p_reset, then
+	 * one parameter per step, in enum proj_stmt's order. */
+	[SQL_PROJECT] = {"store_project", 2 + PS_RESET,
+		"SELECT wal_insert_lsn, wal_flush_lsn FROM lattice_project($1::bigint, $2::boolean,"
+		" $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb, $8::jsonb, $9::jsonb,"
+		" $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb)"},
 	/* WAL insert position (at or past every commit so far) and flush position. */
 	[SQL_WAL] = {"store_wal", 0,
 		"SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"
@@ -370,10 +282,11 @@ struct wr_buf {
 	bool oom;
 };
 
-/* What each query of the transaction in flight was, for the error line. */
+/* What each lattice_project() call of the round in flight was, for the error
+ * line: the segment's entries and its rows per step. */
 struct wr_query {
-	enum proj_stmt st;
-	size_t rows;
+	bool reset;
+	size_t rows[PS_RESET];
 	uint64_t first, last;
 };
 
@@ -412,8 +325,8 @@ struct store {
 	size_t fl_n, fl_changes;
 	struct store_txn *rt_head, *rt_tail; /* retained */
 	struct wr_co co;                  /* the transaction being built */
-	struct wr_buf buf;                /* one statement's parameter */
-	struct wr_query *qs;              /* the transaction's projection queries */
+	struct wr_buf buf[PS_RESET];      /* one call's parameters, one per step */
+	struct wr_query *qs;              /* the round's lattice_project() calls */
 	size_t nqs, capqs;
 	bool down;                        /* connection lost, not yet back */
 	bool sql_failing;                 /* last transaction hit an SQL error */
@@ -758,8 +671,8 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 {
 	if (store_exec_ok(c, SQL_SYNC_OFF, NULL, err, errlen) != 0)
 		return -1;
-	for (int i = 0; i < PS_COUNT + SQL_COUNT; i++) {
-		const struct store_stmt *st = i < PS_COUNT ? &store_proj_sql[i] : &store_sql[i - PS_COUNT];
+	for (int i = 0; i < SQL_COUNT; i++) {
+		const struct store_stmt *st = &store_sql[i];
 		if (!st->name)
 			continue;
 		PGresult *r = PQprepare(c, st->name, st->sql, st->nparams, NULL);
@@ -771,6 +684,9 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 		}
 		PQclear(r);
 	}
+	/* Errors name the step of lattice_project() that failed (wr_step), not the
+	 * CONTEXT's whole statement. */
+	PQsetErrorContextVisibility(c, PQSHOW_CONTEXT_NEVER);
 	/* Pipelines are driven by poll() below, so sends never block. */
 	if (PQsetnonblocking(c, 1) != 0) {
 		store_err(err, errlen, "%s", PQerrorMessage(c));
@@ -881,7 +797,8 @@ void store_close(struct store *s)
 		free(t);
 	}
 	co_free(&s->co);
-	free(s->buf.p);
+	for (int i = 0; i < PS_RESET; i++)
+		free(s->buf[i].p);
 	free(s->qs);
 	PQfinish(s->wc);
 	/* Readers of threads still alive; threads that exited already freed theirs. */
@@ -979,10 +896,41 @@ void store_stats(const struct store *s, struct store_stats *out)
 enum { WR_OK = 0, WR_SQL, WR_CONN };
 
 struct wr_fail {
-	int q; /* number of the first failing query, -1 none */
+	int q;    /* number of the first failing query, -1 none */
+	int step; /* the step of lattice_project() that failed (enum proj_stmt), -1 none */
 	char sqlstate[6];
 	char msg[512];
 };
+
+/* Which step of lattice_project() an error's CONTEXT names, or -1. The context
+ * lists the innermost first: "SQL statement "<text>"" (the statement of the step,
+ * or "SELECT lattice_reset()" after the lines of lattice_reset's own), then
+ * "PL/pgSQL function lattice_project(...) line N at SQL statement" (or "at RAISE":
+ * the only RAISE is applied_index refusing to go back). */
+static int wr_step(const char *ctx)
+{
+	static const char fn[] = "PL/pgSQL function lattice_project(", stmt[] = "SQL statement \"";
+	const char *at = ctx ? strstr(ctx, fn) : NULL;
+	if (!at)
+		return -1;
+	const char *eol = strchr(at, '\n');
+	size_t linelen = eol ? (size_t)(eol - at) : strlen(at);
+	static const char raise[] = " at RAISE";
+	if (linelen >= sizeof(raise) - 1 &&
+	    memcmp(at + linelen - (sizeof(raise) - 1), raise, sizeof(raise) - 1) == 0)
+		return PS_ADVANCE;
+	const char *sql = NULL;
+	for (const char *p = ctx; (p = strstr(p, stmt)) && p < at; p += sizeof(stmt) - 1)
+		sql = p + sizeof(stmt) - 1;
+	if (!sql)
+		return -1;
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n')
+		sql++;
+	for (int st = 0; st < PS_COUNT; st++)
+		if (strncmp(sql, store_proj_steps[st].sql, strlen(store_proj_steps[st].sql)) == 0)
+			return st;
+	return -1;
+}
 
 static bool wr_conn_state(const char *st)
 {
@@ -1012,6 +960,7 @@ static int wr_collect(struct store *s, int nq, int keep_q, PGresult **kept, int 
 	int64_t idle_until = store_now_ms() + idle_ms;
 
 	f->q = -1;
+	f->step = -1;
 	for (;;) {
 		int pending = PQflush(c);
 		if (pending < 0)
@@ -1035,6 +984,7 @@ static int wr_collect(struct store *s, int nq, int keep_q, PGresult **kept, int 
 			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 			    st != PGRES_PIPELINE_ABORTED && f->q < 0) {
 				f->q = q;
+				f->step = wr_step(PQresultErrorField(r, PG_DIAG_CONTEXT));
 				snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", store_sqlstate(r));
 				store_err(f->msg, sizeof(f->msg), "%s", PQresultErrorMessage(r));
 			}
@@ -1381,41 +1331,34 @@ static void wb_row(struct wr_buf *b, const struct proj_change *ch)
 	wb_c(b, '}');
 }
 
-/* ---- writer: sending a transaction ------------------------------------------ */
+/* ---- writer: sending a round ---------------------------------------------- */
 
-/* Sends one projection statement and notes what it was. 0, or -1 with msg. */
-static int wr_send_stmt(struct store *s, enum proj_stmt st, const char *param, size_t rows,
-			uint64_t first, uint64_t last, char *msg, size_t len)
+/* Sends the coalesced segment as one call of lattice_project(): after
+ * lattice_reset() when reset, one parameter per (table, kind), NULL when the
+ * segment has no such rows; to: the round's highest index, on its last call
+ * only. Notes what the call was, then starts the next segment. 0, or -1 with
+ * msg. */
+static int wr_send_call(struct store *s, bool reset, const char *to, uint64_t first, uint64_t last,
+			char *msg, size_t len)
 {
+	struct wr_co *co = &s->co;
+	const char *params[2 + PS_RESET] = {to, reset ? "t" : "f"};
+	struct wr_query q = {.reset = reset, .first = first, .last = last};
+
 	if (s->nqs == s->capqs) {
 		size_t cap = s->capqs ? s->capqs * 2 : 32;
-		struct wr_query *q = realloc(s->qs, cap * sizeof(*q));
-		if (!q) {
+		struct wr_query *nq = realloc(s->qs, cap * sizeof(*nq));
+		if (!nq) {
 			store_err(msg, len, "out of memory");
 			return -1;
 		}
-		s->qs = q;
+		s->qs = nq;
 		s->capqs = cap;
 	}
-	const char *params[] = {param};
-	if (!PQsendQueryPrepared(s->wc, store_proj_sql[st].name, store_proj_sql[st].nparams, params,
-				 NULL, NULL, 0)) {
-		store_err(msg, len, "%s", PQerrorMessage(s->wc));
-		return -1;
-	}
-	s->qs[s->nqs++] = (struct wr_query){.st = st, .rows = rows, .first = first, .last = last};
-	return 0;
-}
-
-/* Sends the coalesced segment: at most one statement per (table, kind), in enum
- * proj_stmt's order; then starts the next segment. 0, or -1 with msg. */
-static int wr_send_segment(struct store *s, char *msg, size_t len)
-{
-	struct wr_co *co = &s->co;
-	struct wr_buf *b = &s->buf;
 	for (int st = 0; st < PS_RESET; st++) {
 		enum wr_table t = wr_stmts[st].table;
 		bool del = wr_stmts[st].del;
+		struct wr_buf *b = &s->buf[st];
 		size_t rows = 0;
 		b->len = 0;
 		b->oom = false;
@@ -1436,85 +1379,100 @@ static int wr_send_segment(struct store *s, char *msg, size_t len)
 			store_err(msg, len, "out of memory");
 			return -1;
 		}
-		if (rows && wr_send_stmt(s, (enum proj_stmt)st, b->p, rows, co->first, co->last, msg,
-					 len) != 0)
-			return -1;
+		q.rows[st] = rows;
+		params[2 + st] = rows ? b->p : NULL;
 	}
+	if (!PQsendQueryPrepared(s->wc, store_sql[SQL_PROJECT].name, store_sql[SQL_PROJECT].nparams,
+				 params, NULL, NULL, 0)) {
+		store_err(msg, len, "%s", PQerrorMessage(s->wc));
+		return -1;
+	}
+	s->qs[s->nqs++] = q;
 	co_clear(co);
 	return 0;
 }
 
-/* Sends BEGIN; the in-flight changes, coalesced; lattice_advance(max); COMMIT;
- * the WAL position; sync. Returns the number of queries, or -1 with msg (the
- * connection is then unusable: nothing was committed). */
+/* Sends the round: the in-flight changes, coalesced, as one lattice_project()
+ * call per segment (one, unless the round holds a PROJ_RESET), the last one
+ * recording max; then sync. The calls before the sync are one implicit
+ * transaction: no BEGIN, no COMMIT. Returns the number of calls, or -1 with msg
+ * (the connection is then unusable: nothing was committed). */
 static int wr_send(struct store *s, uint64_t max, char *msg, size_t len)
 {
 	PGconn *c = s->wc;
 	char maxbuf[24];
-	const char *adv[] = {maxbuf};
 	int rc = -1;
+	bool reset = false;      /* the segment being built begins with a PROJ_RESET */
+	uint64_t seg_first = 0;  /* its first entry; 0: none yet */
 
 	snprintf(maxbuf, sizeof(maxbuf), "%" PRIu64, max);
 	s->nqs = 0;
 	co_clear(&s->co);
-	if (!PQenterPipelineMode(c) ||
-	    !PQsendQueryParams(c, store_sql[SQL_BEGIN].sql, 0, NULL, NULL, NULL, NULL, 0))
+	if (!PQenterPipelineMode(c))
 		goto conn;
 	for (struct proj_batch *b = s->fl_head; b; b = b->next) {
 		for (const struct proj_change *ch = b->head; ch; ch = ch->next) {
 			if (ch->kind == PROJ_RESET) {
-				if (wr_send_segment(s, msg, len) != 0 ||
-				    wr_send_stmt(s, PS_RESET, NULL, 0, b->index, b->index, msg, len) != 0)
+				/* The segment so far (if any) is a call of its own: the reset
+				 * begins the next one. */
+				if ((reset || s->co.n) &&
+				    wr_send_call(s, reset, NULL, seg_first, b->index, msg, len) != 0)
 					goto out;
-			} else if (co_add(&s->co, b->index, ch) != 0) {
+				reset = true;
+				seg_first = b->index;
+				continue;
+			}
+			if (!seg_first)
+				seg_first = b->index;
+			if (co_add(&s->co, b->index, ch) != 0) {
 				store_err(msg, len, "out of memory");
 				goto out;
 			}
 		}
 	}
-	if (wr_send_segment(s, msg, len) != 0)
+	if (wr_send_call(s, reset, maxbuf, seg_first ? seg_first : s->fl_head->index, max, msg,
+			 len) != 0)
 		goto out;
-	if (!PQsendQueryPrepared(c, store_sql[SQL_ADVANCE].name, 1, adv, NULL, NULL, 0) ||
-	    !PQsendQueryParams(c, store_sql[SQL_COMMIT].sql, 0, NULL, NULL, NULL, NULL, 0) ||
-	    !PQsendQueryPrepared(c, store_sql[SQL_WAL].name, 0, NULL, NULL, NULL, 0) ||
-	    !PQpipelineSync(c))
+	if (!PQpipelineSync(c))
 		goto conn;
-	rc = (int)s->nqs + 4;
+	rc = (int)s->nqs;
 	goto out;
 conn:
 	store_err(msg, len, "%s", PQerrorMessage(c));
 out:
 	co_clear(&s->co); /* it borrowed from the batches */
-	if (s->buf.cap > (1 << 20)) { /* a rebuild's; libpq has copied it */
-		free(s->buf.p);
-		s->buf = (struct wr_buf){0};
+	for (int i = 0; i < PS_RESET; i++) {
+		if (s->buf[i].cap > (1 << 20)) { /* a rebuild's; libpq has copied it */
+			free(s->buf[i].p);
+			s->buf[i] = (struct wr_buf){0};
+		}
 	}
 	return rc;
 }
 
-/* Describes the query numbered q of the last transaction, for the error line. */
-static void wr_describe(const struct store *s, int q, int nq, char *buf, size_t len)
+/* Describes what failed in the last round (f from wr_collect), for the error
+ * line: the step of lattice_project() and its rows, and which segment when the
+ * round had several. */
+static void wr_describe(const struct store *s, const struct wr_fail *f, char *buf, size_t len)
 {
-	if (q == 0) {
-		snprintf(buf, len, "BEGIN");
+	const struct wr_query *wq = f->q >= 0 && (size_t)f->q < s->nqs ? &s->qs[f->q] : NULL;
+	int n;
+	if (!wq) {
+		/* after the last call's results: the implicit COMMIT */
+		snprintf(buf, len, "%s", f->q >= 0 && (size_t)f->q == s->nqs ? "COMMIT" : "lattice_project");
 		return;
 	}
-	if (q >= nq - 3) {
-		snprintf(buf, len, "%s", q == nq - 3 ? "lattice_advance" : q == nq - 2 ? "COMMIT" : "WAL position");
-		return;
-	}
-	if ((size_t)q - 1 < s->nqs) {
-		const struct wr_query *wq = &s->qs[q - 1];
-		int n = snprintf(buf, len, "%s (%zu %s)", store_proj_sql[wq->st].name, wq->rows,
-				 wq->rows == 1 ? "row" : "rows");
-		/* a transaction with resets: which segment */
-		if (n >= 0 && (size_t)n < len && s->fl_head &&
-		    (wq->first != s->fl_head->index || wq->last != s->fl_tail->index))
-			snprintf(buf + n, len - (size_t)n, " of entries %" PRIu64 "..%" PRIu64, wq->first,
-				 wq->last);
-		return;
-	}
-	snprintf(buf, len, "query %d", q);
+	if (f->step < 0)
+		n = snprintf(buf, len, "lattice_project");
+	else if (f->step < PS_RESET)
+		n = snprintf(buf, len, "%s (%zu %s)", store_proj_steps[f->step].name, wq->rows[f->step],
+			     wq->rows[f->step] == 1 ? "row" : "rows");
+	else
+		n = snprintf(buf, len, "%s", store_proj_steps[f->step].name);
+	/* a round with resets: which segment */
+	if (n >= 0 && (size_t)n < len && s->nqs > 1)
+		snprintf(buf + n, len - (size_t)n, " of entries %" PRIu64 "..%" PRIu64 "%s", wq->first,
+			 wq->last, wq->reset ? " (after a reset)" : "");
 }
 
 /* ---- writer: bookkeeping --------------------------------------------------- */
@@ -1580,7 +1538,8 @@ static void wr_retain(struct store *s, struct proj_batch *list, uint64_t from, u
 	s->rt_tail = t;
 }
 
-/* Frees retained transactions whose WAL PostgreSQL has flushed. */
+/* Frees retained transactions whose WAL PostgreSQL has flushed. insert_lsn must
+ * have been read after every retained transaction committed. */
 static void wr_release(struct store *s, uint64_t insert_lsn, uint64_t flush_lsn)
 {
 	for (struct store_txn *t = s->rt_head; t; t = t->next)
@@ -1712,7 +1671,8 @@ static void wr_connect(struct store *s)
 	atomic_store(&s->healthy, !s->sql_failing && !s->lost);
 }
 
-/* One transaction of everything in flight. */
+/* One transaction of everything in flight: one round trip, one statement per
+ * segment (wr_send). */
 static void wr_write(struct store *s)
 {
 	PGconn *c = s->wc;
@@ -1727,16 +1687,14 @@ static void wr_write(struct store *s)
 		store_err(f.msg, sizeof(f.msg), "%s", PQerrorMessage(c));
 		rc = WR_CONN;
 	}
-	if (rc == WR_SQL && f.q > nq - 2) /* only the WAL query failed: COMMIT went through */
-		rc = WR_OK;
 	if (rc == WR_CONN) {
 		PQclear(wal);
-		wr_conn_lost(s, f.msg); /* wr_resync sorts out whether COMMIT made it */
+		wr_conn_lost(s, f.msg); /* wr_resync sorts out whether the commit made it */
 		return;
 	}
 	if (rc == WR_SQL) {
 		char what[160];
-		wr_describe(s, f.q, nq, what, sizeof(what));
+		wr_describe(s, &f, what, sizeof(what));
 		wr_backoff(s);
 		store_log("projection of entries %" PRIu64 "..%" PRIu64 " failed at %s: %s [SQLSTATE %s]; "
 			  "rolled back, retrying in %d ms",
@@ -1751,11 +1709,15 @@ static void wr_write(struct store *s)
 		return;
 	}
 
+	/* lattice_project() read the WAL insert position inside this transaction:
+	 * past the commit records of the earlier ones (so it bounds those), not past
+	 * this one's. So release first, then retain this one with its bound unknown;
+	 * the next round or the idle probe (wr_ping) supplies it. */
 	uint64_t insert_lsn = wal ? store_u64(wal, 0, 0) : 0, flush_lsn = wal ? store_u64(wal, 0, 1) : 0;
 	PQclear(wal);
-	wr_retain(s, wr_detach(s, nb), from, insert_lsn);
 	if (insert_lsn)
 		wr_release(s, insert_lsn, flush_lsn);
+	wr_retain(s, wr_detach(s, nb), from, 0);
 	s->db_applied = max;
 	s->sql_failing = false;
 	s->backoff_ms = 0;

@@ -14,6 +14,7 @@
 #include "store.h"
 #include "tap.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -253,16 +254,42 @@ static void mk_objects(void)
 
 /* ---- sections -------------------------------------------------------------- */
 
+/* Number of migrations (NNN_name.sql) in schema_dir, and the highest number. */
+static int count_migrations(int *newest)
+{
+	DIR *d = opendir(schema_dir);
+	struct dirent *e;
+	int n = 0;
+	*newest = 0;
+	while (d && (e = readdir(d))) {
+		char *end;
+		long v = strtol(e->d_name, &end, 10);
+		size_t len = strlen(e->d_name);
+		if (end == e->d_name || *end != '_' || v <= 0 || len < 5 ||
+		    strcmp(e->d_name + len - 4, ".sql") != 0)
+			continue;
+		n++;
+		if (v > *newest)
+			*newest = (int)v;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 static void test_migrations(void)
 {
-	char err[512], buf[512], before[512], dir[] = "/tmp/lattice-schema.XXXXXX";
+	char err[512], buf[512], before[4096], dir[] = "/tmp/lattice-schema.XXXXXX";
+	int newest, nmig = count_migrations(&newest);
 	struct store *s = open_store("inst-A", err, sizeof(err));
 	if (!ok(s != NULL, "store_open migrates an empty database"))
 		tap_diag("%s", err);
 	is_int(s ? store_applied_index(s) : 99, 0, "a new database has applied index 0");
 	ok(s && !store_was_reset(s), "a new database is claimed, not reset");
-	is_int(sql_int("SELECT count(*) FROM schema_migrations"), 1, "one migration recorded");
-	is_str(sql_str("SELECT version || ' ' || name FROM schema_migrations", buf, sizeof(buf)),
+	is_int(sql_int("SELECT count(*) FROM schema_migrations"), nmig,
+	       "every migration recorded (%d)", nmig);
+	is_str(sql_str("SELECT version || ' ' || name FROM schema_migrations ORDER BY version LIMIT 1",
+		       buf, sizeof(buf)),
 	       "1 001_init.sql", "schema_migrations names the file");
 	is_str(sql_str("SELECT instance_id FROM lattice_state", buf, sizeof(buf)), "inst-A",
 	       "lattice_state records the instance id");
@@ -285,37 +312,44 @@ static void test_migrations(void)
 		ok(s == NULL && strstr(err, "/nonexistent") != NULL, "missing schema dir fails: %s", err);
 	}
 
-	/* A broken migration rolls back entirely and names its file. */
+	/* A broken migration (numbered after the real ones) rolls back entirely and
+	 * names its file. */
 	if (!mkdtemp(dir)) {
 		ok(0, "mkdtemp");
 		return;
 	}
-	snprintf(buf, sizeof(buf), "cp '%s/001_init.sql' '%s/' && printf '%s' > '%s/002_bad.sql'",
-		 schema_dir, dir, "CREATE TABLE t_half (x int);\nSELEC nonsense;\n", dir);
-	ok(system(buf) == 0, "schema copy with a broken 002");
+	int bad = newest + 1;
+	char badname[32], q[128];
+	snprintf(badname, sizeof(badname), "%03d_bad.sql", bad);
+	snprintf(buf, sizeof(buf), "cp '%s'/[0-9]*_*.sql '%s/' && printf '%s' > '%s/%s'", schema_dir,
+		 dir, "CREATE TABLE t_half (x int);\nSELEC nonsense;\n", dir, badname);
+	ok(system(buf) == 0, "schema copy with a broken %s", badname);
 	{
 		const char *keep = schema_dir;
 		schema_dir = dir;
 		s = open_store("inst-A", err, sizeof(err));
-		ok(s == NULL && strstr(err, "002_bad.sql") && strstr(err, "syntax error"),
+		ok(s == NULL && strstr(err, badname) && strstr(err, "syntax error"),
 		   "a broken migration fails, naming the file: %s", err);
 		is_int(sql_int("SELECT count(*) FROM pg_tables WHERE tablename = 't_half'"), 0,
 		       "... and rolls back all of it");
-		is_int(sql_int("SELECT max(version) FROM schema_migrations"), 1, "... and is not recorded");
+		is_int(sql_int("SELECT max(version) FROM schema_migrations"), newest,
+		       "... and is not recorded");
 
-		/* A good 002 applies; then a latticed that only knows 001 refuses. */
-		snprintf(buf, sizeof(buf), "printf '%s' > '%s/002_bad.sql'",
-			 "CREATE TABLE t_extra (x int);", dir);
-		ok(system(buf) == 0, "schema copy with a good 002");
+		/* A good one applies; then a latticed that only knows the real ones
+		 * refuses. */
+		snprintf(buf, sizeof(buf), "printf '%s' > '%s/%s'", "CREATE TABLE t_extra (x int);", dir,
+			 badname);
+		ok(system(buf) == 0, "schema copy with a good %s", badname);
 		s = open_store("inst-A", err, sizeof(err));
 		ok(s != NULL, "a new migration applies on open");
 		store_close(s);
 		schema_dir = keep;
 		s = open_store("inst-A", err, sizeof(err));
-		ok(s == NULL && strstr(err, "version 2"), "an older schema dir is refused: %s", err);
+		snprintf(q, sizeof(q), "version %d", bad);
+		ok(s == NULL && strstr(err, q), "an older schema dir is refused: %s", err);
 	}
-	ok(sql_ok("DROP TABLE t_extra") && sql_ok("DELETE FROM schema_migrations WHERE version = 2"),
-	   "undo the extra migration");
+	snprintf(buf, sizeof(buf), "DELETE FROM schema_migrations WHERE version = %d", bad);
+	ok(sql_ok("DROP TABLE t_extra") && sql_ok(buf), "undo the extra migration");
 	snprintf(buf, sizeof(buf), "rm -rf '%s'", dir);
 	if (system(buf) != 0)
 		tap_diag("could not remove %s", dir);
