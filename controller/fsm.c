@@ -31,27 +31,30 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 	struct fsm *f = rf->data;
 	/* raft sets last_applied only after apply returns: this entry is the next. */
 	uint64_t index = raft_last_applied(f->raft) + 1;
-	struct entry e;
+	struct entry decoded, *e = f->proposed ? f->proposed(f->proposed_arg, buf->base) : NULL;
 	char err[256];
 	memset(&f->last, 0, sizeof(f->last));
 	*result = &f->last;
-	if (entry_decode(buf->base, buf->len, &e, err, sizeof(err)) != 0) {
-		/* A newer format must not be misread: stop here until upgraded. */
-		if (strstr(err, "format version") != NULL) {
-			log_error("raft entry %llu: %s; upgrade this replica", (unsigned long long)index, err);
-			return RAFT_MALFORMED;
+	if (e == NULL) {
+		if (entry_decode(buf->base, buf->len, &decoded, err, sizeof(err)) != 0) {
+			/* A newer format must not be misread: stop here until upgraded. */
+			if (strstr(err, "format version") != NULL) {
+				log_error("raft entry %llu: %s; upgrade this replica", (unsigned long long)index, err);
+				return RAFT_MALFORMED;
+			}
+			log_error("raft entry %llu skipped: %s", (unsigned long long)index, err);
+			f->undecodable++;
+			f->last.code = APPLY_INVALID;
+			snprintf(f->last.message, sizeof(f->last.message), "%s", err);
+			if (f->store && index > f->store_applied) {
+				struct proj_batch *empty = proj_batch_new(index);
+				if (empty == NULL)
+					abort(); /* see below: a hole in the projection is worse */
+				fsm_queue(f, empty);
+			}
+			return 0;
 		}
-		log_error("raft entry %llu skipped: %s", (unsigned long long)index, err);
-		f->undecodable++;
-		f->last.code = APPLY_INVALID;
-		snprintf(f->last.message, sizeof(f->last.message), "%s", err);
-		if (f->store && index > f->store_applied) {
-			struct proj_batch *empty = proj_batch_new(index);
-			if (empty == NULL)
-				abort(); /* see below: a hole in the projection is worse */
-			fsm_queue(f, empty);
-		}
-		return 0;
+		e = &decoded;
 	}
 	struct proj_batch *b = NULL;
 	if (f->store && index > f->store_applied && (b = proj_batch_new(index)) == NULL) {
@@ -59,12 +62,13 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 			  (unsigned long long)index);
 		abort();
 	}
-	model_apply(f->model, &e, index, b, &f->last);
+	model_apply(f->model, e, index, b, &f->last);
 	if (f->last.code == APPLY_OK)
 		f->applied++;
 	else
 		f->rejected++;
-	entry_release(&e);
+	if (e == &decoded)
+		entry_release(&decoded);
 	if (b != NULL) {
 		if (b->failed) {
 			/* Rows we could not render would leave PostgreSQL wrong for good. */

@@ -22,6 +22,10 @@ struct fsm {
 	 * callback, which runs right after apply on the same thread. */
 	struct apply_result last;
 	uint64_t applied, rejected, undecodable, snapshots, restores;
+	/* On the leader: the decoded entry this replica proposed with that buffer,
+	 * so apply can skip decoding it again (NULL: decode). */
+	struct entry *(*proposed)(void *arg, const void *base);
+	void *proposed_arg;
 	/* Batches applied in this loop iteration, handed to the store together by
 	 * fsm_flush so they share a transaction. */
 	struct proj_batch *pending_head, *pending_tail;

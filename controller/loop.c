@@ -369,6 +369,8 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->fsm.model = &l->model;
 	l->fsm.store = store;
 	l->fsm.store_applied = store ? store_applied_index(store) : 0;
+	l->fsm.proposed = ops_proposed;
+	l->fsm.proposed_arg = l;
 	fsm_init(&l->rfsm, &l->fsm);
 	if ((rv = raft_uv_tcp_init(&l->transport, &l->uv)) != 0) {
 		snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));

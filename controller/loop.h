@@ -48,6 +48,8 @@ struct loop {
 	struct op *inbox_head, *inbox_tail;
 	/* ops that wait for the projection, in index order (lock) */
 	struct op *wait_head;
+	/* ops proposed to raft and not yet applied (loop thread only) */
+	struct op *proposed;
 	/* ops parked until this replica can take writes (loop thread only) */
 	struct op *parked_head, *parked_tail;
 

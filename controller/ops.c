@@ -373,10 +373,31 @@ static json_t *render_written(struct loop *l, const struct op *op)
 	}
 }
 
+struct entry *ops_proposed(void *arg, const void *base)
+{
+	struct loop *l = arg;
+	for (struct op *op = l->proposed; op; op = op->proposed_next)
+		if (op->entry_buf == base)
+			return &op->entry;
+	return NULL;
+}
+
+static void unpropose(struct loop *l, struct op *op)
+{
+	for (struct op **pp = &l->proposed; *pp; pp = &(*pp)->proposed_next)
+		if (*pp == op) {
+			*pp = op->proposed_next;
+			break;
+		}
+	op->entry_buf = NULL;
+	op->proposed_next = NULL;
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct op *op = req->data;
 	struct loop *l = op->loop;
+	unpropose(l, op);
 	if (status != 0) {
 		/* Leadership lost or shutdown: the entry may still commit later. */
 		op_fail(op, 503, "unavailable",
@@ -422,8 +443,14 @@ static void ops_propose(struct loop *l, struct op *op)
 	}
 	struct raft_buffer rb = {.base = buf, .len = len};
 	op->req.data = op;
+	/* Registered before raft_apply: raft never applies synchronously, but if it
+	 * ever did, apply would find the decoded entry. */
+	op->entry_buf = buf;
+	op->proposed_next = l->proposed;
+	l->proposed = op;
 	int rv = raft_apply(&l->raft, &op->req, &rb, 1, apply_cb);
 	if (rv != 0) {
+		unpropose(l, op);
 		raft_free(buf);
 		if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
 			op_fail(op, 503, "not_leader", "this replica is not the Raft leader; retry");

@@ -59,6 +59,8 @@ struct op {
 	/* Loop-side state. */
 	struct loop *loop;
 	struct raft_apply req;
+	const void *entry_buf; /* the proposed buffer, while raft holds it */
+	struct op *proposed_next;
 	int attempts;
 	struct op *next;
 };
@@ -70,6 +72,10 @@ void op_release(struct op *op);
 /* Sets the error outputs. */
 __attribute__((format(printf, 4, 5))) void op_fail(struct op *op, int http_status, const char *code,
 						   const char *fmt, ...);
+
+/* Loop thread (fsm): the entry this replica proposed in buffer base, if it is
+ * still waiting for its apply (see fsm.proposed). */
+struct entry *ops_proposed(void *loop, const void *base);
 
 /* Loop thread: carry out op (called by loop.c for each submitted op). */
 void ops_execute(struct loop *l, struct op *op);
