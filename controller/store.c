@@ -1069,12 +1069,13 @@ static int wr_simple(struct store *s, enum store_sql_id id, PGresult **kept, str
  *     their actor);
  *   - events are appended in log order and never coalesced (writing one twice
  *     stays an error);
- *   - PROJ_RESET writes the segment so far, then runs lattice_reset(), then the
- *     next segment begins.
+ *   - PROJ_RESET ends the segment so far (one lattice_project() call); the next
+ *     segment's call runs lattice_reset() before its own statements.
  *
- * The rows at COMMIT are those that running every change in log order leaves,
- * and foreign keys are checked at COMMIT (DEFERRABLE INITIALLY DEFERRED), so the
- * order of the statements within a segment trips none. */
+ * The rows at the end are those that running every change in log order leaves,
+ * and foreign keys are checked only then (DEFERRABLE INITIALLY DEFERRED, checked
+ * by the round's last call), so the order of the statements within a segment
+ * trips none. */
 
 static uint64_t co_hash_str(uint64_t h, const char *k)
 {

@@ -2,7 +2,8 @@
  * thread, and connections for readers.
  *
  * The writer thread executes proj_batches in log order, many per transaction
- * (pipeline mode), and records the highest index in the same transaction, so after
+ * (one call of the server function lattice_project(), schema/002_project_fn.sql),
+ * and records the highest index in the same transaction, so after
  * any crash the database holds exactly a prefix of the log: entries at or below
  * store_applied_index() are never written twice. While PostgreSQL is unreachable
  * the writer keeps its queue, retries with backoff and reports unhealthy. */
