@@ -1,5 +1,6 @@
 /* proj — renders model objects into proj_changes (see proj.h for the parameter
- * order of every kind; store.c's statements take them in that order). */
+ * order of every kind; the writer's row objects, store_coalesce.c, take them in
+ * that order). */
 #include "proj.h"
 
 #include <inttypes.h>

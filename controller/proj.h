@@ -5,8 +5,8 @@
  * never sees the model: it coalesces the changes of a transaction per (table,
  * key) — the last change of a key wins — and writes each table's rows of one kind
  * with one statement, passing each change as a JSON object whose keys are the
- * parameter names below (store.c). A proj_batch holds the changes of one log
- * entry. */
+ * parameter names below (store_coalesce.c). A proj_batch holds the changes of
+ * one log entry. */
 #ifndef LATTICE_PROJ_H
 #define LATTICE_PROJ_H
 

@@ -1,0 +1,68 @@
+/* store_int — what the store's own files (store.c, store_read.c) share: the
+ * store's state. Private to the store: nothing else includes it. */
+#ifndef LATTICE_STORE_INT_H
+#define LATTICE_STORE_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "store_coalesce.h"
+
+struct store_txn;    /* store.c */
+struct wr_query;     /* store.c */
+struct store_reader; /* store_read.c */
+
+struct store {
+	char *conninfo;
+	char *instance_id;
+	uint64_t open_applied;
+	bool was_reset;
+
+	pthread_mutex_t mu; /* guards the queue and the stop request */
+	pthread_cond_t cv;  /* work queued or stop requested */
+	struct proj_batch *qhead, *qtail;
+	uint64_t last_submitted;
+	bool started, stopping, flushed;
+	int64_t stop_deadline; /* monotonic ms */
+	pthread_t thread;
+	store_projected_fn cb;
+	void *cb_arg;
+
+	atomic_uint_fast64_t projected;
+	atomic_size_t backlog;
+	atomic_bool healthy;
+	atomic_uint_fast64_t n_tx, n_batches, n_changes, n_errors, n_reconnects;
+
+	/* Writer thread only (and store_open before the thread exists). */
+	PGconn *wc;                       /* NULL while disconnected */
+	uint64_t db_applied;              /* applied_index as last committed or read */
+	struct proj_batch *fl_head, *fl_tail; /* in flight: taken, not yet committed */
+	size_t fl_n, fl_changes;
+	struct store_txn *rt_head, *rt_tail; /* retained */
+	struct wr_co co;                  /* the transaction being built */
+	struct wr_buf buf[PS_RESET];      /* one call's parameters, one per step */
+	struct wr_query *qs;              /* the round's lattice_project() calls */
+	size_t nqs, capqs;
+	bool down;                        /* connection lost, not yet back */
+	bool sql_failing;                 /* last transaction hit an SQL error */
+	bool lost;                        /* PostgreSQL lost entries we no longer hold */
+	int backoff_ms;
+	int64_t retry_at, ping_at;
+
+	pthread_key_t reader_key;
+	pthread_mutex_t rmu; /* guards readers */
+	struct store_reader *readers;
+};
+
+/* ---- store_read.c ---------------------------------------------------------- */
+
+/* The destructor of s->reader_key: closes an exiting thread's reader connection. */
+void store_reader_free(void *p);
+/* Closes the reader connections of threads still alive (store_close). */
+void store_readers_close(struct store *s);
+
+#endif
