@@ -159,6 +159,15 @@ static PGresult *query_run(PGconn *c, int stmt, int n, const char *const *params
 	} else {
 		r = PQexecParams(c, query_sql(stmt), n, query_types, params, NULL, NULL, 0);
 	}
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(c) == CONNECTION_BAD) {
+		/* The server restarted under this thread's connection: one fresh try
+		 * instead of failing the first read after every restart. */
+		PQclear(r);
+		r = NULL;
+		PQreset(c);
+		if (PQstatus(c) == CONNECTION_OK && query_prepare(c) == 0)
+			r = PQexecPrepared(c, name, n, params, NULL, NULL, 0);
+	}
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
 		return r;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;

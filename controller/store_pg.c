@@ -3,6 +3,8 @@
  * line. See store_pg.h. */
 #include "store_pg.h"
 
+#include "log.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,7 +44,7 @@ void store_log(const char *fmt, ...)
 	va_end(ap);
 	char tmp[1024];
 	store_err(tmp, sizeof(tmp), "%s", line);
-	fprintf(stderr, "latticed: store: %s\n", tmp);
+	log_warn("store: %s", tmp);
 }
 
 /* NOTICEs ("already exists, skipping") are noise here; WARNINGs are worth a line. */
