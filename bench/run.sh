@@ -72,15 +72,16 @@ for c in 1 16 64; do
 	"$top_builddir/bench/bench_api" rate "127.0.0.1:$port" "$DUR" "$c" | tee "$out/rate$c.txt"
 	rate[$c]=$(sed -n 's/.*per_sec=\([0-9]*\).*/\1/p' "$out/rate$c.txt")
 done
-created=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^lattice_objects\{kind="actor"\}/{print $2}')
+objects() { curl -s "http://127.0.0.1:$port/metrics" | awk -v k="lattice_objects{kind=\"$1\"}" '$1 == k {print $2}'; }
+created=$(objects actor)
 
 # 4. memory with NODES nodes and ACTORS actors
 say ""
 say "== memory: latticed holding $NODES nodes and $ACTORS actors"
 rest=$((ACTORS - created))
 [ "$rest" -gt 0 ] && "$top_builddir/bench/bench_api" actors "127.0.0.1:$port" "$rest" 16 | tee "$out/fill.txt"
-actors=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^lattice_objects\{kind="actor"\}/{print $2}')
-nodes=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^lattice_objects\{kind="node"\}/{print $2}')
+actors=$(objects actor)
+nodes=$(objects node)
 rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$LPID/status)
 hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$LPID/status)
 say "latticed: $nodes nodes, $actors actors, RSS $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB)"

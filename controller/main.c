@@ -2,6 +2,7 @@
  *
  * Threads: this one runs the libuv loop (Raft, model, timers); libmicrohttpd runs
  * the API's worker threads; the store runs the PostgreSQL projection writer. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,10 @@ int main(int argc, char **argv)
 	log_level_parse(lt.cfg.log_level, &lvl);
 	log_set_level(lvl);
 	signal(SIGPIPE, SIG_IGN);
+	/* Big buffers (snapshots, tens of MB) always from mmap: they grow with
+	 * mremap instead of copy-and-double and go back to the system when freed.
+	 * A fixed threshold also stops glibc from raising it after each free. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
 	char instance[40];
 	if (loop_prepare_dir(&lt.cfg, instance, sizeof(instance), err, sizeof(err)) != 0) {
