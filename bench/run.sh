@@ -60,6 +60,24 @@ pg_start >/dev/null || { say "cannot start PostgreSQL"; exit 1; }
 as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=''" start >/dev/null
 ci=$(pg_createdb bench)
+# The peer at c=16 exactly: pg.sh's upsert workload (its own script, which it
+# leaves in /tmp/bench-build) on this stock server, before latticed uses it.
+pg_c16=
+if [ -f /tmp/bench-build/upsert.sql ] && [ -x "$PGBIN/pgbench" ]; then
+	doc=$(sed -n "s/.*VALUES (:id, 1, '\(.*\)') ON CONFLICT.*/\1/p" /tmp/bench-build/upsert.sql)
+	pg_createdb peer >/dev/null
+	pg_psql peer "CREATE TABLE apply_state (id bigint PRIMARY KEY, rev bigint NOT NULL, doc jsonb NOT NULL)" >/dev/null
+	pg_psql peer "INSERT INTO apply_state SELECT g, 1, '$doc'::jsonb FROM generate_series(1, 100000) g" >/dev/null
+	pg_psql peer "VACUUM ANALYZE apply_state" >/dev/null
+	pg_psql peer "CHECKPOINT" >/dev/null
+	cp /tmp/bench-build/upsert.sql "$out/upsert.sql"
+	chmod a+r "$out/upsert.sql"
+	"$PGBIN/pgbench" -h "$PG_DIR" -p "$PG_PORT" -U postgres -n -c 16 -j 2 -T "$PG_DUR" -f "$out/upsert.sql" peer \
+		>"$out/pgbench16.txt" 2>&1
+	pg_c16=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out/pgbench16.txt" | cut -d. -f1)
+	say "pg.sh's upsert workload at c=16 on this server (sync_commit=on, Unix socket): ${pg_c16:-?} tps"
+	pg_psql postgres "DROP DATABASE peer" >/dev/null
+fi
 port=$(free_port); rport=$(free_port)
 "$top_builddir/latticed" --listen "127.0.0.1:$port" --raft-address "127.0.0.1:$rport" --bootstrap \
 	--data-dir "$out/data" --pg "$ci" --schema-dir "$top_srcdir/schema" --heartbeat-timeout-ms 0 \
@@ -95,5 +113,6 @@ say "| placement decisions/s ($NODES nodes, $ACTORS actors) | $place_rate | — 
 for c in 1 16 64; do
 	say "| POST /v1/actors acked/s, c=$c | ${rate[$c]} | pg upsert c=8 ${pg_on8:-?} / c=32 ${pg_on32:-?} (sync on) | $(ratio "${rate[$c]}" "${pg_on8:-0}") / $(ratio "${rate[$c]}" "${pg_on32:-0}") | $([ "$c" = 16 ] && echo '>= 50% at c=16' || echo '—') |"
 done
+say "| POST /v1/actors acked/s, c=16, vs pg.sh's upsert at c=16 | ${rate[16]} | ${pg_c16:-?} | $(ratio "${rate[16]}" "${pg_c16:-0}") | >= 50% |"
 say "| same, vs sync_commit=off peer, c=16 | ${rate[16]} | c=8 ${pg_off8:-?} / c=32 ${pg_off32:-?} | $(ratio "${rate[16]}" "${pg_off8:-0}") / $(ratio "${rate[16]}" "${pg_off32:-0}") | — |"
 say "| latticed RSS, $nodes nodes + $actors actors | $((rss_kb / 1024)) MiB | — | — | <= 150 MB |"
