@@ -347,17 +347,26 @@ static enum http_next h_plan(struct api *a, struct http_req *req, struct api_cal
 
 /* ---- handlers: reads ------------------------------------------------------------------------ */
 
+/* This thread's PostgreSQL connection and the index the read will at least
+ * reflect (taken before the query); NULL with resp filled when unreachable. */
+static PGconn *reader(struct api *a, struct http_resp *resp, uint64_t *idx)
+{
+	*idx = projected(a);
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	if (c == NULL)
+		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+	return c;
+}
+
 static enum http_next h_get(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	enum http_next next;
 	if (!read_barrier(a, req, call, resp, &next))
 		return next;
-	PGconn *c = a->store ? store_conn(a->store) : NULL;
-	uint64_t idx = projected(a);
-	if (c == NULL) {
-		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+	uint64_t idx;
+	PGconn *c = reader(a, resp, &idx);
+	if (c == NULL)
 		return HTTP_RESPOND;
-	}
 	json_t *obj = NULL;
 	char err[256] = "";
 	int rc = query_get(c, (enum query_obj)call->route->arg, call->id, &obj, err, sizeof(err));
@@ -436,12 +445,10 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		http_error(resp, 400, "invalid_query", "contract_id must look like namespace:name (lowercase)");
 		return HTTP_RESPOND;
 	}
-	PGconn *c = a->store ? store_conn(a->store) : NULL;
-	uint64_t idx = projected(a);
-	if (c == NULL) {
-		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+	uint64_t idx;
+	PGconn *c = reader(a, resp, &idx);
+	if (c == NULL)
 		return HTTP_RESPOND;
-	}
 	json_t *items = NULL;
 	char *nxt = NULL;
 	char err[256] = "";
@@ -463,12 +470,10 @@ static enum http_next h_policy_versions(struct api *a, struct http_req *req, str
 	enum http_next next;
 	if (!read_barrier(a, req, call, resp, &next))
 		return next;
-	PGconn *c = a->store ? store_conn(a->store) : NULL;
-	uint64_t idx = projected(a);
-	if (c == NULL) {
-		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+	uint64_t idx;
+	PGconn *c = reader(a, resp, &idx);
+	if (c == NULL)
 		return HTTP_RESPOND;
-	}
 	json_t *items = NULL;
 	char err[256] = "";
 	int rc = query_policy_versions(c, call->id, &items, err, sizeof(err));
@@ -503,12 +508,10 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 		http_error(resp, 400, "invalid_query", "wait must be a number of seconds between 0 and 60");
 		return HTTP_RESPOND;
 	}
-	PGconn *c = a->store ? store_conn(a->store) : NULL;
-	uint64_t idx = projected(a);
-	if (c == NULL) {
-		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+	uint64_t idx;
+	PGconn *c = reader(a, resp, &idx);
+	if (c == NULL)
 		return HTTP_RESPOND;
-	}
 	json_t *items = NULL;
 	uint64_t last = since;
 	char err[256] = "";
