@@ -465,8 +465,7 @@ static struct model_node **planned_nodes(struct model *m, const struct entry *e,
 	return nodes;
 }
 
-/* Room for one more request on n, by capacity alone (unknown capacity: yes). */
-static bool node_has_room(const struct model_node *n, int64_t cpu, int64_t mem)
+bool model_node_has_room(const struct model_node *n, int64_t cpu, int64_t mem)
 {
 	if (n->spec.cpu_capacity > 0 && n->spec.cpu_capacity - n->cpu_used < cpu)
 		return false;
@@ -585,7 +584,7 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 	size_t k = 0;
 	for (; k < keep; k++) {
 		struct model_node *n = a->placements[k].node;
-		if ((ncpu != ocpu || nmem != omem) && !node_has_room(n, ncpu, nmem)) {
+		if ((ncpu != ocpu || nmem != omem) && !model_node_has_room(n, ncpu, nmem)) {
 			res_set(res, APPLY_INSUFFICIENT,
 				"actor scale failed: insufficient resources (node '%s' has no room for "
 				"%lld millicores and %lld MiB)",

@@ -131,6 +131,10 @@ int model_actor_contracts(const struct model *m, const struct model_actor *a, st
  * and re-files it in the scheduler index. */
 void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign);
 
+/* Room on n for one more request, by capacity alone (unknown capacity: yes). The
+ * leader's plan and apply's re-check of a resource change both use it. */
+bool model_node_has_room(const struct model_node *n, int64_t cpu, int64_t mem);
+
 const char *model_node_status_name(enum node_status s);
 const char *model_placement_state_name(enum placement_state s);
 

@@ -35,47 +35,34 @@ static json_t *snap_actor(const struct model_actor *a)
 			 "updated_ms", (json_int_t)a->updated_ms);
 }
 
+static json_t *snap_provider(const struct model_provider *p)
+{
+	return json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec), "created_ms", (json_int_t)p->created_ms);
+}
+
+static json_t *snap_link(const struct model_link *l)
+{
+	return json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec), "created_ms", (json_int_t)l->created_ms);
+}
+
+static json_t *snap_policy(const struct model_policy *p)
+{
+	return json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version", (json_int_t)p->version,
+			 "created_ms", (json_int_t)p->created_ms, "updated_ms", (json_int_t)p->updated_ms);
+}
+
+/* The same document as model_snapshot_dump, as a tree (tests compare models
+ * with it); one renderer, so the two cannot drift apart. */
 json_t *model_snapshot(const struct model *m)
 {
-	json_t *nodes = json_array(), *actors = json_array(), *providers = json_array(),
-	       *links = json_array(), *policies = json_array();
-	json_t *root = json_pack("{s:i,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "v", SNAP_VERSION, "event_seq",
-				 (json_int_t)m->event_seq, "rr_cursor", m->rr_cursor, "nodes", nodes, "actors",
-				 actors, "providers", providers, "links", links, "policies", policies);
-	if (root == NULL)
+	size_t len = 0;
+	char *text = model_snapshot_dump(m, 0, &len);
+	if (text == NULL)
 		return NULL;
-	size_t pos = 0;
-	void *v;
-	int rc = 0;
-	while ((v = hmap_next(&m->nodes, &pos)) != NULL)
-		rc |= json_array_append_new(nodes, snap_node(v));
-	pos = 0;
-	while ((v = hmap_next(&m->actors, &pos)) != NULL)
-		rc |= json_array_append_new(actors, snap_actor(v));
-	pos = 0;
-	while ((v = hmap_next(&m->providers, &pos)) != NULL) {
-		const struct model_provider *p = v;
-		rc |= json_array_append_new(providers, json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec),
-								 "created_ms", (json_int_t)p->created_ms));
-	}
-	pos = 0;
-	while ((v = hmap_next(&m->links, &pos)) != NULL) {
-		const struct model_link *l = v;
-		rc |= json_array_append_new(links, json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec),
-							     "created_ms", (json_int_t)l->created_ms));
-	}
-	pos = 0;
-	while ((v = hmap_next(&m->policies, &pos)) != NULL) {
-		const struct model_policy *p = v;
-		rc |= json_array_append_new(
-			policies, json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version",
-					    (json_int_t)p->version, "created_ms", (json_int_t)p->created_ms,
-					    "updated_ms", (json_int_t)p->updated_ms));
-	}
-	if (rc != 0) {
-		json_decref(root);
-		return NULL;
-	}
+	json_t *root = json_loadb(text, len, 0, NULL);
+	raft_free(text);
+	if (root != NULL)
+		json_object_del(root, "index");
 	return root;
 }
 
@@ -150,27 +137,14 @@ char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 	for (pos = 0, first = true; (v = hmap_next(&m->actors, &pos)) != NULL;)
 		sb_elem(&b, snap_actor(v), &first);
 	sb_put(&b, "],\"providers\":[", 15);
-	for (pos = 0, first = true; (v = hmap_next(&m->providers, &pos)) != NULL;) {
-		const struct model_provider *p = v;
-		sb_elem(&b, json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec), "created_ms",
-				      (json_int_t)p->created_ms),
-			&first);
-	}
+	for (pos = 0, first = true; (v = hmap_next(&m->providers, &pos)) != NULL;)
+		sb_elem(&b, snap_provider(v), &first);
 	sb_put(&b, "],\"links\":[", 11);
-	for (pos = 0, first = true; (v = hmap_next(&m->links, &pos)) != NULL;) {
-		const struct model_link *l = v;
-		sb_elem(&b, json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec), "created_ms",
-				      (json_int_t)l->created_ms),
-			&first);
-	}
+	for (pos = 0, first = true; (v = hmap_next(&m->links, &pos)) != NULL;)
+		sb_elem(&b, snap_link(v), &first);
 	sb_put(&b, "],\"policies\":[", 14);
-	for (pos = 0, first = true; (v = hmap_next(&m->policies, &pos)) != NULL;) {
-		const struct model_policy *p = v;
-		sb_elem(&b, json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version",
-				      (json_int_t)p->version, "created_ms", (json_int_t)p->created_ms, "updated_ms",
-				      (json_int_t)p->updated_ms),
-			&first);
-	}
+	for (pos = 0, first = true; (v = hmap_next(&m->policies, &pos)) != NULL;)
+		sb_elem(&b, snap_policy(v), &first);
 	sb_put(&b, "]}", 2);
 	if (b.failed) {
 		raft_free(b.p);

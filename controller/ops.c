@@ -146,13 +146,6 @@ static int plan_actor_create(struct loop *l, struct op *op)
 	return 0;
 }
 
-/* Room for one more request on n by capacity alone (unknown capacity: yes). */
-static bool has_room(const struct model_node *n, int64_t cpu, int64_t mem)
-{
-	return (n->spec.cpu_capacity == 0 || n->spec.cpu_capacity - n->cpu_used >= cpu) &&
-	       (n->spec.memory_mb == 0 || n->spec.memory_mb - n->memory_used_mb >= mem);
-}
-
 static int plan_actor_patch(struct loop *l, struct op *op)
 {
 	struct model *m = &l->model;
@@ -174,7 +167,7 @@ static int plan_actor_patch(struct loop *l, struct op *op)
 	int rc = 0;
 	for (; k < keep; k++) {
 		struct model_node *n = a->placements[k].node;
-		if ((ncpu != ocpu || nmem != omem) && !has_room(n, ncpu, nmem)) {
+		if ((ncpu != ocpu || nmem != omem) && !model_node_has_room(n, ncpu, nmem)) {
 			op_fail(op, 409, "insufficient_resources",
 				"actor scale failed: insufficient resources (node '%s' has no room for %lld "
 				"millicores and %lld MiB)",
