@@ -44,7 +44,23 @@ lib_init() {
 }
 
 # lattice_start NAME [FLAGS...]: (re)starts replica NAME; reuses its db/data dir.
+# Picking a free port and binding it are two steps other tests can get between:
+# when latticed could not bind, it is started again on other ports (3 tries).
 lattice_start() {
+	local name=$1 try
+	for try in 1 2 3; do
+		lattice_start_once "$@" && return 0
+		grep -qE "cannot listen|address already in use|raft_start" "$T_DIR/$name/latticed.log" || break
+		echo "# $name: ports taken, retrying on others" >&2
+		free_port >"$T_DIR/$name/http_port"
+		free_port >"$T_DIR/$name/raft_port"
+		: >"$T_DIR/$name/latticed.log"
+	done
+	tail -20 "$T_DIR/$name/latticed.log" | sed 's/^/# /'
+	bail "latticed did not become ready"
+}
+
+lattice_start_once() {
 	local name=$1; shift
 	if [ ! -d "$T_DIR/$name" ]; then
 		mkdir -p "$T_DIR/$name"
@@ -66,11 +82,14 @@ lattice_start() {
 		if curl -s -o /dev/null -w '%{http_code}' "$API/readyz" 2>/dev/null | grep -q 200; then
 			return 0
 		fi
-		kill -0 "$LATTICED_PID" 2>/dev/null || { tail -20 "$T_DIR/$name/latticed.log" | sed 's/^/# /'; bail "latticed exited"; }
+		if ! kill -0 "$LATTICED_PID" 2>/dev/null; then
+			wait "$LATTICED_PID" 2>/dev/null
+			LATTICED_PID=
+			return 1
+		fi
 		sleep 0.1
 	done
-	tail -20 "$T_DIR/$name/latticed.log" | sed 's/^/# /'
-	bail "latticed not ready after 30 s"
+	return 1
 }
 
 lattice_stop() {

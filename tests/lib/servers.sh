@@ -74,11 +74,12 @@ servers_cleanup() {
 	fi
 }
 
-# free_port: prints a TCP port on 127.0.0.1 nobody listens on now.
+# free_port: prints a TCP port on 127.0.0.1 nobody listens on now, below the
+# kernel's ephemeral range (32768-60999) so no client socket can take it.
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$(( (RANDOM % 20000) + 20000 ))
+		p=$(( (RANDOM % 12000) + 20000 ))
 		(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return 0; }
 	done
 	return 1
