@@ -141,6 +141,8 @@ static void res_id(struct apply_result *res, const char *id)
 	snprintf(res->id, sizeof(res->id), "%s", id ? id : "");
 }
 
+/* A change of the node's own record. Actors landing on it or leaving it do not
+ * count: its usage is derived from the placements (schema/003_node_usage.sql). */
 static void node_touch(struct model_node *n, int64_t at)
 {
 	n->generation++;
@@ -381,11 +383,8 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		p->state = PL_PENDING;
 		a->generation++;
 		a->updated_ms = e->at_ms;
-		node_touch(p->node, e->at_ms);
-		if (out) {
-			proj_node(out, p->node);
+		if (out)
 			proj_placements(out, a);
-		}
 	}
 	if (out)
 		proj_node(out, n);
@@ -522,15 +521,12 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	for (size_t i = 0; i < e->nplacements; i++) {
 		a->placements[i].node = nodes[i];
 		a->placements[i].state = PL_PENDING;
-		node_touch(nodes[i], e->at_ms);
 	}
 	a->generation = 1;
 	a->created_ms = a->updated_ms = e->at_ms;
 	set_cursor(m, e);
 	if (out) {
 		proj_actor(out, a);
-		for (size_t i = 0; i < a->nplacements; i++)
-			proj_node(out, nodes[i]);
 		proj_placements(out, a);
 	}
 	emit_event(m, out, e, "actor.created", "actor", a->spec.id,
@@ -613,12 +609,8 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 		return;
 	}
 	json_t *removed = json_array();
-	for (size_t i = keep; i < a->nplacements; i++) {
-		node_touch(a->placements[i].node, e->at_ms);
-		if (out)
-			proj_node(out, a->placements[i].node);
+	for (size_t i = keep; i < a->nplacements; i++)
 		json_array_append_new(removed, json_string(a->placements[i].node->spec.id));
-	}
 	memcpy(np, a->placements, keep * sizeof(*np));
 	for (size_t i = 0; i < add; i++) {
 		np[keep + i].node = nodes[i];
@@ -631,12 +623,8 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 	a->generation++;
 	a->updated_ms = e->at_ms;
 	set_cursor(m, e);
-	for (size_t i = 0; i < a->nplacements; i++)
-		node_touch(a->placements[i].node, e->at_ms);
 	if (out) {
 		proj_actor(out, a);
-		for (size_t i = 0; i < a->nplacements; i++)
-			proj_node(out, a->placements[i].node);
 		proj_placements(out, a);
 	}
 	emit_event(m, out, e, "actor.updated", "actor", a->spec.id,
@@ -656,13 +644,9 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 		return;
 	}
 	json_t *nodes = node_ids_json(a->placements, a->nplacements);
-	for (size_t i = 0; i < a->nplacements; i++) {
-		struct model_node *n = a->placements[i].node;
-		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, -1);
-		node_touch(n, e->at_ms);
-		if (out)
-			proj_node(out, n);
-	}
+	for (size_t i = 0; i < a->nplacements; i++)
+		model_node_account(m, a->placements[i].node, a->spec.cpu_required,
+				   a->spec.memory_required_mb, -1);
 	/* Its links go with it: a link is meaningless without its actor. */
 	size_t pos = 0;
 	struct model_link *l;

@@ -40,7 +40,7 @@ struct model_node {
 	int64_t last_heartbeat_ms; /* 0: never */
 	int64_t policy_version;
 	char *agent_version; /* NULL: unknown */
-	uint64_t generation; /* bumped on every change */
+	uint64_t generation; /* bumped on every change of the node's own record */
 	int64_t created_ms, updated_ms;
 	struct sched_node sched;
 	struct model_policy **policies; /* covering policies, sorted by id (borrowed) */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct model;
+struct proj_chunk;
 struct model_node;
 struct model_actor;
 struct model_provider;
@@ -27,10 +28,11 @@ struct model_policy;
  * are. */
 enum proj_kind {
 	/* id, region, labels, cpu_capacity, memory_mb, base_cpu_used,
-	 * base_memory_used_mb, base_actor_count, cpu_used, memory_used_mb,
-	 * actor_count, cpu_measured, memory_measured_mb, status, cordoned (t/f),
-	 * draining (t/f), error_count, last_heartbeat_ms, policy_version,
-	 * agent_version, generation, created_ms, updated_ms */
+	 * base_memory_used_mb, base_actor_count, cpu_measured, memory_measured_mb,
+	 * status, cordoned (t/f), draining (t/f), error_count, last_heartbeat_ms,
+	 * policy_version, agent_version, generation, created_ms, updated_ms — the
+	 * node's own record: its accounted usage is derived from the placements
+	 * (schema/003_node_usage.sql), so placing an actor does not rewrite it */
 	PROJ_NODE_UPSERT = 0,
 	PROJ_NODE_DELETE, /* id */
 	/* id, name, module, cpu_required, memory_required_mb, preferred_region,
@@ -63,7 +65,7 @@ enum proj_kind {
 struct proj_change {
 	enum proj_kind kind;
 	int nparams;
-	char *params[PROJ_MAX_PARAMS]; /* owned; NULL = SQL NULL */
+	char *params[PROJ_MAX_PARAMS]; /* in the batch's arena; NULL = SQL NULL */
 	struct proj_change *next;
 };
 
@@ -72,6 +74,7 @@ struct proj_batch {
 	struct proj_change *head, *tail;
 	size_t n;
 	int failed; /* an allocation failed while rendering: the batch is unusable */
+	struct proj_chunk *chunks; /* the arena holding every change (see proj.c) */
 	struct proj_batch *next; /* used by the writer's queue */
 };
 

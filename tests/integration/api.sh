@@ -6,7 +6,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 231
+plan 232
 
 lib_init
 # A short bounded wait, so the ?min_index= far in the future test is quick.
@@ -177,6 +177,7 @@ is "$STATUS" 404 "a plan creates no actor"
 
 # ---- actors ----------------------------------------------------------------------------
 
+GEN_EAST=$(node_field edge-ap-east-1 '[.generation, .updated_at] | map(tostring) | join(" ")')
 req POST /v1/actors "$SEED"
 is "$STATUS" 201 "POST /v1/actors (seed) is 201"
 is "$(header Location)" /v1/actors/task-sensor-001 "POST /v1/actors has Location"
@@ -186,6 +187,8 @@ is "$(jqr '[.id, .name, .module, .cpu_required, .memory_required_mb, .preferred_
 	"201 body shows the actor with its placement on edge-ap-east-1"
 req GET /v1/actors/task-sensor-001
 is "$STATUS $(jqr '.placements[0].node_id')" "200 edge-ap-east-1" "an immediate GET /v1/actors/{id} returns it"
+is "$(node_field edge-ap-east-1 '[.generation, .updated_at] | map(tostring) | join(" ")')" "$GEN_EAST" \
+	"placing an actor leaves the node's generation and updated_at (its own record) as they were"
 is "$(node_field edge-ap-east-1 '[.cpu_used, .memory_used_mb, .actor_count, .base.cpu_used, .base.memory_used_mb, .base.actor_count] | map(tostring) | join(" ")')" \
 	"1700 1056 6 1200 800 5" "edge-ap-east-1 is now 1200+500 = 1700 cpu, 800+256 MiB, 5+1 actors (base unchanged)"
 is "$(node_field edge-ap-southeast-1 .cpu_used) $(node_field edge-us-west-1 .cpu_used)" "500 3800" \

@@ -358,14 +358,12 @@ static void test_migrations(void)
 static void test_constraints(void)
 {
 	char st[8];
-	is_str(sql_state("INSERT INTO nodes (id, region, cpu_capacity, memory_mb, cpu_used, "
-			 "memory_used_mb, actor_count, status, created_at, updated_at) VALUES ('x', "
-			 "'eu', 1, 1, 0, 0, 0, 'bogus', now(), now())",
+	is_str(sql_state("INSERT INTO nodes (id, region, cpu_capacity, memory_mb, status, created_at, "
+			 "updated_at) VALUES ('x', 'eu', 1, 1, 'bogus', now(), now())",
 			 st, sizeof(st)),
 	       "23514", "CHECK rejects a bad node status");
-	is_str(sql_state("INSERT INTO nodes (id, region, cpu_capacity, memory_mb, cpu_used, "
-			 "memory_used_mb, actor_count, status, created_at, updated_at) VALUES ('x', "
-			 "'eu', -1, 1, 0, 0, 0, 'healthy', now(), now())",
+	is_str(sql_state("INSERT INTO nodes (id, region, cpu_capacity, memory_mb, status, created_at, "
+			 "updated_at) VALUES ('x', 'eu', -1, 1, 'healthy', now(), now())",
 			 st, sizeof(st)),
 	       "23514", "CHECK rejects negative capacity");
 	is_str(sql_state("INSERT INTO actors (id, name, module, cpu_required, memory_required_mb, "
@@ -425,7 +423,9 @@ static void test_projection(struct store *s)
 		is_str(jstr(j, "region"), "eu", "node region");
 		is_str(json_string_value(json_object_get(json_object_get(j, "labels"), "zone")), "a",
 		       "node labels");
+		/* base 100 + a1's 500 on n1: derived from the placements (schema 003) */
 		is_int(jint(j, "cpu_used"), 600, "node cpu_used is the accounted value");
+		is_int(jint(j, "memory_used_mb"), 768, "node memory_used_mb accounted");
 		is_int(jint(json_object_get(j, "base"), "cpu_used"), 100, "node base.cpu_used");
 		is_int(jint(j, "actor_count"), 2, "node actor_count accounted");
 		ok(json_is_null(json_object_get(j, "cpu_measured")), "unknown cpu_measured is null");
@@ -925,7 +925,7 @@ static void test_coalesce(struct store **sp, uint64_t *idx, uint64_t *seq)
 		b = co_batch(idx, seq);
 		cn[1].generation = (uint64_t)i;
 		proj_node(b, &cn[1]);
-		cn[1].cpu_used = i;
+		cn[1].spec.cpu_used = i;
 		proj_node(b, &cn[1]);
 		ca1.generation = (uint64_t)i;
 		pl_a[0].state_version = i;
@@ -998,7 +998,7 @@ static void test_coalesce(struct store **sp, uint64_t *idx, uint64_t *seq)
 	snprintf(buf, sizeof(buf), "seq > %" PRIu64, seq0);
 	is_int(count_where("events", buf), (long long)(*seq - seq0), "... every event, once");
 	/* 1 */
-	is_int(sql_int("SELECT generation * 1000 + cpu_used FROM nodes WHERE id = 'c-n1'"), 50050,
+	is_int(sql_int("SELECT generation * 1000 + base_cpu_used FROM nodes WHERE id = 'c-n1'"), 50050,
 	       "same key many times: the node's last version");
 	is_int(sql_int("SELECT generation FROM actors WHERE id = 'c-a1'"), 50, "... the actor's");
 	is_str(sql_str("SELECT string_agg(instance || ':' || state_version, ',' ORDER BY instance) "
@@ -1106,7 +1106,7 @@ int main(void)
 		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
 		return 1;
 	}
-	tap_plan(177);
+	tap_plan(178);
 	mk_objects();
 	test_migrations();
 	test_constraints();
