@@ -525,10 +525,8 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	a->generation = 1;
 	a->created_ms = a->updated_ms = e->at_ms;
 	set_cursor(m, e);
-	if (out) {
-		proj_actor(out, a);
-		proj_placements(out, a);
-	}
+	if (out)
+		proj_actor_created(out, a);
 	emit_event(m, out, e, "actor.created", "actor", a->spec.id,
 		   json_pack("{s:o}", "placements", node_ids_json(a->placements, a->nplacements)));
 	free(nodes);

@@ -253,6 +253,15 @@ void proj_placements(struct proj_batch *b, const struct model_actor *a)
 	proj_end(b, c);
 }
 
+void proj_actor_created(struct proj_batch *b, const struct model_actor *a)
+{
+	struct proj_change *last = b->tail;
+	proj_actor(b, a);
+	proj_placements(b, a);
+	for (struct proj_change *c = last ? last->next : b->head; c; c = c->next)
+		c->fresh = true;
+}
+
 void proj_provider(struct proj_batch *b, const struct model_provider *p)
 {
 	struct proj_change *c = proj_begin(b, PROJ_PROVIDER_UPSERT);

@@ -10,6 +10,7 @@
 #ifndef LATTICE_PROJ_H
 #define LATTICE_PROJ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,10 @@ enum proj_kind {
 
 struct proj_change {
 	enum proj_kind kind;
+	/* PROJ_ACTOR_UPSERT / PROJ_PLACEMENTS_SET of an actor this very entry creates:
+	 * the database cannot hold its rows yet, so the writer may INSERT them plainly
+	 * (see store_coalesce.c) */
+	bool fresh;
 	int nparams;
 	char *params[PROJ_MAX_PARAMS]; /* in the batch's arena; NULL = SQL NULL */
 	struct proj_change *next;
@@ -88,6 +93,8 @@ void proj_node_delete(struct proj_batch *b, const char *id);
 void proj_actor(struct proj_batch *b, const struct model_actor *a);
 void proj_actor_delete(struct proj_batch *b, const char *id);
 void proj_placements(struct proj_batch *b, const struct model_actor *a);
+/* A new actor: its row and its placements, marked fresh. */
+void proj_actor_created(struct proj_batch *b, const struct model_actor *a);
 void proj_provider(struct proj_batch *b, const struct model_provider *p);
 void proj_provider_delete(struct proj_batch *b, const char *id);
 void proj_link(struct proj_batch *b, const struct model_link *l);

@@ -11,7 +11,7 @@
  *
  * The whole transaction is one statement, an implicit transaction (one per
  * segment, all before one Sync, when the round holds a PROJ_RESET): the server
- * function lattice_project() (schema/002_project_fn.sql) runs one statement per
+ * function lattice_project() (schema/003_node_usage.sql) runs one statement per
  * (table, kind of change) of the coalesced changes (see store_coalesce.c),
  * records the round's highest index and checks the deferred foreign keys, all
  * with plans its session prepared once. The projection session runs with
@@ -54,7 +54,7 @@ enum {
 
 /* ---- SQL ------------------------------------------------------------------- */
 
-/* Each step's name in error lines (the comments of 002_project_fn.sql name the
+/* Each step's name in error lines (the comments of 003_node_usage.sql name the
  * steps alike), and how it is recognised in an error's CONTEXT: the start of its
  * statement in lattice_project() (see wr_step). */
 static const struct {
@@ -66,9 +66,11 @@ static const struct {
 	[PS_PROVIDERS_DELETE] = {"proj_providers_delete", "DELETE FROM providers "},
 	[PS_NODES_DELETE] = {"proj_nodes_delete", "DELETE FROM nodes "},
 	[PS_NODES_UPSERT] = {"proj_nodes_upsert", "INSERT INTO nodes "},
-	[PS_ACTORS_UPSERT] = {"proj_actors_upsert", "INSERT INTO actors "},
+	[PS_ACTORS_UPSERT] = {"proj_actors_upsert", "INSERT INTO actors ("},
+	[PS_ACTORS_INSERT] = {"proj_actors_insert", "INSERT INTO actors AS fresh "},
 	[PS_PROVIDERS_UPSERT] = {"proj_providers_upsert", "INSERT INTO providers "},
 	[PS_PLACEMENTS_SET] = {"proj_placements_set", "WITH a AS "},
+	[PS_PLACEMENTS_INSERT] = {"proj_placements_insert", "INSERT INTO placements AS fresh "},
 	[PS_LINKS_UPSERT] = {"proj_links_upsert", "INSERT INTO links "},
 	[PS_POLICIES_UPSERT] = {"proj_policies_upsert", "INSERT INTO policies "},
 	[PS_EVENTS_INSERT] = {"proj_events_insert", "INSERT INTO events "},
@@ -89,12 +91,12 @@ enum store_sql_id {
 
 static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_ROLLBACK] = {NULL, 0, "ROLLBACK"},
-	/* One segment of a round (schema/002_project_fn.sql): p_to, p_reset, then
+	/* One segment of a round (schema/003_node_usage.sql): p_to, p_reset, then
 	 * one parameter per step, in enum proj_stmt's order. */
 	[SQL_PROJECT] = {"store_project", 2 + PS_RESET,
 		"SELECT wal_insert_lsn, wal_flush_lsn FROM lattice_project($1::bigint, $2::boolean,"
 		" $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb, $8::jsonb, $9::jsonb,"
-		" $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb)"},
+		" $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb, $15::jsonb)"},
 	/* WAL insert position (at or past every commit so far) and flush position. */
 	[SQL_WAL] = {"store_wal", 0,
 		"SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"

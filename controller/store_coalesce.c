@@ -19,6 +19,12 @@
  *     their actor);
  *   - events are appended in log order and never coalesced (writing one twice
  *     stays an error);
+ *   - a key whose first change in the segment is a fresh upsert (an actor, or its
+ *     placements, created by that entry: proj.h) has no row in the database
+ *     before the segment, whatever the segment does to it later, so its last
+ *     upsert goes to a plain INSERT (PS_ACTORS_INSERT, PS_PLACEMENTS_INSERT),
+ *     which skips ON CONFLICT's probe and the placements' replace-the-set
+ *     statement: creating actors is the hot path;
  *   - PROJ_RESET ends the segment so far (one lattice_project() call); the next
  *     segment's call runs lattice_reset() before its own statements.
  *
@@ -101,23 +107,32 @@ static const struct wr_kind {
 	[PROJ_RESET] = {WT_NONE, false, NULL, 0},
 };
 
-/* Which table each statement writes, and how. */
+/* Which table each statement writes, and how; fresh: it takes the fresh keys
+ * (only actors and placements have them), the others take the rest. */
 static const struct {
 	enum wr_table table;
-	bool del;
+	bool del, fresh;
 } wr_stmts[PS_RESET] = {
-	[PS_LINKS_DELETE] = {WT_LINKS, true},         [PS_ACTORS_DELETE] = {WT_ACTORS, true},
-	[PS_PROVIDERS_DELETE] = {WT_PROVIDERS, true}, [PS_NODES_DELETE] = {WT_NODES, true},
-	[PS_NODES_UPSERT] = {WT_NODES, false},        [PS_ACTORS_UPSERT] = {WT_ACTORS, false},
-	[PS_PROVIDERS_UPSERT] = {WT_PROVIDERS, false}, [PS_PLACEMENTS_SET] = {WT_PLACEMENTS, false},
-	[PS_LINKS_UPSERT] = {WT_LINKS, false},        [PS_POLICIES_UPSERT] = {WT_POLICIES, false},
-	[PS_EVENTS_INSERT] = {WT_EVENTS, false},
+	[PS_LINKS_DELETE] = {WT_LINKS, true, false},
+	[PS_ACTORS_DELETE] = {WT_ACTORS, true, false},
+	[PS_PROVIDERS_DELETE] = {WT_PROVIDERS, true, false},
+	[PS_NODES_DELETE] = {WT_NODES, true, false},
+	[PS_NODES_UPSERT] = {WT_NODES, false, false},
+	[PS_ACTORS_UPSERT] = {WT_ACTORS, false, false},
+	[PS_ACTORS_INSERT] = {WT_ACTORS, false, true},
+	[PS_PROVIDERS_UPSERT] = {WT_PROVIDERS, false, false},
+	[PS_PLACEMENTS_SET] = {WT_PLACEMENTS, false, false},
+	[PS_PLACEMENTS_INSERT] = {WT_PLACEMENTS, false, true},
+	[PS_LINKS_UPSERT] = {WT_LINKS, false, false},
+	[PS_POLICIES_UPSERT] = {WT_POLICIES, false, false},
+	[PS_EVENTS_INSERT] = {WT_EVENTS, false, false},
 };
 
 /* One key's changes within a segment, coalesced (see the top of this file). */
 struct wr_ent {
 	enum wr_table table;
 	bool deleted;                 /* the key is deleted (before up, if any) */
+	bool fresh;                   /* its first change was a fresh upsert */
 	const struct proj_change *up; /* the last upsert after the last delete; NULL none */
 	uint64_t up_seq, del_seq;     /* positions of that upsert / the last delete; 0 none */
 	const char *k0, *k1;          /* the key, borrowed from a change */
@@ -231,7 +246,8 @@ int co_add(struct wr_co *co, uint64_t index, const struct proj_change *ch)
 	if (!e) {
 		if (!(e = co_append(co)))
 			return -1;
-		*e = (struct wr_ent){.table = k->table, .k0 = k0, .k1 = k1, .hash = h};
+		*e = (struct wr_ent){.table = k->table, .k0 = k0, .k1 = k1, .hash = h,
+				     .fresh = !k->del && ch->fresh};
 		co->slots[slot] = (uint32_t)co->n;
 	}
 	if (k->del) {
@@ -379,14 +395,15 @@ static void wb_row(struct wr_buf *b, const struct proj_change *ch)
 size_t co_render(const struct wr_co *co, enum proj_stmt st, struct wr_buf *b)
 {
 	enum wr_table t = wr_stmts[st].table;
-	bool del = wr_stmts[st].del;
+	bool del = wr_stmts[st].del, fresh = wr_stmts[st].fresh;
 	size_t rows = 0;
 	b->len = 0;
 	b->oom = false;
 	wb_c(b, del ? '{' : '[');
 	for (size_t i = 0; i < co->n; i++) {
 		const struct wr_ent *e = &co->ents[i];
-		if (e->table != t || (del ? !e->deleted : !e->up || co_orphaned(co, e)))
+		if (e->table != t ||
+		    (del ? !e->deleted : !e->up || e->fresh != fresh || co_orphaned(co, e)))
 			continue;
 		if (rows++)
 			wb_c(b, ',');

@@ -13,7 +13,7 @@
 
 /* The projection's steps: one statement per (table, kind of change), each taking
  * all of a segment's rows of that kind at once (see store_coalesce.c). They are
- * the body of lattice_project() (schema/002_project_fn.sql), which runs them in
+ * the body of lattice_project() (schema/003_node_usage.sql), which runs them in
  * the order of this enum, after lattice_reset() when asked: every delete before
  * every upsert, so an ON DELETE CASCADE can never remove a row written in the
  * same segment. A delete takes its keys as one text[]; the others take one jsonb
@@ -27,8 +27,10 @@ enum proj_stmt {
 	PS_NODES_DELETE,
 	PS_NODES_UPSERT,
 	PS_ACTORS_UPSERT,
+	PS_ACTORS_INSERT, /* fresh actors: a plain INSERT */
 	PS_PROVIDERS_UPSERT,
 	PS_PLACEMENTS_SET,
+	PS_PLACEMENTS_INSERT, /* fresh actors' placements: a plain INSERT */
 	PS_LINKS_UPSERT,
 	PS_POLICIES_UPSERT,
 	PS_EVENTS_INSERT,

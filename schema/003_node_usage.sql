@@ -11,9 +11,15 @@
 -- (registration, update, cordon, drain, heartbeat), not when an actor lands on it
 -- or leaves it.
 --
--- lattice_project() is replaced as a whole (forward-only: 002 stays as it landed);
--- only its node upsert changes: it no longer takes cpu_used, memory_used_mb and
--- actor_count (controller/proj.h lists the row keys the writer passes).
+-- lattice_project() is replaced as a whole (forward-only: 002 stays as it landed):
+--   - its node upsert no longer takes cpu_used, memory_used_mb and actor_count
+--     (controller/proj.h lists the row keys the writer passes);
+--   - two parameters more, p_actors_new after p_actors and p_placements_new after
+--     p_placements: the actors a segment creates, and their placements, which the
+--     database cannot hold yet, go in with plain INSERTs — no ON CONFLICT probe,
+--     no replace-the-set statement — since creating actors is the hot path (the
+--     writer decides which rows are new: "fresh" in controller/store_coalesce.c).
+--     A row that exists after all is a duplicate key: an error, as for events.
 
 DROP VIEW api_nodes;
 ALTER TABLE nodes DROP COLUMN cpu_used, DROP COLUMN memory_used_mb, DROP COLUMN actor_count;
@@ -59,7 +65,10 @@ CROSS JOIN LATERAL (
 	FROM placements p JOIN actors a ON a.id = p.actor_id
 	WHERE p.node_id = n.id) u;
 
-CREATE OR REPLACE FUNCTION lattice_project(
+DROP FUNCTION lattice_project(bigint, boolean, text[], text[], text[], text[], jsonb, jsonb,
+	jsonb, jsonb, jsonb, jsonb, jsonb);
+
+CREATE FUNCTION lattice_project(
 	p_to bigint,
 	p_reset boolean,
 	p_links_delete text[],
@@ -68,8 +77,10 @@ CREATE OR REPLACE FUNCTION lattice_project(
 	p_nodes_delete text[],
 	p_nodes jsonb,
 	p_actors jsonb,
+	p_actors_new jsonb,
 	p_providers jsonb,
 	p_placements jsonb,
+	p_placements_new jsonb,
 	p_links jsonb,
 	p_policies jsonb,
 	p_events jsonb,
@@ -156,6 +167,21 @@ BEGIN
 			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at;
 	END IF;
 
+	-- proj_actors_insert: actors the segment creates (the database has no row yet)
+	IF p_actors_new IS NOT NULL THEN
+		INSERT INTO actors AS fresh (id, name, module, cpu_required, memory_required_mb,
+			preferred_region, constraints, priority, max_latency_ms, replicas, strategy,
+			contracts, generation, created_at, updated_at)
+		SELECT id, name, module, cpu_required, memory_required_mb, preferred_region,
+			constraints, priority, max_latency_ms, replicas, strategy, contracts, generation,
+			lattice_from_ms(created_ms), lattice_from_ms(updated_ms)
+		FROM jsonb_to_recordset(p_actors_new) AS r(id text, name text, module text,
+			cpu_required bigint, memory_required_mb bigint, preferred_region text,
+			constraints jsonb, priority integer, max_latency_ms bigint, replicas bigint,
+			strategy text, contracts jsonb, generation bigint, created_ms bigint,
+			updated_ms bigint);
+	END IF;
+
 	-- proj_providers_upsert
 	IF p_providers IS NOT NULL THEN
 		INSERT INTO providers (id, contract_id, image, nodes, created_at)
@@ -189,6 +215,16 @@ BEGIN
 			state = EXCLUDED.state, state_version = EXCLUDED.state_version
 		WHERE (placements.node_id, placements.state, placements.state_version)
 			IS DISTINCT FROM (EXCLUDED.node_id, EXCLUDED.state, EXCLUDED.state_version);
+	END IF;
+
+	-- proj_placements_insert: the placements of actors the segment creates, rows
+	-- as for proj_placements_set
+	IF p_placements_new IS NOT NULL THEN
+		INSERT INTO placements AS fresh (actor_id, instance, node_id, state, state_version)
+		SELECT a.actor_id, x.instance, x.node_id, x.state, coalesce(x.state_version, 0)
+		FROM jsonb_to_recordset(p_placements_new) AS a(actor_id text, placements jsonb),
+			jsonb_to_recordset(a.placements)
+			AS x(instance integer, node_id text, state text, state_version bigint);
 	END IF;
 
 	-- proj_links_upsert

@@ -194,6 +194,9 @@ static void test_actor_create(void)
 		    "its generation (its own record) did not move");
 	/* No node rows: a node's usage is derived from the placements (schema 003). */
 	is_str(kinds(b), "actor_upsert,placements_set,event_insert", "actor create: rows emitted");
+	ok(find_kind(b, PROJ_ACTOR_UPSERT)->fresh && find_kind(b, PROJ_PLACEMENTS_SET)->fresh &&
+		   !find_kind(b, PROJ_EVENT_INSERT)->fresh,
+	   "actor create: the actor's rows are marked fresh (a plain INSERT for the writer)");
 	const struct proj_change *pc = find_kind(b, PROJ_PLACEMENTS_SET);
 	json_t *pj = pc ? json_loads(pc->params[1], 0, NULL) : NULL;
 	ok(pj && json_array_size(pj) == 2 &&
@@ -291,6 +294,8 @@ static void test_actor_update(void)
 		   a->placements[1].node != a->placements[2].node,
 	   "scale up: new replicas pending, on the planned nodes (%s)", planned);
 	is_str(kinds(b), "actor_upsert,placements_set,event_insert", "scale up: rows emitted");
+	ok(!find_kind(b, PROJ_ACTOR_UPSERT)->fresh && !find_kind(b, PROJ_PLACEMENTS_SET)->fresh,
+	   "scale up: an existing actor's rows are not fresh");
 	check_invariants(&m, "scale up: every node accounts its replicas");
 	struct model_node *gone1 = a->nplacements == 3 ? a->placements[1].node : NULL;
 	struct model_node *gone2 = a->nplacements == 3 ? a->placements[2].node : NULL;
@@ -775,7 +780,7 @@ static void test_drain(void)
 
 int main(void)
 {
-	tap_plan(228);
+	tap_plan(230);
 	test_node_put();
 	test_flags_delete();
 	test_actor_create();
