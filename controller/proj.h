@@ -61,17 +61,15 @@ enum proj_kind {
 	PROJ_KIND_COUNT
 };
 
-#define PROJ_MAX_PARAMS 24
-
 struct proj_change {
 	enum proj_kind kind;
 	/* PROJ_ACTOR_UPSERT / PROJ_PLACEMENTS_SET of an actor this very entry creates:
 	 * the database cannot hold its rows yet, so the writer may INSERT them plainly
 	 * (see store_coalesce.c) */
 	bool fresh;
-	int nparams;
-	char *params[PROJ_MAX_PARAMS]; /* in the batch's arena; NULL = SQL NULL */
+	int nparams, cap;
 	struct proj_change *next;
+	char *params[]; /* cap slots, in the batch's arena; NULL = SQL NULL */
 };
 
 struct proj_batch {
