@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
+
 static const char *const entry_names[] = {
 	[ENTRY_NODE_PUT] = "node_put",
 	[ENTRY_NODE_FLAGS] = "node_flags",
@@ -28,77 +30,107 @@ const char *entry_op_name(enum entry_op op)
 	return "unknown";
 }
 
-static int set_new(json_t *o, const char *k, json_t *v)
+/* key: the tree j (stolen; NULL = out of memory). */
+static void put_tree(struct jw *w, const char *key, json_t *j)
 {
-	return v == NULL ? -1 : json_object_set_new(o, k, v);
+	if (j == NULL) {
+		w->oom = true;
+		return;
+	}
+	jw_key(w, key);
+	jw_tree(w, j);
+	json_decref(j);
+}
+
+/* A string the entry cannot do without: NULL makes it unrenderable. */
+static void put_str(struct jw *w, const char *s)
+{
+	if (s == NULL)
+		w->oom = true;
+	else
+		jw_str(w, s);
 }
 
 int entry_encode(const struct entry *e, void **buf, size_t *len)
 {
-	json_t *o = json_object();
-	if (o == NULL)
-		return -1;
-	int rc = 0;
-	rc |= set_new(o, "v", json_integer(ENTRY_VERSION));
-	rc |= set_new(o, "op", json_string(entry_op_name(e->op)));
-	rc |= set_new(o, "at", json_integer(e->at_ms));
-	if (e->who)
-		rc |= set_new(o, "who", json_string(e->who));
-	if (e->target)
-		rc |= set_new(o, "target", json_string(e->target));
-	if (e->flag)
-		rc |= set_new(o, "flag", json_integer(e->flag));
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "v");
+	jw_int(&w, ENTRY_VERSION);
+	jw_key(&w, "op");
+	jw_str(&w, entry_op_name(e->op));
+	jw_key(&w, "at");
+	jw_int(&w, e->at_ms);
+	if (e->who) {
+		jw_key(&w, "who");
+		jw_str(&w, e->who);
+	}
+	if (e->target) {
+		jw_key(&w, "target");
+		jw_str(&w, e->target);
+	}
+	if (e->flag) {
+		jw_key(&w, "flag");
+		jw_int(&w, e->flag);
+	}
 	switch (e->op) {
 	case ENTRY_NODE_PUT:
-		rc |= set_new(o, "node", spec_node_to_json(&e->node));
+		put_tree(&w, "node", spec_node_to_json(&e->node));
 		break;
-	case ENTRY_ACTOR_CREATE:
-		rc |= set_new(o, "actor", spec_actor_to_json(&e->actor));
+	case ENTRY_ACTOR_CREATE: /* the hot path: written directly */
+		jw_key(&w, "actor");
+		spec_actor_write(&w, &e->actor);
 		break;
 	case ENTRY_ACTOR_UPDATE:
-		rc |= set_new(o, "patch", spec_actor_patch_to_json(&e->patch));
+		put_tree(&w, "patch", spec_actor_patch_to_json(&e->patch));
 		break;
 	case ENTRY_PROVIDER_CREATE:
-		rc |= set_new(o, "provider", spec_provider_to_json(&e->provider));
+		put_tree(&w, "provider", spec_provider_to_json(&e->provider));
 		break;
 	case ENTRY_LINK_CREATE:
-		rc |= set_new(o, "link", spec_link_to_json(&e->link));
+		put_tree(&w, "link", spec_link_to_json(&e->link));
 		break;
 	case ENTRY_POLICY_PUT:
-		rc |= set_new(o, "policy", spec_policy_to_json(&e->policy));
+		put_tree(&w, "policy", spec_policy_to_json(&e->policy));
 		break;
 	default:
 		break;
 	}
 	if (e->nplacements) {
-		json_t *a = json_array();
-		rc |= set_new(o, "placements", a);
-		for (size_t i = 0; a && i < e->nplacements; i++)
-			rc |= json_array_append_new(a, json_string(e->placements[i]));
+		jw_key(&w, "placements");
+		jw_arr(&w);
+		for (size_t i = 0; i < e->nplacements; i++)
+			put_str(&w, e->placements[i]);
+		jw_arr_end(&w);
 	}
-	if (e->rr_cursor)
-		rc |= set_new(o, "rr_cursor", json_string(e->rr_cursor));
+	if (e->rr_cursor) {
+		jw_key(&w, "rr_cursor");
+		jw_str(&w, e->rr_cursor);
+	}
 	if (e->nmoves) {
-		json_t *a = json_array();
-		rc |= set_new(o, "moves", a);
-		for (size_t i = 0; a && i < e->nmoves; i++)
-			rc |= json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "actor_id",
-								 e->moves[i].actor_id, "instance",
-								 (json_int_t)e->moves[i].instance, "to_node",
-								 e->moves[i].to_node));
+		jw_key(&w, "moves");
+		jw_arr(&w);
+		for (size_t i = 0; i < e->nmoves; i++) {
+			jw_obj(&w);
+			jw_key(&w, "actor_id");
+			put_str(&w, e->moves[i].actor_id);
+			jw_key(&w, "instance");
+			jw_int(&w, e->moves[i].instance);
+			jw_key(&w, "to_node");
+			put_str(&w, e->moves[i].to_node);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
 	}
-	if (rc != 0) {
-		json_decref(o);
-		return -1;
-	}
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
+	jw_obj_end(&w);
+	size_t n;
+	char *s = jw_take(&w, &n);
 	if (s == NULL)
 		return -1;
 	/* raft 0.15's segment writer requires entry lengths that are multiples of 8
 	 * (it asserts it only in debug builds and otherwise writes a segment it
 	 * cannot read back): pad with spaces, which JSON ignores. */
-	size_t n = strlen(s);
 	size_t padded = (n + 7) & ~(size_t)7;
 	char *b = raft_malloc(padded);
 	if (b == NULL) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "entry.h"
+#include "jw.h"
 #include "policy.h"
 #include "proj.h"
 
@@ -204,17 +205,23 @@ int model_actor_contracts(const struct model *m, const struct model_actor *a, st
 	return 0;
 }
 
+/* data: the event's JSON text, NULL for {} (or out of memory: the event still
+ * counts, with {}). */
+static void emit_event_text(struct model *m, struct proj_batch *out, const struct entry *e,
+			    const char *kind, const char *type, const char *id, const char *data)
+{
+	m->event_seq++;
+	if (out != NULL)
+		proj_event(out, m->event_seq, e->at_ms, e->who ? e->who : "system", kind, type, id,
+			   data ? data : "{}");
+}
+
 static void emit_event(struct model *m, struct proj_batch *out, const struct entry *e, const char *kind,
 		       const char *type, const char *id, json_t *data /* stolen */)
 {
-	m->event_seq++;
-	if (out == NULL) {
-		json_decref(data);
-		return;
-	}
-	char *txt = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *txt = out && data ? json_dumps(data, JSON_COMPACT) : NULL;
 	json_decref(data);
-	proj_event(out, m->event_seq, e->at_ms, e->who ? e->who : "system", kind, type, id, txt ? txt : "{}");
+	emit_event_text(m, out, e, kind, type, id, txt);
 	free(txt);
 }
 
@@ -527,8 +534,22 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	set_cursor(m, e);
 	if (out)
 		proj_actor_created(out, a);
-	emit_event(m, out, e, "actor.created", "actor", a->spec.id,
-		   json_pack("{s:o}", "placements", node_ids_json(a->placements, a->nplacements)));
+	/* the hot path: the event's data written directly, no tree */
+	char *data = NULL;
+	if (out) {
+		struct jw w;
+		jw_init(&w);
+		jw_obj(&w);
+		jw_key(&w, "placements");
+		jw_arr(&w);
+		for (size_t i = 0; i < a->nplacements; i++)
+			jw_str(&w, a->placements[i].node->spec.id);
+		jw_arr_end(&w);
+		jw_obj_end(&w);
+		data = jw_take(&w, NULL);
+	}
+	emit_event_text(m, out, e, "actor.created", "actor", a->spec.id, data);
+	free(data);
 	free(nodes);
 	return;
 fail:

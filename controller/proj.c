@@ -4,7 +4,6 @@
 #include "proj.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +51,7 @@ void proj_batch_free(struct proj_batch *b)
 		free(k);
 		k = next;
 	}
+	jw_free(&b->scratch);
 	free(b);
 }
 
@@ -146,16 +146,32 @@ static void p_bool(struct proj_batch *b, struct proj_change *c, bool v)
 	p_str(b, c, v ? "t" : "f");
 }
 
-/* Takes the reference j (NULL = out of memory). */
-static void p_json(struct proj_batch *b, struct proj_change *c, json_t *j)
+/* The batch's scratch writer, emptied. */
+static struct jw *p_scratch(struct proj_batch *b)
 {
-	char *v = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(j);
-	if (c && !v)
+	jw_reset(&b->scratch);
+	return &b->scratch;
+}
+
+/* Appends what the scratch writer holds as one parameter. */
+static void p_written(struct proj_batch *b, struct proj_change *c)
+{
+	if (c && b->scratch.oom)
 		b->failed = 1;
 	else
-		p_str(b, c, v);
-	free(v);
+		p_strn(b, c, b->scratch.p ? b->scratch.p : "", b->scratch.len);
+}
+
+static void p_kvlist(struct proj_batch *b, struct proj_change *c, const struct kvlist *l)
+{
+	kvlist_write(p_scratch(b), l);
+	p_written(b, c);
+}
+
+static void p_strlist(struct proj_batch *b, struct proj_change *c, const struct strlist *l)
+{
+	strlist_write(p_scratch(b), l);
+	p_written(b, c);
 }
 
 static void proj_end(struct proj_batch *b, struct proj_change *c)
@@ -175,7 +191,7 @@ void proj_node(struct proj_batch *b, const struct model_node *n)
 	struct proj_change *c = proj_begin(b, PROJ_NODE_UPSERT);
 	p_str(b, c, n->spec.id);
 	p_str(b, c, n->spec.region);
-	p_json(b, c, kvlist_to_json(&n->spec.labels));
+	p_kvlist(b, c, &n->spec.labels);
 	p_int(b, c, n->spec.cpu_capacity);
 	p_int(b, c, n->spec.memory_mb);
 	p_int(b, c, n->spec.cpu_used);
@@ -221,12 +237,12 @@ void proj_actor(struct proj_batch *b, const struct model_actor *a)
 	p_int(b, c, s->cpu_required);
 	p_int(b, c, s->memory_required_mb);
 	p_str(b, c, s->preferred_region ? s->preferred_region : "");
-	p_json(b, c, kvlist_to_json(&s->constraints));
+	p_kvlist(b, c, &s->constraints);
 	p_int(b, c, s->priority);
 	p_int(b, c, s->max_latency_ms);
 	p_int(b, c, s->replicas);
 	p_str(b, c, spec_strategy_name(s->strategy));
-	p_json(b, c, strlist_to_json(&s->contracts));
+	p_strlist(b, c, &s->contracts);
 	p_uint(b, c, a->generation);
 	p_int(b, c, a->created_ms);
 	p_int(b, c, a->updated_ms);
@@ -238,30 +254,28 @@ void proj_actor_delete(struct proj_batch *b, const char *id)
 	proj_delete(b, PROJ_ACTOR_DELETE, id);
 }
 
-/* [{"instance","node_id","state","state_version"}...] in instance order; NULL when
- * out of memory. */
-static json_t *proj_placements_json(const struct model_actor *a)
-{
-	json_t *arr = json_array();
-	for (size_t i = 0; arr && i < a->nplacements; i++) {
-		const struct model_placement *p = &a->placements[i];
-		json_t *o = json_pack("{s:I, s:o, s:s, s:I}", "instance", (json_int_t)i, "node_id",
-				      p->node ? json_string(p->node->spec.id) : json_null(), "state",
-				      model_placement_state_name(p->state), "state_version",
-				      (json_int_t)p->state_version);
-		if (json_array_append_new(arr, o) != 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
-	return arr;
-}
-
 void proj_placements(struct proj_batch *b, const struct model_actor *a)
 {
 	struct proj_change *c = proj_begin(b, PROJ_PLACEMENTS_SET);
 	p_str(b, c, a->spec.id);
-	p_json(b, c, c ? proj_placements_json(a) : NULL);
+	/* [{"instance","node_id","state","state_version"}...] in instance order */
+	struct jw *w = p_scratch(b);
+	jw_arr(w);
+	for (size_t i = 0; i < a->nplacements; i++) {
+		const struct model_placement *p = &a->placements[i];
+		jw_obj(w);
+		jw_key(w, "instance");
+		jw_uint(w, i);
+		jw_key(w, "node_id");
+		jw_str(w, p->node ? p->node->spec.id : NULL);
+		jw_key(w, "state");
+		jw_str(w, model_placement_state_name(p->state));
+		jw_key(w, "state_version");
+		jw_int(w, p->state_version);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	p_written(b, c);
 	proj_end(b, c);
 }
 
@@ -280,7 +294,7 @@ void proj_provider(struct proj_batch *b, const struct model_provider *p)
 	p_str(b, c, p->spec.id);
 	p_str(b, c, p->spec.contract_id);
 	p_str(b, c, p->spec.image);
-	p_json(b, c, strlist_to_json(&p->spec.nodes));
+	p_strlist(b, c, &p->spec.nodes);
 	p_int(b, c, p->created_ms);
 	proj_end(b, c);
 }
@@ -299,7 +313,7 @@ void proj_link(struct proj_batch *b, const struct model_link *l)
 	p_str(b, c, s->provider_id);
 	p_str(b, c, s->contract_id);
 	p_str(b, c, s->link_name ? s->link_name : "default");
-	p_json(b, c, kvlist_to_json(&s->values));
+	p_kvlist(b, c, &s->values);
 	p_int(b, c, s->timeout_ms);
 	p_int(b, c, s->retry_count);
 	p_int(b, c, s->retry_delay_ms);
@@ -318,13 +332,18 @@ void proj_policy(struct proj_batch *b, const struct model_policy *p)
 	struct proj_change *c = proj_begin(b, PROJ_POLICY_INSERT);
 	p_str(b, c, s->policy_id);
 	p_int(b, c, p->version);
-	p_json(b, c, strlist_to_json(&s->allowed_contracts));
-	p_json(b, c, strlist_to_json(&s->denied_contracts));
+	p_strlist(b, c, &s->allowed_contracts);
+	p_strlist(b, c, &s->denied_contracts);
 	p_int(b, c, s->max_actor_memory_mb);
-	p_json(b, c, strlist_to_json(&s->network_restrictions));
-	p_json(b, c, c ? json_pack("{s:o, s:o}", "regions", strlist_to_json(&s->sel_regions),
-				   "labels", kvlist_to_json(&s->sel_labels))
-		       : NULL);
+	p_strlist(b, c, &s->network_restrictions);
+	struct jw *w = p_scratch(b);
+	jw_obj(w);
+	jw_key(w, "regions");
+	strlist_write(w, &s->sel_regions);
+	jw_key(w, "labels");
+	kvlist_write(w, &s->sel_labels);
+	jw_obj_end(w);
+	p_written(b, c);
 	/* The row is this version, so its time is when this version was made. */
 	p_int(b, c, p->updated_ms > 0 ? p->updated_ms : p->created_ms);
 	proj_end(b, c);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jw.h"
+
 struct model;
 struct proj_chunk;
 struct model_node;
@@ -78,6 +80,7 @@ struct proj_batch {
 	size_t n;
 	int failed; /* an allocation failed while rendering: the batch is unusable */
 	struct proj_chunk *chunks; /* the arena holding every change (see proj.c) */
+	struct jw scratch;         /* renders JSON parameters before the arena copy */
 	struct proj_batch *next; /* used by the writer's queue */
 };
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
+
 /* ---- error messages ------------------------------------------------------ */
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid.
@@ -372,6 +374,24 @@ json_t *strlist_to_json(const struct strlist *l)
 		}
 	}
 	return a;
+}
+
+void kvlist_write(struct jw *w, const struct kvlist *l)
+{
+	jw_obj(w);
+	for (size_t i = 0; i < l->n; i++) {
+		jw_key(w, l->items[i].key);
+		jw_str(w, l->items[i].value);
+	}
+	jw_obj_end(w);
+}
+
+void strlist_write(struct jw *w, const struct strlist *l)
+{
+	jw_arr(w);
+	for (size_t i = 0; i < l->n; i++)
+		jw_str(w, l->items[i]);
+	jw_arr_end(w);
 }
 
 /* ---- body ---------------------------------------------------------------- */
@@ -805,6 +825,42 @@ json_t *spec_actor_to_json(const struct actor_spec *s)
 	spec_put(o, "strategy", json_string(spec_strategy_name(s->strategy)), &bad);
 	spec_put(o, "contracts", strlist_to_json(&s->contracts), &bad);
 	return spec_done(o, bad);
+}
+
+void spec_actor_write(struct jw *w, const struct actor_spec *s)
+{
+	jw_obj(w);
+	if (s->id) {
+		jw_key(w, "id");
+		jw_str(w, s->id);
+	}
+	if (s->name) {
+		jw_key(w, "name");
+		jw_str(w, s->name);
+	}
+	jw_key(w, "module");
+	if (s->module == NULL)
+		w->oom = true; /* as spec_actor_to_json: no document without a module */
+	jw_str(w, s->module);
+	jw_key(w, "cpu_required");
+	jw_int(w, s->cpu_required);
+	jw_key(w, "memory_required_mb");
+	jw_int(w, s->memory_required_mb);
+	jw_key(w, "preferred_region");
+	jw_str(w, s->preferred_region ? s->preferred_region : "");
+	jw_key(w, "constraints");
+	kvlist_write(w, &s->constraints);
+	jw_key(w, "priority");
+	jw_int(w, s->priority);
+	jw_key(w, "max_latency_ms");
+	jw_int(w, s->max_latency_ms);
+	jw_key(w, "replicas");
+	jw_int(w, s->replicas);
+	jw_key(w, "strategy");
+	jw_str(w, spec_strategy_name(s->strategy));
+	jw_key(w, "contracts");
+	strlist_write(w, &s->contracts);
+	jw_obj_end(w);
 }
 
 /* ---- actor patch --------------------------------------------------------- */

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct jw;
+
 #define SPEC_ID_MAX 128
 #define SPEC_BODY_MAX (1024 * 1024)
 
@@ -139,6 +141,9 @@ void spec_node_free(struct node_spec *s);
 
 int spec_actor_from_json(const json_t *j, struct actor_spec *out, struct spec_err *err);
 json_t *spec_actor_to_json(const struct actor_spec *s);
+/* The same document as spec_actor_to_json, written as text (the log's hot path);
+ * a spec without a module marks w unusable (oom), as spec_actor_to_json fails. */
+void spec_actor_write(struct jw *w, const struct actor_spec *s);
 void spec_actor_free(struct actor_spec *s);
 const char *spec_strategy_name(enum actor_strategy s);
 
@@ -166,5 +171,8 @@ void strlist_free(struct strlist *l);
 bool strlist_has(const struct strlist *l, const char *s);
 json_t *kvlist_to_json(const struct kvlist *l);
 json_t *strlist_to_json(const struct strlist *l);
+/* The same as text: an object of strings, an array of strings. */
+void kvlist_write(struct jw *w, const struct kvlist *l);
+void strlist_write(struct jw *w, const struct strlist *l);
 
 #endif

@@ -278,7 +278,7 @@ void store_close(struct store *s)
 	}
 	co_free(&s->co);
 	for (int i = 0; i < PS_RESET; i++)
-		free(s->buf[i].p);
+		jw_free(&s->buf[i]);
 	free(s->qs);
 	PQfinish(s->wc);
 	store_readers_close(s);
@@ -552,7 +552,7 @@ static int wr_send_call(struct store *s, bool reset, const char *to, uint64_t fi
 		s->capqs = cap;
 	}
 	for (int st = 0; st < PS_RESET; st++) {
-		struct wr_buf *b = &s->buf[st];
+		struct jw *b = &s->buf[st];
 		size_t rows = co_render(co, (enum proj_stmt)st, b);
 		if (b->oom) {
 			store_err(msg, len, "out of memory");
@@ -621,10 +621,8 @@ conn:
 out:
 	co_clear(&s->co); /* it borrowed from the batches */
 	for (int i = 0; i < PS_RESET; i++) {
-		if (s->buf[i].cap > (1 << 20)) { /* a rebuild's; libpq has copied it */
-			free(s->buf[i].p);
-			s->buf[i] = (struct wr_buf){0};
-		}
+		if (s->buf[i].cap > (1 << 20)) /* a rebuild's; libpq has copied it */
+			jw_free(&s->buf[i]);
 	}
 	return rc;
 }

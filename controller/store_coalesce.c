@@ -34,7 +34,6 @@
  * trips none. */
 #include "store_coalesce.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,117 +301,73 @@ void co_free(struct wr_co *co)
 	memset(co, 0, sizeof(*co));
 }
 
-static void wb_put(struct wr_buf *b, const char *p, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->cap - b->len < n + 1) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap - b->len < n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void wb_c(struct wr_buf *b, char c)
-{
-	wb_put(b, &c, 1);
-}
-
-/* s as a JSON string. */
-static void wb_json_str(struct wr_buf *b, const char *s)
-{
-	const char *run = s;
-	wb_c(b, '"');
-	for (const char *p = s;; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch && ch != '"' && ch != '\\' && ch >= 0x20)
-			continue;
-		wb_put(b, run, (size_t)(p - run));
-		if (!ch)
-			break;
-		char esc[8];
-		if (ch == '"' || ch == '\\')
-			snprintf(esc, sizeof(esc), "\\%c", ch);
-		else
-			snprintf(esc, sizeof(esc), "\\u%04x", ch);
-		wb_put(b, esc, strlen(esc));
-		run = p + 1;
-	}
-	wb_c(b, '"');
-}
-
 /* s as an element of a PostgreSQL array literal (NULL: SQL NULL). */
-static void wb_array_str(struct wr_buf *b, const char *s)
+static void co_array_str(struct jw *b, const char *s)
 {
 	if (!s) {
-		wb_put(b, "NULL", 4);
+		jw_raw(b, "NULL", 4);
 		return;
 	}
-	wb_c(b, '"');
-	for (const char *p = s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			wb_c(b, '\\');
-		wb_c(b, *p);
+	jw_raw(b, "\"", 1);
+	for (const char *run = s, *p = s;; p++) {
+		if (*p && *p != '"' && *p != '\\')
+			continue;
+		jw_raw(b, run, (size_t)(p - run));
+		if (!*p)
+			break;
+		jw_raw(b, "\\", 1);
+		run = p;
 	}
-	wb_c(b, '"');
+	jw_raw(b, "\"", 1);
 }
 
 /* A change as a row object: {"key": value, ...}; NULL parameters are left out
  * (jsonb_to_recordset reads a missing key as NULL). */
-static void wb_row(struct wr_buf *b, const struct proj_change *ch)
+static void co_row(struct jw *b, const struct proj_change *ch)
 {
 	const struct wr_kind *k = &wr_kinds[ch->kind];
-	bool first = true;
-	wb_c(b, '{');
+	jw_obj(b);
 	for (int i = 0; i < ch->nparams && i < k->nparams; i++) {
 		const char *v = ch->params[i];
 		if (!v)
 			continue;
-		if (!first)
-			wb_c(b, ',');
-		first = false;
-		wb_c(b, '"');
-		wb_put(b, k->cols[i].key, strlen(k->cols[i].key));
-		wb_put(b, "\":", 2);
+		jw_key(b, k->cols[i].key);
 		if (k->cols[i].json)
-			wb_put(b, v, strlen(v)); /* proj.c rendered it: one JSON value */
+			jw_json(b, v, strlen(v)); /* proj.c rendered it: one JSON value */
 		else
-			wb_json_str(b, v);
+			jw_str(b, v);
 	}
-	wb_c(b, '}');
+	jw_obj_end(b);
 }
 
-size_t co_render(const struct wr_co *co, enum proj_stmt st, struct wr_buf *b)
+size_t co_render(const struct wr_co *co, enum proj_stmt st, struct jw *b)
 {
 	enum wr_table t = wr_stmts[st].table;
 	bool del = wr_stmts[st].del, fresh = wr_stmts[st].fresh;
 	size_t rows = 0;
-	b->len = 0;
-	b->oom = false;
-	wb_c(b, del ? '{' : '[');
+	jw_reset(b);
+	if (del)
+		jw_raw(b, "{", 1);
+	else
+		jw_arr(b);
 	for (size_t i = 0; i < co->n; i++) {
 		const struct wr_ent *e = &co->ents[i];
 		if (e->table != t ||
 		    (del ? !e->deleted : !e->up || e->fresh != fresh || co_orphaned(co, e)))
 			continue;
-		if (rows++)
-			wb_c(b, ',');
-		if (del)
-			wb_array_str(b, e->k0);
-		else
-			wb_row(b, e->up);
+		if (del) {
+			if (rows)
+				jw_raw(b, ",", 1);
+			co_array_str(b, e->k0);
+		} else {
+			co_row(b, e->up);
+		}
+		rows++;
 	}
-	wb_c(b, del ? '}' : ']');
+	if (del)
+		jw_raw(b, "}", 1);
+	else
+		jw_arr_end(b);
 	return rows;
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jw.h"
 #include "proj.h"
 
 /* The projection's steps: one statement per (table, kind of change), each taking
@@ -52,20 +53,13 @@ struct wr_co {
 	uint64_t first, last; /* log indexes of the first and last change */
 };
 
-/* A growing text buffer; oom once an allocation failed. */
-struct wr_buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
 /* Adds one change (borrowed: the batch outlives the segment). 0, or -1 when out
  * of memory. */
 int co_add(struct wr_co *co, uint64_t index, const struct proj_change *ch);
 /* Writes the segment's rows of step st (st < PS_RESET) to b, replacing what b
  * held: a delete's keys as a text[] literal, other rows as a JSON array of row
  * objects. Returns the number of rows; b->oom when out of memory. */
-size_t co_render(const struct wr_co *co, enum proj_stmt st, struct wr_buf *b);
+size_t co_render(const struct wr_co *co, enum proj_stmt st, struct jw *b);
 /* Starts a new segment. Keeps the memory unless a big one (a rebuild) grew it. */
 void co_clear(struct wr_co *co);
 void co_free(struct wr_co *co);

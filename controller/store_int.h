@@ -44,7 +44,7 @@ struct store {
 	size_t fl_n, fl_changes;
 	struct store_txn *rt_head, *rt_tail; /* retained */
 	struct wr_co co;                  /* the transaction being built */
-	struct wr_buf buf[PS_RESET];      /* one call's parameters, one per step */
+	struct jw buf[PS_RESET];          /* one call's parameters, one per step */
 	struct wr_query *qs;              /* the round's lattice_project() calls */
 	size_t nqs, capqs;
 	bool down;                        /* connection lost, not yet back */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "entry.h"
+#include "jw.h"
 #include "spec.h"
 #include "tap.h"
 
@@ -489,12 +490,57 @@ static void test_accepts(void)
 	entry_release(&e); /* twice is harmless (ASan would say otherwise) */
 }
 
+/* The actor written as text (the log's path) is the document spec_actor_to_json
+ * builds (the snapshot's path): the two encoders must never drift apart. */
+static void test_actor_write(void)
+{
+	static const char *const actors[] = {
+		"{'id':'a','module':'m','cpu_required':0,'memory_required_mb':0}",
+		"{'id':'echo','name':'Echo \\\\ \\\" é/€','module':'ghcr.io/x/echo:1','cpu_required':500,"
+		"'memory_required_mb':256,'preferred_region':'eu-west','constraints':{'tier':'edge','zone':'a \\\" b'},"
+		"'priority':200,'max_latency_ms':50,'replicas':3,'strategy':'round_robin',"
+		"'contracts':['wasmcloud:httpserver','wasmcloud:keyvalue']}",
+		"{'id':'b','module':'m','cpu_required':1,'memory_required_mb':1,'constraints':{},"
+		"'contracts':[]}",
+	};
+	int same = 0;
+	for (size_t i = 0; i < sizeof(actors) / sizeof(actors[0]); i++) {
+		struct actor_spec a = actor_of(actors[i]);
+		struct jw w;
+		jw_init(&w);
+		spec_actor_write(&w, &a);
+		char *text = jw_take(&w, NULL);
+		json_t *got = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+		json_t *want = spec_actor_to_json(&a);
+		if (got && want && json_equal(got, want))
+			same++;
+		else
+			tap_diag("actor %zu: %s", i, text ? text : "(oom)");
+		json_decref(got);
+		json_decref(want);
+		free(text);
+		spec_actor_free(&a);
+	}
+	is_int(same, 3, "spec_actor_write and spec_actor_to_json give the same document");
+
+	struct entry e = {0};
+	e.op = ENTRY_ACTOR_CREATE;
+	e.actor = actor_of("{'id':'a','module':'m','cpu_required':1,'memory_required_mb':1}");
+	free(e.actor.module);
+	e.actor.module = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	ok(entry_encode(&e, &buf, &len) != 0 && buf == NULL, "encode refuses an actor without module");
+	entry_release(&e);
+}
+
 int main(void)
 {
-	tap_plan(110);
+	tap_plan(112);
 	test_round_trips();
 	test_names();
 	test_refusals();
 	test_accepts();
+	test_actor_write();
 	return tap_done();
 }

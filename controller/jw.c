@@ -1,0 +1,230 @@
+/* jw — see jw.h. */
+#include "jw.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void jw_init(struct jw *w)
+{
+	memset(w, 0, sizeof(*w));
+}
+
+void jw_reset(struct jw *w)
+{
+	w->len = 0;
+	if (w->p)
+		w->p[0] = '\0';
+	w->comma = 0;
+	w->depth = 0;
+	w->after_key = false;
+	w->oom = false;
+}
+
+void jw_free(struct jw *w)
+{
+	free(w->p);
+	jw_init(w);
+}
+
+char *jw_take(struct jw *w, size_t *len)
+{
+	char *p = w->oom ? NULL : w->p;
+	if (p == NULL) {
+		free(w->p);
+		p = w->oom ? NULL : strdup("");
+	}
+	if (len)
+		*len = p ? w->len : 0;
+	jw_init(w);
+	return p;
+}
+
+void jw_raw(struct jw *w, const char *s, size_t n)
+{
+	if (w->oom)
+		return;
+	if (w->cap - w->len < n + 1) {
+		size_t cap = w->cap ? w->cap : 256;
+		while (cap - w->len < n + 1)
+			cap *= 2;
+		char *np = realloc(w->p, cap);
+		if (np == NULL) {
+			w->oom = true;
+			return;
+		}
+		w->p = np;
+		w->cap = cap;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+	w->p[w->len] = '\0';
+}
+
+static void jw_c(struct jw *w, char c)
+{
+	if (!w->oom && w->cap - w->len >= 2) {
+		w->p[w->len++] = c;
+		w->p[w->len] = '\0';
+		return;
+	}
+	jw_raw(w, &c, 1);
+}
+
+/* Before a value or a key: the comma its container needs. */
+static void jw_sep(struct jw *w)
+{
+	if (w->after_key) {
+		w->after_key = false;
+		return;
+	}
+	uint64_t bit = (uint64_t)1 << w->depth;
+	if (w->comma & bit)
+		jw_c(w, ',');
+	w->comma |= bit;
+}
+
+static void jw_open(struct jw *w, char c)
+{
+	jw_sep(w);
+	if (w->depth >= JW_MAX_DEPTH) {
+		w->oom = true;
+		return;
+	}
+	w->depth++;
+	w->comma &= ~((uint64_t)1 << w->depth);
+	jw_c(w, c);
+}
+
+static void jw_close(struct jw *w, char c)
+{
+	if (w->depth > 0)
+		w->depth--;
+	jw_c(w, c);
+}
+
+void jw_obj(struct jw *w)
+{
+	jw_open(w, '{');
+}
+
+void jw_obj_end(struct jw *w)
+{
+	jw_close(w, '}');
+}
+
+void jw_arr(struct jw *w)
+{
+	jw_open(w, '[');
+}
+
+void jw_arr_end(struct jw *w)
+{
+	jw_close(w, ']');
+}
+
+/* s as a JSON string, without the comma bookkeeping. */
+static void jw_quoted(struct jw *w, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	jw_c(w, '"');
+	for (const char *p = s;; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		jw_raw(w, run, (size_t)(p - run));
+		if (ch == '\0')
+			break;
+		char esc[6] = {'\\', (char)ch};
+		size_t n = 2;
+		if (ch < 0x20) {
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[ch >> 4];
+			esc[5] = hex[ch & 15];
+			n = 6;
+		}
+		jw_raw(w, esc, n);
+		run = p + 1;
+	}
+	jw_c(w, '"');
+}
+
+void jw_key(struct jw *w, const char *k)
+{
+	jw_sep(w);
+	jw_quoted(w, k);
+	jw_c(w, ':');
+	w->after_key = true;
+}
+
+void jw_str(struct jw *w, const char *s)
+{
+	if (s == NULL) {
+		jw_null(w);
+		return;
+	}
+	jw_sep(w);
+	jw_quoted(w, s);
+}
+
+void jw_uint(struct jw *w, uint64_t v)
+{
+	char buf[24];
+	size_t i = sizeof(buf);
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	jw_sep(w);
+	jw_raw(w, buf + i, sizeof(buf) - i);
+}
+
+void jw_int(struct jw *w, int64_t v)
+{
+	if (v >= 0) {
+		jw_uint(w, (uint64_t)v);
+		return;
+	}
+	char buf[24];
+	size_t i = sizeof(buf);
+	uint64_t u = (uint64_t)0 - (uint64_t)v; /* INT64_MIN too */
+	do {
+		buf[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	buf[--i] = '-';
+	jw_sep(w);
+	jw_raw(w, buf + i, sizeof(buf) - i);
+}
+
+void jw_bool(struct jw *w, bool v)
+{
+	jw_sep(w);
+	jw_raw(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void jw_null(struct jw *w)
+{
+	jw_sep(w);
+	jw_raw(w, "null", 4);
+}
+
+void jw_json(struct jw *w, const char *text, size_t n)
+{
+	jw_sep(w);
+	jw_raw(w, text, n);
+}
+
+static int jw_dump_cb(const char *buf, size_t size, void *data)
+{
+	struct jw *w = data;
+	jw_raw(w, buf, size);
+	return w->oom ? -1 : 0;
+}
+
+void jw_tree(struct jw *w, const json_t *j)
+{
+	jw_sep(w);
+	if (j == NULL || json_dump_callback(j, jw_dump_cb, w, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+		w->oom = true;
+}

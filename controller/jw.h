@@ -1,0 +1,54 @@
+/* jw — a JSON text writer: compact JSON appended to a growing buffer, commas
+ * placed for the caller.
+ *
+ * For the write path's hot spots — log entries, projection rows, events — where
+ * building a jansson tree only to print it once cost a quarter of latticed's CPU.
+ * Strings are written as given (the API validated them as UTF-8) with '"', '\'
+ * and control characters escaped. Nesting is limited to JW_MAX_DEPTH; deeper
+ * nesting, like an allocation failure, sets oom and the text is unusable. */
+#ifndef LATTICE_JW_H
+#define LATTICE_JW_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JW_MAX_DEPTH 63
+
+struct jw {
+	char *p; /* the text, NUL-terminated once anything is written; owned */
+	size_t len, cap;
+	uint64_t comma; /* bit d: the container at depth d holds an element already */
+	int depth;
+	bool after_key; /* the next value is a key's: no comma before it */
+	bool oom;
+};
+
+void jw_init(struct jw *w);
+/* Empties w for reuse, keeping its buffer. */
+void jw_reset(struct jw *w);
+void jw_free(struct jw *w);
+/* The text (malloc'd, the caller frees it) and its length, or NULL when oom;
+ * w is left empty either way. */
+char *jw_take(struct jw *w, size_t *len);
+
+void jw_obj(struct jw *w);
+void jw_obj_end(struct jw *w);
+void jw_arr(struct jw *w);
+void jw_arr_end(struct jw *w);
+/* In an object: the key of the value that follows. */
+void jw_key(struct jw *w, const char *k);
+void jw_str(struct jw *w, const char *s); /* NULL: null */
+void jw_int(struct jw *w, int64_t v);
+void jw_uint(struct jw *w, uint64_t v);
+void jw_bool(struct jw *w, bool v);
+void jw_null(struct jw *w);
+/* A value given as JSON text (exactly one value; not checked). */
+void jw_json(struct jw *w, const char *text, size_t n);
+/* A jansson value (borrowed). */
+void jw_tree(struct jw *w, const json_t *j);
+/* Bytes as they are, outside the comma bookkeeping (for non-JSON text). */
+void jw_raw(struct jw *w, const char *s, size_t n);
+
+#endif
