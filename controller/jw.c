@@ -9,6 +9,21 @@ void jw_init(struct jw *w)
 	memset(w, 0, sizeof(*w));
 }
 
+void jw_init_alloc(struct jw *w, void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *))
+{
+	jw_init(w);
+	w->realloc_fn = realloc_fn;
+	w->free_fn = free_fn;
+}
+
+static void jw_release(struct jw *w, void *p)
+{
+	if (w->free_fn)
+		w->free_fn(p);
+	else
+		free(p);
+}
+
 void jw_reset(struct jw *w)
 {
 	w->len = 0;
@@ -22,20 +37,26 @@ void jw_reset(struct jw *w)
 
 void jw_free(struct jw *w)
 {
-	free(w->p);
-	jw_init(w);
+	if (w->p)
+		jw_release(w, w->p);
+	jw_init_alloc(w, w->realloc_fn, w->free_fn);
 }
 
 char *jw_take(struct jw *w, size_t *len)
 {
-	char *p = w->oom ? NULL : w->p;
-	if (p == NULL) {
-		free(w->p);
-		p = w->oom ? NULL : strdup("");
+	if (!w->p)
+		jw_raw(w, "", 0); /* nothing written: still a (empty) text */
+	char *p = w->p;
+	size_t n = w->len;
+	if (w->oom) {
+		jw_free(w);
+		p = NULL;
+		n = 0;
+	} else {
+		jw_init_alloc(w, w->realloc_fn, w->free_fn);
 	}
 	if (len)
-		*len = p ? w->len : 0;
-	jw_init(w);
+		*len = n;
 	return p;
 }
 
@@ -47,7 +68,7 @@ void jw_raw(struct jw *w, const char *s, size_t n)
 		size_t cap = w->cap ? w->cap : 256;
 		while (cap - w->len < n + 1)
 			cap *= 2;
-		char *np = realloc(w->p, cap);
+		char *np = w->realloc_fn ? w->realloc_fn(w->p, cap) : realloc(w->p, cap);
 		if (np == NULL) {
 			w->oom = true;
 			return;

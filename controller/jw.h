@@ -23,14 +23,19 @@ struct jw {
 	int depth;
 	bool after_key; /* the next value is a key's: no comma before it */
 	bool oom;
+	void *(*realloc_fn)(void *, size_t); /* the buffer's allocator; NULL: libc's */
+	void (*free_fn)(void *);
 };
 
 void jw_init(struct jw *w);
+/* With another allocator (e.g. raft_realloc/raft_free for a snapshot, which raft
+ * frees itself): jw_take's text and the buffer come from it. */
+void jw_init_alloc(struct jw *w, void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
 /* Empties w for reuse, keeping its buffer. */
 void jw_reset(struct jw *w);
 void jw_free(struct jw *w);
-/* The text (malloc'd, the caller frees it) and its length, or NULL when oom;
- * w is left empty either way. */
+/* The text (from w's allocator: the caller frees it) and its length, or NULL
+ * when oom; w is left empty, with its allocator, either way. */
 char *jw_take(struct jw *w, size_t *len);
 
 void jw_obj(struct jw *w);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
 #include "model.h"
 #include "policy.h"
 
@@ -23,16 +24,32 @@ static json_t *snap_node(const struct model_node *n)
 			 "created_ms", (json_int_t)n->created_ms, "updated_ms", (json_int_t)n->updated_ms);
 }
 
-static json_t *snap_actor(const struct model_actor *a)
+/* Actors are most of a snapshot: written directly, no tree. */
+static void snap_actor(struct jw *w, const struct model_actor *a)
 {
-	json_t *pl = json_array();
-	for (size_t i = 0; pl && i < a->nplacements; i++)
-		json_array_append_new(pl, json_pack("{s:s,s:s,s:I}", "node", a->placements[i].node->spec.id,
-						    "state", model_placement_state_name(a->placements[i].state),
-						    "state_version", (json_int_t)a->placements[i].state_version));
-	return json_pack("{s:o,s:o,s:I,s:I,s:I}", "spec", spec_actor_to_json(&a->spec), "placements", pl,
-			 "generation", (json_int_t)a->generation, "created_ms", (json_int_t)a->created_ms,
-			 "updated_ms", (json_int_t)a->updated_ms);
+	jw_obj(w);
+	jw_key(w, "spec");
+	spec_actor_write(w, &a->spec);
+	jw_key(w, "placements");
+	jw_arr(w);
+	for (size_t i = 0; i < a->nplacements; i++) {
+		jw_obj(w);
+		jw_key(w, "node");
+		jw_str(w, a->placements[i].node->spec.id);
+		jw_key(w, "state");
+		jw_str(w, model_placement_state_name(a->placements[i].state));
+		jw_key(w, "state_version");
+		jw_int(w, a->placements[i].state_version);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_key(w, "generation");
+	jw_uint(w, a->generation);
+	jw_key(w, "created_ms");
+	jw_int(w, a->created_ms);
+	jw_key(w, "updated_ms");
+	jw_int(w, a->updated_ms);
+	jw_obj_end(w);
 }
 
 static json_t *snap_provider(const struct model_provider *p)
@@ -66,92 +83,58 @@ json_t *model_snapshot(const struct model *m)
 	return root;
 }
 
-struct snapbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void sb_put(struct snapbuf *b, const char *s, size_t n)
+/* One element (stolen), rendered as a tree: the rarer objects. */
+static void snap_tree(struct jw *w, json_t *j)
 {
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 1 << 16;
-		while (b->len + n + 1 > ncap)
-			ncap *= 2;
-		char *np = raft_realloc(b->p, ncap);
-		if (np == NULL) {
-			b->failed = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static int sb_dump_cb(const char *buf, size_t size, void *data)
-{
-	sb_put(data, buf, size);
-	return 0;
-}
-
-/* Appends one element (stolen) of an array, with a comma after the first. */
-static void sb_elem(struct snapbuf *b, json_t *j, bool *first)
-{
-	if (j == NULL) {
-		b->failed = true;
-		return;
-	}
-	if (!*first)
-		sb_put(b, ",", 1);
-	*first = false;
-	if (json_dump_callback(j, sb_dump_cb, b, JSON_COMPACT) != 0)
-		b->failed = true;
+	if (j == NULL)
+		w->oom = true;
+	else
+		jw_tree(w, j);
 	json_decref(j);
 }
 
 char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 {
-	struct snapbuf b = {NULL, 0, 0, false};
-	char head[256];
-	json_t *cursor = json_string(m->rr_cursor);
-	char *cur = cursor ? json_dumps(cursor, JSON_ENCODE_ANY) : NULL;
-	json_decref(cursor);
-	if (cur == NULL)
-		return NULL;
-	int n = snprintf(head, sizeof(head), "{\"v\":%d,\"index\":%llu,\"event_seq\":%llu,\"rr_cursor\":%s",
-			 SNAP_VERSION, (unsigned long long)index, (unsigned long long)m->event_seq, cur);
-	free(cur);
-	sb_put(&b, head, (size_t)n);
+	struct jw w;
 	size_t pos;
 	void *v;
-	bool first;
-	sb_put(&b, ",\"nodes\":[", 10);
-	for (pos = 0, first = true; (v = hmap_next(&m->nodes, &pos)) != NULL;)
-		sb_elem(&b, snap_node(v), &first);
-	sb_put(&b, "],\"actors\":[", 12);
-	for (pos = 0, first = true; (v = hmap_next(&m->actors, &pos)) != NULL;)
-		sb_elem(&b, snap_actor(v), &first);
-	sb_put(&b, "],\"providers\":[", 15);
-	for (pos = 0, first = true; (v = hmap_next(&m->providers, &pos)) != NULL;)
-		sb_elem(&b, snap_provider(v), &first);
-	sb_put(&b, "],\"links\":[", 11);
-	for (pos = 0, first = true; (v = hmap_next(&m->links, &pos)) != NULL;)
-		sb_elem(&b, snap_link(v), &first);
-	sb_put(&b, "],\"policies\":[", 14);
-	for (pos = 0, first = true; (v = hmap_next(&m->policies, &pos)) != NULL;)
-		sb_elem(&b, snap_policy(v), &first);
-	sb_put(&b, "]}", 2);
-	if (b.failed) {
-		raft_free(b.p);
-		return NULL;
-	}
-	*len = b.len;
-	return b.p;
+	jw_init_alloc(&w, raft_realloc, raft_free); /* raft frees the snapshot's buffer */
+	jw_obj(&w);
+	jw_key(&w, "v");
+	jw_int(&w, SNAP_VERSION);
+	jw_key(&w, "index");
+	jw_uint(&w, index);
+	jw_key(&w, "event_seq");
+	jw_uint(&w, m->event_seq);
+	jw_key(&w, "rr_cursor");
+	jw_str(&w, m->rr_cursor);
+	jw_key(&w, "nodes");
+	jw_arr(&w);
+	for (pos = 0; (v = hmap_next(&m->nodes, &pos)) != NULL;)
+		snap_tree(&w, snap_node(v));
+	jw_arr_end(&w);
+	jw_key(&w, "actors");
+	jw_arr(&w);
+	for (pos = 0; (v = hmap_next(&m->actors, &pos)) != NULL;)
+		snap_actor(&w, v);
+	jw_arr_end(&w);
+	jw_key(&w, "providers");
+	jw_arr(&w);
+	for (pos = 0; (v = hmap_next(&m->providers, &pos)) != NULL;)
+		snap_tree(&w, snap_provider(v));
+	jw_arr_end(&w);
+	jw_key(&w, "links");
+	jw_arr(&w);
+	for (pos = 0; (v = hmap_next(&m->links, &pos)) != NULL;)
+		snap_tree(&w, snap_link(v));
+	jw_arr_end(&w);
+	jw_key(&w, "policies");
+	jw_arr(&w);
+	for (pos = 0; (v = hmap_next(&m->policies, &pos)) != NULL;)
+		snap_tree(&w, snap_policy(v));
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	return jw_take(&w, len);
 }
 
 static int status_parse(const char *s, enum node_status *out)

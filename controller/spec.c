@@ -803,30 +803,6 @@ int spec_actor_from_json(const json_t *j, struct actor_spec *out, struct spec_er
 	return 0;
 }
 
-json_t *spec_actor_to_json(const struct actor_spec *s)
-{
-	json_t *o = json_object();
-	if (o == NULL)
-		return NULL;
-	bool bad = false;
-	if (s->id)
-		spec_put(o, "id", json_string(s->id), &bad);
-	if (s->name)
-		spec_put(o, "name", json_string(s->name), &bad);
-	spec_put(o, "module", json_string(s->module), &bad);
-	spec_put(o, "cpu_required", json_integer(s->cpu_required), &bad);
-	spec_put(o, "memory_required_mb", json_integer(s->memory_required_mb), &bad);
-	spec_put(o, "preferred_region", json_string(s->preferred_region ? s->preferred_region : ""),
-		 &bad);
-	spec_put(o, "constraints", kvlist_to_json(&s->constraints), &bad);
-	spec_put(o, "priority", json_integer(s->priority), &bad);
-	spec_put(o, "max_latency_ms", json_integer(s->max_latency_ms), &bad);
-	spec_put(o, "replicas", json_integer(s->replicas), &bad);
-	spec_put(o, "strategy", json_string(spec_strategy_name(s->strategy)), &bad);
-	spec_put(o, "contracts", strlist_to_json(&s->contracts), &bad);
-	return spec_done(o, bad);
-}
-
 void spec_actor_write(struct jw *w, const struct actor_spec *s)
 {
 	jw_obj(w);
@@ -861,6 +837,19 @@ void spec_actor_write(struct jw *w, const struct actor_spec *s)
 	jw_key(w, "contracts");
 	strlist_write(w, &s->contracts);
 	jw_obj_end(w);
+}
+
+/* One encoder: the tree is the written text, parsed. */
+json_t *spec_actor_to_json(const struct actor_spec *s)
+{
+	struct jw w;
+	jw_init(&w);
+	spec_actor_write(&w, s);
+	size_t n;
+	char *text = jw_take(&w, &n);
+	json_t *j = text ? json_loadb(text, n, 0, NULL) : NULL;
+	free(text);
+	return j;
 }
 
 /* ---- actor patch --------------------------------------------------------- */

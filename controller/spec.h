@@ -141,8 +141,9 @@ void spec_node_free(struct node_spec *s);
 
 int spec_actor_from_json(const json_t *j, struct actor_spec *out, struct spec_err *err);
 json_t *spec_actor_to_json(const struct actor_spec *s);
-/* The same document as spec_actor_to_json, written as text (the log's hot path);
- * a spec without a module marks w unusable (oom), as spec_actor_to_json fails. */
+/* The actor as JSON text (the log, the snapshot); a spec without a module marks
+ * w unusable (oom). spec_actor_to_json is that text as a tree (NULL: no module
+ * or out of memory). */
 void spec_actor_write(struct jw *w, const struct actor_spec *s);
 void spec_actor_free(struct actor_spec *s);
 const char *spec_strategy_name(enum actor_strategy s);
