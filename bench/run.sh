@@ -3,8 +3,10 @@
 #   1. placement decisions/s on 10,000 nodes for 100,000 actors (bench_sched)
 #   2. PostgreSQL single-row upsert TPS: ../shared/bench/pg.sh (the peer), DUR=$PG_DUR
 #   3. acknowledged POST /v1/actors per second through HTTP -> Raft -> model ->
-#      PostgreSQL at concurrency 1, 16 and 64 (bench_api, $DUR s each)
-#   4. resident memory of latticed holding 10,000 nodes and 100,000 actors
+#      PostgreSQL at concurrency 1, 16 and 64 (bench_api, $DUR s each), beside
+#      pg.sh's upsert run at c=16 on the same PostgreSQL server (over loopback TCP
+#      as pg.sh runs it, and over the Unix socket), before and after
+#   4. resident memory of a fresh latticed holding 10,000 nodes and 100,000 actors
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS.
 set -uo pipefail
@@ -95,12 +97,18 @@ if [ "$have_peer" = 1 ]; then
 	peer[tcp1]=$(peer_c16 tcp); peer[unix1]=$(peer_c16 unix)
 	say "pg.sh's upsert at c=16 on this server, before: ${peer[tcp1]:-?} tps over TCP as pg.sh runs it, ${peer[unix1]:-?} tps over the Unix socket"
 fi
-port=$(free_port); rport=$(free_port)
-"$top_builddir/latticed" --listen "127.0.0.1:$port" --raft-address "127.0.0.1:$rport" --bootstrap \
-	--data-dir "$out/data" --pg "$ci" --schema-dir "$top_srcdir/schema" --heartbeat-timeout-ms 0 \
-	--log-level warn >"$out/latticed.log" 2>&1 &
-LPID=$!
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+# start_latticed NAME CONNINFO: a fresh latticed (data dir $out/NAME) on free ports;
+# sets LPID and port.
+start_latticed() {
+	port=$(free_port)
+	local rport; rport=$(free_port)
+	"$top_builddir/latticed" --listen "127.0.0.1:$port" --raft-address "127.0.0.1:$rport" --bootstrap \
+		--data-dir "$out/$1" --pg "$2" --schema-dir "$top_srcdir/schema" --heartbeat-timeout-ms 0 \
+		--log-level warn >"$out/$1.log" 2>&1 &
+	LPID=$!
+	for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+}
+start_latticed data "$ci"
 "$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" "$NODES" 16 | tee "$out/nodes.txt"
 declare -A rate
 for c in 1 16 64; do
@@ -108,7 +116,6 @@ for c in 1 16 64; do
 	rate[$c]=$(sed -n 's/.*per_sec=\([0-9]*\).*/\1/p' "$out/rate$c.txt")
 done
 objects() { curl -s "http://127.0.0.1:$port/metrics" | awk -v k="lattice_objects{kind=\"$1\"}" '$1 == k {print $2}'; }
-created=$(objects actor)
 mean() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a > 0 && b > 0) printf "%d", (a + b) / 2 }'; }
 pg_tcp= pg_unix=
 if [ "$have_peer" = 1 ]; then
@@ -118,11 +125,15 @@ if [ "$have_peer" = 1 ]; then
 	pg_psql postgres "DROP DATABASE peer" >/dev/null
 fi
 
-# 4. memory with NODES nodes and ACTORS actors
+# 4. memory with NODES nodes and ACTORS actors: a fresh latticed filled with
+# exactly that many (the write-path runs above leave a number that depends on
+# their speed).
 say ""
 say "== memory: latticed holding $NODES nodes and $ACTORS actors"
-rest=$((ACTORS - created))
-[ "$rest" -gt 0 ] && "$top_builddir/bench/bench_api" actors "127.0.0.1:$port" "$rest" 16 | tee "$out/fill.txt"
+kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+start_latticed mem "$(pg_createdb mem)"
+"$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" "$NODES" 16 >"$out/mem-nodes.txt"
+"$top_builddir/bench/bench_api" actors "127.0.0.1:$port" "$ACTORS" 16 | tee "$out/fill.txt"
 actors=$(objects actor)
 nodes=$(objects node)
 rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$LPID/status)

@@ -649,6 +649,17 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 	/* PostgreSQL now shows the write; the loop rendered the object from the
 	 * model in the same shape, which saves reading it back. */
 	enum query_obj o = write_obj(kind);
+	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
+		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
+	if (op->object_text) {
+		resp->status = created ? 201 : 200;
+		resp->text = op->object_text;
+		resp->content_type = "application/json";
+		op->object_text = NULL;
+		if (created)
+			snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
+		return HTTP_RESPOND;
+	}
 	json_t *obj = op->object;
 	op->object = NULL;
 	char err[256] = "";
@@ -665,8 +676,6 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 		resp->index = op->index;
 		return HTTP_RESPOND;
 	}
-	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
-		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
 	if (kind == OP_NODE_DRAIN && op->result) {
 		json_object_set_new(op->result, "node", obj);
 		obj = op->result;

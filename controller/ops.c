@@ -30,6 +30,8 @@ void op_release(struct op *op)
 	op->result = NULL;
 	json_decref(op->object);
 	op->object = NULL;
+	free(op->object_text);
+	op->object_text = NULL;
 }
 
 void op_fail(struct op *op, int http_status, const char *code, const char *fmt, ...)
@@ -344,10 +346,8 @@ static json_t *render_written(struct loop *l, const struct op *op)
 		return n ? render_node(n) : NULL;
 	}
 	case OP_ACTOR_CREATE:
-	case OP_ACTOR_PATCH: {
-		const struct model_actor *a = model_actor_get(m, op->id);
-		return a ? render_actor(a) : NULL;
-	}
+	case OP_ACTOR_PATCH:
+		return NULL; /* as text: render_written_text */
 	case OP_PROVIDER_CREATE: {
 		const struct model_provider *p = hmap_get(&m->providers, op->id);
 		return p ? render_provider(p) : NULL;
@@ -406,7 +406,13 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	if (res->code == APPLY_OK) {
 		/* Render the answer from the model now, as PostgreSQL will show it. */
 		json_decref(op->object);
+		free(op->object_text);
 		op->object = render_written(l, op);
+		op->object_text = NULL;
+		if (op->kind == OP_ACTOR_CREATE || op->kind == OP_ACTOR_PATCH) {
+			const struct model_actor *a = model_actor_get(&l->model, op->id);
+			op->object_text = a ? render_actor_text(a) : NULL;
+		}
 		loop_wait_projection(l, op);
 		return;
 	}

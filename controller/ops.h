@@ -52,6 +52,7 @@ struct op {
 	uint64_t index;           /* log index of the write (or index waited for) */
 	json_t *result;           /* plan, cluster status, drain summary; owned by the op */
 	json_t *object;           /* the written object as the API shows it; owned */
+	char *object_text;        /* or the same as JSON text (actors: the hot path); owned */
 
 	void (*done)(struct op *op); /* called once, from any thread */
 	void *done_arg;

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "jw.h"
+
 void render_time(int64_t ms, char *buf, size_t len)
 {
 	time_t s = (time_t)(ms / 1000);
@@ -45,25 +47,71 @@ json_t *render_node(const struct model_node *n)
 			 "updated_at", time_or_null(n->updated_ms));
 }
 
-json_t *render_actor(const struct model_actor *a)
+/* Timestamps as the API shows them: RFC 3339, or null before the epoch's first ms. */
+static void write_time(struct jw *w, int64_t ms)
 {
-	json_t *pl = json_array();
-	for (size_t i = 0; pl && i < a->nplacements; i++)
-		json_array_append_new(pl, json_pack("{s:I,s:s,s:s,s:I}", "instance", (json_int_t)i, "node_id",
-						    a->placements[i].node->spec.id, "state",
-						    model_placement_state_name(a->placements[i].state),
-						    "state_version", (json_int_t)a->placements[i].state_version));
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:I,s:o,s:o}", "id", a->spec.id,
-			 "name", a->spec.name ? a->spec.name : a->spec.id, "module", a->spec.module, "cpu_required",
-			 (json_int_t)a->spec.cpu_required, "memory_required_mb",
-			 (json_int_t)a->spec.memory_required_mb, "preferred_region",
-			 a->spec.preferred_region ? a->spec.preferred_region : "", "constraints",
-			 kvlist_to_json(&a->spec.constraints), "priority", (json_int_t)a->spec.priority,
-			 "max_latency_ms", (json_int_t)a->spec.max_latency_ms, "replicas",
-			 (json_int_t)a->spec.replicas, "strategy", spec_strategy_name(a->spec.strategy),
-			 "contracts", strlist_to_json(&a->spec.contracts), "placements", pl, "generation",
-			 (json_int_t)a->generation, "created_at", time_or_null(a->created_ms), "updated_at",
-			 time_or_null(a->updated_ms));
+	char buf[40];
+	if (ms <= 0) {
+		jw_null(w);
+		return;
+	}
+	render_time(ms, buf, sizeof(buf));
+	jw_str(w, buf);
+}
+
+char *render_actor_text(const struct model_actor *a)
+{
+	const struct actor_spec *s = &a->spec;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "id");
+	jw_str(&w, s->id);
+	jw_key(&w, "name");
+	jw_str(&w, s->name ? s->name : s->id);
+	jw_key(&w, "module");
+	jw_str(&w, s->module);
+	jw_key(&w, "cpu_required");
+	jw_int(&w, s->cpu_required);
+	jw_key(&w, "memory_required_mb");
+	jw_int(&w, s->memory_required_mb);
+	jw_key(&w, "preferred_region");
+	jw_str(&w, s->preferred_region ? s->preferred_region : "");
+	jw_key(&w, "constraints");
+	kvlist_write(&w, &s->constraints);
+	jw_key(&w, "priority");
+	jw_int(&w, s->priority);
+	jw_key(&w, "max_latency_ms");
+	jw_int(&w, s->max_latency_ms);
+	jw_key(&w, "replicas");
+	jw_int(&w, s->replicas);
+	jw_key(&w, "strategy");
+	jw_str(&w, spec_strategy_name(s->strategy));
+	jw_key(&w, "contracts");
+	strlist_write(&w, &s->contracts);
+	jw_key(&w, "placements");
+	jw_arr(&w);
+	for (size_t i = 0; i < a->nplacements; i++) {
+		jw_obj(&w);
+		jw_key(&w, "instance");
+		jw_uint(&w, i);
+		jw_key(&w, "node_id");
+		jw_str(&w, a->placements[i].node->spec.id);
+		jw_key(&w, "state");
+		jw_str(&w, model_placement_state_name(a->placements[i].state));
+		jw_key(&w, "state_version");
+		jw_int(&w, a->placements[i].state_version);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_key(&w, "generation");
+	jw_uint(&w, a->generation);
+	jw_key(&w, "created_at");
+	write_time(&w, a->created_ms);
+	jw_key(&w, "updated_at");
+	write_time(&w, a->updated_ms);
+	jw_obj_end(&w);
+	return jw_take(&w, NULL);
 }
 
 json_t *render_provider(const struct model_provider *p)

@@ -2,7 +2,7 @@
  * reading the object back from PostgreSQL. The shape is exactly that of the
  * api_* views in schema/ (tests/integration/api.sh compares the two); change
  * both together. Loop thread only (reads the model). Results are new
- * references owned by the caller; NULL when out of memory. */
+ * references (or text) owned by the caller; NULL when out of memory. */
 #ifndef LATTICE_RENDER_H
 #define LATTICE_RENDER_H
 
@@ -12,7 +12,8 @@
 #include "model.h"
 
 json_t *render_node(const struct model_node *n);
-json_t *render_actor(const struct model_actor *a);
+/* The actor as JSON text (malloc'd; the write path's answer, so no tree). */
+char *render_actor_text(const struct model_actor *a);
 json_t *render_provider(const struct model_provider *p);
 json_t *render_link(const struct model_link *l);
 json_t *render_policy(const struct model_policy *p);
