@@ -143,6 +143,16 @@ void jw_arr_end(struct jw *w)
 	jw_close(w, ']');
 }
 
+/* Bytes that end a run of plain string bytes: NUL (the end), control
+ * characters, '"' and '\\'. */
+static const bool jw_stop[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
 /* s as a JSON string, without the comma bookkeeping. */
 static void jw_quoted(struct jw *w, const char *s)
 {
@@ -151,7 +161,7 @@ static void jw_quoted(struct jw *w, const char *s)
 	jw_c(w, '"');
 	for (const char *p = s;; p++) {
 		unsigned char ch = (unsigned char)*p;
-		if (ch >= 0x20 && ch != '"' && ch != '\\')
+		if (!jw_stop[ch])
 			continue;
 		jw_raw(w, run, (size_t)(p - run));
 		if (ch == '\0')

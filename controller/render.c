@@ -61,34 +61,10 @@ static void write_time(struct jw *w, int64_t ms)
 
 char *render_actor_text(const struct model_actor *a)
 {
-	const struct actor_spec *s = &a->spec;
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
-	jw_key(&w, "id");
-	jw_str(&w, s->id);
-	jw_key(&w, "name");
-	jw_str(&w, s->name ? s->name : s->id);
-	jw_key(&w, "module");
-	jw_str(&w, s->module);
-	jw_key(&w, "cpu_required");
-	jw_int(&w, s->cpu_required);
-	jw_key(&w, "memory_required_mb");
-	jw_int(&w, s->memory_required_mb);
-	jw_key(&w, "preferred_region");
-	jw_str(&w, s->preferred_region ? s->preferred_region : "");
-	jw_key(&w, "constraints");
-	kvlist_write(&w, &s->constraints);
-	jw_key(&w, "priority");
-	jw_int(&w, s->priority);
-	jw_key(&w, "max_latency_ms");
-	jw_int(&w, s->max_latency_ms);
-	jw_key(&w, "replicas");
-	jw_int(&w, s->replicas);
-	jw_key(&w, "strategy");
-	jw_str(&w, spec_strategy_name(s->strategy));
-	jw_key(&w, "contracts");
-	strlist_write(&w, &s->contracts);
+	spec_actor_fields(&w, &a->spec); /* apply gives every actor a name (its id by default) */
 	jw_key(&w, "placements");
 	jw_arr(&w);
 	for (size_t i = 0; i < a->nplacements; i++) {

@@ -806,6 +806,12 @@ int spec_actor_from_json(const json_t *j, struct actor_spec *out, struct spec_er
 void spec_actor_write(struct jw *w, const struct actor_spec *s)
 {
 	jw_obj(w);
+	spec_actor_fields(w, s);
+	jw_obj_end(w);
+}
+
+void spec_actor_fields(struct jw *w, const struct actor_spec *s)
+{
 	if (s->id) {
 		jw_key(w, "id");
 		jw_str(w, s->id);
@@ -836,7 +842,6 @@ void spec_actor_write(struct jw *w, const struct actor_spec *s)
 	jw_str(w, spec_strategy_name(s->strategy));
 	jw_key(w, "contracts");
 	strlist_write(w, &s->contracts);
-	jw_obj_end(w);
 }
 
 /* One encoder: the tree is the written text, parsed. */

@@ -145,6 +145,8 @@ json_t *spec_actor_to_json(const struct actor_spec *s);
  * w unusable (oom). spec_actor_to_json is that text as a tree (NULL: no module
  * or out of memory). */
 void spec_actor_write(struct jw *w, const struct actor_spec *s);
+/* Its members only, into an object the caller opened (the API's answer adds its own). */
+void spec_actor_fields(struct jw *w, const struct actor_spec *s);
 void spec_actor_free(struct actor_spec *s);
 const char *spec_strategy_name(enum actor_strategy s);
 
