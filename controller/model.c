@@ -225,6 +225,22 @@ static void emit_event(struct model *m, struct proj_batch *out, const struct ent
 	free(txt);
 }
 
+/* actor.created's data, {"placements": [node ids]}, as text (malloc'd; NULL when
+ * out of memory): the hot path writes it directly, no tree. */
+static char *created_event_data(const struct model_actor *a)
+{
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "placements");
+	jw_arr(&w);
+	for (size_t i = 0; i < a->nplacements; i++)
+		jw_str(&w, a->placements[i].node->spec.id);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	return jw_take(&w, NULL);
+}
+
 static json_t *node_ids_json(struct model_placement *pl, size_t n)
 {
 	json_t *a = json_array();
@@ -532,21 +548,10 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	a->generation = 1;
 	a->created_ms = a->updated_ms = e->at_ms;
 	set_cursor(m, e);
-	if (out)
-		proj_actor_created(out, a);
-	/* the hot path: the event's data written directly, no tree */
 	char *data = NULL;
 	if (out) {
-		struct jw w;
-		jw_init(&w);
-		jw_obj(&w);
-		jw_key(&w, "placements");
-		jw_arr(&w);
-		for (size_t i = 0; i < a->nplacements; i++)
-			jw_str(&w, a->placements[i].node->spec.id);
-		jw_arr_end(&w);
-		jw_obj_end(&w);
-		data = jw_take(&w, NULL);
+		proj_actor_created(out, a);
+		data = created_event_data(a);
 	}
 	emit_event_text(m, out, e, "actor.created", "actor", a->spec.id, data);
 	free(data);
