@@ -44,16 +44,29 @@ void op_fail(struct op *op, int http_status, const char *code, const char *fmt, 
 	va_end(ap);
 }
 
-/* Server-chosen ids: a prefix and 16 random hex digits. */
+/* Server-chosen ids: a prefix and 16 random hex digits. Loop thread only: the
+ * random bytes come from a pool refilled 32 ids at a time (a getrandom call per
+ * id was a syscall per created actor). */
 static char *new_id(const char *prefix)
 {
-	unsigned char r[8];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		return NULL;
+	static unsigned char pool[256];
+	static size_t used = sizeof(pool);
+	static const char hex[] = "0123456789abcdef";
+	if (used + 8 > sizeof(pool)) {
+		if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool))
+			return NULL;
+		used = 0;
+	}
 	char buf[64];
 	int n = snprintf(buf, sizeof(buf), "%s-", prefix);
-	for (int i = 0; i < 8; i++)
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%02x", r[i]);
+	if (n < 0 || (size_t)n + 17 > sizeof(buf))
+		return NULL;
+	for (int i = 0; i < 8; i++) {
+		buf[n++] = hex[pool[used] >> 4];
+		buf[n++] = hex[pool[used] & 15];
+		used++;
+	}
+	buf[n] = '\0';
 	return strdup(buf);
 }
 
