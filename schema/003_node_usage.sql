@@ -21,6 +21,13 @@
 --     writer decides which rows are new: "fresh" in controller/store_coalesce.c).
 --     A row that exists after all is a duplicate key: an error, as for events.
 
+-- ms since the epoch -> timestamptz with float division instead of numeric (exact
+-- to the microsecond for every ms value of this era, and cheaper: three calls per
+-- actor created).
+CREATE OR REPLACE FUNCTION lattice_from_ms(bigint) RETURNS timestamptz
+	LANGUAGE sql IMMUTABLE STRICT
+	AS $$ SELECT to_timestamp($1::float8 / 1000) $$;
+
 DROP VIEW api_nodes;
 ALTER TABLE nodes DROP COLUMN cpu_used, DROP COLUMN memory_used_mb, DROP COLUMN actor_count;
 
