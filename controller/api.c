@@ -651,20 +651,11 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 	enum query_obj o = write_obj(kind);
 	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
 		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
-	if (op->object_text) {
-		resp->status = created ? 201 : 200;
-		resp->text = op->object_text;
-		resp->content_type = "application/json";
-		op->object_text = NULL;
-		if (created)
-			snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
-		return HTTP_RESPOND;
-	}
 	json_t *obj = op->object;
 	op->object = NULL;
 	char err[256] = "";
 	int rc = QUERY_OK;
-	if (obj == NULL) {
+	if (obj == NULL && op->object_text == NULL) {
 		PGconn *c = a->store ? store_conn(a->store) : NULL;
 		rc = c ? query_get(c, o, op->id, &obj, err, sizeof(err)) : QUERY_UNAVAILABLE;
 	}
@@ -682,7 +673,13 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 		op->result = NULL;
 	}
 	resp->status = created ? 201 : 200;
-	resp->body = obj;
+	if (op->object_text) { /* rendered as text (actors) */
+		resp->text = op->object_text;
+		resp->content_type = "application/json";
+		op->object_text = NULL;
+	} else {
+		resp->body = obj;
+	}
 	if (created)
 		snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
 	return HTTP_RESPOND;

@@ -33,13 +33,8 @@ const char *entry_op_name(enum entry_op op)
 /* key: the tree j (stolen; NULL = out of memory). */
 static void put_tree(struct jw *w, const char *key, json_t *j)
 {
-	if (j == NULL) {
-		w->oom = true;
-		return;
-	}
 	jw_key(w, key);
-	jw_tree(w, j);
-	json_decref(j);
+	jw_tree_new(w, j);
 }
 
 /* A string the entry cannot do without: NULL makes it unrenderable. */

@@ -259,3 +259,9 @@ void jw_tree(struct jw *w, const json_t *j)
 	if (j == NULL || json_dump_callback(j, jw_dump_cb, w, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
 		w->oom = true;
 }
+
+void jw_tree_new(struct jw *w, json_t *j)
+{
+	jw_tree(w, j);
+	json_decref(j);
+}

@@ -51,8 +51,10 @@ void jw_bool(struct jw *w, bool v);
 void jw_null(struct jw *w);
 /* A value given as JSON text (exactly one value; not checked). */
 void jw_json(struct jw *w, const char *text, size_t n);
-/* A jansson value (borrowed). */
+/* A jansson value (borrowed; NULL, e.g. a failed json_pack, marks w oom). */
 void jw_tree(struct jw *w, const json_t *j);
+/* The same, stealing the reference. */
+void jw_tree_new(struct jw *w, json_t *j);
 /* Bytes as they are, outside the comma bookkeeping (for non-JSON text). */
 void jw_raw(struct jw *w, const char *s, size_t n);
 

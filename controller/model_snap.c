@@ -12,21 +12,25 @@
 
 #define SNAP_VERSION 1
 
-static json_t *snap_node(const struct model_node *n)
+/* Nodes, providers, links and policies go in as trees (they are few); actors,
+ * most of a snapshot, are written directly. */
+static void snap_node(struct jw *w, const void *v)
 {
-	return json_pack("{s:o,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:I,s:s?,s:I,s:I,s:I}", "spec",
+	const struct model_node *n = v;
+	jw_tree_new(w, json_pack("{s:o,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:I,s:s?,s:I,s:I,s:I}", "spec",
 			 spec_node_to_json(&n->spec), "cpu_measured", (json_int_t)n->cpu_measured,
 			 "memory_measured_mb", (json_int_t)n->memory_measured_mb, "status",
 			 model_node_status_name(n->status), "cordoned", n->cordoned, "draining", n->draining,
 			 "error_count", (json_int_t)n->error_count, "last_heartbeat_ms",
 			 (json_int_t)n->last_heartbeat_ms, "policy_version", (json_int_t)n->policy_version,
 			 "agent_version", n->agent_version, "generation", (json_int_t)n->generation,
-			 "created_ms", (json_int_t)n->created_ms, "updated_ms", (json_int_t)n->updated_ms);
+			 "created_ms", (json_int_t)n->created_ms, "updated_ms", (json_int_t)n->updated_ms));
 }
 
 /* Actors are most of a snapshot: written directly, no tree. */
-static void snap_actor(struct jw *w, const struct model_actor *a)
+static void snap_actor(struct jw *w, const void *v)
 {
+	const struct model_actor *a = v;
 	jw_obj(w);
 	jw_key(w, "spec");
 	spec_actor_write(w, &a->spec);
@@ -52,20 +56,26 @@ static void snap_actor(struct jw *w, const struct model_actor *a)
 	jw_obj_end(w);
 }
 
-static json_t *snap_provider(const struct model_provider *p)
+static void snap_provider(struct jw *w, const void *v)
 {
-	return json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec), "created_ms", (json_int_t)p->created_ms);
+	const struct model_provider *p = v;
+	jw_tree_new(w, json_pack("{s:o,s:I}", "spec", spec_provider_to_json(&p->spec), "created_ms",
+			       (json_int_t)p->created_ms));
 }
 
-static json_t *snap_link(const struct model_link *l)
+static void snap_link(struct jw *w, const void *v)
 {
-	return json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec), "created_ms", (json_int_t)l->created_ms);
+	const struct model_link *l = v;
+	jw_tree_new(w, json_pack("{s:o,s:I}", "spec", spec_link_to_json(&l->spec), "created_ms",
+			       (json_int_t)l->created_ms));
 }
 
-static json_t *snap_policy(const struct model_policy *p)
+static void snap_policy(struct jw *w, const void *v)
 {
-	return json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version", (json_int_t)p->version,
-			 "created_ms", (json_int_t)p->created_ms, "updated_ms", (json_int_t)p->updated_ms);
+	const struct model_policy *p = v;
+	jw_tree_new(w, json_pack("{s:o,s:I,s:I,s:I}", "spec", spec_policy_to_json(&p->spec), "version",
+			       (json_int_t)p->version, "created_ms", (json_int_t)p->created_ms,
+			       "updated_ms", (json_int_t)p->updated_ms));
 }
 
 /* The same document as model_snapshot_dump, as a tree (tests compare models
@@ -83,21 +93,22 @@ json_t *model_snapshot(const struct model *m)
 	return root;
 }
 
-/* One element (stolen), rendered as a tree: the rarer objects. */
-static void snap_tree(struct jw *w, json_t *j)
+/* key: an array of every object of map, each written by put. */
+static void snap_array(struct jw *w, const char *key, const struct hmap *map,
+		       void (*put)(struct jw *, const void *))
 {
-	if (j == NULL)
-		w->oom = true;
-	else
-		jw_tree(w, j);
-	json_decref(j);
+	size_t pos = 0;
+	void *v;
+	jw_key(w, key);
+	jw_arr(w);
+	while ((v = hmap_next(map, &pos)) != NULL)
+		put(w, v);
+	jw_arr_end(w);
 }
 
 char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 {
 	struct jw w;
-	size_t pos;
-	void *v;
 	jw_init_alloc(&w, raft_realloc, raft_free); /* raft frees the snapshot's buffer */
 	jw_obj(&w);
 	jw_key(&w, "v");
@@ -108,31 +119,11 @@ char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 	jw_uint(&w, m->event_seq);
 	jw_key(&w, "rr_cursor");
 	jw_str(&w, m->rr_cursor);
-	jw_key(&w, "nodes");
-	jw_arr(&w);
-	for (pos = 0; (v = hmap_next(&m->nodes, &pos)) != NULL;)
-		snap_tree(&w, snap_node(v));
-	jw_arr_end(&w);
-	jw_key(&w, "actors");
-	jw_arr(&w);
-	for (pos = 0; (v = hmap_next(&m->actors, &pos)) != NULL;)
-		snap_actor(&w, v);
-	jw_arr_end(&w);
-	jw_key(&w, "providers");
-	jw_arr(&w);
-	for (pos = 0; (v = hmap_next(&m->providers, &pos)) != NULL;)
-		snap_tree(&w, snap_provider(v));
-	jw_arr_end(&w);
-	jw_key(&w, "links");
-	jw_arr(&w);
-	for (pos = 0; (v = hmap_next(&m->links, &pos)) != NULL;)
-		snap_tree(&w, snap_link(v));
-	jw_arr_end(&w);
-	jw_key(&w, "policies");
-	jw_arr(&w);
-	for (pos = 0; (v = hmap_next(&m->policies, &pos)) != NULL;)
-		snap_tree(&w, snap_policy(v));
-	jw_arr_end(&w);
+	snap_array(&w, "nodes", &m->nodes, snap_node);
+	snap_array(&w, "actors", &m->actors, snap_actor);
+	snap_array(&w, "providers", &m->providers, snap_provider);
+	snap_array(&w, "links", &m->links, snap_link);
+	snap_array(&w, "policies", &m->policies, snap_policy);
 	jw_obj_end(&w);
 	return jw_take(&w, len);
 }

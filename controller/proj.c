@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "render.h"
 #include "spec.h"
 
 /* Every change of a batch and every parameter lives in the batch's arena, a list
@@ -258,23 +259,7 @@ void proj_placements(struct proj_batch *b, const struct model_actor *a)
 {
 	struct proj_change *c = proj_begin(b, PROJ_PLACEMENTS_SET);
 	p_str(b, c, a->spec.id);
-	/* [{"instance","node_id","state","state_version"}...] in instance order */
-	struct jw *w = p_scratch(b);
-	jw_arr(w);
-	for (size_t i = 0; i < a->nplacements; i++) {
-		const struct model_placement *p = &a->placements[i];
-		jw_obj(w);
-		jw_key(w, "instance");
-		jw_uint(w, i);
-		jw_key(w, "node_id");
-		jw_str(w, p->node ? p->node->spec.id : NULL);
-		jw_key(w, "state");
-		jw_str(w, model_placement_state_name(p->state));
-		jw_key(w, "state_version");
-		jw_int(w, p->state_version);
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
+	render_placements(p_scratch(b), a); /* the API's shape is the rows' */
 	p_written(b, c);
 	proj_end(b, c);
 }

@@ -59,6 +59,25 @@ static void write_time(struct jw *w, int64_t ms)
 	jw_str(w, buf);
 }
 
+void render_placements(struct jw *w, const struct model_actor *a)
+{
+	jw_arr(w);
+	for (size_t i = 0; i < a->nplacements; i++) {
+		const struct model_placement *p = &a->placements[i];
+		jw_obj(w);
+		jw_key(w, "instance");
+		jw_uint(w, i);
+		jw_key(w, "node_id");
+		jw_str(w, p->node ? p->node->spec.id : NULL);
+		jw_key(w, "state");
+		jw_str(w, model_placement_state_name(p->state));
+		jw_key(w, "state_version");
+		jw_int(w, p->state_version);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
 char *render_actor_text(const struct model_actor *a)
 {
 	struct jw w;
@@ -66,20 +85,7 @@ char *render_actor_text(const struct model_actor *a)
 	jw_obj(&w);
 	spec_actor_fields(&w, &a->spec); /* apply gives every actor a name (its id by default) */
 	jw_key(&w, "placements");
-	jw_arr(&w);
-	for (size_t i = 0; i < a->nplacements; i++) {
-		jw_obj(&w);
-		jw_key(&w, "instance");
-		jw_uint(&w, i);
-		jw_key(&w, "node_id");
-		jw_str(&w, a->placements[i].node->spec.id);
-		jw_key(&w, "state");
-		jw_str(&w, model_placement_state_name(a->placements[i].state));
-		jw_key(&w, "state_version");
-		jw_int(&w, a->placements[i].state_version);
-		jw_obj_end(&w);
-	}
-	jw_arr_end(&w);
+	render_placements(&w, a);
 	jw_key(&w, "generation");
 	jw_uint(&w, a->generation);
 	jw_key(&w, "created_at");

@@ -11,9 +11,14 @@
 
 #include "model.h"
 
+struct jw;
+
 json_t *render_node(const struct model_node *n);
 /* The actor as JSON text (malloc'd; the write path's answer, so no tree). */
 char *render_actor_text(const struct model_actor *a);
+/* Its placements as the API and the placements rows show them:
+ * [{"instance","node_id","state","state_version"}...] in instance order. */
+void render_placements(struct jw *w, const struct model_actor *a);
 json_t *render_provider(const struct model_provider *p);
 json_t *render_link(const struct model_link *l);
 json_t *render_policy(const struct model_policy *p);
