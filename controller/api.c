@@ -278,6 +278,10 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	g.fsm_rejected = st.fsm_rejected;
 	g.fsm_undecodable = st.fsm_undecodable;
 	g.snapshots = st.snapshots;
+	g.raft_refused_not_member = raftnet_refused(&a->loop->net, RAFTNET_NOT_MEMBER);
+	g.raft_refused_wrong_address = raftnet_refused(&a->loop->net, RAFTNET_WRONG_ADDRESS);
+	g.raft_refused_self = raftnet_refused(&a->loop->net, RAFTNET_SELF);
+	g.raft_refused_no_peer = raftnet_refused(&a->loop->net, RAFTNET_NO_PEER);
 	if (a->store) {
 		struct store_stats ss;
 		store_stats(a->store, &ss);

@@ -284,7 +284,7 @@ static void close_cb(struct raft *r)
 	fsm_flush(&l->fsm);
 	uv_close((uv_handle_t *)&l->flush, NULL);
 	raft_uv_close(&l->io);
-	raft_uv_tcp_close(&l->transport);
+	raftnet_close(&l->net);
 	uv_close((uv_handle_t *)&l->wake, NULL);
 	uv_close((uv_handle_t *)&l->tick, NULL);
 }
@@ -372,11 +372,11 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->fsm.proposed = ops_proposed;
 	l->fsm.proposed_arg = l;
 	fsm_init(&l->rfsm, &l->fsm);
-	if ((rv = raft_uv_tcp_init(&l->transport, &l->uv)) != 0) {
+	if ((rv = raftnet_init(&l->net, &l->uv, &l->raft)) != 0) {
 		snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));
 		return -1;
 	}
-	if ((rv = raft_uv_init(&l->io, &l->uv, cfg->data_dir, &l->transport)) != 0) {
+	if ((rv = raft_uv_init(&l->io, &l->uv, cfg->data_dir, &l->net.transport)) != 0) {
 		snprintf(err, errlen, "raft storage in %s: %s", cfg->data_dir, raft_strerror(rv));
 		return -1;
 	}

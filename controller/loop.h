@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fsm.h"
 #include "model.h"
+#include "raftnet.h"
 
 struct store;
 struct op;
@@ -37,7 +38,7 @@ struct loop {
 	uv_loop_t uv;
 	struct raft raft;
 	struct raft_io io;
-	struct raft_uv_transport transport;
+	struct raftnet net; /* raft's TCP transport, refusing non-members */
 	struct raft_fsm rfsm;
 	struct fsm fsm;
 	struct model model;

@@ -121,6 +121,16 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	counter(&b, "lattice_fsm_undecodable_total", "Log entries that could not be decoded (skipped).",
 		g->fsm_undecodable);
 	counter(&b, "lattice_raft_snapshots_total", "Raft snapshots taken.", g->snapshots);
+	put(&b, "# HELP lattice_raft_refused_connections_total Connections to the Raft port refused, by reason.\n"
+		"# TYPE lattice_raft_refused_connections_total counter\n");
+	put(&b, "lattice_raft_refused_connections_total{reason=\"not_member\"} %llu\n",
+	    (unsigned long long)g->raft_refused_not_member);
+	put(&b, "lattice_raft_refused_connections_total{reason=\"wrong_address\"} %llu\n",
+	    (unsigned long long)g->raft_refused_wrong_address);
+	put(&b, "lattice_raft_refused_connections_total{reason=\"self\"} %llu\n",
+	    (unsigned long long)g->raft_refused_self);
+	put(&b, "lattice_raft_refused_connections_total{reason=\"no_peer\"} %llu\n",
+	    (unsigned long long)g->raft_refused_no_peer);
 	put(&b, "# HELP lattice_objects Objects in the model.\n# TYPE lattice_objects gauge\n");
 	put(&b, "lattice_objects{kind=\"node\"} %llu\n", (unsigned long long)g->nodes);
 	put(&b, "lattice_objects{kind=\"actor\"} %llu\n", (unsigned long long)g->actors);

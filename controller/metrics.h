@@ -33,9 +33,12 @@ struct metrics_gauges {
 	uint64_t nodes, actors, providers, links, policies;
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
 	uint64_t pg_transactions, pg_batches, pg_changes, pg_errors, pg_reconnects;
+	/* connections to the raft port refused (raftnet), by reason */
+	uint64_t raft_refused_not_member, raft_refused_wrong_address, raft_refused_self, raft_refused_no_peer;
 };
 
-/* Renders everything; the caller frees the result. NULL when out of memory. */
+/* Renders everything; the caller frees the result. NULL when out of memory.
+ * Every value is printed exactly (64-bit unsigned integers as integers). */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g);
 
 #endif
