@@ -314,6 +314,13 @@ static enum http_next answer_result(struct api *a, struct api_call *call, struct
 		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
 		return HTTP_RESPOND;
 	}
+	if (call->op.object_text) { /* rendered as text (cluster: exact unsigned values) */
+		resp_json(a, resp, 200, NULL);
+		resp->text = call->op.object_text;
+		resp->content_type = "application/json";
+		call->op.object_text = NULL;
+		return HTTP_RESPOND;
+	}
 	resp_json(a, resp, 200, call->op.result);
 	call->op.result = NULL;
 	return HTTP_RESPOND;

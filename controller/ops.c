@@ -472,32 +472,25 @@ static void ops_propose(struct loop *l, struct op *op)
 	}
 }
 
-static json_t *cluster_json(struct loop *l)
+/* GET /v1/cluster as text: raft's unsigned values printed exactly. */
+static char *cluster_text(struct loop *l)
 {
 	raft_id lid = 0;
 	const char *laddr = NULL;
 	raft_leader(&l->raft, &lid, &laddr);
-	json_t *leader = json_null();
-	if (lid != 0)
-		leader = json_pack("{s:I,s:s,s:s?}", "id", (json_int_t)lid, "address", laddr ? laddr : "", "api_url",
-				   lid == l->raft.id ? l->api_url : NULL);
-	json_t *members = json_array();
-	for (unsigned i = 0; i < l->raft.configuration.n; i++) {
-		const struct raft_server *s = &l->raft.configuration.servers[i];
-		const char *role = s->role == RAFT_VOTER ? "voter" : s->role == RAFT_STANDBY ? "standby" : "spare";
-		json_array_append_new(members, json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id", (json_int_t)s->id,
-							 "address", s->address, "role", role, "leader",
-							 s->id == lid, "api_url",
-							 s->id == l->raft.id ? l->api_url : NULL));
-	}
-	static const char *states[] = {"unavailable", "follower", "candidate", "leader"};
-	int st = raft_state(&l->raft);
-	return json_pack("{s:o,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:s,s:s}}", "leader", leader, "term",
-			 (json_int_t)l->raft.current_term, "commit_index", (json_int_t)l->raft.commit_index,
-			 "applied_index", (json_int_t)raft_last_applied(&l->raft), "projected_index",
-			 (json_int_t)(l->store ? store_projected(l->store) : 0), "members", members, "self", "id",
-			 (json_int_t)l->raft.id, "state", st >= 0 && st <= 3 ? states[st] : "unknown", "api_url",
-			 l->api_url);
+	struct render_cluster c = {
+		.leader_id = lid,
+		.leader_address = laddr,
+		.self_id = l->raft.id,
+		.state = raft_state(&l->raft),
+		.api_url = l->api_url,
+		.term = l->raft.current_term,
+		.commit_index = l->raft.commit_index,
+		.applied_index = raft_last_applied(&l->raft),
+		.projected_index = l->store ? store_projected(l->store) : 0,
+		.conf = &l->raft.configuration,
+	};
+	return render_cluster(&c);
 }
 
 static bool is_write(enum op_kind k)
@@ -523,7 +516,9 @@ void ops_execute(struct loop *l, struct op *op)
 	}
 	switch (op->kind) {
 	case OP_CLUSTER:
-		op->result = cluster_json(l);
+		op->object_text = cluster_text(l);
+		if (op->object_text == NULL)
+			op_fail(op, 503, "out_of_memory", "out of memory");
 		loop_finish(l, op);
 		return;
 	case OP_WAIT:

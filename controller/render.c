@@ -123,3 +123,61 @@ json_t *render_policy(const struct model_policy *p)
 			 strlist_to_json(&p->spec.sel_regions), "labels", kvlist_to_json(&p->spec.sel_labels),
 			 "created_at", time_or_null(p->updated_ms > 0 ? p->updated_ms : p->created_ms));
 }
+
+char *render_cluster(const struct render_cluster *c)
+{
+	static const char *const states[] = {"unavailable", "follower", "candidate", "leader"};
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "leader");
+	if (c->leader_id == 0) {
+		jw_null(&w);
+	} else {
+		jw_obj(&w);
+		jw_key(&w, "id");
+		jw_uint(&w, c->leader_id);
+		jw_key(&w, "address");
+		jw_str(&w, c->leader_address ? c->leader_address : "");
+		jw_key(&w, "api_url");
+		jw_str(&w, c->leader_id == c->self_id ? c->api_url : NULL);
+		jw_obj_end(&w);
+	}
+	jw_key(&w, "term");
+	jw_uint(&w, c->term);
+	jw_key(&w, "commit_index");
+	jw_uint(&w, c->commit_index);
+	jw_key(&w, "applied_index");
+	jw_uint(&w, c->applied_index);
+	jw_key(&w, "projected_index");
+	jw_uint(&w, c->projected_index);
+	jw_key(&w, "members");
+	jw_arr(&w);
+	for (unsigned i = 0; c->conf && i < c->conf->n; i++) {
+		const struct raft_server *s = &c->conf->servers[i];
+		jw_obj(&w);
+		jw_key(&w, "id");
+		jw_uint(&w, s->id);
+		jw_key(&w, "address");
+		jw_str(&w, s->address);
+		jw_key(&w, "role");
+		jw_str(&w, s->role == RAFT_VOTER ? "voter" : s->role == RAFT_STANDBY ? "standby" : "spare");
+		jw_key(&w, "leader");
+		jw_bool(&w, s->id == c->leader_id);
+		jw_key(&w, "api_url");
+		jw_str(&w, s->id == c->self_id ? c->api_url : NULL);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_key(&w, "self");
+	jw_obj(&w);
+	jw_key(&w, "id");
+	jw_uint(&w, c->self_id);
+	jw_key(&w, "state");
+	jw_str(&w, c->state >= 0 && c->state <= 3 ? states[c->state] : "unknown");
+	jw_key(&w, "api_url");
+	jw_str(&w, c->api_url);
+	jw_obj_end(&w);
+	jw_obj_end(&w);
+	return jw_take(&w, NULL);
+}

@@ -7,6 +7,7 @@
 #define LATTICE_RENDER_H
 
 #include <jansson.h>
+#include <raft.h>
 #include <stdint.h>
 
 #include "model.h"
@@ -22,6 +23,19 @@ void render_placements(struct jw *w, const struct model_actor *a);
 json_t *render_provider(const struct model_provider *p);
 json_t *render_link(const struct model_link *l);
 json_t *render_policy(const struct model_policy *p);
+/* GET /v1/cluster's answer, from raft's values as the loop read them. */
+struct render_cluster {
+	raft_id leader_id;          /* 0: none known */
+	const char *leader_address; /* borrowed; with leader_id */
+	raft_id self_id;
+	int state;           /* raft_state() */
+	const char *api_url; /* this replica's REST base URL (borrowed) */
+	uint64_t term, commit_index, applied_index, projected_index;
+	const struct raft_configuration *conf; /* borrowed */
+};
+/* As JSON text (malloc'd). Raft's ids, terms and indexes are unsigned 64-bit
+ * and printed exactly: jansson holds only int64, where 2^64-1 reads -1. */
+char *render_cluster(const struct render_cluster *c);
 /* "2026-11-22T01:02:03.456Z" (UTC, milliseconds) into buf (>= 32 bytes). */
 void render_time(int64_t ms, char *buf, size_t len);
 
