@@ -335,12 +335,40 @@ static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_
 	return answer_result(a, call, resp);
 }
 
+/* ?nodes=true[&limit=N][&after=ID]: a page of the per-node list besides the
+ * summary. Returns 0 or fills resp. */
+static int parse_plan_query(struct http_req *req, struct sched_explain_opts *o, struct http_resp *resp)
+{
+	const char *nodes = http_query(req, "nodes");
+	if (nodes && strcmp(nodes, "true") != 0 && strcmp(nodes, "false") != 0) {
+		http_error(resp, 400, "invalid_query", "nodes must be true or false");
+		return -1;
+	}
+	o->nodes = nodes && strcmp(nodes, "true") == 0;
+	if (!o->nodes) {
+		if (http_query(req, "limit") || http_query(req, "after")) {
+			http_error(resp, 400, "invalid_query", "limit and after page the node list: add nodes=true");
+			return -1;
+		}
+		return 0;
+	}
+	struct query_filter f;
+	memset(&f, 0, sizeof(f));
+	if (parse_page(req, &f, resp) != 0)
+		return -1;
+	o->limit = (size_t)f.limit;
+	snprintf(o->after, sizeof(o->after), "%s", f.after ? f.after : "");
+	return 0;
+}
+
 static enum http_next h_plan(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	if (!call->submitted) {
 		struct spec_err e;
 		json_t *body;
 		op_init(&call->op, OP_PLAN);
+		if (parse_plan_query(req, &call->op.plan, resp) != 0)
+			return HTTP_RESPOND;
 		if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
 			err_spec(resp, &e);
 			return HTTP_RESPOND;
@@ -353,7 +381,17 @@ static enum http_next h_plan(struct api *a, struct http_req *req, struct api_cal
 		}
 		return submit(a, req, call, 5000);
 	}
-	return answer_result(a, call, resp);
+	if (call->op.http_status) {
+		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		return HTTP_RESPOND;
+	}
+	/* The loop wrote the answer as text. */
+	resp->status = 200;
+	resp->text = call->op.object_text;
+	resp->content_type = "application/json";
+	call->op.object_text = NULL;
+	resp->index = projected(a);
+	return HTTP_RESPOND;
 }
 
 /* ---- handlers: reads ------------------------------------------------------------------------ */
@@ -731,7 +769,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/policies/{id}", MR_READ, h_get, QUERY_POLICIES, READ_PARAMS},
 	{"PUT", "/v1/policies/{id}", MR_WRITE, h_write, OP_POLICY_UPDATE, ""},
 	{"GET", "/v1/policies/{id}/versions", MR_READ, h_policy_versions, 0, READ_PARAMS},
-	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, ""},
+	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, "nodes,limit,after"},
 	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,wait,min_index,consistent"},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "jw.h"
 #include "log.h"
 #include "loop.h"
 #include "model.h"
@@ -525,12 +526,16 @@ void ops_execute(struct loop *l, struct op *op)
 		loop_wait_projection(l, op);
 		return;
 	case OP_PLAN: {
+		/* Written straight to text: the answer is bounded (a page of the node
+		 * list at most), and a jansson tree of it was most of the cost. */
 		struct sched_request req;
+		struct jw w;
 		request_for(&e->actor, &e->actor.contracts, &req);
 		req.count = e->actor.replicas;
-		op->result = sched_explain(m, &req);
-		if (op->result == NULL)
+		jw_init(&w);
+		if (sched_explain(m, &req, &op->plan, &w) != 0 || (op->object_text = jw_take(&w, NULL)) == NULL)
 			op_fail(op, 503, "out_of_memory", "out of memory");
+		jw_free(&w);
 		loop_finish(l, op);
 		return;
 	}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "entry.h"
+#include "sched.h"
 #include "spec.h"
 
 struct loop;
@@ -42,6 +43,7 @@ struct op {
 	 * link/policy, or patch) and the URL's id into `target`. */
 	struct entry entry;
 	char target[SPEC_ID_MAX + 1];
+	struct sched_explain_opts plan; /* OP_PLAN: what the dry run lists */
 	int64_t deadline_ms; /* monotonic ms; the op fails with 503 after it */
 
 	/* Output, valid once done has been called. */
@@ -50,9 +52,10 @@ struct op {
 	char message[512];        /* error message */
 	char id[SPEC_ID_MAX + 1]; /* object created or changed */
 	uint64_t index;           /* log index of the write (or index waited for) */
-	json_t *result;           /* plan, cluster status, drain summary; owned by the op */
+	json_t *result;           /* cluster status, drain summary; owned by the op */
 	json_t *object;           /* the written object as the API shows it; owned */
-	char *object_text;        /* or the same as JSON text (actors: the hot path); owned */
+	char *object_text;        /* or the same as JSON text (actors: the hot path; the
+				   * dry run's answer); owned */
 
 	void (*done)(struct op *op); /* called once, from any thread */
 	void *done_arg;

@@ -4,7 +4,8 @@
  * by-id tree. Those with a known capacity are also in their region's tree and in
  * the lattice-wide tree, both ordered by (score, id), and have sched.score >= 0;
  * a node with unknown capacity has no score (sched.score == -1) and is only in the
- * by-id tree, so all.n < by_id.n tells whether any exist.
+ * by-id tree, so all.n < by_id.n tells whether any exist. Every node, schedulable
+ * or not, is in the `every` tree by id, for the dry run's per-node list.
  *
  * A resources decision walks a (score, id) tree from the lowest and takes the first
  * node passing the remaining filters; the lowest-scored nodes are the emptiest, so
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
 #include "model.h"
 #include "policy.h"
 
@@ -53,6 +55,16 @@ static int sched_keycmp_id(const void *key, const struct otree_link *b)
 	return strcmp(key, SCHED_NODE(b, by_id)->spec.id);
 }
 
+static int sched_cmp_every(const struct otree_link *a, const struct otree_link *b)
+{
+	return strcmp(SCHED_NODE(a, by_every)->spec.id, SCHED_NODE(b, by_every)->spec.id);
+}
+
+static int sched_keycmp_every(const void *key, const struct otree_link *b)
+{
+	return strcmp(key, SCHED_NODE(b, by_every)->spec.id);
+}
+
 static bool sched_schedulable(const struct model_node *n)
 {
 	return n->status == NODE_HEALTHY && !n->cordoned && !n->draining;
@@ -80,6 +92,7 @@ void sched_index_init(struct sched_index *ix)
 	hmap_init(&ix->regions);
 	otree_init(&ix->all, sched_cmp_all);
 	otree_init(&ix->by_id, sched_cmp_id);
+	otree_init(&ix->every, sched_cmp_every);
 }
 
 static void sched_region_free(struct sched_index *ix, struct sched_region *r)
@@ -101,6 +114,7 @@ void sched_index_release(struct sched_index *ix)
 	hmap_release(&ix->regions);
 	otree_init(&ix->all, sched_cmp_all);
 	otree_init(&ix->by_id, sched_cmp_id);
+	otree_init(&ix->every, sched_cmp_every);
 }
 
 static struct sched_region *sched_region_get(struct sched_index *ix, const char *name)
@@ -150,7 +164,8 @@ static void sched_unfile_score(struct sched_index *ix, struct model_node *n, str
 	n->sched.score = -1;
 }
 
-void sched_index_remove(struct sched_index *ix, struct model_node *n)
+/* Takes n out of the schedulable trees; it stays in `every`. */
+static void sched_unindex(struct sched_index *ix, struct model_node *n)
 {
 	if (!n->sched.indexed)
 		return;
@@ -161,10 +176,23 @@ void sched_index_remove(struct sched_index *ix, struct model_node *n)
 	n->sched.score = 0;
 }
 
+void sched_index_remove(struct sched_index *ix, struct model_node *n)
+{
+	sched_unindex(ix, n);
+	if (n->sched.listed) {
+		otree_remove(&ix->every, &n->sched.by_every);
+		n->sched.listed = false;
+	}
+}
+
 int sched_index_update(struct sched_index *ix, struct model_node *n)
 {
+	if (!n->sched.listed) {
+		otree_insert(&ix->every, &n->sched.by_every);
+		n->sched.listed = true;
+	}
 	if (!sched_schedulable(n)) {
-		sched_index_remove(ix, n);
+		sched_unindex(ix, n);
 		return 0;
 	}
 	bool known = sched_known_capacity(n);
@@ -212,65 +240,118 @@ static const char *sched_status_name(enum node_status s)
 	return "unknown";
 }
 
-#define SCHED_FAIL(...)                                                                            \
-	do {                                                                                       \
-		if (reason && reasonlen)                                                           \
-			snprintf(reason, reasonlen, __VA_ARGS__);                                  \
-		return false;                                                                      \
-	} while (0)
+/* Why a node is not a candidate: the first filter it fails, in the order they
+ * apply. The dry run counts nodes by these. */
+enum sched_reject {
+	SCHED_FITS = 0,
+	SCHED_REJECT_STATUS_DEGRADED,
+	SCHED_REJECT_STATUS_UNHEALTHY,
+	SCHED_REJECT_CORDONED,
+	SCHED_REJECT_DRAINING,
+	SCHED_REJECT_LABEL,         /* a constraint (which: its index) */
+	SCHED_REJECT_CAPABILITY,    /* a contract a policy denies (which: its index) */
+	SCHED_REJECT_POLICY_MEMORY, /* the actor's memory above a policy's cap */
+	SCHED_REJECT_MEASURED,      /* measured usage above capacity */
+	SCHED_REJECT_CPU,
+	SCHED_REJECT_MEMORY,
+};
+#define SCHED_REJECT_KINDS (SCHED_REJECT_MEMORY + 1)
 
-/* The full filter; reason may be NULL when only the answer matters (the hot path). */
-static bool sched_node_ok(const struct sched_request *req, const struct model_node *n, char *reason,
-			  size_t reasonlen)
+/* The full filter, without text: the hot path and the dry run's counting pass.
+ * which (may be NULL) gets the constraint's or contract's index. */
+static enum sched_reject sched_filter(const struct sched_request *req, const struct model_node *n,
+				      size_t *which)
 {
 	if (n->status != NODE_HEALTHY)
-		SCHED_FAIL("status %s", sched_status_name(n->status));
+		return n->status == NODE_DEGRADED ? SCHED_REJECT_STATUS_DEGRADED : SCHED_REJECT_STATUS_UNHEALTHY;
 	if (n->cordoned)
-		SCHED_FAIL("cordoned");
+		return SCHED_REJECT_CORDONED;
 	if (n->draining)
-		SCHED_FAIL("draining");
+		return SCHED_REJECT_DRAINING;
 	if (req->constraints) {
 		for (size_t i = 0; i < req->constraints->n; i++) {
 			const struct kv *c = &req->constraints->items[i];
 			const char *v = kvlist_get(&n->spec.labels, c->key);
-			if (!v || strcmp(v, c->value) != 0)
-				SCHED_FAIL("label %s=%s required", c->key, c->value);
+			if (!v || strcmp(v, c->value) != 0) {
+				if (which)
+					*which = i;
+				return SCHED_REJECT_LABEL;
+			}
 		}
 	}
 	if (n->npolicies) {
 		if (req->contracts)
 			for (size_t i = 0; i < req->contracts->n; i++)
-				if (!policy_allows_contract(n, req->contracts->items[i]))
-					SCHED_FAIL("capability denied: %s", req->contracts->items[i]);
+				if (!policy_allows_contract(n, req->contracts->items[i])) {
+					if (which)
+						*which = i;
+					return SCHED_REJECT_CAPABILITY;
+				}
 		int64_t cap = policy_memory_cap(n);
 		if (cap > 0 && req->memory_required_mb > cap)
-			SCHED_FAIL("memory %" PRId64 " MiB above policy cap %" PRId64 " MiB",
-				   req->memory_required_mb, cap);
+			return SCHED_REJECT_POLICY_MEMORY;
 	}
 	if ((n->spec.cpu_capacity > 0 && n->cpu_measured > n->spec.cpu_capacity) ||
 	    (n->spec.memory_mb > 0 && n->memory_measured_mb > n->spec.memory_mb))
-		SCHED_FAIL("measured usage above capacity");
+		return SCHED_REJECT_MEASURED;
 	if (sched_known_capacity(n)) {
-		int64_t cpu_free = n->spec.cpu_capacity - n->cpu_used;
-		int64_t mem_free = n->spec.memory_mb - n->memory_used_mb;
-		if (cpu_free < req->cpu_required)
-			SCHED_FAIL("insufficient cpu: %" PRId64 " free, %" PRId64 " required", cpu_free,
-				   req->cpu_required);
-		if (mem_free < req->memory_required_mb)
-			SCHED_FAIL("insufficient memory: %" PRId64 " free, %" PRId64 " required",
-				   mem_free, req->memory_required_mb);
+		if (n->spec.cpu_capacity - n->cpu_used < req->cpu_required)
+			return SCHED_REJECT_CPU;
+		if (n->spec.memory_mb - n->memory_used_mb < req->memory_required_mb)
+			return SCHED_REJECT_MEMORY;
 	}
-	return true;
+	return SCHED_FITS;
+}
+
+static bool sched_node_ok(const struct sched_request *req, const struct model_node *n)
+{
+	return sched_filter(req, n, NULL) == SCHED_FITS;
+}
+
+/* The reason for node n's rejection r (which as sched_filter gave it). */
+static void sched_reason(const struct sched_request *req, const struct model_node *n, enum sched_reject r,
+			 size_t which, char *buf, size_t len)
+{
+	switch (r) {
+	case SCHED_FITS: buf[0] = '\0'; break;
+	case SCHED_REJECT_STATUS_DEGRADED:
+	case SCHED_REJECT_STATUS_UNHEALTHY:
+		snprintf(buf, len, "status %s", sched_status_name(n->status));
+		break;
+	case SCHED_REJECT_CORDONED: snprintf(buf, len, "cordoned"); break;
+	case SCHED_REJECT_DRAINING: snprintf(buf, len, "draining"); break;
+	case SCHED_REJECT_LABEL:
+		snprintf(buf, len, "label %s=%s required", req->constraints->items[which].key,
+			 req->constraints->items[which].value);
+		break;
+	case SCHED_REJECT_CAPABILITY:
+		snprintf(buf, len, "capability denied: %s", req->contracts->items[which]);
+		break;
+	case SCHED_REJECT_POLICY_MEMORY:
+		snprintf(buf, len, "memory %" PRId64 " MiB above policy cap %" PRId64 " MiB",
+			 req->memory_required_mb, policy_memory_cap(n));
+		break;
+	case SCHED_REJECT_MEASURED: snprintf(buf, len, "measured usage above capacity"); break;
+	case SCHED_REJECT_CPU:
+		snprintf(buf, len, "insufficient cpu: %" PRId64 " free, %" PRId64 " required",
+			 n->spec.cpu_capacity - n->cpu_used, req->cpu_required);
+		break;
+	case SCHED_REJECT_MEMORY:
+		snprintf(buf, len, "insufficient memory: %" PRId64 " free, %" PRId64 " required",
+			 n->spec.memory_mb - n->memory_used_mb, req->memory_required_mb);
+		break;
+	}
 }
 
 bool sched_check(const struct model *m, const struct sched_request *req, const struct model_node *n,
 		 char *reason, size_t reasonlen)
 {
 	(void)m;
-	bool okay = sched_node_ok(req, n, reason, reasonlen);
-	if (okay && reason && reasonlen)
-		reason[0] = '\0';
-	return okay;
+	size_t which = 0;
+	enum sched_reject r = sched_filter(req, n, &which);
+	if (reason && reasonlen)
+		sched_reason(req, n, r, which, reason, reasonlen);
+	return r == SCHED_FITS;
 }
 
 /* ---- planning ------------------------------------------------------------- */
@@ -316,7 +397,7 @@ static struct model_node *sched_rotate(struct sched_plan *p, bool unknown_only)
 	struct otree_link *l = start;
 	while (l) {
 		struct model_node *n = SCHED_NODE(l, by_id);
-		if ((!unknown_only || !sched_known_capacity(n)) && sched_node_ok(p->req, n, NULL, 0)) {
+		if ((!unknown_only || !sched_known_capacity(n)) && sched_node_ok(p->req, n)) {
 			if (!sched_plan_holds(p, n))
 				return n;
 			if (!held)
@@ -346,7 +427,7 @@ static struct model_node *sched_pick_resources(struct sched_plan *p, bool *other
 	if (r) {
 		for (struct otree_link *l = otree_first(&r->tree); l; l = otree_next(l)) {
 			struct model_node *n = SCHED_NODE(l, by_region);
-			if (!sched_node_ok(p->req, n, NULL, 0))
+			if (!sched_node_ok(p->req, n))
 				continue;
 			if (!sched_plan_holds(p, n))
 				return n;
@@ -358,7 +439,7 @@ static struct model_node *sched_pick_resources(struct sched_plan *p, bool *other
 		struct model_node *n = SCHED_NODE(l, by_all);
 		if (p->pref && strcmp(n->spec.region, p->pref) == 0)
 			continue; /* walked above */
-		if (!sched_node_ok(p->req, n, NULL, 0))
+		if (!sched_node_ok(p->req, n))
 			continue;
 		if (!sched_plan_holds(p, n)) {
 			*other_region = p->pref != NULL;
@@ -444,94 +525,381 @@ int sched_place(struct model *m, const struct sched_request *req, struct sched_c
 
 /* ---- explanation ---------------------------------------------------------- */
 
-static int sched_cmp_node_id(const void *a, const void *b)
+/* A set of nodes by address, for "is it chosen / does it hold a replica" at a
+ * cost of log n per question. */
+struct sched_nodeset {
+	const struct model_node **v; /* sorted by address; owned */
+	size_t n;
+};
+
+static int sched_cmp_addr(const void *a, const void *b)
 {
-	const struct model_node *x = *(struct model_node *const *)a;
-	const struct model_node *y = *(struct model_node *const *)b;
-	return strcmp(x->spec.id, y->spec.id);
+	uintptr_t x = (uintptr_t) * (const struct model_node *const *)a;
+	uintptr_t y = (uintptr_t) * (const struct model_node *const *)b;
+	return x < y ? -1 : x > y;
 }
 
-static json_t *sched_explain_node(const struct model *m, const struct sched_request *req,
-				  const struct model_node *n, bool chosen, bool pref_has_candidate)
+static bool sched_nodeset_has(const struct sched_nodeset *s, const struct model_node *n)
 {
-	char reason[256];
-	bool cand = sched_check(m, req, n, reason, sizeof(reason));
+	return s->n && bsearch(&n, s->v, s->n, sizeof(*s->v), sched_cmp_addr) != NULL;
+}
+
+/* What the ranking and the reasons need: the request, and what the pass found. */
+struct sched_explainer {
+	struct model *m;
+	const struct sched_request *req;
+	const char *pref; /* preferred region, NULL when none */
+	struct sched_nodeset chosen, holding;
+	bool pref_has_candidate; /* "not in preferred region" only when it could be honoured */
+};
+
+/* A candidate's place in the planner's order for one replica (sched_pick_resources,
+ * sched_rotate): by tier, then score (resources) or rotation from the cursor,
+ * then id. */
+struct sched_rank {
+	const struct model_node *n;
+	unsigned tier;
+	int64_t score;
+	bool wrapped; /* at or before the round-robin cursor: comes after the others */
+};
+
+/* Tiers for resources: 0 preferred region, 1 other region, 2 and 3 the same for
+ * nodes holding a replica, then 4 and 5 the nodes of unknown capacity (rotation)
+ * not holding and holding one. Round robin: 0 not holding, 1 holding. */
+static struct sched_rank sched_rank_of(const struct sched_explainer *x, const struct model_node *n)
+{
+	unsigned held = sched_nodeset_has(&x->holding, n);
+	const char *cursor = x->m->rr_cursor;
+	bool rotation = x->req->strategy == STRATEGY_ROUND_ROBIN || !sched_known_capacity(n);
+	if (rotation) {
+		bool wrapped = cursor[0] && strcmp(n->spec.id, cursor) <= 0;
+		unsigned tier = x->req->strategy == STRATEGY_ROUND_ROBIN ? held : 4 + held;
+		return (struct sched_rank){n, tier, 0, wrapped};
+	}
+	unsigned other = x->pref && strcmp(n->spec.region, x->pref) != 0;
+	return (struct sched_rank){n, 2 * held + other, sched_score(n), false};
+}
+
+static int sched_rank_cmp(const struct sched_rank *a, const struct sched_rank *b)
+{
+	if (a->tier != b->tier)
+		return a->tier < b->tier ? -1 : 1;
+	if (a->score != b->score)
+		return a->score < b->score ? -1 : 1;
+	if (a->wrapped != b->wrapped)
+		return a->wrapped ? 1 : -1;
+	return strcmp(a->n->spec.id, b->n->spec.id);
+}
+
+/* Rejections are counted in buckets laid out in filter order: one per kind, and
+ * for labels one per constraint, for capabilities one per contract. */
+static size_t sched_bucket(const struct sched_request *req, enum sched_reject r, size_t which)
+{
+	size_t ncons = req->constraints ? req->constraints->n : 0;
+	size_t ncontracts = req->contracts ? req->contracts->n : 0;
+	if (r < SCHED_REJECT_LABEL)
+		return (size_t)r;
+	if (r == SCHED_REJECT_LABEL)
+		return SCHED_REJECT_LABEL + which;
+	if (r == SCHED_REJECT_CAPABILITY)
+		return SCHED_REJECT_LABEL + ncons + which;
+	return SCHED_REJECT_LABEL + ncons + ncontracts + (size_t)(r - SCHED_REJECT_POLICY_MEMORY);
+}
+
+static const char *const sched_reject_codes[SCHED_REJECT_KINDS] = {
+	[SCHED_REJECT_STATUS_DEGRADED] = "status_degraded",
+	[SCHED_REJECT_STATUS_UNHEALTHY] = "status_unhealthy",
+	[SCHED_REJECT_CORDONED] = "cordoned",
+	[SCHED_REJECT_DRAINING] = "draining",
+	[SCHED_REJECT_LABEL] = "label_mismatch",
+	[SCHED_REJECT_CAPABILITY] = "capability_denied",
+	[SCHED_REJECT_POLICY_MEMORY] = "memory_above_policy_cap",
+	[SCHED_REJECT_MEASURED] = "measured_usage_above_capacity",
+	[SCHED_REJECT_CPU] = "insufficient_cpu",
+	[SCHED_REJECT_MEMORY] = "insufficient_memory",
+};
+
+/* The bucket's kind, and its reason without the per-node figures: the node
+ * reasons' text up to the figures ("insufficient cpu", "label zone=a required"). */
+static enum sched_reject sched_bucket_reason(const struct sched_request *req, size_t b, char *buf, size_t len)
+{
+	static const char *const text[SCHED_REJECT_KINDS] = {
+		[SCHED_REJECT_STATUS_DEGRADED] = "status degraded",
+		[SCHED_REJECT_STATUS_UNHEALTHY] = "status unhealthy",
+		[SCHED_REJECT_CORDONED] = "cordoned",
+		[SCHED_REJECT_DRAINING] = "draining",
+		[SCHED_REJECT_POLICY_MEMORY] = "memory above policy cap",
+		[SCHED_REJECT_MEASURED] = "measured usage above capacity",
+		[SCHED_REJECT_CPU] = "insufficient cpu",
+		[SCHED_REJECT_MEMORY] = "insufficient memory",
+	};
+	size_t ncons = req->constraints ? req->constraints->n : 0;
+	size_t ncontracts = req->contracts ? req->contracts->n : 0;
+	enum sched_reject r;
+	if (b < SCHED_REJECT_LABEL) {
+		r = (enum sched_reject)b;
+	} else if (b < SCHED_REJECT_LABEL + ncons) {
+		const struct kv *c = &req->constraints->items[b - SCHED_REJECT_LABEL];
+		snprintf(buf, len, "label %s=%s required", c->key, c->value);
+		return SCHED_REJECT_LABEL;
+	} else if (b < SCHED_REJECT_LABEL + ncons + ncontracts) {
+		snprintf(buf, len, "capability denied: %s", req->contracts->items[b - SCHED_REJECT_LABEL - ncons]);
+		return SCHED_REJECT_CAPABILITY;
+	} else {
+		r = (enum sched_reject)(SCHED_REJECT_POLICY_MEMORY + (b - SCHED_REJECT_LABEL - ncons - ncontracts));
+	}
+	snprintf(buf, len, "%s", text[r]);
+	return r;
+}
+
+/* {node_id, region, candidate, score, reason, chosen}, as the per-node list and
+ * the candidates show a node. */
+static void sched_write_node(struct jw *w, const struct sched_explainer *x, const struct model_node *n)
+{
+	const struct sched_request *req = x->req;
+	char reason[SCHED_REASON_MAX];
+	size_t which = 0;
+	enum sched_reject r = sched_filter(req, n, &which);
+	bool chosen = sched_nodeset_has(&x->chosen, n);
 	bool known = sched_known_capacity(n);
 	int64_t score = sched_score(n);
-	if (cand) {
-		if (chosen)
-			snprintf(reason, sizeof(reason), "chosen");
-		else if (pref_has_candidate && strcmp(n->spec.region, req->preferred_region) != 0)
-			snprintf(reason, sizeof(reason), "not in preferred region");
-		else if (known)
-			snprintf(reason, sizeof(reason), "candidate (score %" PRId64 ")", score);
-		else
-			snprintf(reason, sizeof(reason), "candidate (capacity unknown)");
-	}
-	return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b}", "node_id", n->spec.id, "region",
-			 n->spec.region, "candidate", cand, "score",
-			 known ? json_integer(score) : json_null(), "reason", reason, "chosen", chosen);
+	if (r != SCHED_FITS)
+		sched_reason(req, n, r, which, reason, sizeof(reason));
+	else if (chosen)
+		snprintf(reason, sizeof(reason), "chosen");
+	else if (x->pref_has_candidate && strcmp(n->spec.region, x->pref) != 0)
+		snprintf(reason, sizeof(reason), "not in preferred region");
+	else if (known)
+		snprintf(reason, sizeof(reason), "candidate (score %" PRId64 ")", score);
+	else
+		snprintf(reason, sizeof(reason), "candidate (capacity unknown)");
+	jw_obj(w);
+	jw_key(w, "node_id");
+	jw_str(w, n->spec.id);
+	jw_key(w, "region");
+	jw_str(w, n->spec.region);
+	jw_key(w, "candidate");
+	jw_bool(w, r == SCHED_FITS);
+	jw_key(w, "score");
+	if (known)
+		jw_int(w, score);
+	else
+		jw_null(w);
+	jw_key(w, "reason");
+	jw_str(w, reason);
+	jw_key(w, "chosen");
+	jw_bool(w, chosen);
+	jw_obj_end(w);
 }
 
-json_t *sched_explain(struct model *m, const struct sched_request *req)
+static int sched_nodeset_init(struct sched_nodeset *s, struct model_node *const *nodes, size_t n,
+			      const struct sched_choice *choices)
 {
-	size_t count = req->count > 0 ? (size_t)req->count : 0, nn = m->nodes.n, k = 0;
-	struct sched_choice *out = calloc(count ? count : 1, sizeof(*out));
-	struct model_node **nodes = calloc(nn ? nn : 1, sizeof(*nodes));
-	struct hmap chosen;
-	json_t *res = NULL, *arr, *list;
-	int rc = SCHED_NOMEM;
+	s->v = NULL;
+	s->n = 0;
+	if (n == 0)
+		return 0;
+	if ((s->v = malloc(n * sizeof(*s->v))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		s->v[i] = nodes ? nodes[i] : choices[i].node;
+	qsort(s->v, n, sizeof(*s->v), sched_cmp_addr);
+	s->n = n;
+	return 0;
+}
 
-	hmap_init(&chosen);
-	if (!out || !nodes)
+/* "3/7 nodes fit: 3 label pool=lab required, 1 cordoned" into w as one string. */
+static void sched_write_summary(struct jw *w, const struct sched_request *req, size_t total, size_t fit,
+				const size_t *count, const size_t *order, size_t norder)
+{
+	struct jw t;
+	char buf[SCHED_REASON_MAX + 32];
+	jw_init(&t);
+	int k = snprintf(buf, sizeof(buf), "%zu/%zu nodes fit", fit, total);
+	jw_raw(&t, buf, (size_t)k);
+	for (size_t i = 0; i < norder; i++) {
+		char reason[SCHED_REASON_MAX];
+		sched_bucket_reason(req, order[i], reason, sizeof(reason));
+		k = snprintf(buf, sizeof(buf), "%s%zu %s", i ? ", " : ": ", count[order[i]], reason);
+		jw_raw(&t, buf, (size_t)k);
+	}
+	char *text = jw_take(&t, NULL);
+	if (text == NULL)
+		w->oom = true;
+	else
+		jw_str(w, text);
+	free(text);
+}
+
+/* The first replica's choice from the ranking: the planner's pick for one replica,
+ * without walking the score trees again (at 38,000 nodes of which few fit, that
+ * walk took longer than the counting pass). tests/unit/test_sched.c checks it
+ * against sched_place. */
+static struct sched_choice sched_choice_of(const struct sched_explainer *x, const struct sched_rank *best)
+{
+	bool rr = x->req->strategy == STRATEGY_ROUND_ROBIN || best->tier >= 4;
+	return (struct sched_choice){
+		.node = (struct model_node *)best->n,
+		.score = sched_score(best->n),
+		.round_robin = rr,
+		.other_region = !rr && x->pref && strcmp(best->n->spec.region, x->pref) != 0,
+	};
+}
+
+int sched_explain(struct model *m, const struct sched_request *req, const struct sched_explain_opts *o,
+		  struct jw *w)
+{
+	size_t count = req->count > 0 ? (size_t)req->count : 0;
+	size_t ncons = req->constraints ? req->constraints->n : 0;
+	size_t ncontracts = req->contracts ? req->contracts->n : 0;
+	size_t nbuckets = SCHED_REJECT_KINDS - 2 + ncons + ncontracts; /* see sched_bucket */
+	struct sched_explainer x = {
+		.m = m,
+		.req = req,
+		.pref = req->preferred_region && req->preferred_region[0] ? req->preferred_region : NULL,
+	};
+	struct sched_choice *out = calloc(count ? count : 1, sizeof(*out));
+	size_t *tally = calloc(nbuckets, sizeof(*tally)), *order = calloc(nbuckets, sizeof(*order));
+	int ret = -1;
+
+	if (!out || !tally || !order || sched_nodeset_init(&x.holding, req->holding, req->nholding, NULL) != 0)
 		goto done;
-	rc = sched_place(m, req, out, NULL);
+
+	/* The one pass over every node: count rejections, keep the best candidates.
+	 * The map, not the id tree: walking the tree cost 2.5 times as much (a cache
+	 * miss per link). */
+	struct sched_rank best[SCHED_EXPLAIN_CANDIDATES];
+	size_t nbest = 0, fit = 0, pos = 0;
+	const struct model_node *n;
+	while ((n = hmap_next(&m->nodes, &pos))) {
+		size_t which = 0;
+		enum sched_reject r = sched_filter(req, n, &which);
+		if (r != SCHED_FITS) {
+			tally[sched_bucket(req, r, which)]++;
+			continue;
+		}
+		fit++;
+		if (x.pref && strcmp(n->spec.region, x.pref) == 0)
+			x.pref_has_candidate = true;
+		struct sched_rank rk = sched_rank_of(&x, n);
+		if (nbest == SCHED_EXPLAIN_CANDIDATES && sched_rank_cmp(&rk, &best[nbest - 1]) >= 0)
+			continue;
+		size_t i = nbest < SCHED_EXPLAIN_CANDIDATES ? nbest++ : nbest - 1;
+		for (; i > 0 && sched_rank_cmp(&rk, &best[i - 1]) < 0; i--)
+			best[i] = best[i - 1];
+		best[i] = rk;
+	}
+
+	int rc = SCHED_OK;
+	if (count == 1 && nbest > 0)
+		out[0] = sched_choice_of(&x, &best[0]);
+	else if (count == 1)
+		rc = SCHED_INSUFFICIENT;
+	else
+		rc = sched_place(m, req, out, NULL);
 	if (rc == SCHED_NOMEM)
 		goto done;
 	size_t nchosen = rc == SCHED_OK ? count : 0;
+	if (sched_nodeset_init(&x.chosen, NULL, nchosen, out) != 0)
+		goto done;
+	if (req->strategy != STRATEGY_RESOURCES)
+		x.pref_has_candidate = false;
+
+	/* Rejections by how many nodes, then in filter order. */
+	size_t norder = 0;
+	for (size_t b = 0; b < nbuckets; b++) {
+		if (tally[b] == 0)
+			continue;
+		size_t i = norder++;
+		for (; i > 0 && tally[order[i - 1]] < tally[b]; i--)
+			order[i] = order[i - 1];
+		order[i] = b;
+	}
+
+	jw_obj(w);
+	jw_key(w, "placements");
+	jw_arr(w);
 	for (size_t i = 0; i < nchosen; i++)
-		if (hmap_put(&chosen, out[i].node->spec.id, out[i].node) != 0)
-			goto done;
-
-	struct model_node *n;
-	size_t pos = 0;
-	while ((n = hmap_next(&m->nodes, &pos)))
-		nodes[k++] = n;
-	qsort(nodes, k, sizeof(*nodes), sched_cmp_node_id);
-
-	/* "not in preferred region" only when the preference could be honoured. */
-	bool pref_has_candidate = false;
-	if (req->strategy == STRATEGY_RESOURCES && req->preferred_region && req->preferred_region[0])
-		for (size_t i = 0; i < k && !pref_has_candidate; i++)
-			pref_has_candidate = strcmp(nodes[i]->spec.region, req->preferred_region) == 0 &&
-					     sched_check(m, req, nodes[i], NULL, 0);
-
-	res = json_object();
-	if (!res || json_object_set_new(res, "placements", arr = json_array()) != 0 ||
-	    json_object_set_new(res, "nodes", list = json_array()) != 0)
-		goto fail;
-	for (size_t i = 0; i < nchosen; i++)
-		if (json_array_append_new(arr, json_string(out[i].node->spec.id)) != 0)
-			goto fail;
-	for (size_t i = 0; i < k; i++) {
-		bool ch = hmap_get(&chosen, nodes[i]->spec.id) != NULL;
-		if (json_array_append_new(list, sched_explain_node(m, req, nodes[i], ch,
-								   pref_has_candidate)) != 0)
-			goto fail;
+		jw_str(w, out[i].node->spec.id);
+	jw_arr_end(w);
+	jw_key(w, "chosen");
+	jw_arr(w);
+	for (size_t i = 0; i < nchosen; i++) {
+		jw_obj(w);
+		jw_key(w, "node_id");
+		jw_str(w, out[i].node->spec.id);
+		jw_key(w, "region");
+		jw_str(w, out[i].node->spec.region);
+		jw_key(w, "score");
+		if (sched_known_capacity(out[i].node))
+			jw_int(w, out[i].score);
+		else
+			jw_null(w);
+		jw_key(w, "round_robin");
+		jw_bool(w, out[i].round_robin);
+		jw_key(w, "other_region");
+		jw_bool(w, out[i].other_region);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_key(w, "summary");
+	sched_write_summary(w, req, m->nodes.n, fit, tally, order, norder);
+	jw_key(w, "nodes_total");
+	jw_uint(w, m->nodes.n);
+	jw_key(w, "nodes_fit");
+	jw_uint(w, fit);
+	jw_key(w, "rejected");
+	jw_arr(w);
+	for (size_t i = 0; i < norder; i++) {
+		char reason[SCHED_REASON_MAX];
+		enum sched_reject r = sched_bucket_reason(req, order[i], reason, sizeof(reason));
+		jw_obj(w);
+		jw_key(w, "code");
+		jw_str(w, sched_reject_codes[r]);
+		jw_key(w, "reason");
+		jw_str(w, reason);
+		jw_key(w, "nodes");
+		jw_uint(w, tally[order[i]]);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_key(w, "candidates");
+	jw_arr(w);
+	for (size_t i = 0; i < nbest; i++)
+		sched_write_node(w, &x, best[i].n);
+	jw_arr_end(w);
+	if (o && o->nodes) {
+		/* The page: a reason text only for the nodes shown. */
+		const struct otree *every = &m->sched.every;
+		struct otree_link *l = o->after[0] ? otree_upper_bound(every, o->after, sched_keycmp_every)
+						   : otree_first(every);
+		const struct model_node *last = NULL;
+		jw_key(w, "nodes");
+		jw_arr(w);
+		for (size_t i = 0; l && i < o->limit; i++, l = otree_next(l)) {
+			last = SCHED_NODE(l, by_every);
+			sched_write_node(w, &x, last);
+		}
+		jw_arr_end(w);
+		jw_key(w, "next");
+		jw_str(w, l && last ? last->spec.id : NULL);
 	}
 	if (rc == SCHED_INSUFFICIENT) {
-		json_t *err = json_pack("{s:s, s:s}", "code", "insufficient_resources", "message",
-					"actor scale failed: insufficient resources");
-		if (json_object_set_new(res, "error", err) != 0)
-			goto fail;
+		jw_key(w, "error");
+		jw_obj(w);
+		jw_key(w, "code");
+		jw_str(w, "insufficient_resources");
+		jw_key(w, "message");
+		jw_str(w, "actor scale failed: insufficient resources");
+		jw_obj_end(w);
 	}
-	goto done;
-fail:
-	json_decref(res);
-	res = NULL;
+	jw_obj_end(w);
+	ret = w->oom ? -1 : 0;
 done:
-	hmap_release(&chosen);
-	free(nodes);
+	free(x.chosen.v);
+	free(x.holding.v);
+	free(order);
+	free(tally);
 	free(out);
-	return res;
+	return ret;
 }

@@ -6,12 +6,13 @@
  *
  * The index (struct sched_index, embedded in struct model) keeps schedulable nodes
  * ordered by (score, id) per region and lattice-wide, and by id for round robin,
- * so a decision does not scan every node. The model calls sched_index_update
- * whenever anything that affects a node's score or eligibility changes. */
+ * so a decision does not scan every node; and every node by id, so a dry run
+ * can page through them. The model calls sched_index_update after adding a node
+ * and whenever anything that affects a node's score or eligibility changes, and
+ * sched_index_remove before freeing one. */
 #ifndef LATTICE_SCHED_H
 #define LATTICE_SCHED_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@
 #include "otree.h"
 #include "spec.h"
 
+struct jw;
 struct model;
 struct model_node;
 
@@ -27,7 +29,9 @@ struct sched_node {
 	struct otree_link by_region; /* in region tree, ordered by (score, id) */
 	struct otree_link by_all;    /* in lattice-wide tree, ordered by (score, id) */
 	struct otree_link by_id;     /* in id tree (round robin) */
-	bool indexed;                /* currently in the trees */
+	struct otree_link by_every;  /* in the tree of every node, by id */
+	bool indexed;                /* currently in the schedulable trees */
+	bool listed;                 /* currently in the tree of every node */
 	int64_t score;               /* score at insertion; the trees' key */
 };
 
@@ -35,15 +39,17 @@ struct sched_index {
 	struct hmap regions; /* region name -> struct sched_region (owned) */
 	struct otree all;    /* schedulable nodes by (score, id) */
 	struct otree by_id;  /* schedulable nodes by id */
+	struct otree every;  /* every node, schedulable or not, by id (dry runs) */
 };
 
 void sched_index_init(struct sched_index *ix);
 void sched_index_release(struct sched_index *ix);
-/* Re-reads the node's score and eligibility and re-files it. Call after any change
- * to status, cordon/drain, capacity or accounted usage, and before freeing a node
- * (after setting it ineligible) — see model.c. Returns 0 or -1 (out of memory). */
+/* Files a new node, or re-reads a filed node's score and eligibility and re-files
+ * it. Call after adding a node to the model and after any change to status,
+ * cordon/drain, capacity or accounted usage — see model.c. Returns 0 or -1 (out
+ * of memory). */
 int sched_index_update(struct sched_index *ix, struct model_node *n);
-/* Removes the node from every tree (e.g. before it is freed). */
+/* Removes the node from every tree (before it is freed, or re-filed). */
 void sched_index_remove(struct sched_index *ix, struct model_node *n);
 
 /* Score = floor(cpu_used*100/cpu_capacity) + floor(memory_used_mb*100/memory_mb)
@@ -86,15 +92,43 @@ enum sched_rc {
 int sched_place(struct model *m, const struct sched_request *req, struct sched_choice *out,
 		char *rr_cursor);
 
+/* The longest reason sched_check writes, with its NUL (a constraint's 63-byte key
+ * and 255-character value): a buffer this long never cuts one short. */
+#define SCHED_REASON_MAX 1200
+
 /* Why node n can or cannot take one more replica of req now. Returns true when it
  * is a candidate; otherwise writes a short reason ("cordoned", "insufficient cpu:
  * 200 free, 500 required", "capability denied: wasmcloud:keyvalue", ...). */
 bool sched_check(const struct model *m, const struct sched_request *req,
 		 const struct model_node *n, char *reason, size_t reasonlen);
 
-/* Dry run: a JSON object {"placements": [...], "nodes": [{"node_id", "candidate",
- * "score", "reason", "chosen"}...], "error"?: {...}} for every node in id order.
- * Caller owns the result; NULL when out of memory. */
-json_t *sched_explain(struct model *m, const struct sched_request *req);
+/* What a dry run shows besides its summary. */
+struct sched_explain_opts {
+	bool nodes;                  /* a page of the per-node list */
+	char after[SPEC_ID_MAX + 1]; /* the page starts after this node id; "": first */
+	size_t limit;                /* page size, >= 1 */
+};
+
+/* Candidates a dry run shows, best first. */
+#define SCHED_EXPLAIN_CANDIDATES 5
+
+/* Dry run of req, written into w as one JSON object:
+ *   placements  node id per replica, [] when not all fit (as sched_place plans);
+ *   chosen      [{node_id, region, score, round_robin, other_region}] per replica;
+ *   summary     "2/38000 nodes fit: 30000 insufficient cpu, 7998 cordoned";
+ *   nodes_total, nodes_fit, and rejected: [{code, reason, nodes}] — for one
+ *               replica on the current state, each node counted once, by the
+ *               first filter it fails; most nodes first;
+ *   candidates  up to SCHED_EXPLAIN_CANDIDATES nodes that fit, in the order the
+ *               planner takes them for one replica;
+ *   nodes, next with o->nodes: {node_id, region, candidate, score, reason, chosen}
+ *               for at most o->limit nodes after o->after in id order, and the
+ *               id to pass as after for the next page (null: none);
+ *   error       when not every replica fits (insufficient_resources).
+ * Cost: sched_place, one pass of the filters over the nodes (no allocation per
+ * node) and a reason text for each node shown. The model is unchanged. Returns
+ * 0, or -1 when out of memory (w's text is then unusable). */
+int sched_explain(struct model *m, const struct sched_request *req,
+		  const struct sched_explain_opts *o, struct jw *w);
 
 #endif

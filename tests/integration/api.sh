@@ -6,7 +6,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 232
+plan 254
 
 lib_init
 # A short bounded wait, so the ?min_index= far in the future test is quick.
@@ -163,14 +163,61 @@ E0=$(ev_last)
 U0=$(usage_sum)
 req POST /v1/schedule/plan "$SEED"
 is "$STATUS" 200 "POST /v1/schedule/plan is 200"
+case "$(header Content-Type)" in application/json*) r=0 ;; *) r=1 ;; esac
+ok $r "plan answers application/json ($(header Content-Type))"
 is "$(jqr '.placements | join(" ")')" edge-ap-east-1 "plan places the seed actor on edge-ap-east-1"
+# The summary answer: the choice, the best candidates and counts; no per-node list.
+is "$(jqr '[has("nodes"), has("next")] | map(tostring) | join(" ")')" "false false" \
+	"plan lists no nodes unless asked (nodes=true)"
+is "$(jqr '.chosen | map([.node_id, .region, .score, .round_robin, .other_region] | map(tostring) | join(" ")) | join(",")')" \
+	"edge-ap-east-1 ap-east-1 74 false false" "plan: chosen edge-ap-east-1 with its score 74"
+is "$(jqr .summary)" "6/7 nodes fit: 1 insufficient cpu" "plan summary: 6/7 nodes fit: 1 insufficient cpu"
+is "$(jqr '[.nodes_total, .nodes_fit] | map(tostring) | join(" ")') $(jqr '.rejected | map([.code, .reason, .nodes] | map(tostring) | join("|")) | join(",")')" \
+	"7 6 insufficient_cpu|insufficient cpu|1" "plan: nodes_total 7, nodes_fit 6, rejected counts by reason"
+is "$(jqr '.candidates | map(.node_id + ":" + (.score | tostring) + ":" + .reason) | join(" ")')" \
+	"edge-ap-east-1:74:chosen lab-a:0:not in preferred region lab-b:0:not in preferred region lab-c:0:not in preferred region spare-1:0:not in preferred region" \
+	"plan: the 5 best candidates, preferred region first, then by score"
+# The per-node list, on request.
+req POST '/v1/schedule/plan?nodes=true' "$SEED"
+is "$STATUS $(jqr '.nodes | length') $(jqr .next)" "200 7 null" "plan?nodes=true explains every node (next null)"
 reason() { jqr ".nodes[] | select(.node_id == \"$1\") | [.candidate, .chosen, .score, .reason] | map(tostring) | join(\"|\")"; }
 is "$(reason edge-ap-east-1)" "true|true|74|chosen" "edge-ap-east-1: chosen, score 30+39+5 = 74"
 is "$(reason edge-ap-southeast-1)" "true|false|56|not in preferred region" \
 	"edge-ap-southeast-1: lower score 56 but not in the preferred region"
 is "$(reason edge-us-west-1)" "false|false|202|insufficient cpu: 200 free, 500 required" \
 	"edge-us-west-1: insufficient cpu: 200 free, 500 required"
-is "$(jqr '.nodes | length')" 7 "plan explains every node"
+# ... paginated like the lists.
+seen="" pages=0 after="" over=0 nexts=""
+while :; do
+	if [ -z "$after" ]; then req POST '/v1/schedule/plan?nodes=true&limit=3' "$SEED"; else req POST "/v1/schedule/plan?nodes=true&limit=3&after=$after" "$SEED"; fi
+	[ "$STATUS" = 200 ] || break
+	pages=$((pages + 1))
+	[ "$(jqr '.nodes | length')" -le 3 ] || over=1
+	seen="${seen:+$seen }$(jqr '[.nodes[].node_id] | join(" ")')"
+	after=$(jqr '.next')
+	nexts="${nexts:+$nexts }$after"
+	[ "$after" = null ] && break
+	[ $pages -gt 10 ] && break
+done
+is "$seen" "$ALL" "plan?nodes=true&limit=3&after=<next> walks every node once, in order"
+is "$pages/$over $nexts" "3/0 edge-us-west-1 lab-c null" "7 nodes at limit=3: 3 pages, next is the last id shown, null at the end"
+req POST '/v1/schedule/plan?nodes=true&after=lab-c' "$SEED"
+is "$STATUS $(jqr '[.nodes[].node_id] | join(" ")') $(jqr .next)" "200 spare-1 null" "plan?nodes=true&after=lab-c: the nodes after lab-c"
+# Bad parameters: 400 invalid_query, and no plan.
+req POST '/v1/schedule/plan?nodes=yes' "$SEED"
+is "$(err) $(jqr has\(\"placements\"\))" "400 invalid_query false" "plan?nodes=yes is 400 invalid_query"
+req POST '/v1/schedule/plan?limit=3' "$SEED"
+is "$(err)" "400 invalid_query" "plan?limit=3 without nodes=true is 400 invalid_query"
+req POST '/v1/schedule/plan?nodes=false&after=lab-a' "$SEED"
+is "$(err)" "400 invalid_query" "plan?nodes=false&after= is 400 invalid_query"
+for q in limit=0 limit=1001 limit=x limit=-1 after=.. 'after=a%20b'; do
+	req POST "/v1/schedule/plan?nodes=true&$q" "$SEED"
+	is "$(err)" "400 invalid_query" "plan?nodes=true&$q is 400 invalid_query"
+done
+req POST '/v1/schedule/plan?verbose=true' "$SEED"
+is "$(err)" "400 invalid_query" "plan?verbose=true (not a parameter of the plan) is 400 invalid_query"
+req POST /v1/schedule/plan "$SEED" text/plain
+is "$(err)" "415 unsupported_media_type" "plan with Content-Type text/plain is 415 unsupported_media_type"
 is "$(ev_last) $(usage_sum)" "$E0 $U0" "a plan changes nothing (no event, no usage)"
 req GET /v1/actors/task-sensor-001
 is "$STATUS" 404 "a plan creates no actor"
@@ -273,7 +320,7 @@ req POST /v1/nodes/lab-a/cordon
 is "$STATUS $(jqr .id) $(jqr .cordoned) $(jqr .draining)" "200 lab-a true false" "POST cordon is 200, cordoned true"
 req POST /v1/actors '{"id":"after-cordon","module":"oci://x/ac:1","cpu_required":10,"memory_required_mb":10,"replicas":2,"constraints":{"pool":"lab"}}'
 is "$STATUS $(jqr '[.placements[].node_id] | sort | join(" ")')" "201 lab-b lab-c" "new actors are not placed on a cordoned node"
-req POST /v1/schedule/plan '{"module":"oci://x/p:1","cpu_required":1,"memory_required_mb":1,"constraints":{"pool":"lab"}}'
+req POST '/v1/schedule/plan?nodes=true' '{"module":"oci://x/p:1","cpu_required":1,"memory_required_mb":1,"constraints":{"pool":"lab"}}'
 is "$(reason lab-a)" "false|false|$(jqr '.nodes[]|select(.node_id=="lab-a")|.score')|cordoned" "plan shows lab-a as cordoned"
 req GET /v1/nodes/lab-a
 is "$(jqr .cordoned)" true "GET shows the node cordoned"
@@ -490,11 +537,15 @@ req PUT "/v1/policies/$POLGEN" '{"allowed_contracts":["wasmcloud:httpserver"],"s
 is "$STATUS $(jqr .version)" "200 2" "PUT narrows it to no node"
 
 # The new version applies to future placements.
-req POST /v1/schedule/plan '{"module":"oci://x/m:1","cpu_required":1,"memory_required_mb":1,"contracts":["wasmcloud:messaging"],"constraints":{"pool":"lab"}}'
+req POST '/v1/schedule/plan?nodes=true' '{"module":"oci://x/m:1","cpu_required":1,"memory_required_mb":1,"contracts":["wasmcloud:messaging"],"constraints":{"pool":"lab"}}'
 is "$STATUS $(jqr '.error.code') $(jqr '.placements | length')" "200 insufficient_resources 0" \
 	"plan: no lab node may run an actor needing wasmcloud:messaging (version 2)"
 is "$(reason lab-a | cut -d'|' -f4)" "capability denied: wasmcloud:messaging" "plan reason on lab-a: capability denied"
-req POST /v1/schedule/plan '{"module":"oci://x/m:1","cpu_required":1,"memory_required_mb":300,"constraints":{"pool":"lab"}}'
+is "$(jqr .summary)" "0/5 nodes fit: 3 label pool=lab required, 2 capability denied: wasmcloud:messaging" \
+	"plan summary counts the 2 lab nodes whose policy denies wasmcloud:messaging"
+is "$(jqr '.rejected | map(.code + ":" + (.nodes | tostring)) | join(" ")')" "label_mismatch:3 capability_denied:2" \
+	"plan rejected: label_mismatch 3, capability_denied 2"
+req POST '/v1/schedule/plan?nodes=true' '{"module":"oci://x/m:1","cpu_required":1,"memory_required_mb":300,"constraints":{"pool":"lab"}}'
 is "$(reason lab-c | cut -d'|' -f4)" "memory 300 MiB above policy cap 256 MiB" "plan reason: the policy's memory cap"
 
 # Link denial: a policy covering the actor's node denies wasmcloud:keyvalue.
@@ -523,7 +574,7 @@ req POST /v1/links '{"id":"lnk-http","actor_id":"se-actor","provider_id":"http",
 is "$STATUS" 201 "a contract the policy allows is linked (201)"
 
 # Placement denial: an actor needing wasmcloud:keyvalue avoids both covered nodes.
-req POST /v1/schedule/plan '{"module":"oci://x/kvu:1","cpu_required":100,"memory_required_mb":50,"preferred_region":"ap-east-1","contracts":["wasmcloud:keyvalue"]}'
+req POST '/v1/schedule/plan?nodes=true' '{"module":"oci://x/kvu:1","cpu_required":100,"memory_required_mb":50,"preferred_region":"ap-east-1","contracts":["wasmcloud:keyvalue"]}'
 is "$(reason edge-ap-east-1)" "false|false|$(jqr '.nodes[]|select(.node_id=="edge-ap-east-1")|.score')|capability denied: wasmcloud:keyvalue" \
 	"plan: edge-ap-east-1 is not a candidate: capability denied: wasmcloud:keyvalue"
 is "$(reason edge-ap-southeast-1 | cut -d'|' -f1,4)" "false|capability denied: wasmcloud:keyvalue" \
