@@ -60,9 +60,11 @@ static void call_done(struct op *op)
 	http_resume(c->req);
 }
 
+/* What this replica's PostgreSQL shows (rowless entries counted): the index
+ * a read at least reflects. */
 static uint64_t projected(struct api *a)
 {
-	return a->store ? store_projected(a->store) : 0;
+	return loop_projected_index(a->loop);
 }
 
 static void resp_json(struct api *a, struct http_resp *resp, int status, json_t *body)
@@ -187,16 +189,12 @@ static bool read_barrier(struct api *a, struct http_req *req, struct api_call *c
 		return false;
 	}
 	if (cons && strcmp(cons, "true") == 0) {
-		struct loop_status st;
-		loop_status(a->loop, &st);
-		if (st.state != RAFT_LEADER) {
-			http_error(resp, 503, "not_leader",
-				   "consistent reads are served by the leader (replica %llu at %s)",
-				   (unsigned long long)st.leader_id, st.leader_address);
-			return false;
-		}
-		if (st.commit_index > want)
-			want = st.commit_index;
+		/* Linearizable: the loop confirms leadership with a barrier appended
+		 * after this read arrived, then waits for PostgreSQL to show it. */
+		op_init(&call->op, OP_READ_BARRIER);
+		call->op.index = want;
+		*next = submit(a, req, call, a->cfg->read_wait_max_ms);
+		return false;
 	}
 	if (want == 0 || projected(a) >= want)
 		return true;
@@ -233,25 +231,52 @@ static enum http_next h_healthz(struct api *a, struct http_req *req, struct api_
 	return HTTP_RESPOND;
 }
 
+/* Appends "; reason" to buf. */
+static void add_reason(char *buf, size_t len, const char *reason)
+{
+	size_t n = strlen(buf);
+	if (n + 2 < len)
+		snprintf(buf + n, len - n, "%s%s", n ? "; " : "", reason);
+}
+
+/* Ready: this replica can serve what it is for. Its PostgreSQL answers on the
+ * connection reads use (not only the writer's), a leader is known, and a
+ * leader has applied its log and has room on disk to take writes. */
 static enum http_next h_readyz(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	(void)req;
 	(void)call;
 	struct loop_status st;
 	loop_status(a->loop, &st);
-	bool pg = a->store && store_healthy(a->store);
-	if (!pg)
-		http_error(resp, 503, "not_ready", "this replica cannot reach its PostgreSQL");
-	else if (st.leader_id == 0)
-		http_error(resp, 503, "not_ready", "no Raft leader is known");
-	else {
-		resp_json(a, resp, 200,
-			  json_pack("{s:s,s:b,s:I,s:I}", "status", "ready", "leader", st.state == RAFT_LEADER,
-				    "applied_index", (json_int_t)st.applied_index, "projected_index",
-				    (json_int_t)projected(a)));
+	char why[1536] = "";
+	if (a->store && !store_healthy(a->store)) {
+		add_reason(why, sizeof(why), "this replica's projection writer cannot reach its PostgreSQL");
+	} else if (a->store) {
+		PGconn *c = store_conn(a->store);
+		uint64_t dbidx = 0;
+		char err[256] = "no connection";
+		if (c == NULL || query_applied_index(c, &dbidx, err, sizeof(err)) != QUERY_OK) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "this replica cannot read from its PostgreSQL: %s", err);
+			add_reason(why, sizeof(why), msg);
+		}
+	}
+	if (st.leader_id == 0)
+		add_reason(why, sizeof(why), "no Raft leader is known");
+	if (!st.disk_ok)
+		add_reason(why, sizeof(why), st.disk_reason);
+	else if (st.state == RAFT_LEADER && !st.writable)
+		add_reason(why, sizeof(why), "leader, still applying its log before it takes writes");
+	uint64_t applied, proj;
+	loop_indices(a->loop, &applied, &proj);
+	resp->index = proj;
+	if (why[0]) {
+		http_error(resp, 503, "not_ready", "%s", why);
 		return HTTP_RESPOND;
 	}
-	resp->index = projected(a);
+	resp->status = 200;
+	resp->body = json_pack("{s:s,s:b,s:I,s:I}", "status", "ready", "leader", st.state == RAFT_LEADER,
+			       "applied_index", (json_int_t)applied, "projected_index", (json_int_t)proj);
 	return HTTP_RESPOND;
 }
 
@@ -285,7 +310,7 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	if (a->store) {
 		struct store_stats ss;
 		store_stats(a->store, &ss);
-		g.projected_index = store_projected(a->store);
+		g.projected_index = projected(a);
 		g.backlog = store_backlog(a->store);
 		g.pg_up = store_healthy(a->store);
 		g.pg_transactions = ss.transactions;

@@ -51,6 +51,9 @@ static const struct opt config_opts[] = {
 	 "longest a read with ?min_index=N waits for this replica to catch up"},
 	{"write-timeout-ms", OPT_INT, O(write_timeout_ms), "10000", 100, 600000, "MS",
 	 "longest a write waits to be committed and projected before 503"},
+	{"disk-reserve-mb", OPT_INT, O(disk_reserve_mb), "1", 0, 1048576, "MB",
+	 "free space kept in the data dir on top of what Raft needs for its next log segment and "
+	 "snapshot; below it writes are refused with 503 disk_full"},
 	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
 	 "directory of the SQL migrations"},
 	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME", "lattice name"},

@@ -27,6 +27,7 @@ struct config {
 	int64_t snapshot_trailing;
 	int64_t read_wait_max_ms;
 	int64_t write_timeout_ms;
+	int64_t disk_reserve_mb; /* kept free in the data dir beyond what raft needs */
 	char *schema_dir;
 	char *lattice; /* lattice name (NATS subjects) */
 };

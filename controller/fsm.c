@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk.h"
 #include "entry.h"
 #include "log.h"
 #include "proj.h"
@@ -10,6 +11,8 @@
 
 static void fsm_queue(struct fsm *f, struct proj_batch *b)
 {
+	if (b->index > f->rows_index)
+		f->rows_index = b->index;
 	b->next = NULL;
 	if (f->pending_tail)
 		f->pending_tail->next = b;
@@ -85,6 +88,11 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
 {
 	struct fsm *f = rf->data;
+	/* raft asks again after every applied entry while a snapshot is due: one
+	 * that did not fit waits for room (disk.c) instead of being serialised and
+	 * thrown away each time. RAFT_BUSY is the code raft retries quietly. */
+	if (f->disk && disk_snapshot_blocked(f->disk))
+		return RAFT_BUSY;
 	/* The index lets restore tell whether PostgreSQL fell behind the snapshot. */
 	uint64_t index = raft_last_applied(f->raft);
 	size_t len = 0;
@@ -95,6 +103,14 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 		raft_free(base);
 		return RAFT_NOMEM;
 	}
+	if (f->disk && !disk_snapshot_fits(f->disk, len)) {
+		log_error("raft snapshot at index %llu (%zu bytes) skipped: %s", (unsigned long long)index, len,
+			  f->disk->reason);
+		raft_free(*bufs);
+		raft_free(base);
+		return RAFT_BUSY;
+	}
+	f->last_snapshot_len = len;
 	(*bufs)[0].base = base;
 	(*bufs)[0].len = len;
 	*n = 1;
@@ -144,6 +160,8 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		}
 		fsm_flush(f);
 		store_submit(f->store, b);
+		if (f->rows_index < index)
+			f->rows_index = index;
 		if (f->store_applied < index)
 			f->store_applied = index;
 	}

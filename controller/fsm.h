@@ -12,12 +12,20 @@
 #include "model.h"
 
 struct store;
+struct disk;
 
 struct fsm {
 	struct raft *raft;      /* borrowed: for the index of the entry being applied */
 	struct model *model;    /* borrowed */
 	struct store *store;    /* borrowed; NULL: no projection (tests) */
+	struct disk *disk;      /* borrowed; NULL: snapshots are not checked for room */
+	size_t last_snapshot_len; /* bytes of the last snapshot handed to raft */
 	uint64_t store_applied; /* PostgreSQL held entries up to here at start-up */
+	/* Highest index whose rows (possibly none: a refused entry) went to the
+	 * store, or that PostgreSQL already held. Entries above it up to the
+	 * applied index carry no rows at all (barriers, configuration changes), so
+	 * once PostgreSQL shows rows_index it shows everything applied. */
+	uint64_t rows_index;
 	/* Result of the latest apply; raft hands a pointer to it to the apply
 	 * callback, which runs right after apply on the same thread. */
 	struct apply_result last;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -15,6 +16,9 @@
 #include "store.h"
 
 #define LOOP_TICK_MS 20
+/* raft_uv's default open segment size, set explicitly because disk.c's
+ * arithmetic depends on it. */
+#define LOOP_SEGMENT_SIZE (8u * 1024 * 1024)
 #define LOOP_SHUTDOWN_GRACE_MS 5000
 
 int64_t loop_now_ms(void)
@@ -48,6 +52,40 @@ static int mkdir_p(const char *path)
 	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+int loop_lock_dir(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir_p(dir) != 0) {
+		snprintf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/LOCK", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, errlen,
+			 "data dir %s is in use by another latticed (pid %s): two replicas on one Raft log "
+			 "would corrupt it",
+			 dir, pid[0] ? pid : "unknown");
+		close(fd);
+		return -1;
+	}
+	/* The lock, not the pid, is what counts (it dies with the process); the
+	 * pid only makes the message above useful. */
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		log_warn("cannot write the pid into %s: %s", path, strerror(errno));
+	return fd;
 }
 
 int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *err, size_t errlen)
@@ -141,10 +179,38 @@ void loop_park(struct loop *l, struct op *op)
 	l->parked_tail = op;
 }
 
+/* Effective projected index; caller holds l->lock. */
+static uint64_t projected_locked(struct loop *l)
+{
+	if (l->store == NULL)
+		return l->pub_applied;
+	uint64_t p = store_projected(l->store);
+	return p >= l->pub_rows && l->pub_applied > p ? l->pub_applied : p;
+}
+
+uint64_t loop_projected_index(struct loop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	uint64_t p = projected_locked(l);
+	pthread_mutex_unlock(&l->lock);
+	return p;
+}
+
+void loop_indices(struct loop *l, uint64_t *applied, uint64_t *projected)
+{
+	pthread_mutex_lock(&l->lock);
+	uint64_t p = projected_locked(l);
+	*applied = l->pub_applied;
+	pthread_mutex_unlock(&l->lock);
+	/* Only while raft replays its log at start-up can PostgreSQL be ahead of
+	 * the model; what a reader can rely on then is the applied index. */
+	*projected = p < *applied ? p : *applied;
+}
+
 void loop_wait_projection(struct loop *l, struct op *op)
 {
 	pthread_mutex_lock(&l->lock);
-	if (l->store == NULL || store_projected(l->store) >= op->index) {
+	if (projected_locked(l) >= op->index) {
 		pthread_mutex_unlock(&l->lock);
 		loop_finish(l, op);
 		return;
@@ -157,9 +223,11 @@ void loop_wait_projection(struct loop *l, struct op *op)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void loop_projected(struct loop *l, uint64_t index)
+/* Finishes the waiters PostgreSQL has caught up with. Any thread. */
+static void wake_waiters(struct loop *l)
 {
 	pthread_mutex_lock(&l->lock);
+	uint64_t index = projected_locked(l);
 	struct op *ready = l->wait_head, *last = NULL;
 	while (l->wait_head && l->wait_head->index <= index) {
 		last = l->wait_head;
@@ -175,6 +243,91 @@ void loop_projected(struct loop *l, uint64_t index)
 		loop_finish(l, ready);
 		ready = next;
 	}
+}
+
+void loop_projected(struct loop *l, uint64_t index)
+{
+	(void)index; /* what counts is projected_locked's view, rowless entries included */
+	wake_waiters(l);
+}
+
+/* ---- consistent reads ----------------------------------------------------------- */
+
+static void fail_reads(struct loop *l, struct op *list, const char *code, const char *msg)
+{
+	while (list) {
+		struct op *next = list->next;
+		op_fail(list, 503, code, "%s", msg);
+		loop_finish(l, list);
+		list = next;
+	}
+}
+
+static void read_barrier_cb(struct raft_barrier *req, int status);
+
+static void start_read_barrier(struct loop *l)
+{
+	l->reads_inflight = l->reads_next;
+	l->reads_next = NULL;
+	l->read_barrier.data = l;
+	int rv = raft_barrier(&l->raft, &l->read_barrier, read_barrier_cb);
+	if (rv != 0) {
+		struct op *ops = l->reads_inflight;
+		l->reads_inflight = NULL;
+		char msg[160];
+		snprintf(msg, sizeof(msg), "cannot confirm leadership for a consistent read: raft: %s",
+			 raft_strerror(rv));
+		fail_reads(l, ops, rv == RAFT_NOTLEADER ? "not_leader" : "unavailable", msg);
+		return;
+	}
+	l->read_barrier_pending = true;
+}
+
+static void read_barrier_cb(struct raft_barrier *req, int status)
+{
+	struct loop *l = req->data;
+	struct op *ops = l->reads_inflight;
+	l->reads_inflight = NULL;
+	l->read_barrier_pending = false;
+	if (status != 0) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "leadership could not be confirmed for a consistent read (raft: %s); retry",
+			 raft_strerror(status));
+		fail_reads(l, ops, "not_leader", msg);
+	} else {
+		while (ops) {
+			struct op *next = ops->next;
+			if (ops->index < req->index)
+				ops->index = req->index;
+			loop_wait_projection(l, ops);
+			ops = next;
+		}
+	}
+	if (l->reads_next != NULL) {
+		if (l->closing) {
+			struct op *rest = l->reads_next;
+			l->reads_next = NULL;
+			fail_reads(l, rest, "shutting_down", "this replica is shutting down; retry on another");
+		} else {
+			start_read_barrier(l);
+		}
+	}
+}
+
+void loop_read_barrier(struct loop *l, struct op *op)
+{
+	if (raft_state(&l->raft) != RAFT_LEADER) {
+		op_fail(op, 503, "not_leader", "consistent reads are served by the leader (replica %llu at %s)",
+			(unsigned long long)l->status.leader_id, l->status.leader_address);
+		loop_finish(l, op);
+		return;
+	}
+	/* Not the barrier in flight: it may have been appended before this read
+	 * arrived, and a barrier that old proves nothing about now. */
+	op->next = l->reads_next;
+	l->reads_next = op;
+	if (!l->read_barrier_pending)
+		start_read_barrier(l);
 }
 
 static void expire_waiters(struct loop *l, int64_t now, bool all)
@@ -198,6 +351,11 @@ static void expire_waiters(struct loop *l, int64_t now, bool all)
 			op_fail(expired, 503, "projection_lagging",
 				"this replica's PostgreSQL has not reached index %llu yet; retry, or read "
 				"without min_index",
+				(unsigned long long)expired->index);
+		else if (expired->kind == OP_READ_BARRIER)
+			op_fail(expired, 503, "projection_lagging",
+				"this replica's PostgreSQL has not reached the committed index %llu yet; retry, "
+				"or read without consistent=true",
 				(unsigned long long)expired->index);
 		else
 			op_fail(expired, 503, "projection_lagging",
@@ -244,7 +402,9 @@ static void publish_status(struct loop *l)
 	raft_leader(&l->raft, &lid, &laddr);
 	s.leader_id = lid;
 	snprintf(s.leader_address, sizeof(s.leader_address), "%s", laddr ? laddr : "");
-	s.writable = s.state == RAFT_LEADER && l->barrier_term == s.term;
+	s.disk_ok = disk_writable(&l->disk);
+	snprintf(s.disk_reason, sizeof(s.disk_reason), "%s", l->disk.reason);
+	s.writable = s.state == RAFT_LEADER && l->barrier_term == s.term && s.disk_ok;
 	s.nodes = l->model.nodes.n;
 	s.actors = l->model.actors.n;
 	s.providers = l->model.providers.n;
@@ -272,10 +432,21 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	}
 }
 
+/* After each loop iteration: publish the indices loop_projected_index reads,
+ * then hand the iteration's batches to the store (in that order, so PostgreSQL
+ * never shows an index above the published applied one), then release the
+ * readers and writers that rowless entries alone kept waiting. */
 static void flush_cb(uv_check_t *c)
 {
 	struct loop *l = c->data;
+	pthread_mutex_lock(&l->lock);
+	l->pub_applied = raft_last_applied(&l->raft);
+	l->pub_rows = l->fsm.rows_index;
+	bool waiting = l->wait_head != NULL;
+	pthread_mutex_unlock(&l->lock);
 	fsm_flush(&l->fsm);
+	if (waiting)
+		wake_waiters(l);
 }
 
 static void close_cb(struct raft *r)
@@ -283,14 +454,18 @@ static void close_cb(struct raft *r)
 	struct loop *l = r->data;
 	fsm_flush(&l->fsm);
 	uv_close((uv_handle_t *)&l->flush, NULL);
-	raft_uv_close(&l->io);
-	raftnet_close(&l->net);
+	/* raft_uv_close and raftnet_close free memory raft_uv's own late
+	 * callbacks still read: loop_close calls them once the loop has stopped. */
+	raftio_close(&l->io);
 	uv_close((uv_handle_t *)&l->wake, NULL);
 	uv_close((uv_handle_t *)&l->tick, NULL);
 }
 
 static void begin_close(struct loop *l)
 {
+	struct op *reads = l->reads_next;
+	l->reads_next = NULL;
+	fail_reads(l, reads, "shutting_down", "this replica is shutting down; retry on another");
 	expire_waiters(l, 0, true);
 	run_parked(l, loop_now_ms());
 	uv_timer_stop(&l->tick);
@@ -302,8 +477,15 @@ static void tick_cb(uv_timer_t *t)
 {
 	struct loop *l = t->data;
 	int64_t now = loop_now_ms();
+	if (disk_check(&l->disk)) {
+		if (disk_writable(&l->disk))
+			log_info("the data dir %s has room again (%.1f MiB free): writes resume", l->cfg->data_dir,
+				 (double)l->disk.last.free / (1024.0 * 1024.0));
+		else
+			log_error("%s", l->disk.reason);
+	}
 	if (raft_state(&l->raft) == RAFT_LEADER && l->barrier_term != l->raft.current_term &&
-	    !l->barrier_pending) {
+	    !l->barrier_pending && disk_writable(&l->disk)) {
 		l->barrier.data = l;
 		if (raft_barrier(&l->raft, &l->barrier, barrier_cb) == 0)
 			l->barrier_pending = true;
@@ -347,6 +529,31 @@ static void wake_cb(uv_async_t *a)
 	}
 }
 
+/* raftio: raft could not write its log. A full disk (RAFT_NOSPACE) is retried
+ * once there is room again; anything else leaves raft's segment state unknown,
+ * so writes stay refused until a restart re-reads the log. */
+static void on_log_error(void *arg, int status, const char *message)
+{
+	struct loop *l = arg;
+	log_error("raft could not write its log in %s: %s (%s)", l->cfg->data_dir, message, raft_strerror(status));
+	disk_log_failed(&l->disk, message, status == RAFT_NOSPACE);
+	if (!disk_writable(&l->disk))
+		log_error("%s", l->disk.reason);
+	publish_status(l);
+}
+
+static void on_snapshot_error(void *arg, int status, const char *message)
+{
+	struct loop *l = arg;
+	log_error("raft could not write a snapshot of %zu bytes in %s: %s", l->fsm.last_snapshot_len,
+		  l->cfg->data_dir, message);
+	(void)status;
+	/* Do not let raft retry it after every entry; wait for room for it. */
+	if (!disk_snapshot_fits(&l->disk, l->fsm.last_snapshot_len))
+		log_error("%s", l->disk.reason);
+	publish_status(l);
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
 int loop_init(struct loop *l, const struct config *cfg, struct store *store, char *err, size_t errlen)
@@ -369,6 +576,8 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->fsm.model = &l->model;
 	l->fsm.store = store;
 	l->fsm.store_applied = store ? store_applied_index(store) : 0;
+	l->fsm.rows_index = l->fsm.store_applied;
+	l->pub_rows = l->fsm.rows_index;
 	l->fsm.proposed = ops_proposed;
 	l->fsm.proposed_arg = l;
 	fsm_init(&l->rfsm, &l->fsm);
@@ -376,17 +585,29 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 		snprintf(err, errlen, "raft transport: %s", raft_strerror(rv));
 		return -1;
 	}
-	if ((rv = raft_uv_init(&l->io, &l->uv, cfg->data_dir, &l->net.transport)) != 0) {
+	if ((rv = raft_uv_init(&l->io.io, &l->uv, cfg->data_dir, &l->net.transport)) != 0) {
 		snprintf(err, errlen, "raft storage in %s: %s", cfg->data_dir, raft_strerror(rv));
 		return -1;
 	}
+	raft_uv_set_segment_size(&l->io.io, LOOP_SEGMENT_SIZE);
+	if ((rv = raftio_init(&l->io, &l->uv, &l->raft)) != 0) {
+		snprintf(err, errlen, "raft storage: %s", uv_strerror(rv));
+		return -1;
+	}
+	l->io.on_log_error = on_log_error;
+	l->io.on_snapshot_error = on_snapshot_error;
+	l->io.arg = l;
+	disk_init(&l->disk, cfg->data_dir, LOOP_SEGMENT_SIZE, (uint64_t)cfg->disk_reserve_mb * 1024 * 1024);
+	l->fsm.disk = &l->disk;
+	if (disk_check(&l->disk))
+		log_error("%s", l->disk.reason);
 	/* A corrupt segment must stop the replica, not be renamed away with the
 	 * committed entries in it (raft's default "auto recovery"). */
-	raft_uv_set_auto_recovery(&l->io, false);
+	raft_uv_set_auto_recovery(&l->io.io, false);
 	/* Snapshots are taken on this thread; LZ4 over tens of MB stalls every write
 	 * behind it, and disk is cheaper than that latency. */
-	raft_uv_set_snapshot_compression(&l->io, false);
-	if ((rv = raft_init(&l->raft, &l->io, &l->rfsm, (raft_id)cfg->id, cfg->raft_address)) != 0) {
+	raft_uv_set_snapshot_compression(&l->io.io, false);
+	if ((rv = raft_init(&l->raft, &l->io.io, &l->rfsm, (raft_id)cfg->id, cfg->raft_address)) != 0) {
 		snprintf(err, errlen, "raft_init: %s", raft_errmsg(&l->raft));
 		return -1;
 	}
@@ -449,6 +670,8 @@ void loop_stop(struct loop *l)
 
 void loop_close(struct loop *l)
 {
+	raft_uv_close(&l->io.io);
+	raftnet_close(&l->net);
 	uv_loop_close(&l->uv);
 	model_release(&l->model);
 	pthread_mutex_destroy(&l->lock);

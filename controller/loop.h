@@ -14,8 +14,10 @@
 #include <uv.h>
 
 #include "config.h"
+#include "disk.h"
 #include "fsm.h"
 #include "model.h"
+#include "raftio.h"
 #include "raftnet.h"
 
 struct store;
@@ -28,6 +30,8 @@ struct loop_status {
 	char leader_address[64];
 	int state; /* RAFT_FOLLOWER, RAFT_CANDIDATE, RAFT_LEADER, RAFT_UNAVAILABLE */
 	bool writable; /* leader, and its log is applied (barrier done) */
+	bool disk_ok;  /* raft may write (disk.h) */
+	char disk_reason[512]; /* why not, "" when disk_ok */
 	size_t nodes, actors, providers, links, policies;
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
 };
@@ -37,7 +41,8 @@ struct loop {
 	struct store *store;      /* borrowed */
 	uv_loop_t uv;
 	struct raft raft;
-	struct raft_io io;
+	struct raftio io; /* raft_uv's io, wrapped (io.io is what raft uses) */
+	struct disk disk; /* is there room for raft to write? */
 	struct raftnet net; /* raft's TCP transport, refusing non-members */
 	struct raft_fsm rfsm;
 	struct fsm fsm;
@@ -58,6 +63,14 @@ struct loop {
 	uv_check_t flush; /* after each loop iteration: applied batches to the store */
 	struct raft_barrier barrier;
 	bool barrier_pending;
+	/* Consistent reads (loop thread only): those that arrived since the read
+	 * barrier in flight was appended wait for the next one, which they share. */
+	struct op *reads_next, *reads_inflight;
+	struct raft_barrier read_barrier;
+	bool read_barrier_pending;
+	/* Published after every loop iteration (lock), for loop_projected_index:
+	 * the applied index and the fsm's rows_index at that moment. */
+	uint64_t pub_applied, pub_rows;
 	uint64_t barrier_term; /* term whose barrier completed */
 	bool closing;
 	int64_t close_started_ms;
@@ -72,6 +85,10 @@ struct loop {
  * (bootstrapping when asked and the dir is new). The store must be started.
  * Returns 0, or -1 with a message in err. */
 int loop_init(struct loop *l, const struct config *cfg, struct store *store, char *err, size_t errlen);
+/* Creates the data dir if needed and locks it for this process (flock on
+ * DIR/LOCK, released when the process ends). Returns the lock's fd, to keep
+ * open, or -1 with a message in err (e.g. another latticed holds it). */
+int loop_lock_dir(const char *dir, char *err, size_t errlen);
 /* The data dir's instance id (read or created by loop_prepare_dir). */
 int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *err, size_t errlen);
 /* Runs the loop until loop_stop has completed the shutdown. */
@@ -87,10 +104,22 @@ void loop_submit(struct loop *l, struct op *op);
 void loop_status(struct loop *l, struct loop_status *out);
 /* Projection thread (store callback): PostgreSQL now shows `index`. */
 void loop_projected(struct loop *l, uint64_t index);
+/* Any thread: the highest index this replica's PostgreSQL can be said to show.
+ * Entries without rows (barriers, configuration changes) count as shown once
+ * everything before them is. Never decreases. */
+uint64_t loop_projected_index(struct loop *l);
+/* Any thread: the published applied index and, read at the same moment, the
+ * projected index (never above it). */
+void loop_indices(struct loop *l, uint64_t *applied, uint64_t *projected);
 
 /* Loop thread (ops.c): park op until writable; add op to the projection waiters. */
 void loop_park(struct loop *l, struct op *op);
 void loop_wait_projection(struct loop *l, struct op *op);
+/* Loop thread (ops.c): a linearizable read. Confirms leadership with a raft
+ * barrier appended after the read arrived (shared by every read waiting for
+ * it), then waits until PostgreSQL shows max(barrier index, op->index); op->index
+ * is then the index the read will at least reflect. */
+void loop_read_barrier(struct loop *l, struct op *op);
 /* Loop thread: finish op (calls op->done). */
 void loop_finish(struct loop *l, struct op *op);
 int64_t loop_now_ms(void);      /* monotonic */

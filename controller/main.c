@@ -61,6 +61,11 @@ int main(int argc, char **argv)
 	 * A fixed threshold also stops glibc from raising it after each free. */
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
+	/* Before anything reads or writes the data dir or the database. */
+	if (loop_lock_dir(lt.cfg.data_dir, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	char instance[40];
 	if (loop_prepare_dir(&lt.cfg, instance, sizeof(instance), err, sizeof(err)) != 0) {
 		log_error("%s", err);

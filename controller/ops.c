@@ -406,10 +406,16 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	struct loop *l = op->loop;
 	unpropose(l, op);
 	if (status != 0) {
-		/* Leadership lost or shutdown: the entry may still commit later. */
-		op_fail(op, 503, "unavailable",
-			"raft: %s; the write may or may not have been applied — read it back before retrying",
-			raft_strerror(status));
+		if (status == RAFT_NOSPACE || status == RAFT_IOERR)
+			op_fail(op, 503, status == RAFT_NOSPACE ? "disk_full" : "log_write_failed",
+				"the Raft log in %s could not be written (%s); the write was not applied here, "
+				"read it back before retrying",
+				l->cfg->data_dir, raft_strerror(status));
+		else /* Leadership lost or shutdown: the entry may still commit later. */
+			op_fail(op, 503, "unavailable",
+				"raft: %s; the write may or may not have been applied — read it back before "
+				"retrying",
+				raft_strerror(status));
 		loop_finish(l, op);
 		return;
 	}
@@ -488,7 +494,7 @@ static char *cluster_text(struct loop *l)
 		.term = l->raft.current_term,
 		.commit_index = l->raft.commit_index,
 		.applied_index = raft_last_applied(&l->raft),
-		.projected_index = l->store ? store_projected(l->store) : 0,
+		.projected_index = loop_projected_index(l),
 		.conf = &l->raft.configuration,
 	};
 	return render_cluster(&c);
@@ -496,7 +502,7 @@ static char *cluster_text(struct loop *l)
 
 static bool is_write(enum op_kind k)
 {
-	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT;
+	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER;
 }
 
 void ops_execute(struct loop *l, struct op *op)
@@ -504,6 +510,15 @@ void ops_execute(struct loop *l, struct op *op)
 	struct model *m = &l->model;
 	struct entry *e = &op->entry;
 	op->loop = l;
+	if ((is_write(op->kind) || op->kind == OP_READ_BARRIER) && !disk_writable(&l->disk)) {
+		/* Both append to the Raft log, which has no room (or failed). */
+		const char *code = l->disk.state == DISK_FULL	     ? "disk_full"
+				   : l->disk.state == DISK_LOG_FAILED ? "log_write_failed"
+								      : "disk_unavailable";
+		op_fail(op, 503, code, "%s", l->disk.reason);
+		loop_finish(l, op);
+		return;
+	}
 	if (is_write(op->kind) && !l->status.writable) {
 		if (raft_state(&l->raft) != RAFT_LEADER && l->raft.configuration.n > 0 && op->attempts == 0 &&
 		    l->status.leader_id != 0 && l->status.leader_id != l->raft.id) {
@@ -524,6 +539,9 @@ void ops_execute(struct loop *l, struct op *op)
 		return;
 	case OP_WAIT:
 		loop_wait_projection(l, op);
+		return;
+	case OP_READ_BARRIER:
+		loop_read_barrier(l, op);
 		return;
 	case OP_PLAN: {
 		/* Written straight to text: the answer is bounded (a page of the node

@@ -35,6 +35,7 @@ enum op_kind {
 	OP_PLAN,      /* dry run of a placement: no log entry */
 	OP_CLUSTER,   /* Raft status: no log entry */
 	OP_WAIT,      /* wait until PostgreSQL shows `index` (reads with ?min_index) */
+	OP_READ_BARRIER, /* ?consistent=true: confirm leadership through the log, then wait */
 };
 
 struct op {

@@ -162,9 +162,14 @@ static PGresult *query_run(PGconn *c, int stmt, int n, const char *const *params
 	} else {
 		r = PQexecParams(c, query_sql(stmt), n, query_types, params, NULL, NULL, 0);
 	}
-	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(c) == CONNECTION_BAD) {
-		/* The server restarted under this thread's connection: one fresh try
-		 * instead of failing the first read after every restart. */
+	const char *fst = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	bool gone = PQstatus(c) == CONNECTION_BAD ||
+		    (fst && (strncmp(fst, "08", 2) == 0 || strncmp(fst, "57P0", 4) == 0));
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && gone) {
+		/* The server restarted under this thread's connection (libpq may
+		 * report the server's "terminating connection" before it notices
+		 * the socket closed): one fresh try instead of failing the first
+		 * read after every restart. */
 		PQclear(r);
 		r = NULL;
 		PQreset(c);

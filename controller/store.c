@@ -675,6 +675,7 @@ static void wr_conn_lost(struct store *s, const char *why)
 		store_log("lost the connection to PostgreSQL (%s); %zu batches wait, retrying", why,
 			  store_backlog(s));
 	s->down = true;
+	atomic_fetch_add(&s->epoch, 1);
 	wr_close(s);
 	wr_backoff(s);
 }
@@ -840,6 +841,7 @@ static void wr_connect(struct store *s)
 		return;
 	}
 	if (s->down) {
+		atomic_fetch_add(&s->epoch, 1);
 		atomic_fetch_add(&s->n_reconnects, 1);
 		store_log("reconnected to PostgreSQL; applied_index %" PRIu64, s->db_applied);
 	}

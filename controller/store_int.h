@@ -36,6 +36,10 @@ struct store {
 	atomic_size_t backlog;
 	atomic_bool healthy;
 	atomic_uint_fast64_t n_tx, n_batches, n_changes, n_errors, n_reconnects;
+	/* Bumped whenever the writer finds the server gone or back: reader
+	 * connections opened in an older epoch are reset before their next use
+	 * instead of failing one read each after a PostgreSQL restart. */
+	atomic_uint_fast64_t epoch;
 
 	/* Writer thread only (and store_open before the thread exists). */
 	PGconn *wc;                       /* NULL while disconnected */

@@ -13,6 +13,7 @@
 struct store_reader {
 	struct store *s;
 	PGconn *c;
+	uint64_t epoch; /* s->epoch when c was (re)connected */
 	struct store_reader *prev, *next;
 };
 
@@ -53,6 +54,7 @@ PGconn *store_conn(struct store *s)
 		if (!r)
 			return NULL;
 		r->s = s;
+		r->epoch = atomic_load(&s->epoch);
 		r->c = store_connect(s->conninfo, "lattice-reader");
 		if (!r->c || pthread_setspecific(s->reader_key, r) != 0) {
 			PQfinish(r->c);
@@ -65,8 +67,15 @@ PGconn *store_conn(struct store *s)
 			s->readers->prev = r;
 		s->readers = r;
 		pthread_mutex_unlock(&s->rmu);
-	} else if (PQstatus(r->c) != CONNECTION_OK) {
-		PQreset(r->c); /* the server restarted, or was never up */
+	} else {
+		uint64_t epoch = atomic_load(&s->epoch);
+		/* The server restarted (the writer saw it go or come back), or was
+		 * never up: a connection from before would fail its next query. */
+		if (PQstatus(r->c) != CONNECTION_OK || r->epoch != epoch) {
+			PQreset(r->c);
+			if (PQstatus(r->c) == CONNECTION_OK)
+				r->epoch = epoch;
+		}
 	}
 	if (PQstatus(r->c) != CONNECTION_OK)
 		return NULL;

@@ -2,6 +2,7 @@
 #
 # pg_start: initdb + start a PostgreSQL that listens only on a Unix socket in a
 #   fresh temp dir; sets PG_DIR, PG_CONNINFO (for database "postgres") and PG_PID.
+#   PG_LISTEN=127.0.0.1 (with PG_PORT a free port) makes it listen on TCP too.
 # pg_createdb NAME: creates a database; prints its conninfo.
 # pg_stop / pg_restart / pg_kill: stop it cleanly, restart it, or SIGKILL it.
 # servers_cleanup: stops whatever was started (call from an EXIT trap).
@@ -28,7 +29,7 @@ pg_start() {
 
 pg_ctl_start() {
 	as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w -t 60 \
-		-o "-k $PG_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c max_connections=200" \
+		-o "-k $PG_DIR -p $PG_PORT -c listen_addresses='${PG_LISTEN:-}' -c fsync=off -c max_connections=200" \
 		start >/dev/null 2>&1 || { cat "$PG_DIR/pg.log" >&2; return 1; }
 	PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
 	PG_CONNINFO="host=$PG_DIR port=$PG_PORT user=postgres dbname=postgres"

@@ -1,0 +1,122 @@
+#include "disk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+void disk_init(struct disk *g, const char *dir, uint64_t segment_size, uint64_t reserve)
+{
+	memset(g, 0, sizeof(*g));
+	snprintf(g->dir, sizeof(g->dir), "%s", dir);
+	g->segment_size = segment_size;
+	g->reserve = reserve;
+	g->state = DISK_OK;
+}
+
+void disk_read(const char *dir, struct disk_reading *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct statvfs sv;
+	if (statvfs(dir, &sv) != 0) {
+		out->err = errno;
+		return;
+	}
+	out->free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	out->total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		out->err = errno;
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "open-", 5) == 0)
+			out->open_segments++;
+	closedir(d);
+}
+
+static void mib(char *buf, size_t len, uint64_t bytes)
+{
+	snprintf(buf, len, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
+}
+
+bool disk_decide(struct disk *g, const struct disk_reading *r)
+{
+	enum disk_state was = g->state;
+	char before[sizeof(g->reason)];
+	memcpy(before, g->reason, sizeof(before));
+	g->last = *r;
+	if (g->state == DISK_LOG_FAILED)
+		return false; /* sticky: raft's log state is not trustworthy any more */
+	if (r->err != 0) {
+		g->state = DISK_ERROR;
+		snprintf(g->reason, sizeof(g->reason), "cannot examine the data dir %.200s: %s (errno %d)", g->dir,
+			 strerror(r->err), r->err);
+		return g->state != was || strcmp(before, g->reason) != 0;
+	}
+	/* The segment being written is one of the open ones; any other is a
+	 * prepared one, so the next switch needs no new space. (While raft
+	 * finalizes a segment it is counted too, for a few milliseconds, just
+	 * after a switch: the new segment then has all its room ahead.) */
+	uint64_t log_need = r->open_segments >= 2 ? 0 : g->segment_size;
+	uint64_t need = log_need + g->reserve;
+	const char *what = "the next Raft log segment";
+	if (g->snapshot_need != 0 && g->snapshot_need + g->segment_size + g->reserve > need) {
+		need = g->snapshot_need + g->segment_size + g->reserve;
+		what = "the next Raft snapshot";
+	}
+	g->need = need;
+	if (r->free >= need) {
+		g->state = DISK_OK;
+		g->snapshot_need = 0;
+		g->reason[0] = '\0';
+		return g->state != was;
+	}
+	g->state = DISK_FULL;
+	char f[32], n[32];
+	mib(f, sizeof(f), r->free);
+	mib(n, sizeof(n), need);
+	snprintf(g->reason, sizeof(g->reason),
+		 "the disk of the data dir %.200s is full: no space left on device (ENOSPC, errno %d): %s free, "
+		 "%s needed for %s; writes are refused until space is freed",
+		 g->dir, ENOSPC, f, n, what);
+	/* Log again only when the state changes, not for every byte of drift. */
+	return g->state != was;
+}
+
+bool disk_check(struct disk *g)
+{
+	struct disk_reading r;
+	disk_read(g->dir, &r);
+	return disk_decide(g, &r);
+}
+
+bool disk_snapshot_fits(struct disk *g, size_t len)
+{
+	struct disk_reading r;
+	disk_read(g->dir, &r);
+	/* A snapshot closes the segment being written, so the next append takes
+	 * a prepared one (or a new one) as well. */
+	if (r.err == 0 && r.free >= (uint64_t)len + g->segment_size + g->reserve) {
+		disk_decide(g, &r);
+		return true;
+	}
+	g->snapshot_need = len;
+	disk_decide(g, &r);
+	return false;
+}
+
+void disk_log_failed(struct disk *g, const char *message, bool resumable)
+{
+	snprintf(g->log_error, sizeof(g->log_error), "%s", message);
+	if (resumable) {
+		disk_check(g);
+		return;
+	}
+	g->state = DISK_LOG_FAILED;
+	snprintf(g->reason, sizeof(g->reason),
+		 "writing the Raft log in %.200s failed (%.200s); writes are refused until latticed is restarted", g->dir,
+		 message);
+}
