@@ -45,7 +45,7 @@ static const struct opt config_opts[] = {
 	{"http-threads", OPT_INT, O(http_threads), "4", 1, 256, "N", "REST API worker threads"},
 	{"http-connection-limit", OPT_INT, O(http_connection_limit), "1024", 1, 1000000, "N",
 	 "REST API connections open at once, all clients together; more wait in the listen queue"},
-	{"http-per-address-limit", OPT_INT, O(http_per_address_limit), "64", 0, 1000000, "N",
+	{"http-per-address-limit", OPT_INT, O(http_per_address_limit), "128", 0, 1000000, "N",
 	 "REST API connections open at once from one client address (more are closed); 0: no limit"},
 	{"http-idle-timeout-s", OPT_INT, O(http_idle_timeout_s), "60", 1, 86400, "S",
 	 "close a REST API connection that received and sent nothing for this long"},
