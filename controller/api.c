@@ -129,20 +129,33 @@ static bool text_ok(const char *s)
 
 struct qcheck {
 	const char *allowed;
-	char bad[128];
+	unsigned seen;        /* bit i: the i-th allowed parameter was given */
+	char bad[128];        /* the first parameter no route takes */
+	char repeated[128];   /* the first one given twice */
+	char novalue[128];    /* the first one without "=value" */
 };
 
+/* Walks the query parameters: each must be one the route takes, given once
+ * (a second one would be ignored, so which one wins is refused instead), with
+ * a value ("?consistent" alone would read as absent). */
 static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct qcheck *q = cls;
 	(void)kind;
-	(void)value;
 	size_t kl = strlen(key);
-	for (const char *p = q->allowed; p && *p;) {
+	unsigned i = 0;
+	for (const char *p = q->allowed; p && *p; i++) {
 		const char *e = strchr(p, ',');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
-		if (n == kl && strncmp(p, key, n) == 0)
+		if (n == kl && strncmp(p, key, n) == 0) {
+			if (i < 32 && (q->seen & (1u << i)) && q->repeated[0] == '\0')
+				snprintf(q->repeated, sizeof(q->repeated), "%.100s", key);
+			if (i < 32)
+				q->seen |= 1u << i;
+			if (value == NULL && q->novalue[0] == '\0')
+				snprintf(q->novalue, sizeof(q->novalue), "%.100s", key);
 			return MHD_YES;
+		}
 		p = e ? e + 1 : NULL;
 	}
 	if (q->bad[0] == '\0')
@@ -799,9 +812,45 @@ static const struct route routes[] = {
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-/* Matches path against pattern; copies the {id} segment. */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes the n bytes of one path segment into out (NUL-terminated);
+ * a '%' not followed by two hex digits stays as it is. Returns the decoded
+ * length, or -1 when it does not fit. A decoded NUL or '/' stays in the
+ * result, where no id or static segment accepts it. */
+static long seg_decode(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t w = 0;
+	for (size_t r = 0; r < n; w++) {
+		int hi, lo;
+		if (w + 1 >= outlen)
+			return -1;
+		if (s[r] == '%' && r + 2 < n && (hi = hexval(s[r + 1])) >= 0 && (lo = hexval(s[r + 2])) >= 0) {
+			out[w] = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			out[w] = s[r++];
+		}
+	}
+	out[w] = '\0';
+	return (long)w;
+}
+
+/* Matches the path as sent (percent-encoded) against pattern, one segment at a
+ * time, decoding each segment on its own: "/v1/nodes/a%2Fb" is the node "a/b"
+ * (an invalid id), not the path "/v1/nodes/a/b". Copies the decoded {id}. */
 static bool match(const char *pattern, const char *path, char *id, size_t idlen, bool *id_bad)
 {
+	char seg[SPEC_ID_MAX + 2];
 	while (*pattern && *path) {
 		if (*pattern != '/' || *path != '/')
 			return false;
@@ -810,18 +859,18 @@ static bool match(const char *pattern, const char *path, char *id, size_t idlen,
 		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
 		size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
 		size_t sl = se ? (size_t)(se - path) : strlen(path);
+		long dl = seg_decode(path, sl, seg, sizeof(seg));
 		if (pl == 4 && strncmp(pattern, "{id}", 4) == 0) {
 			if (sl == 0)
 				return false;
-			if (sl >= idlen) {
-				*id_bad = true;
+			if (dl < 0 || (size_t)dl >= idlen || strlen(seg) != (size_t)dl) {
+				*id_bad = true; /* too long, or a decoded NUL */
 			} else {
-				memcpy(id, path, sl);
-				id[sl] = '\0';
+				memcpy(id, seg, (size_t)dl + 1);
 				if (!spec_id_valid(id))
 					*id_bad = true;
 			}
-		} else if (pl != sl || strncmp(pattern, path, pl) != 0) {
+		} else if (dl < 0 || (size_t)dl != pl || strncmp(pattern, seg, pl) != 0) {
 			return false;
 		}
 		pattern += pl;
@@ -854,7 +903,7 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 	for (size_t i = 0; i < NROUTES; i++) {
 		bool bad = false;
 		char tmp[SPEC_ID_MAX + 1] = "";
-		if (!match(routes[i].pattern, req->url, tmp, sizeof(tmp), &bad))
+		if (!match(routes[i].pattern, req->path ? req->path : req->url, tmp, sizeof(tmp), &bad))
 			continue;
 		path_known = true;
 		if (strlen(allow) + strlen(routes[i].method) + 3 < sizeof(allow))
@@ -888,10 +937,19 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 			   ct);
 		return HTTP_RESPOND;
 	}
-	struct qcheck q = {found->params, ""};
+	struct qcheck q = {.allowed = found->params};
 	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &q);
 	if (q.bad[0]) {
 		http_error(resp, 400, "invalid_query", "unknown query parameter '%s'", q.bad);
+		return HTTP_RESPOND;
+	}
+	if (q.repeated[0]) {
+		http_error(resp, 400, "invalid_query", "query parameter '%s' is given more than once", q.repeated);
+		return HTTP_RESPOND;
+	}
+	if (q.novalue[0]) {
+		http_error(resp, 400, "invalid_query", "query parameter '%s' has no value (%s=...)", q.novalue,
+			   q.novalue);
 		return HTTP_RESPOND;
 	}
 	call = calloc(1, sizeof(*call));

@@ -43,6 +43,19 @@ static const struct opt config_opts[] = {
 	 "a node reporting this many errors is unhealthy"},
 	{"log-level", OPT_STR, O(log_level), "info", 0, 0, "LEVEL", "debug, info, warn or error"},
 	{"http-threads", OPT_INT, O(http_threads), "4", 1, 256, "N", "REST API worker threads"},
+	{"http-connection-limit", OPT_INT, O(http_connection_limit), "1024", 1, 1000000, "N",
+	 "REST API connections open at once, all clients together; more wait in the listen queue"},
+	{"http-per-address-limit", OPT_INT, O(http_per_address_limit), "128", 0, 1000000, "N",
+	 "REST API connections open at once from one client address (more are closed); 0: no limit"},
+	{"http-idle-timeout-s", OPT_INT, O(http_idle_timeout_s), "60", 1, 86400, "S",
+	 "close a REST API connection that received and sent nothing for this long"},
+	{"http-header-timeout-ms", OPT_INT, O(http_header_timeout_ms), "10000", 100, 3600000, "MS",
+	 "close a connection whose request line and headers did not arrive within this (counted "
+	 "from its start or its previous answer, so it also ends idle keep-alive)"},
+	{"http-body-timeout-ms", OPT_INT, O(http_body_timeout_ms), "30000", 100, 3600000, "MS",
+	 "close a connection whose request body did not arrive within this after its headers"},
+	{"http-connection-memory", OPT_INT, O(http_connection_memory), "65536", 32768, 16777216, "BYTES",
+	 "memory per REST API connection for its request line, headers and buffers"},
 	{"snapshot-threshold", OPT_INT, O(snapshot_threshold), "32768", 16, 100000000, "N",
 	 "take a Raft snapshot after this many new entries"},
 	{"snapshot-trailing", OPT_INT, O(snapshot_trailing), "1024", 0, 100000000, "N",
@@ -250,6 +263,12 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 	enum log_level l;
 	if (log_level_parse(c->log_level, &l) != 0) {
 		snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error", c->log_level);
+		return CONFIG_ERROR;
+	}
+	if (c->http_connection_limit < c->http_threads) {
+		/* libmicrohttpd splits the limit among the threads. */
+		snprintf(err, errlen, "--http-connection-limit (%lld) must be at least --http-threads (%lld)",
+			 (long long)c->http_connection_limit, (long long)c->http_threads);
 		return CONFIG_ERROR;
 	}
 	char host[256];

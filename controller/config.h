@@ -23,6 +23,12 @@ struct config {
 	int64_t max_error_count;
 	char *log_level;
 	int64_t http_threads;
+	int64_t http_connection_limit;
+	int64_t http_per_address_limit; /* 0: none */
+	int64_t http_idle_timeout_s;
+	int64_t http_header_timeout_ms;
+	int64_t http_body_timeout_ms;
+	int64_t http_connection_memory; /* bytes */
 	int64_t snapshot_threshold;
 	int64_t snapshot_trailing;
 	int64_t read_wait_max_ms;

@@ -1,6 +1,12 @@
 /* http — the libmicrohttpd daemon: connection contexts, body buffering with a
  * hard size limit, suspend/resume for answers that come from the loop thread,
- * and writing responses. What each route does is api.c's business. */
+ * and writing responses. What each route does is api.c's business.
+ *
+ * It also defends the API against clients that hold connections: a limit per
+ * client address and in all, and deadlines by which a request's headers and
+ * body must have arrived (libmicrohttpd 0.9.75 only has an idle timeout, which
+ * a byte a second keeps alive). A reaper thread closes connections past their
+ * deadline. */
 #ifndef LATTICE_HTTP_H
 #define LATTICE_HTTP_H
 
@@ -11,9 +17,15 @@
 #include <stdint.h>
 
 #define HTTP_BODY_MAX (1024 * 1024)
+/* Limits http.c answers itself, in JSON, before libmicrohttpd's own (which are
+ * HTML) can trigger: they sit well inside the per-connection memory. */
+#define HTTP_URI_MAX 8192         /* request target (path + query): 414 uri_too_long */
+#define HTTP_HEAD_MAX (16 * 1024) /* request line + headers: 431 headers_too_large */
+#define HTTP_QUERY_ARGS_MAX 64    /* query parameters: 400 invalid_query */
 
 struct http;
 struct http_req;
+struct http_conn;
 
 /* A response; body is owned by it (NULL: no body). */
 struct http_resp {
@@ -36,7 +48,10 @@ typedef enum http_next (*http_handler_fn)(void *arg, struct http_req *req, struc
 struct http_req {
 	struct MHD_Connection *conn;
 	const char *method;
-	const char *url;
+	const char *url;  /* decoded by libmicrohttpd ("%2F" is already '/'); for messages */
+	char *path;       /* the path as sent, still percent-encoded, without the query:
+			   * route on this, so an encoded '/' stays inside its segment.
+			   * Owned by req; NULL when the request was refused early. */
 	char *body; /* NUL-terminated copy of the body */
 	size_t body_len;
 	bool too_large;
@@ -45,6 +60,11 @@ struct http_req {
 	void *state; /* the handler's own per-request state (freed by state_free) */
 	void (*state_free)(void *state);
 	int64_t started_ms;
+	/* http.c's own */
+	bool started;          /* the handler saw the headers */
+	bool received;         /* the whole request has arrived */
+	int refuse;            /* set by the request-line check: answered at once */
+	struct http_conn *hc;  /* the connection's deadline record (may be NULL) */
 };
 
 struct http_config {
@@ -57,6 +77,16 @@ struct http_config {
 	uint64_t (*index)(void *arg);
 	/* Called after each response: method, url, status, seconds. May be NULL. */
 	void (*observe)(void *arg, const struct http_req *req, int status, double seconds);
+	/* Connection limits (see docs/operations.md, "Connection limits"). */
+	unsigned connection_limit;   /* connections in all, split among the threads */
+	unsigned per_address_limit;  /* connections from one client address; 0: none */
+	unsigned idle_timeout_s;     /* close a connection idle this long */
+	unsigned header_timeout_ms;  /* request line + headers must arrive within this
+				      * from the connection's start or its previous
+				      * answer; 0: no deadline */
+	unsigned body_timeout_ms;    /* the body must arrive within this after the
+				      * headers; 0: no deadline */
+	size_t connection_memory;    /* libmicrohttpd's memory pool per connection */
 };
 
 /* Starts the daemon. Returns 0 and *out, or -1 with a message in err. */

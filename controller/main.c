@@ -4,6 +4,7 @@
  * the API's worker threads; the store runs the PostgreSQL projection writer. */
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,25 @@ static void on_signal(uv_signal_t *s, int signum)
 	loop_stop(&lt->loop);
 	uv_close((uv_handle_t *)&lt->sigterm, NULL);
 	uv_close((uv_handle_t *)&lt->sigint, NULL);
+}
+
+/* Every REST API connection is a file descriptor. Below the connection limit
+ * (plus room for Raft's files and the PostgreSQL connections) accept() would
+ * fail first, and so could opening a Raft segment: raise the soft limit toward
+ * the hard one, and say so when that is not enough. */
+static void nofile_fit(rlim_t want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rlim_t had = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		rl.rlim_cur = had;
+	if (rl.rlim_cur < want)
+		log_warn("the open-file limit (%llu) is below --http-connection-limit + 256 (%llu): raise it "
+			 "(ulimit -n, systemd LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 int main(int argc, char **argv)
@@ -88,6 +108,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	api_init(&lt.api, &lt.loop, lt.store, &lt.cfg);
+	nofile_fit((rlim_t)lt.cfg.http_connection_limit + 256);
 	char host[256];
 	int port = 0;
 	config_split_hostport(lt.cfg.listen, host, sizeof(host), &port);
@@ -99,6 +120,12 @@ int main(int argc, char **argv)
 		.arg = &lt.api,
 		.index = api_index,
 		.observe = api_observe,
+		.connection_limit = (unsigned)lt.cfg.http_connection_limit,
+		.per_address_limit = (unsigned)lt.cfg.http_per_address_limit,
+		.idle_timeout_s = (unsigned)lt.cfg.http_idle_timeout_s,
+		.header_timeout_ms = (unsigned)lt.cfg.http_header_timeout_ms,
+		.body_timeout_ms = (unsigned)lt.cfg.http_body_timeout_ms,
+		.connection_memory = (size_t)lt.cfg.http_connection_memory,
 	};
 	if (http_start(&lt.http, &hc, err, sizeof(err)) != 0) {
 		log_error("%s", err);

@@ -8,7 +8,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 324
+plan 346
 
 lib_init
 lattice_start bad
@@ -320,6 +320,10 @@ bad "DELETE /v1/links/l1%0A" 400 invalid_id DELETE /v1/links/l1%0A
 bad "GET /v1/nodes/n1%00x" 400 invalid_id GET /v1/nodes/n1%00x
 bad "POST /v1/nodes/victim%00x/cordon" 400 invalid_id POST /v1/nodes/victim%00x/cordon
 bad "DELETE /v1/nodes/victim%00junk" 400 invalid_id DELETE /v1/nodes/victim%00junk
+# %2F is a '/' inside the id, not a path separator.
+bad "GET /v1/nodes/a%2Fb" 400 invalid_id GET /v1/nodes/a%2Fb
+bad "POST /v1/nodes/victim%2fx/cordon" 400 invalid_id POST /v1/nodes/victim%2fx/cordon
+bad "DELETE /v1/nodes/victim%2F" 400 invalid_id DELETE /v1/nodes/victim%2F
 req GET /v1/nodes/victim
 is "$STATUS $(jqr .cordoned)" "200 false" "node 'victim' is still there, not cordoned"
 endgroup
@@ -515,6 +519,50 @@ bad "PATCH /v1/actors/a1 ''" 400 invalid_json PATCH /v1/actors/a1 ''
 bad "POST /v1/nodes with no body and no Content-Type" 400 invalid_json POST /v1/nodes
 bad "POST /v1/actors with only whitespace" 400 invalid_json POST /v1/actors "$(printf ' \n\t ')"
 endgroup
+
+# ---- query floods, long request lines, big headers -----------------------------------------------------------
+
+qrep() { # qrep PARAM N: PARAM&PARAM&... (N times)
+	local i out=""
+	for ((i = 0; i < $2; i++)); do out="$out${out:+&}$1"; done
+	printf '%s' "$out"
+}
+qdistinct() { # qdistinct N: p0=1&p1=1&...
+	local i out=""
+	for ((i = 0; i < $1; i++)); do out="$out${out:+&}p$i=1"; done
+	printf '%s' "$out"
+}
+# These once hung or were answered by libmicrohttpd itself: --max-time 10 turns a
+# hang into a failure (000) instead of a 60 s wait.
+group "query floods and oversized requests"
+badc "limit given twice" 400 invalid_query GET '/v1/nodes?limit=1&limit=2' --max-time 10
+is "$(jqr .error.message)" "query parameter 'limit' is given more than once" "... the message names the parameter"
+badc "after given twice, apart" 400 invalid_query GET '/v1/actors?after=a&limit=5&after=b' --max-time 10
+badc "consistent given twice" 400 invalid_query GET '/v1/nodes/n1?consistent=false&consistent=true' --max-time 10
+badc "consistent without a value" 400 invalid_query GET '/v1/nodes?consistent' --max-time 10
+badc "limit=5 900 times" 400 invalid_query GET "/v1/nodes?$(qrep limit=5 900)" --max-time 10
+badc "limit=5 1000 times" 400 invalid_query GET "/v1/nodes?$(qrep limit=5 1000)" --max-time 10
+badc "65 different parameters" 400 invalid_query GET "/v1/nodes?$(qdistinct 65)" --max-time 10
+is "$(jqr .error.message)" "more than 64 query parameters" "... the message gives the limit"
+badc "a 40 KB query" 414 uri_too_long GET "/v1/nodes?$(qrep limit=5 5000)" --max-time 10
+[ -n "$(header X-Lattice-Index)" ]
+ok $? "... with an X-Lattice-Index header"
+badc "a 9000-character path" 414 uri_too_long GET "/v1/nodes/$(rep a 9000)" --max-time 10
+badc "20 KB of headers" 431 headers_too_large GET /v1/nodes -H "X-Big: $(rep a 20000)" --max-time 10
+badc "a 40 KB query on a write" 414 uri_too_long POST "/v1/nodes?$(qrep x=1 10000)" -H 'Content-Type: application/json' \
+	--data-binary '{"id":"nq","region":"r1"}' --max-time 10
+# Past the per-connection memory libmicrohttpd answers itself, in HTML
+# (docs/api.md says so): promptly, and with the right status.
+creq GET "/v1/nodes?$(qrep limit=5 9000)" --max-time 10
+is "$STATUS" 414 "a 72 KB query: 414 from libmicrohttpd, at once"
+creq POST /v1/nodes -H 'Content-Type: application/json' -H 'Content-Length: abc' --max-time 10
+is "$STATUS" 400 "Content-Length: abc: 400 from libmicrohttpd"
+endgroup
+# Controls: ids and paths with encoded plain characters, and a parameter given once.
+req GET '/v1/%6Eodes/%6E1?consistent=false'
+is "$STATUS $(jqr .id)" "200 n1" "control: /v1/%6Eodes/%6E1 is node n1"
+req GET "/v1/nodes?$(qdistinct 0)limit=1&after=a&min_index=0&consistent=false&region=r1&status=healthy&label=k"
+is "$STATUS" 200 "control: every parameter of /v1/nodes, once each, is 200"
 
 # ---- still alive, still right -------------------------------------------------------------------------------
 
