@@ -35,6 +35,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 	char err[256];
 	memset(&f->last, 0, sizeof(f->last));
 	*result = &f->last;
+	f->model_index = index;
 	if (e == NULL) {
 		if (entry_decode(buf->base, buf->len, &decoded, err, sizeof(err)) != 0) {
 			/* A newer format must not be misread: stop here until upgraded. */
@@ -131,6 +132,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 	/* hmap keys point into the objects, not into `fresh`, so the move is safe;
 	 * the scheduler's trees hold links inside the nodes, same. */
 	f->restores++;
+	f->model_index = index;
 	if (f->store && store_projected(f->store) < index) {
 		log_warn("PostgreSQL holds index %llu, behind the snapshot at %llu: rebuilding it from the model",
 			 (unsigned long long)store_projected(f->store), (unsigned long long)index);

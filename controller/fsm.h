@@ -18,6 +18,10 @@ struct fsm {
 	struct model *model;    /* borrowed */
 	struct store *store;    /* borrowed; NULL: no projection (tests) */
 	uint64_t store_applied; /* PostgreSQL held entries up to here at start-up */
+	/* The last entry applied (or snapshot restored): PostgreSQL shows what the
+	 * model holds once it has projected this index. Barriers and configuration
+	 * entries never reach apply and carry no rows, so they are not counted. */
+	uint64_t model_index;
 	/* Result of the latest apply; raft hands a pointer to it to the apply
 	 * callback, which runs right after apply on the same thread. */
 	struct apply_result last;
