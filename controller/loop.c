@@ -15,7 +15,7 @@
 #include "store.h"
 
 #define LOOP_TICK_MS 20
-#define LOOP_SHUTDOWN_GRACE_MS 5000
+#define LOOP_SHUTDOWN_GRACE_MS 5000 /* for requests in flight; part of main.c's shutdown bound */
 
 int64_t loop_now_ms(void)
 {
