@@ -54,11 +54,13 @@ start_up() {
 	return 1
 }
 
-# record: the pids of the running lattice (script, latticed, PostgreSQL and its children)
+# record: the pids of the running lattice: CORE (script, latticed, postmaster),
+# and PIDS (those and the postmaster's children, some of which come and go).
 record() {
 	LPID=$(cat "$RUN/latticed.pid" 2>/dev/null)
 	PGPID=$(head -1 "$RUN/pg/data/postmaster.pid" 2>/dev/null)
-	PIDS=("$UP_PID" $LPID $PGPID $( [ -n "$PGPID" ] && children_of "$PGPID"))
+	CORE=("$UP_PID" $LPID $PGPID)
+	PIDS=("${CORE[@]}" $([ -n "$PGPID" ] && children_of "$PGPID"))
 	STOPPED_PIDS+=("${PIDS[@]}")
 }
 
@@ -86,7 +88,7 @@ start_up first || bail "the first local lattice did not come up"
 record
 ok $([ -n "$LPID" ] && [ -n "$PGPID" ] && alive "$LPID" && alive "$PGPID" && echo 0 || echo 1) \
 	"first up: latticed ($LPID) and PostgreSQL ($PGPID) run from the test's run dir"
-first_pids=("${PIDS[@]}")
+first_pids=("${CORE[@]}")
 lx up >"$T_DIR/second.out" 2>&1
 is "$?" 1 "a second up exits 1"
 grep -qF "a local lattice is already running (pid $UP_PID); stop it with scripts/local-lattice.sh stop" "$T_DIR/second.out"
@@ -125,7 +127,8 @@ ok $? "latticed logged a clean stop (SIGTERM, not SIGKILL)"
 #    stop stops them, and then up works again.
 start_up second || bail "the lattice did not come up again after stop"
 record
-orphans=("${PIDS[@]:1}")
+orphans=("${CORE[@]:1}")
+orphans_all=("${PIDS[@]:1}")
 kill -9 "$UP_PID"
 wait "$UP_PID" 2>/dev/null
 lx up >"$T_DIR/third.out" 2>&1
@@ -136,7 +139,7 @@ sed 's/^/# third: /' "$T_DIR/third.out"
 is "$(none_alive "${orphans[@]}")" "${orphans[*]}" "the orphaned latticed and PostgreSQL were left alone"
 lx stop >"$T_DIR/stop2.out" 2>&1
 is "$?" 0 "stop stops the orphans"
-is "$(none_alive "${orphans[@]}")" "" "when stop returns, the orphans have exited"
+is "$(none_alive "${orphans_all[@]}")" "" "when stop returns, the orphans have exited"
 lx stop >"$T_DIR/stop3.out" 2>&1
 is "$?" 0 "stop with nothing running exits 0"
 grep -q "no local lattice is running" "$T_DIR/stop3.out"
