@@ -20,7 +20,8 @@ enum entry_op {
 	ENTRY_NODE_DRAIN,     /* drain: cordon + moves */
 	ENTRY_NODE_DELETE,    /* target */
 	ENTRY_ACTOR_CREATE,   /* actor + placements + rr_cursor */
-	ENTRY_ACTOR_UPDATE,   /* target + patch + placements (new replicas) + rr_cursor */
+	ENTRY_ACTOR_UPDATE,   /* target + patch + placements (new replicas) + rr_cursor;
+			       * flag ENTRY_UPDATE_KEEP_UNCHANGED */
 	ENTRY_ACTOR_DELETE,   /* target */
 	ENTRY_PROVIDER_CREATE,
 	ENTRY_PROVIDER_DELETE,
@@ -28,6 +29,13 @@ enum entry_op {
 	ENTRY_LINK_DELETE,
 	ENTRY_POLICY_PUT,     /* create (flag=1) or new version (flag=0) */
 };
+
+/* ENTRY_ACTOR_UPDATE's flag: a patch that, when applied, changes nothing leaves
+ * the actor as it is (no generation bump, no event, no rows). Leaders set it on
+ * every update since they stopped proposing patches that change nothing; entries
+ * without it (older logs) bump the generation as they did, so replaying an old
+ * log gives the same model and the same event numbers. */
+#define ENTRY_UPDATE_KEEP_UNCHANGED 1
 
 /* One replica moved by a drain. */
 struct entry_move {

@@ -59,7 +59,7 @@ struct http_req {
 	struct http *http;
 	void *state; /* the handler's own per-request state (freed by state_free) */
 	void (*state_free)(void *state);
-	int64_t started_ms;
+	int64_t started_us; /* monotonic clock, when the request's headers arrived */
 	/* http.c's own */
 	bool started;          /* the handler saw the headers */
 	bool received;         /* the whole request has arrived */

@@ -19,7 +19,7 @@
 /* raft_uv's default open segment size, set explicitly because disk.c's
  * arithmetic depends on it. */
 #define LOOP_SEGMENT_SIZE (8u * 1024 * 1024)
-#define LOOP_SHUTDOWN_GRACE_MS 5000
+#define LOOP_SHUTDOWN_GRACE_MS 5000 /* for requests in flight; part of main.c's shutdown bound */
 
 int64_t loop_now_ms(void)
 {

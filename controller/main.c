@@ -16,6 +16,12 @@
 #include "loop.h"
 #include "store.h"
 
+/* From SIGTERM/SIGINT to exit, at most (docs/configuration.md, "Signals"):
+ * requests in flight get up to loop.c's grace, the PostgreSQL flush whatever is
+ * left, less a little kept for what follows the flush (closing, freeing). */
+#define LATTICED_SHUTDOWN_MS 10000
+#define LATTICED_SHUTDOWN_TAIL_MS 250
+
 struct lattice {
 	struct config cfg;
 	struct store *store;
@@ -141,9 +147,13 @@ int main(int argc, char **argv)
 	loop_run(&lt.loop);
 
 	http_stop(lt.http);
-	int flushed = store_stop(lt.store, 10000);
+	int64_t since = lt.loop.close_started_ms ? lt.loop.close_started_ms : loop_now_ms();
+	int64_t left = since + LATTICED_SHUTDOWN_MS - LATTICED_SHUTDOWN_TAIL_MS - loop_now_ms();
+	int flushed = store_stop(lt.store, left > 0 ? (int)left : 0);
 	if (flushed != 0)
-		log_warn("PostgreSQL projection not fully flushed; the next start replays it from the Raft log");
+		log_warn("PostgreSQL projection not fully flushed within the %d s shutdown bound; the next start "
+			 "replays it from the Raft log",
+			 LATTICED_SHUTDOWN_MS / 1000);
 	store_close(lt.store);
 	loop_close(&lt.loop);
 	config_free(&lt.cfg);

@@ -24,7 +24,7 @@ void metrics_observe_http(struct metrics *m, enum metrics_route_class rc, int st
 		if (seconds <= metrics_bounds[i])
 			atomic_fetch_add(&m->dur_bucket[rc][i], 1);
 	atomic_fetch_add(&m->dur_count[rc], 1);
-	atomic_fetch_add(&m->dur_sum_us[rc], (uint_fast64_t)(seconds * 1e6));
+	atomic_fetch_add(&m->dur_sum_us[rc], (uint_fast64_t)(seconds * 1e6 + 0.5)); /* to the microsecond */
 }
 
 struct buf {

@@ -584,6 +584,10 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 		res_set(res, APPLY_STALE, "actor '%s' changed while the update was planned", a->spec.id);
 		return;
 	}
+	/* Another write got there first and left nothing to change: applied as it is. */
+	if ((e->flag & ENTRY_UPDATE_KEEP_UNCHANGED) && ncpu == ocpu && nmem == omem &&
+	    (size_t)nrep == a->nplacements)
+		return;
 	struct model_node **nodes = planned_nodes(m, e, res);
 	struct model_placement *np = calloc((size_t)nrep ? (size_t)nrep : 1, sizeof(*np));
 	if (nodes == NULL || np == NULL) {

@@ -162,6 +162,8 @@ static int plan_actor_create(struct loop *l, struct op *op)
 	return 0;
 }
 
+/* Returns 0 with the plan in op->entry, 1 when the patch changes nothing, or -1
+ * with op failed. */
 static int plan_actor_patch(struct loop *l, struct op *op)
 {
 	struct model *m = &l->model;
@@ -175,6 +177,8 @@ static int plan_actor_patch(struct loop *l, struct op *op)
 	int64_t nmem = p->has_memory_required_mb ? p->memory_required_mb : omem;
 	size_t nrep = p->has_replicas ? (size_t)p->replicas : a->nplacements;
 	size_t keep = nrep < a->nplacements ? nrep : a->nplacements, add = nrep - keep;
+	if (ncpu == ocpu && nmem == omem && nrep == a->nplacements)
+		return 1; /* nothing to change */
 	/* Simulate what apply will do — release, then re-add kept replicas with the
 	 * new request — plan the new ones on that state, and undo the simulation. */
 	for (size_t i = 0; i < a->nplacements; i++)
@@ -447,6 +451,21 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	loop_finish(l, op);
 }
 
+/* A patch that changes nothing: no log entry, so no generation bump and no event.
+ * The answer is the actor as the model holds it, given once PostgreSQL shows the
+ * model (the applied index), so X-Lattice-Index reads it back as answered. */
+static void answer_unchanged(struct loop *l, struct op *op)
+{
+	const struct model_actor *a = model_actor_get(&l->model, op->id);
+	json_decref(op->object);
+	op->object = NULL;
+	free(op->object_text);
+	op->object_text = a ? render_actor_text(a) : NULL; /* NULL: read back from PostgreSQL */
+	op->index = raft_last_applied(&l->raft); /* entries without rows count (loop.h) */
+	log_debug("%s %s: nothing to change", entry_op_name(op->entry.op), op->id);
+	loop_wait_projection(l, op);
+}
+
 static void ops_propose(struct loop *l, struct op *op)
 {
 	struct entry *e = &op->entry;
@@ -586,13 +605,20 @@ void ops_execute(struct loop *l, struct op *op)
 			return;
 		}
 		break;
-	case OP_ACTOR_PATCH:
+	case OP_ACTOR_PATCH: {
 		e->op = ENTRY_ACTOR_UPDATE;
-		if (plan_actor_patch(l, op) != 0) {
+		e->flag = ENTRY_UPDATE_KEEP_UNCHANGED;
+		int prc = plan_actor_patch(l, op);
+		if (prc < 0) {
 			loop_finish(l, op);
 			return;
 		}
+		if (prc > 0) {
+			answer_unchanged(l, op);
+			return;
+		}
 		break;
+	}
 	case OP_ACTOR_DELETE: e->op = ENTRY_ACTOR_DELETE; break;
 	case OP_PROVIDER_CREATE:
 		e->op = ENTRY_PROVIDER_CREATE;

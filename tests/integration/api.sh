@@ -6,7 +6,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 254
+plan 260
 
 lib_init
 # A short bounded wait, so the ?min_index= far in the future test is quick.
@@ -304,6 +304,25 @@ is "cpu_required=$(jqr '.cpu_required') lab-a=$(node_field lab-a .cpu_used) ev=$
 	"the refused PATCH changed nothing"
 req PATCH /v1/actors/nope '{"replicas":2}'
 is "$(err)" "404 not_found" "PATCH of an unknown actor is 404"
+
+# A PATCH that changes nothing is a no-op: 200 with the actor as it is, the same
+# generation, no event and no Raft log entry.
+req GET /v1/actors/rep
+OBJ0=$(printf '%s' "$BODY" | jq -cS .)
+G0=$(jqr .generation)
+E0=$(ev_last)
+C0=$(curl -s "$API/v1/cluster" | jq -r .commit_index)
+req PATCH /v1/actors/rep '{"replicas":3,"cpu_required":200,"memory_required_mb":150}'
+is "$STATUS $(jqr .generation)" "200 $G0" "a PATCH that changes nothing is 200 with the same generation ($G0)"
+is "$(printf '%s' "$BODY" | jq -cS .)" "$OBJ0" "it answers the actor exactly as GET shows it"
+NOOP_IDX=$(header X-Lattice-Index)
+req PATCH /v1/actors/rep '{"replicas":3}'
+is "$STATUS $(jqr .generation) $(jqr '.placements | length')" "200 $G0 3" "a PATCH of replicas to its current count is a no-op too"
+is "$(ev_last)" "$E0" "the no-op PATCHes wrote no event"
+is "$(curl -s "$API/v1/cluster" | jq -r .commit_index)" "$C0" "the no-op PATCHes appended nothing to the Raft log"
+req GET "/v1/actors/rep?min_index=$NOOP_IDX"
+is "$STATUS $(jqr .generation) $(printf '%s' "$BODY" | jq -cS .)" "200 $G0 $OBJ0" \
+	"a read at the no-op's X-Lattice-Index ($NOOP_IDX) shows what it answered"
 
 # Round robin rotates over the candidates in node-id order.
 rr=""

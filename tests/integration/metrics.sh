@@ -2,7 +2,7 @@
 # metrics.sh — /metrics is Prometheus text that promtool accepts, and its figures
 # follow what the replica did.
 . "$(dirname "$0")/lib.sh"
-plan 10
+plan 12
 lib_init
 lattice_start m1
 
@@ -40,4 +40,20 @@ is "$(metric 'lattice_http_requests_total{route="read",code="4xx"}')" 1 "the 404
 ok $([ "$(metric 'lattice_http_requests_total{route="write",code="2xx"}')" -ge 3 ] && echo 0 || echo 1) \
 	"the three writes are counted as 2xx writes"
 is "$(metric lattice_writes_ok_total)" 3 "lattice_writes_ok_total counts acknowledged writes"
+
+# Durations are measured to the microsecond. With a millisecond clock a fast
+# request was recorded as 0 s (or as a whole 1 ms), so the sum of the health
+# route was always a whole number of milliseconds, usually 0.
+sums=
+for batch in 1 2 3; do
+	for _ in $(seq 1 10); do curl -s -o /dev/null "$API/healthz"; done
+	scrape
+	sums="$sums $(metric 'lattice_http_request_duration_seconds_sum{route="health"}')"
+done
+sub=$(metric 'lattice_http_request_duration_seconds_bucket{route="health",le="0.0005"}')
+sum=$(metric 'lattice_http_request_duration_seconds_sum{route="health"}')
+ok $(awk -v b="$sub" -v s="$sum" 'BEGIN { exit !(b >= 1 && s > 0) }'; echo $?) \
+	"/healthz lands in the sub-millisecond bucket ($sub) with a measured, non-zero duration (sum $sum s)"
+ok $(echo "$sums" | awk '{ for (i = 1; i <= NF; i++) { us = sprintf("%.0f", $i * 1e6); if (us % 1000 != 0) f = 1 } } END { exit !f }'; echo $?) \
+	"durations have sub-millisecond resolution (health sums:$sums)"
 done_testing

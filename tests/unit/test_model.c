@@ -357,6 +357,28 @@ static void test_actor_update(void)
 	       "scale up with resource change onto a cordoned node: APPLY_STALE");
 	same_state(before, &m, "stale scale up: nothing changed (kept replicas back at the old request)");
 	free(before);
+
+	/* An update that changes nothing. The leader proposes none, but one planned as
+	 * a change can find another write got there first: with the flag it applies
+	 * without a trace; without it (a log from before the flag) it bumps the
+	 * generation as it always did, so an old log replays to the same model. */
+	struct model_actor *a2 = model_actor_get(&m, "a2");
+	uint64_t gen = a2->generation, seq = m.event_seq;
+	int64_t upd = a2->updated_ms;
+	before = dump(&m);
+	is_int(apply_j(&m, batch(&b),
+		       "'op':'actor_update','flag':1,'target':'a2','patch':{'replicas':2,'cpu_required':600}"),
+	       APPLY_OK, "a flagged update that changes nothing: APPLY_OK");
+	ok(a2->generation == gen && a2->updated_ms == upd && m.event_seq == seq && b->n == 0,
+	   "flagged no-op update: same generation and updated_ms, no event, no rows");
+	same_state(before, &m, "flagged no-op update: nothing changed");
+	free(before);
+	is_int(apply_j(&m, batch(&b), "'op':'actor_update','target':'a2','patch':{'replicas':2}"), APPLY_OK,
+	       "the same update without the flag (an older log): APPLY_OK");
+	ok(a2->generation == gen + 1 && m.event_seq == seq + 1 && contains(kinds(b), "event_insert"),
+	   "unflagged no-op update: generation bumped and an event written, as before");
+	is_int(apply_j(&m, batch(&b), "'op':'actor_update','flag':1,'target':'a2','patch':{'replicas':3}"),
+	       APPLY_STALE, "a flagged update that adds a replica without a plan: still APPLY_STALE");
 	check_invariants(&m, "update: accounting and index consistent");
 	proj_batch_free(b);
 	model_release(&m);
@@ -780,7 +802,7 @@ static void test_drain(void)
 
 int main(void)
 {
-	tap_plan(230);
+	tap_plan(236);
 	test_node_put();
 	test_flags_delete();
 	test_actor_create();

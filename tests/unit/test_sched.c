@@ -473,6 +473,28 @@ static void test_replicas(void)
 		   !c[0].other_region && strcmp(c[1].node->spec.id, "o1") == 0 && c[1].other_region,
 	   "second replica leaves the preferred region rather than stack");
 	model_release(&m);
+
+	/* Spreading is a preference, not a filter (SPEC: "skipping nodes that already
+	 * hold a replica of the actor while any other candidate exists"): when one
+	 * node of several is a candidate, every replica goes there while it has room. */
+	model_init(&m);
+	struct model_node *fits = add_node(&m, "fits", "r1", "", 1000, 1000, 0, 0, 0);
+	add_node(&m, "small", "r1", "", 100, 1000, 0, 0, 0);
+	struct model_node *cord = add_node(&m, "cordoned", "r1", "", 1000, 1000, 0, 0, 0);
+	cord->cordoned = true;
+	sched_index_update(&m.sched, cord);
+	r = req_of(300, 100, "", 2);
+	ok(sched_place(&m, &r, c, cur) == SCHED_OK && c[0].node == fits && c[1].node == fits,
+	   "2 replicas, one candidate among 3 nodes: both on it (not refused)");
+	r.count = 3;
+	ok(sched_place(&m, &r, c, cur) == SCHED_OK && c[2].node == fits, "3 replicas: still stacked there");
+	r.count = 4;
+	is_int(sched_place(&m, &r, c, cur), SCHED_INSUFFICIENT, "4 replicas of 300m: no room on it for the 4th");
+	r.count = 1;
+	r.holding = &fits;
+	r.nholding = 1;
+	is_str(place1(&m, &r, c), "fits", "scale-up: the node holding a replica takes another when it is the only candidate");
+	model_release(&m);
 }
 
 /* ---- filters -------------------------------------------------------------- */
@@ -1269,7 +1291,7 @@ static void test_plan_scale(void)
 
 int main(void)
 {
-	tap_plan(29 + 19 + 22 + 10 + 12 + 17 + 3 * 4 + 2);
+	tap_plan(29 + 23 + 22 + 10 + 12 + 17 + 3 * 4 + 2);
 	test_seed();
 	test_replicas();
 	test_filters();
