@@ -11,8 +11,23 @@
 
 #include "model.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "bgsave.h"
+
 struct store;
 struct disk;
+
+/* The snapshot being taken (a forked child serialises it: bgsave.h). */
+struct fsm_snap {
+	uint64_t index;
+	struct bgsave bg;
+	struct timespec started;
+	double pause_ms;      /* how long the loop thread spent on it */
+	double serialised_ms; /* from start to the buffer ready */
+};
 
 struct fsm {
 	struct raft *raft;      /* borrowed: for the index of the entry being applied */
@@ -20,6 +35,7 @@ struct fsm {
 	struct store *store;    /* borrowed; NULL: no projection (tests) */
 	struct disk *disk;      /* borrowed; NULL: snapshots are not checked for room */
 	size_t last_snapshot_len; /* bytes of the last snapshot handed to raft */
+	struct fsm_snap snap;
 	uint64_t store_applied; /* PostgreSQL held entries up to here at start-up */
 	/* Highest index whose rows (possibly none: a refused entry) went to the
 	 * store, or that PostgreSQL already held. Entries above it up to the
@@ -43,7 +59,8 @@ struct fsm {
  * loop iteration and before anything waits on the projection). */
 void fsm_flush(struct fsm *f);
 
-/* Fills *out to drive f (version 1 FSM: raft frees snapshot buffers). */
+/* Fills *out to drive f (version 3 FSM: snapshots serialised asynchronously,
+ * their buffers freed by fsm's snapshot_finalize). */
 void fsm_init(struct raft_fsm *out, struct fsm *f);
 
 #endif

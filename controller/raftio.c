@@ -21,6 +21,7 @@ struct raftio_put {
 	struct raftio *w;
 	struct raft_io_snapshot_put *outer;
 	raft_io_snapshot_put_cb cb;
+	size_t len;
 };
 
 static void flush_failed(uv_timer_t *t)
@@ -109,7 +110,9 @@ static void put_cb(struct raft_io_snapshot_put *req, int status)
 	if (status != 0) {
 		w->snapshots_failed++;
 		if (w->on_snapshot_error)
-			w->on_snapshot_error(w->arg, status, raft_strerror(status));
+			w->on_snapshot_error(w->arg, status, p->len);
+	} else if (w->on_snapshot_written) {
+		w->on_snapshot_written(w->arg, p->len);
 	}
 	raft_io_snapshot_put_cb cb = p->cb;
 	struct raft_io_snapshot_put *outer = p->outer;
@@ -121,10 +124,16 @@ static int wrapped_snapshot_put(struct raft_io *io, unsigned trailing, struct ra
 				const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
 {
 	struct raftio *w = (struct raftio *)io;
+	size_t len = 0;
+	for (unsigned i = 0; i < snapshot->n_bufs; i++)
+		len += snapshot->bufs[i].len;
+	if (trailing != 0 && w->snapshot_fits && !w->snapshot_fits(w->arg, len))
+		return RAFT_NOSPACE;
 	struct raftio_put *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return RAFT_NOMEM;
 	p->w = w;
+	p->len = len;
 	p->outer = req;
 	p->cb = cb;
 	p->req.data = p;
@@ -170,6 +179,10 @@ int raftio_init(struct raftio *w, uv_loop_t *loop, struct raft *raft)
 	io->append = wrapped_append;
 	io->snapshot_put = wrapped_snapshot_put;
 	io->close = wrapped_close;
+	/* raft_uv 0.15 implements async_work but still says version 1, and raft
+	 * refuses an async snapshot FSM on a version 1 io. */
+	if (io->async_work != NULL && io->version < 2)
+		io->version = 2;
 	return 0;
 }
 

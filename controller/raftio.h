@@ -27,6 +27,7 @@
 
 #include <raft.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -48,7 +49,11 @@ struct raftio {
 	uint64_t appends_failed, appends_held, snapshots_failed;
 	/* message: raft's text; status: a RAFT_* code (RAFT_NOSPACE: the disk was full). */
 	void (*on_log_error)(void *arg, int status, const char *message);
-	void (*on_snapshot_error)(void *arg, int status, const char *message);
+	void (*on_snapshot_error)(void *arg, int status, size_t len);
+	void (*on_snapshot_written)(void *arg, size_t len);
+	/* Asked before a snapshot of len bytes is written (not for one installed
+	 * from a leader): false refuses it (raft then drops it and retries later). */
+	bool (*snapshot_fits)(void *arg, size_t len);
 	void *arg;
 };
 

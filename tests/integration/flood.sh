@@ -88,7 +88,7 @@ is "$LATTICED_EXIT" 0 "after the slow floods: latticed stops cleanly (SIGTERM, e
 lattice_start fl --http-threads 2 --http-connection-limit 8 --http-per-address-limit 4 \
 	--http-header-timeout-ms 6000
 flood --from 127.0.0.3,127.0.0.4,127.0.0.5 --count 12 --mode idle --settle-ms 500 \
-	--probe /healthz --probe-wait-ms 30000 --late-ms 6000
+	--probe /healthz --probe-wait-ms 30000 --late-ms 5900
 is "$(val opened)" 12 "limit from 3 addresses: 12 connections established (8 taken, 4 queued)"
 is "$(val open_at_probe)" 12 "limit from 3 addresses: all 12 held when the client on 127.0.0.1 came"
 is "$(val probe_status)" 200 "limit from 3 addresses: that client was answered once the deadline freed slots"
