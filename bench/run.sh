@@ -7,8 +7,12 @@
 #      pg.sh's upsert run at c=16 on the same PostgreSQL server (over loopback TCP
 #      as pg.sh runs it, and over the Unix socket), before and after
 #   4. resident memory of a fresh latticed holding 10,000 nodes and 100,000 actors
+#   5. write tail latency: wrk -c16 POSTing actors to a latticed with 1,000 nodes,
+#      Raft snapshots falling inside the run (--snapshot-threshold $TAIL_SNAP),
+#      beside the same run with snapshots off (p99 and throughput)
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
-# Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS.
+# Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
+#      TAIL_SNAP (default 16384).
 set -uo pipefail
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -16,6 +20,7 @@ DUR=${DUR:-10}
 PG_DUR=${PG_DUR:-5}
 NODES=${NODES:-10000}
 ACTORS=${ACTORS:-100000}
+TAIL_SNAP=${TAIL_SNAP:-16384}
 SHARED=${SHARED:-$top_srcdir/../shared}
 . "$top_srcdir/tests/lib/servers.sh"
 
@@ -101,10 +106,11 @@ fi
 # sets LPID and port.
 start_latticed() {
 	port=$(free_port)
-	local rport; rport=$(free_port)
+	local rport name=$1 ci=$2; rport=$(free_port)
+	shift 2
 	"$top_builddir/latticed" --listen "127.0.0.1:$port" --raft-address "127.0.0.1:$rport" --bootstrap \
-		--data-dir "$out/$1" --pg "$2" --schema-dir "$top_srcdir/schema" --heartbeat-timeout-ms 0 \
-		--log-level warn >"$out/$1.log" 2>&1 &
+		--data-dir "$out/$name" --pg "$ci" --schema-dir "$top_srcdir/schema" --heartbeat-timeout-ms 0 \
+		--log-level warn "$@" >"$out/$name.log" 2>&1 &
 	LPID=$!
 	for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 }
@@ -140,6 +146,50 @@ rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$LPID/status)
 hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$LPID/status)
 say "latticed: $nodes nodes, $actors actors, RSS $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB)"
 
+# 5. tail latency with snapshots inside the run (issue 6 item 8): wrk, as the
+# issue measured it, over a fresh latticed with 1,000 nodes. Each POST creates an
+# actor with a server-chosen id.
+kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+LPID=
+cat >"$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"module":"registry.local/bench:1","cpu_required":1,"memory_required_mb":1}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+# wrk_ms LABEL FILE: a latency percentile line of wrk's in ms.
+wrk_ms() {
+	awk -v p="$1" '$1 == p {v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+		m = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v; printf "%.2f", m}' "$2"
+}
+snapshots_total() { curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "lattice_raft_snapshots_total" {print $2}'; }
+# tail_run NAME THRESHOLD: prints and records p50, p99, req/s and snapshots taken.
+declare -A tailfig
+tail_run() {
+	local name=$1 thr=$2 s0 s1
+	start_latticed "$name" "$(pg_createdb "$name")" --snapshot-threshold "$thr" --log-level info
+	"$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" 1000 16 >/dev/null
+	s0=$(snapshots_total)
+	wrk -t2 -c16 -d"${DUR}s" --latency -s "$out/post.lua" "http://127.0.0.1:$port/v1/actors" >"$out/wrk-$name.txt" 2>&1
+	s1=$(snapshots_total)
+	tailfig[$name.p50]=$(wrk_ms 50% "$out/wrk-$name.txt")
+	tailfig[$name.p99]=$(wrk_ms 99% "$out/wrk-$name.txt")
+	tailfig[$name.rps]=$(awk '/^Requests\/sec:/{printf "%d", $2}' "$out/wrk-$name.txt")
+	tailfig[$name.snaps]=$((s1 - s0))
+	tailfig[$name.non2xx]=$(awk '/Non-2xx/{print $NF}' "$out/wrk-$name.txt")
+	say "$name: ${tailfig[$name.rps]} req/s, p50 ${tailfig[$name.p50]} ms, p99 ${tailfig[$name.p99]} ms, ${tailfig[$name.snaps]} snapshots during the run${tailfig[$name.non2xx]:+, ${tailfig[$name.non2xx]} non-2xx}"
+	grep 'raft snapshot taken' "$out/$name.log" | sed 's/^/  /'
+	kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+	LPID=
+}
+say ""
+say "== write tail latency: wrk -t2 -c16 POST /v1/actors for ${DUR} s, 1,000 nodes"
+if command -v wrk >/dev/null; then
+	tail_run tail_snap "$TAIL_SNAP"
+	tail_run tail_nosnap 100000000
+else
+	say "wrk is not installed (scripts/deps.sh installs it): skipped"
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 say ""
 say "== summary"
@@ -153,3 +203,7 @@ say "| POST /v1/actors acked/s, c=16, vs pg.sh's upsert at c=16 as pg.sh runs it
 say "| same, vs that upsert over the Unix socket (mean of before and after) | ${rate[16]} | ${pg_unix:-?} | $(ratio "${rate[16]}" "${pg_unix:-0}") | — |"
 say "| same, vs sync_commit=off peer, c=16 | ${rate[16]} | c=8 ${pg_off8:-?} / c=32 ${pg_off32:-?} | $(ratio "${rate[16]}" "${pg_off8:-0}") / $(ratio "${rate[16]}" "${pg_off32:-0}") | — |"
 say "| latticed RSS, $nodes nodes + $actors actors | $((rss_kb / 1024)) MiB | — | — | <= 150 MB |"
+if [ -n "${tailfig[tail_snap.p99]:-}" ]; then
+	say "| POST /v1/actors p99, wrk c=16, ${tailfig[tail_snap.snaps]} snapshots in the run | ${tailfig[tail_snap.p99]} ms | no snapshots: ${tailfig[tail_nosnap.p99]} ms | — | <= 10 ms |"
+	say "| same, throughput | ${tailfig[tail_snap.rps]} req/s | no snapshots: ${tailfig[tail_nosnap.rps]} req/s | $(ratio "${tailfig[tail_snap.rps]}" "${tailfig[tail_nosnap.rps]}") | not lower |"
+fi
