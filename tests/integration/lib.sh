@@ -9,7 +9,11 @@
 #   jqr FILTER                      jq -r FILTER on the last BODY
 #   header NAME                     a header of the last response
 #   err                             "STATUS error.code" of the last response
-#   list_ids PATH                   the ids of a list, or ERROR:... if it failed
+#   list_ids PATH                   the ids of a list (read_failed's text if it failed)
+#   read_failed                     what a reading helper prints when its read failed
+#   pg_hold NAME / pg_release       hold replica NAME's projection back with a lock
+#   wait_lagging, cluster_field F   applied > projected yet?; a field of /v1/cluster
+#   req_bg TAG ... / req_bg_done TAG / req_bg_wait TAG   a request in the background
 #
 # Every file that sources this gets one more TAP point than it plans, run by
 # done_testing: every latticed still running is stopped with SIGTERM; that point
@@ -102,9 +106,18 @@ lib_final_check() {
 		LIB_PIDS+=("$LATTICED_PID ${LATTICED_NAME:-latticed}")
 	for p in "${LIB_PIDS[@]}"; do
 		pid=${p%% *} name=${p#* }
-		# Gone already (reaped by the test itself): nothing to stop. A zombie is a
-		# latticed that exited on its own: its status is recorded like a stop's.
+		# Gone already (reaped by the test itself): nothing to stop. One that has
+		# exited without being reaped (killed by hand, or stopped on purpose) is
+		# the test's business: reaped and named, not judged (a crash still leaves
+		# its sanitizer report).
 		[ -d "/proc/$pid" ] || { lib_forget "$pid"; continue; }
+		if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
+			wait "$pid" 2>/dev/null
+			diag "latticed $name (pid $pid) had already exited (status $?) when the test ended"
+			lib_forget "$pid"
+			[ "$pid" = "$LATTICED_PID" ] && LATTICED_PID=
+			continue
+		fi
 		lib_term "$pid" "$name" 60
 		[ "$pid" = "$LATTICED_PID" ] && LATTICED_EXIT=$LIB_ST LATTICED_PID=
 	done

@@ -9,14 +9,21 @@ lib_init
 
 psql_r1() { pg_psql r1 "$1"; }
 
-# writer NAME COUNT: POSTs actors NAME-1..COUNT one by one, logging acked ids.
+# writer NAME COUNT: POSTs actors NAME-1..COUNT one by one, logging acked ids;
+# gives up after 3 failures in a row (the replica is gone, or not taking writes).
 writer() {
-	local name=$1 count=$2 i code
+	local name=$1 count=$2 i code fails=0
 	for i in $(seq 1 "$count"); do
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' \
 			--data-binary "{\"id\":\"$name-$i\",\"module\":\"m\",\"cpu_required\":10,\"memory_required_mb\":1}" \
 			"$API/v1/actors" 2>/dev/null)
-		[ "$code" = 201 ] && echo "$name-$i" >>"$T_DIR/acked"
+		if [ "$code" = 201 ]; then
+			echo "$name-$i" >>"$T_DIR/acked"
+			fails=0
+		else
+			fails=$((fails + 1))
+			[ $fails -lt 3 ] || break
+		fi
 	done
 }
 
@@ -112,9 +119,11 @@ while [ "$repaired" = 0 ] && [ $round -lt 3 ]; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' \
 			--data-binary "{\"id\":\"d$round-$i\",\"module\":\"m\",\"cpu_required\":10,\"memory_required_mb\":1}" \
 			"$API/v1/actors")
-		[ "$code" = 201 ] && echo "d$round-$i" | tee -a "$T_DIR/acked" >>"$T_DIR/acked.round"
+		[ "$code" = 201 ] || break # the replica is not taking writes: no use going on
+		echo "d$round-$i" | tee -a "$T_DIR/acked" >>"$T_DIR/acked.round"
 	done
-	writer "w$round" 100 & w1=$! # and writes still going on when it dies
+	[ "$(wc -l <"$T_DIR/acked.round")" = 20 ] || break
+	writer "w$round" 30 & w1=$! # and writes still going on when it dies
 	sleep 0.3
 	pg_kill
 	pg_ctl_start || bail "PostgreSQL did not come back after kill -9"

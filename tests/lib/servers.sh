@@ -60,7 +60,7 @@ pg_restart() {
 pg_children() {
 	local f pid comm state ppid rest
 	for f in /proc/[0-9]*/stat; do
-		read -r pid comm state ppid rest <"$f" 2>/dev/null || continue
+		read -r pid comm state ppid rest 2>/dev/null <"$f" || continue
 		[ "$ppid" = "$1" ] && printf '%s ' "$pid"
 	done
 }
