@@ -48,8 +48,10 @@ T_DIR=$(mktemp -d /tmp/lattice-test.XXXXXX) || bail "mktemp failed"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T_DIR/sanitizer"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T_DIR/sanitizer"
 
-TAP_EXTRA=$((TAP_EXTRA + 1))
-TAP_FINAL=lib_final_check
+if [ "$TAP_FINAL" != lib_final_check ]; then # once, even if sourced twice
+	TAP_EXTRA=$((TAP_EXTRA + 1))
+	TAP_FINAL=lib_final_check
+fi
 
 # These run in this shell, never in $(...): only the shell that started a
 # latticed can wait for it. They return through LIB_ST.
