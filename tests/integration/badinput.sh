@@ -53,27 +53,30 @@ badf() {
 	is "$(shape)" "$want" "$name"
 }
 
-# Everything a client can see, in one line.
+# Everything a client can see, in one line. Each read's status is part of it, so
+# a failed read (which would show no items) can never match a good one.
 snap() {
 	local out="" p
 	for p in nodes actors providers links policies; do
 		req GET "/v1/$p?limit=1000"
-		out="$out $p=$(jqr '[.items[] | (.id // .policy_id)] | join(",")')"
+		out="$out $p=$STATUS:$(jqr '[.items[] | (.id // .policy_id)] | join(",")')"
 	done
 	req GET /v1/nodes/n1
-	out="$out n1=$(jqr '[.cpu_used, .memory_used_mb, .actor_count, .cordoned, .draining, .generation] | map(tostring) | join(",")')"
+	out="$out n1=$STATUS:$(jqr '[.cpu_used, .memory_used_mb, .actor_count, .cordoned, .draining, .generation] | map(tostring) | join(",")')"
 	req GET /v1/actors/a1
-	out="$out a1=$(jqr '[.replicas, .cpu_required, .memory_required_mb, .generation, (.placements | map(.node_id) | join("+"))] | map(tostring) | join(",")')"
+	out="$out a1=$STATUS:$(jqr '[.replicas, .cpu_required, .memory_required_mb, .generation, (.placements | map(.node_id) | join("+"))] | map(tostring) | join(",")')"
 	req GET /v1/policies/pol1
-	out="$out pol1=v$(jqr .version)"
+	out="$out pol1=$STATUS:v$(jqr .version)"
 	req GET '/v1/events?since=0&limit=1000'
-	out="$out ev=$(jqr .next)"
+	out="$out ev=$STATUS:$(jqr .next)"
 	printf '%s' "$out"
 }
 GROUP= SNAP=
 group() {
 	GROUP=$1
 	SNAP=$(snap)
+	# A snapshot with a failed read proves nothing: make endgroup fail.
+	printf '%s' "$SNAP" | grep -oE '=[0-9]{3}:' | grep -qv '=200:' && SNAP="a read failed before the group:$SNAP"
 	diag "--- $GROUP"
 }
 endgroup() { is "$(snap)" "$SNAP" "$GROUP: nothing changed"; }

@@ -3,14 +3,15 @@
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
 export top_srcdir top_builddir
+. "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/servers.sh"
 
-[ -x "$PGBIN/initdb" ] || { echo "1..0 # SKIP PostgreSQL server binaries not found in $PGBIN"; exit 0; }
+[ -x "$PGBIN/initdb" ] || skip_all "PostgreSQL server binaries not found in $PGBIN"
 trap servers_cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-pg_start || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
-LATTICE_TEST_PG=$(pg_createdb lattice_store) || { echo "Bail out! createdb failed"; exit 1; }
+pg_start || bail "cannot start PostgreSQL"
+LATTICE_TEST_PG=$(pg_createdb lattice_store) || bail "createdb failed"
 export LATTICE_TEST_PG
 export LATTICE_SCHEMA_DIR="$top_srcdir/schema"
 export LATTICE_PG_DIR="$PG_DIR" PGBIN

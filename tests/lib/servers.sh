@@ -56,11 +56,29 @@ pg_restart() {
 	pg_stop && pg_ctl_start
 }
 
+# pg_children PID: the processes whose parent is PID (from /proc, as procps may
+# be missing).
+pg_children() {
+	local f pid comm state ppid rest
+	for f in /proc/[0-9]*/stat; do
+		read -r pid comm state ppid rest 2>/dev/null <"$f" || continue
+		[ "$ppid" = "$1" ] && printf '%s ' "$pid"
+	done
+}
+
+# pg_kill: a crash: SIGKILL to the postmaster and every process it started, all
+# at once (each child is its own session, so no group signal reaches them), so
+# nothing gets to write out what it holds (WAL buffers that an asynchronous
+# commit left in shared memory are lost). Waits until all are gone.
 pg_kill() {
-	[ -n "${PG_PID:-}" ] && kill -9 "$PG_PID" 2>/dev/null
-	# The postmaster's children notice and exit; wait for the socket lock to go.
-	for _ in $(seq 1 100); do
-		[ -e "$PG_DIR/.s.PGSQL.$PG_PORT" ] || break
+	[ -n "${PG_PID:-}" ] || return 0
+	local pids p
+	pids="$PG_PID $(pg_children "$PG_PID")"
+	kill -9 $pids 2>/dev/null
+	for _ in $(seq 1 300); do
+		local alive=
+		for p in $pids; do [ -d "/proc/$p" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] && alive=1; done
+		[ -z "$alive" ] && break
 		sleep 0.1
 	done
 	rm -f "$PG_DIR/data/postmaster.pid" "$PG_DIR/.s.PGSQL.$PG_PORT" "$PG_DIR/.s.PGSQL.$PG_PORT.lock"
