@@ -12,7 +12,8 @@
 #      beside the same run with snapshots off (p99 and throughput)
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
-#      TAIL_SNAP (default 16384).
+#      TAIL_SNAP (default 16384), TAIL_DIR (where phase 5's data dirs go; default
+#      the run's temp dir; /dev/shm takes the disk's own latency out of it).
 set -uo pipefail
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -26,9 +27,11 @@ SHARED=${SHARED:-$top_srcdir/../shared}
 
 out=$(mktemp -d /tmp/lattice-bench.XXXXXX)
 LPID=
+TAIL_DIRS=()
 cleanup() {
 	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 	servers_cleanup
+	[ ${#TAIL_DIRS[@]} -gt 0 ] && rm -rf "${TAIL_DIRS[@]}"
 	rm -rf "$out"
 }
 trap cleanup EXIT
@@ -168,7 +171,9 @@ snapshots_total() { curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "latti
 declare -A tailfig
 tail_run() {
 	local name=$1 thr=$2 s0 s1 s2
-	start_latticed "$name" "$(pg_createdb "$name")" --snapshot-threshold "$thr" --log-level info
+	start_latticed "$name" "$(pg_createdb "$name")" --snapshot-threshold "$thr" --log-level info \
+		--data-dir "${TAIL_DIR:-$out}/lattice-bench-$name-$$"
+	TAIL_DIRS+=("${TAIL_DIR:-$out}/lattice-bench-$name-$$")
 	"$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" 1000 16 >/dev/null
 	s0=$(snapshots_total)
 	"$top_builddir/bench/bench_api" rate "127.0.0.1:$port" "$DUR" 16 >"$out/tail-$name.txt"
@@ -188,7 +193,7 @@ tail_run() {
 	LPID=
 }
 say ""
-say "== write tail latency: POST /v1/actors at c=16 for ${DUR} s (bench_api, then wrk -t2 -c16), 1,000 nodes"
+say "== write tail latency: POST /v1/actors at c=16 for ${DUR} s (bench_api, then wrk -t2 -c16), 1,000 nodes, data dir in ${TAIL_DIR:-$out}"
 if command -v wrk >/dev/null; then
 	tail_run tail_snap "$TAIL_SNAP"
 	tail_run tail_nosnap 100000000
