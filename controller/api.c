@@ -812,17 +812,6 @@ static const struct route routes[] = {
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes the n bytes of one path segment into out (NUL-terminated);
  * a '%' not followed by two hex digits stays as it is. Returns the decoded
  * length, or -1 when it does not fit. A decoded NUL or '/' stays in the
@@ -834,7 +823,7 @@ static long seg_decode(const char *s, size_t n, char *out, size_t outlen)
 		int hi, lo;
 		if (w + 1 >= outlen)
 			return -1;
-		if (s[r] == '%' && r + 2 < n && (hi = hexval(s[r + 1])) >= 0 && (lo = hexval(s[r + 2])) >= 0) {
+		if (s[r] == '%' && r + 2 < n && (hi = http_hexval(s[r + 1])) >= 0 && (lo = http_hexval(s[r + 2])) >= 0) {
 			out[w] = (char)(hi * 16 + lo);
 			r += 3;
 		} else {

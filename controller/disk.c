@@ -15,7 +15,7 @@ void disk_init(struct disk *g, const char *dir, uint64_t segment_size, uint64_t 
 	g->state = DISK_OK;
 }
 
-void disk_read(const char *dir, struct disk_reading *out)
+void disk_read(const char *dir, bool segments, struct disk_reading *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct statvfs sv;
@@ -25,6 +25,8 @@ void disk_read(const char *dir, struct disk_reading *out)
 	}
 	out->free = (uint64_t)sv.f_bavail * sv.f_frsize;
 	out->total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	if (!segments)
+		return;
 	DIR *d = opendir(dir);
 	if (d == NULL) {
 		out->err = errno;
@@ -89,14 +91,19 @@ bool disk_decide(struct disk *g, const struct disk_reading *r)
 bool disk_check(struct disk *g)
 {
 	struct disk_reading r;
-	disk_read(g->dir, &r);
+	disk_read(g->dir, false, &r);
+	/* With room for a whole segment (and a waiting snapshot), whether raft
+	 * holds a prepared segment changes nothing: skip the listing. */
+	uint64_t enough = g->segment_size + g->reserve + (g->snapshot_need ? g->snapshot_need + g->segment_size : 0);
+	if (r.err == 0 && r.free < enough)
+		disk_read(g->dir, true, &r);
 	return disk_decide(g, &r);
 }
 
 bool disk_snapshot_fits(struct disk *g, size_t len)
 {
 	struct disk_reading r;
-	disk_read(g->dir, &r);
+	disk_read(g->dir, true, &r);
 	/* A snapshot closes the segment being written, so the next append takes
 	 * a prepared one (or a new one) as well. */
 	if (r.err == 0 && r.free >= (uint64_t)len + g->segment_size + g->reserve) {

@@ -51,12 +51,14 @@ struct disk {
 
 /* Sets up g for dir (copied). */
 void disk_init(struct disk *g, const char *dir, uint64_t segment_size, uint64_t reserve);
-/* Looks at the data dir. */
-void disk_read(const char *dir, struct disk_reading *out);
+/* Looks at the data dir: its free space, and raft's open segments when
+ * segments is true (a directory listing; only needed when space is short). */
+void disk_read(const char *dir, bool segments, struct disk_reading *out);
 /* Decides from reading r (pure: no I/O). Returns true when the state changed,
  * so the caller logs g->reason once per transition. */
 bool disk_decide(struct disk *g, const struct disk_reading *r);
-/* disk_read + disk_decide. */
+/* disk_read + disk_decide; lists the data dir only when the free space alone
+ * does not settle it (it runs every loop tick). */
 bool disk_check(struct disk *g);
 /* May raft be asked to write (append entries, barriers)? */
 static inline bool disk_writable(const struct disk *g)

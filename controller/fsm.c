@@ -95,9 +95,11 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
  * version 3) collects its output on a libuv worker thread. When no child can
  * be forked, the model is serialised on the loop thread, as before. */
 
-static double ms_between(const struct timespec *a, const struct timespec *b)
+double fsm_snap_elapsed_ms(const struct fsm_snap *sn)
 {
-	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - sn->started.tv_sec) * 1e3 + (double)(now.tv_nsec - sn->started.tv_nsec) / 1e6;
 }
 
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
@@ -115,7 +117,6 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 	/* The index lets restore tell whether PostgreSQL fell behind the snapshot. */
 	sn->index = raft_last_applied(f->raft);
 	clock_gettime(CLOCK_MONOTONIC, &sn->started);
-	struct timespec t1;
 	if (bgsave_start(&sn->bg, f->model, sn->index) != 0) {
 		log_warn("raft snapshot at index %llu: cannot fork a child to serialise it (%s); serialising on "
 			 "the loop thread",
@@ -124,8 +125,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 		if (sn->bg.base == NULL)
 			return RAFT_NOMEM;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	sn->pause_ms = ms_between(&sn->started, &t1);
+	sn->pause_ms = fsm_snap_elapsed_ms(sn);
 	return 0;
 }
 
@@ -145,9 +145,7 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
 	(*bufs)[0].base = sn->bg.base;
 	(*bufs)[0].len = sn->bg.len;
 	*n = 1;
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	sn->serialised_ms = ms_between(&sn->started, &t1);
+	sn->serialised_ms = fsm_snap_elapsed_ms(sn);
 	return 0;
 }
 
@@ -159,7 +157,6 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
 	struct fsm_snap *sn = &f->snap;
 	void *base = sn->bg.base;
 	if (*bufs != NULL) {
-		f->last_snapshot_len = (*bufs)[0].len;
 		f->snapshots++;
 		raft_free(*bufs);
 	}

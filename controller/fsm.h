@@ -29,12 +29,14 @@ struct fsm_snap {
 	double serialised_ms; /* from start to the buffer ready */
 };
 
+/* Milliseconds since sn was started (any thread). */
+double fsm_snap_elapsed_ms(const struct fsm_snap *sn);
+
 struct fsm {
 	struct raft *raft;      /* borrowed: for the index of the entry being applied */
 	struct model *model;    /* borrowed */
 	struct store *store;    /* borrowed; NULL: no projection (tests) */
 	struct disk *disk;      /* borrowed; NULL: snapshots are not checked for room */
-	size_t last_snapshot_len; /* bytes of the last snapshot handed to raft */
 	struct fsm_snap snap;
 	uint64_t store_applied; /* PostgreSQL held entries up to here at start-up */
 	/* Highest index whose rows (possibly none: a refused entry) went to the

@@ -103,6 +103,8 @@ void http_stop(struct http *h);
 void http_suspend(struct http_req *req);
 /* Any thread: continue a suspended request (its handler is called again). */
 void http_resume(struct http_req *req);
+/* The value of a hex digit, or -1 (percent-decoding, here and in api.c). */
+int http_hexval(char c);
 /* A query-string argument, or NULL. */
 const char *http_query(struct http_req *req, const char *key);
 /* A request header, or NULL. */

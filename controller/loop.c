@@ -558,14 +558,11 @@ static void on_snapshot_written(void *arg, size_t len)
 {
 	struct loop *l = arg;
 	const struct fsm_snap *sn = &l->fsm.snap;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double total = (double)(now.tv_sec - sn->started.tv_sec) * 1e3 +
-		       (double)(now.tv_nsec - sn->started.tv_nsec) / 1e6;
 	/* The pause is what writes waited for; the rest ran beside them. */
 	log_info("raft snapshot taken at index %llu: %zu bytes (the loop paused %.1f ms; serialised in %.1f ms, "
 		 "written in %.1f ms)",
-		 (unsigned long long)sn->index, len, sn->pause_ms, sn->serialised_ms, total - sn->serialised_ms);
+		 (unsigned long long)sn->index, len, sn->pause_ms, sn->serialised_ms,
+		 fsm_snap_elapsed_ms(sn) - sn->serialised_ms);
 }
 
 static bool snapshot_fits(void *arg, size_t len)

@@ -58,24 +58,12 @@ fill() {
 			done
 		) &
 	done
-	wait_workers
+	wait_jobs
 }
-# Waits for the fill workers only (latticed is a child of this shell too).
-wait_workers() { local j; for j in $(jobs -p); do [ "$j" = "$LATTICED_PID" ] || wait "$j"; done; }
 
 count_code() { grep -c "^$1 " "$T_DIR/$2.codes"; }
 pg_count() { pg_psql "$1" "SELECT count(*) FROM nodes WHERE id LIKE '$2-%'"; }
 
-# wait_ready: polls /readyz until 200 (generous: only guards a hang).
-wait_ready() {
-	local i
-	for i in $(seq 1 300); do
-		req GET /readyz
-		[ "$STATUS" = 200 ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # ---- 1. the log's segments fill a 20 MB disk -----------------------------------------
 mount_tmpfs full 20m
@@ -108,6 +96,7 @@ ok "$(ls "$T_DIR/full/data" | grep -q '^open-'; echo $?)" "raft's open segment i
 
 mount -o remount,size=200m "$T_DIR/full/data" || bail "cannot grow the tmpfs"
 wait_ready
+req GET /readyz
 is "$STATUS" 200 "room again: /readyz is 200 without a restart"
 req POST /v1/nodes "$(fat_body after-room)"
 is "$STATUS" 201 "... and writes resume"
@@ -157,6 +146,7 @@ req GET /readyz
 ok "$(jqr .error.message | grep -q snapshot; echo $?)" "/readyz says it waits for room for a snapshot"
 mount -o remount,size=120m "$T_DIR/snap/data"
 wait_ready
+req GET /readyz
 is "$STATUS" 200 "room again: ready"
 req POST /v1/nodes "$(fat_body snap-y)"
 is "$STATUS" 201 "a write is taken"
@@ -195,6 +185,7 @@ ok "$(grep -q 'fallocate\|raft could not write' "$T_DIR/tiny/latticed.log"; [ $?
 	"raft never tried to allocate a segment"
 mount -o remount,size=40m "$T_DIR/tiny/data"
 wait_ready
+req GET /readyz
 is "$STATUS" 200 "room for a segment: ready"
 req POST /v1/nodes '{"id":"t2","region":"r","cpu_capacity":10,"memory_mb":10}'
 is "$STATUS" 201 "... and writes are taken"

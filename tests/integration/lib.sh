@@ -362,3 +362,22 @@ req_bg_wait() {
 	REQ_BG_AT=$(cat "$f.at" 2>/dev/null)
 }
 now_ms() { date +%s%3N; }
+
+# wait_ready: polls /readyz of $API until 200 (generous: only guards a hang); 1 if
+# it never was.
+wait_ready() {
+	local i
+	for i in $(seq 1 600); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz")" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# wait_jobs: waits for this shell's background jobs, except the latticed it runs
+# (a bare `wait` would wait for those too).
+wait_jobs() {
+	local j
+	for j in $(jobs -p); do
+		[ "$j" = "$LATTICED_PID" ] || printf '%s\n' "${LIB_PIDS[@]}" | grep -q "^$j " || wait "$j"
+	done
+}

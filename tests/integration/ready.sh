@@ -44,7 +44,7 @@ before=$(commit_index)
 for i in $(seq 1 60); do
 	curl -s -o "$T_DIR/cr.$i" -w '%{http_code}\n' "$API/v1/nodes?consistent=true" >>"$T_DIR/cr.codes" &
 done
-for j in $(jobs -p); do [ "$j" = "$LATTICED_PID" ] || wait "$j"; done
+wait_jobs
 after=$(commit_index)
 is "$(sort "$T_DIR/cr.codes" | uniq -c | awk '{print $1" "$2}')" "60 200" "60 concurrent consistent reads: all 200"
 ok "$([ $((after - before)) -ge 1 ] && [ $((after - before)) -lt 60 ] && echo 0 || echo 1)" \
@@ -79,15 +79,6 @@ wait "$writer"
 is "$bad" 0 "/readyz never shows projected_index above applied_index ($seen samples under writes)"
 
 # ---- PostgreSQL restarts: no read fails once /readyz is 200 -----------------------------------
-# wait_ready: polls /readyz until 200 (generous: only guards a hang).
-wait_ready() {
-	local i
-	for i in $(seq 1 600); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz")" = 200 ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # reads N: N parallel reads of a node and a list (every API thread gets some);
 # prints how many were not 200.
 reads() {
@@ -97,7 +88,7 @@ reads() {
 		curl -s -o /dev/null -w '%{http_code}\n' "$API/v1/nodes/n1" >>"$T_DIR/reads.codes" &
 		curl -s -o /dev/null -w '%{http_code}\n' "$API/v1/nodes?limit=2" >>"$T_DIR/reads.codes" &
 	done
-	for j in $(jobs -p); do [ "$j" = "$LATTICED_PID" ] || wait "$j"; done
+	wait_jobs
 	grep -vc '^200$' "$T_DIR/reads.codes"
 }
 # restarts WHAT: the checks around PostgreSQL restarts for the running replica.

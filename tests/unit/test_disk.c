@@ -95,7 +95,7 @@ int main(void)
 	FILE *fp = fopen(path, "w");
 	if (fp)
 		fclose(fp);
-	disk_read(dir, &r);
+	disk_read(dir, true, &r);
 	is_int(r.err, 0, "disk_read of a directory");
 	is_int(r.open_segments, 2, "... counts raft's open segments only");
 	ok(r.free > 0 && r.total >= r.free, "... and reads the file system's space");
@@ -106,7 +106,7 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/0000000000000001-0000000000000009", dir);
 	unlink(path);
 	rmdir(dir);
-	disk_read(dir, &r);
+	disk_read(dir, true, &r);
 	is_int(r.err, ENOENT, "a missing directory: ENOENT");
 	return tap_done();
 }
