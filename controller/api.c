@@ -7,13 +7,16 @@
 #include <strings.h>
 
 #include "config.h"
+#include "fwd.h"
 #include "log.h"
+#include "members.h"
 #include "loop.h"
 #include "ops.h"
 #include "query.h"
 #include "spec.h"
 #include "store.h"
 
+#define API_FORWARDED_HEADER "X-Lattice-Forwarded" /* sent by a replica passing a request on */
 #define API_LIMIT_DEFAULT 100
 #define API_LIMIT_MAX 1000
 
@@ -74,6 +77,26 @@ static void resp_json(struct api *a, struct http_resp *resp, int status, json_t 
 	resp->index = projected(a);
 }
 
+/* The leader's answer to a request this replica sent on, as it came. */
+static enum http_next relay(struct http_resp *resp, struct op *op)
+{
+	resp->status = op->relay_status;
+	resp->text = op->object_text;
+	op->object_text = NULL;
+	resp->content_type = op->relay_type[0] ? op->relay_type : NULL;
+	snprintf(resp->location, sizeof(resp->location), "%s", op->relay_location);
+	snprintf(resp->retry_after, sizeof(resp->retry_after), "%s", op->retry_after);
+	resp->index = op->relay_index;
+	return HTTP_RESPOND;
+}
+
+/* An op's error as the answer. */
+static void op_error(struct http_resp *resp, const struct op *op)
+{
+	http_error(resp, op->http_status, op->code, "%s", op->message);
+	snprintf(resp->retry_after, sizeof(resp->retry_after), "%s", op->retry_after);
+}
+
 static void err_spec(struct http_resp *resp, const struct spec_err *e)
 {
 	int status = strcmp(e->code, "out_of_memory") == 0 ? 503 : 400;
@@ -88,9 +111,17 @@ static void err_query(struct http_resp *resp, int rc, const char *msg)
 		http_error(resp, 500, "internal", "query failed: %s", msg);
 }
 
-/* Hands the op to the loop and suspends the request until it is done. */
+/* Hands the op to the loop and suspends the request until it is done. The
+ * request as sent goes with it, in case the loop sends it on to the leader. */
 static enum http_next submit(struct api *a, struct http_req *req, struct api_call *call, int64_t timeout_ms)
 {
+	struct op_raw *raw = &call->op.raw;
+	raw->method = req->method;
+	raw->target = req->path ? req->path : req->url;
+	raw->body = req->body;
+	raw->body_len = req->body_len;
+	raw->content_type = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+	raw->forwarded = http_header(req, API_FORWARDED_HEADER) != NULL;
 	call->submitted = true;
 	call->req = req;
 	call->op.done = call_done;
@@ -184,7 +215,7 @@ static bool read_barrier(struct api *a, struct http_req *req, struct api_call *c
 	*next = HTTP_RESPOND;
 	if (call->submitted) {
 		if (call->op.http_status) {
-			http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+			op_error(resp, &call->op);
 			resp->index = projected(a);
 			return false;
 		}
@@ -348,8 +379,10 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 /* The answer of an op that computed a JSON result on the loop. */
 static enum http_next answer_result(struct api *a, struct api_call *call, struct http_resp *resp)
 {
+	if (call->op.relayed)
+		return relay(resp, &call->op);
 	if (call->op.http_status) {
-		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		op_error(resp, &call->op);
 		return HTTP_RESPOND;
 	}
 	if (call->op.object_text) { /* rendered as text (cluster: exact unsigned values) */
@@ -371,6 +404,93 @@ static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_
 		return submit(a, req, call, 5000);
 	}
 	return answer_result(a, call, resp);
+}
+
+/* POST /v1/cluster/members {"id", "raft_address", "api_url"}: add a member (as a
+ * spare, caught up, then a voter) or record its URL; DELETE .../{id}: remove
+ * it; POST /v1/cluster/transfer {"to"}: hand leadership over; POST
+ * /v1/cluster/read-index: the leader's commit index, leadership confirmed (a
+ * follower's consistent read). All answered by the leader. */
+static enum http_next h_cluster_write(struct api *a, struct http_req *req, struct api_call *call,
+				      struct http_resp *resp)
+{
+	enum op_kind kind = (enum op_kind)call->route->arg;
+	if (call->submitted) {
+		enum http_next n = answer_result(a, call, resp);
+		if (!call->op.relayed && call->op.http_status == 0) {
+			resp->index = call->op.index ? call->op.index : resp->index;
+			if (kind == OP_MEMBER_ADD && call->op.entry.flag)
+				resp->status = 201; /* it was not a member before */
+		}
+		return n;
+	}
+	op_init(&call->op, kind);
+	json_t *body = NULL;
+	struct spec_err e;
+	if (kind == OP_MEMBER_REMOVE) {
+		uint64_t id;
+		if (parse_u64(call->id, INT32_MAX, &id) != 0 || id == 0) {
+			http_error(resp, 400, "invalid_id", "a member id is a Raft server id (1 to %d)", INT32_MAX);
+			return HTTP_RESPOND;
+		}
+		call->op.entry.member_id = id;
+	}
+	if (req->body_len > 0 && spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
+		err_spec(resp, &e);
+		return HTTP_RESPOND;
+	}
+	const char *bad = NULL;
+	const char *key;
+	json_t *v;
+	json_object_foreach(body, key, v)
+	{
+		bool known = (kind == OP_MEMBER_ADD && (strcmp(key, "id") == 0 || strcmp(key, "raft_address") == 0 ||
+							 strcmp(key, "api_url") == 0)) ||
+			     (kind == OP_TRANSFER && strcmp(key, "to") == 0);
+		if (!known) {
+			bad = key;
+			break;
+		}
+	}
+	if (bad) {
+		http_error(resp, 400, "unknown_field", "unknown field '%.100s'", bad);
+		json_decref(body);
+		return HTTP_RESPOND;
+	}
+	if (kind == OP_MEMBER_ADD) {
+		json_t *id = json_object_get(body, "id");
+		const char *addr = json_string_value(json_object_get(body, "raft_address"));
+		const char *url = json_string_value(json_object_get(body, "api_url"));
+		char hp[64];
+		bool ok = false;
+		if (!json_is_integer(id) || json_integer_value(id) < 1 || json_integer_value(id) > INT32_MAX) {
+			http_error(resp, 400, "invalid_field", "id must be a Raft server id (1 to %d)", INT32_MAX);
+		} else if (addr == NULL || members_address_valid(addr) != 0) {
+			http_error(resp, 400, "invalid_field", "raft_address must be an IPv4 address IP:PORT");
+		} else if (url == NULL || strlen(url) > 200 || fwd_hostport(url, hp, sizeof(hp)) != 0) {
+			http_error(resp, 400, "invalid_field", "api_url must be an http://IP:PORT URL");
+		} else {
+			call->op.entry.member_id = (uint64_t)json_integer_value(id);
+			snprintf(call->op.raft_address, sizeof(call->op.raft_address), "%s", addr);
+			call->op.entry.api_url = strdup(url);
+			ok = true;
+		}
+		if (!ok) {
+			json_decref(body);
+			return HTTP_RESPOND;
+		}
+	} else if (kind == OP_TRANSFER) {
+		json_t *to = json_object_get(body, "to");
+		if (to != NULL && !json_is_null(to) &&
+		    (!json_is_integer(to) || json_integer_value(to) < 1 || json_integer_value(to) > INT32_MAX)) {
+			http_error(resp, 400, "invalid_field", "to must be a Raft server id (1 to %d)", INT32_MAX);
+			json_decref(body);
+			return HTTP_RESPOND;
+		}
+		call->op.transfer_to = json_is_integer(to) ? (uint64_t)json_integer_value(to) : 0;
+	}
+	json_decref(body);
+	return submit(a, req, call, kind == OP_READ_INDEX ? a->cfg->read_wait_max_ms : a->cfg->write_timeout_ms);
 }
 
 /* ?nodes=true[&limit=N][&after=ID]: a page of the per-node list besides the
@@ -721,9 +841,13 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 		return submit(a, req, call, a->cfg->write_timeout_ms);
 	}
 	struct op *op = &call->op;
+	if (op->relayed) {
+		atomic_fetch_add(op->relay_status < 300 ? &a->metrics.writes_ok : &a->metrics.writes_failed, 1);
+		return relay(resp, op);
+	}
 	if (op->http_status) {
 		atomic_fetch_add(&a->metrics.writes_failed, 1);
-		http_error(resp, op->http_status, op->code, "%s", op->message);
+		op_error(resp, op);
 		resp->index = op->index ? op->index : projected(a);
 		return HTTP_RESPOND;
 	}
@@ -782,6 +906,10 @@ static const struct route routes[] = {
 	{"GET", "/readyz", MR_HEALTH, h_readyz, 0, ""},
 	{"GET", "/metrics", MR_OTHER, h_metrics, 0, ""},
 	{"GET", "/v1/cluster", MR_READ, h_cluster, 0, ""},
+	{"POST", "/v1/cluster/members", MR_WRITE, h_cluster_write, OP_MEMBER_ADD, ""},
+	{"DELETE", "/v1/cluster/members/{id}", MR_WRITE, h_cluster_write, OP_MEMBER_REMOVE, ""},
+	{"POST", "/v1/cluster/transfer", MR_WRITE, h_cluster_write, OP_TRANSFER, ""},
+	{"POST", "/v1/cluster/read-index", MR_READ, h_cluster_write, OP_READ_INDEX, ""},
 	{"POST", "/v1/nodes", MR_WRITE, h_write, OP_NODE_CREATE, ""},
 	{"GET", "/v1/nodes", MR_READ, h_list, QUERY_NODES, LIST_PARAMS ",region,status,label"},
 	{"GET", "/v1/nodes/{id}", MR_READ, h_get, QUERY_NODES, READ_PARAMS},

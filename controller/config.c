@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "members.h"
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_BOOL };
 
@@ -30,11 +31,22 @@ static const struct opt config_opts[] = {
 	{"pg", OPT_STR, O(pg), "dbname=lattice", 0, 0, "CONNINFO",
 	 "libpq connection string of this replica's PostgreSQL database"},
 	{"id", OPT_INT, O(id), "1", 1, INT32_MAX, "N", "Raft server id of this replica"},
-	{"raft-address", OPT_STR, O(raft_address), "127.0.0.1:9001", 0, 0, "IP:PORT",
-	 "address Raft listens on and peers reach (IPv4)"},
+	{"raft-address", OPT_STR, O(raft_address), NULL, 0, 0, "IP:PORT",
+	 "address Raft listens on and peers reach (IPv4) [this replica's entry in --members, "
+	 "else 127.0.0.1:9001]"},
 	{"bootstrap", OPT_BOOL, O(bootstrap), "false", 0, 0, NULL,
-	 "start a new group with this replica as its only voter (ignored when the data dir "
-	 "already holds a group, so the same command line resumes it)"},
+	 "start a new group: of the --members list (the same list on every replica), or of this "
+	 "replica alone (ignored when the data dir already holds a group, so the same command line "
+	 "resumes it)"},
+	{"members", OPT_STR, O(members), "", 0, 0, "ID=IP:PORT,...",
+	 "with --bootstrap: every voter of the new group, by Raft id and Raft address"},
+	{"join", OPT_STR, O(join), "", 0, 0, "URL",
+	 "join a running group through the REST API of any member (http://HOST:PORT); only a "
+	 "data dir that holds no group yet joins"},
+	{"api-url", OPT_STR, O(api_url), "", 0, 0, "URL",
+	 "URL other replicas and clients reach this replica's REST API at [http://LISTEN]"},
+	{"leader-wait-ms", OPT_INT, O(leader_wait_ms), "3000", 0, 600000, "MS",
+	 "longest a write waits for a Raft leader to be elected before 503 no_leader"},
 	{"heartbeat-interval-ms", OPT_INT, O(heartbeat_interval_ms), "1000", 10, 3600000, "MS",
 	 "how often edge agents are expected to heartbeat"},
 	{"heartbeat-timeout-ms", OPT_INT, O(heartbeat_timeout_ms), "3000", 0, 86400000, "MS",
@@ -275,6 +287,42 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 	int port;
 	if (config_split_hostport(c->listen, host, sizeof(host), &port) != 0) {
 		snprintf(err, errlen, "--listen: '%s' is not HOST:PORT", c->listen);
+		return CONFIG_ERROR;
+	}
+	if (c->members[0] != '\0') {
+		struct members ms;
+		if (members_parse(c->members, &ms, err, errlen) != 0)
+			return CONFIG_ERROR;
+		const struct member *self = members_find(&ms, c->id);
+		if (self == NULL) {
+			snprintf(err, errlen, "--members does not list this replica's --id %lld", (long long)c->id);
+			return CONFIG_ERROR;
+		}
+		if (c->raft_address == NULL && (c->raft_address = strdup(self->address)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return CONFIG_ERROR;
+		}
+		if (strcmp(c->raft_address, self->address) != 0) {
+			snprintf(err, errlen, "--raft-address %s differs from this replica's entry in --members (%s)",
+				 c->raft_address, self->address);
+			return CONFIG_ERROR;
+		}
+	}
+	if (c->raft_address == NULL && (c->raft_address = strdup("127.0.0.1:9001")) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CONFIG_ERROR;
+	}
+	if (c->join[0] != '\0' && c->bootstrap) {
+		snprintf(err, errlen, "--join and --bootstrap exclude each other: a replica either starts a "
+				      "new group or joins one");
+		return CONFIG_ERROR;
+	}
+	if (c->join[0] != '\0' && strncmp(c->join, "http://", 7) != 0) {
+		snprintf(err, errlen, "--join: '%s' is not an http://HOST:PORT URL", c->join);
+		return CONFIG_ERROR;
+	}
+	if (c->api_url[0] != '\0' && strncmp(c->api_url, "http://", 7) != 0) {
+		snprintf(err, errlen, "--api-url: '%s' is not an http:// URL", c->api_url);
 		return CONFIG_ERROR;
 	}
 	if (config_split_hostport(c->raft_address, host, sizeof(host), &port) != 0 || port == 0) {

@@ -18,6 +18,10 @@ struct config {
 	int64_t id;         /* Raft server id, >= 1 */
 	char *raft_address; /* IPv4 HOST:PORT raft listens on */
 	bool bootstrap;
+	char *members; /* --members: "ID=IP:PORT,..." ("" none; members.h parses it) */
+	char *join;    /* --join URL ("" none) */
+	char *api_url; /* --api-url ("" : http://LISTEN) */
+	int64_t leader_wait_ms;
 	int64_t heartbeat_interval_ms;
 	int64_t heartbeat_timeout_ms; /* 0: failure detection off */
 	int64_t max_error_count;

@@ -20,6 +20,8 @@ static const char *const entry_names[] = {
 	[ENTRY_LINK_CREATE] = "link_create",
 	[ENTRY_LINK_DELETE] = "link_delete",
 	[ENTRY_POLICY_PUT] = "policy_put",
+	[ENTRY_MEMBER_PUT] = "member_put",
+	[ENTRY_MEMBER_DELETE] = "member_delete",
 };
 #define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
 
@@ -88,6 +90,18 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 		break;
 	case ENTRY_POLICY_PUT:
 		put_tree(&w, "policy", spec_policy_to_json(&e->policy));
+		break;
+	case ENTRY_MEMBER_PUT:
+	case ENTRY_MEMBER_DELETE:
+		jw_key(&w, "member");
+		jw_obj(&w);
+		jw_key(&w, "id");
+		jw_uint(&w, e->member_id);
+		if (e->op == ENTRY_MEMBER_PUT) {
+			jw_key(&w, "api_url");
+			put_str(&w, e->api_url);
+		}
+		jw_obj_end(&w);
 		break;
 	default:
 		break;
@@ -250,6 +264,22 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 		what = "policy";
 		src = spec_policy_from_json(json_object_get(o, "policy"), &e.policy, &serr);
 		break;
+	case ENTRY_MEMBER_PUT:
+	case ENTRY_MEMBER_DELETE: {
+		const json_t *mb = json_object_get(o, "member");
+		const json_t *id = json_object_get(mb, "id");
+		const json_t *url = json_object_get(mb, "api_url");
+		if (!json_is_integer(id) || json_integer_value(id) < 1 ||
+		    (e.op == ENTRY_MEMBER_PUT && !json_is_string(url))) {
+			snprintf(err, errlen, "entry member: needs a positive id%s",
+				 e.op == ENTRY_MEMBER_PUT ? " and an api_url" : "");
+			goto out;
+		}
+		e.member_id = (uint64_t)json_integer_value(id);
+		if (e.op == ENTRY_MEMBER_PUT && (e.api_url = strdup(json_string_value(url))) == NULL)
+			goto nomem;
+		break;
+	}
 	default:
 		break;
 	}
@@ -287,5 +317,6 @@ void entry_release(struct entry *e)
 	spec_provider_free(&e->provider);
 	spec_link_free(&e->link);
 	spec_policy_free(&e->policy);
+	free(e->api_url);
 	memset(e, 0, sizeof(*e));
 }

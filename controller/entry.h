@@ -28,6 +28,8 @@ enum entry_op {
 	ENTRY_LINK_CREATE,
 	ENTRY_LINK_DELETE,
 	ENTRY_POLICY_PUT,     /* create (flag=1) or new version (flag=0) */
+	ENTRY_MEMBER_PUT,     /* member_id's REST API URL (api_url) */
+	ENTRY_MEMBER_DELETE,  /* member_id left the group: forget its URL */
 };
 
 /* ENTRY_ACTOR_UPDATE's flag: a patch that, when applied, changes nothing leaves
@@ -61,6 +63,8 @@ struct entry {
 	struct provider_spec provider;
 	struct link_spec link;
 	struct policy_spec policy;
+	uint64_t member_id; /* MEMBER_*: the Raft server id */
+	char *api_url;      /* MEMBER_PUT */
 };
 
 const char *entry_op_name(enum entry_op op);

@@ -254,6 +254,8 @@ static enum MHD_Result send_resp(struct http_req *req, struct http_resp *resp)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, resp->location);
 	if (resp->allow[0])
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+	if (resp->retry_after[0])
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, resp->retry_after);
 	enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
 	MHD_destroy_response(r);
 	req->responded = true;

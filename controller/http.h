@@ -35,6 +35,7 @@ struct http_resp {
 	const char *content_type;
 	char location[300]; /* Location header, "" none */
 	char allow[64];     /* Allow header for 405, "" none */
+	char retry_after[16]; /* Retry-After header (seconds), "" none */
 	uint64_t index;     /* X-Lattice-Index */
 };
 

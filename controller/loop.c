@@ -13,6 +13,7 @@
 
 #include "aiodefer.h"
 #include "log.h"
+#include "members.h"
 #include "ops.h"
 #include "store.h"
 
@@ -172,6 +173,10 @@ void loop_submit(struct loop *l, struct op *op)
 
 void loop_park(struct loop *l, struct op *op)
 {
+	/* Waiting for a leader is bounded apart from the op's own deadline, so a
+	 * group without quorum answers 503 no_leader quickly. */
+	if (op->park_deadline_ms == 0)
+		op->park_deadline_ms = loop_now_ms() + l->cfg->leader_wait_ms;
 	op->next = NULL;
 	if (l->parked_tail)
 		l->parked_tail->next = op;
@@ -300,7 +305,18 @@ static void read_barrier_cb(struct raft_barrier *req, int status)
 			struct op *next = ops->next;
 			if (ops->index < req->index)
 				ops->index = req->index;
-			loop_wait_projection(l, ops);
+			if (ops->kind == OP_READ_INDEX) {
+				/* A follower's read: it waits for its own PostgreSQL. */
+				char buf[48];
+				snprintf(buf, sizeof(buf), "{\"index\":%llu}", (unsigned long long)ops->index);
+				free(ops->object_text);
+				ops->object_text = strdup(buf);
+				if (ops->object_text == NULL)
+					op_fail(ops, 503, "out_of_memory", "out of memory");
+				loop_finish(l, ops);
+			} else {
+				loop_wait_projection(l, ops);
+			}
 			ops = next;
 		}
 	}
@@ -377,8 +393,20 @@ static void run_parked(struct loop *l, int64_t now)
 		if (l->closing) {
 			op_fail(op, 503, "shutting_down", "this replica is shutting down; retry on another");
 			loop_finish(l, op);
-		} else if (op->deadline_ms <= now) {
-			op_fail(op, 503, "no_leader", "no Raft leader is available to take the write; retry");
+		} else if (op->deadline_ms <= now || op->park_deadline_ms <= now) {
+			raft_id lid = 0;
+			const char *laddr = NULL;
+			raft_leader(&l->raft, &lid, &laddr);
+			if (lid == 0)
+				op_fail(op, 503, "no_leader",
+					"no Raft leader was elected within %lld ms (is a majority of the group up and "
+					"reachable?); retry",
+					(long long)l->cfg->leader_wait_ms);
+			else
+				op_fail(op, 503, "no_leader",
+					"the leader (replica %llu at %s) could not be reached within %lld ms; retry",
+					(unsigned long long)lid, laddr ? laddr : "?", (long long)l->cfg->leader_wait_ms);
+			snprintf(op->retry_after, sizeof(op->retry_after), "1");
 			loop_finish(l, op);
 		} else {
 			ops_execute(l, op);
@@ -470,6 +498,8 @@ static void begin_close(struct loop *l)
 	expire_waiters(l, 0, true);
 	run_parked(l, loop_now_ms());
 	uv_timer_stop(&l->tick);
+	fwd_close(&l->fwd); /* fails what was sent on and not answered */
+	run_parked(l, loop_now_ms());
 	log_info("closing Raft");
 	raft_close(&l->raft, close_cb);
 }
@@ -493,7 +523,12 @@ static void tick_cb(uv_timer_t *t)
 	}
 	publish_status(l);
 	expire_waiters(l, now, false);
-	if (l->parked_head && (l->status.writable || l->closing))
+	cluster_tick(l, now);
+	const char *lurl = NULL;
+	raft_id lid = l->status.leader_id;
+	if (lid != 0 && lid != l->raft.id && raft_state(&l->raft) != RAFT_LEADER)
+		lurl = model_member_url(&l->model, lid);
+	if (l->parked_head && (l->status.writable || l->closing || lurl != NULL))
 		run_parked(l, now);
 	else if (l->parked_head)
 		for (struct op *op = l->parked_head; op; op = op->next)
@@ -588,10 +623,18 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	char host[256];
 	int port;
 	config_split_hostport(cfg->listen, host, sizeof(host), &port);
-	snprintf(l->api_url, sizeof(l->api_url), "http://%s", cfg->listen);
+	if (cfg->api_url[0])
+		snprintf(l->api_url, sizeof(l->api_url), "%s", cfg->api_url);
+	else
+		snprintf(l->api_url, sizeof(l->api_url), "http://%s", cfg->listen);
+	snprintf(l->fwd_header, sizeof(l->fwd_header), "X-Lattice-Forwarded: %lld\r\n", (long long)cfg->id);
 	int rv = uv_loop_init(&l->uv);
 	if (rv != 0) {
 		snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(rv));
+		return -1;
+	}
+	if ((rv = fwd_init(&l->fwd, &l->uv)) != 0) {
+		snprintf(err, errlen, "fwd_init: %s", uv_strerror(rv));
 		return -1;
 	}
 	l->fsm.raft = &l->raft;
@@ -645,12 +688,25 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	raft_set_snapshot_trailing(&l->raft, (unsigned)cfg->snapshot_trailing);
 	raft_set_pre_vote(&l->raft, true);
 	if (cfg->bootstrap) {
+		/* Every replica bootstraps the same configuration (the same --members
+		 * list), so they all start from the same first entry. */
 		struct raft_configuration conf;
+		struct members ms = {.n = 0};
 		raft_configuration_init(&conf);
-		raft_configuration_add(&conf, (raft_id)cfg->id, cfg->raft_address, RAFT_VOTER);
-		rv = raft_bootstrap(&l->raft, &conf);
-		raft_configuration_close(&conf);
+		rv = 0;
+		if (cfg->members[0] && members_parse(cfg->members, &ms, err, errlen) != 0)
+			return -1;
+		if (ms.n == 0)
+			rv = raft_configuration_add(&conf, (raft_id)cfg->id, cfg->raft_address, RAFT_VOTER);
+		else
+			for (size_t i = 0; rv == 0 && i < ms.n; i++)
+				rv = raft_configuration_add(&conf, ms.m[i].id, ms.m[i].address, RAFT_VOTER);
 		if (rv == 0)
+			rv = raft_bootstrap(&l->raft, &conf);
+		raft_configuration_close(&conf);
+		if (rv == 0 && ms.n > 1)
+			log_info("bootstrapped a new group of %zu voters (--members %s)", ms.n, cfg->members);
+		else if (rv == 0)
 			log_info("bootstrapped a new group with replica %lld (%s) as its only voter",
 				 (long long)cfg->id, cfg->raft_address);
 		else if (rv == RAFT_CANTBOOTSTRAP)

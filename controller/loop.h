@@ -13,9 +13,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "disk.h"
 #include "fsm.h"
+#include "fwd.h"
 #include "model.h"
 #include "raftio.h"
 #include "raftnet.h"
@@ -78,7 +80,10 @@ struct loop {
 
 	struct loop_status status; /* lock */
 	char instance_id[40];
-	char api_url[128];
+	char api_url[256];
+	struct fwd fwd;         /* HTTP to other replicas (cluster.c) */
+	struct cluster cluster; /* group membership, sending on to the leader */
+	char fwd_header[64];    /* "X-Lattice-Forwarded: ID\r\n" */
 };
 
 /* Creates the data dir if needed, checks it belongs to this --id, starts Raft

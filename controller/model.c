@@ -54,8 +54,55 @@ static void policy_free(struct model_policy *p)
 	free(p);
 }
 
+const char *model_member_url(const struct model *m, uint64_t id)
+{
+	for (size_t i = 0; i < m->nmembers; i++)
+		if (m->members[i].id == id)
+			return m->members[i].api_url;
+	return NULL;
+}
+
+int model_member_set(struct model *m, uint64_t id, const char *url)
+{
+	size_t i = 0;
+	while (i < m->nmembers && m->members[i].id < id)
+		i++;
+	bool found = i < m->nmembers && m->members[i].id == id;
+	if (url == NULL) {
+		if (found) {
+			free(m->members[i].api_url);
+			memmove(&m->members[i], &m->members[i + 1], (m->nmembers - i - 1) * sizeof(m->members[0]));
+			m->nmembers--;
+		}
+		return 0;
+	}
+	char *dup = strdup(url);
+	if (dup == NULL)
+		return -1;
+	if (found) {
+		free(m->members[i].api_url);
+		m->members[i].api_url = dup;
+		return 0;
+	}
+	struct model_member *grown = realloc(m->members, (m->nmembers + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		free(dup);
+		return -1;
+	}
+	m->members = grown;
+	memmove(&m->members[i + 1], &m->members[i], (m->nmembers - i) * sizeof(m->members[0]));
+	m->members[i] = (struct model_member){.id = id, .api_url = dup};
+	m->nmembers++;
+	return 0;
+}
+
 void model_release(struct model *m)
 {
+	for (size_t i = 0; i < m->nmembers; i++)
+		free(m->members[i].api_url);
+	free(m->members);
+	m->members = NULL;
+	m->nmembers = 0;
 	size_t pos = 0;
 	void *v;
 	while ((v = hmap_next(&m->actors, &pos)) != NULL)
@@ -910,6 +957,11 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_LINK_CREATE: apply_link_create(m, e, out, res); break;
 	case ENTRY_LINK_DELETE: apply_link_delete(m, e, out, res); break;
 	case ENTRY_POLICY_PUT: apply_policy_put(m, e, out, res); break;
+	case ENTRY_MEMBER_PUT:
+	case ENTRY_MEMBER_DELETE:
+		if (model_member_set(m, e->member_id, e->op == ENTRY_MEMBER_PUT ? e->api_url : NULL) != 0)
+			res_set(res, APPLY_NOMEM, "out of memory");
+		break;
 	default: res_set(res, APPLY_INVALID, "unknown entry op %d", (int)e->op); break;
 	}
 }

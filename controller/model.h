@@ -86,6 +86,15 @@ struct model {
 	struct sched_index sched;
 	char rr_cursor[SPEC_ID_MAX + 1]; /* round-robin: last node chosen ("" none) */
 	uint64_t event_seq;              /* last event number */
+	/* Replicas' REST API URLs by Raft id, so any replica can reach the leader's
+	 * API (membership itself is Raft's configuration). Sorted by id. */
+	struct model_member *members;
+	size_t nmembers;
+};
+
+struct model_member {
+	uint64_t id;
+	char *api_url;
 };
 
 /* Result of applying one entry. code 0 = applied. */
@@ -108,6 +117,11 @@ struct apply_result {
 };
 
 void model_init(struct model *m);
+/* The REST API URL recorded for Raft server id, or NULL (borrowed). */
+const char *model_member_url(const struct model *m, uint64_t id);
+/* Records (url != NULL) or forgets (url == NULL) a member's URL (copied).
+ * Returns 0 or -1 (out of memory; nothing changed). */
+int model_member_set(struct model *m, uint64_t id, const char *url);
 /* Frees every object. */
 void model_release(struct model *m);
 

@@ -124,6 +124,17 @@ char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 	snap_array(&w, "providers", &m->providers, snap_provider);
 	snap_array(&w, "links", &m->links, snap_link);
 	snap_array(&w, "policies", &m->policies, snap_policy);
+	jw_key(&w, "members");
+	jw_arr(&w);
+	for (size_t i = 0; i < m->nmembers; i++) {
+		jw_obj(&w);
+		jw_key(&w, "id");
+		jw_uint(&w, m->members[i].id);
+		jw_key(&w, "api_url");
+		jw_str(&w, m->members[i].api_url);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
 	jw_obj_end(&w);
 	return jw_take(&w, len);
 }
@@ -293,6 +304,19 @@ int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen)
 	}
 	if (restore_actors(m, actors, err, errlen) != 0)
 		return -1;
+	/* "members" arrived after the first snapshots: absent means none. */
+	const json_t *members = json_object_get(snap, "members");
+	if (members != NULL && !json_is_array(members))
+		FAIL("snapshot: members is not an array");
+	json_array_foreach(members, i, o)
+	{
+		json_int_t id = json_integer_value(json_object_get(o, "id"));
+		const char *url = json_string_value(json_object_get(o, "api_url"));
+		if (id < 1 || url == NULL || model_member_url(m, (uint64_t)id) != NULL)
+			FAIL("snapshot: bad or repeated member #%zu", i);
+		if (model_member_set(m, (uint64_t)id, url) != 0)
+			FAIL("out of memory");
+	}
 	json_array_foreach(providers, i, o)
 	{
 		struct spec_err se;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cluster.h"
 #include "jw.h"
 #include "log.h"
 #include "loop.h"
@@ -350,8 +351,6 @@ static int plan_drain(struct loop *l, struct op *op)
 	return rc;
 }
 
-static void ops_propose(struct loop *l, struct op *op);
-
 static json_t *render_written(struct loop *l, const struct op *op)
 {
 	struct model *m = &l->model;
@@ -436,6 +435,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		if (op->kind == OP_ACTOR_CREATE || op->kind == OP_ACTOR_PATCH) {
 			const struct model_actor *a = model_actor_get(&l->model, op->id);
 			op->object_text = a ? render_actor_text(a) : NULL;
+		} else if (op->kind == OP_MEMBER_ADD || op->kind == OP_MEMBER_REMOVE) {
+			op->object_text = cluster_render(l);
 		}
 		loop_wait_projection(l, op);
 		return;
@@ -466,7 +467,7 @@ static void answer_unchanged(struct loop *l, struct op *op)
 	loop_wait_projection(l, op);
 }
 
-static void ops_propose(struct loop *l, struct op *op)
+void ops_propose(struct loop *l, struct op *op)
 {
 	struct entry *e = &op->entry;
 	e->at_ms = loop_wallclock_ms();
@@ -498,30 +499,9 @@ static void ops_propose(struct loop *l, struct op *op)
 	}
 }
 
-/* GET /v1/cluster as text: raft's unsigned values printed exactly. */
-static char *cluster_text(struct loop *l)
-{
-	raft_id lid = 0;
-	const char *laddr = NULL;
-	raft_leader(&l->raft, &lid, &laddr);
-	struct render_cluster c = {
-		.leader_id = lid,
-		.leader_address = laddr,
-		.self_id = l->raft.id,
-		.state = raft_state(&l->raft),
-		.api_url = l->api_url,
-		.term = l->raft.current_term,
-		.commit_index = l->raft.commit_index,
-		.applied_index = raft_last_applied(&l->raft),
-		.projected_index = loop_projected_index(l),
-		.conf = &l->raft.configuration,
-	};
-	return render_cluster(&c);
-}
-
 static bool is_write(enum op_kind k)
 {
-	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER;
+	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER && k != OP_READ_INDEX;
 }
 
 void ops_execute(struct loop *l, struct op *op)
@@ -538,20 +518,36 @@ void ops_execute(struct loop *l, struct op *op)
 		loop_finish(l, op);
 		return;
 	}
-	if (is_write(op->kind) && !l->status.writable) {
-		if (raft_state(&l->raft) != RAFT_LEADER && l->raft.configuration.n > 0 && op->attempts == 0 &&
-		    l->status.leader_id != 0 && l->status.leader_id != l->raft.id) {
-			op_fail(op, 503, "not_leader", "this replica is not the Raft leader (replica %llu at %s is)",
-				(unsigned long long)l->status.leader_id, l->status.leader_address);
+	bool leader = raft_state(&l->raft) == RAFT_LEADER;
+	if ((is_write(op->kind) && !l->status.writable) || (op->kind == OP_READ_BARRIER && !leader)) {
+		/* The leader's business. A request another replica sent on is not sent
+		 * on again (a stale view of who leads must not make it circle). */
+		if (!leader && op->raw.forwarded) {
+			op_fail(op, 503, "not_leader", "this replica is not the Raft leader");
+			snprintf(op->retry_after, sizeof(op->retry_after), "1");
 			loop_finish(l, op);
 			return;
 		}
-		loop_park(l, op);
+		if (!leader && (op->raw.method != NULL || op->kind == OP_READ_BARRIER) && cluster_forward(l, op))
+			return;
+		loop_park(l, op); /* until there is a leader (or it finished taking over) */
+		return;
+	}
+	if (op->kind == OP_READ_INDEX && !leader) {
+		op_fail(op, 503, "not_leader", "this replica is not the Raft leader");
+		snprintf(op->retry_after, sizeof(op->retry_after), "1");
+		loop_finish(l, op);
 		return;
 	}
 	switch (op->kind) {
+	case OP_MEMBER_ADD:
+	case OP_MEMBER_REMOVE:
+	case OP_TRANSFER:
+	case OP_READ_INDEX:
+		cluster_execute(l, op);
+		return;
 	case OP_CLUSTER:
-		op->object_text = cluster_text(l);
+		op->object_text = cluster_render(l);
 		if (op->object_text == NULL)
 			op_fail(op, 503, "out_of_memory", "out of memory");
 		loop_finish(l, op);

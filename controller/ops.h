@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "entry.h"
+#include "fwd.h"
 #include "sched.h"
 #include "spec.h"
 
@@ -36,6 +37,22 @@ enum op_kind {
 	OP_CLUSTER,   /* Raft status: no log entry */
 	OP_WAIT,      /* wait until PostgreSQL shows `index` (reads with ?min_index) */
 	OP_READ_BARRIER, /* ?consistent=true: confirm leadership through the log, then wait */
+	OP_MEMBER_ADD,    /* POST /v1/cluster/members: add (or update) a member */
+	OP_MEMBER_REMOVE, /* DELETE /v1/cluster/members/{id} */
+	OP_TRANSFER,      /* POST /v1/cluster/transfer: hand leadership over */
+	OP_READ_INDEX,    /* POST /v1/cluster/read-index: a follower's consistent read asks the
+			   * leader to confirm its leadership and name its commit index */
+};
+
+/* The request as the client sent it, for sending it on to the leader. Borrowed
+ * from the HTTP request, which stays alive while it is suspended. */
+struct op_raw {
+	const char *method;
+	const char *target; /* path as sent (writes take no query) */
+	const char *body;
+	size_t body_len;
+	const char *content_type;
+	bool forwarded; /* it came from another replica: never send it on again */
 };
 
 struct op {
@@ -58,12 +75,30 @@ struct op {
 	char *object_text;        /* or the same as JSON text (actors: the hot path; the
 				   * dry run's answer); owned */
 
+	char retry_after[16];     /* Retry-After for a 503, "" none */
+	/* The leader's answer to a request this replica sent on (relayed as it is:
+	 * status, body in object_text, headers). */
+	bool relayed;
+	int relay_status;
+	uint64_t relay_index;
+	char relay_type[80], relay_location[300];
+
+	/* Cluster ops' input. */
+	char raft_address[64];     /* OP_MEMBER_ADD */
+	uint64_t transfer_to;      /* OP_TRANSFER: 0 = any voter */
+	struct op_raw raw;
+
 	void (*done)(struct op *op); /* called once, from any thread */
 	void *done_arg;
 
 	/* Loop-side state. */
 	struct loop *loop;
 	struct raft_apply req;
+	struct raft_change change;     /* cluster ops */
+	struct raft_transfer transfer; /* OP_TRANSFER */
+	struct raft_barrier barrier;   /* OP_READ_INDEX */
+	struct fwd_req fwd;            /* sent on to the leader */
+	int64_t park_deadline_ms;      /* parked: 503 no_leader after it */
 	const void *entry_buf; /* the proposed buffer, while raft holds it */
 	struct op *proposed_next;
 	int attempts;
@@ -81,6 +116,10 @@ __attribute__((format(printf, 4, 5))) void op_fail(struct op *op, int http_statu
 /* Loop thread (fsm): the entry this replica proposed in buffer base, if it is
  * still waiting for its apply (see fsm.proposed). */
 struct entry *ops_proposed(void *loop, const void *base);
+
+/* Loop thread: encodes op->entry and proposes it to raft; the op is finished
+ * once it is applied and projected (or refused). */
+void ops_propose(struct loop *l, struct op *op);
 
 /* Loop thread: carry out op (called by loop.c for each submitted op). */
 void ops_execute(struct loop *l, struct op *op);

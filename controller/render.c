@@ -124,6 +124,20 @@ json_t *render_policy(const struct model_policy *p)
 			 "created_at", time_or_null(p->updated_ms > 0 ? p->updated_ms : p->created_ms));
 }
 
+static const struct render_member *member_of(const struct render_cluster *c, raft_id id)
+{
+	for (size_t i = 0; c->members && i < c->nmembers; i++)
+		if (c->members[i].id == id)
+			return &c->members[i];
+	return NULL;
+}
+
+static const char *member_url(const struct render_cluster *c, raft_id id)
+{
+	const struct render_member *m = member_of(c, id);
+	return m ? m->api_url : NULL;
+}
+
 char *render_cluster(const struct render_cluster *c)
 {
 	static const char *const states[] = {"unavailable", "follower", "candidate", "leader"};
@@ -140,7 +154,7 @@ char *render_cluster(const struct render_cluster *c)
 		jw_key(&w, "address");
 		jw_str(&w, c->leader_address ? c->leader_address : "");
 		jw_key(&w, "api_url");
-		jw_str(&w, c->leader_id == c->self_id ? c->api_url : NULL);
+		jw_str(&w, c->leader_id == c->self_id ? c->api_url : member_url(c, c->leader_id));
 		jw_obj_end(&w);
 	}
 	jw_key(&w, "term");
@@ -164,8 +178,29 @@ char *render_cluster(const struct render_cluster *c)
 		jw_str(&w, s->role == RAFT_VOTER ? "voter" : s->role == RAFT_STANDBY ? "standby" : "spare");
 		jw_key(&w, "leader");
 		jw_bool(&w, s->id == c->leader_id);
+		const struct render_member *m = member_of(c, s->id);
 		jw_key(&w, "api_url");
-		jw_str(&w, s->id == c->self_id ? c->api_url : NULL);
+		jw_str(&w, s->id == c->self_id ? c->api_url : m ? m->api_url : NULL);
+		jw_key(&w, "reachable");
+		if (m == NULL || m->reachable < 0)
+			jw_null(&w);
+		else
+			jw_bool(&w, m->reachable > 0);
+		jw_key(&w, "applied_index");
+		if (m && m->indices)
+			jw_uint(&w, m->applied_index);
+		else
+			jw_null(&w);
+		jw_key(&w, "projected_index");
+		if (m && m->indices)
+			jw_uint(&w, m->projected_index);
+		else
+			jw_null(&w);
+		jw_key(&w, "projection_lag");
+		if (m && m->indices)
+			jw_uint(&w, m->applied_index > m->projected_index ? m->applied_index - m->projected_index : 0);
+		else
+			jw_null(&w);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);

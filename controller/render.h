@@ -32,6 +32,18 @@ struct render_cluster {
 	const char *api_url; /* this replica's REST base URL (borrowed) */
 	uint64_t term, commit_index, applied_index, projected_index;
 	const struct raft_configuration *conf; /* borrowed */
+	/* What is known of each member beyond raft's configuration (borrowed; may
+	 * be NULL): matched by id. */
+	const struct render_member *members;
+	size_t nmembers;
+};
+
+struct render_member {
+	raft_id id;
+	const char *api_url; /* NULL: not recorded yet */
+	int reachable;       /* -1 unknown (not the leader's view), 0, 1 */
+	bool indices;        /* applied/projected known */
+	uint64_t applied_index, projected_index;
 };
 /* As JSON text (malloc'd). Raft's ids, terms and indexes are unsigned 64-bit
  * and printed exactly: jansson holds only int64, where 2^64-1 reads -1. */
