@@ -532,7 +532,7 @@ static void tick_cb(uv_timer_t *t)
 		run_parked(l, now);
 	else if (l->parked_head)
 		for (struct op *op = l->parked_head; op; op = op->next)
-			if (op->deadline_ms <= now) {
+			if (op->deadline_ms <= now || op->park_deadline_ms <= now) {
 				run_parked(l, now); /* re-parks the ones still in time */
 				break;
 			}
