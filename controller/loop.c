@@ -523,6 +523,7 @@ static void tick_cb(uv_timer_t *t)
 	}
 	publish_status(l);
 	expire_waiters(l, now, false);
+	ops_expire_proposed(l, now);
 	cluster_tick(l, now);
 	const char *lurl = NULL;
 	raft_id lid = l->status.leader_id;

@@ -403,9 +403,37 @@ static void unpropose(struct loop *l, struct op *op)
 	op->proposed_next = NULL;
 }
 
+void ops_expire_proposed(struct loop *l, int64_t now)
+{
+	struct op **pp = &l->proposed;
+	while (*pp) {
+		struct op *op = *pp;
+		if (op->deadline_ms > now) {
+			pp = &op->proposed_next;
+			continue;
+		}
+		*pp = op->proposed_next;
+		op->proposed_next = NULL;
+		op->entry_buf = NULL;
+		op->req->data = NULL; /* raft keeps it; apply_cb frees it */
+		op->req = NULL;
+		op_fail(op, 503, "commit_timeout",
+			"the write was not committed within %lld ms (is a majority of the group reachable, is "
+			"the disk responding?); it may still be applied — read it back before retrying",
+			(long long)l->cfg->write_timeout_ms);
+		snprintf(op->retry_after, sizeof(op->retry_after), "1");
+		loop_finish(l, op);
+	}
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct op *op = req->data;
+	uint64_t applied_index = req->index;
+	free(req);
+	if (op == NULL)
+		return; /* answered at its deadline already */
+	op->req = NULL;
 	struct loop *l = op->loop;
 	unpropose(l, op);
 	if (status != 0) {
@@ -423,7 +451,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		return;
 	}
 	const struct apply_result *res = result;
-	op->index = req->index;
+	op->index = applied_index;
 	if (res->id[0])
 		snprintf(op->id, sizeof(op->id), "%s", res->id);
 	if (res->code == APPLY_OK) {
@@ -481,14 +509,23 @@ void ops_propose(struct loop *l, struct op *op)
 		return;
 	}
 	struct raft_buffer rb = {.base = buf, .len = len};
-	op->req.data = op;
+	op->req = malloc(sizeof(*op->req));
+	if (op->req == NULL) {
+		raft_free(buf);
+		op_fail(op, 503, "out_of_memory", "out of memory");
+		loop_finish(l, op);
+		return;
+	}
+	op->req->data = op;
 	/* Registered before raft_apply: raft never applies synchronously, but if it
 	 * ever did, apply would find the decoded entry. */
 	op->entry_buf = buf;
 	op->proposed_next = l->proposed;
 	l->proposed = op;
-	int rv = raft_apply(&l->raft, &op->req, &rb, 1, apply_cb);
+	int rv = raft_apply(&l->raft, op->req, &rb, 1, apply_cb);
 	if (rv != 0) {
+		free(op->req);
+		op->req = NULL;
 		unpropose(l, op);
 		raft_free(buf);
 		if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)

@@ -93,7 +93,10 @@ struct op {
 
 	/* Loop-side state. */
 	struct loop *loop;
-	struct raft_apply req;
+	/* raft's request, allocated apart: a write answered at its deadline
+	 * before raft applied it leaves the request to raft (req->data = NULL),
+	 * which still calls it back. */
+	struct raft_apply *req;
 	struct raft_change change;     /* cluster ops */
 	struct raft_transfer transfer; /* OP_TRANSFER */
 	struct raft_barrier barrier;   /* OP_READ_INDEX */
@@ -120,6 +123,10 @@ struct entry *ops_proposed(void *loop, const void *base);
 /* Loop thread: encodes op->entry and proposes it to raft; the op is finished
  * once it is applied and projected (or refused). */
 void ops_propose(struct loop *l, struct op *op);
+
+/* Loop thread: answers 503 to proposed writes past their deadline (a commit
+ * that does not come: lost quorum, a hung disk). */
+void ops_expire_proposed(struct loop *l, int64_t now);
 
 /* Loop thread: carry out op (called by loop.c for each submitted op). */
 void ops_execute(struct loop *l, struct op *op);
