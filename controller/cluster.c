@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "leader.h"
 #include "ops.h"
 #include "render.h"
 #include "store.h"
@@ -67,7 +68,7 @@ static void forwarded_cb(struct fwd_req *r)
 		log_debug("sending %s %s to the leader: %s; waiting for a leader", op->raw.method, op->raw.target,
 			  r->err);
 		fwd_req_release(r);
-		loop_park(l, op);
+		leader_park(l, op);
 		return;
 	}
 	if (r->outcome == FWD_NO_ANSWER) {
@@ -89,7 +90,7 @@ static void forwarded_cb(struct fwd_req *r)
 		/* It stopped being the leader before it could take it. */
 		if (strcmp(code, "not_leader") == 0 || strcmp(code, "no_leader") == 0) {
 			fwd_req_release(r);
-			loop_park(l, op);
+			leader_park(l, op);
 			return;
 		}
 	}
@@ -147,6 +148,7 @@ bool cluster_forward(struct loop *l, struct op *op)
 	r->timeout_ms = left > 100 ? left : 100;
 	r->cb = forwarded_cb;
 	r->data = op;
+	leader_to(op, OP_FORWARDED);
 	fwd_send(&l->fwd, url, r);
 	return true;
 }
@@ -159,7 +161,7 @@ static void change_failed(struct loop *l, struct op *op, int status, const char 
 {
 	if (status == RAFT_CANTCHANGE || status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) {
 		/* Another change in progress, or an election: try again shortly. */
-		loop_park(l, op);
+		leader_park(l, op);
 		return;
 	}
 	op_fail(op, 503, "unavailable", "%s server %llu: raft: %s", what, (unsigned long long)op->entry.member_id,
@@ -206,13 +208,14 @@ static void member_step(struct loop *l, struct op *op)
 				loop_finish(l, op);
 				return;
 			}
+			leader_to(op, OP_CHANGING);
 			if ((rv = raft_remove(&l->raft, &op->change, id, change_cb)) != 0)
 				change_failed(l, op, rv, "removing");
 			return;
 		}
 		if (model_member_url(&l->model, id) != NULL && raft_state(&l->raft) == RAFT_LEADER) {
 			op->entry.op = ENTRY_MEMBER_DELETE;
-			ops_propose(l, op);
+			leader_propose(l, op);
 			return;
 		}
 		answer_cluster(l, op);
@@ -229,6 +232,7 @@ static void member_step(struct loop *l, struct op *op)
 		log_info("adding server %llu at %s (%s) as a spare", (unsigned long long)id, op->raft_address,
 			 op->entry.api_url);
 		op->entry.flag = 1; /* answered 201: a new member */
+		leader_to(op, OP_CHANGING);
 		if ((rv = raft_add(&l->raft, &op->change, id, op->raft_address, change_cb)) != 0)
 			change_failed(l, op, rv, "adding");
 		return;
@@ -243,6 +247,7 @@ static void member_step(struct loop *l, struct op *op)
 	if (s->role != RAFT_VOTER) {
 		/* raft catches it up before the configuration making it a voter. */
 		log_info("promoting server %llu to voter", (unsigned long long)id);
+		leader_to(op, OP_CHANGING);
 		if ((rv = raft_assign(&l->raft, &op->change, id, RAFT_VOTER, change_cb)) != 0)
 			change_failed(l, op, rv, "promoting");
 		return;
@@ -250,7 +255,7 @@ static void member_step(struct loop *l, struct op *op)
 	const char *have = model_member_url(&l->model, id);
 	if (have == NULL || strcmp(have, op->entry.api_url) != 0) {
 		op->entry.op = ENTRY_MEMBER_PUT;
-		ops_propose(l, op);
+		leader_propose(l, op);
 		return;
 	}
 	answer_cluster(l, op);
@@ -282,7 +287,7 @@ void cluster_execute(struct loop *l, struct op *op)
 	const struct raft_configuration *conf = &l->raft.configuration;
 	switch (op->kind) {
 	case OP_READ_INDEX:
-		loop_read_barrier(l, op);
+		leader_read_barrier(l, op);
 		return;
 	case OP_MEMBER_ADD:
 	case OP_MEMBER_REMOVE:
@@ -312,6 +317,7 @@ void cluster_execute(struct loop *l, struct op *op)
 			return;
 		}
 		op->transfer.data = op;
+		leader_to(op, OP_CHANGING);
 		int rv = raft_transfer(&l->raft, &op->transfer, to, transfer_cb);
 		if (rv != 0) {
 			op_fail(op, 503, "unavailable", "cannot hand leadership over: raft: %s", raft_strerror(rv));
