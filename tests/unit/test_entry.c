@@ -22,6 +22,20 @@ static char *dq(const char *s)
 	return r;
 }
 
+/* printf into a new string (malloc'd), single quotes -> double quotes. */
+__attribute__((format(printf, 1, 2))) static char *fmt_str(const char *f, ...)
+{
+	va_list ap;
+	va_start(ap, f);
+	int n = vsnprintf(NULL, 0, f, ap);
+	va_end(ap);
+	char *s = malloc((size_t)n + 1);
+	va_start(ap, f);
+	vsnprintf(s, (size_t)n + 1, f, ap);
+	va_end(ap);
+	return s;
+}
+
 static json_t *J(const char *text)
 {
 	char *t = dq(text);
@@ -410,9 +424,10 @@ static void test_names(void)
 	   "entry_op_name of a non-op is \"unknown\"");
 }
 
-/* Decodes text (single quotes allowed); expects a refusal whose message holds
- * every one of the NULL-terminated fragments. Checks *out is left untouched. */
-static void refuses(const char *text, const char *name, ...)
+/* Decodes text (single quotes allowed); expects the refusal `code` with a message
+ * holding every one of the NULL-terminated fragments. Checks *out is left
+ * untouched. */
+static void refuses(const char *text, const char *name, int code, ...)
 {
 	char *t = dq(text);
 	char err[256] = "";
@@ -423,65 +438,186 @@ static void refuses(const char *text, const char *name, ...)
 	int rc = entry_decode(t, strlen(t), &out, err, sizeof(err));
 	bool msg = err[0] != '\0';
 	va_list ap;
-	va_start(ap, name);
+	va_start(ap, code);
 	for (const char *f; (f = va_arg(ap, const char *)) != NULL;)
 		msg &= strstr(err, f) != NULL;
 	va_end(ap);
-	if (!ok(rc != 0 && msg && out.who == sentinel, "decode refuses %s", name))
-		tap_diag("  rc %d, message '%s'", rc, err);
+	if (!ok(rc == code && msg && out.who == sentinel, "decode refuses %s: %s", name, entry_strerror(code)))
+		tap_diag("  rc %d (%s), message '%s'", rc, entry_strerror(rc), err);
 	if (rc == 0 && out.who != sentinel)
 		entry_release(&out);
 	free(t);
 }
 
+#define MALFORMED ENTRY_E_MALFORMED
+
 static void test_refusals(void)
 {
-	refuses("{'v':1,'op':", "truncated JSON", "not a JSON object", NULL);
-	refuses("", "an empty buffer", "not a JSON object", NULL);
-	refuses("hello", "text that is not JSON", "not a JSON object", NULL);
-	refuses("[1,2]", "an array", "not a JSON object", NULL);
-	refuses("'node_delete'", "a string", "not a JSON object", NULL);
-	refuses("{'v':1,'op':'node_delete','target':'a','target':'b'}", "duplicate keys", NULL);
-	refuses("{'v':0,'op':'node_delete','target':'x'}", "format version 0", "format version", "0", NULL);
-	refuses("{'v':2,'op':'node_delete','target':'x'}", "format version 2", "format version", "2", NULL);
-	refuses("{'op':'node_delete','target':'x'}", "an entry without a format version", "format version", NULL);
-	refuses("{'v':'1','op':'node_delete','target':'x'}", "a version that is a string", "format version", NULL);
-	refuses("{'v':1,'op':'node_explode','target':'x'}", "an unknown op", "unknown entry op", "node_explode", NULL);
-	refuses("{'v':1,'target':'x'}", "an entry without op", "unknown entry op", NULL);
-	refuses("{'v':1,'op':7}", "an op that is not a string", "unknown entry op", NULL);
-	refuses("{'v':1,'op':'unknown'}", "op \"unknown\" (entry_op_name's answer for a non-op)", "unknown entry op",
-		NULL);
+	refuses("{'v':1,'op':", "truncated JSON", MALFORMED, "not a JSON object", NULL);
+	refuses("", "an empty buffer", MALFORMED, "not a JSON object", NULL);
+	refuses("hello", "text that is not JSON", MALFORMED, "not a JSON object", NULL);
+	refuses("[1,2]", "an array", MALFORMED, "not a JSON object", NULL);
+	refuses("'node_delete'", "a string", MALFORMED, "not a JSON object", NULL);
+	refuses("{'v':1,'op':'node_delete','target':'a','target':'b'}", "duplicate keys", MALFORMED, NULL);
+	refuses("{'v':1,'op':'node_delete','target':'a\\u0000b'}", "a string holding NUL", MALFORMED, NULL);
+
+	/* Newer than this build: the replica must stop, not skip (fsm.c). */
+	refuses("{'v':2,'op':'node_delete','target':'x'}", "format version 2", ENTRY_E_VERSION, "format version",
+		"2", NULL);
+	refuses("{'v':99,'op':'node_teleport','target':'x'}", "version 99 with an op unknown here",
+		ENTRY_E_VERSION, "99", NULL);
+	refuses("{'v':1,'op':'node_explode','target':'x'}", "an unknown op", ENTRY_E_OP, "node_explode", NULL);
+	refuses("{'v':1,'op':'unknown'}", "op \"unknown\" (entry_op_name's answer for a non-op)", ENTRY_E_OP,
+		"unknown", NULL);
+
+	/* No version or no op: garbage, not a newer format. */
+	refuses("{'v':0,'op':'node_delete','target':'x'}", "format version 0", MALFORMED, "format version", NULL);
+	refuses("{'op':'node_delete','target':'x'}", "an entry without a format version", MALFORMED,
+		"format version", NULL);
+	refuses("{'v':'1','op':'node_delete','target':'x'}", "a version that is a string", MALFORMED,
+		"format version", NULL);
+	refuses("{'v':1,'target':'x'}", "an entry without op", MALFORMED, "op", NULL);
+	refuses("{'v':1,'op':7}", "an op that is not a string", MALFORMED, "op", NULL);
+
+	/* What apply needs: presence, types, no overflow. */
 	refuses("{'v':1,'op':'actor_create','actor':{'id':'a','cpu_required':1,'memory_required_mb':1},"
 		"'placements':['n1']}",
-		"an actor without module", "actor", "module", NULL);
-	refuses("{'v':1,'op':'actor_create','placements':['n1']}", "actor_create without an actor", "actor", NULL);
-	refuses("{'v':1,'op':'node_put'}", "node_put without a node", "node", NULL);
-	refuses("{'v':1,'op':'node_put','node':{'id':'n1','region':'eu','cpu_capacity':100,'cpu_used':200}}",
-		"a node using more than its capacity", "cpu_used", NULL);
-	refuses("{'v':1,'op':'actor_update','target':'a','patch':{}}", "an empty patch", "patch", "nothing to change",
+		"an actor without module", MALFORMED, "actor.module", NULL);
+	refuses("{'v':1,'op':'actor_create','placements':['n1']}", "actor_create without an actor", MALFORMED,
+		"actor", NULL);
+	refuses("{'v':1,'op':'node_put'}", "node_put without a node", MALFORMED, "node", NULL);
+	refuses("{'v':1,'op':'node_put','node':{'id':'n1'}}", "a node without region", MALFORMED, "node.region",
 		NULL);
-	refuses("{'v':1,'op':'actor_update','target':'a','patch':{'replicas':0}}", "a patch to 0 replicas",
-		"replicas", NULL);
-	refuses("{'v':1,'op':'provider_create','provider':{'id':'p','contract_id':'keyvalue','image':'x'}}",
-		"a provider with a malformed contract", "contract_id", NULL);
+	refuses("{'v':1,'op':'node_put','node':{'id':7,'region':'eu'}}", "a node id that is a number", MALFORMED,
+		"node.id", NULL);
 	refuses("{'v':1,'op':'link_create','link':{'id':'l','actor_id':'a','provider_id':'p'}}",
-		"a link without contract", "contract_id", NULL);
-	refuses("{'v':1,'op':'policy_put','flag':1,'policy':{'policy_id':'p','allowed_contracts':['a:b'],"
-		"'denied_contracts':['a:b']}}",
-		"a policy allowing and denying one contract", "a:b", NULL);
-	refuses("{'v':1,'op':'policy_put','policy':{'policy_id':'p','colour':'red'}}", "a policy with an unknown field",
-		"colour", NULL);
+		"a link without contract", MALFORMED, "link.contract_id", NULL);
+	refuses("{'v':1,'op':'provider_create','provider':{'contract_id':'a:b'}}", "a provider without image",
+		MALFORMED, "provider.image", NULL);
+	refuses("{'v':1,'op':'node_put','node':{'id':'n1','region':'eu','cpu_capacity':-1}}",
+		"a negative capacity", MALFORMED, "node.cpu_capacity", NULL);
+	refuses("{'v':1,'op':'node_put','node':{'id':'n1','region':'eu','memory_mb':1099511627777}}",
+		"a quantity above ENTRY_QTY_MAX", MALFORMED, "node.memory_mb", NULL);
+	refuses("{'v':1,'op':'actor_update','target':'a','patch':{'replicas':1.5}}", "a fractional replica count",
+		MALFORMED, "patch.replicas", NULL);
+	refuses("{'v':1,'op':'actor_create','actor':{'id':'a','module':'m','cpu_required':1,'memory_required_mb':1,"
+		"'strategy':'fastest'},'placements':['n1']}",
+		"a strategy this build does not know", MALFORMED, "actor.strategy", NULL);
+	refuses("{'v':1,'op':'node_put','node':{'id':'n1','region':'eu','labels':{'tier':3}}}",
+		"a label that is not a string", MALFORMED, "node.labels", NULL);
+	refuses("{'v':1,'op':'policy_put','policy':{'policy_id':'p','selector':{'regions':'eu'}}}",
+		"a selector whose regions are not a list", MALFORMED, "policy.selector.regions", NULL);
+	refuses("{'v':1,'op':'node_delete','at':'now','target':'n1'}", "a time that is not an integer", MALFORMED,
+		"at", NULL);
+	refuses("{'v':1,'op':'node_delete','who':null,'target':'n1'}", "a null who", MALFORMED, "who", NULL);
 
-	/* Malformed plan parts: refused, and said to be malformed (not out of memory). */
+	/* Malformed plan parts. */
 	refuses("{'v':1,'op':'actor_create','actor':{'id':'a','module':'m','cpu_required':1,'memory_required_mb':1},"
 		"'placements':['n1',7]}",
-		"a placement that is not a string", "placements", NULL);
-	refuses("{'v':1,'op':'node_drain','target':'n1','moves':['a1']}", "a move that is not an object", "moves",
-		NULL);
+		"a placement that is not a string", MALFORMED, "placements", NULL);
+	refuses("{'v':1,'op':'node_drain','target':'n1','moves':['a1']}", "a move that is not an object",
+		MALFORMED, "moves", NULL);
 	refuses("{'v':1,'op':'node_drain','target':'n1','moves':[{'actor_id':'a1','to_node':'n2'}]}",
-		"a move without instance", "instance", NULL);
+		"a move without instance", MALFORMED, "instance", NULL);
 	refuses("{'v':1,'op':'node_drain','target':'n1','moves':[{'actor_id':'a1','instance':'1','to_node':'n2'}]}",
-		"a move whose instance is a string", "instance", NULL);
+		"a move whose instance is a string", MALFORMED, "instance", NULL);
+
+	ok(strcmp(entry_strerror(ENTRY_E_MALFORMED), "malformed entry") == 0 &&
+		   strstr(entry_strerror(ENTRY_E_VERSION), "version") != NULL &&
+		   strstr(entry_strerror(ENTRY_E_OP), "op") != NULL &&
+		   strcmp(entry_strerror(ENTRY_E_NOMEM), "out of memory") == 0 &&
+		   strcmp(entry_strerror(0), "ok") == 0 && strcmp(entry_strerror(-1), "unknown") == 0 &&
+		   strcmp(entry_strerror(99), "unknown") == 0,
+	   "entry_strerror: one text per code, \"unknown\" for anything else");
+}
+
+/* Decodes text, expecting success; returns the entry (caller releases) and
+ * reports through ok(). */
+static bool decodes(const char *text, struct entry *e, const char *name)
+{
+	char *t = dq(text);
+	char err[256] = "";
+	int rc = entry_decode(t, strlen(t), e, err, sizeof(err));
+	free(t);
+	if (rc != 0) {
+		ok(0, "decode accepts %s", name);
+		tap_diag("  rc %d (%s): %s", rc, entry_strerror(rc), err);
+		memset(e, 0, sizeof(*e));
+		return false;
+	}
+	return true;
+}
+
+/* Entries hold what the API accepted when they were written. The API's rules
+ * (id syntax, lengths, maxima, duplicates, required-but-defaultable fields) may
+ * tighten later; an entry written before must still read as it was. */
+static void test_api_rules_not_applied(void)
+{
+	struct entry e;
+	char *huge = NULL;
+	if (decodes("{'v':1,'op':'node_put','node':{'id':'edge node/1 \u00fc','region':'Europe West!',"
+		    "'labels':{'has space':'tab\\tvalue','tier':'edge'},'cpu_capacity':1000000000000,"
+		    "'memory_mb':5,'cpu_used':200,'memory_used_mb':10,'actor_count':3000000}}",
+		    &e, "a node the API refuses (id, region, label syntax; values above API maxima)")) {
+		ok(strcmp(e.node.id, "edge node/1 \xc3\xbc") == 0 && strcmp(e.node.region, "Europe West!") == 0 &&
+			   e.node.labels.n == 2 && strcmp(e.node.labels.items[0].key, "has space") == 0 &&
+			   strcmp(e.node.labels.items[0].value, "tab\tvalue") == 0 &&
+			   e.node.cpu_capacity == 1000000000000LL && e.node.memory_used_mb == 10 &&
+			   e.node.actor_count == 3000000,
+		   "decode accepts a node the API refuses (id, region, label syntax; values above API maxima; "
+		   "usage above capacity)");
+		entry_release(&e);
+	}
+	if (decodes("{'v':1,'op':'actor_create','actor':{'id':'a b','module':'has space','cpu_required':200000000,"
+		    "'memory_required_mb':2000000000,'preferred_region':'x y','priority':999,'max_latency_ms':99999999,"
+		    "'replicas':0,'contracts':['NotAContract','NotAContract'],'future_field':true}}",
+		    &e, "an actor the API refuses")) {
+		ok(strcmp(e.actor.id, "a b") == 0 && strcmp(e.actor.name, "a b") == 0 && e.actor.priority == 999 &&
+			   e.actor.replicas == 0 && e.actor.cpu_required == 200000000 &&
+			   e.actor.max_latency_ms == 99999999 && e.actor.contracts.n == 2 &&
+			   strcmp(e.actor.preferred_region, "x y") == 0,
+		   "decode accepts an actor the API refuses (id, module, region syntax; priority, replicas, "
+		   "requests out of API range; a repeated contract; an unknown field), name defaulting to the id");
+		entry_release(&e);
+	}
+	if (decodes("{'v':1,'op':'actor_update','target':'a','patch':{}}", &e, "an empty patch")) {
+		ok(!e.patch.has_replicas && !e.patch.has_cpu_required && !e.patch.has_memory_required_mb,
+		   "decode accepts an empty patch (apply decides what it means)");
+		entry_release(&e);
+	}
+	if (decodes("{'v':1,'op':'provider_create','provider':{'id':'p 1','contract_id':'KeyValue',"
+		    "'image':'not an image ref'}}",
+		    &e, "a provider the API refuses")) {
+		ok(strcmp(e.provider.contract_id, "KeyValue") == 0 && e.provider.nodes.n == 0,
+		   "decode accepts a provider the API refuses (id, contract and image syntax)");
+		entry_release(&e);
+	}
+	huge = malloc(5001);
+	memset(huge, 'x', 5000);
+	huge[5000] = '\0';
+	char *link = fmt_str("{'v':1,'op':'link_create','link':{'id':'l','actor_id':'a','provider_id':'p',"
+			     "'contract_id':'a:b','link_name':'.','values':{'k':'%s'},'timeout_ms':86400000,"
+			     "'retry_count':1000000}}",
+			     huge);
+	if (decodes(link, &e, "a link the API refuses")) {
+		ok(strcmp(e.link.link_name, ".") == 0 && strlen(e.link.values.items[0].value) == 5000 &&
+			   e.link.timeout_ms == 86400000 && e.link.retry_count == 1000000 &&
+			   e.link.retry_delay_ms == 1000,
+		   "decode accepts a link the API refuses (link name '.', a 5000-character value, timeout and "
+		   "retries above API maxima), defaults for the rest");
+		entry_release(&e);
+	}
+	free(link);
+	free(huge);
+	if (decodes("{'v':1,'op':'policy_put','flag':1,'policy':{'policy_id':'p','allowed_contracts':['a:b'],"
+		    "'denied_contracts':['a:b'],'max_actor_memory_mb':1099511627776}}",
+		    &e, "a policy the API refuses")) {
+		ok(e.policy.allowed_contracts.n == 1 && e.policy.denied_contracts.n == 1 &&
+			   e.policy.max_actor_memory_mb == ENTRY_QTY_MAX,
+		   "decode accepts a policy the API refuses (a contract both allowed and denied; a cap at "
+		   "ENTRY_QTY_MAX)");
+		entry_release(&e);
+	}
 }
 
 static void test_accepts(void)
@@ -581,10 +717,11 @@ static void test_actor_write(void)
 
 int main(void)
 {
-	tap_plan(127);
+	tap_plan(141);
 	test_round_trips();
 	test_names();
 	test_refusals();
+	test_api_rules_not_applied();
 	test_accepts();
 	test_actor_write();
 	return tap_done();
