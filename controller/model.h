@@ -86,6 +86,7 @@ struct model {
 	struct sched_index sched;
 	char rr_cursor[SPEC_ID_MAX + 1]; /* round-robin: last node chosen ("" none) */
 	uint64_t event_seq;              /* last event number */
+	uint64_t applying;               /* index of the entry being applied (messages only); 0: none */
 };
 
 /* Result of applying one entry. code 0 = applied. */
@@ -98,7 +99,8 @@ enum apply_code {
 	APPLY_INSUFFICIENT,
 	APPLY_DENIED,
 	APPLY_INVALID,
-	APPLY_NOMEM,
+	/* No code for running out of memory: apply stops the process instead
+	 * (model.c, "crash-only"), so every replica applies an entry the same way. */
 };
 
 struct apply_result {
@@ -115,7 +117,10 @@ void model_release(struct model *m);
  * changed (and its event) to out for the PostgreSQL projection. Returns the result
  * in *res; the model is unchanged unless res->code == APPLY_OK. On APPLY_OK the
  * model may have taken ownership of specs inside e (moved out and zeroed), so e
- * is only fit for entry_release afterwards. */
+ * is only fit for entry_release afterwards. An allocation that fails inside
+ * apply logs the index and aborts the process (the restart replays the entry):
+ * refusing or half-applying it would leave this replica different from the
+ * others. out's own allocation failures set out->failed (the caller stops). */
 void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_batch *out,
 		 struct apply_result *res);
 
@@ -128,7 +133,8 @@ struct model_actor *model_actor_get(const struct model *m, const char *id);
 int model_actor_contracts(const struct model *m, const struct model_actor *a, struct strlist *out);
 
 /* Adds (sign +1) or removes (-1) one replica's requests to the node's accounting
- * and re-files it in the scheduler index. */
+ * and re-files it in the scheduler index (out of memory there aborts: an index
+ * missing a node would go on planning without it). */
 void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign);
 
 /* Room on n for one more request, by capacity alone (unknown capacity: yes). The
