@@ -922,5 +922,14 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_POLICY_PUT: apply_policy_put(m, e, out, res); break;
 	default: res_set(res, APPLY_INVALID, "unknown entry op %d", (int)e->op); break;
 	}
+	/* The latest, not the last: entries proposed before model_entry_time existed
+	 * may go back in time. */
+	if (res->code == APPLY_OK && e->at_ms > m->last_at_ms)
+		m->last_at_ms = e->at_ms;
 	m->applying = 0;
+}
+
+int64_t model_entry_time(const struct model *m, int64_t wallclock_ms)
+{
+	return wallclock_ms > m->last_at_ms ? wallclock_ms : m->last_at_ms;
 }

@@ -86,7 +86,10 @@ struct model {
 	struct sched_index sched;
 	char rr_cursor[SPEC_ID_MAX + 1]; /* round-robin: last node chosen ("" none) */
 	uint64_t event_seq;              /* last event number */
-	uint64_t applying;               /* index of the entry being applied (messages only); 0: none */
+	/* The latest "at" of an applied entry (the same on every replica: it comes
+	 * from the entries). Proposers never go below it: model_entry_time. */
+	int64_t last_at_ms;
+	uint64_t applying; /* index of the entry being applied (messages only); 0: none */
 };
 
 /* Result of applying one entry. code 0 = applied. */
@@ -123,6 +126,13 @@ void model_release(struct model *m);
  * others. out's own allocation failures set out->failed (the caller stops). */
 void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_batch *out,
 		 struct apply_result *res);
+
+/* The time for an entry proposed now: the wall clock, or the latest applied
+ * entry's time when the clock is behind it (a new leader whose clock is behind
+ * the old one's, a clock stepped back), so entry times never go backwards across
+ * leaders. Apply takes the entry's time as it is (it must stay deterministic):
+ * the proposer decides. */
+int64_t model_entry_time(const struct model *m, int64_t wallclock_ms);
 
 /* Lookups (borrowed; NULL when absent). */
 struct model_node *model_node_get(const struct model *m, const char *id);

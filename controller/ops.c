@@ -468,7 +468,7 @@ static void answer_unchanged(struct loop *l, struct op *op)
 static void ops_propose(struct loop *l, struct op *op)
 {
 	struct entry *e = &op->entry;
-	e->at_ms = loop_wallclock_ms();
+	e->at_ms = model_entry_time(&l->model, loop_wallclock_ms());
 	if (e->who == NULL)
 		e->who = strdup("api");
 	void *buf;

@@ -639,6 +639,34 @@ static void test_old_entries(void)
 	model_release(&m);
 }
 
+/* Entry times never go backwards across leaders: the model keeps the latest
+ * applied entry's time, and a proposer whose clock is behind it takes it. */
+static void test_entry_time(void)
+{
+	struct model m;
+	model_init(&m);
+	is_int(m.last_at_ms, 0, "entry time: a new model has applied no entry");
+	is_int(model_entry_time(&m, 1234), 1234, "entry time: with nothing applied, the wall clock");
+	char *t = dq(fmt("%s", "{'v':1,'op':'node_put','at':5000,'node':{'id':'n1','region':'eu'}}"));
+	apply_text(&m, NULL, t);
+	free(t);
+	is_int(m.last_at_ms, 5000, "entry time: an applied entry's time is kept");
+	t = dq(fmt("%s", "{'v':1,'op':'node_delete','at':9000,'target':'nope'}"));
+	is_int(apply_text(&m, NULL, t), APPLY_NOT_FOUND, "entry time: a refused entry...");
+	free(t);
+	is_int(m.last_at_ms, 5000, "...leaves it (a refused entry changes nothing)");
+	t = dq(fmt("%s", "{'v':1,'op':'node_flags','at':4000,'target':'n1','flag':1}"));
+	is_int(apply_text(&m, NULL, t), APPLY_OK, "entry time: an entry from a clock behind (an older log) applies");
+	free(t);
+	is_int(m.last_at_ms, 5000, "...and does not move it back");
+	const struct model_node *n = model_node_get(&m, "n1");
+	ok(n && n->updated_ms == 4000, "apply takes the entry's time as it is (deterministic: the proposer decides)");
+	is_int(model_entry_time(&m, 4999), 5000, "a proposer whose clock is behind the last applied entry takes its time");
+	is_int(model_entry_time(&m, 5000), 5000, "a proposer at the same time keeps it");
+	is_int(model_entry_time(&m, 7000), 7000, "a proposer whose clock is ahead takes its clock");
+	model_release(&m);
+}
+
 /* ---- policies ------------------------------------------------------------- */
 
 static bool check_node(const struct model *m, const char *node, const char *contract, int64_t mem, char *why,
@@ -848,7 +876,7 @@ static void test_drain(void)
 
 int main(void)
 {
-	tap_plan(245);
+	tap_plan(256);
 	test_node_put();
 	test_flags_delete();
 	test_actor_create();
@@ -858,6 +886,7 @@ int main(void)
 	test_link();
 	test_malformed();
 	test_old_entries();
+	test_entry_time();
 	test_policy();
 	test_drain();
 	return tap_done();
