@@ -49,7 +49,8 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 			/* Every replica reads these bytes the same way and skips them: the
 			 * model stays the same everywhere, and an empty batch moves the
 			 * projected index past the entry (docs/entries.md). */
-			log_error("raft entry %llu skipped: %s: %s", (unsigned long long)index, entry_strerror(rc), err);
+			log_error("raft entry %llu skipped: %s: %s", (unsigned long long)index, entry_strerror(rc),
+				  err);
 			f->undecodable++;
 			f->last.code = APPLY_INVALID;
 			snprintf(f->last.message, sizeof(f->last.message), "%s", err);
@@ -73,8 +74,8 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 		default:
 			/* A newer build wrote it (ENTRY_E_VERSION, ENTRY_E_OP): misreading or
 			 * skipping it would make this replica differ from the upgraded ones. */
-			log_error("raft entry %llu: %s; this replica stops here: upgrade it to a build that reads this "
-				  "entry",
+			log_error("raft entry %llu: %s; upgrade this replica to a build that reads it (it stops here "
+				  "and replays the entry on restart)",
 				  (unsigned long long)index, err);
 			abort();
 		}

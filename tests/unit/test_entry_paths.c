@@ -146,7 +146,8 @@ static bool leader_entry(struct model *m, int step, int64_t at, struct entry *e,
 	switch (k) {
 	case K_NODE: {
 		const char *id = PICK(NODES);
-		int64_t cap = rnd(6) ? 2000 + 500 * (int64_t)rnd(9) : 0, mem = rnd(6) ? 2048 * (1 + (int64_t)rnd(6)) : 0;
+		int64_t cap = rnd(6) ? 2000 + 500 * (int64_t)rnd(9) : 0;
+		int64_t mem = rnd(6) ? 2048 * (1 + (int64_t)rnd(6)) : 0;
 		snprintf(text, sizeof(text),
 			 "{'id':'%s','region':'r%u',%s'cpu_capacity':%lld,'memory_mb':%lld%s}", id, rnd(2),
 			 rnd(3) ? "'labels':{'tier':'edge','zone':'z1'}," : "", (long long)cap, (long long)mem,
@@ -306,7 +307,9 @@ static bool leader_entry(struct model *m, int step, int64_t at, struct entry *e,
 			 create && rnd(5) ? kv_id("policy_id", id) : "", quoted_or_none(rnd(3), CONTRACTS[allow]),
 			 quoted_or_none(rnd(3), CONTRACTS[deny]), rnd(3) ? 0 : 256 * (1 + rnd(8)),
 			 rnd(2) ? "" : ",'network_restrictions':['deny 10.0.0.0/8']",
-			 rnd(2) ? "" : rnd(2) ? ",'selector':{'regions':['r0']}" : ",'selector':{'labels':{'tier':'edge'}}");
+			 rnd(2)	  ? ""
+			 : rnd(2) ? ",'selector':{'regions':['r0']}"
+				  : ",'selector':{'labels':{'tier':'edge'}}");
 		j = body(text);
 		rc = spec_policy_from_json(j, &e->policy, &se);
 		e->op = ENTRY_POLICY_PUT;

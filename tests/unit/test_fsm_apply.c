@@ -239,9 +239,11 @@ static void test_newer_format_stops(void)
 {
 	struct outcome o;
 	run_child(child_apply_text, "{'v':2,'op':'node_delete','at':2,'target':'n1'}", &o);
-	stopped(&o, "upgrade", "format version 2", "an entry of format version 2: the replica stops, saying to upgrade");
+	stopped(&o, "upgrade this replica", "format version 2",
+		"an entry of format version 2: the replica stops, saying to upgrade");
 	run_child(child_apply_text, "{'v':1,'op':'node_teleport','at':2,'target':'n1'}", &o);
-	stopped(&o, "upgrade", "node_teleport", "an op this build does not know: the replica stops, saying to upgrade");
+	stopped(&o, "upgrade this replica", "node_teleport",
+		"an op this build does not know: the replica stops, saying to upgrade");
 }
 
 /* An entry whose "who" is 9 MiB: the JSON parser's buffer for it cannot grow. */
@@ -268,7 +270,8 @@ static void test_decode_oom_stops(void)
 {
 	struct outcome o;
 	run_child(child_big_string, NULL, &o);
-	stopped(&o, "out of memory", "replays", "out of memory while decoding an entry: the replica stops (not skipped)");
+	stopped(&o, "out of memory", "replays",
+		"out of memory while decoding an entry: the replica stops (not skipped)");
 }
 
 /* The leader's own entry (no decoding): an actor with 2^19 placements, whose

@@ -661,7 +661,8 @@ static void test_entry_time(void)
 	is_int(m.last_at_ms, 5000, "...and does not move it back");
 	const struct model_node *n = model_node_get(&m, "n1");
 	ok(n && n->updated_ms == 4000, "apply takes the entry's time as it is (deterministic: the proposer decides)");
-	is_int(model_entry_time(&m, 4999), 5000, "a proposer whose clock is behind the last applied entry takes its time");
+	is_int(model_entry_time(&m, 4999), 5000,
+	       "a proposer whose clock is behind the last applied entry takes its time");
 	is_int(model_entry_time(&m, 5000), 5000, "a proposer at the same time keeps it");
 	is_int(model_entry_time(&m, 7000), 7000, "a proposer whose clock is ahead takes its clock");
 	model_release(&m);
