@@ -1,18 +1,33 @@
 /* entry — Raft log entries: what a state change looks like in the log.
  *
  * Encoded as one JSON object {"v": 1, "op": "...", "at": ms, ...}; "v" is the
- * format version, so a replica refuses entries newer than it understands instead
+ * format version, so a replica stops at entries newer than it understands instead
  * of misreading them. Decisions (placements, generated ids, the time) are made by
- * the leader before proposing and travel inside the entry. */
+ * the leader before proposing and travel inside the entry.
+ *
+ * Entries are a storage format, not API input: this module has its own codec for
+ * them and for the specs they carry (docs/entries.md). The decoders check what
+ * apply needs to be safe — types, presence, no overflow, no NUL in strings — and
+ * none of the API's rules (id syntax, lengths, API maxima, duplicates), so an
+ * entry an older build wrote still replays after the API tightens a rule. */
 #ifndef LATTICE_ENTRY_H
 #define LATTICE_ENTRY_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "spec.h"
 
+struct jw;
+
 #define ENTRY_VERSION 1
+
+/* The largest quantity (millicores, MiB, counts, replicas, milliseconds) an entry
+ * may carry: far above every API maximum, so tightening those never makes a log
+ * unreadable, and small enough that apply's sums cannot overflow int64 (that
+ * would take 2^23 placements of the largest request on one node). */
+#define ENTRY_QTY_MAX (INT64_C(1) << 40)
 
 enum entry_op {
 	ENTRY_NODE_PUT = 1,   /* register or update a node (node) */
@@ -39,6 +54,19 @@ enum entry_op {
  * log gives the same model and the same event numbers. */
 #define ENTRY_UPDATE_KEEP_UNCHANGED 1
 
+/* Why an entry does not decode. What a replica does about each is decided by
+ * the code, never by the message (fsm.c; docs/entries.md). */
+enum entry_err {
+	ENTRY_OK = 0,
+	/* Not an entry of a version this build reads: not JSON, wrong types,
+	 * missing parts. Every replica decodes the same bytes the same way, so
+	 * every one skips it. */
+	ENTRY_E_MALFORMED,
+	ENTRY_E_VERSION, /* "v" is newer than ENTRY_VERSION: a newer build wrote it */
+	ENTRY_E_OP,      /* an op this build does not know: a newer build wrote it */
+	ENTRY_E_NOMEM,
+};
+
 /* One replica moved by a drain. */
 struct entry_move {
 	char *actor_id;
@@ -48,7 +76,7 @@ struct entry_move {
 
 struct entry {
 	enum entry_op op;
-	int64_t at_ms;   /* leader's clock at proposal */
+	int64_t at_ms;   /* leader's clock at proposal (never behind the last applied: model_entry_time) */
 	char *who;       /* who asked ("api", later the token's name) */
 	char *target;    /* object id for flags/delete/update/drain */
 	int64_t flag;    /* NODE_FLAGS: 1 cordon, 0 uncordon; POLICY_PUT: 1 create */
@@ -68,12 +96,39 @@ struct entry {
 };
 
 const char *entry_op_name(enum entry_op op);
+/* The text of an entry_err code ("unknown" for anything else). */
+const char *entry_strerror(int code);
+
 /* Encodes e into a new buffer allocated with raft_malloc (so it can be handed to
- * raft_apply);
- * on success the buffer and its length belong to the caller. Returns 0 or -1. */
+ * raft_apply); on success the buffer and its length belong to the caller.
+ * Returns 0, or -1 when out of memory or when e lacks a string the format needs
+ * (a node's id or region, an actor's module, ...); *buf is untouched then. */
 int entry_encode(const struct entry *e, void **buf, size_t *len);
-/* Decodes an entry; on success *out owns its strings (entry_release). */
+/* Decodes len bytes of buf (borrowed; need not be NUL-terminated). Returns 0 with
+ * *out owning its strings (entry_release), or an entry_err code with a message
+ * in err; *out is untouched on failure. An allocation that fails inside the JSON
+ * parser aborts the process after a log line: the parser cannot be trusted to
+ * report it (docs/entries.md), and a replica must not skip a committed entry
+ * because it ran out of memory. */
 int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size_t errlen);
 void entry_release(struct entry *e);
+
+/* The specs as the log holds them (also fit for other stored copies, such as
+ * snapshots). Writers append one JSON object to w; a string the format needs
+ * that is NULL marks w unusable (w->oom). Readers take a borrowed value and, on
+ * success, fill *out (which must own nothing) and return 0; otherwise they
+ * return an entry_err code with a message in err, and *out owns nothing. */
+void entry_node_write(struct jw *w, const struct node_spec *s);
+int entry_node_read(const json_t *j, struct node_spec *out, char *err, size_t errlen);
+void entry_actor_write(struct jw *w, const struct actor_spec *s);
+int entry_actor_read(const json_t *j, struct actor_spec *out, char *err, size_t errlen);
+void entry_patch_write(struct jw *w, const struct actor_patch *p);
+int entry_patch_read(const json_t *j, struct actor_patch *out, char *err, size_t errlen);
+void entry_provider_write(struct jw *w, const struct provider_spec *s);
+int entry_provider_read(const json_t *j, struct provider_spec *out, char *err, size_t errlen);
+void entry_link_write(struct jw *w, const struct link_spec *s);
+int entry_link_read(const json_t *j, struct link_spec *out, char *err, size_t errlen);
+void entry_policy_write(struct jw *w, const struct policy_spec *s);
+int entry_policy_read(const json_t *j, struct policy_spec *out, char *err, size_t errlen);
 
 #endif

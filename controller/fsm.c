@@ -41,23 +41,43 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 	memset(&f->last, 0, sizeof(f->last));
 	*result = &f->last;
 	if (e == NULL) {
-		if (entry_decode(buf->base, buf->len, &decoded, err, sizeof(err)) != 0) {
-			/* A newer format must not be misread: stop here until upgraded. */
-			if (strstr(err, "format version") != NULL) {
-				log_error("raft entry %llu: %s; upgrade this replica", (unsigned long long)index, err);
-				return RAFT_MALFORMED;
-			}
-			log_error("raft entry %llu skipped: %s", (unsigned long long)index, err);
+		int rc = entry_decode(buf->base, buf->len, &decoded, err, sizeof(err));
+		switch (rc) {
+		case ENTRY_OK:
+			break;
+		case ENTRY_E_MALFORMED:
+			/* Every replica reads these bytes the same way and skips them: the
+			 * model stays the same everywhere, and an empty batch moves the
+			 * projected index past the entry (docs/entries.md). */
+			log_error("raft entry %llu skipped: %s: %s", (unsigned long long)index, entry_strerror(rc),
+				  err);
 			f->undecodable++;
 			f->last.code = APPLY_INVALID;
 			snprintf(f->last.message, sizeof(f->last.message), "%s", err);
 			if (f->store && index > f->store_applied) {
 				struct proj_batch *empty = proj_batch_new(index);
-				if (empty == NULL)
-					abort(); /* see below: a hole in the projection is worse */
+				if (empty == NULL) {
+					log_error("raft entry %llu: out of memory for its projection; exiting so a "
+						  "restart replays it",
+						  (unsigned long long)index);
+					abort(); /* a hole in the projection is worse */
+				}
 				fsm_queue(f, empty);
 			}
 			return 0;
+		case ENTRY_E_NOMEM:
+			/* Skipping it would leave this replica without an entry the others
+			 * applied: stop; the restart replays it. */
+			log_error("raft entry %llu: out of memory decoding it; exiting so a restart replays it",
+				  (unsigned long long)index);
+			abort();
+		default:
+			/* A newer build wrote it (ENTRY_E_VERSION, ENTRY_E_OP): misreading or
+			 * skipping it would make this replica differ from the upgraded ones. */
+			log_error("raft entry %llu: %s; upgrade this replica to a build that reads it (it stops here "
+				  "and replays the entry on restart)",
+				  (unsigned long long)index, err);
+			abort();
 		}
 		e = &decoded;
 	}

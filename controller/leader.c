@@ -196,7 +196,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 void leader_propose(struct loop *l, struct op *op)
 {
 	struct entry *e = &op->entry;
-	e->at_ms = loop_wallclock_ms();
+	e->at_ms = model_entry_time(&l->model, loop_wallclock_ms());
 	if (e->who == NULL)
 		e->who = strdup("api");
 	void *buf;

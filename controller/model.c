@@ -7,6 +7,7 @@
 
 #include "entry.h"
 #include "jw.h"
+#include "log.h"
 #include "policy.h"
 #include "proj.h"
 
@@ -130,6 +131,44 @@ void model_release(struct model *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* ---- crash-only -------------------------------------------------------------
+ *
+ * Every replica must do with an entry what the others did. An allocation that
+ * fails halfway through apply would leave this replica refusing, or half
+ * applying, an entry the others applied — different from them for good — so it
+ * stops the process instead, and the restart replays the entry from the log.
+ * (The leader's planning runs before proposing and answers 503 instead: ops.c.) */
+
+__attribute__((noreturn)) static void model_oom(const struct model *m, const char *what)
+{
+	if (m->applying)
+		log_error("raft entry %llu: out of memory applying it (%s); exiting so a restart replays it",
+			  (unsigned long long)m->applying, what);
+	else
+		log_error("out of memory in the model (%s); exiting so a restart rebuilds it from the log", what);
+	abort();
+}
+
+static void *need(const struct model *m, void *p, const char *what)
+{
+	if (p == NULL)
+		model_oom(m, what);
+	return p;
+}
+
+/* The scheduler index must list every node as the model holds it. */
+static void index_update(struct model *m, struct model_node *n)
+{
+	if (sched_index_update(&m->sched, n) != 0)
+		model_oom(m, "the scheduler index");
+}
+
+static void refresh_policies(struct model *m, struct model_node *n)
+{
+	if (policy_refresh_node(m, n) != 0)
+		model_oom(m, "a node's covering policies");
+}
+
 struct model_node *model_node_get(const struct model *m, const char *id)
 {
 	return hmap_get(&m->nodes, id);
@@ -146,7 +185,7 @@ void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int6
 	n->memory_used_mb += sign * mem;
 	n->actor_count += sign;
 	n->nplacements += sign;
-	(void)sched_index_update(&m->sched, n);
+	index_update(m, n);
 }
 
 const char *model_node_status_name(enum node_status s)
@@ -252,8 +291,7 @@ int model_actor_contracts(const struct model *m, const struct model_actor *a, st
 	return 0;
 }
 
-/* data: the event's JSON text, NULL for {} (or out of memory: the event still
- * counts, with {}). */
+/* data: the event's JSON text, NULL for {}. */
 static void emit_event_text(struct model *m, struct proj_batch *out, const struct entry *e,
 			    const char *kind, const char *type, const char *id, const char *data)
 {
@@ -266,15 +304,15 @@ static void emit_event_text(struct model *m, struct proj_batch *out, const struc
 static void emit_event(struct model *m, struct proj_batch *out, const struct entry *e, const char *kind,
 		       const char *type, const char *id, json_t *data /* stolen */)
 {
-	char *txt = out && data ? json_dumps(data, JSON_COMPACT) : NULL;
+	char *txt = out && data ? need(m, json_dumps(data, JSON_COMPACT), "an event") : NULL;
 	json_decref(data);
 	emit_event_text(m, out, e, kind, type, id, txt);
 	free(txt);
 }
 
-/* actor.created's data, {"placements": [node ids]}, as text (malloc'd; NULL when
- * out of memory): the hot path writes it directly, no tree. */
-static char *created_event_data(const struct model_actor *a)
+/* actor.created's data, {"placements": [node ids]}, as text (malloc'd): the hot
+ * path writes it directly, no tree. */
+static char *created_event_data(const struct model *m, const struct model_actor *a)
 {
 	struct jw w;
 	jw_init(&w);
@@ -285,14 +323,22 @@ static char *created_event_data(const struct model_actor *a)
 		jw_str(&w, a->placements[i].node->spec.id);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
-	return jw_take(&w, NULL);
+	return need(m, jw_take(&w, NULL), "an event");
 }
 
-static json_t *node_ids_json(struct model_placement *pl, size_t n)
+/* An event's data (a new reference; json_pack's result or NULL, which only an
+ * allocation failure gives for the values apply passes). */
+static json_t *ev_data(const struct model *m, json_t *j)
 {
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_string(pl[i].node->spec.id));
+	return need(m, j, "an event");
+}
+
+static json_t *node_ids_json(const struct model *m, struct model_placement *pl, size_t n)
+{
+	json_t *a = need(m, json_array(), "an event");
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(a, json_string(pl[i].node->spec.id)) != 0)
+			model_oom(m, "an event");
 	return a;
 }
 
@@ -307,12 +353,9 @@ static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *
 		return;
 	}
 	if (n == NULL) {
-		n = calloc(1, sizeof(*n));
-		if (n == NULL || hmap_put(&m->nodes, s->id, n) != 0) {
-			free(n);
-			res_set(res, APPLY_NOMEM, "out of memory");
-			return;
-		}
+		n = need(m, calloc(1, sizeof(*n)), "a node");
+		if (hmap_put(&m->nodes, s->id, n) != 0)
+			model_oom(m, "the node map");
 		n->spec = *s;
 		memset(s, 0, sizeof(*s));
 		n->cpu_used = n->spec.cpu_used;
@@ -323,12 +366,12 @@ static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *
 		n->created_ms = e->at_ms;
 		n->updated_ms = e->at_ms;
 		n->generation = 1;
-		policy_refresh_node(m, n);
-		sched_index_update(&m->sched, n);
+		refresh_policies(m, n);
+		index_update(m, n);
 		if (out)
 			proj_node(out, n);
 		emit_event(m, out, e, "node.registered", "node", n->spec.id,
-			   json_pack("{s:s}", "region", n->spec.region));
+			   ev_data(m, json_pack("{s:s}", "region", n->spec.region)));
 		return;
 	}
 	/* Update in place: placements keep their requests, the base load changes. */
@@ -343,8 +386,8 @@ static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *
 	memset(s, 0, sizeof(*s));
 	spec_node_free(&old);
 	node_touch(n, e->at_ms);
-	policy_refresh_node(m, n);
-	sched_index_update(&m->sched, n);
+	refresh_policies(m, n);
+	index_update(m, n);
 	if (out)
 		proj_node(out, n);
 	emit_event(m, out, e, "node.updated", "node", n->spec.id, NULL);
@@ -364,7 +407,7 @@ static void apply_node_flags(struct model *m, struct entry *e, struct proj_batch
 	if (!cordon)
 		n->draining = false;
 	node_touch(n, e->at_ms);
-	sched_index_update(&m->sched, n);
+	index_update(m, n);
 	if (out)
 		proj_node(out, n);
 	emit_event(m, out, e, cordon ? "node.cordoned" : "node.uncordoned", "node", n->spec.id, NULL);
@@ -375,10 +418,8 @@ static void apply_node_flags(struct model *m, struct entry *e, struct proj_batch
 static bool move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen)
 {
 	struct strlist contracts;
-	if (model_actor_contracts(m, a, &contracts) != 0) {
-		snprintf(why, whylen, "out of memory");
-		return false;
-	}
+	if (model_actor_contracts(m, a, &contracts) != 0)
+		model_oom(m, "an actor's contracts");
 	struct sched_request req;
 	actor_request(a, &contracts, &req);
 	bool ok = sched_check(m, &req, to, why, whylen);
@@ -409,7 +450,7 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 	bool was_cordoned = n->cordoned, was_draining = n->draining;
 	n->cordoned = true;
 	n->draining = true;
-	sched_index_update(&m->sched, n);
+	index_update(m, n);
 	size_t done = 0;
 	for (; done < e->nmoves; done++) {
 		struct entry_move *mv = &e->moves[done];
@@ -443,7 +484,7 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		}
 		n->cordoned = was_cordoned;
 		n->draining = was_draining;
-		sched_index_update(&m->sched, n);
+		index_update(m, n);
 		return;
 	}
 	node_touch(n, e->at_ms);
@@ -459,7 +500,7 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 	if (out)
 		proj_node(out, n);
 	emit_event(m, out, e, "node.drained", "node", n->spec.id,
-		   json_pack("{s:I}", "moved", (json_int_t)e->nmoves));
+		   ev_data(m, json_pack("{s:I}", "moved", (json_int_t)e->nmoves)));
 }
 
 static void apply_node_delete(struct model *m, struct entry *e, struct proj_batch *out,
@@ -490,10 +531,8 @@ static bool place_planned(struct model *m, struct model_actor *a, struct model_n
 			  struct apply_result *res)
 {
 	struct strlist contracts;
-	if (model_actor_contracts(m, a, &contracts) != 0) {
-		res_set(res, APPLY_NOMEM, "out of memory");
-		return false;
-	}
+	if (model_actor_contracts(m, a, &contracts) != 0)
+		model_oom(m, "an actor's contracts");
 	struct sched_request req;
 	actor_request(a, &contracts, &req);
 	size_t i = 0;
@@ -517,11 +556,8 @@ static bool place_planned(struct model *m, struct model_actor *a, struct model_n
 /* Resolves the entry's planned node ids. */
 static struct model_node **planned_nodes(struct model *m, const struct entry *e, struct apply_result *res)
 {
-	struct model_node **nodes = calloc(e->nplacements ? e->nplacements : 1, sizeof(*nodes));
-	if (nodes == NULL) {
-		res_set(res, APPLY_NOMEM, "out of memory");
-		return NULL;
-	}
+	struct model_node **nodes = need(m, calloc(e->nplacements ? e->nplacements : 1, sizeof(*nodes)),
+					 "the planned nodes");
 	for (size_t i = 0; i < e->nplacements; i++) {
 		nodes[i] = model_node_get(m, e->placements[i]);
 		if (nodes[i] == NULL) {
@@ -570,23 +606,21 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	struct model_node **nodes = planned_nodes(m, e, res);
 	if (nodes == NULL)
 		return;
-	struct model_actor *a = calloc(1, sizeof(*a));
-	if (a == NULL || (a->placements = calloc(e->nplacements, sizeof(*a->placements))) == NULL) {
-		res_set(res, APPLY_NOMEM, "out of memory");
-		goto fail;
-	}
+	struct model_actor *a = need(m, calloc(1, sizeof(*a)), "an actor");
+	a->placements = need(m, calloc(e->nplacements ? e->nplacements : 1, sizeof(*a->placements)),
+			     "an actor's placements");
 	a->spec = *s; /* borrowed until the actor is committed below */
-	if (!place_planned(m, a, nodes, e->nplacements, res))
-		goto fail;
-	if (hmap_put(&m->actors, a->spec.id, a) != 0) {
-		for (size_t i = 0; i < e->nplacements; i++)
-			model_node_account(m, nodes[i], s->cpu_required, s->memory_required_mb, -1);
-		res_set(res, APPLY_NOMEM, "out of memory");
-		goto fail;
+	if (!place_planned(m, a, nodes, e->nplacements, res)) {
+		free(a->placements);
+		free(a);
+		free(nodes);
+		return;
 	}
+	if (hmap_put(&m->actors, a->spec.id, a) != 0)
+		model_oom(m, "the actor map");
 	memset(s, 0, sizeof(*s)); /* the actor owns the spec now */
 	if (a->spec.name == NULL)
-		a->spec.name = strdup(a->spec.id);
+		a->spec.name = need(m, strdup(a->spec.id), "an actor's name");
 	a->nplacements = e->nplacements;
 	for (size_t i = 0; i < e->nplacements; i++) {
 		a->placements[i].node = nodes[i];
@@ -598,16 +632,10 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	char *data = NULL;
 	if (out) {
 		proj_actor_created(out, a);
-		data = created_event_data(a);
+		data = created_event_data(m, a);
 	}
 	emit_event_text(m, out, e, "actor.created", "actor", a->spec.id, data);
 	free(data);
-	free(nodes);
-	return;
-fail:
-	if (a != NULL)
-		free(a->placements);
-	free(a);
 	free(nodes);
 }
 
@@ -636,14 +664,10 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 	    (size_t)nrep == a->nplacements)
 		return;
 	struct model_node **nodes = planned_nodes(m, e, res);
-	struct model_placement *np = calloc((size_t)nrep ? (size_t)nrep : 1, sizeof(*np));
-	if (nodes == NULL || np == NULL) {
-		if (nodes != NULL)
-			res_set(res, APPLY_NOMEM, "out of memory");
-		free(nodes);
-		free(np);
+	if (nodes == NULL)
 		return;
-	}
+	struct model_placement *np = need(m, calloc((size_t)nrep ? (size_t)nrep : 1, sizeof(*np)),
+					  "an actor's placements");
 	/* 1. release the replicas that go away and every kept one's old request. */
 	for (size_t i = 0; i < a->nplacements; i++)
 		model_node_account(m, a->placements[i].node, ocpu, omem, -1);
@@ -683,9 +707,7 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 		free(np);
 		return;
 	}
-	json_t *removed = json_array();
-	for (size_t i = keep; i < a->nplacements; i++)
-		json_array_append_new(removed, json_string(a->placements[i].node->spec.id));
+	json_t *removed = node_ids_json(m, a->placements + keep, a->nplacements - keep);
 	memcpy(np, a->placements, keep * sizeof(*np));
 	for (size_t i = 0; i < add; i++) {
 		np[keep + i].node = nodes[i];
@@ -703,9 +725,9 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 		proj_placements(out, a);
 	}
 	emit_event(m, out, e, "actor.updated", "actor", a->spec.id,
-		   json_pack("{s:I,s:I,s:I,s:o,s:o}", "replicas", (json_int_t)nrep, "cpu_required",
-			     (json_int_t)ncpu, "memory_required_mb", (json_int_t)nmem, "added",
-			     node_ids_json(np + keep, add), "removed", removed));
+		   ev_data(m, json_pack("{s:I,s:I,s:I,s:o,s:o}", "replicas", (json_int_t)nrep, "cpu_required",
+					(json_int_t)ncpu, "memory_required_mb", (json_int_t)nmem, "added",
+					node_ids_json(m, np + keep, add), "removed", removed)));
 	free(nodes);
 }
 
@@ -718,7 +740,7 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 		res_set(res, APPLY_NOT_FOUND, "actor '%s' not found", e->target ? e->target : "");
 		return;
 	}
-	json_t *nodes = node_ids_json(a->placements, a->nplacements);
+	json_t *nodes = node_ids_json(m, a->placements, a->nplacements);
 	for (size_t i = 0; i < a->nplacements; i++)
 		model_node_account(m, a->placements[i].node, a->spec.cpu_required,
 				   a->spec.memory_required_mb, -1);
@@ -732,10 +754,7 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 			continue;
 		if (ngone == capgone) {
 			capgone = capgone ? capgone * 2 : 8;
-			struct model_link **g = realloc(gone, capgone * sizeof(*g));
-			if (g == NULL)
-				break;
-			gone = g;
+			gone = need(m, realloc(gone, capgone * sizeof(*gone)), "the links to delete");
 		}
 		gone[ngone++] = l;
 	}
@@ -747,7 +766,7 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 	hmap_del(&m->actors, a->spec.id);
 	if (out)
 		proj_actor_delete(out, a->spec.id);
-	emit_event(m, out, e, "actor.deleted", "actor", a->spec.id, json_pack("{s:o}", "nodes", nodes));
+	emit_event(m, out, e, "actor.deleted", "actor", a->spec.id, ev_data(m, json_pack("{s:o}", "nodes", nodes)));
 	actor_free(a);
 }
 
@@ -770,19 +789,16 @@ static void apply_provider_create(struct model *m, struct entry *e, struct proj_
 			return;
 		}
 	}
-	struct model_provider *p = calloc(1, sizeof(*p));
-	if (p == NULL || hmap_put(&m->providers, s->id, p) != 0) {
-		free(p);
-		res_set(res, APPLY_NOMEM, "out of memory");
-		return;
-	}
+	struct model_provider *p = need(m, calloc(1, sizeof(*p)), "a provider");
+	if (hmap_put(&m->providers, s->id, p) != 0)
+		model_oom(m, "the provider map");
 	p->spec = *s;
 	memset(s, 0, sizeof(*s));
 	p->created_ms = e->at_ms;
 	if (out)
 		proj_provider(out, p);
 	emit_event(m, out, e, "provider.created", "provider", p->spec.id,
-		   json_pack("{s:s}", "contract_id", p->spec.contract_id));
+		   ev_data(m, json_pack("{s:s}", "contract_id", p->spec.contract_id)));
 }
 
 static void apply_provider_delete(struct model *m, struct entry *e, struct proj_batch *out,
@@ -856,20 +872,17 @@ static void apply_link_create(struct model *m, struct entry *e, struct proj_batc
 			return;
 		}
 	}
-	struct model_link *nl = calloc(1, sizeof(*nl));
-	if (nl == NULL || hmap_put(&m->links, s->id, nl) != 0) {
-		free(nl);
-		res_set(res, APPLY_NOMEM, "out of memory");
-		return;
-	}
+	struct model_link *nl = need(m, calloc(1, sizeof(*nl)), "a link");
+	if (hmap_put(&m->links, s->id, nl) != 0)
+		model_oom(m, "the link map");
 	nl->spec = *s;
 	memset(s, 0, sizeof(*s));
 	nl->created_ms = e->at_ms;
 	if (out)
 		proj_link(out, nl);
 	emit_event(m, out, e, "link.created", "link", nl->spec.id,
-		   json_pack("{s:s,s:s,s:s}", "actor_id", nl->spec.actor_id, "provider_id", nl->spec.provider_id,
-			     "contract_id", nl->spec.contract_id));
+		   ev_data(m, json_pack("{s:s,s:s,s:s}", "actor_id", nl->spec.actor_id, "provider_id",
+					nl->spec.provider_id, "contract_id", nl->spec.contract_id)));
 }
 
 static void apply_link_delete(struct model *m, struct entry *e, struct proj_batch *out,
@@ -909,12 +922,9 @@ static void apply_policy_put(struct model *m, struct entry *e, struct proj_batch
 		return;
 	}
 	if (create) {
-		p = calloc(1, sizeof(*p));
-		if (p == NULL || hmap_put(&m->policies, s->policy_id, p) != 0) {
-			free(p);
-			res_set(res, APPLY_NOMEM, "out of memory");
-			return;
-		}
+		p = need(m, calloc(1, sizeof(*p)), "a policy");
+		if (hmap_put(&m->policies, s->policy_id, p) != 0)
+			model_oom(m, "the policy map");
 		p->spec = *s;
 		p->version = 1;
 		p->created_ms = e->at_ms;
@@ -932,18 +942,18 @@ static void apply_policy_put(struct model *m, struct entry *e, struct proj_batch
 	size_t pos = 0;
 	struct model_node *n;
 	while ((n = hmap_next(&m->nodes, &pos)) != NULL)
-		policy_refresh_node(m, n);
+		refresh_policies(m, n);
 	if (out)
 		proj_policy(out, p);
 	emit_event(m, out, e, create ? "policy.created" : "policy.updated", "policy", p->spec.policy_id,
-		   json_pack("{s:I}", "version", (json_int_t)p->version));
+		   ev_data(m, json_pack("{s:I}", "version", (json_int_t)p->version)));
 }
 
 void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_batch *out,
 		 struct apply_result *res)
 {
-	(void)index;
 	memset(res, 0, sizeof(*res));
+	m->applying = index; /* for model_oom's message */
 	switch (e->op) {
 	case ENTRY_NODE_PUT: apply_node_put(m, e, out, res); break;
 	case ENTRY_NODE_FLAGS: apply_node_flags(m, e, out, res); break;
@@ -960,8 +970,18 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_MEMBER_PUT:
 	case ENTRY_MEMBER_DELETE:
 		if (model_member_set(m, e->member_id, e->op == ENTRY_MEMBER_PUT ? e->api_url : NULL) != 0)
-			res_set(res, APPLY_NOMEM, "out of memory");
+			model_oom(m, "a member's URL");
 		break;
 	default: res_set(res, APPLY_INVALID, "unknown entry op %d", (int)e->op); break;
 	}
+	/* The latest, not the last: entries proposed before model_entry_time existed
+	 * may go back in time. */
+	if (res->code == APPLY_OK && e->at_ms > m->last_at_ms)
+		m->last_at_ms = e->at_ms;
+	m->applying = 0;
+}
+
+int64_t model_entry_time(const struct model *m, int64_t wallclock_ms)
+{
+	return wallclock_ms > m->last_at_ms ? wallclock_ms : m->last_at_ms;
 }

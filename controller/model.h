@@ -86,6 +86,10 @@ struct model {
 	struct sched_index sched;
 	char rr_cursor[SPEC_ID_MAX + 1]; /* round-robin: last node chosen ("" none) */
 	uint64_t event_seq;              /* last event number */
+	/* The latest "at" of an applied entry (the same on every replica: it comes
+	 * from the entries). Proposers never go below it: model_entry_time. */
+	int64_t last_at_ms;
+	uint64_t applying; /* index of the entry being applied (messages only); 0: none */
 	/* Replicas' REST API URLs by Raft id, so any replica can reach the leader's
 	 * API (membership itself is Raft's configuration). Sorted by id. */
 	struct model_member *members;
@@ -107,7 +111,8 @@ enum apply_code {
 	APPLY_INSUFFICIENT,
 	APPLY_DENIED,
 	APPLY_INVALID,
-	APPLY_NOMEM,
+	/* No code for running out of memory: apply stops the process instead
+	 * (model.c, "crash-only"), so every replica applies an entry the same way. */
 };
 
 struct apply_result {
@@ -129,9 +134,19 @@ void model_release(struct model *m);
  * changed (and its event) to out for the PostgreSQL projection. Returns the result
  * in *res; the model is unchanged unless res->code == APPLY_OK. On APPLY_OK the
  * model may have taken ownership of specs inside e (moved out and zeroed), so e
- * is only fit for entry_release afterwards. */
+ * is only fit for entry_release afterwards. An allocation that fails inside
+ * apply logs the index and aborts the process (the restart replays the entry):
+ * refusing or half-applying it would leave this replica different from the
+ * others. out's own allocation failures set out->failed (the caller stops). */
 void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_batch *out,
 		 struct apply_result *res);
+
+/* The time for an entry proposed now: the wall clock, or the latest applied
+ * entry's time when the clock is behind it (a new leader whose clock is behind
+ * the old one's, a clock stepped back), so entry times never go backwards across
+ * leaders. Apply takes the entry's time as it is (it must stay deterministic):
+ * the proposer decides. */
+int64_t model_entry_time(const struct model *m, int64_t wallclock_ms);
 
 /* Lookups (borrowed; NULL when absent). */
 struct model_node *model_node_get(const struct model *m, const char *id);
@@ -142,7 +157,8 @@ struct model_actor *model_actor_get(const struct model *m, const char *id);
 int model_actor_contracts(const struct model *m, const struct model_actor *a, struct strlist *out);
 
 /* Adds (sign +1) or removes (-1) one replica's requests to the node's accounting
- * and re-files it in the scheduler index. */
+ * and re-files it in the scheduler index (out of memory there aborts: an index
+ * missing a node would go on planning without it). */
 void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign);
 
 /* Room on n for one more request, by capacity alone (unknown capacity: yes). The

@@ -80,7 +80,6 @@ static void fail_apply(struct op *op, const struct apply_result *res)
 	case APPLY_INSUFFICIENT: op_fail(op, 409, "insufficient_resources", "%s", res->message); break;
 	case APPLY_DENIED: op_fail(op, 403, "capability_denied", "%s", res->message); break;
 	case APPLY_INVALID: op_fail(op, 422, "invalid_request", "%s", res->message); break;
-	case APPLY_NOMEM: op_fail(op, 503, "out_of_memory", "%s", res->message); break;
 	}
 }
 

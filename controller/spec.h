@@ -1,8 +1,9 @@
 /* spec — typed objects users send (nodes, actors, providers, links, policies), their
  * validation and their JSON codec.
  *
- * The same codec reads API request bodies and the payload of Raft entries, so what
- * the API accepts and what the log holds can never drift apart. No json_t leaves
+ * *_from_json are the API's validators: they enforce today's rules for request
+ * bodies. Raft entries are not read with them (entry.h has the log's own codec),
+ * so tightening a rule here never makes an old log unreadable. No json_t leaves
  * this module except through *_to_json, whose result the caller owns.
  *
  * Every struct owns its strings; *_free releases them (and zeroes the struct) but

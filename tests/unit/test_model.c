@@ -593,6 +593,81 @@ static void test_malformed(void)
 	model_release(&m);
 }
 
+/* Entries are applied as they were written, whatever the API accepts today:
+ * these values are all refused by the current API (id, region, label, contract
+ * syntax; values above its maxima; a contract both allowed and denied), as they
+ * could have been accepted by an older build, and every replica must still
+ * replay them. */
+static void test_old_entries(void)
+{
+	struct model m;
+	model_init(&m);
+	is_int(apply_j(&m, NULL,
+		       "'op':'node_put','node':{'id':'edge node/1','region':'Europe West!','labels':{'has space':'x'},"
+		       "'cpu_capacity':1000000000000,'memory_mb':1000000000000,'cpu_used':5,'actor_count':2000000}"),
+	       APPLY_OK, "old entry: a node whose id, region and label the API refuses, capacity above its maximum");
+	const struct model_node *n = model_node_get(&m, "edge node/1");
+	ok(n && n->spec.cpu_capacity == 1000000000000LL && strcmp(n->spec.region, "Europe West!") == 0 &&
+		   n->actor_count == 2000000,
+	   "old entry: the node is in the model as written");
+	is_int(apply_j(&m, NULL,
+		       "'op':'actor_create','actor':{'id':'a b','module':'not a ref','cpu_required':200000000,"
+		       "'memory_required_mb':64,'priority':999,'max_latency_ms':99999999,"
+		       "'name':'%0300d'},'placements':['edge node/1']",
+		       0),
+	       APPLY_OK, "old entry: an actor whose id, module, name length, request and priority the API refuses");
+	const struct model_actor *a = model_actor_get(&m, "a b");
+	ok(a && a->spec.priority == 999 && strlen(a->spec.name) == 300 && n->cpu_used == 200000005,
+	   "old entry: the actor is placed and accounted as written");
+	is_int(apply_j(&m, NULL,
+		       "'op':'provider_create','provider':{'id':'p 1','contract_id':'KeyValue','image':'x y',"
+		       "'nodes':['edge node/1']}"),
+	       APPLY_OK, "old entry: a provider whose contract syntax the API refuses");
+	is_int(apply_j(&m, NULL,
+		       "'op':'link_create','link':{'id':'l 1','actor_id':'a b','provider_id':'p 1',"
+		       "'contract_id':'KeyValue','link_name':'.','timeout_ms':86400000,'retry_count':1000000}"),
+	       APPLY_OK, "old entry: a link whose name and timeouts the API refuses");
+	is_int(apply_j(&m, NULL,
+		       "'op':'actor_update','target':'a b','patch':{'cpu_required':300000000,'replicas':2},"
+		       "'placements':['edge node/1']"),
+	       APPLY_OK, "old entry: an update to a request above the API's maximum");
+	is_int(apply_j(&m, NULL,
+		       "'op':'policy_put','flag':1,'policy':{'policy_id':'pol 1','allowed_contracts':['KeyValue'],"
+		       "'denied_contracts':['KeyValue'],'selector':{'regions':['Europe West!']}}"),
+	       APPLY_OK, "old entry: a policy allowing and denying one contract");
+	check_invariants(&m, "old entries: accounting, index and policy coverage consistent");
+	model_release(&m);
+}
+
+/* Entry times never go backwards across leaders: the model keeps the latest
+ * applied entry's time, and a proposer whose clock is behind it takes it. */
+static void test_entry_time(void)
+{
+	struct model m;
+	model_init(&m);
+	is_int(m.last_at_ms, 0, "entry time: a new model has applied no entry");
+	is_int(model_entry_time(&m, 1234), 1234, "entry time: with nothing applied, the wall clock");
+	char *t = dq(fmt("%s", "{'v':1,'op':'node_put','at':5000,'node':{'id':'n1','region':'eu'}}"));
+	apply_text(&m, NULL, t);
+	free(t);
+	is_int(m.last_at_ms, 5000, "entry time: an applied entry's time is kept");
+	t = dq(fmt("%s", "{'v':1,'op':'node_delete','at':9000,'target':'nope'}"));
+	is_int(apply_text(&m, NULL, t), APPLY_NOT_FOUND, "entry time: a refused entry...");
+	free(t);
+	is_int(m.last_at_ms, 5000, "...leaves it (a refused entry changes nothing)");
+	t = dq(fmt("%s", "{'v':1,'op':'node_flags','at':4000,'target':'n1','flag':1}"));
+	is_int(apply_text(&m, NULL, t), APPLY_OK, "entry time: an entry from a clock behind (an older log) applies");
+	free(t);
+	is_int(m.last_at_ms, 5000, "...and does not move it back");
+	const struct model_node *n = model_node_get(&m, "n1");
+	ok(n && n->updated_ms == 4000, "apply takes the entry's time as it is (deterministic: the proposer decides)");
+	is_int(model_entry_time(&m, 4999), 5000,
+	       "a proposer whose clock is behind the last applied entry takes its time");
+	is_int(model_entry_time(&m, 5000), 5000, "a proposer at the same time keeps it");
+	is_int(model_entry_time(&m, 7000), 7000, "a proposer whose clock is ahead takes its clock");
+	model_release(&m);
+}
+
 /* ---- policies ------------------------------------------------------------- */
 
 static bool check_node(const struct model *m, const char *node, const char *contract, int64_t mem, char *why,
@@ -802,7 +877,7 @@ static void test_drain(void)
 
 int main(void)
 {
-	tap_plan(236);
+	tap_plan(256);
 	test_node_put();
 	test_flags_delete();
 	test_actor_create();
@@ -811,6 +886,8 @@ int main(void)
 	test_provider();
 	test_link();
 	test_malformed();
+	test_old_entries();
+	test_entry_time();
 	test_policy();
 	test_drain();
 	return tap_done();
