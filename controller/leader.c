@@ -196,7 +196,12 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 void leader_propose(struct loop *l, struct op *op)
 {
 	struct entry *e = &op->entry;
+	/* Never before an applied entry (model_entry_time: across leaders), nor
+	 * before this leader's own proposals still in flight (a clock stepped back). */
 	e->at_ms = model_entry_time(&l->model, loop_wallclock_ms());
+	if (e->at_ms < l->leader.last_proposed_at_ms)
+		e->at_ms = l->leader.last_proposed_at_ms;
+	l->leader.last_proposed_at_ms = e->at_ms;
 	if (e->who == NULL)
 		e->who = strdup("api");
 	void *buf;

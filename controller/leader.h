@@ -53,6 +53,7 @@ struct leader {
 	struct raft_barrier takeover;
 	bool takeover_pending;
 	uint64_t takeover_term; /* term whose barrier completed */
+	int64_t last_proposed_at_ms; /* the newest entry time this replica proposed */
 };
 
 /* Moves op to state next; asserts the transition is one the diagram allows. */
