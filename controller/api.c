@@ -17,6 +17,8 @@
 #include "store.h"
 
 #define API_FORWARDED_HEADER "X-Lattice-Forwarded" /* sent by a replica passing a request on */
+#define API_IDEM_HEADER "Idempotency-Key"
+#define API_IDEM_KEY_MAX 255
 #define API_LIMIT_DEFAULT 100
 #define API_LIMIT_MAX 1000
 
@@ -122,6 +124,7 @@ static enum http_next submit(struct api *a, struct http_req *req, struct api_cal
 	raw->body_len = req->body_len;
 	raw->content_type = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
 	raw->forwarded = http_header(req, API_FORWARDED_HEADER) != NULL;
+	raw->idem_key = call->op.entry.idem_key;
 	call->submitted = true;
 	call->req = req;
 	call->op.done = call_done;
@@ -827,13 +830,47 @@ static enum query_obj write_obj(enum op_kind k)
 	}
 }
 
+/* Idempotency-Key on a POST: 1 to API_IDEM_KEY_MAX visible ASCII characters.
+ * The request's fingerprint (method, path, body) tells a retry from a reuse of
+ * the key for another request. Returns 0, or -1 with resp filled. */
+static int idem_key(struct http_req *req, struct op *op, struct http_resp *resp)
+{
+	const char *k = http_header(req, API_IDEM_HEADER);
+	if (k == NULL || strcmp(req->method, "POST") != 0)
+		return 0;
+	size_t n = strlen(k);
+	bool ok = n >= 1 && n <= API_IDEM_KEY_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = k[i] > 0x20 && k[i] < 0x7f;
+	if (!ok) {
+		http_error(resp, 400, "invalid_header",
+			   "Idempotency-Key must be 1 to %d visible ASCII characters (a UUID, say)", API_IDEM_KEY_MAX);
+		return -1;
+	}
+	/* FNV-1a over method, path and body, with separators. */
+	uint64_t h = 1469598103934665603ULL;
+	const char *parts[3] = {req->method, req->path ? req->path : req->url, req->body ? req->body : ""};
+	size_t lens[3] = {strlen(parts[0]), strlen(parts[1]), req->body ? req->body_len : 0};
+	for (int p = 0; p < 3; p++) {
+		for (size_t i = 0; i < lens[p]; i++)
+			h = (h ^ (unsigned char)parts[p][i]) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	if ((op->entry.idem_key = strdup(k)) == NULL) {
+		http_error(resp, 503, "out_of_memory", "out of memory");
+		return -1;
+	}
+	op->entry.idem_fp = h;
+	return 0;
+}
+
 static enum http_next h_write(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	enum op_kind kind = (enum op_kind)call->route->arg;
 	if (!call->submitted) {
 		op_init(&call->op, kind);
 		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
-		if (parse_write_body(a, req, call, resp) != 0) {
+		if (idem_key(req, &call->op, resp) != 0 || parse_write_body(a, req, call, resp) != 0) {
 			resp->index = projected(a);
 			atomic_fetch_add(&a->metrics.writes_failed, 1);
 			return HTTP_RESPOND;

@@ -144,6 +144,11 @@ bool cluster_forward(struct loop *l, struct op *op)
 		r->content_type = op->raw.content_type;
 	}
 	r->extra_headers = l->fwd_header;
+	if (op->raw.idem_key) {
+		snprintf(op->fwd_headers, sizeof(op->fwd_headers), "%sIdempotency-Key: %s\r\n", l->fwd_header,
+			 op->raw.idem_key);
+		r->extra_headers = op->fwd_headers;
+	}
 	int64_t left = op->deadline_ms - loop_now_ms();
 	r->timeout_ms = left > 100 ? left : 100;
 	r->cb = forwarded_cb;

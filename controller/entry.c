@@ -221,7 +221,7 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
-	wr_int(&w, "v", ENTRY_VERSION);
+	wr_int(&w, "v", e->idem_key ? 2 : 1);
 	wr_str(&w, "op", entry_op_name(e->op));
 	wr_int(&w, "at", e->at_ms);
 	wr_opt_str(&w, "who", e->who);
@@ -269,6 +269,15 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 	if (e->nplacements)
 		wr_strs(&w, "placements", e->placements, e->nplacements);
 	wr_opt_str(&w, "rr_cursor", e->rr_cursor);
+	if (e->idem_key) {
+		char fp[24];
+		snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)e->idem_fp);
+		jw_key(&w, "idem");
+		jw_obj(&w);
+		wr_str(&w, "key", e->idem_key);
+		wr_str(&w, "fp", fp);
+		jw_obj_end(&w);
+	}
 	if (e->nmoves) {
 		jw_key(&w, "moves");
 		jw_arr(&w);
@@ -671,6 +680,26 @@ static int member_read(struct rd *r, const json_t *o, struct entry *e)
 	return e->op == ENTRY_MEMBER_PUT ? rd_str(r, o, "api_url", true, &e->api_url) : 0;
 }
 
+/* "idem": {"key", "fp": 16 hex digits} (version 2; absent: none). */
+static int idem_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	const json_t *v = json_object_get(o, "idem");
+	if (v == NULL)
+		return 0;
+	char *fp = NULL;
+	if (!json_is_object(v))
+		return rd_fail(r, ENTRY_E_MALFORMED, "idem", "not an object");
+	if (rd_str(r, v, "key", true, &e->idem_key) != 0 || rd_str(r, v, "fp", true, &fp) != 0) {
+		free(fp);
+		return -1;
+	}
+	char *end;
+	e->idem_fp = strtoull(fp, &end, 16);
+	bool bad = strlen(fp) != 16 || *end != '\0';
+	free(fp);
+	return bad ? rd_fail(r, ENTRY_E_MALFORMED, "idem", "fp must be 16 hex digits") : 0;
+}
+
 static int payload_read(struct rd *r, const json_t *o, struct entry *e)
 {
 	switch (e->op) {
@@ -726,6 +755,7 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 	    rd_str(&r, o, "who", false, &e.who) || rd_str(&r, o, "target", false, &e.target) ||
 	    rd_str(&r, o, "rr_cursor", false, &e.rr_cursor) ||
 	    rd_strs(&r, o, "placements", &e.placements, &e.nplacements) || moves_read(&r, o, &e) ||
+	    idem_read(&r, o, &e) ||
 	    payload_read(&r, o, &e)) {
 		entry_release(&e);
 		json_decref(o);
@@ -755,5 +785,6 @@ void entry_release(struct entry *e)
 	spec_link_free(&e->link);
 	spec_policy_free(&e->policy);
 	free(e->api_url);
+	free(e->idem_key);
 	memset(e, 0, sizeof(*e));
 }

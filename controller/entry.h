@@ -21,7 +21,9 @@
 
 struct jw;
 
-#define ENTRY_VERSION 1
+/* Version 2 adds "idem" (an idempotency key); entries without one are still
+ * written as version 1, so only they stop a replica too old to honour the key. */
+#define ENTRY_VERSION 2
 
 /* The largest quantity (millicores, MiB, counts, replicas, milliseconds) an entry
  * may carry: far above every API maximum, so tightening those never makes a log
@@ -91,6 +93,8 @@ struct entry {
 	struct provider_spec provider;
 	struct link_spec link;
 	struct policy_spec policy;
+	char *idem_key;     /* the client's Idempotency-Key (NULL none): version 2 */
+	uint64_t idem_fp;   /* fingerprint of the request that carried it */
 	uint64_t member_id; /* MEMBER_*: the Raft server id */
 	char *api_url;      /* MEMBER_PUT */
 };

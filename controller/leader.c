@@ -176,7 +176,9 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	op->index = index;
 	if (res->id[0])
 		snprintf(op->id, sizeof(op->id), "%s", res->id);
-	if (res->code == APPLY_OK) {
+	if (res->code == APPLY_OK || res->code == APPLY_DUPLICATE) {
+		/* A duplicate: the same request carrying the same key was applied
+		 * first (res->id is what it wrote); this is its answer too. */
 		ops_written(l, op);
 		loop_wait_projection(l, op);
 		return;

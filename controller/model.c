@@ -19,6 +19,7 @@ void model_init(struct model *m)
 	hmap_init(&m->providers);
 	hmap_init(&m->links);
 	hmap_init(&m->policies);
+	hmap_init(&m->idem);
 	sched_index_init(&m->sched);
 }
 
@@ -97,8 +98,50 @@ int model_member_set(struct model *m, uint64_t id, const char *url)
 	return 0;
 }
 
+__attribute__((noreturn)) static void model_oom(const struct model *m, const char *what);
+
+static void idem_drop_oldest(struct model *m)
+{
+	struct model_idem *r = m->idem_oldest;
+	hmap_del(&m->idem, r->key);
+	m->idem_oldest = r->next;
+	if (m->idem_oldest == NULL)
+		m->idem_newest = NULL;
+	free(r->key);
+	free(r);
+}
+
+const struct model_idem *model_idem_get(const struct model *m, const char *key)
+{
+	return hmap_get(&m->idem, key);
+}
+
+void model_idem_put(struct model *m, const char *key, uint64_t fp, const char *id, uint64_t index, int64_t at_ms)
+{
+	/* Entry time, not the clock, so every replica forgets the same keys. */
+	while (m->idem_oldest && (m->idem_oldest->at_ms < at_ms - MODEL_IDEM_WINDOW_MS || m->idem.n >= MODEL_IDEM_MAX))
+		idem_drop_oldest(m);
+	if (hmap_get(&m->idem, key) != NULL)
+		return;
+	struct model_idem *r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->key = strdup(key)) == NULL || hmap_put(&m->idem, r->key, r) != 0)
+		model_oom(m, "an idempotency key");
+	r->fp = fp;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->index = index;
+	r->at_ms = at_ms;
+	if (m->idem_newest)
+		m->idem_newest->next = r;
+	else
+		m->idem_oldest = r;
+	m->idem_newest = r;
+}
+
 void model_release(struct model *m)
 {
+	while (m->idem_oldest)
+		idem_drop_oldest(m);
+	hmap_release(&m->idem);
 	for (size_t i = 0; i < m->nmembers; i++)
 		free(m->members[i].api_url);
 	free(m->members);
@@ -954,6 +997,20 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 {
 	memset(res, 0, sizeof(*res));
 	m->applying = index; /* for model_oom's message */
+	const struct model_idem *seen = e->idem_key ? model_idem_get(m, e->idem_key) : NULL;
+	if (seen && seen->at_ms >= e->at_ms - MODEL_IDEM_WINDOW_MS) {
+		/* A retry that reached the log twice (sent again before the first was
+		 * answered): the first one stands. */
+		res_id(res, seen->id);
+		res->first_index = seen->index;
+		if (seen->fp != e->idem_fp)
+			res_set(res, APPLY_KEY_REUSED, "Idempotency-Key '%s' was used for another request", e->idem_key);
+		else
+			res_set(res, APPLY_DUPLICATE, "Idempotency-Key '%s' was applied at index %llu", e->idem_key,
+				(unsigned long long)seen->index);
+		m->applying = 0;
+		return;
+	}
 	switch (e->op) {
 	case ENTRY_NODE_PUT: apply_node_put(m, e, out, res); break;
 	case ENTRY_NODE_FLAGS: apply_node_flags(m, e, out, res); break;
@@ -978,6 +1035,8 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	 * may go back in time. */
 	if (res->code == APPLY_OK && e->at_ms > m->last_at_ms)
 		m->last_at_ms = e->at_ms;
+	if (res->code == APPLY_OK && e->idem_key)
+		model_idem_put(m, e->idem_key, e->idem_fp, res->id, index, e->at_ms);
 	m->applying = 0;
 }
 

@@ -94,6 +94,8 @@ struct model {
 	 * API (membership itself is Raft's configuration). Sorted by id. */
 	struct model_member *members;
 	size_t nmembers;
+	struct hmap idem; /* key -> struct model_idem */
+	struct model_idem *idem_oldest, *idem_newest;
 };
 
 struct model_member {
@@ -111,6 +113,8 @@ enum apply_code {
 	APPLY_INSUFFICIENT,
 	APPLY_DENIED,
 	APPLY_INVALID,
+	APPLY_DUPLICATE,   /* its idempotency key was applied before: res->id, first_index say what */
+	APPLY_KEY_REUSED,  /* its idempotency key came with another request */
 	/* No code for running out of memory: apply stops the process instead
 	 * (model.c, "crash-only"), so every replica applies an entry the same way. */
 };
@@ -119,9 +123,30 @@ struct apply_result {
 	enum apply_code code;
 	char message[256];
 	char id[SPEC_ID_MAX + 1]; /* id of the object the entry touched */
+	uint64_t first_index;     /* APPLY_DUPLICATE: the index of the entry that carried the key first */
+};
+
+/* Idempotency keys applied lately: a retry of a POST with the same key finds
+ * the first answer instead of writing again. Kept for MODEL_IDEM_WINDOW_MS of
+ * entry time and at most MODEL_IDEM_MAX keys (the oldest go first): the same
+ * on every replica, since both count in entries. */
+#define MODEL_IDEM_WINDOW_MS (3600 * 1000)
+#define MODEL_IDEM_MAX 100000
+struct model_idem {
+	char *key;
+	uint64_t fp;
+	char id[SPEC_ID_MAX + 1];
+	uint64_t index;
+	int64_t at_ms;
+	struct model_idem *next; /* newer */
 };
 
 void model_init(struct model *m);
+/* The record of idempotency key `key` (borrowed), or NULL. */
+const struct model_idem *model_idem_get(const struct model *m, const char *key);
+/* Records a key (the entry at index applied as id); drops the records the
+ * window and the cap no longer keep. Aborts on out of memory (apply). */
+void model_idem_put(struct model *m, const char *key, uint64_t fp, const char *id, uint64_t index, int64_t at_ms);
 /* The REST API URL recorded for Raft server id, or NULL (borrowed). */
 const char *model_member_url(const struct model *m, uint64_t id);
 /* Records (url != NULL) or forgets (url == NULL) a member's URL (copied).

@@ -124,6 +124,25 @@ char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 	snap_array(&w, "providers", &m->providers, snap_provider);
 	snap_array(&w, "links", &m->links, snap_link);
 	snap_array(&w, "policies", &m->policies, snap_policy);
+	jw_key(&w, "idem"); /* oldest first, as they are forgotten */
+	jw_arr(&w);
+	for (const struct model_idem *r = m->idem_oldest; r; r = r->next) {
+		char fp[24];
+		snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)r->fp);
+		jw_obj(&w);
+		jw_key(&w, "key");
+		jw_str(&w, r->key);
+		jw_key(&w, "fp");
+		jw_str(&w, fp);
+		jw_key(&w, "id");
+		jw_str(&w, r->id);
+		jw_key(&w, "index");
+		jw_uint(&w, r->index);
+		jw_key(&w, "at");
+		jw_int(&w, r->at_ms);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
 	jw_key(&w, "members");
 	jw_arr(&w);
 	for (size_t i = 0; i < m->nmembers; i++) {
@@ -304,6 +323,26 @@ int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen)
 	}
 	if (restore_actors(m, actors, err, errlen) != 0)
 		return -1;
+	/* "idem" and "members" arrived after the first snapshots: absent means none. */
+	const json_t *idem = json_object_get(snap, "idem");
+	if (idem != NULL && !json_is_array(idem))
+		FAIL("snapshot: idem is not an array");
+	int64_t prev_at = INT64_MIN;
+	json_array_foreach(idem, i, o)
+	{
+		const char *key = json_string_value(json_object_get(o, "key"));
+		const char *fp = json_string_value(json_object_get(o, "fp"));
+		const char *id = json_string_value(json_object_get(o, "id"));
+		json_t *ix = json_object_get(o, "index"), *at = json_object_get(o, "at");
+		char *end = NULL;
+		unsigned long long f = fp ? strtoull(fp, &end, 16) : 0;
+		if (key == NULL || fp == NULL || strlen(fp) != 16 || *end != '\0' || id == NULL ||
+		    strlen(id) > SPEC_ID_MAX || !json_is_integer(ix) || !json_is_integer(at) ||
+		    json_integer_value(at) < prev_at || model_idem_get(m, key) != NULL)
+			FAIL("snapshot: bad, repeated or out-of-order idempotency key #%zu", i);
+		prev_at = json_integer_value(at);
+		model_idem_put(m, key, f, id, (uint64_t)json_integer_value(ix), prev_at);
+	}
 	/* "members" arrived after the first snapshots: absent means none. */
 	const json_t *members = json_object_get(snap, "members");
 	if (members != NULL && !json_is_array(members))

@@ -80,6 +80,8 @@ static void fail_apply(struct op *op, const struct apply_result *res)
 	case APPLY_INSUFFICIENT: op_fail(op, 409, "insufficient_resources", "%s", res->message); break;
 	case APPLY_DENIED: op_fail(op, 403, "capability_denied", "%s", res->message); break;
 	case APPLY_INVALID: op_fail(op, 422, "invalid_request", "%s", res->message); break;
+	case APPLY_KEY_REUSED: op_fail(op, 422, "idempotency_key_reused", "%s", res->message); break;
+	case APPLY_DUPLICATE: break; /* answered as the first request was (leader.c) */
 	}
 }
 
@@ -443,10 +445,45 @@ void ops_answer_local(struct loop *l, struct op *op)
 		op_fail(op, 503, "out_of_memory", "out of memory");
 }
 
+/* A retry of a keyed request applied before: answered as the first one was,
+ * with the object as it is now. Returns OPS_PLANNED when the key is new. */
+static enum ops_plan plan_idempotent(struct loop *l, struct op *op)
+{
+	struct model *m = &l->model;
+	const struct entry *e = &op->entry;
+	const struct model_idem *r = model_idem_get(m, e->idem_key);
+	if (r == NULL || r->at_ms < model_entry_time(m, loop_wallclock_ms()) - MODEL_IDEM_WINDOW_MS)
+		return OPS_PLANNED;
+	if (r->fp != e->idem_fp) {
+		op_fail(op, 422, "idempotency_key_reused",
+			"Idempotency-Key '%s' was used for another request (at index %llu); use a new key", e->idem_key,
+			(unsigned long long)r->index);
+		return OPS_REFUSED;
+	}
+	snprintf(op->id, sizeof(op->id), "%s", r->id);
+	op->index = r->index;
+	ops_written(l, op);
+	if (op->object == NULL && op->object_text == NULL && op->kind != OP_NODE_DRAIN) {
+		op_fail(op, 409, "conflict",
+			"the request with Idempotency-Key '%s' was applied at index %llu (object '%s'), which has "
+			"since been deleted",
+			e->idem_key, (unsigned long long)r->index, r->id);
+		return OPS_REFUSED;
+	}
+	log_debug("%s: Idempotency-Key '%s' seen at index %llu: answered as then", op->id, e->idem_key,
+		  (unsigned long long)r->index);
+	return OPS_UNCHANGED;
+}
+
 enum ops_plan ops_plan(struct loop *l, struct op *op)
 {
 	struct model *m = &l->model;
 	struct entry *e = &op->entry;
+	if (e->idem_key) {
+		enum ops_plan rc = plan_idempotent(l, op);
+		if (rc != OPS_PLANNED)
+			return rc;
+	}
 	switch (op->kind) {
 	case OP_NODE_CREATE:
 		e->op = ENTRY_NODE_PUT;

@@ -53,6 +53,7 @@ struct op_raw {
 	const char *body;
 	size_t body_len;
 	const char *content_type;
+	const char *idem_key; /* Idempotency-Key, NULL none */
 	bool forwarded; /* it came from another replica: never send it on again */
 };
 
@@ -103,6 +104,7 @@ struct op {
 	char raft_address[64];     /* OP_MEMBER_ADD */
 	uint64_t transfer_to;      /* OP_TRANSFER: 0 = any voter */
 	struct op_raw raw;
+	char fwd_headers[400]; /* extra headers when sent on to the leader */
 
 	void (*done)(struct op *op); /* called once, from any thread */
 	void *done_arg;

@@ -2,6 +2,7 @@
 # (sourced after lib.sh). Each replica has its own database on the file's
 # PostgreSQL server, its own data dir and ports.
 #
+#   GROUP_PREFIX (default r)      names of the replicas' dirs and databases (r1, r2...)
 #   group_init N                  N replicas' dirs, databases and ports; MEMBERS
 #   group_start I [FLAGS...]      start replica I (bootstrap of MEMBERS, or FLAGS)
 #   group_wait_ready I            until replica I's /readyz answers 200
@@ -22,32 +23,32 @@ group_init() {
 	MEMBERS=
 	for ((i = 1; i <= n; i++)); do
 		group_dir_new "$i"
-		MEMBERS+="${MEMBERS:+,}$i=127.0.0.1:$(cat "$T_DIR/r$i/raft_port")"
+		MEMBERS+="${MEMBERS:+,}$i=127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/raft_port")"
 	done
 }
 
 group_dir_new() {
 	local i=$1
-	mkdir -p "$T_DIR/r$i"
-	pg_createdb "r$i" >"$T_DIR/r$i/conninfo" || bail "createdb r$i failed"
-	free_port >"$T_DIR/r$i/http_port"
-	free_port >"$T_DIR/r$i/raft_port"
+	mkdir -p "$T_DIR/${GROUP_PREFIX:-r}$i"
+	pg_createdb "${GROUP_PREFIX:-r}$i" >"$T_DIR/${GROUP_PREFIX:-r}$i/conninfo" || bail "createdb ${GROUP_PREFIX:-r}$i failed"
+	free_port >"$T_DIR/${GROUP_PREFIX:-r}$i/http_port"
+	free_port >"$T_DIR/${GROUP_PREFIX:-r}$i/raft_port"
 }
 
-group_api() { echo "http://127.0.0.1:$(cat "$T_DIR/r$1/http_port")"; }
+group_api() { echo "http://127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$1/http_port")"; }
 
 # group_start I [FLAGS...]: without FLAGS, bootstraps from MEMBERS.
 group_start() {
 	local i=$1; shift
 	local flags=("$@")
 	[ ${#flags[@]} -eq 0 ] && flags=(--bootstrap --members "$MEMBERS")
-	"$LATTICED" --id "$i" --listen "127.0.0.1:$(cat "$T_DIR/r$i/http_port")" \
-		--raft-address "127.0.0.1:$(cat "$T_DIR/r$i/raft_port")" \
-		--data-dir "$T_DIR/r$i/data" --pg "$(cat "$T_DIR/r$i/conninfo")" \
+	"$LATTICED" --id "$i" --listen "127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/http_port")" \
+		--raft-address "127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/raft_port")" \
+		--data-dir "$T_DIR/${GROUP_PREFIX:-r}$i/data" --pg "$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/conninfo")" \
 		--schema-dir "$SCHEMA_DIR" --heartbeat-timeout-ms 0 --log-level "${LOG_LEVEL:-info}" "${flags[@]}" \
-		>>"$T_DIR/r$i/latticed.log" 2>&1 &
+		>>"$T_DIR/${GROUP_PREFIX:-r}$i/latticed.log" 2>&1 &
 	GPID[$i]=$!
-	LIB_PIDS+=("$! r$i")
+	LIB_PIDS+=("$! ${GROUP_PREFIX:-r}$i")
 }
 
 group_alive() { [ -n "${GPID[$1]:-}" ] && [ -d "/proc/${GPID[$1]}" ] && [ "$(awk '{print $3}' "/proc/${GPID[$1]}/stat" 2>/dev/null)" != Z ]; }
@@ -56,11 +57,11 @@ group_wait_ready() {
 	local i=$1 t
 	for t in $(seq 1 600); do
 		[ "$(curl -s -o /dev/null -w '%{http_code}' "$(group_api "$i")/readyz")" = 200 ] && return 0
-		group_alive "$i" || { diag "replica $i exited:"; tail -5 "$T_DIR/r$i/latticed.log" | sed 's/^/#   /'; return 1; }
+		group_alive "$i" || { diag "replica $i exited:"; tail -5 "$T_DIR/${GROUP_PREFIX:-r}$i/latticed.log" | sed 's/^/#   /'; return 1; }
 		sleep 0.1
 	done
 	diag "replica $i not ready after 60 s:"
-	tail -5 "$T_DIR/r$i/latticed.log" | sed 's/^/#   /'
+	tail -5 "$T_DIR/${GROUP_PREFIX:-r}$i/latticed.log" | sed 's/^/#   /'
 	return 1
 }
 
@@ -73,7 +74,7 @@ group_kill() {
 }
 
 group_term() {
-	lib_term "${GPID[$1]}" "r$1" 60
+	lib_term "${GPID[$1]}" "${GROUP_PREFIX:-r}$1" 60
 	GPID[$1]=
 }
 
@@ -114,7 +115,7 @@ greq() {
 
 # Replica I's database as text: every table the projection writes, ordered.
 group_dump() {
-	local i=$1 db="r$1" t
+	local i=$1 db="${GROUP_PREFIX:-r}$1" t
 	for t in nodes actors placements providers links policies snapshots commands failovers events; do
 		echo "== $t"
 		pg_psql "$db" "SELECT * FROM $t ORDER BY 1" 2>&1

@@ -34,6 +34,11 @@ is() {
 	if [ "$1" = "$2" ]; then echo "ok $TAP_N - $3"
 	else echo "not ok $TAP_N - $3"; diag "  got:  '$1'"; diag "  want: '$2'"; TAP_FAILED=$((TAP_FAILED + 1)); fi
 }
+isnt() {
+	TAP_N=$((TAP_N + 1))
+	if [ "$1" != "$2" ]; then echo "ok $TAP_N - $3"
+	else echo "not ok $TAP_N - $3"; diag "  got:  '$1', which it must not be"; TAP_FAILED=$((TAP_FAILED + 1)); fi
+}
 bail() { echo "Bail out! $*"; exit 1; }
 skip_all() {
 	if tap_strict; then
