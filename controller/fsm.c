@@ -137,10 +137,12 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 	/* The index lets restore tell whether PostgreSQL fell behind the snapshot. */
 	sn->index = raft_last_applied(f->raft);
 	clock_gettime(CLOCK_MONOTONIC, &sn->started);
-	if (bgsave_start(&sn->bg, f->model, sn->index) != 0) {
-		log_warn("raft snapshot at index %llu: cannot fork a child to serialise it (%s); serialising on "
-			 "the loop thread",
-			 (unsigned long long)sn->index, strerror(sn->bg.err));
+	sn->bg.fd = -1; /* no memfd unless bgsave_start makes one */
+	if (f->snapshot_inline || bgsave_start(&sn->bg, f->model, sn->index) != 0) {
+		if (!f->snapshot_inline)
+			log_warn("raft snapshot at index %llu: cannot fork a child to serialise it (%s); serialising "
+				 "on the loop thread",
+				 (unsigned long long)sn->index, strerror(sn->bg.err));
 		sn->bg.base = model_snapshot_dump(f->model, sn->index, &sn->bg.len);
 		if (sn->bg.base == NULL)
 			return RAFT_NOMEM;

@@ -38,6 +38,9 @@ struct fsm {
 	struct store *store;    /* borrowed; NULL: no projection (tests) */
 	struct disk *disk;      /* borrowed; NULL: snapshots are not checked for room */
 	struct fsm_snap snap;
+	/* Serialise snapshots on the calling thread instead of in a forked child
+	 * (tests: raft's fixture runs many replicas in one process). */
+	bool snapshot_inline;
 	uint64_t store_applied; /* PostgreSQL held entries up to here at start-up */
 	/* Highest index whose rows (possibly none: a refused entry) went to the
 	 * store, or that PostgreSQL already held. Entries above it up to the
