@@ -29,6 +29,9 @@ static const struct opt config_opts[] = {
 	 "Raft log, snapshots and replica metadata (created if missing)"},
 	{"pg", OPT_STR, O(pg), "dbname=lattice", 0, 0, "CONNINFO",
 	 "libpq connection string of this replica's PostgreSQL database"},
+	{"pg-reset", OPT_BOOL, O(pg_reset), "false", 0, 0, NULL,
+	 "allow wiping the --pg database when it is recorded for another lattice group or replica id "
+	 "(refused otherwise) and rebuilding it from this replica's log; give it once, not in a unit file"},
 	{"id", OPT_INT, O(id), "1", 1, INT32_MAX, "N", "Raft server id of this replica"},
 	{"raft-address", OPT_STR, O(raft_address), "127.0.0.1:9001", 0, 0, "IP:PORT",
 	 "address Raft listens on and peers reach (IPv4)"},

@@ -15,6 +15,7 @@ struct config {
 	char *listen;       /* HOST:PORT for the REST API */
 	char *data_dir;     /* Raft log, snapshots, replica metadata */
 	char *pg;           /* libpq conninfo of this replica's database */
+	bool pg_reset;      /* may wipe a database recorded for another group or replica */
 	int64_t id;         /* Raft server id, >= 1 */
 	char *raft_address; /* IPv4 HOST:PORT raft listens on */
 	bool bootstrap;

@@ -92,15 +92,27 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	char instance[40];
-	if (loop_prepare_dir(&lt.cfg, instance, sizeof(instance), err, sizeof(err)) != 0) {
+	char instance[40], group[LOOP_GROUP_ID_LEN + 1];
+	if (loop_prepare_dir(&lt.cfg, instance, sizeof(instance), group, sizeof(group), err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return 1;
 	}
-	if (store_open(&lt.store, lt.cfg.pg, lt.cfg.schema_dir, instance, err, sizeof(err)) != 0) {
+	log_info("replica %lld of lattice group %s (data dir %s, instance %s)", (long long)lt.cfg.id, group,
+		 lt.cfg.data_dir, instance);
+	const struct store_config sc = {
+		.conninfo = lt.cfg.pg,
+		.schema_dir = lt.cfg.schema_dir,
+		.group_id = group,
+		.replica_id = (uint64_t)lt.cfg.id,
+		.instance_id = instance,
+		.wipe_foreign = lt.cfg.pg_reset,
+	};
+	if (store_open(&lt.store, &sc, err, sizeof(err)) != 0) {
 		log_error("PostgreSQL: %s", err);
 		return 1;
 	}
+	if (store_claim_note(lt.store)[0])
+		log_warn("PostgreSQL: %s", store_claim_note(lt.store));
 	log_info("PostgreSQL ready: projection holds the log up to index %llu",
 		 (unsigned long long)store_applied_index(lt.store));
 	if (store_start(lt.store, on_projected, &lt.loop) != 0) {

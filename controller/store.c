@@ -178,19 +178,16 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 
 /* ---- open / close ---------------------------------------------------------- */
 
-int store_open(struct store **out, const char *conninfo, const char *schema_dir,
-	       const char *instance_id, char *err, size_t errlen)
+int store_open(struct store **out, const struct store_config *cfg, char *err, size_t errlen)
 {
-	assert(conninfo && schema_dir && instance_id && *instance_id);
+	assert(cfg->conninfo && cfg->schema_dir && cfg->instance_id && *cfg->instance_id && cfg->group_id &&
+	       *cfg->group_id && cfg->replica_id >= 1);
 	struct store *s = calloc(1, sizeof(*s));
 	pthread_condattr_t ca;
 	if (!s)
 		goto nomem;
-	s->conninfo = strdup(conninfo);
-	s->instance_id = strdup(instance_id);
-	if (!s->conninfo || !s->instance_id) {
-		free(s->conninfo);
-		free(s->instance_id);
+	s->conninfo = strdup(cfg->conninfo);
+	if (!s->conninfo) {
 		free(s);
 		goto nomem;
 	}
@@ -206,21 +203,22 @@ int store_open(struct store **out, const char *conninfo, const char *schema_dir,
 		pthread_mutex_destroy(&s->rmu);
 		pthread_cond_destroy(&s->cv);
 		free(s->conninfo);
-		free(s->instance_id);
 		free(s);
 		return -1;
 	}
 	atomic_init(&s->healthy, true);
 
-	s->wc = store_connect(conninfo, "lattice-writer");
+	s->wc = store_connect(cfg->conninfo, "lattice-writer");
 	if (!s->wc)
 		goto nomem_close;
 	if (PQstatus(s->wc) != CONNECTION_OK) {
 		store_err(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(s->wc));
 		goto fail;
 	}
-	if (migrate_apply(s->wc, schema_dir, err, errlen) != 0 ||
-	    migrate_claim(s->wc, s->instance_id, &s->open_applied, &s->was_reset, err, errlen) != 0)
+	const struct migrate_owner me = {cfg->group_id, cfg->replica_id, cfg->instance_id};
+	if (migrate_apply(s->wc, cfg->schema_dir, err, errlen) != 0 ||
+	    migrate_claim(s->wc, &me, cfg->wipe_foreign, &s->open_applied, &s->was_reset, s->claim_note,
+			  sizeof(s->claim_note), err, errlen) != 0)
 		goto fail;
 	s->db_applied = s->open_applied;
 	char msg[512];
@@ -251,6 +249,11 @@ uint64_t store_applied_index(const struct store *s)
 bool store_was_reset(const struct store *s)
 {
 	return s->was_reset;
+}
+
+const char *store_claim_note(const struct store *s)
+{
+	return s->claim_note;
 }
 
 static void store_free_batches(struct proj_batch *b)
@@ -286,7 +289,6 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->rmu);
 	pthread_cond_destroy(&s->cv);
 	free(s->conninfo);
-	free(s->instance_id);
 	free(s);
 }
 

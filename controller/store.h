@@ -22,18 +22,34 @@ struct proj_batch;
  * index now visible in PostgreSQL. */
 typedef void (*store_projected_fn)(void *arg, uint64_t index);
 
-/* Connects with conninfo, applies schema migrations from schema_dir (files
- * NNN_name.sql, in order, each once, recorded in schema_migrations), and reads
- * the recorded applied index and instance id. If the database belongs to a
- * different data dir (instance_id differs) it is emptied so it can be rebuilt
- * from the log. Returns 0 and a new store in *out, or -1 with a message in err. */
-int store_open(struct store **out, const char *conninfo, const char *schema_dir,
-	       const char *instance_id, char *err, size_t errlen);
+/* What store_open needs; every string is borrowed for the call (copied). */
+struct store_config {
+	const char *conninfo;   /* libpq conninfo of this replica's database */
+	const char *schema_dir; /* the migrations, NNN_name.sql */
+	/* Who projects: the lattice group, this replica's id in it, and its data
+	 * dir's instance id (loop_prepare_dir). */
+	const char *group_id;
+	uint64_t replica_id;
+	const char *instance_id;
+	/* --pg-reset: a database recorded for another group or replica id may be
+	 * wiped and taken over (otherwise store_open refuses it). */
+	bool wipe_foreign;
+};
+
+/* Connects, applies schema migrations from cfg->schema_dir (files NNN_name.sql,
+ * in order, each once, recorded in schema_migrations), and claims the database
+ * for this replica (migrate.h, migrate_claim: a database of another group or
+ * replica id is refused unless cfg->wipe_foreign; one written from an earlier
+ * data dir of this replica is emptied to be rebuilt from the log). Returns 0 and
+ * a new store in *out, or -1 with a message in err. */
+int store_open(struct store **out, const struct store_config *cfg, char *err, size_t errlen);
 /* Highest log index the database held at open (0 for a new one). */
 uint64_t store_applied_index(const struct store *s);
-/* true when store_open found the database recorded for another instance id and
- * emptied it (the caller logs it; the model is then projected from scratch). */
+/* true when store_open emptied the database (the model is then projected from
+ * scratch); store_claim_note then says why, for the caller to log ("" when
+ * nothing worth a line happened). */
 bool store_was_reset(const struct store *s);
+const char *store_claim_note(const struct store *s);
 /* Starts the writer thread. cb may be NULL. Returns 0 or -1. */
 int store_start(struct store *s, store_projected_fn cb, void *arg);
 /* Queues a batch (ownership transferred). Any thread; batches must arrive in

@@ -18,9 +18,9 @@ struct store_reader; /* store_read.c */
 
 struct store {
 	char *conninfo;
-	char *instance_id;
 	uint64_t open_applied;
 	bool was_reset;
+	char claim_note[1536];
 
 	pthread_mutex_t mu; /* guards the queue and the stop request */
 	pthread_cond_t cv;  /* work queued or stop requested */

@@ -154,12 +154,29 @@ static struct proj_batch *ev_batch(uint64_t index, uint64_t seq)
 	return b;
 }
 
-static struct store *open_store(const char *instance, char *err, size_t errlen)
+/* Opens the store as replica `replica` of group `group`, data dir `instance`;
+ * wipe: --pg-reset. */
+static struct store *open_as(const char *group, uint64_t replica, const char *instance, bool wipe, char *err,
+			     size_t errlen)
 {
 	struct store *s = NULL;
-	if (store_open(&s, conninfo, schema_dir, instance, err, errlen) != 0)
+	const struct store_config cfg = {
+		.conninfo = conninfo,
+		.schema_dir = schema_dir,
+		.group_id = group,
+		.replica_id = replica,
+		.instance_id = instance,
+		.wipe_foreign = wipe,
+	};
+	if (store_open(&s, &cfg, err, errlen) != 0)
 		return NULL;
 	return s;
+}
+
+/* Replica 1 of group "g1", data dir `instance`. */
+static struct store *open_store(const char *instance, char *err, size_t errlen)
+{
+	return open_as("g1", 1, instance, false, err, errlen);
 }
 
 static const char *jstr(json_t *o, const char *key)
@@ -1150,21 +1167,88 @@ static void test_coalesce_reset(struct store **sp, uint64_t *idx, uint64_t *seq)
 	sched_index_release(&m.sched);
 }
 
-static void test_instance_mismatch(void)
+/* Whose database it is (migrate_claim): the same replica's earlier data dir is
+ * emptied; another group's or another replica id's is refused, untouched, unless
+ * wipe_foreign (--pg-reset). */
+static void test_owner(void)
 {
-	char err[512], buf[64];
+	char err[1024], buf[128];
 	struct store *s = open_store("inst-B", err, sizeof(err));
-	ok(s != NULL, "open with another instance id");
+	ok(s != NULL, "open with another instance id of the same group and replica");
 	ok(s && store_was_reset(s), "the database is reset");
+	ok(s && strstr(store_claim_note(s), "earlier data dir of this replica") != NULL,
+	   "the note says why: %s", s ? store_claim_note(s) : "");
 	is_int(s ? store_applied_index(s) : 99, 0, "applied index 0");
 	ok(sql_int("SELECT count(*) FROM nodes") == 0 && sql_int("SELECT count(*) FROM events") == 0,
 	   "state and events emptied");
-	is_str(sql_str("SELECT instance_id FROM lattice_state", buf, sizeof(buf)), "inst-B",
-	       "new instance id recorded");
-	store_close(s);
+	is_str(sql_str("SELECT instance_id || ' ' || group_id || ' ' || replica_id FROM lattice_state", buf,
+		       sizeof(buf)),
+	       "inst-B g1 1", "new instance id recorded, with the group and replica id");
+	if (s) {
+		ok(store_start(s, NULL, NULL) == 0, "start writer");
+		for (uint64_t i = 1; i <= 3; i++)
+			store_submit(s, ev_batch(i, i));
+		ok(wait_projected(s, 3, 10000), "three entries projected");
+		store_close(s);
+	} else {
+		ok(0, "start writer");
+		ok(0, "three entries projected");
+	}
 	s = open_store("inst-B", err, sizeof(err));
-	ok(s && !store_was_reset(s), "reopened by the same instance: not reset again");
+	ok(s && !store_was_reset(s) && store_claim_note(s)[0] == '\0',
+	   "reopened by the same instance: not reset again, nothing to note");
 	store_close(s);
+
+	/* Another group: refused, untouched. */
+	s = open_as("g2", 1, "inst-C", false, err, sizeof(err));
+	ok(s == NULL, "a database of another group is refused");
+	ok(strstr(err, "belongs to replica 1 of another lattice group (group g1, data dir instance inst-B") &&
+		   strstr(err, "--pg-reset"),
+	   "the message says whose it is and how to proceed: %s", err);
+	store_close(s);
+	is_str(sql_str("SELECT applied_index || ' ' || instance_id || ' ' || group_id || ' ' || "
+		       "(SELECT count(*) FROM events) FROM lattice_state",
+		       buf, sizeof(buf)),
+	       "3 inst-B g1 3", "the refused database is untouched");
+
+	/* Another replica id of this group: refused, untouched. */
+	s = open_as("g1", 2, "inst-C", false, err, sizeof(err));
+	ok(s == NULL && strstr(err, "belongs to replica 1 of this lattice group") &&
+		   strstr(err, "not to replica 2") && strstr(err, "--pg-reset"),
+	   "a database of another replica id is refused: %s", err);
+	store_close(s);
+	is_str(sql_str("SELECT applied_index || ' ' || instance_id || ' ' || (SELECT count(*) FROM events) "
+		       "FROM lattice_state",
+		       buf, sizeof(buf)),
+	       "3 inst-B 3", "... and untouched");
+
+	/* --pg-reset: wiped and taken over. */
+	s = open_as("g2", 1, "inst-C", true, err, sizeof(err));
+	ok(s && store_was_reset(s) && store_applied_index(s) == 0, "with wipe_foreign (--pg-reset) it is wiped");
+	ok(s && strstr(store_claim_note(s), "--pg-reset") && strstr(store_claim_note(s), "group g1"),
+	   "the note says whose it was: %s", s ? store_claim_note(s) : "");
+	store_close(s);
+	is_str(sql_str("SELECT applied_index || ' ' || instance_id || ' ' || group_id || ' ' || replica_id || ' ' || "
+		       "(SELECT count(*) FROM events) FROM lattice_state",
+		       buf, sizeof(buf)),
+	       "0 inst-C g2 1 0", "now recorded for the new owner, history gone");
+	s = open_as("g2", 1, "inst-C", true, err, sizeof(err));
+	ok(s && !store_was_reset(s), "--pg-reset does not wipe the owner's own database");
+	store_close(s);
+
+	/* A row claimed before groups were recorded (schema 003): adopted by its
+	 * instance id, refused to any other. */
+	ok(sql_ok("UPDATE lattice_state SET group_id = NULL, replica_id = NULL, applied_index = 5"),
+	   "a claim from before 004: instance id alone");
+	s = open_as("g3", 4, "inst-D", false, err, sizeof(err));
+	ok(s == NULL && strstr(err, "instance id inst-C (before latticed recorded lattice groups"),
+	   "another instance id is refused: %s", err);
+	store_close(s);
+	s = open_as("g3", 4, "inst-C", false, err, sizeof(err));
+	ok(s && !store_was_reset(s) && store_applied_index(s) == 5, "its own instance id keeps it");
+	store_close(s);
+	is_str(sql_str("SELECT group_id || ' ' || replica_id FROM lattice_state", buf, sizeof(buf)), "g3 4",
+	       "and records its group and replica id");
 }
 
 int main(void)
@@ -1179,7 +1263,7 @@ int main(void)
 		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
 		return 1;
 	}
-	tap_plan(189);
+	tap_plan(205);
 	mk_objects();
 	test_migrations();
 	test_constraints();
@@ -1204,7 +1288,7 @@ int main(void)
 	test_coalesce_reset(&s, &idx, &seq);
 	is_int(store_stop(s, 10000), 0, "stop");
 	store_close(s);
-	test_instance_mismatch();
+	test_owner();
 	PQfinish(adm);
 	return tap_done();
 }
