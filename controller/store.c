@@ -86,8 +86,20 @@ enum store_sql_id {
 	SQL_WAL,
 	SQL_APPLIED,
 	SQL_SYNC_OFF,
+	SQL_LOCK,
+	SQL_HOLDER,
+	SQL_OWNER,
 	SQL_COUNT
 };
+
+/* The projection lock: a session-level advisory lock the writer's session holds
+ * for as long as it projects, so two latticed processes never project into one
+ * database. PostgreSQL scopes advisory locks to the current database, so one
+ * constant key (ASCII "latticeW") is a lock per database. As a pg_locks row:
+ * classid and objid are its high and low 32 bits, objsubid 1 (the bigint form). */
+#define STORE_LOCK_KEY "7809651272170300759"
+#define STORE_LOCK_CLASSID "1818326132"
+#define STORE_LOCK_OBJID "1768121687"
 
 static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_ROLLBACK] = {NULL, 0, "ROLLBACK"},
@@ -101,11 +113,29 @@ static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_WAL] = {"store_wal", 0,
 		"SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"
 		" (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint"},
+	/* What the database holds, and whose it is now (a writer that reconnects
+	 * checks it was not taken over meanwhile). */
 	[SQL_APPLIED] = {"store_applied", 0,
-		"SELECT applied_index, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
-		" FROM lattice_state"},
+		"SELECT applied_index, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"
+		" group_id, replica_id, instance_id FROM lattice_state"},
 	/* Why off: see the top of this file. */
 	[SQL_SYNC_OFF] = {NULL, 0, "SET synchronous_commit = off"},
+	[SQL_LOCK] = {"store_lock", 0, "SELECT pg_try_advisory_lock(" STORE_LOCK_KEY ")"},
+	/* Who holds the lock (for the message when it is taken): the database's name
+	 * and, when the holder is still there, its session. */
+	[SQL_HOLDER] = {"store_holder", 0,
+		"SELECT current_database(), h.pid, h.addr, h.app, h.since FROM (SELECT 1) one LEFT JOIN ("
+		" SELECT a.pid, coalesce(host(a.client_addr), 'the local socket') AS addr,"
+		" coalesce(a.application_name, '') AS app,"
+		" to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS since"
+		" FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+		" WHERE l.locktype = 'advisory' AND l.granted"
+		" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+		" AND l.classid = " STORE_LOCK_CLASSID " AND l.objid = " STORE_LOCK_OBJID " AND l.objsubid = 1"
+		" LIMIT 1) h ON true"},
+	/* Whose lattice_state says it is (for that message; fails harmlessly on a
+	 * database not migrated yet). */
+	[SQL_OWNER] = {NULL, 0, "SELECT replica_id, group_id, instance_id FROM lattice_state"},
 };
 
 /* ---- state ----------------------------------------------------------------- */
@@ -176,6 +206,53 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- the projection lock ---------------------------------------------------- */
+
+/* Describes who holds the projection lock of c's database into buf: the
+ * holder's session (from the result of SQL_HOLDER, r) and whose lattice_state
+ * says the database is (from SQL_OWNER's result, o; NULL when unreadable). */
+static void store_holder_text(const PGresult *r, const PGresult *o, char *buf, size_t len)
+{
+	const char *db = r && PQntuples(r) ? PQgetvalue(r, 0, 0) : "?";
+	int n = snprintf(buf, len, "another latticed is projecting into database \"%s\"", db);
+	if (n < 0 || (size_t)n >= len)
+		return;
+	if (r && PQntuples(r) && !PQgetisnull(r, 0, 1))
+		n += snprintf(buf + n, len - (size_t)n,
+			      " (its session: PostgreSQL backend pid %s from %s, application_name '%s', since %s)",
+			      PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4));
+	if (n >= 0 && (size_t)n < len && o && PQntuples(o) && !PQgetisnull(o, 0, 1))
+		snprintf(buf + n, len - (size_t)n, "; lattice_state records it for replica %s of group %s (data dir instance %s)",
+			 PQgetvalue(o, 0, 0), PQgetvalue(o, 0, 1), PQgetisnull(o, 0, 2) ? "?" : PQgetvalue(o, 0, 2));
+}
+
+/* At open, before anything else touches the database: takes the projection
+ * lock on the writer's session (blocking). 0, or -1 with a message in err. */
+static int store_lock_open(struct store *s, char *err, size_t errlen)
+{
+	char msg[512];
+	PGresult *r;
+	if (store_exec_tuples(s->wc, &store_sql[SQL_LOCK], NULL, &r, msg, sizeof(msg)) != 0) {
+		store_err(err, errlen, "taking the projection lock: %s", msg);
+		return -1;
+	}
+	bool got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (got)
+		return 0;
+	PGresult *h = store_exec(s->wc, &store_sql[SQL_HOLDER], NULL, PGRES_TUPLES_OK, msg, sizeof(msg));
+	PGresult *o = store_exec(s->wc, &store_sql[SQL_OWNER], NULL, PGRES_TUPLES_OK, msg, sizeof(msg));
+	char who[1024];
+	store_holder_text(h, o, who, sizeof(who));
+	PQclear(h);
+	PQclear(o);
+	store_err(err, errlen,
+		  "%s: two latticed processes cannot project into one database. Give each replica a database of "
+		  "its own (--pg), or stop the other latticed first",
+		  who);
+	return -1;
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 int store_open(struct store **out, const struct store_config *cfg, char *err, size_t errlen)
@@ -215,6 +292,15 @@ int store_open(struct store **out, const struct store_config *cfg, char *err, si
 		store_err(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(s->wc));
 		goto fail;
 	}
+	s->group_id = strdup(cfg->group_id);
+	s->instance_id = strdup(cfg->instance_id);
+	s->replica_id = cfg->replica_id;
+	if (!s->group_id || !s->instance_id)
+		goto nomem_close;
+	/* First the lock: a second latticed must not migrate, let alone wipe, a
+	 * database another one projects into. */
+	if (store_lock_open(s, err, errlen) != 0)
+		goto fail;
 	const struct migrate_owner me = {cfg->group_id, cfg->replica_id, cfg->instance_id};
 	if (migrate_apply(s->wc, cfg->schema_dir, err, errlen) != 0 ||
 	    migrate_claim(s->wc, &me, cfg->wipe_foreign, &s->open_applied, &s->was_reset, s->claim_note,
@@ -289,6 +375,8 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->rmu);
 	pthread_cond_destroy(&s->cv);
 	free(s->conninfo);
+	free(s->group_id);
+	free(s->instance_id);
 	free(s);
 }
 
@@ -755,6 +843,20 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 		return rc == WR_OK ? WR_SQL : rc;
 	}
 	uint64_t applied = store_u64(r, 0, 0), lsn = store_u64(r, 0, 1);
+	/* Still ours? Another latticed may have taken the database over (--pg-reset)
+	 * while this one was away: its rows are not this log's. */
+	if (PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 4) || strcmp(PQgetvalue(r, 0, 2), s->group_id) != 0 ||
+	    store_u64(r, 0, 3) != s->replica_id || strcmp(PQgetvalue(r, 0, 4), s->instance_id) != 0) {
+		store_log("the database is now recorded for replica %s of group %s (data dir instance %s), not this "
+			  "replica: another latticed took it over while this one was disconnected. Not writing to "
+			  "it any more; restart latticed with a database of its own (--pg)",
+			  PQgetisnull(r, 0, 3) ? "?" : PQgetvalue(r, 0, 3), PQgetisnull(r, 0, 2) ? "?" : PQgetvalue(r, 0, 2),
+			  PQgetisnull(r, 0, 4) ? "?" : PQgetvalue(r, 0, 4));
+		PQclear(r);
+		atomic_fetch_add(&s->n_errors, 1);
+		s->disowned = true;
+		return WR_OK;
+	}
 	PQclear(r);
 
 	if (applied >= s->db_applied) {
@@ -824,10 +926,38 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 	return WR_OK;
 }
 
+/* After reconnecting: takes the projection lock again before anything is
+ * written. WR_OK when held; WR_SQL when another session holds it (f->msg says
+ * whose); WR_CONN. */
+static int wr_lock(struct store *s, struct wr_fail *f)
+{
+	PGresult *r = NULL, *h = NULL;
+	int rc = wr_simple(s, SQL_LOCK, &r, f);
+	if (rc == WR_OK && (!r || PQntuples(r) != 1)) {
+		store_err(f->msg, sizeof(f->msg), "pg_try_advisory_lock returned no row");
+		rc = WR_SQL;
+	}
+	if (rc != WR_OK || strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	rc = wr_simple(s, SQL_HOLDER, &h, f);
+	if (rc == WR_CONN)
+		return rc;
+	store_holder_text(h, NULL, f->msg, sizeof(f->msg));
+	PQclear(h);
+	return WR_SQL;
+}
+
 static void wr_connect(struct store *s)
 {
 	char msg[512];
 	struct wr_fail f = {.q = -1};
+	if (s->disowned) { /* never again: wait for the stop */
+		wr_backoff(s);
+		return;
+	}
 	s->wc = store_connect(s->conninfo, "lattice-writer");
 	if (!s->wc || PQstatus(s->wc) != CONNECTION_OK) {
 		wr_conn_lost(s, s->wc ? PQerrorMessage(s->wc) : "out of memory");
@@ -837,11 +967,36 @@ static void wr_connect(struct store *s)
 		wr_conn_lost(s, msg);
 		return;
 	}
-	int rc = wr_resync(s, &f);
+	int rc = wr_lock(s, &f);
+	if (rc == WR_SQL) {
+		/* Someone else projects into the database now: write nothing, and
+		 * try again later (it may be a latticed that is about to find the
+		 * database is not its own and exit). */
+		if (!s->lock_refused)
+			store_log("reconnected to PostgreSQL, but cannot take the projection lock again: %s. Not "
+				  "writing while it is held; retrying",
+				  f.msg);
+		s->lock_refused = true;
+		atomic_fetch_add(&s->n_errors, 1);
+		s->down = true;
+		wr_close(s);
+		wr_backoff(s);
+		return;
+	}
+	if (rc == WR_OK)
+		rc = wr_resync(s, &f);
 	if (rc != WR_OK) {
 		wr_conn_lost(s, f.msg);
 		return;
 	}
+	if (s->disowned) {
+		wr_close(s); /* and with it the lock, for the database's owner */
+		wr_backoff(s);
+		return;
+	}
+	if (s->lock_refused)
+		store_log("took the projection lock again");
+	s->lock_refused = false;
 	if (s->down) {
 		atomic_fetch_add(&s->epoch, 1);
 		atomic_fetch_add(&s->n_reconnects, 1);

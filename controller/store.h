@@ -6,7 +6,11 @@
  * and records the highest index in the same transaction, so after
  * any crash the database holds exactly a prefix of the log: entries at or below
  * store_applied_index() are never written twice. While PostgreSQL is unreachable
- * the writer keeps its queue, retries with backoff and reports unhealthy. */
+ * the writer keeps its queue, retries with backoff and reports unhealthy.
+ *
+ * The writer's session holds the database's projection lock (a session-level
+ * advisory lock) from store_open on, and takes it again after every reconnect
+ * before writing: two stores never project into one database. */
 #ifndef LATTICE_STORE_H
 #define LATTICE_STORE_H
 
@@ -36,8 +40,10 @@ struct store_config {
 	bool wipe_foreign;
 };
 
-/* Connects, applies schema migrations from cfg->schema_dir (files NNN_name.sql,
- * in order, each once, recorded in schema_migrations), and claims the database
+/* Connects, takes the projection lock (refused, with a message naming the
+ * holder, while another session holds it), applies schema migrations from
+ * cfg->schema_dir (files NNN_name.sql, in order, each once, recorded in
+ * schema_migrations), and claims the database
  * for this replica (migrate.h, migrate_claim: a database of another group or
  * replica id is refused unless cfg->wipe_foreign; one written from an earlier
  * data dir of this replica is emptied to be rebuilt from the log). Returns 0 and

@@ -18,6 +18,8 @@ struct store_reader; /* store_read.c */
 
 struct store {
 	char *conninfo;
+	char *group_id, *instance_id; /* whose the database is: this replica */
+	uint64_t replica_id;
 	uint64_t open_applied;
 	bool was_reset;
 	char claim_note[1536];
@@ -54,6 +56,8 @@ struct store {
 	bool down;                        /* connection lost, not yet back */
 	bool sql_failing;                 /* last transaction hit an SQL error */
 	bool lost;                        /* PostgreSQL lost entries we no longer hold */
+	bool lock_refused;                /* reconnected, but another session holds the lock */
+	bool disowned;                    /* the database was taken over: never write again */
 	int backoff_ms;
 	int64_t retry_at, ping_at;
 

@@ -770,6 +770,103 @@ static void test_pg_crash(struct store *s, uint64_t *idx, uint64_t *seq)
 		tap_diag("could not reset wal_writer_delay");
 }
 
+static bool wait_errors(struct store *s, uint64_t above, int timeout_ms)
+{
+	struct store_stats st;
+	for (int t = 0; t < timeout_ms; t += 10) {
+		store_stats(s, &st);
+		if (st.errors > above)
+			return true;
+		sleep_ms(10);
+	}
+	store_stats(s, &st);
+	return st.errors > above;
+}
+
+/* Writers' sessions holding the projection lock ("latticeW", store.c). */
+static long long lock_holders(void)
+{
+	return sql_int("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+		       "classid = 1818326132 AND objid = 1768121687 AND objsubid = 1");
+}
+
+/* Kills the writer's session and, once it has gone, takes the projection lock on
+ * a connection of the test's own (returned: PQfinish releases it). */
+static PGconn *steal_lock(void)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			  "WHERE application_name = 'lattice-writer'"));
+	/* pg_advisory_lock waits until the killed session has let go. */
+	PGresult *r = PQexec(c, "SELECT pg_advisory_lock(7809651272170300759)");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		tap_diag("pg_advisory_lock: %s", PQerrorMessage(c));
+	PQclear(r);
+	return c;
+}
+
+/* The projection lock: a second store on the database refuses at open; a writer
+ * that reconnects takes it again before writing, and writes nothing while
+ * another session holds it. */
+static void test_lock(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	char err[1024];
+	struct store_stats st0;
+	is_int(lock_holders(), 1, "the writer's session holds the projection lock");
+	struct store *t = open_store("inst-A", err, sizeof(err));
+	ok(t == NULL && strstr(err, "another latticed is projecting into database") && strstr(err, "backend pid") &&
+		   strstr(err, "lattice_state records it for replica 1 of group g1"),
+	   "a second store on the database is refused, naming the holder: %s", err);
+	store_close(t);
+
+	long long applied = sql_int("SELECT applied_index FROM lattice_state");
+	store_stats(s, &st0);
+	PGconn *other = steal_lock();
+	for (int i = 0; i < 5; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	tap_diag("a line about the projection lock from the store is expected next");
+	ok(wait_errors(s, st0.errors, 10000), "the reconnected writer finds the lock taken (counted as an error)");
+	ok(!store_healthy(s), "... and reports unhealthy");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), applied,
+	       "nothing written while another session holds the lock");
+	PQfinish(other);
+	ok(wait_projected(s, *idx, 15000) && wait_healthy(s, true, 5000),
+	   "once the lock is free the writer takes it and writes");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "nothing lost, nothing doubled");
+	is_int(lock_holders(), 1, "the writer holds the lock again");
+}
+
+/* A database taken over while the writer was away (another owner in
+ * lattice_state): the writer takes the lock, sees it, lets go and never writes
+ * again. Its own store, closed at the end. */
+static void test_disowned(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store *s = open_store("inst-A", err, sizeof(err));
+	if (!ok(s && store_start(s, NULL, NULL) == 0, "open and start a store"))
+		return;
+	long long applied = sql_int("SELECT applied_index FROM lattice_state");
+	PGconn *other = steal_lock();
+	PQclear(PQexec(other, "UPDATE lattice_state SET group_id = 'g9', instance_id = 'inst-Z'"));
+	PQfinish(other);
+	struct store_stats st0;
+	store_stats(s, &st0);
+	for (int i = 0; i < 3; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	tap_diag("a line about the database taken over is expected next");
+	ok(wait_errors(s, st0.errors, 10000), "the writer finds the database taken over (counted as an error)");
+	ok(!store_healthy(s), "... reports unhealthy");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), applied, "... writes nothing");
+	for (int i = 0; i < 100 && lock_holders() != 0; i++)
+		sleep_ms(20);
+	is_int(lock_holders(), 0, "... and lets go of the lock");
+	ok(store_stop(s, 100) != 0, "store_stop reports the batches it could not write");
+	store_close(s);
+	*idx -= 3;
+	*seq -= 3;
+	ok(sql_ok("UPDATE lattice_state SET group_id = 'g1', instance_id = 'inst-A'"), "give the database back");
+}
+
 /* A rebuild: proj_model starts with PROJ_RESET, which empties the state tables,
  * then writes every row of the model; the event history stays. */
 static void test_rebuild(struct store *s, uint64_t *idx, uint64_t *seq)
@@ -1263,7 +1360,7 @@ int main(void)
 		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
 		return 1;
 	}
-	tap_plan(205);
+	tap_plan(220);
 	mk_objects();
 	test_migrations();
 	test_constraints();
@@ -1283,11 +1380,13 @@ int main(void)
 	test_backend_kill(s, &idx, &seq);
 	test_pg_restart(s, &idx, &seq);
 	test_pg_crash(s, &idx, &seq);
+	test_lock(s, &idx, &seq);
 	test_rebuild(s, &idx, &seq);
 	test_coalesce(&s, &idx, &seq);
 	test_coalesce_reset(&s, &idx, &seq);
 	is_int(store_stop(s, 10000), 0, "stop");
 	store_close(s);
+	test_disowned(&idx, &seq);
 	test_owner();
 	PQfinish(adm);
 	return tap_done();
