@@ -115,14 +115,17 @@ int main(int argc, char **argv)
 		log_warn("PostgreSQL: %s", store_claim_note(lt.store));
 	log_info("PostgreSQL ready: projection holds the log up to index %llu",
 		 (unsigned long long)store_applied_index(lt.store));
-	if (store_start(lt.store, on_projected, &lt.loop) != 0) {
-		log_error("cannot start the PostgreSQL writer thread");
-		return 1;
-	}
+	/* The loop first, then the writer thread: the writer calls on_projected
+	 * after every commit, and must never find a loop that loop_init has not
+	 * finished (or is still zeroing). Batches raft hands over while loop_init
+	 * loads its log (a snapshot's rebuild) wait in the store's queue. */
 	if (loop_init(&lt.loop, &lt.cfg, lt.store, err, sizeof(err)) != 0) {
 		log_error("%s", err);
-		store_stop(lt.store, 0);
 		store_close(lt.store);
+		return 1;
+	}
+	if (store_start(lt.store, on_projected, &lt.loop) != 0) {
+		log_error("cannot start the PostgreSQL writer thread");
 		return 1;
 	}
 	api_init(&lt.api, &lt.loop, lt.store, &lt.cfg);
