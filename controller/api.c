@@ -331,6 +331,9 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 		g.pg_changes = ss.changes;
 		g.pg_errors = ss.errors;
 		g.pg_reconnects = ss.reconnects;
+		g.queue_bytes = ss.queue_bytes;
+		g.spool_bytes = ss.spool_bytes;
+		g.spooled = ss.spooled;
 	}
 	resp->text = metrics_render(&a->metrics, &g);
 	if (resp->text == NULL) {

@@ -70,6 +70,10 @@ static const struct opt config_opts[] = {
 	{"disk-reserve-mb", OPT_INT, O(disk_reserve_mb), "1", 0, 1048576, "MB",
 	 "free space kept in the data dir on top of what Raft needs for its next log segment and "
 	 "snapshot; below it writes are refused with 503 disk_full"},
+	{"projection-queue-mb", OPT_INT, O(projection_queue_mb), "64", 1, 1048576, "MB",
+	 "memory for entries waiting to be written to PostgreSQL (while it is slow or unreachable); "
+	 "beyond it they are spooled to DATA_DIR/projection.spool, read back in order once PostgreSQL "
+	 "takes them, then removed"},
 	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
 	 "directory of the SQL migrations"},
 	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME", "lattice name"},

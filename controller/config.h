@@ -35,6 +35,7 @@ struct config {
 	int64_t read_wait_max_ms;
 	int64_t write_timeout_ms;
 	int64_t disk_reserve_mb; /* kept free in the data dir beyond what raft needs */
+	int64_t projection_queue_mb; /* the projection's queue in memory; beyond it, the spool */
 	char *schema_dir;
 	char *lattice; /* lattice name (NATS subjects) */
 };

@@ -36,6 +36,13 @@ static void on_projected(void *arg, uint64_t index)
 	loop_projected(arg, index);
 }
 
+/* The store asks (on the loop thread, which submits its batches) whether the
+ * spool may grow: the disk guard keeps raft's room. */
+static bool on_spool_room(void *arg, size_t len, char *why, size_t whylen)
+{
+	return disk_spool_fits(arg, len, why, whylen);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct lattice *lt = s->data;
@@ -99,6 +106,8 @@ int main(int argc, char **argv)
 	}
 	log_info("replica %lld of lattice group %s (data dir %s, instance %s)", (long long)lt.cfg.id, group,
 		 lt.cfg.data_dir, instance);
+	char spool[4200];
+	snprintf(spool, sizeof(spool), "%s/projection.spool", lt.cfg.data_dir);
 	const struct store_config sc = {
 		.conninfo = lt.cfg.pg,
 		.schema_dir = lt.cfg.schema_dir,
@@ -106,6 +115,11 @@ int main(int argc, char **argv)
 		.replica_id = (uint64_t)lt.cfg.id,
 		.instance_id = instance,
 		.wipe_foreign = lt.cfg.pg_reset,
+		.spool_path = spool,
+		.queue_max = (size_t)lt.cfg.projection_queue_mb << 20,
+		/* loop_init sets the disk guard up before raft can hand over a batch */
+		.room = on_spool_room,
+		.room_arg = &lt.loop.disk,
 	};
 	if (store_open(&lt.store, &sc, err, sizeof(err)) != 0) {
 		log_error("PostgreSQL: %s", err);
@@ -124,6 +138,7 @@ int main(int argc, char **argv)
 		store_close(lt.store);
 		return 1;
 	}
+	disk_set_spool(&lt.loop.disk, spool, sc.queue_max);
 	if (store_start(lt.store, on_projected, &lt.loop) != 0) {
 		log_error("cannot start the PostgreSQL writer thread");
 		return 1;

@@ -40,6 +40,7 @@
 #include "store_coalesce.h"
 #include "store_int.h"
 #include "store_pg.h"
+#include "store_spool.h"
 
 enum {
 	STORE_TX_BATCHES = 1000,      /* per transaction, so one round trip stays bounded */
@@ -100,6 +101,7 @@ enum store_sql_id {
 #define STORE_LOCK_KEY "7809651272170300759"
 #define STORE_LOCK_CLASSID "1818326132"
 #define STORE_LOCK_OBJID "1768121687"
+#define STORE_LOCK_WAIT "5s"
 
 static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_ROLLBACK] = {NULL, 0, "ROLLBACK"},
@@ -227,17 +229,33 @@ static void store_holder_text(const PGresult *r, const PGresult *o, char *buf, s
 }
 
 /* At open, before anything else touches the database: takes the projection
- * lock on the writer's session (blocking). 0, or -1 with a message in err. */
+ * lock on the writer's session, waiting up to STORE_LOCK_WAIT for it: the
+ * session of a latticed that has just exited (a restart) lets go of it only as
+ * its backend finishes exiting. 0, or -1 with a message in err. */
 static int store_lock_open(struct store *s, char *err, size_t errlen)
 {
+	static const struct store_stmt wait = {NULL, 0, "SET lock_timeout = '" STORE_LOCK_WAIT "'"},
+					lock = {NULL, 0, "SELECT pg_advisory_lock(" STORE_LOCK_KEY ")"},
+					nowait = {NULL, 0, "RESET lock_timeout"};
 	char msg[512];
-	PGresult *r;
-	if (store_exec_tuples(s->wc, &store_sql[SQL_LOCK], NULL, &r, msg, sizeof(msg)) != 0) {
+	if (store_exec_ok(s->wc, &wait, NULL, msg, sizeof(msg)) != 0) {
 		store_err(err, errlen, "taking the projection lock: %s", msg);
 		return -1;
 	}
-	bool got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PGresult *r = PQexecParams(s->wc, lock.sql, 0, NULL, NULL, NULL, NULL, 0);
+	bool got = PQresultStatus(r) == PGRES_TUPLES_OK;
+	bool held = !got && strcmp(store_sqlstate(r), "55P03") == 0; /* lock_not_available */
+	if (!got && !held)
+		store_err(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(s->wc));
 	PQclear(r);
+	if (!got && !held) {
+		store_err(err, errlen, "taking the projection lock: %s", msg);
+		return -1;
+	}
+	if (store_exec_ok(s->wc, &nowait, NULL, msg, sizeof(msg)) != 0) {
+		store_err(err, errlen, "taking the projection lock: %s", msg);
+		return -1;
+	}
 	if (got)
 		return 0;
 	PGresult *h = store_exec(s->wc, &store_sql[SQL_HOLDER], NULL, PGRES_TUPLES_OK, msg, sizeof(msg));
@@ -284,6 +302,10 @@ int store_open(struct store **out, const struct store_config *cfg, char *err, si
 		return -1;
 	}
 	atomic_init(&s->healthy, true);
+	s->sp.fd = -1;
+	s->queue_max = cfg->queue_max;
+	s->room = cfg->room;
+	s->room_arg = cfg->room_arg;
 
 	s->wc = store_connect(cfg->conninfo, "lattice-writer");
 	if (!s->wc)
@@ -300,6 +322,9 @@ int store_open(struct store **out, const struct store_config *cfg, char *err, si
 	/* First the lock: a second latticed must not migrate, let alone wipe, a
 	 * database another one projects into. */
 	if (store_lock_open(s, err, errlen) != 0)
+		goto fail;
+	/* A spool of an earlier process: raft replays what it held. */
+	if (cfg->spool_path && spool_init(&s->sp, cfg->spool_path, err, errlen) != 0)
 		goto fail;
 	const struct migrate_owner me = {cfg->group_id, cfg->replica_id, cfg->instance_id};
 	if (migrate_apply(s->wc, cfg->schema_dir, err, errlen) != 0 ||
@@ -342,13 +367,17 @@ const char *store_claim_note(const struct store *s)
 	return s->claim_note;
 }
 
-static void store_free_batches(struct proj_batch *b)
+/* Frees a list of batches the store held, and counts their memory out. */
+static void store_free_batches(struct store *s, struct proj_batch *b)
 {
+	size_t held = 0;
 	while (b) {
 		struct proj_batch *next = b->next;
+		held += b->held;
 		proj_batch_free(b);
 		b = next;
 	}
+	atomic_fetch_sub(&s->mem_bytes, held);
 }
 
 void store_close(struct store *s)
@@ -357,14 +386,15 @@ void store_close(struct store *s)
 		return;
 	if (s->started)
 		(void)store_stop(s, 0);
-	store_free_batches(s->qhead);
-	store_free_batches(s->fl_head);
+	store_free_batches(s, s->qhead);
+	store_free_batches(s, s->fl_head);
 	while (s->rt_head) {
 		struct store_txn *t = s->rt_head;
 		s->rt_head = t->next;
-		store_free_batches(t->head);
+		store_free_batches(s, t->head);
 		free(t);
 	}
+	spool_release(&s->sp);
 	co_free(&s->co);
 	for (int i = 0; i < PS_RESET; i++)
 		jw_free(&s->buf[i]);
@@ -388,9 +418,57 @@ void store_submit(struct store *s, struct proj_batch *b)
 	store_submit_chain(s, b);
 }
 
+/* Takes no more batches: the spool could not grow, or could not be read back.
+ * Called under mu. */
+static void store_halt(struct store *s, const char *what)
+{
+	if (!atomic_load(&s->halted))
+		store_log("%s. The projection stops there: what this process holds before that point is written "
+			  "once PostgreSQL can take it, nothing after it (nothing is skipped); restart latticed, with "
+			  "room in the data dir, to replay the rest from the Raft log",
+			  what);
+	atomic_store(&s->halted, true);
+	atomic_store(&s->healthy, false);
+	atomic_fetch_add(&s->n_errors, 1);
+}
+
+/* Appends b to the spool (b stays the caller's). Called under mu. 0, or -1
+ * after halting. */
+static int store_spool(struct store *s, struct proj_batch *b)
+{
+	char msg[512], what[1024];
+	size_t len = spool_encode(&s->sp, b, msg, sizeof(msg));
+	if (len == 0) {
+		snprintf(what, sizeof(what), "cannot spool the batch of entry %" PRIu64 ": %s", b->index, msg);
+		store_halt(s, what);
+		return -1;
+	}
+	if (s->room && !s->room(s->room_arg, len, msg, sizeof(msg))) {
+		snprintf(what, sizeof(what),
+			 "the projection spool %s (%" PRIu64 " bytes) cannot take the batch of entry %" PRIu64
+			 " (%zu bytes): %s",
+			 s->sp.path, s->sp.end, b->index, len, msg);
+		store_halt(s, what);
+		return -1;
+	}
+	if (spool_append(&s->sp, msg, sizeof(msg)) != 0) {
+		snprintf(what, sizeof(what), "cannot spool the batch of entry %" PRIu64 ": %s", b->index, msg);
+		store_halt(s, what);
+		return -1;
+	}
+	if (!s->spooling)
+		store_log("the projection queue is over %zu bytes in memory (PostgreSQL is %s): spooling batches "
+			  "from entry %" PRIu64 " on to %s",
+			  s->queue_max, atomic_load(&s->healthy) ? "slow" : "unreachable", b->index, s->sp.path);
+	s->spooling = true;
+	atomic_store(&s->spool_bytes, s->sp.end);
+	atomic_fetch_add(&s->n_spooled, 1);
+	return 0;
+}
+
 void store_submit_chain(struct store *s, struct proj_batch *chain)
 {
-	struct proj_batch *head = NULL, *tail = NULL;
+	struct proj_batch *head = NULL, *tail = NULL, *done = NULL;
 	size_t n = 0;
 	while (chain) {
 		struct proj_batch *b = chain;
@@ -405,28 +483,49 @@ void store_submit_chain(struct store *s, struct proj_batch *chain)
 			proj_batch_free(b); /* already in the database (replay after a restart) */
 			continue;
 		}
+		b->held = proj_batch_bytes(b);
 		if (tail)
 			tail->next = b;
 		else
 			head = b;
 		tail = b;
-		n++;
 	}
 	if (head == NULL)
 		return;
 	pthread_mutex_lock(&s->mu);
-	for (struct proj_batch *b = head; b; b = b->next) {
+	while (head) {
+		struct proj_batch *b = head;
+		head = b->next;
+		b->next = NULL;
 		assert(b->index > s->last_submitted); /* log order */
 		s->last_submitted = b->index;
+		/* Halted: dropped (a restart replays it). Spooling, or over the bound:
+		 * to the spool, after everything there. */
+		if (atomic_load(&s->halted) ||
+		    (s->sp.path && (s->spooling || (s->queue_max && atomic_load(&s->mem_bytes) + b->held >
+									  s->queue_max)))) {
+			if (!atomic_load(&s->halted) && store_spool(s, b) == 0)
+				n++;
+			b->next = done;
+			done = b;
+			continue;
+		}
+		atomic_fetch_add(&s->mem_bytes, b->held);
+		if (s->qtail)
+			s->qtail->next = b;
+		else
+			s->qhead = b;
+		s->qtail = b;
+		n++;
 	}
-	if (s->qtail)
-		s->qtail->next = head;
-	else
-		s->qhead = head;
-	s->qtail = tail;
 	atomic_fetch_add(&s->backlog, n);
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+	while (done) { /* spooled or dropped: freed outside the lock */
+		struct proj_batch *next = done->next;
+		proj_batch_free(done);
+		done = next;
+	}
 }
 
 uint64_t store_projected(const struct store *s)
@@ -451,6 +550,9 @@ void store_stats(const struct store *s, struct store_stats *out)
 	out->changes = atomic_load(&s->n_changes);
 	out->errors = atomic_load(&s->n_errors);
 	out->reconnects = atomic_load(&s->n_reconnects);
+	out->queue_bytes = atomic_load(&s->mem_bytes);
+	out->spool_bytes = atomic_load(&s->spool_bytes);
+	out->spooled = atomic_load(&s->n_spooled);
 }
 
 /* ---- writer: pipelines ----------------------------------------------------- */
@@ -744,6 +846,12 @@ static void wr_describe(const struct store *s, const struct wr_fail *f, char *bu
 
 /* ---- writer: bookkeeping --------------------------------------------------- */
 
+/* Healthy: the writer can write and nothing holds it back. */
+static bool wr_healthy(const struct store *s)
+{
+	return !s->sql_failing && !s->lost && !s->disowned && !atomic_load(&s->halted);
+}
+
 static void wr_close(struct store *s)
 {
 	PQfinish(s->wc);
@@ -795,7 +903,7 @@ static void wr_retain(struct store *s, struct proj_batch *list, uint64_t from, u
 		/* Nothing to hold them with: free them and lose only the ability to
 		 * re-write them if PostgreSQL crashes in the next moments. */
 		store_log("out of memory retaining committed batches; freeing them");
-		store_free_batches(list);
+		store_free_batches(s, list);
 		return;
 	}
 	*t = (struct store_txn){.from = from, .lsn = lsn, .head = list};
@@ -818,7 +926,7 @@ static void wr_release(struct store *s, uint64_t insert_lsn, uint64_t flush_lsn)
 		s->rt_head = t->next;
 		if (!s->rt_head)
 			s->rt_tail = NULL;
-		store_free_batches(t->head);
+		store_free_batches(s, t->head);
 		free(t);
 	}
 }
@@ -898,6 +1006,7 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 			next = b->next;
 			b->next = NULL;
 			if (b->index <= applied) {
+				atomic_fetch_sub(&s->mem_bytes, b->held);
 				proj_batch_free(b);
 				continue;
 			}
@@ -1004,7 +1113,7 @@ static void wr_connect(struct store *s)
 	}
 	s->down = false;
 	s->backoff_ms = 0;
-	atomic_store(&s->healthy, !s->sql_failing && !s->lost);
+	atomic_store(&s->healthy, wr_healthy(s));
 }
 
 /* One transaction of everything in flight: one round trip, one statement per
@@ -1061,7 +1170,7 @@ static void wr_write(struct store *s)
 	atomic_fetch_add(&s->n_tx, 1);
 	atomic_fetch_add(&s->n_batches, nb);
 	atomic_fetch_add(&s->n_changes, nc);
-	atomic_store(&s->healthy, !s->lost);
+	atomic_store(&s->healthy, wr_healthy(s));
 	wr_projected(s, max);
 }
 
@@ -1097,6 +1206,46 @@ static void wr_take(struct store *s)
 	}
 }
 
+/* Reads spooled batches back in flight, up to one transaction's worth and
+ * within the memory bound (at least one batch), from the records below limit
+ * (sp.end when the writer looked, under mu). Removes the spool once everything
+ * in it was read. */
+static void wr_take_spool(struct store *s, uint64_t limit)
+{
+	char msg[512];
+	bool failed = false;
+	while (s->sp.rd < limit && s->fl_n < STORE_TX_BATCHES && s->fl_changes < STORE_TX_CHANGES &&
+	       (!s->queue_max || !s->fl_head || atomic_load(&s->mem_bytes) < s->queue_max)) {
+		struct proj_batch *b = NULL;
+		if (spool_read(&s->sp, limit, &b, msg, sizeof(msg)) != 0) {
+			failed = true;
+			break;
+		}
+		b->held = proj_batch_bytes(b);
+		atomic_fetch_add(&s->mem_bytes, b->held);
+		if (s->fl_tail)
+			s->fl_tail->next = b;
+		else
+			s->fl_head = b;
+		s->fl_tail = b;
+		s->fl_n++;
+		s->fl_changes += b->n;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (failed) {
+		/* Never skip a record: what was read before it is written, nothing
+		 * after it; the rest comes back from the Raft log at the next start. */
+		store_halt(s, msg);
+		atomic_store(&s->backlog, s->fl_n); /* the spooled ones are dropped */
+	}
+	if (failed || s->sp.rd == s->sp.end) {
+		spool_remove(&s->sp);
+		s->spooling = false;
+		atomic_store(&s->spool_bytes, 0);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void *store_writer(void *arg)
 {
 	struct store *s = arg;
@@ -1105,9 +1254,9 @@ static void *store_writer(void *arg)
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		int64_t now = store_now_ms();
-		bool work = (s->fl_head || s->qhead) && !s->lost;
-		if (s->stopping && !s->fl_head && !s->qhead) {
-			s->flushed = true;
+		bool work = (s->fl_head || s->qhead || s->spooling) && !s->lost;
+		if (s->stopping && !s->fl_head && !s->qhead && !s->spooling) {
+			s->flushed = !atomic_load(&s->halted);
 			break;
 		}
 		if (s->stopping && now >= s->stop_deadline)
@@ -1127,11 +1276,18 @@ static void *store_writer(void *arg)
 		}
 		if (!s->lost)
 			wr_take(s);
+		/* The spool holds what came after the memory queue: read it back
+		 * once that is in flight, and only with PostgreSQL there to take it. */
+		bool unspool = !s->lost && s->wc && !s->qhead && s->spooling && s->fl_n < STORE_TX_BATCHES &&
+			       s->fl_changes < STORE_TX_CHANGES;
+		uint64_t spool_end = s->sp.end;
 		pthread_mutex_unlock(&s->mu);
 
+		if (unspool)
+			wr_take_spool(s, spool_end);
 		if (!s->wc)
 			wr_connect(s);
-		else if (work)
+		else if (work && s->fl_head)
 			wr_write(s);
 		else
 			wr_ping(s);
@@ -1159,7 +1315,7 @@ int store_stop(struct store *s, int timeout_ms)
 {
 	pthread_mutex_lock(&s->mu);
 	if (!s->started) {
-		bool empty = !s->qhead;
+		bool empty = !s->qhead && !s->spooling && !atomic_load(&s->halted);
 		s->stopping = true;
 		pthread_mutex_unlock(&s->mu);
 		return empty ? 0 : -1;

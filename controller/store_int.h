@@ -11,6 +11,7 @@
 
 #include "store.h"
 #include "store_coalesce.h"
+#include "store_spool.h"
 
 struct store_txn;    /* store.c */
 struct wr_query;     /* store.c */
@@ -24,9 +25,21 @@ struct store {
 	bool was_reset;
 	char claim_note[1536];
 
-	pthread_mutex_t mu; /* guards the queue and the stop request */
+	pthread_mutex_t mu; /* guards the queue, the spool's appends and the stop request */
 	pthread_cond_t cv;  /* work queued or stop requested */
 	struct proj_batch *qhead, *qtail;
+	/* The bound and the spool (store.h). sp.end and spooling are guarded by mu;
+	 * sp.rd and reading belong to the writer thread (it removes the file under
+	 * mu once sp.rd reaches sp.end). While spooling, every batch goes to the
+	 * spool, after those already there. */
+	size_t queue_max;
+	store_room_fn room;
+	void *room_arg;
+	struct spool sp;
+	bool spooling;
+	atomic_size_t mem_bytes;         /* held in memory: queued, in flight, retained */
+	atomic_uint_fast64_t spool_bytes, n_spooled;
+	atomic_bool halted;              /* takes no more batches (store.h); set under mu */
 	uint64_t last_submitted;
 	bool started, stopping, flushed;
 	int64_t stop_deadline; /* monotonic ms */

@@ -12,9 +12,13 @@
 #include "proj.h"
 #include "query.h"
 #include "store.h"
+#include "store_spool.h"
 #include "tap.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -867,6 +871,257 @@ static void test_disowned(uint64_t *idx, uint64_t *seq)
 	ok(sql_ok("UPDATE lattice_state SET group_id = 'g1', instance_id = 'inst-A'"), "give the database back");
 }
 
+/* ---- the bounded queue and its spool -------------------------------------------- */
+
+static char spool_dir[] = "/tmp/lattice-spool.XXXXXX";
+static char spool_path[sizeof(spool_dir) + 32];
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* The spool's disk guard in these tests: lets `room_left` appends through. */
+static atomic_int room_left = 1000000;
+static bool test_room(void *arg, size_t len, char *why, size_t whylen)
+{
+	(void)arg;
+	(void)len;
+	if (atomic_fetch_sub(&room_left, 1) > 0)
+		return true;
+	snprintf(why, whylen, "the test's guard says the disk is full");
+	return false;
+}
+
+/* Replica 1 of g1, data dir inst-A, with a spool and a queue bound of
+ * queue_max bytes. */
+static struct store *open_spooling(size_t queue_max, char *err, size_t errlen)
+{
+	struct store *s = NULL;
+	const struct store_config cfg = {
+		.conninfo = conninfo,
+		.schema_dir = schema_dir,
+		.group_id = "g1",
+		.replica_id = 1,
+		.instance_id = "inst-A",
+		.spool_path = spool_path,
+		.queue_max = queue_max,
+		.room = test_room,
+	};
+	if (store_open(&s, &cfg, err, errlen) != 0)
+		return NULL;
+	return s;
+}
+
+/* Events of the database in seq order, with raft_index never going back. */
+static long long events_out_of_order(void)
+{
+	return sql_int("SELECT count(*) FROM (SELECT raft_index, lag(raft_index) OVER (ORDER BY seq) AS prev "
+		       "FROM events) t WHERE raft_index <= prev");
+}
+
+/* Two batches hold the same changes: kinds, fresh flags, parameters (NULL alike). */
+static bool same_batch(const struct proj_batch *a, const struct proj_batch *b)
+{
+	if (a->index != b->index || a->n != b->n)
+		return false;
+	for (const struct proj_change *x = a->head, *y = b->head; x || y; x = x->next, y = y->next) {
+		if (!x || !y || x->kind != y->kind || x->fresh != y->fresh || x->nparams != y->nparams)
+			return false;
+		for (int i = 0; i < x->nparams; i++)
+			if ((x->params[i] == NULL) != (y->params[i] == NULL) ||
+			    (x->params[i] && strcmp(x->params[i], y->params[i]) != 0))
+				return false;
+	}
+	return true;
+}
+
+/* store_spool: a batch written as a record reads back the same. */
+static void test_spool_codec(void)
+{
+	char err[256], dir[] = "/tmp/lattice-spool-codec.XXXXXX", path[64];
+	struct spool sp;
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/s", dir);
+	struct model m;
+	model_init(&m);
+	hmap_put(&m.nodes, "n1", &n1);
+	hmap_put(&m.nodes, "n2", &n2);
+	hmap_put(&m.actors, "a1", &a1);
+	hmap_put(&m.providers, "p1", &p1);
+	hmap_put(&m.links, "l1", &l1);
+	hmap_put(&m.policies, "pol1", &pol1);
+	struct proj_batch *a = proj_batch_new(((uint64_t)7 << 32) + 5), *b = proj_batch_new(9);
+	proj_model(a, &m); /* a reset, every kind of row, NULL parameters (n1's cpu_measured) */
+	proj_actor_created(a, &a1);
+	proj_event(a, 3, T0, "who", "kind", NULL, NULL, "{}");
+	ok(spool_init(&sp, path, err, sizeof(err)) == 0, "spool_init");
+	size_t len = spool_encode(&sp, a, err, sizeof(err));
+	ok(len > 0 && spool_append(&sp, err, sizeof(err)) == 0 && spool_encode(&sp, b, err, sizeof(err)) > 0 &&
+		   spool_append(&sp, err, sizeof(err)) == 0,
+	   "two batches appended (%zu bytes, then an empty one)", len);
+	struct proj_batch *ra = NULL, *rb = NULL;
+	ok(spool_read(&sp, sp.end, &ra, err, sizeof(err)) == 0 && spool_read(&sp, sp.end, &rb, err, sizeof(err)) == 0,
+	   "both read back: %s", err);
+	ok(ra && rb && same_batch(a, ra) && same_batch(b, rb) && a->n > 8,
+	   "with the same index, changes, fresh flags and parameters (NULLs too)");
+	ok(sp.rd == sp.end && spool_read(&sp, sp.end, &rb, err, sizeof(err)) != 0, "then nothing more: %s", err);
+	spool_release(&sp);
+	ok(access(path, F_OK) != 0, "spool_release removes the file");
+	proj_batch_free(a);
+	proj_batch_free(b);
+	proj_batch_free(ra);
+	proj_batch_free(rb);
+	hmap_release(&m.nodes);
+	hmap_release(&m.actors);
+	hmap_release(&m.providers);
+	hmap_release(&m.links);
+	hmap_release(&m.policies);
+	sched_index_release(&m.sched);
+	rmdir(dir);
+}
+
+/* While PostgreSQL is down, the writer holds at most the bound in memory and
+ * spools the rest; once it is back everything arrives in order and the spool
+ * is removed. */
+static void test_spool(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store_stats st;
+	const size_t bound = 20000;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 14; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	if (!mkdtemp(spool_dir)) {
+		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+		exit(1);
+	}
+	snprintf(spool_path, sizeof(spool_path), "%s/projection.spool", spool_dir);
+	FILE *f = fopen(spool_path, "w");
+	if (f) {
+		fputs("left over by an earlier process", f);
+		fclose(f);
+	}
+	struct store *s = open_spooling(bound, err, sizeof(err));
+	if (!s) {
+		printf("Bail out! open with a spool: %s\n", err);
+		exit(1);
+	}
+	is_int(file_size(spool_path), -1, "store_open removes a spool an earlier process left");
+	ok(store_start(s, NULL, NULL) == 0, "start writer");
+	ok(pg_ctl("pg_stop") == 0 && wait_healthy(s, false, 10000), "stop PostgreSQL; the writer notices");
+	uint64_t first = *idx + 1;
+	for (int i = 0; i < 300; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	store_stats(s, &st);
+	ok(st.queue_bytes > 0 && st.queue_bytes <= bound, "memory stays under the bound: %" PRIu64 " of %zu bytes",
+	   st.queue_bytes, bound);
+	ok(st.spooled > 250 && st.spooled < 300, "the rest went to the spool (%" PRIu64 " of 300 batches)", st.spooled);
+	ok(st.spool_bytes > 0 && (long long)st.spool_bytes == file_size(spool_path),
+	   "the spool file holds them (%" PRIu64 " bytes)", st.spool_bytes);
+	is_int(store_backlog(s), 300, "all 300 count as waiting");
+	ok(!store_healthy(s), "unhealthy while PostgreSQL is down");
+	ok(pg_ctl("pg_ctl_start") == 0, "start PostgreSQL");
+	ok(wait_projected(s, *idx, 30000) && wait_healthy(s, true, 5000), "everything projected once it is back");
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM events WHERE raft_index >= %" PRIu64, first);
+	is_int(sql_int(q), 300, "all 300 arrived, once each");
+	is_int(events_out_of_order(), 0, "in log order");
+	store_stats(s, &st);
+	ok(file_size(spool_path) == -1 && st.spool_bytes == 0, "the spool file is gone");
+	is_int(store_stop(s, 10000), 0, "store_stop: flushed");
+	store_close(s);
+}
+
+/* The spool cannot grow (the disk guard refuses): the store halts. What it held
+ * before is written, nothing after, and it stays unhealthy. */
+static void test_spool_full(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store_stats st;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 6; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	struct store *s = open_spooling(20000, err, sizeof(err));
+	if (!s) {
+		printf("Bail out! open with a spool: %s\n", err);
+		exit(1);
+	}
+	store_start(s, NULL, NULL);
+	pg_ctl("pg_stop");
+	atomic_store(&room_left, 40);
+	uint64_t from = *idx, from_seq = *seq;
+	tap_diag("a line about the projection stopping is expected next");
+	for (int i = 0; i < 200; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	store_stats(s, &st);
+	uint64_t kept = store_backlog(s);
+	ok(st.spooled == 40 && kept < 200, "the guard refused the 41st spooled batch; %" PRIu64 " of 200 kept", kept);
+	pg_ctl("pg_ctl_start");
+	ok(wait_projected(s, from + kept, 30000), "what was kept before it is written");
+	ok(!store_healthy(s), "the store stays unhealthy");
+	is_int(store_stop(s, 2000), -1, "store_stop says it is not all written");
+	store_close(s);
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), (long long)(from + kept),
+	       "nothing after the refused batch is written");
+	is_int(events_out_of_order() + sql_int("SELECT count(*) - max(seq) FROM events"), 0,
+	       "no gap, nothing out of order");
+	atomic_store(&room_left, 1000000);
+	*idx = from + kept;
+	*seq = from_seq + kept;
+}
+
+/* A spool record that does not read back (corrupt) halts the store there. */
+static void test_spool_corrupt(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store_stats st;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 4; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	struct store *s = open_spooling(20000, err, sizeof(err));
+	if (!s) {
+		printf("Bail out! open with a spool: %s\n", err);
+		exit(1);
+	}
+	store_start(s, NULL, NULL);
+	pg_ctl("pg_stop");
+	uint64_t from = *idx, from_seq = *seq;
+	for (int i = 0; i < 100; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	store_stats(s, &st);
+	/* Every record of these batches has one size: flip a byte inside the
+	 * sixth. */
+	long long rec = file_size(spool_path) / (long long)st.spooled;
+	int fd = open(spool_path, O_WRONLY);
+	char x = 'X';
+	ok(fd >= 0 && pwrite(fd, &x, 1, 5 * rec + 20) == 1, "corrupt the sixth spooled record");
+	if (fd >= 0)
+		close(fd);
+	uint64_t good = from + (100 - st.spooled) + 5;
+	tap_diag("a line about a corrupt spool record is expected next");
+	pg_ctl("pg_ctl_start");
+	ok(wait_projected(s, good, 30000) && wait_healthy(s, false, 5000),
+	   "the batches before it are written; the store halts unhealthy");
+	is_int(store_stop(s, 2000), -1, "store_stop says it is not all written");
+	store_close(s);
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), (long long)good,
+	       "nothing from the corrupt record on is written");
+	*idx = good;
+	*seq = from_seq + (good - from);
+	rmdir(spool_dir);
+}
+
 /* A rebuild: proj_model starts with PROJ_RESET, which empties the state tables,
  * then writes every row of the model; the event history stays. */
 static void test_rebuild(struct store *s, uint64_t *idx, uint64_t *seq)
@@ -1360,7 +1615,7 @@ int main(void)
 		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
 		return 1;
 	}
-	tap_plan(220);
+	tap_plan(250);
 	mk_objects();
 	test_migrations();
 	test_constraints();
@@ -1386,6 +1641,10 @@ int main(void)
 	test_coalesce_reset(&s, &idx, &seq);
 	is_int(store_stop(s, 10000), 0, "stop");
 	store_close(s);
+	test_spool_codec();
+	test_spool(&idx, &seq);
+	test_spool_full(&idx, &seq);
+	test_spool_corrupt(&idx, &seq);
 	test_disowned(&idx, &seq);
 	test_owner();
 	PQfinish(adm);
