@@ -1081,7 +1081,8 @@ static void test_spool_full(uint64_t *idx, uint64_t *seq)
 		exit(1);
 	}
 	store_start(s, NULL, NULL);
-	pg_ctl("pg_stop");
+	if (pg_ctl("pg_stop") != 0 || !wait_healthy(s, false, 10000))
+		tap_diag("PostgreSQL did not stop, or the writer did not notice");
 	atomic_store(&room_left, 40);
 	uint64_t from = *idx, from_seq = *seq;
 	tap_diag("a line about the projection stopping is expected next");
@@ -1120,7 +1121,10 @@ static void test_spool_corrupt(uint64_t *idx, uint64_t *seq)
 		exit(1);
 	}
 	store_start(s, NULL, NULL);
-	pg_ctl("pg_stop");
+	/* Once the writer knows PostgreSQL is gone it reads nothing back from the
+	 * spool, so the file holds every spooled batch when it is corrupted. */
+	if (pg_ctl("pg_stop") != 0 || !wait_healthy(s, false, 10000))
+		tap_diag("PostgreSQL did not stop, or the writer did not notice");
 	uint64_t from = *idx, from_seq = *seq;
 	for (int i = 0; i < 100; i++)
 		store_submit(s, ev_batch(++*idx, ++*seq));
