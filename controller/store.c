@@ -224,7 +224,8 @@ static void store_holder_text(const PGresult *r, const PGresult *o, char *buf, s
 			      " (its session: PostgreSQL backend pid %s from %s, application_name '%s', since %s)",
 			      PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4));
 	if (n >= 0 && (size_t)n < len && o && PQntuples(o) && !PQgetisnull(o, 0, 1))
-		snprintf(buf + n, len - (size_t)n, "; lattice_state records it for replica %s of group %s (data dir instance %s)",
+		snprintf(buf + n, len - (size_t)n,
+			 "; lattice_state records it for replica %s of group %s (data dir instance %s)",
 			 PQgetvalue(o, 0, 0), PQgetvalue(o, 0, 1), PQgetisnull(o, 0, 2) ? "?" : PQgetvalue(o, 0, 2));
 }
 
@@ -958,7 +959,8 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 		store_log("the database is now recorded for replica %s of group %s (data dir instance %s), not this "
 			  "replica: another latticed took it over while this one was disconnected. Not writing to "
 			  "it any more; restart latticed with a database of its own (--pg)",
-			  PQgetisnull(r, 0, 3) ? "?" : PQgetvalue(r, 0, 3), PQgetisnull(r, 0, 2) ? "?" : PQgetvalue(r, 0, 2),
+			  PQgetisnull(r, 0, 3) ? "?" : PQgetvalue(r, 0, 3),
+			  PQgetisnull(r, 0, 2) ? "?" : PQgetvalue(r, 0, 2),
 			  PQgetisnull(r, 0, 4) ? "?" : PQgetvalue(r, 0, 4));
 		PQclear(r);
 		atomic_fetch_add(&s->n_errors, 1);

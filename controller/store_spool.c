@@ -99,7 +99,8 @@ size_t spool_encode(struct spool *sp, const struct proj_batch *b, char *err, siz
 			len += 4 + (c->params[i] ? strlen(c->params[i]) : 0);
 	}
 	if (len > SPOOL_RECORD_MAX - SPOOL_HEAD) {
-		snprintf(err, errlen, "the batch of entry %" PRIu64 " (%" PRIu64 " bytes) is too large for one spool record",
+		snprintf(err, errlen,
+			 "the batch of entry %" PRIu64 " (%" PRIu64 " bytes) is too large for one spool record",
 			 b->index, len);
 		return 0;
 	}
@@ -257,7 +258,8 @@ int spool_read(struct spool *sp, uint64_t limit, struct proj_batch **out, char *
 	if (read_at(sp, sp->rbuf, len, sp->rd + SPOOL_HEAD, err, errlen) != 0)
 		return -1;
 	if (digest_crc32c(0, sp->rbuf, len) != crc) {
-		snprintf(err, errlen, "the record at offset %" PRIu64 " of the projection spool %s is corrupt (checksum mismatch)",
+		snprintf(err, errlen,
+			 "the record at offset %" PRIu64 " of the projection spool %s is corrupt (checksum mismatch)",
 			 sp->rd, sp->path);
 		return -1;
 	}
