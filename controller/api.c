@@ -365,6 +365,9 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 		g.pg_changes = ss.changes;
 		g.pg_errors = ss.errors;
 		g.pg_reconnects = ss.reconnects;
+		g.queue_bytes = ss.queue_bytes;
+		g.spool_bytes = ss.spool_bytes;
+		g.spooled = ss.spooled;
 	}
 	resp->text = metrics_render(&a->metrics, &g);
 	if (resp->text == NULL) {
@@ -698,7 +701,10 @@ static enum http_next h_policy_versions(struct api *a, struct http_req *req, str
 }
 
 /* GET /v1/events?since=N[&wait=S]: with wait, an empty answer is held until an
- * entry is applied (or S seconds pass), so dashboards can long-poll. */
+ * entry is applied (or S seconds pass), so dashboards can long-poll. Events this
+ * replica does not hold right after N (its database was rebuilt from a snapshot)
+ * are 410 events_compacted with the next seq it holds, as etcd answers a
+ * compacted revision; without since, the list starts at the oldest held. */
 static enum http_next h_events(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	enum http_next next;
@@ -723,9 +729,22 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 	if (c == NULL)
 		return HTTP_RESPOND;
 	json_t *items = NULL;
-	uint64_t last = since;
+	uint64_t last = since, first = 0;
 	char err[256] = "";
-	int rc = query_events(c, since, (int64_t)limit, &items, &last, err, sizeof(err));
+	int rc = query_events(c, since, s == NULL, (int64_t)limit, &items, &last, &first, err, sizeof(err));
+	if (rc == QUERY_GONE) {
+		http_error(resp, 410, "events_compacted",
+			   "this replica does not hold events %llu to %llu (its database was rebuilt from a Raft "
+			   "snapshot, which keeps no event history); the first it holds after since=%llu is %llu: "
+			   "continue with since=%llu, or read the older events from a replica that has them",
+			   (unsigned long long)since + 1, (unsigned long long)first - 1, (unsigned long long)since,
+			   (unsigned long long)first, (unsigned long long)first - 1);
+		json_t *e = json_object_get(resp->body, "error");
+		if (e)
+			json_object_set_new(e, "first_seq", json_integer((json_int_t)first));
+		resp->index = idx;
+		return HTTP_RESPOND;
+	}
 	if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
 		resp->index = idx;

@@ -31,6 +31,9 @@ static const struct opt config_opts[] = {
 	 "Raft log, snapshots and replica metadata (created if missing)"},
 	{"pg", OPT_STR, O(pg), "dbname=lattice", 0, 0, "CONNINFO",
 	 "libpq connection string of this replica's PostgreSQL database"},
+	{"pg-reset", OPT_BOOL, O(pg_reset), "false", 0, 0, NULL,
+	 "allow wiping the --pg database when it is recorded for another lattice group or replica id "
+	 "(refused otherwise) and rebuilding it from this replica's log; give it once, not in a unit file"},
 	{"id", OPT_INT, O(id), "1", 1, INT32_MAX, "N", "Raft server id of this replica"},
 	{"raft-address", OPT_STR, O(raft_address), NULL, 0, 0, "IP:PORT",
 	 "address Raft listens on and peers reach (IPv4) [this replica's entry in --members, "
@@ -80,6 +83,10 @@ static const struct opt config_opts[] = {
 	{"disk-reserve-mb", OPT_INT, O(disk_reserve_mb), "1", 0, 1048576, "MB",
 	 "free space kept in the data dir on top of what Raft needs for its next log segment and "
 	 "snapshot; below it writes are refused with 503 disk_full"},
+	{"projection-queue-mb", OPT_INT, O(projection_queue_mb), "64", 1, 1048576, "MB",
+	 "memory for entries waiting to be written to PostgreSQL (while it is slow or unreachable); "
+	 "beyond it they are spooled to DATA_DIR/projection.spool, read back in order once PostgreSQL "
+	 "takes them, then removed"},
 	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
 	 "directory of the SQL migrations"},
 	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME", "lattice name"},

@@ -15,6 +15,7 @@ struct config {
 	char *listen;       /* HOST:PORT for the REST API */
 	char *data_dir;     /* Raft log, snapshots, replica metadata */
 	char *pg;           /* libpq conninfo of this replica's database */
+	bool pg_reset;      /* may wipe a database recorded for another group or replica */
 	int64_t id;         /* Raft server id, >= 1 */
 	char *raft_address; /* IPv4 HOST:PORT raft listens on */
 	bool bootstrap;
@@ -38,6 +39,7 @@ struct config {
 	int64_t read_wait_max_ms;
 	int64_t write_timeout_ms;
 	int64_t disk_reserve_mb; /* kept free in the data dir beyond what raft needs */
+	int64_t projection_queue_mb; /* the projection's queue in memory; beyond it, the spool */
 	char *schema_dir;
 	char *lattice; /* lattice name (NATS subjects) */
 };

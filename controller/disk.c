@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 void disk_init(struct disk *g, const char *dir, uint64_t segment_size, uint64_t reserve)
@@ -44,6 +45,54 @@ static void mib(char *buf, size_t len, uint64_t bytes)
 	snprintf(buf, len, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
 }
 
+void disk_set_spool(struct disk *g, const char *path, uint64_t headroom)
+{
+	snprintf(g->spool_path, sizeof(g->spool_path), "%s", path);
+	g->spool_headroom = headroom;
+}
+
+/* What raft may need next, given reading r, and for what. */
+static uint64_t raft_need(const struct disk *g, const struct disk_reading *r, const char **what)
+{
+	/* The segment being written is one of the open ones; any other is a
+	 * prepared one, so the next switch needs no new space. (While raft
+	 * finalizes a segment it is counted too, for a few milliseconds, just
+	 * after a switch: the new segment then has all its room ahead.) */
+	uint64_t need = (r->open_segments >= 2 ? 0 : g->segment_size) + g->reserve;
+	*what = "the next Raft log segment";
+	if (g->snapshot_need != 0 && g->snapshot_need + g->segment_size + g->reserve > need) {
+		need = g->snapshot_need + g->segment_size + g->reserve;
+		*what = "the next Raft snapshot";
+	}
+	return need;
+}
+
+bool disk_spool_fits(struct disk *g, uint64_t len, char *why, size_t whylen)
+{
+	struct disk_reading r;
+	const char *what;
+	disk_read(g->dir, false, &r);
+	/* Room for a whole segment too: no need to list the directory. */
+	r.open_segments = 0;
+	if (r.err == 0 && r.free >= raft_need(g, &r, &what) + len)
+		return true;
+	if (r.err == 0)
+		disk_read(g->dir, true, &r);
+	if (r.err != 0) {
+		snprintf(why, whylen, "cannot examine the data dir %.200s: %s (errno %d)", g->dir, strerror(r.err), r.err);
+		return false;
+	}
+	uint64_t need = raft_need(g, &r, &what);
+	if (r.free >= need + len)
+		return true;
+	char f[32], n[32];
+	mib(f, sizeof(f), r.free);
+	mib(n, sizeof(n), need);
+	snprintf(why, whylen, "the data dir %.200s has %s free and Raft needs %s of it for %s (ENOSPC, errno %d)",
+		 g->dir, f, n, what, ENOSPC);
+	return false;
+}
+
 bool disk_decide(struct disk *g, const struct disk_reading *r)
 {
 	enum disk_state was = g->state;
@@ -58,17 +107,11 @@ bool disk_decide(struct disk *g, const struct disk_reading *r)
 			 strerror(r->err), r->err);
 		return g->state != was || strcmp(before, g->reason) != 0;
 	}
-	/* The segment being written is one of the open ones; any other is a
-	 * prepared one, so the next switch needs no new space. (While raft
-	 * finalizes a segment it is counted too, for a few milliseconds, just
-	 * after a switch: the new segment then has all its room ahead.) */
-	uint64_t log_need = r->open_segments >= 2 ? 0 : g->segment_size;
-	uint64_t need = log_need + g->reserve;
-	const char *what = "the next Raft log segment";
-	if (g->snapshot_need != 0 && g->snapshot_need + g->segment_size + g->reserve > need) {
-		need = g->snapshot_need + g->segment_size + g->reserve;
-		what = "the next Raft snapshot";
-	}
+	const char *what;
+	uint64_t need = raft_need(g, r, &what);
+	/* While the projection spools, entries raft takes must still fit in it. */
+	if (r->spool > 0)
+		need += g->spool_headroom;
 	g->need = need;
 	if (r->free >= need) {
 		g->state = DISK_OK;
@@ -80,23 +123,39 @@ bool disk_decide(struct disk *g, const struct disk_reading *r)
 	char f[32], n[32];
 	mib(f, sizeof(f), r->free);
 	mib(n, sizeof(n), need);
-	snprintf(g->reason, sizeof(g->reason),
-		 "the disk of the data dir %.200s is full: no space left on device (ENOSPC, errno %d): %s free, "
-		 "%s needed for %s; writes are refused until space is freed",
-		 g->dir, ENOSPC, f, n, what);
+	int len = snprintf(g->reason, sizeof(g->reason),
+			   "the disk of the data dir %.200s is full: no space left on device (ENOSPC, errno %d): %s "
+			   "free, %s needed for %s%s; writes are refused until space is freed",
+			   g->dir, ENOSPC, f, n, what, r->spool > 0 ? " and the PostgreSQL projection's spool" : "");
+	if (r->spool > 0 && len > 0 && (size_t)len < sizeof(g->reason)) {
+		char sp[32];
+		mib(sp, sizeof(sp), r->spool);
+		snprintf(g->reason + len, sizeof(g->reason) - (size_t)len,
+			 " (the spool holds %s while PostgreSQL is unreachable, and is removed once it is back)", sp);
+	}
 	/* Log again only when the state changes, not for every byte of drift. */
 	return g->state != was;
+}
+
+/* The spool's size (0 when there is none). */
+static uint64_t spool_size(const struct disk *g)
+{
+	struct stat st;
+	return g->spool_path[0] && stat(g->spool_path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 bool disk_check(struct disk *g)
 {
 	struct disk_reading r;
 	disk_read(g->dir, false, &r);
+	uint64_t spool = spool_size(g);
 	/* With room for a whole segment (and a waiting snapshot), whether raft
 	 * holds a prepared segment changes nothing: skip the listing. */
-	uint64_t enough = g->segment_size + g->reserve + (g->snapshot_need ? g->snapshot_need + g->segment_size : 0);
+	uint64_t enough = g->segment_size + g->reserve + (g->snapshot_need ? g->snapshot_need + g->segment_size : 0) +
+			  (spool ? g->spool_headroom : 0);
 	if (r.err == 0 && r.free < enough)
 		disk_read(g->dir, true, &r);
+	r.spool = spool;
 	return disk_decide(g, &r);
 }
 
@@ -104,6 +163,7 @@ bool disk_snapshot_fits(struct disk *g, size_t len)
 {
 	struct disk_reading r;
 	disk_read(g->dir, true, &r);
+	r.spool = spool_size(g);
 	/* A snapshot closes the segment being written, so the next append takes
 	 * a prepared one (or a new one) as well. */
 	if (r.err == 0 && r.free >= (uint64_t)len + g->segment_size + g->reserve) {

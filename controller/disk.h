@@ -28,6 +28,7 @@ struct disk_reading {
 	uint64_t free;     /* bytes available (f_bavail * f_frsize) */
 	uint64_t total;    /* bytes in the file system */
 	unsigned open_segments; /* raft's open-N files: the one written + the prepared pool */
+	uint64_t spool;    /* bytes in the PostgreSQL projection's spool file (0: none) */
 };
 
 enum disk_state {
@@ -46,11 +47,23 @@ struct disk {
 	uint64_t need;          /* bytes that had to be free at the last decision */
 	uint64_t snapshot_need; /* size of a snapshot that did not fit; 0: none */
 	char log_error[256];    /* what raft said when a log write failed */
+	char spool_path[4200];  /* the projection spool (store.h); "" none */
+	uint64_t spool_headroom; /* kept free for it on top, while it exists */
 	char reason[512];       /* why writes are refused ("" when DISK_OK) */
 };
 
 /* Sets up g for dir (copied). */
 void disk_init(struct disk *g, const char *dir, uint64_t segment_size, uint64_t reserve);
+/* Counts the PostgreSQL projection's spool (path copied; see store.h), which
+ * grows in the data dir while PostgreSQL is away: disk_check reads its size,
+ * and while it exists writes are refused already when less than headroom bytes
+ * would be left beyond what raft needs, so the entries raft takes can still be
+ * spooled (the queue bound, --projection-queue-mb, is a sane headroom). */
+void disk_set_spool(struct disk *g, const char *path, uint64_t headroom);
+/* May the spool grow by len bytes? Only into room raft does not need (its next
+ * segment, a waiting snapshot, the reserve; not the headroom, which is the
+ * spool's). Reads the disk; false with a sentence in why. */
+bool disk_spool_fits(struct disk *g, uint64_t len, char *why, size_t whylen);
 /* Looks at the data dir: its free space, and raft's open segments when
  * segments is true (a directory listing; only needed when space is short). */
 void disk_read(const char *dir, bool segments, struct disk_reading *out);

@@ -13,6 +13,7 @@
 
 #include "aiodefer.h"
 #include "leader.h"
+#include "digest.h"
 #include "log.h"
 #include "members.h"
 #include "ops.h"
@@ -91,7 +92,33 @@ int loop_lock_dir(const char *dir, char *err, size_t errlen)
 	return fd;
 }
 
-int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *err, size_t errlen)
+void loop_group_id(const struct config *cfg, char *out, size_t len)
+{
+	/* A group bootstrapped from --members: the lattice name and the member list
+	 * (parsed, so sorted by id), the same on every replica of it. Otherwise the
+	 * lattice name and this replica's raft address (a one-voter bootstrap, or a
+	 * replica that joins: it records its own). NULs keep ("ab","c") and
+	 * ("a","bc") apart. */
+	char in[2048];
+	int n = snprintf(in, sizeof(in), "%s%c", cfg->lattice, '\0');
+	struct members ms;
+	char err[160];
+	if (cfg->bootstrap && cfg->members[0] && members_parse(cfg->members, &ms, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < ms.n && n > 0 && (size_t)n < sizeof(in); i++)
+			n += snprintf(in + n, sizeof(in) - (size_t)n, "%llu=%s%c", (unsigned long long)ms.m[i].id,
+				      ms.m[i].address, '\0');
+	} else {
+		n += snprintf(in + n, sizeof(in) - (size_t)n, "%s", cfg->raft_address);
+	}
+	uint8_t d[DIGEST_SHA256_LEN];
+	digest_sha256(in, n > 0 && (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1, d);
+	char hex[2 * DIGEST_SHA256_LEN + 1];
+	digest_hex(d, LOOP_GROUP_ID_LEN / 2, hex);
+	snprintf(out, len, "%s", hex);
+}
+
+int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *group_id, size_t glen,
+		     char *err, size_t errlen)
 {
 	if (mkdir_p(cfg->data_dir) != 0) {
 		snprintf(err, errlen, "cannot create data dir %s: %s", cfg->data_dir, strerror(errno));
@@ -113,32 +140,46 @@ int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, ch
 			return -1;
 		}
 		snprintf(instance_id, len, "%s", inst);
-		json_decref(meta);
-		return 0;
+		const char *group = json_string_value(json_object_get(meta, "group_id"));
+		if (group != NULL) {
+			snprintf(group_id, glen, "%s", group);
+			json_decref(meta);
+			return 0;
+		}
+		/* A data dir from before group ids: computed now, and kept from now on
+		 * (a later change of the derivation must not move an existing replica). */
+		loop_group_id(cfg, group_id, glen);
+		if (json_object_set_new(meta, "group_id", json_string(group_id)) != 0) {
+			json_decref(meta);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	} else {
+		if (access(path, F_OK) == 0) {
+			snprintf(err, errlen, "%s is unreadable: %s", path, jerr.text);
+			return -1;
+		}
+		unsigned char rnd[16];
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			snprintf(err, errlen, "getrandom failed: %s", strerror(errno));
+			return -1;
+		}
+		char hex[33];
+		for (int i = 0; i < 16; i++)
+			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		loop_group_id(cfg, group_id, glen);
+		meta = json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)cfg->id, "raft_address", cfg->raft_address,
+				 "instance_id", hex, "group_id", group_id);
+		snprintf(instance_id, len, "%s", hex);
 	}
-	if (access(path, F_OK) == 0) {
-		snprintf(err, errlen, "%s is unreadable: %s", path, jerr.text);
-		return -1;
-	}
-	unsigned char rnd[16];
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		snprintf(err, errlen, "getrandom failed: %s", strerror(errno));
-		return -1;
-	}
-	char hex[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	meta = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)cfg->id, "raft_address", cfg->raft_address,
-			 "instance_id", hex);
 	char tmp[4300];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int rc = json_dump_file(meta, tmp, JSON_INDENT(2));
+	int rc = meta ? json_dump_file(meta, tmp, JSON_INDENT(2)) : -1;
 	json_decref(meta);
 	if (rc != 0 || rename(tmp, path) != 0) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
-	snprintf(instance_id, len, "%s", hex);
 	return 0;
 }
 

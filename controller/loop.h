@@ -84,8 +84,20 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
  * DIR/LOCK, released when the process ends). Returns the lock's fd, to keep
  * open, or -1 with a message in err (e.g. another latticed holds it). */
 int loop_lock_dir(const char *dir, char *err, size_t errlen);
-/* The data dir's instance id (read or created by loop_prepare_dir). */
-int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *err, size_t errlen);
+/* Length of a group id in hex digits. */
+#define LOOP_GROUP_ID_LEN 32
+/* Reads DATA_DIR/replica.json, creating it for a new data dir: the data dir's
+ * instance id (random, made once) into instance_id and the lattice group's id
+ * into group_id (LOOP_GROUP_ID_LEN + 1 bytes; a data dir without one gets
+ * loop_group_id's, written once). Refuses a data dir of another --id. Returns 0,
+ * or -1 with a message in err. */
+int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, char *group_id, size_t glen,
+		     char *err, size_t errlen);
+/* The id of the lattice group this replica is in, as a data dir without one
+ * records it: LOOP_GROUP_ID_LEN hex digits of SHA-256 over the lattice name
+ * (--lattice) and this replica's --raft-address. Deterministic: the same
+ * options give the same id. */
+void loop_group_id(const struct config *cfg, char *out, size_t len);
 /* Runs the loop until loop_stop has completed the shutdown. */
 int loop_run(struct loop *l);
 /* Any thread: begin a clean shutdown (refuse new ops, finish in-flight ones,

@@ -36,6 +36,13 @@ static void on_projected(void *arg, uint64_t index)
 	loop_projected(arg, index);
 }
 
+/* The store asks (on the loop thread, which submits its batches) whether the
+ * spool may grow: the disk guard keeps raft's room. */
+static bool on_spool_room(void *arg, size_t len, char *why, size_t whylen)
+{
+	return disk_spool_fits(arg, len, why, whylen);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct lattice *lt = s->data;
@@ -92,25 +99,48 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	char instance[40];
-	if (loop_prepare_dir(&lt.cfg, instance, sizeof(instance), err, sizeof(err)) != 0) {
+	char instance[40], group[LOOP_GROUP_ID_LEN + 1];
+	if (loop_prepare_dir(&lt.cfg, instance, sizeof(instance), group, sizeof(group), err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return 1;
 	}
-	if (store_open(&lt.store, lt.cfg.pg, lt.cfg.schema_dir, instance, err, sizeof(err)) != 0) {
+	log_info("replica %lld of lattice group %s (data dir %s, instance %s)", (long long)lt.cfg.id, group,
+		 lt.cfg.data_dir, instance);
+	char spool[4200];
+	snprintf(spool, sizeof(spool), "%s/projection.spool", lt.cfg.data_dir);
+	const struct store_config sc = {
+		.conninfo = lt.cfg.pg,
+		.schema_dir = lt.cfg.schema_dir,
+		.group_id = group,
+		.replica_id = (uint64_t)lt.cfg.id,
+		.instance_id = instance,
+		.wipe_foreign = lt.cfg.pg_reset,
+		.spool_path = spool,
+		.queue_max = (size_t)lt.cfg.projection_queue_mb << 20,
+		/* loop_init sets the disk guard up before raft can hand over a batch */
+		.room = on_spool_room,
+		.room_arg = &lt.loop.disk,
+	};
+	if (store_open(&lt.store, &sc, err, sizeof(err)) != 0) {
 		log_error("PostgreSQL: %s", err);
 		return 1;
 	}
+	if (store_claim_note(lt.store)[0])
+		log_warn("PostgreSQL: %s", store_claim_note(lt.store));
 	log_info("PostgreSQL ready: projection holds the log up to index %llu",
 		 (unsigned long long)store_applied_index(lt.store));
-	if (store_start(lt.store, on_projected, &lt.loop) != 0) {
-		log_error("cannot start the PostgreSQL writer thread");
-		return 1;
-	}
+	/* The loop first, then the writer thread: the writer calls on_projected
+	 * after every commit, and must never find a loop that loop_init has not
+	 * finished (or is still zeroing). Batches raft hands over while loop_init
+	 * loads its log (a snapshot's rebuild) wait in the store's queue. */
 	if (loop_init(&lt.loop, &lt.cfg, lt.store, err, sizeof(err)) != 0) {
 		log_error("%s", err);
-		store_stop(lt.store, 0);
 		store_close(lt.store);
+		return 1;
+	}
+	disk_set_spool(&lt.loop.disk, spool, sc.queue_max);
+	if (store_start(lt.store, on_projected, &lt.loop) != 0) {
+		log_error("cannot start the PostgreSQL writer thread");
 		return 1;
 	}
 	api_init(&lt.api, &lt.loop, lt.store, &lt.cfg);

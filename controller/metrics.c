@@ -116,6 +116,12 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	counter(&b, "lattice_projection_errors_total", "Failed projection transactions (retried).", g->pg_errors);
 	counter(&b, "lattice_projection_reconnects_total", "Reconnections of the projection writer.",
 		g->pg_reconnects);
+	gauge(&b, "lattice_projection_queue_bytes",
+	      "Bytes of entries the projection writer holds in memory (bounded by --projection-queue-mb).",
+	      g->queue_bytes);
+	gauge(&b, "lattice_projection_spool_bytes",
+	      "Bytes in the projection's spool file in the data dir (entries beyond the memory bound).", g->spool_bytes);
+	counter(&b, "lattice_projection_spooled_total", "Entries written to the projection's spool.", g->spooled);
 	counter(&b, "lattice_fsm_applied_total", "Log entries applied.", g->fsm_applied);
 	counter(&b, "lattice_fsm_rejected_total", "Log entries rejected by apply's re-check.", g->fsm_rejected);
 	counter(&b, "lattice_fsm_undecodable_total", "Log entries that could not be decoded (skipped).",

@@ -33,6 +33,7 @@ struct metrics_gauges {
 	uint64_t nodes, actors, providers, links, policies;
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
 	uint64_t pg_transactions, pg_batches, pg_changes, pg_errors, pg_reconnects;
+	uint64_t queue_bytes, spool_bytes, spooled;
 	/* connections to the raft port refused (raftnet), by reason */
 	uint64_t raft_refused_not_member, raft_refused_wrong_address, raft_refused_self, raft_refused_no_peer;
 };

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,13 @@ static const struct store_stmt migrate_sql[MIG_COUNT] = {
 	[MIG_RECORD] = {NULL, 2,
 		"INSERT INTO schema_migrations (version, name) VALUES ($1::integer, $2::text)"},
 	[MIG_STATE_ROW] = {NULL, 0, "INSERT INTO lattice_state (id) VALUES (true) ON CONFLICT DO NOTHING"},
-	[MIG_STATE_READ] = {NULL, 0, "SELECT applied_index, instance_id FROM lattice_state FOR UPDATE"},
-	[MIG_STATE_CLAIM] = {NULL, 1, "UPDATE lattice_state SET instance_id = $1::text, updated_at = now()"},
-	[MIG_STATE_WIPE] = {NULL, 1, "SELECT lattice_wipe($1::text)"},
+	[MIG_STATE_READ] = {NULL, 0,
+		"SELECT applied_index, instance_id, group_id, replica_id, current_database() FROM lattice_state"
+		" FOR UPDATE"},
+	[MIG_STATE_CLAIM] = {NULL, 3,
+		"UPDATE lattice_state SET group_id = $1::text, replica_id = $2::bigint, instance_id = $3::text,"
+		" updated_at = now()"},
+	[MIG_STATE_WIPE] = {NULL, 3, "SELECT lattice_wipe($1::text, $2::bigint, $3::text)"},
 };
 
 static int migrate_ok(PGconn *c, enum migrate_sql_id id, const char *const *params, char *err,
@@ -232,26 +237,105 @@ out:
 	return rc;
 }
 
-int migrate_claim(PGconn *c, const char *instance_id, uint64_t *applied_out, bool *was_reset,
-		  char *err, size_t errlen)
+/* The owner lattice_state records, as read. */
+struct migrate_row {
+	uint64_t applied;
+	const char *instance, *group; /* NULL: none recorded */
+	uint64_t replica;             /* 0: none recorded */
+	const char *db;
+};
+
+/* Why the database is not mine: NULL when it is mine or this replica's (my
+ * group and replica id), else why, filled with whose it is. */
+static const char *migrate_foreign(const struct migrate_row *r, const struct migrate_owner *me, char *why,
+				   size_t len)
 {
-	char msg[512];
+	if (!r->group) { /* claimed before 004, by instance id alone */
+		if (strcmp(r->instance, me->instance_id) == 0)
+			return NULL;
+		snprintf(why, len,
+			 "database \"%s\" was claimed by the data dir with instance id %s (before latticed recorded "
+			 "lattice groups; it holds the log up to index %" PRIu64 "), not by this one (%s): it may be "
+			 "another replica's",
+			 r->db, r->instance, r->applied, me->instance_id);
+		return why;
+	}
+	if (strcmp(r->group, me->group_id) != 0) {
+		snprintf(why, len,
+			 "database \"%s\" belongs to replica %" PRIu64 " of another lattice group (group %s, data dir "
+			 "instance %s; it holds that group's log up to index %" PRIu64 "), not to replica %" PRIu64
+			 " of group %s",
+			 r->db, r->replica, r->group, r->instance ? r->instance : "unknown", r->applied,
+			 me->replica_id, me->group_id);
+		return why;
+	}
+	if (r->replica != me->replica_id) {
+		snprintf(why, len,
+			 "database \"%s\" belongs to replica %" PRIu64 " of this lattice group (group %s, data dir "
+			 "instance %s), not to replica %" PRIu64 ": each replica needs a database of its own",
+			 r->db, r->replica, r->group, r->instance ? r->instance : "unknown", me->replica_id);
+		return why;
+	}
+	return NULL;
+}
+
+int migrate_claim(PGconn *c, const struct migrate_owner *me, bool wipe_foreign, uint64_t *applied_out,
+		  bool *was_reset, char *note, size_t notelen, char *err, size_t errlen)
+{
+	char msg[512], why[1024] = "", rep[24];
 	PGresult *r;
-	const char *params[] = {instance_id};
+	snprintf(rep, sizeof(rep), "%" PRIu64, me->replica_id);
+	const char *params[] = {me->group_id, rep, me->instance_id};
 	bool wiped = false;
 
+	note[0] = '\0';
 	if (migrate_ok(c, MIG_BEGIN, NULL, msg, sizeof(msg)) != 0 ||
 	    migrate_ok(c, MIG_STATE_ROW, NULL, msg, sizeof(msg)) != 0 ||
 	    migrate_tuples(c, MIG_STATE_READ, NULL, &r, msg, sizeof(msg)) != 0)
 		goto fail;
-	uint64_t applied = store_u64(r, 0, 0);
-	bool unclaimed = PQgetisnull(r, 0, 1);
-	bool ours = !unclaimed && strcmp(PQgetvalue(r, 0, 1), instance_id) == 0;
+	struct migrate_row row = {
+		.applied = store_u64(r, 0, 0),
+		.instance = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1),
+		.group = PQgetisnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2),
+		.replica = store_u64(r, 0, 3),
+		.db = PQgetvalue(r, 0, 4),
+	};
+	uint64_t applied = row.applied;
+	enum { CLAIM, KEEP, WIPE } what;
+	const char *foreign = NULL;
+	if (!row.instance && !row.group) {
+		what = CLAIM;
+	} else if ((foreign = migrate_foreign(&row, me, why, sizeof(why))) != NULL) {
+		if (!wipe_foreign) {
+			PQclear(r);
+			PQclear(PQexec(c, "ROLLBACK"));
+			store_err(err, errlen,
+				  "%s. Point --pg at this replica's own database, or start once with --pg-reset to "
+				  "wipe this one and rebuild it from this replica's log",
+				  foreign);
+			return -1;
+		}
+		what = WIPE;
+		snprintf(note, notelen, "--pg-reset: %s; wiped it, rebuilding it from this replica's log", foreign);
+	} else if (!row.group) {
+		what = CLAIM; /* mine, from before 004: record the group and replica id */
+	} else if (row.instance && strcmp(row.instance, me->instance_id) == 0) {
+		what = KEEP;
+	} else {
+		/* This replica's database, written from an earlier data dir (wiped, the
+		 * replica rebuilt under the same id). Its rows may come from another
+		 * history (a group bootstrapped anew under the same names has the same
+		 * group id), so they are not kept: the log rebuilds them. */
+		what = WIPE;
+		snprintf(note, notelen,
+			 "database \"%s\" was written by an earlier data dir of this replica (instance %s, up to "
+			 "index %" PRIu64 "); emptied it, rebuilding it from this data dir's log",
+			 row.db, row.instance ? row.instance : "unknown", row.applied);
+	}
 	PQclear(r);
-	if (unclaimed) {
-		if (migrate_ok(c, MIG_STATE_CLAIM, params, msg, sizeof(msg)) != 0)
-			goto fail;
-	} else if (!ours) {
+	if (what == CLAIM && migrate_ok(c, MIG_STATE_CLAIM, params, msg, sizeof(msg)) != 0)
+		goto fail;
+	if (what == WIPE) {
 		if (migrate_tuples(c, MIG_STATE_WIPE, params, &r, msg, sizeof(msg)) != 0)
 			goto fail;
 		PQclear(r);
@@ -265,6 +349,7 @@ int migrate_claim(PGconn *c, const char *instance_id, uint64_t *applied_out, boo
 	return 0;
 fail:
 	PQclear(PQexec(c, "ROLLBACK"));
+	note[0] = '\0';
 	store_err(err, errlen, "reading lattice_state failed: %s", msg);
 	return -1;
 }

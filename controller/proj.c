@@ -56,6 +56,14 @@ void proj_batch_free(struct proj_batch *b)
 	free(b);
 }
 
+size_t proj_batch_bytes(const struct proj_batch *b)
+{
+	size_t n = sizeof(*b) + b->scratch.cap;
+	for (const struct proj_chunk *k = b->chunks; k; k = k->next)
+		n += sizeof(*k) + k->cap;
+	return n;
+}
+
 /* n bytes from b's arena, 16-aligned; NULL (and b->failed) when out of memory. */
 static void *pa_alloc(struct proj_batch *b, size_t n)
 {
@@ -185,6 +193,21 @@ static void proj_end(struct proj_batch *b, struct proj_change *c)
 		b->head = c;
 	b->tail = c;
 	b->n++;
+}
+
+void proj_raw(struct proj_batch *b, enum proj_kind kind, bool fresh, int nparams, const char *const *params,
+	      const size_t *lens)
+{
+	if ((unsigned)kind >= PROJ_KIND_COUNT || nparams != proj_nparams[kind]) {
+		b->failed = 1;
+		return;
+	}
+	struct proj_change *c = proj_begin(b, kind);
+	if (c)
+		c->fresh = fresh;
+	for (int i = 0; i < nparams; i++)
+		p_strn(b, c, params[i], lens[i]);
+	proj_end(b, c);
 }
 
 void proj_node(struct proj_batch *b, const struct model_node *n)

@@ -82,10 +82,18 @@ struct proj_batch {
 	struct proj_chunk *chunks; /* the arena holding every change (see proj.c) */
 	struct jw scratch;         /* renders JSON parameters before the arena copy */
 	struct proj_batch *next; /* used by the writer's queue */
+	size_t held;             /* used by the writer: the bytes it counts for it */
 };
 
 struct proj_batch *proj_batch_new(uint64_t index);
 void proj_batch_free(struct proj_batch *b);
+/* Memory the batch holds: the struct, its arena and its scratch buffer. */
+size_t proj_batch_bytes(const struct proj_batch *b);
+/* Appends a change given whole (the store reading a batch back from its spool):
+ * kind, fresh, and nparams parameters of lens[i] bytes at params[i] (borrowed,
+ * copied; NULL = SQL NULL). nparams must be the kind's count (else b->failed). */
+void proj_raw(struct proj_batch *b, enum proj_kind kind, bool fresh, int nparams, const char *const *params,
+	      const size_t *lens);
 
 /* Appenders: render the object's current state. On allocation failure they set
  * b->failed and return; the caller checks b->failed once at the end. */

@@ -307,8 +307,8 @@ int query_policy_versions(PGconn *c, const char *policy_id, json_t **items, char
 	return rc;
 }
 
-int query_events(PGconn *c, uint64_t since, int64_t limit, json_t **items, uint64_t *last_seq,
-		 char *err, size_t errlen)
+int query_events(PGconn *c, uint64_t since, bool from_oldest, int64_t limit, json_t **items, uint64_t *last_seq,
+		 uint64_t *first_seq, char *err, size_t errlen)
 {
 	char sbuf[24], lbuf[24];
 	int rc;
@@ -319,11 +319,22 @@ int query_events(PGconn *c, uint64_t since, int64_t limit, json_t **items, uint6
 	if (!r)
 		return rc;
 	int n = PQntuples(r);
+	uint64_t first = n ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	if (n && !from_oldest && first != since + 1) {
+		PQclear(r);
+		snprintf(err, errlen, "events %" PRIu64 " to %" PRIu64 " are not held", since + 1, first - 1);
+		*first_seq = first;
+		return QUERY_GONE;
+	}
+	/* Up to the first gap: the page ends there. */
+	int upto = n ? 1 : 0;
+	while (upto < n && strtoull(PQgetvalue(r, upto, 0), NULL, 10) == first + (uint64_t)upto)
+		upto++;
 	json_t *arr;
-	rc = query_array(r, n, 1, &arr, err, errlen);
+	rc = query_array(r, upto, 1, &arr, err, errlen);
 	if (rc == QUERY_OK) {
 		*items = arr;
-		*last_seq = n ? strtoull(PQgetvalue(r, n - 1, 0), NULL, 10) : since;
+		*last_seq = upto ? strtoull(PQgetvalue(r, upto - 1, 0), NULL, 10) : since;
 	}
 	PQclear(r);
 	return rc;

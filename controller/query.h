@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ enum query_rc {
 	QUERY_NOT_FOUND,
 	QUERY_UNAVAILABLE, /* no connection, or it broke: answer 503, try again */
 	QUERY_ERROR,       /* anything else (a bug, a schema mismatch): answer 500 */
+	QUERY_GONE,        /* what was asked for is no longer held here (events_compacted) */
 };
 
 enum query_obj { QUERY_NODES, QUERY_ACTORS, QUERY_PROVIDERS, QUERY_LINKS, QUERY_POLICIES };
@@ -56,9 +58,16 @@ int query_policy_versions(PGconn *c, const char *policy_id, json_t **items, char
 
 /* Events numbered above since, in order, at most limit (same rules as
  * query_filter.limit). *last_seq is the seq of the last one returned, or since when
- * there are none (the cursor for the next call). */
-int query_events(PGconn *c, uint64_t since, int64_t limit, json_t **items, uint64_t *last_seq,
-		 char *err, size_t errlen);
+ * there are none (the cursor for the next call).
+ *
+ * Never a silent gap: seq numbers every event without gaps (the model), but a
+ * database rebuilt from a Raft snapshot lacks the events folded into it. When
+ * the first event held above since is not since + 1, the answer is QUERY_GONE
+ * with that event's seq in *first_seq — unless from_oldest (since not given:
+ * start from the oldest held, whatever it is). A page stops before a gap, so the
+ * next call, from its last seq, gets QUERY_GONE. */
+int query_events(PGconn *c, uint64_t since, bool from_oldest, int64_t limit, json_t **items, uint64_t *last_seq,
+		 uint64_t *first_seq, char *err, size_t errlen);
 
 /* The highest log index this database holds (lattice_state.applied_index). */
 int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen);

@@ -40,6 +40,7 @@
 #include "store_coalesce.h"
 #include "store_int.h"
 #include "store_pg.h"
+#include "store_spool.h"
 
 enum {
 	STORE_TX_BATCHES = 1000,      /* per transaction, so one round trip stays bounded */
@@ -86,8 +87,21 @@ enum store_sql_id {
 	SQL_WAL,
 	SQL_APPLIED,
 	SQL_SYNC_OFF,
+	SQL_LOCK,
+	SQL_HOLDER,
+	SQL_OWNER,
 	SQL_COUNT
 };
+
+/* The projection lock: a session-level advisory lock the writer's session holds
+ * for as long as it projects, so two latticed processes never project into one
+ * database. PostgreSQL scopes advisory locks to the current database, so one
+ * constant key (ASCII "latticeW") is a lock per database. As a pg_locks row:
+ * classid and objid are its high and low 32 bits, objsubid 1 (the bigint form). */
+#define STORE_LOCK_KEY "7809651272170300759"
+#define STORE_LOCK_CLASSID "1818326132"
+#define STORE_LOCK_OBJID "1768121687"
+#define STORE_LOCK_WAIT "5s"
 
 static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_ROLLBACK] = {NULL, 0, "ROLLBACK"},
@@ -101,11 +115,29 @@ static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_WAL] = {"store_wal", 0,
 		"SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"
 		" (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint"},
+	/* What the database holds, and whose it is now (a writer that reconnects
+	 * checks it was not taken over meanwhile). */
 	[SQL_APPLIED] = {"store_applied", 0,
-		"SELECT applied_index, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
-		" FROM lattice_state"},
+		"SELECT applied_index, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"
+		" group_id, replica_id, instance_id FROM lattice_state"},
 	/* Why off: see the top of this file. */
 	[SQL_SYNC_OFF] = {NULL, 0, "SET synchronous_commit = off"},
+	[SQL_LOCK] = {"store_lock", 0, "SELECT pg_try_advisory_lock(" STORE_LOCK_KEY ")"},
+	/* Who holds the lock (for the message when it is taken): the database's name
+	 * and, when the holder is still there, its session. */
+	[SQL_HOLDER] = {"store_holder", 0,
+		"SELECT current_database(), h.pid, h.addr, h.app, h.since FROM (SELECT 1) one LEFT JOIN ("
+		" SELECT a.pid, coalesce(host(a.client_addr), 'the local socket') AS addr,"
+		" coalesce(a.application_name, '') AS app,"
+		" to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS since"
+		" FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+		" WHERE l.locktype = 'advisory' AND l.granted"
+		" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+		" AND l.classid = " STORE_LOCK_CLASSID " AND l.objid = " STORE_LOCK_OBJID " AND l.objsubid = 1"
+		" LIMIT 1) h ON true"},
+	/* Whose lattice_state says it is (for that message; fails harmlessly on a
+	 * database not migrated yet). */
+	[SQL_OWNER] = {NULL, 0, "SELECT replica_id, group_id, instance_id FROM lattice_state"},
 };
 
 /* ---- state ----------------------------------------------------------------- */
@@ -176,21 +208,82 @@ static int store_writer_setup(PGconn *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- the projection lock ---------------------------------------------------- */
+
+/* Describes who holds the projection lock of c's database into buf: the
+ * holder's session (from the result of SQL_HOLDER, r) and whose lattice_state
+ * says the database is (from SQL_OWNER's result, o; NULL when unreadable). */
+static void store_holder_text(const PGresult *r, const PGresult *o, char *buf, size_t len)
+{
+	const char *db = r && PQntuples(r) ? PQgetvalue(r, 0, 0) : "?";
+	int n = snprintf(buf, len, "another latticed is projecting into database \"%s\"", db);
+	if (n < 0 || (size_t)n >= len)
+		return;
+	if (r && PQntuples(r) && !PQgetisnull(r, 0, 1))
+		n += snprintf(buf + n, len - (size_t)n,
+			      " (its session: PostgreSQL backend pid %s from %s, application_name '%s', since %s)",
+			      PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4));
+	if (n >= 0 && (size_t)n < len && o && PQntuples(o) && !PQgetisnull(o, 0, 1))
+		snprintf(buf + n, len - (size_t)n,
+			 "; lattice_state records it for replica %s of group %s (data dir instance %s)",
+			 PQgetvalue(o, 0, 0), PQgetvalue(o, 0, 1), PQgetisnull(o, 0, 2) ? "?" : PQgetvalue(o, 0, 2));
+}
+
+/* At open, before anything else touches the database: takes the projection
+ * lock on the writer's session, waiting up to STORE_LOCK_WAIT for it: the
+ * session of a latticed that has just exited (a restart) lets go of it only as
+ * its backend finishes exiting. 0, or -1 with a message in err. */
+static int store_lock_open(struct store *s, char *err, size_t errlen)
+{
+	static const struct store_stmt wait = {NULL, 0, "SET lock_timeout = '" STORE_LOCK_WAIT "'"},
+					lock = {NULL, 0, "SELECT pg_advisory_lock(" STORE_LOCK_KEY ")"},
+					nowait = {NULL, 0, "RESET lock_timeout"};
+	char msg[512];
+	if (store_exec_ok(s->wc, &wait, NULL, msg, sizeof(msg)) != 0) {
+		store_err(err, errlen, "taking the projection lock: %s", msg);
+		return -1;
+	}
+	PGresult *r = PQexecParams(s->wc, lock.sql, 0, NULL, NULL, NULL, NULL, 0);
+	bool got = PQresultStatus(r) == PGRES_TUPLES_OK;
+	bool held = !got && strcmp(store_sqlstate(r), "55P03") == 0; /* lock_not_available */
+	if (!got && !held)
+		store_err(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(s->wc));
+	PQclear(r);
+	if (!got && !held) {
+		store_err(err, errlen, "taking the projection lock: %s", msg);
+		return -1;
+	}
+	if (store_exec_ok(s->wc, &nowait, NULL, msg, sizeof(msg)) != 0) {
+		store_err(err, errlen, "taking the projection lock: %s", msg);
+		return -1;
+	}
+	if (got)
+		return 0;
+	PGresult *h = store_exec(s->wc, &store_sql[SQL_HOLDER], NULL, PGRES_TUPLES_OK, msg, sizeof(msg));
+	PGresult *o = store_exec(s->wc, &store_sql[SQL_OWNER], NULL, PGRES_TUPLES_OK, msg, sizeof(msg));
+	char who[1024];
+	store_holder_text(h, o, who, sizeof(who));
+	PQclear(h);
+	PQclear(o);
+	store_err(err, errlen,
+		  "%s: two latticed processes cannot project into one database. Give each replica a database of "
+		  "its own (--pg), or stop the other latticed first",
+		  who);
+	return -1;
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
-int store_open(struct store **out, const char *conninfo, const char *schema_dir,
-	       const char *instance_id, char *err, size_t errlen)
+int store_open(struct store **out, const struct store_config *cfg, char *err, size_t errlen)
 {
-	assert(conninfo && schema_dir && instance_id && *instance_id);
+	assert(cfg->conninfo && cfg->schema_dir && cfg->instance_id && *cfg->instance_id && cfg->group_id &&
+	       *cfg->group_id && cfg->replica_id >= 1);
 	struct store *s = calloc(1, sizeof(*s));
 	pthread_condattr_t ca;
 	if (!s)
 		goto nomem;
-	s->conninfo = strdup(conninfo);
-	s->instance_id = strdup(instance_id);
-	if (!s->conninfo || !s->instance_id) {
-		free(s->conninfo);
-		free(s->instance_id);
+	s->conninfo = strdup(cfg->conninfo);
+	if (!s->conninfo) {
 		free(s);
 		goto nomem;
 	}
@@ -206,21 +299,38 @@ int store_open(struct store **out, const char *conninfo, const char *schema_dir,
 		pthread_mutex_destroy(&s->rmu);
 		pthread_cond_destroy(&s->cv);
 		free(s->conninfo);
-		free(s->instance_id);
 		free(s);
 		return -1;
 	}
 	atomic_init(&s->healthy, true);
+	s->sp.fd = -1;
+	s->queue_max = cfg->queue_max;
+	s->room = cfg->room;
+	s->room_arg = cfg->room_arg;
 
-	s->wc = store_connect(conninfo, "lattice-writer");
+	s->wc = store_connect(cfg->conninfo, "lattice-writer");
 	if (!s->wc)
 		goto nomem_close;
 	if (PQstatus(s->wc) != CONNECTION_OK) {
 		store_err(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(s->wc));
 		goto fail;
 	}
-	if (migrate_apply(s->wc, schema_dir, err, errlen) != 0 ||
-	    migrate_claim(s->wc, s->instance_id, &s->open_applied, &s->was_reset, err, errlen) != 0)
+	s->group_id = strdup(cfg->group_id);
+	s->instance_id = strdup(cfg->instance_id);
+	s->replica_id = cfg->replica_id;
+	if (!s->group_id || !s->instance_id)
+		goto nomem_close;
+	/* First the lock: a second latticed must not migrate, let alone wipe, a
+	 * database another one projects into. */
+	if (store_lock_open(s, err, errlen) != 0)
+		goto fail;
+	/* A spool of an earlier process: raft replays what it held. */
+	if (cfg->spool_path && spool_init(&s->sp, cfg->spool_path, err, errlen) != 0)
+		goto fail;
+	const struct migrate_owner me = {cfg->group_id, cfg->replica_id, cfg->instance_id};
+	if (migrate_apply(s->wc, cfg->schema_dir, err, errlen) != 0 ||
+	    migrate_claim(s->wc, &me, cfg->wipe_foreign, &s->open_applied, &s->was_reset, s->claim_note,
+			  sizeof(s->claim_note), err, errlen) != 0)
 		goto fail;
 	s->db_applied = s->open_applied;
 	char msg[512];
@@ -253,13 +363,22 @@ bool store_was_reset(const struct store *s)
 	return s->was_reset;
 }
 
-static void store_free_batches(struct proj_batch *b)
+const char *store_claim_note(const struct store *s)
 {
+	return s->claim_note;
+}
+
+/* Frees a list of batches the store held, and counts their memory out. */
+static void store_free_batches(struct store *s, struct proj_batch *b)
+{
+	size_t held = 0;
 	while (b) {
 		struct proj_batch *next = b->next;
+		held += b->held;
 		proj_batch_free(b);
 		b = next;
 	}
+	atomic_fetch_sub(&s->mem_bytes, held);
 }
 
 void store_close(struct store *s)
@@ -268,14 +387,15 @@ void store_close(struct store *s)
 		return;
 	if (s->started)
 		(void)store_stop(s, 0);
-	store_free_batches(s->qhead);
-	store_free_batches(s->fl_head);
+	store_free_batches(s, s->qhead);
+	store_free_batches(s, s->fl_head);
 	while (s->rt_head) {
 		struct store_txn *t = s->rt_head;
 		s->rt_head = t->next;
-		store_free_batches(t->head);
+		store_free_batches(s, t->head);
 		free(t);
 	}
+	spool_release(&s->sp);
 	co_free(&s->co);
 	for (int i = 0; i < PS_RESET; i++)
 		jw_free(&s->buf[i]);
@@ -286,6 +406,7 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->rmu);
 	pthread_cond_destroy(&s->cv);
 	free(s->conninfo);
+	free(s->group_id);
 	free(s->instance_id);
 	free(s);
 }
@@ -298,9 +419,57 @@ void store_submit(struct store *s, struct proj_batch *b)
 	store_submit_chain(s, b);
 }
 
+/* Takes no more batches: the spool could not grow, or could not be read back.
+ * Called under mu. */
+static void store_halt(struct store *s, const char *what)
+{
+	if (!atomic_load(&s->halted))
+		store_log("%s. The projection stops there: what this process holds before that point is written "
+			  "once PostgreSQL can take it, nothing after it (nothing is skipped); restart latticed, with "
+			  "room in the data dir, to replay the rest from the Raft log",
+			  what);
+	atomic_store(&s->halted, true);
+	atomic_store(&s->healthy, false);
+	atomic_fetch_add(&s->n_errors, 1);
+}
+
+/* Appends b to the spool (b stays the caller's). Called under mu. 0, or -1
+ * after halting. */
+static int store_spool(struct store *s, struct proj_batch *b)
+{
+	char msg[512], what[1024];
+	size_t len = spool_encode(&s->sp, b, msg, sizeof(msg));
+	if (len == 0) {
+		snprintf(what, sizeof(what), "cannot spool the batch of entry %" PRIu64 ": %s", b->index, msg);
+		store_halt(s, what);
+		return -1;
+	}
+	if (s->room && !s->room(s->room_arg, len, msg, sizeof(msg))) {
+		snprintf(what, sizeof(what),
+			 "the projection spool %s (%" PRIu64 " bytes) cannot take the batch of entry %" PRIu64
+			 " (%zu bytes): %s",
+			 s->sp.path, s->sp.end, b->index, len, msg);
+		store_halt(s, what);
+		return -1;
+	}
+	if (spool_append(&s->sp, msg, sizeof(msg)) != 0) {
+		snprintf(what, sizeof(what), "cannot spool the batch of entry %" PRIu64 ": %s", b->index, msg);
+		store_halt(s, what);
+		return -1;
+	}
+	if (!s->spooling)
+		store_log("the projection queue is over %zu bytes in memory (PostgreSQL is %s): spooling batches "
+			  "from entry %" PRIu64 " on to %s",
+			  s->queue_max, atomic_load(&s->healthy) ? "slow" : "unreachable", b->index, s->sp.path);
+	s->spooling = true;
+	atomic_store(&s->spool_bytes, s->sp.end);
+	atomic_fetch_add(&s->n_spooled, 1);
+	return 0;
+}
+
 void store_submit_chain(struct store *s, struct proj_batch *chain)
 {
-	struct proj_batch *head = NULL, *tail = NULL;
+	struct proj_batch *head = NULL, *tail = NULL, *done = NULL;
 	size_t n = 0;
 	while (chain) {
 		struct proj_batch *b = chain;
@@ -315,28 +484,49 @@ void store_submit_chain(struct store *s, struct proj_batch *chain)
 			proj_batch_free(b); /* already in the database (replay after a restart) */
 			continue;
 		}
+		b->held = proj_batch_bytes(b);
 		if (tail)
 			tail->next = b;
 		else
 			head = b;
 		tail = b;
-		n++;
 	}
 	if (head == NULL)
 		return;
 	pthread_mutex_lock(&s->mu);
-	for (struct proj_batch *b = head; b; b = b->next) {
+	while (head) {
+		struct proj_batch *b = head;
+		head = b->next;
+		b->next = NULL;
 		assert(b->index > s->last_submitted); /* log order */
 		s->last_submitted = b->index;
+		/* Halted: dropped (a restart replays it). Spooling, or over the bound:
+		 * to the spool, after everything there. */
+		if (atomic_load(&s->halted) ||
+		    (s->sp.path && (s->spooling || (s->queue_max && atomic_load(&s->mem_bytes) + b->held >
+									  s->queue_max)))) {
+			if (!atomic_load(&s->halted) && store_spool(s, b) == 0)
+				n++;
+			b->next = done;
+			done = b;
+			continue;
+		}
+		atomic_fetch_add(&s->mem_bytes, b->held);
+		if (s->qtail)
+			s->qtail->next = b;
+		else
+			s->qhead = b;
+		s->qtail = b;
+		n++;
 	}
-	if (s->qtail)
-		s->qtail->next = head;
-	else
-		s->qhead = head;
-	s->qtail = tail;
 	atomic_fetch_add(&s->backlog, n);
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+	while (done) { /* spooled or dropped: freed outside the lock */
+		struct proj_batch *next = done->next;
+		proj_batch_free(done);
+		done = next;
+	}
 }
 
 uint64_t store_projected(const struct store *s)
@@ -361,6 +551,9 @@ void store_stats(const struct store *s, struct store_stats *out)
 	out->changes = atomic_load(&s->n_changes);
 	out->errors = atomic_load(&s->n_errors);
 	out->reconnects = atomic_load(&s->n_reconnects);
+	out->queue_bytes = atomic_load(&s->mem_bytes);
+	out->spool_bytes = atomic_load(&s->spool_bytes);
+	out->spooled = atomic_load(&s->n_spooled);
 }
 
 /* ---- writer: pipelines ----------------------------------------------------- */
@@ -654,6 +847,12 @@ static void wr_describe(const struct store *s, const struct wr_fail *f, char *bu
 
 /* ---- writer: bookkeeping --------------------------------------------------- */
 
+/* Healthy: the writer can write and nothing holds it back. */
+static bool wr_healthy(const struct store *s)
+{
+	return !s->sql_failing && !s->lost && !s->disowned && !atomic_load(&s->halted);
+}
+
 static void wr_close(struct store *s)
 {
 	PQfinish(s->wc);
@@ -705,7 +904,7 @@ static void wr_retain(struct store *s, struct proj_batch *list, uint64_t from, u
 		/* Nothing to hold them with: free them and lose only the ability to
 		 * re-write them if PostgreSQL crashes in the next moments. */
 		store_log("out of memory retaining committed batches; freeing them");
-		store_free_batches(list);
+		store_free_batches(s, list);
 		return;
 	}
 	*t = (struct store_txn){.from = from, .lsn = lsn, .head = list};
@@ -728,7 +927,7 @@ static void wr_release(struct store *s, uint64_t insert_lsn, uint64_t flush_lsn)
 		s->rt_head = t->next;
 		if (!s->rt_head)
 			s->rt_tail = NULL;
-		store_free_batches(t->head);
+		store_free_batches(s, t->head);
 		free(t);
 	}
 }
@@ -753,6 +952,21 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 		return rc == WR_OK ? WR_SQL : rc;
 	}
 	uint64_t applied = store_u64(r, 0, 0), lsn = store_u64(r, 0, 1);
+	/* Still ours? Another latticed may have taken the database over (--pg-reset)
+	 * while this one was away: its rows are not this log's. */
+	if (PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 4) || strcmp(PQgetvalue(r, 0, 2), s->group_id) != 0 ||
+	    store_u64(r, 0, 3) != s->replica_id || strcmp(PQgetvalue(r, 0, 4), s->instance_id) != 0) {
+		store_log("the database is now recorded for replica %s of group %s (data dir instance %s), not this "
+			  "replica: another latticed took it over while this one was disconnected. Not writing to "
+			  "it any more; restart latticed with a database of its own (--pg)",
+			  PQgetisnull(r, 0, 3) ? "?" : PQgetvalue(r, 0, 3),
+			  PQgetisnull(r, 0, 2) ? "?" : PQgetvalue(r, 0, 2),
+			  PQgetisnull(r, 0, 4) ? "?" : PQgetvalue(r, 0, 4));
+		PQclear(r);
+		atomic_fetch_add(&s->n_errors, 1);
+		s->disowned = true;
+		return WR_OK;
+	}
 	PQclear(r);
 
 	if (applied >= s->db_applied) {
@@ -794,6 +1008,7 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 			next = b->next;
 			b->next = NULL;
 			if (b->index <= applied) {
+				atomic_fetch_sub(&s->mem_bytes, b->held);
 				proj_batch_free(b);
 				continue;
 			}
@@ -822,10 +1037,38 @@ static int wr_resync(struct store *s, struct wr_fail *f)
 	return WR_OK;
 }
 
+/* After reconnecting: takes the projection lock again before anything is
+ * written. WR_OK when held; WR_SQL when another session holds it (f->msg says
+ * whose); WR_CONN. */
+static int wr_lock(struct store *s, struct wr_fail *f)
+{
+	PGresult *r = NULL, *h = NULL;
+	int rc = wr_simple(s, SQL_LOCK, &r, f);
+	if (rc == WR_OK && (!r || PQntuples(r) != 1)) {
+		store_err(f->msg, sizeof(f->msg), "pg_try_advisory_lock returned no row");
+		rc = WR_SQL;
+	}
+	if (rc != WR_OK || strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	rc = wr_simple(s, SQL_HOLDER, &h, f);
+	if (rc == WR_CONN)
+		return rc;
+	store_holder_text(h, NULL, f->msg, sizeof(f->msg));
+	PQclear(h);
+	return WR_SQL;
+}
+
 static void wr_connect(struct store *s)
 {
 	char msg[512];
 	struct wr_fail f = {.q = -1};
+	if (s->disowned) { /* never again: wait for the stop */
+		wr_backoff(s);
+		return;
+	}
 	s->wc = store_connect(s->conninfo, "lattice-writer");
 	if (!s->wc || PQstatus(s->wc) != CONNECTION_OK) {
 		wr_conn_lost(s, s->wc ? PQerrorMessage(s->wc) : "out of memory");
@@ -835,11 +1078,36 @@ static void wr_connect(struct store *s)
 		wr_conn_lost(s, msg);
 		return;
 	}
-	int rc = wr_resync(s, &f);
+	int rc = wr_lock(s, &f);
+	if (rc == WR_SQL) {
+		/* Someone else projects into the database now: write nothing, and
+		 * try again later (it may be a latticed that is about to find the
+		 * database is not its own and exit). */
+		if (!s->lock_refused)
+			store_log("reconnected to PostgreSQL, but cannot take the projection lock again: %s. Not "
+				  "writing while it is held; retrying",
+				  f.msg);
+		s->lock_refused = true;
+		atomic_fetch_add(&s->n_errors, 1);
+		s->down = true;
+		wr_close(s);
+		wr_backoff(s);
+		return;
+	}
+	if (rc == WR_OK)
+		rc = wr_resync(s, &f);
 	if (rc != WR_OK) {
 		wr_conn_lost(s, f.msg);
 		return;
 	}
+	if (s->disowned) {
+		wr_close(s); /* and with it the lock, for the database's owner */
+		wr_backoff(s);
+		return;
+	}
+	if (s->lock_refused)
+		store_log("took the projection lock again");
+	s->lock_refused = false;
 	if (s->down) {
 		atomic_fetch_add(&s->epoch, 1);
 		atomic_fetch_add(&s->n_reconnects, 1);
@@ -847,7 +1115,7 @@ static void wr_connect(struct store *s)
 	}
 	s->down = false;
 	s->backoff_ms = 0;
-	atomic_store(&s->healthy, !s->sql_failing && !s->lost);
+	atomic_store(&s->healthy, wr_healthy(s));
 }
 
 /* One transaction of everything in flight: one round trip, one statement per
@@ -904,7 +1172,7 @@ static void wr_write(struct store *s)
 	atomic_fetch_add(&s->n_tx, 1);
 	atomic_fetch_add(&s->n_batches, nb);
 	atomic_fetch_add(&s->n_changes, nc);
-	atomic_store(&s->healthy, !s->lost);
+	atomic_store(&s->healthy, wr_healthy(s));
 	wr_projected(s, max);
 }
 
@@ -940,6 +1208,46 @@ static void wr_take(struct store *s)
 	}
 }
 
+/* Reads spooled batches back in flight, up to one transaction's worth and
+ * within the memory bound (at least one batch), from the records below limit
+ * (sp.end when the writer looked, under mu). Removes the spool once everything
+ * in it was read. */
+static void wr_take_spool(struct store *s, uint64_t limit)
+{
+	char msg[512];
+	bool failed = false;
+	while (s->sp.rd < limit && s->fl_n < STORE_TX_BATCHES && s->fl_changes < STORE_TX_CHANGES &&
+	       (!s->queue_max || !s->fl_head || atomic_load(&s->mem_bytes) < s->queue_max)) {
+		struct proj_batch *b = NULL;
+		if (spool_read(&s->sp, limit, &b, msg, sizeof(msg)) != 0) {
+			failed = true;
+			break;
+		}
+		b->held = proj_batch_bytes(b);
+		atomic_fetch_add(&s->mem_bytes, b->held);
+		if (s->fl_tail)
+			s->fl_tail->next = b;
+		else
+			s->fl_head = b;
+		s->fl_tail = b;
+		s->fl_n++;
+		s->fl_changes += b->n;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (failed) {
+		/* Never skip a record: what was read before it is written, nothing
+		 * after it; the rest comes back from the Raft log at the next start. */
+		store_halt(s, msg);
+		atomic_store(&s->backlog, s->fl_n); /* the spooled ones are dropped */
+	}
+	if (failed || s->sp.rd == s->sp.end) {
+		spool_remove(&s->sp);
+		s->spooling = false;
+		atomic_store(&s->spool_bytes, 0);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void *store_writer(void *arg)
 {
 	struct store *s = arg;
@@ -948,9 +1256,9 @@ static void *store_writer(void *arg)
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		int64_t now = store_now_ms();
-		bool work = (s->fl_head || s->qhead) && !s->lost;
-		if (s->stopping && !s->fl_head && !s->qhead) {
-			s->flushed = true;
+		bool work = (s->fl_head || s->qhead || s->spooling) && !s->lost;
+		if (s->stopping && !s->fl_head && !s->qhead && !s->spooling) {
+			s->flushed = !atomic_load(&s->halted);
 			break;
 		}
 		if (s->stopping && now >= s->stop_deadline)
@@ -970,11 +1278,18 @@ static void *store_writer(void *arg)
 		}
 		if (!s->lost)
 			wr_take(s);
+		/* The spool holds what came after the memory queue: read it back
+		 * once that is in flight, and only with PostgreSQL there to take it. */
+		bool unspool = !s->lost && s->wc && !s->qhead && s->spooling && s->fl_n < STORE_TX_BATCHES &&
+			       s->fl_changes < STORE_TX_CHANGES;
+		uint64_t spool_end = s->sp.end;
 		pthread_mutex_unlock(&s->mu);
 
+		if (unspool)
+			wr_take_spool(s, spool_end);
 		if (!s->wc)
 			wr_connect(s);
-		else if (work)
+		else if (work && s->fl_head)
 			wr_write(s);
 		else
 			wr_ping(s);
@@ -1002,7 +1317,7 @@ int store_stop(struct store *s, int timeout_ms)
 {
 	pthread_mutex_lock(&s->mu);
 	if (!s->started) {
-		bool empty = !s->qhead;
+		bool empty = !s->qhead && !s->spooling && !atomic_load(&s->halted);
 		s->stopping = true;
 		pthread_mutex_unlock(&s->mu);
 		return empty ? 0 : -1;

@@ -11,6 +11,7 @@
 
 #include "store.h"
 #include "store_coalesce.h"
+#include "store_spool.h"
 
 struct store_txn;    /* store.c */
 struct wr_query;     /* store.c */
@@ -18,13 +19,27 @@ struct store_reader; /* store_read.c */
 
 struct store {
 	char *conninfo;
-	char *instance_id;
+	char *group_id, *instance_id; /* whose the database is: this replica */
+	uint64_t replica_id;
 	uint64_t open_applied;
 	bool was_reset;
+	char claim_note[1536];
 
-	pthread_mutex_t mu; /* guards the queue and the stop request */
+	pthread_mutex_t mu; /* guards the queue, the spool's appends and the stop request */
 	pthread_cond_t cv;  /* work queued or stop requested */
 	struct proj_batch *qhead, *qtail;
+	/* The bound and the spool (store.h). sp.end and spooling are guarded by mu;
+	 * sp.rd and reading belong to the writer thread (it removes the file under
+	 * mu once sp.rd reaches sp.end). While spooling, every batch goes to the
+	 * spool, after those already there. */
+	size_t queue_max;
+	store_room_fn room;
+	void *room_arg;
+	struct spool sp;
+	bool spooling;
+	atomic_size_t mem_bytes;         /* held in memory: queued, in flight, retained */
+	atomic_uint_fast64_t spool_bytes, n_spooled;
+	atomic_bool halted;              /* takes no more batches (store.h); set under mu */
 	uint64_t last_submitted;
 	bool started, stopping, flushed;
 	int64_t stop_deadline; /* monotonic ms */
@@ -54,6 +69,8 @@ struct store {
 	bool down;                        /* connection lost, not yet back */
 	bool sql_failing;                 /* last transaction hit an SQL error */
 	bool lost;                        /* PostgreSQL lost entries we no longer hold */
+	bool lock_refused;                /* reconnected, but another session holds the lock */
+	bool disowned;                    /* the database was taken over: never write again */
 	int backoff_ms;
 	int64_t retry_at, ping_at;
 

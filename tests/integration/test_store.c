@@ -12,9 +12,13 @@
 #include "proj.h"
 #include "query.h"
 #include "store.h"
+#include "store_spool.h"
 #include "tap.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -154,12 +158,29 @@ static struct proj_batch *ev_batch(uint64_t index, uint64_t seq)
 	return b;
 }
 
-static struct store *open_store(const char *instance, char *err, size_t errlen)
+/* Opens the store as replica `replica` of group `group`, data dir `instance`;
+ * wipe: --pg-reset. */
+static struct store *open_as(const char *group, uint64_t replica, const char *instance, bool wipe, char *err,
+			     size_t errlen)
 {
 	struct store *s = NULL;
-	if (store_open(&s, conninfo, schema_dir, instance, err, errlen) != 0)
+	const struct store_config cfg = {
+		.conninfo = conninfo,
+		.schema_dir = schema_dir,
+		.group_id = group,
+		.replica_id = replica,
+		.instance_id = instance,
+		.wipe_foreign = wipe,
+	};
+	if (store_open(&s, &cfg, err, errlen) != 0)
 		return NULL;
 	return s;
+}
+
+/* Replica 1 of group "g1", data dir `instance`. */
+static struct store *open_store(const char *instance, char *err, size_t errlen)
+{
+	return open_as("g1", 1, instance, false, err, errlen);
 }
 
 static const char *jstr(json_t *o, const char *key)
@@ -566,7 +587,8 @@ static void test_projection(struct store *s)
 
 	/* events */
 	uint64_t last = 0;
-	is_int(query_events(c, 0, 100, &items, &last, err, sizeof(err)), QUERY_OK, "events");
+	uint64_t first = 0;
+	is_int(query_events(c, 0, false, 100, &items, &last, &first, err, sizeof(err)), QUERY_OK, "events");
 	ok(json_array_size(items) == 3 && last == 3, "3 events, last seq 3");
 	if (json_array_size(items) == 3) {
 		json_t *e = json_array_get(items, 2);
@@ -576,12 +598,36 @@ static void test_projection(struct store *s)
 		is_str(jstr(json_array_get(items, 1), "at"), "2026-11-22T01:02:03.457Z", "event at");
 	}
 	json_decref(items);
-	query_events(c, 2, 100, &items, &last, err, sizeof(err));
+	query_events(c, 2, false, 100, &items, &last, &first, err, sizeof(err));
 	ok(json_array_size(items) == 1 && last == 3, "events since 2: just seq 3");
 	json_decref(items);
-	query_events(c, 3, 100, &items, &last, err, sizeof(err));
+	query_events(c, 3, false, 100, &items, &last, &first, err, sizeof(err));
 	ok(json_array_size(items) == 0 && last == 3, "events since 3: none, cursor stays");
 	json_decref(items);
+
+	/* Events missing (as after a rebuild from a snapshot), in a transaction of
+	 * the reader's own that is rolled back: never a silent gap. */
+	PQclear(PQexec(c, "BEGIN"));
+	PQclear(PQexec(c, "DELETE FROM events WHERE seq = 2"));
+	items = NULL;
+	is_int(query_events(c, 0, false, 100, &items, &last, &first, err, sizeof(err)), QUERY_OK,
+	       "event 2 missing: since=0 still answers");
+	ok(json_array_size(items) == 1 && last == 1, "... with the page stopping before the gap (seq 1 only)");
+	json_decref(items);
+	first = 0;
+	is_int(query_events(c, 1, false, 100, &items, &last, &first, err, sizeof(err)), QUERY_GONE,
+	       "since=1: gone (%s)", err);
+	is_int(first, 3, "... naming 3, the next event held");
+	PQclear(PQexec(c, "DELETE FROM events WHERE seq = 1"));
+	first = 0;
+	ok(query_events(c, 0, false, 100, &items, &last, &first, err, sizeof(err)) == QUERY_GONE && first == 3,
+	   "events 1 and 2 missing: since=0 is gone too, first 3");
+	items = NULL;
+	ok(query_events(c, 0, true, 100, &items, &last, &first, err, sizeof(err)) == QUERY_OK &&
+		   json_array_size(items) == 1 && last == 3,
+	   "without since, the list starts at the oldest held");
+	json_decref(items);
+	PQclear(PQexec(c, "ROLLBACK"));
 	uint64_t ai = 0;
 	is_int(query_applied_index(c, &ai, err, sizeof(err)), QUERY_OK, "query_applied_index");
 	is_int(ai, 4, "... is 4");
@@ -751,6 +797,358 @@ static void test_pg_crash(struct store *s, uint64_t *idx, uint64_t *seq)
 	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "nothing lost, nothing doubled");
 	if (!sql_ok("ALTER SYSTEM RESET wal_writer_delay") || sql_int("SELECT 1 FROM pg_reload_conf()") != 1)
 		tap_diag("could not reset wal_writer_delay");
+}
+
+static bool wait_errors(struct store *s, uint64_t above, int timeout_ms)
+{
+	struct store_stats st;
+	for (int t = 0; t < timeout_ms; t += 10) {
+		store_stats(s, &st);
+		if (st.errors > above)
+			return true;
+		sleep_ms(10);
+	}
+	store_stats(s, &st);
+	return st.errors > above;
+}
+
+/* Writers' sessions holding the projection lock ("latticeW", store.c). */
+static long long lock_holders(void)
+{
+	return sql_int("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+		       "classid = 1818326132 AND objid = 1768121687 AND objsubid = 1");
+}
+
+/* Kills the writer's session and, once it has gone, takes the projection lock on
+ * a connection of the test's own (returned: PQfinish releases it). */
+static PGconn *steal_lock(void)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			  "WHERE application_name = 'lattice-writer'"));
+	/* pg_advisory_lock waits until the killed session has let go. */
+	PGresult *r = PQexec(c, "SELECT pg_advisory_lock(7809651272170300759)");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		tap_diag("pg_advisory_lock: %s", PQerrorMessage(c));
+	PQclear(r);
+	return c;
+}
+
+/* The projection lock: a second store on the database refuses at open; a writer
+ * that reconnects takes it again before writing, and writes nothing while
+ * another session holds it. */
+static void test_lock(struct store *s, uint64_t *idx, uint64_t *seq)
+{
+	char err[1024];
+	struct store_stats st0;
+	is_int(lock_holders(), 1, "the writer's session holds the projection lock");
+	struct store *t = open_store("inst-A", err, sizeof(err));
+	ok(t == NULL && strstr(err, "another latticed is projecting into database") && strstr(err, "backend pid") &&
+		   strstr(err, "lattice_state records it for replica 1 of group g1"),
+	   "a second store on the database is refused, naming the holder: %s", err);
+	store_close(t);
+
+	long long applied = sql_int("SELECT applied_index FROM lattice_state");
+	store_stats(s, &st0);
+	PGconn *other = steal_lock();
+	for (int i = 0; i < 5; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	tap_diag("a line about the projection lock from the store is expected next");
+	ok(wait_errors(s, st0.errors, 10000), "the reconnected writer finds the lock taken (counted as an error)");
+	ok(!store_healthy(s), "... and reports unhealthy");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), applied,
+	       "nothing written while another session holds the lock");
+	PQfinish(other);
+	ok(wait_projected(s, *idx, 15000) && wait_healthy(s, true, 5000),
+	   "once the lock is free the writer takes it and writes");
+	is_int(sql_int("SELECT count(*) FROM events"), (long long)*seq, "nothing lost, nothing doubled");
+	is_int(lock_holders(), 1, "the writer holds the lock again");
+}
+
+/* A database taken over while the writer was away (another owner in
+ * lattice_state): the writer takes the lock, sees it, lets go and never writes
+ * again. Its own store, closed at the end. */
+static void test_disowned(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store *s = open_store("inst-A", err, sizeof(err));
+	if (!ok(s && store_start(s, NULL, NULL) == 0, "open and start a store"))
+		return;
+	long long applied = sql_int("SELECT applied_index FROM lattice_state");
+	PGconn *other = steal_lock();
+	PQclear(PQexec(other, "UPDATE lattice_state SET group_id = 'g9', instance_id = 'inst-Z'"));
+	PQfinish(other);
+	struct store_stats st0;
+	store_stats(s, &st0);
+	for (int i = 0; i < 3; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	tap_diag("a line about the database taken over is expected next");
+	ok(wait_errors(s, st0.errors, 10000), "the writer finds the database taken over (counted as an error)");
+	ok(!store_healthy(s), "... reports unhealthy");
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), applied, "... writes nothing");
+	for (int i = 0; i < 100 && lock_holders() != 0; i++)
+		sleep_ms(20);
+	is_int(lock_holders(), 0, "... and lets go of the lock");
+	ok(store_stop(s, 100) != 0, "store_stop reports the batches it could not write");
+	store_close(s);
+	*idx -= 3;
+	*seq -= 3;
+	ok(sql_ok("UPDATE lattice_state SET group_id = 'g1', instance_id = 'inst-A'"), "give the database back");
+}
+
+/* ---- the bounded queue and its spool -------------------------------------------- */
+
+static char spool_dir[] = "/tmp/lattice-spool.XXXXXX";
+static char spool_path[sizeof(spool_dir) + 32];
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* The spool's disk guard in these tests: lets `room_left` appends through. */
+static atomic_int room_left = 1000000;
+static bool test_room(void *arg, size_t len, char *why, size_t whylen)
+{
+	(void)arg;
+	(void)len;
+	if (atomic_fetch_sub(&room_left, 1) > 0)
+		return true;
+	snprintf(why, whylen, "the test's guard says the disk is full");
+	return false;
+}
+
+/* Replica 1 of g1, data dir inst-A, with a spool and a queue bound of
+ * queue_max bytes. */
+static struct store *open_spooling(size_t queue_max, char *err, size_t errlen)
+{
+	struct store *s = NULL;
+	const struct store_config cfg = {
+		.conninfo = conninfo,
+		.schema_dir = schema_dir,
+		.group_id = "g1",
+		.replica_id = 1,
+		.instance_id = "inst-A",
+		.spool_path = spool_path,
+		.queue_max = queue_max,
+		.room = test_room,
+	};
+	if (store_open(&s, &cfg, err, errlen) != 0)
+		return NULL;
+	return s;
+}
+
+/* Events of the database in seq order, with raft_index never going back. */
+static long long events_out_of_order(void)
+{
+	return sql_int("SELECT count(*) FROM (SELECT raft_index, lag(raft_index) OVER (ORDER BY seq) AS prev "
+		       "FROM events) t WHERE raft_index <= prev");
+}
+
+/* Two batches hold the same changes: kinds, fresh flags, parameters (NULL alike). */
+static bool same_batch(const struct proj_batch *a, const struct proj_batch *b)
+{
+	if (a->index != b->index || a->n != b->n)
+		return false;
+	for (const struct proj_change *x = a->head, *y = b->head; x || y; x = x->next, y = y->next) {
+		if (!x || !y || x->kind != y->kind || x->fresh != y->fresh || x->nparams != y->nparams)
+			return false;
+		for (int i = 0; i < x->nparams; i++)
+			if ((x->params[i] == NULL) != (y->params[i] == NULL) ||
+			    (x->params[i] && strcmp(x->params[i], y->params[i]) != 0))
+				return false;
+	}
+	return true;
+}
+
+/* store_spool: a batch written as a record reads back the same. */
+static void test_spool_codec(void)
+{
+	char err[256], dir[] = "/tmp/lattice-spool-codec.XXXXXX", path[64];
+	struct spool sp;
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/s", dir);
+	struct model m;
+	model_init(&m);
+	hmap_put(&m.nodes, "n1", &n1);
+	hmap_put(&m.nodes, "n2", &n2);
+	hmap_put(&m.actors, "a1", &a1);
+	hmap_put(&m.providers, "p1", &p1);
+	hmap_put(&m.links, "l1", &l1);
+	hmap_put(&m.policies, "pol1", &pol1);
+	struct proj_batch *a = proj_batch_new(((uint64_t)7 << 32) + 5), *b = proj_batch_new(9);
+	proj_model(a, &m); /* a reset, every kind of row, NULL parameters (n1's cpu_measured) */
+	proj_actor_created(a, &a1);
+	proj_event(a, 3, T0, "who", "kind", NULL, NULL, "{}");
+	ok(spool_init(&sp, path, err, sizeof(err)) == 0, "spool_init");
+	size_t len = spool_encode(&sp, a, err, sizeof(err));
+	ok(len > 0 && spool_append(&sp, err, sizeof(err)) == 0 && spool_encode(&sp, b, err, sizeof(err)) > 0 &&
+		   spool_append(&sp, err, sizeof(err)) == 0,
+	   "two batches appended (%zu bytes, then an empty one)", len);
+	struct proj_batch *ra = NULL, *rb = NULL;
+	ok(spool_read(&sp, sp.end, &ra, err, sizeof(err)) == 0 && spool_read(&sp, sp.end, &rb, err, sizeof(err)) == 0,
+	   "both read back: %s", err);
+	ok(ra && rb && same_batch(a, ra) && same_batch(b, rb) && a->n > 8,
+	   "with the same index, changes, fresh flags and parameters (NULLs too)");
+	ok(sp.rd == sp.end && spool_read(&sp, sp.end, &rb, err, sizeof(err)) != 0, "then nothing more: %s", err);
+	spool_release(&sp);
+	ok(access(path, F_OK) != 0, "spool_release removes the file");
+	proj_batch_free(a);
+	proj_batch_free(b);
+	proj_batch_free(ra);
+	proj_batch_free(rb);
+	hmap_release(&m.nodes);
+	hmap_release(&m.actors);
+	hmap_release(&m.providers);
+	hmap_release(&m.links);
+	hmap_release(&m.policies);
+	sched_index_release(&m.sched);
+	rmdir(dir);
+}
+
+/* While PostgreSQL is down, the writer holds at most the bound in memory and
+ * spools the rest; once it is back everything arrives in order and the spool
+ * is removed. */
+static void test_spool(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store_stats st;
+	const size_t bound = 20000;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 14; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	if (!mkdtemp(spool_dir)) {
+		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+		exit(1);
+	}
+	snprintf(spool_path, sizeof(spool_path), "%s/projection.spool", spool_dir);
+	FILE *f = fopen(spool_path, "w");
+	if (f) {
+		fputs("left over by an earlier process", f);
+		fclose(f);
+	}
+	struct store *s = open_spooling(bound, err, sizeof(err));
+	if (!s) {
+		printf("Bail out! open with a spool: %s\n", err);
+		exit(1);
+	}
+	is_int(file_size(spool_path), -1, "store_open removes a spool an earlier process left");
+	ok(store_start(s, NULL, NULL) == 0, "start writer");
+	ok(pg_ctl("pg_stop") == 0 && wait_healthy(s, false, 10000), "stop PostgreSQL; the writer notices");
+	uint64_t first = *idx + 1;
+	for (int i = 0; i < 300; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	store_stats(s, &st);
+	ok(st.queue_bytes > 0 && st.queue_bytes <= bound, "memory stays under the bound: %" PRIu64 " of %zu bytes",
+	   st.queue_bytes, bound);
+	ok(st.spooled > 250 && st.spooled < 300, "the rest went to the spool (%" PRIu64 " of 300 batches)", st.spooled);
+	ok(st.spool_bytes > 0 && (long long)st.spool_bytes == file_size(spool_path),
+	   "the spool file holds them (%" PRIu64 " bytes)", st.spool_bytes);
+	is_int(store_backlog(s), 300, "all 300 count as waiting");
+	ok(!store_healthy(s), "unhealthy while PostgreSQL is down");
+	ok(pg_ctl("pg_ctl_start") == 0, "start PostgreSQL");
+	ok(wait_projected(s, *idx, 30000) && wait_healthy(s, true, 5000), "everything projected once it is back");
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM events WHERE raft_index >= %" PRIu64, first);
+	is_int(sql_int(q), 300, "all 300 arrived, once each");
+	is_int(events_out_of_order(), 0, "in log order");
+	store_stats(s, &st);
+	ok(file_size(spool_path) == -1 && st.spool_bytes == 0, "the spool file is gone");
+	is_int(store_stop(s, 10000), 0, "store_stop: flushed");
+	store_close(s);
+}
+
+/* The spool cannot grow (the disk guard refuses): the store halts. What it held
+ * before is written, nothing after, and it stays unhealthy. */
+static void test_spool_full(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store_stats st;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 6; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	struct store *s = open_spooling(20000, err, sizeof(err));
+	if (!s) {
+		printf("Bail out! open with a spool: %s\n", err);
+		exit(1);
+	}
+	store_start(s, NULL, NULL);
+	if (pg_ctl("pg_stop") != 0 || !wait_healthy(s, false, 10000))
+		tap_diag("PostgreSQL did not stop, or the writer did not notice");
+	atomic_store(&room_left, 40);
+	uint64_t from = *idx, from_seq = *seq;
+	tap_diag("a line about the projection stopping is expected next");
+	for (int i = 0; i < 200; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	store_stats(s, &st);
+	uint64_t kept = store_backlog(s);
+	ok(st.spooled == 40 && kept < 200, "the guard refused the 41st spooled batch; %" PRIu64 " of 200 kept", kept);
+	pg_ctl("pg_ctl_start");
+	ok(wait_projected(s, from + kept, 30000), "what was kept before it is written");
+	ok(!store_healthy(s), "the store stays unhealthy");
+	is_int(store_stop(s, 2000), -1, "store_stop says it is not all written");
+	store_close(s);
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), (long long)(from + kept),
+	       "nothing after the refused batch is written");
+	is_int(events_out_of_order() + sql_int("SELECT count(*) - max(seq) FROM events"), 0,
+	       "no gap, nothing out of order");
+	atomic_store(&room_left, 1000000);
+	*idx = from + kept;
+	*seq = from_seq + kept;
+}
+
+/* A spool record that does not read back (corrupt) halts the store there. */
+static void test_spool_corrupt(uint64_t *idx, uint64_t *seq)
+{
+	char err[512];
+	struct store_stats st;
+	if (!have_pg_ctl()) {
+		for (int i = 0; i < 4; i++)
+			ok(1, "# SKIP LATTICE_PG_DIR or top_srcdir not set");
+		return;
+	}
+	struct store *s = open_spooling(20000, err, sizeof(err));
+	if (!s) {
+		printf("Bail out! open with a spool: %s\n", err);
+		exit(1);
+	}
+	store_start(s, NULL, NULL);
+	/* Once the writer knows PostgreSQL is gone it reads nothing back from the
+	 * spool, so the file holds every spooled batch when it is corrupted. */
+	if (pg_ctl("pg_stop") != 0 || !wait_healthy(s, false, 10000))
+		tap_diag("PostgreSQL did not stop, or the writer did not notice");
+	uint64_t from = *idx, from_seq = *seq;
+	for (int i = 0; i < 100; i++)
+		store_submit(s, ev_batch(++*idx, ++*seq));
+	store_stats(s, &st);
+	/* Every record of these batches has one size: flip a byte inside the
+	 * sixth. */
+	long long rec = file_size(spool_path) / (long long)st.spooled;
+	int fd = open(spool_path, O_WRONLY);
+	char x = 'X';
+	ok(fd >= 0 && pwrite(fd, &x, 1, 5 * rec + 20) == 1, "corrupt the sixth spooled record");
+	if (fd >= 0)
+		close(fd);
+	uint64_t good = from + (100 - st.spooled) + 5;
+	tap_diag("a line about a corrupt spool record is expected next");
+	pg_ctl("pg_ctl_start");
+	ok(wait_projected(s, good, 30000) && wait_healthy(s, false, 5000),
+	   "the batches before it are written; the store halts unhealthy");
+	is_int(store_stop(s, 2000), -1, "store_stop says it is not all written");
+	store_close(s);
+	is_int(sql_int("SELECT applied_index FROM lattice_state"), (long long)good,
+	       "nothing from the corrupt record on is written");
+	*idx = good;
+	*seq = from_seq + (good - from);
+	rmdir(spool_dir);
 }
 
 /* A rebuild: proj_model starts with PROJ_RESET, which empties the state tables,
@@ -1150,21 +1548,88 @@ static void test_coalesce_reset(struct store **sp, uint64_t *idx, uint64_t *seq)
 	sched_index_release(&m.sched);
 }
 
-static void test_instance_mismatch(void)
+/* Whose database it is (migrate_claim): the same replica's earlier data dir is
+ * emptied; another group's or another replica id's is refused, untouched, unless
+ * wipe_foreign (--pg-reset). */
+static void test_owner(void)
 {
-	char err[512], buf[64];
+	char err[1024], buf[128];
 	struct store *s = open_store("inst-B", err, sizeof(err));
-	ok(s != NULL, "open with another instance id");
+	ok(s != NULL, "open with another instance id of the same group and replica");
 	ok(s && store_was_reset(s), "the database is reset");
+	ok(s && strstr(store_claim_note(s), "earlier data dir of this replica") != NULL,
+	   "the note says why: %s", s ? store_claim_note(s) : "");
 	is_int(s ? store_applied_index(s) : 99, 0, "applied index 0");
 	ok(sql_int("SELECT count(*) FROM nodes") == 0 && sql_int("SELECT count(*) FROM events") == 0,
 	   "state and events emptied");
-	is_str(sql_str("SELECT instance_id FROM lattice_state", buf, sizeof(buf)), "inst-B",
-	       "new instance id recorded");
-	store_close(s);
+	is_str(sql_str("SELECT instance_id || ' ' || group_id || ' ' || replica_id FROM lattice_state", buf,
+		       sizeof(buf)),
+	       "inst-B g1 1", "new instance id recorded, with the group and replica id");
+	if (s) {
+		ok(store_start(s, NULL, NULL) == 0, "start writer");
+		for (uint64_t i = 1; i <= 3; i++)
+			store_submit(s, ev_batch(i, i));
+		ok(wait_projected(s, 3, 10000), "three entries projected");
+		store_close(s);
+	} else {
+		ok(0, "start writer");
+		ok(0, "three entries projected");
+	}
 	s = open_store("inst-B", err, sizeof(err));
-	ok(s && !store_was_reset(s), "reopened by the same instance: not reset again");
+	ok(s && !store_was_reset(s) && store_claim_note(s)[0] == '\0',
+	   "reopened by the same instance: not reset again, nothing to note");
 	store_close(s);
+
+	/* Another group: refused, untouched. */
+	s = open_as("g2", 1, "inst-C", false, err, sizeof(err));
+	ok(s == NULL, "a database of another group is refused");
+	ok(strstr(err, "belongs to replica 1 of another lattice group (group g1, data dir instance inst-B") &&
+		   strstr(err, "--pg-reset"),
+	   "the message says whose it is and how to proceed: %s", err);
+	store_close(s);
+	is_str(sql_str("SELECT applied_index || ' ' || instance_id || ' ' || group_id || ' ' || "
+		       "(SELECT count(*) FROM events) FROM lattice_state",
+		       buf, sizeof(buf)),
+	       "3 inst-B g1 3", "the refused database is untouched");
+
+	/* Another replica id of this group: refused, untouched. */
+	s = open_as("g1", 2, "inst-C", false, err, sizeof(err));
+	ok(s == NULL && strstr(err, "belongs to replica 1 of this lattice group") &&
+		   strstr(err, "not to replica 2") && strstr(err, "--pg-reset"),
+	   "a database of another replica id is refused: %s", err);
+	store_close(s);
+	is_str(sql_str("SELECT applied_index || ' ' || instance_id || ' ' || (SELECT count(*) FROM events) "
+		       "FROM lattice_state",
+		       buf, sizeof(buf)),
+	       "3 inst-B 3", "... and untouched");
+
+	/* --pg-reset: wiped and taken over. */
+	s = open_as("g2", 1, "inst-C", true, err, sizeof(err));
+	ok(s && store_was_reset(s) && store_applied_index(s) == 0, "with wipe_foreign (--pg-reset) it is wiped");
+	ok(s && strstr(store_claim_note(s), "--pg-reset") && strstr(store_claim_note(s), "group g1"),
+	   "the note says whose it was: %s", s ? store_claim_note(s) : "");
+	store_close(s);
+	is_str(sql_str("SELECT applied_index || ' ' || instance_id || ' ' || group_id || ' ' || replica_id || ' ' || "
+		       "(SELECT count(*) FROM events) FROM lattice_state",
+		       buf, sizeof(buf)),
+	       "0 inst-C g2 1 0", "now recorded for the new owner, history gone");
+	s = open_as("g2", 1, "inst-C", true, err, sizeof(err));
+	ok(s && !store_was_reset(s), "--pg-reset does not wipe the owner's own database");
+	store_close(s);
+
+	/* A row claimed before groups were recorded (schema 003): adopted by its
+	 * instance id, refused to any other. */
+	ok(sql_ok("UPDATE lattice_state SET group_id = NULL, replica_id = NULL, applied_index = 5"),
+	   "a claim from before 004: instance id alone");
+	s = open_as("g3", 4, "inst-D", false, err, sizeof(err));
+	ok(s == NULL && strstr(err, "instance id inst-C (before latticed recorded lattice groups"),
+	   "another instance id is refused: %s", err);
+	store_close(s);
+	s = open_as("g3", 4, "inst-C", false, err, sizeof(err));
+	ok(s && !store_was_reset(s) && store_applied_index(s) == 5, "its own instance id keeps it");
+	store_close(s);
+	is_str(sql_str("SELECT group_id || ' ' || replica_id FROM lattice_state", buf, sizeof(buf)), "g3 4",
+	       "and records its group and replica id");
 }
 
 int main(void)
@@ -1179,7 +1644,7 @@ int main(void)
 		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
 		return 1;
 	}
-	tap_plan(189);
+	tap_plan(256);
 	mk_objects();
 	test_migrations();
 	test_constraints();
@@ -1199,12 +1664,18 @@ int main(void)
 	test_backend_kill(s, &idx, &seq);
 	test_pg_restart(s, &idx, &seq);
 	test_pg_crash(s, &idx, &seq);
+	test_lock(s, &idx, &seq);
 	test_rebuild(s, &idx, &seq);
 	test_coalesce(&s, &idx, &seq);
 	test_coalesce_reset(&s, &idx, &seq);
 	is_int(store_stop(s, 10000), 0, "stop");
 	store_close(s);
-	test_instance_mismatch();
+	test_spool_codec();
+	test_spool(&idx, &seq);
+	test_spool_full(&idx, &seq);
+	test_spool_corrupt(&idx, &seq);
+	test_disowned(&idx, &seq);
+	test_owner();
 	PQfinish(adm);
 	return tap_done();
 }

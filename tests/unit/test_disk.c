@@ -22,7 +22,7 @@ static struct disk_reading reading(uint64_t free, unsigned open)
 
 int main(void)
 {
-	tap_plan(27);
+	tap_plan(36);
 	struct disk g;
 	disk_init(&g, "/data/lattice", SEG, 1 * MiB);
 	ok(disk_writable(&g), "writable before any reading");
@@ -62,6 +62,18 @@ int main(void)
 	r = reading(22 * MiB, 2);
 	disk_decide(&g, &r);
 	ok(disk_writable(&g) && !disk_snapshot_blocked(&g), "room for it: writable, raft may try again");
+
+	/* While the projection spools, raft keeps the headroom free for it. */
+	disk_init(&g, "/d", SEG, 1 * MiB);
+	disk_set_spool(&g, "/d/projection.spool", 4 * MiB);
+	r = reading(12 * MiB, 1);
+	ok(!disk_decide(&g, &r) && disk_writable(&g), "12 MiB free, no spool: writable");
+	r.spool = 3 * MiB;
+	ok(disk_decide(&g, &r) && !disk_writable(&g), "with a spool, the headroom counts: full");
+	is_int(g.need, 13 * MiB, "... a segment, the reserve and the spool's headroom");
+	ok(strstr(g.reason, "spool holds 3.0 MiB") != NULL, "... and the reason names the spool: %s", g.reason);
+	r.spool = 0;
+	ok(disk_decide(&g, &r) && disk_writable(&g), "the spool gone: writable again");
 
 	/* The data dir cannot be examined. */
 	r = reading(0, 0);
@@ -104,6 +116,25 @@ int main(void)
 		unlink(path);
 	}
 	snprintf(path, sizeof(path), "%s/0000000000000001-0000000000000009", dir);
+	unlink(path);
+
+	/* The projection spool: disk_check reads its size; it may grow only into
+	 * room raft does not need. */
+	snprintf(path, sizeof(path), "%s/projection.spool", dir);
+	fp = fopen(path, "w");
+	if (fp) {
+		fputs("0123456789", fp);
+		fclose(fp);
+	}
+	disk_init(&g, dir, 4096, 0);
+	disk_set_spool(&g, path, 1 * MiB);
+	disk_check(&g);
+	is_int(g.last.spool, 10, "disk_check reads the spool's size");
+	char why[512] = "";
+	ok(disk_spool_fits(&g, 100, why, sizeof(why)), "with room, the spool may grow");
+	disk_init(&g, dir, g.last.free + 1, 0); /* raft's next segment takes more than is free */
+	ok(!disk_spool_fits(&g, 100, why, sizeof(why)), "the spool may not take the room raft needs");
+	ok(strstr(why, dir) && strstr(why, "Raft needs") && strstr(why, "ENOSPC"), "... saying so: %s", why);
 	unlink(path);
 	rmdir(dir);
 	disk_read(dir, true, &r);
