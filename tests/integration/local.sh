@@ -12,7 +12,7 @@
 # LATTICE_PORT, LATTICE_RAFT_PORT, LATTICED): nothing is installed or built and
 # the checkout's run/ is not touched.
 . "$(dirname "$0")/lib.sh"
-plan 69
+plan 70
 
 SCRIPT=$top_srcdir/scripts/local-lattice.sh
 chmod 755 "$T_DIR" # PostgreSQL runs as the postgres user when we are root
@@ -332,10 +332,28 @@ is "$?" 1 "start of a running replica refuses"
 record
 
 # 7. Ctrl-C (SIGINT to up's process group, as a terminal sends it) stops
-#    everything, the restarted replica too; run/ is kept.
+#    everything, the restarted replica too; run/ is kept. One replica is still
+#    flushing to its PostgreSQL when it is told to stop (a lock holds its
+#    projection back for 2 s): it must get one signal only, a second would kill
+#    it in the middle of its flush.
+NOW=$(agreed_leader 1 2 3)
+HELD=$((NOW % 3 + 1))
+PG_DIR=$RUN/pg PG_PORT=${PGPORT:-5432} pg_hold "lattice$HELD"
+req_api "$NOW" POST /v1/nodes '{"id":"at-ctrl-c","region":"eu-west","cpu_capacity":1000,"memory_mb":1024}'
+posted=$STATUS
+API=$(api "$HELD") wait_lagging 30
+lag=$?
+ok $([ "$posted" = 201 ] && [ "$lag" = 0 ] && echo 0 || echo 1) \
+	"a write is taken (201), and replica $HELD has applied it but its PostgreSQL does not show it yet"
+(sleep 2; echo "COMMIT;" >&7) &
+release=$!
 kill -INT -- -"$UP_PID"
 wait "$UP_PID"
 is "$?" 0 "up exits 0 on Ctrl-C"
+wait "$release"
+exec 7>&-
+wait "$PG_HOLD_PID" 2>/dev/null
+PG_HOLD_PID=
 flock -n "$RUN/lock" true
 ok $? "once up has exited, nothing holds the lock"
 is "$(none_alive "${PIDS[@]}")" "" "after Ctrl-C every process has exited"
