@@ -27,7 +27,7 @@
 # run/group records the group's members (the --members list). A run/ holding a
 # smaller group — one replica, from LATTICE_REPLICAS=1 or from the single-replica
 # version of this script (run/replica1 and database `lattice`, which becomes
-# lattice1) — is resumed and grown: its replicas keep their state and the new ones
+# lattice1; with the LATTICE_RAFT_PORT it ran with) — is resumed and grown: its replicas keep their state and the new ones
 # join the group (--join) and copy it. A run/ whose group has more replicas than
 # asked, or other Raft ports, is refused: it could not elect a leader. Use the same
 # settings as before, or reset.
@@ -42,9 +42,9 @@
 #   LATTICE_STOP_TIMEOUT  whole seconds `stop` waits for each process before it kills it
 #                         (default 60; latticed itself gives up flushing after 10 s)
 #   LATTICE_START_TIMEOUT whole seconds `up` waits for the replicas to be ready (default 120)
-#   LATTICE_PG_FSYNC      0: PostgreSQL does not fsync (initdb --no-sync, fsync=off): much
-#                         faster on a slow disk, but a power cut can then corrupt run/pg
-#                         (then reset); set when run/pg is created and at each start (default 1)
+#   LATTICE_PG_FSYNC      0: PostgreSQL runs with fsync=off (and initdb --no-sync when run/pg
+#                         is new): much faster on a slow disk, but a power cut can corrupt
+#                         run/pg, and then only reset helps (default 1)
 #   PGBIN                 PostgreSQL server binaries (default /usr/lib/postgresql/15/bin)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
