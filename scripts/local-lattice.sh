@@ -2,38 +2,85 @@
 # local-lattice.sh — brings up a local lattice on this machine and keeps it up
 # until Ctrl-C (or `scripts/local-lattice.sh stop` from another shell):
 #   - installs what is missing (Debian packages) and builds latticed into build/
-#   - a throwaway PostgreSQL under run/ (Unix socket only: nothing on the network)
-#   - latticed, bootstrapped as a single-voter Raft group, API on 127.0.0.1
-#   - a small demo: nodes in three regions, a policy, a provider, actors, a link
-# Everything it started is stopped on exit; run/ is kept so a restart resumes
-# (use `scripts/local-lattice.sh reset` to start from nothing).
+#   - a throwaway PostgreSQL under run/pg (Unix socket only: nothing on the network)
+#   - three latticed replicas bootstrapped as one Raft group, each with its own
+#     data dir (run/replicaN), database (latticeN on that PostgreSQL) and log
+#     (run/replicaN.log); APIs on 127.0.0.1:8080-8082, Raft on 127.0.0.1:9001-9003
+#   - a small demo, written through replica 1 (a follower passes writes on to the
+#     leader): nodes in three regions, a policy, a provider, actors, a link
+# It prints the three API URLs, which replica leads and how to try a failover.
+# Everything it started is stopped on exit; run/ is kept so a restart resumes with
+# the same command lines (--bootstrap is ignored once a data dir holds the group).
+# `scripts/local-lattice.sh reset` starts from nothing.
+#
+#   scripts/local-lattice.sh [up]      start (the default)
+#   scripts/local-lattice.sh stop      stop the one running on this run dir (from another shell)
+#   scripts/local-lattice.sh reset     stop it and remove run/
+#   scripts/local-lattice.sh start N   start replica N again while `up` runs (after
+#                                      you killed it to watch a failover)
 #
 # One local lattice per run directory: a second `up` while one runs refuses and
 # leaves the running one alone (a flock on run/lock, held for the life of `up`,
 # so a kill -9 cannot leave it stale). An exit stops only what that run started.
 # `stop` returns once every process it stops has exited.
 #
+# run/group records the group's members (the --members list). A run/ holding a
+# smaller group — one replica, from LATTICE_REPLICAS=1 or from the single-replica
+# version of this script (run/replica1 and database `lattice`, which becomes
+# lattice1; with the LATTICE_RAFT_PORT it ran with) — is resumed and grown: its replicas keep their state and the new ones
+# join the group (--join) and copy it. A run/ whose group has more replicas than
+# asked, or other Raft ports, is refused: it could not elect a leader. Use the same
+# settings as before, or reset.
+#
 # Environment (all optional):
-#   LATTICE_PORT          API port on 127.0.0.1 (default 8080)
-#   LATTICE_RAFT_PORT     Raft port on 127.0.0.1 (default 9001)
+#   LATTICE_REPLICAS      how many replicas, 1-9 (default 3; 1 suits a low-memory machine)
+#   LATTICE_PORT          API port of replica 1 on 127.0.0.1; replica N has LATTICE_PORT+N-1 (default 8080)
+#   LATTICE_RAFT_PORT     Raft port of replica 1 on 127.0.0.1; replica N has +N-1 (default 9001)
 #   LATTICE_RUN_DIR       state, logs and lock (default run/ in this checkout)
 #   LATTICED              a built latticed to run; when set, nothing is installed or built
 #   LATTICE_DEMO          0: do not load the demo into an empty lattice (default 1)
 #   LATTICE_STOP_TIMEOUT  whole seconds `stop` waits for each process before it kills it
 #                         (default 60; latticed itself gives up flushing after 10 s)
+#   LATTICE_START_TIMEOUT whole seconds `up` waits for the replicas to be ready (default 120)
+#   LATTICE_PG_FSYNC      0: PostgreSQL runs with fsync=off (and initdb --no-sync when run/pg
+#                         is new): much faster on a slow disk, but a power cut can corrupt
+#                         run/pg, and then only reset helps (default 1)
 #   PGBIN                 PostgreSQL server binaries (default /usr/lib/postgresql/15/bin)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 run=${LATTICE_RUN_DIR:-$top/run}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+n=${LATTICE_REPLICAS:-3}
 port=${LATTICE_PORT:-8080}
 raft_port=${LATTICE_RAFT_PORT:-9001}
 stop_timeout=${LATTICE_STOP_TIMEOUT:-60}
-case $stop_timeout in '' | *[!0-9]*) echo "LATTICE_STOP_TIMEOUT must be whole seconds" >&2; exit 2 ;; esac
-api="http://127.0.0.1:$port"
+start_timeout=${LATTICE_START_TIMEOUT:-120}
+pg_fsync=${LATTICE_PG_FSYNC:-1}
+case $pg_fsync in 0 | 1) ;; *) echo "LATTICE_PG_FSYNC must be 0 or 1" >&2; exit 2 ;; esac
+whole() { case $2 in '' | *[!0-9]*) echo "$1 must be whole seconds" >&2; exit 2 ;; esac; }
+whole LATTICE_STOP_TIMEOUT "$stop_timeout"
+whole LATTICE_START_TIMEOUT "$start_timeout"
+case $n in [1-9]) ;; *) echo "LATTICE_REPLICAS must be 1 to 9" >&2; exit 2 ;; esac
+for v in port raft_port; do
+	case ${!v} in '' | *[!0-9]*) echo "LATTICE_${v^^} must be a port number" >&2; exit 2 ;; esac
+	if [ "${!v}" -lt 1 ] || [ "$((${!v} + n - 1))" -gt 65535 ]; then
+		echo "LATTICE_${v^^}=${!v}: the ports of $n replicas must lie in 1-65535" >&2
+		exit 2
+	fi
+done
 me="scripts/local-lattice.sh"
 
+api_of() { echo "http://127.0.0.1:$((port + $1 - 1))"; }
+raft_of() { echo "127.0.0.1:$((raft_port + $1 - 1))"; }
+# The member list of a group of $1 replicas on these ports.
+members_of() {
+	local i m=
+	for ((i = 1; i <= $1; i++)); do m+="${m:+,}$i=$(raft_of "$i")"; done
+	echo "$m"
+}
+
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+psql_pg() { "$PGBIN/psql" -X -q -h "$run/pg" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
 # alive PID: the process exists and has not exited (a zombie has exited; only its
 # parent's wait is missing). Works for processes of other users too.
@@ -59,12 +106,25 @@ wait_gone() {
 	! alive "$pid"
 }
 
-# The latticed of this run dir (pid file, alive, and still that program), or "".
-latticed_pid() {
-	local pid
-	pid=$(cat "$run/latticed.pid" 2>/dev/null) || return 0
+# replica_pid I: the latticed of replica I of this run dir (pid file, alive, and
+# still that program), or "".
+replica_pid() {
+	local pid f=$run/replica$1.pid
+	# The single-replica version of this script wrote latticed.pid.
+	[ "$1" = 1 ] && [ ! -f "$f" ] && [ -f "$run/latticed.pid" ] && f=$run/latticed.pid
+	pid=$(cat "$f" 2>/dev/null) || return 0
 	[ -n "$pid" ] && alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
-		grep -qF -- "--data-dir $run/replica1" && echo "$pid"
+		grep -qF -- "--data-dir $run/replica$1 " && echo "$pid"
+	return 0
+}
+
+# running_replicas: "I PID" for every latticed of this run dir that runs.
+running_replicas() {
+	local i pid
+	for ((i = 1; i <= 9; i++)); do
+		pid=$(replica_pid "$i")
+		[ -n "$pid" ] && echo "$i $pid"
+	done
 	return 0
 }
 
@@ -85,16 +145,22 @@ holder_pid() {
 	echo "${pid:-unknown}"
 }
 
-# SIGTERM once (a second one would cut latticed's flush short), then wait; SIGKILL
-# only as a last resort, after saying so.
-stop_latticed() {
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	wait_gone "$pid" latticed "$stop_timeout" "it flushes to PostgreSQL first" && return 0
-	echo "latticed (pid $pid) did not exit within ${stop_timeout} s of SIGTERM; killing it (SIGKILL):" \
-		"what it had not written to PostgreSQL is replayed from its Raft log at the next start" >&2
-	kill -KILL "$pid" 2>/dev/null || true
-	wait_gone "$pid" latticed 10 || { echo "latticed (pid $pid) survived SIGKILL" >&2; return 1; }
+# stop_replicas "I PID"...: SIGTERM to each, once (latticed closes its signal
+# handlers on the first one, so a second would kill it in the middle of its
+# flush), all at once; then wait for each; SIGKILL only as a last resort, after
+# saying so.
+stop_replicas() {
+	local e i pid rc=0
+	for e in "$@"; do kill -TERM "${e#* }" 2>/dev/null || true; done
+	for e in "$@"; do
+		i=${e%% *} pid=${e#* }
+		wait_gone "$pid" "latticed replica $i" "$stop_timeout" "it flushes to PostgreSQL first" && continue
+		echo "latticed replica $i (pid $pid) did not exit within ${stop_timeout} s of SIGTERM; killing it (SIGKILL):" \
+			"what it had not written to PostgreSQL is replayed from its Raft log at the next start" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_gone "$pid" "latticed replica $i" 10 || { echo "latticed replica $i (pid $pid) survived SIGKILL" >&2; rc=1; }
+	done
+	return "$rc"
 }
 
 stop_pg() {
@@ -109,34 +175,107 @@ stop_pg() {
 	wait_gone "$pid" PostgreSQL 10 || { echo "PostgreSQL (pid $pid) survived SIGKILL" >&2; return 1; }
 }
 
-# `stop`: latticed first (it flushes into PostgreSQL), then the `up` that started
-# it (which exits once its latticed is gone), then PostgreSQL.
+# `stop`: the replicas first (they flush into PostgreSQL), then the `up` that
+# started them (which exits once they are gone), then PostgreSQL. run/stopping
+# tells `up` that the replicas' exits are a stop, not something to report.
 stop_cmd() {
-	local rc=0 lpid pgpid holder
+	local rc=0 reps list pgpid holder
 	holder=$(holder_pid)
-	lpid=$(latticed_pid)
+	reps=$(running_replicas)
 	pgpid=$(pg_pid)
-	if [ -z "$holder$lpid$pgpid" ]; then
+	if [ -z "$holder$reps$pgpid" ]; then
 		echo "no local lattice is running in $run"
 		return 0
 	fi
-	[ -n "$lpid" ] && { stop_latticed "$lpid" || rc=1; }
+	: >"$run/stopping"
+	if [ -n "$reps" ]; then
+		mapfile -t list <<<"$reps"
+		stop_replicas "${list[@]}" || rc=1
+	fi
 	if [ -n "$holder" ] && [ "$holder" != unknown ]; then
 		kill -TERM "$holder" 2>/dev/null || true
-		if ! wait_gone "$holder" "$me" "$stop_timeout"; then
+		if ! wait_gone "$holder" "$me" "$stop_timeout" "it stops PostgreSQL"; then
 			echo "$me (pid $holder) did not exit within ${stop_timeout} s; killing it (SIGKILL)" >&2
 			kill -KILL "$holder" 2>/dev/null || true
 			wait_gone "$holder" "$me" 10 || rc=1
 		fi
 	fi
 	# Whatever is still up (the `up` was killed, or was still starting).
-	lpid=$(latticed_pid)
-	[ -n "$lpid" ] && { stop_latticed "$lpid" || rc=1; }
+	reps=$(running_replicas)
+	if [ -n "$reps" ]; then
+		mapfile -t list <<<"$reps"
+		stop_replicas "${list[@]}" || rc=1
+	fi
 	pgpid=$(pg_pid)
 	[ -n "$pgpid" ] && { stop_pg "$pgpid" || rc=1; }
-	rm -f "$run/latticed.pid"
+	rm -f "$run"/replica[1-9].pid "$run/latticed.pid" "$run/stopping"
 	if [ "$rc" = 0 ]; then echo "local lattice stopped"; else echo "local lattice: not everything stopped" >&2; fi
 	return "$rc"
+}
+
+# launch I ARGS...: starts replica I's latticed with ARGS, in a session of its own
+# (Ctrl-C reaches `up` alone, which then sends each replica one SIGTERM), without
+# the lock's descriptor; records its pid and its command line (for `start`).
+LAUNCHED=
+launch() {
+	local i=$1; shift
+	printf '%s\0' "$@" >"$run/replica$i.cmd"
+	# setsid execs (no fork: a background job is no process group leader), so $!
+	# is latticed's pid.
+	setsid "$@" >>"$run/replica$i.log" 2>&1 </dev/null 9>&- &
+	LAUNCHED=$!
+	echo "$LAUNCHED" >"$run/replica$i.pid"
+}
+
+# replica_args I GROUP-FLAGS...: replica I's command line, one word a line.
+replica_args() {
+	echo "$LATTICED"
+	printf '%s\n' --id "$1" "${@:2}" --listen "127.0.0.1:$((port + $1 - 1))" \
+		--data-dir "$run/replica$1" --pg "host=$run/pg user=postgres dbname=lattice$1" \
+		--schema-dir "$top/schema" --heartbeat-timeout-ms 0
+}
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" 2>/dev/null || true; }
+leader_of() { curl -s --max-time 5 "$(api_of "$1")/v1/cluster" 2>/dev/null | jq -r '.leader.id // empty' 2>/dev/null || true; }
+
+# wait_ready I...: until each replica's /readyz answers 200 (PostgreSQL reached,
+# a leader known); gives up (1) when one exits, or after LATTICE_START_TIMEOUT.
+wait_ready() {
+	local i t pid
+	for i in "$@"; do
+		for ((t = 0; ; t++)); do
+			[ "$(http_code "$(api_of "$i")/readyz")" = 200 ] && break
+			pid=$(cat "$run/replica$i.pid" 2>/dev/null || true)
+			if [ -z "$pid" ] || ! alive "$pid"; then
+				echo "replica $i exited while starting; the end of $run/replica$i.log:" >&2
+				tail -20 "$run/replica$i.log" >&2
+				return 1
+			fi
+			if [ "$t" -ge "$((start_timeout * 10))" ]; then
+				echo "replica $i is not ready after ${start_timeout} s; $(api_of "$i")/readyz says:" \
+					"$(curl -s --max-time 5 "$(api_of "$i")/readyz" || true)" >&2
+				tail -20 "$run/replica$i.log" >&2
+				return 1
+			fi
+			sleep 0.1
+		done
+	done
+}
+
+# agreed_leader I...: the leader every one of these replicas names, once they
+# agree (an election may be under way); "" after LATTICE_START_TIMEOUT.
+agreed_leader() {
+	local t i l first
+	for ((t = 0; t < start_timeout * 5; t++)); do
+		first=
+		for i in "$@"; do
+			l=$(leader_of "$i")
+			if [ -z "$l" ] || [ "${first:-$l}" != "$l" ]; then first= && break; fi
+			first=$l
+		done
+		[ -n "$first" ] && { echo "$first"; return 0; }
+		sleep 0.2
+	done
 }
 
 case "${1:-up}" in
@@ -147,8 +286,24 @@ reset)
 	echo "$run removed"
 	exit 0
 	;;
+start)
+	i=${2:-}
+	case $i in [1-9]) ;; *) echo "usage: $0 start N (the replica to start again)" >&2; exit 2 ;; esac
+	holder=$(holder_pid)
+	[ -n "$holder" ] || { echo "no local lattice is running in $run; start one with $me" >&2; exit 1; }
+	[ -f "$run/replica$i.cmd" ] || { echo "replica $i is not part of the local lattice in $run" >&2; exit 1; }
+	pid=$(replica_pid "$i")
+	[ -z "$pid" ] || { echo "replica $i already runs (pid $pid)" >&2; exit 1; }
+	mapfile -d '' args <"$run/replica$i.cmd"
+	# The ports `up` was given (this shell's LATTICE_PORT may differ).
+	for j in "${!args[@]}"; do [ "${args[$j]}" = --listen ] && port=$((${args[$((j + 1))]##*:} - i + 1)); done
+	launch "$i" "${args[@]}"
+	wait_ready "$i" || exit 1
+	echo "replica $i runs again (pid $LAUNCHED, $(api_of "$i")); replica $(agreed_leader "$i") leads"
+	exit 0
+	;;
 up) ;;
-*) echo "usage: $0 [up|stop|reset]" >&2; exit 2 ;;
+*) echo "usage: $0 [up|stop|reset|start N]" >&2; exit 2 ;;
 esac
 
 # ---- up ------------------------------------------------------------------------
@@ -163,26 +318,50 @@ echo "$$" >"$run/lock"
 # Held by this shell only: every long-lived child is started with 9>&-.
 
 # A kill -9 of an earlier `up` releases the lock but leaves its processes running.
-if lpid=$(latticed_pid) && [ -n "$lpid" ]; then
-	echo "a local lattice is already running (latticed pid $lpid, left by an earlier run); stop it with $me stop" >&2
+if reps=$(running_replicas) && [ -n "$reps" ]; then
+	read -r i pid <<<"$reps"
+	echo "a local lattice is already running (replica $i: latticed pid $pid, left by an earlier run); stop it with $me stop" >&2
 	exit 1
 fi
 if pgpid=$(pg_pid) && [ -n "$pgpid" ]; then
 	echo "a local lattice is already running (PostgreSQL pid $pgpid, left by an earlier run); stop it with $me stop" >&2
 	exit 1
 fi
+rm -f "$run/stopping" # left by a `stop` that was killed
 
-started_latticed=
-started_pg=
+# The group this run dir holds ("" none yet), and the one asked for.
+want=$(members_of "$n")
+have=$(cat "$run/group" 2>/dev/null || true)
+legacy=
+if [ -z "$have" ] && [ -d "$run/replica1" ]; then
+	# The single-replica version of this script: replica 1 alone, bootstrapped
+	# with --raft-address 127.0.0.1:LATTICE_RAFT_PORT, database `lattice`.
+	legacy=1
+	have=$(members_of 1)
+fi
+if [ -n "$have" ] && [ "$have" != "$want" ] && [[ $want != "$have,"* ]]; then
+	m=$(tr ',' '\n' <<<"$have" | wc -l)
+	first=${have%%,*}
+	echo "$run holds a group of $m replica(s) talking Raft from ${first#*=} on (see $run/group):" \
+		"LATTICE_REPLICAS=$n with LATTICE_RAFT_PORT=$raft_port could not elect a leader in it." >&2
+	echo "Resume it with LATTICE_REPLICAS=$m LATTICE_RAFT_PORT=${first##*:} (or more replicas), or start from nothing: $me reset" >&2
+	exit 1
+fi
+[ -z "$have" ] && have=$want
+m=$(tr ',' '\n' <<<"$have" | wc -l) # replicas already in the group; m+1..n join it
+
+# From here on, whatever runs from this run dir was started by this run.
 on_exit() {
 	trap '' INT TERM # finish stopping what we started
-	if [ -n "$started_latticed" ] && alive "$started_latticed"; then stop_latticed "$started_latticed" || true; fi
-	if [ -n "$started_pg" ]; then
-		local pgpid
-		pgpid=$(pg_pid)
-		[ -n "$pgpid" ] && { stop_pg "$pgpid" || true; }
+	local reps list pgpid
+	reps=$(running_replicas)
+	if [ -n "$reps" ]; then
+		mapfile -t list <<<"$reps"
+		stop_replicas "${list[@]}" || true
 	fi
-	[ -n "$started_latticed" ] && rm -f "$run/latticed.pid"
+	pgpid=$(pg_pid)
+	[ -n "$pgpid" ] && { stop_pg "$pgpid" || true; }
+	rm -f "$run"/replica[1-9].pid "$run/latticed.pid"
 	echo "local lattice stopped; state kept in $run"
 }
 trap on_exit EXIT
@@ -205,48 +384,145 @@ if [ ! -d "$run/pg/data" ]; then
 	mkdir -p "$run/pg"
 	chmod 755 "$run" "$run/pg"
 	[ "$(id -u)" = 0 ] && chown postgres "$run/pg"
-	as_pg "$PGBIN/initdb" -D "$run/pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null 9>&-
+	nosync=
+	[ "$pg_fsync" = 0 ] && nosync=--no-sync
+	as_pg "$PGBIN/initdb" -D "$run/pg/data" -U postgres -A trust -E UTF8 --locale=C $nosync >/dev/null 9>&-
 fi
 # A root-owned checkout may be unreachable for postgres: keep its socket in run/pg.
-started_pg=1
-as_pg "$PGBIN/pg_ctl" -D "$run/pg/data" -l "$run/pg/pg.log" -w \
-	-o "-k $run/pg -c listen_addresses=''" start >/dev/null 9>&-
-"$PGBIN/psql" -X -q -h "$run/pg" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='lattice'" | grep -q 1 ||
-	"$PGBIN/psql" -X -q -h "$run/pg" -U postgres -d postgres -c "CREATE DATABASE lattice" >/dev/null
-
-"$LATTICED" --listen "127.0.0.1:$port" --raft-address "127.0.0.1:$raft_port" --id 1 --bootstrap \
-	--data-dir "$run/replica1" --pg "host=$run/pg user=postgres dbname=lattice" \
-	--schema-dir "$top/schema" --heartbeat-timeout-ms 0 >>"$run/latticed.log" 2>&1 9>&- &
-started_latticed=$!
-echo "$started_latticed" >"$run/latticed.pid"
-for _ in $(seq 1 300); do
-	curl -sf "$api/readyz" >/dev/null 2>&1 && break
-	alive "$started_latticed" || { tail -20 "$run/latticed.log"; exit 1; }
-	sleep 0.1
-done
-
-post() { curl -s -o /dev/null -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' --data-binary "$3" "$api$2"; }
-if [ "${LATTICE_DEMO:-1}" != 0 ] && [ "$(curl -s "$api/v1/nodes?limit=1" | jq '.items | length')" = 0 ]; then
-	echo "loading the demo..."
-	post POST /v1/nodes '{"id":"edge-ap-east-1","region":"ap-east-1","labels":{"tier":"edge"},"cpu_capacity":4000,"memory_mb":2048,"cpu_used":1200,"memory_used_mb":800,"actor_count":5}' >/dev/null
-	post POST /v1/nodes '{"id":"edge-ap-southeast-1","region":"ap-southeast-1","labels":{"tier":"edge"},"cpu_capacity":2000,"memory_mb":1024,"cpu_used":500,"memory_used_mb":300,"actor_count":2}' >/dev/null
-	post POST /v1/nodes '{"id":"edge-us-west-1","region":"us-west-1","labels":{"tier":"edge"},"cpu_capacity":4000,"memory_mb":2048,"cpu_used":3800,"memory_used_mb":1900,"actor_count":15}' >/dev/null
-	# The seed's pattern 4 example: task-sensor-001 lands on edge-ap-east-1 (score 74).
-	post POST /v1/actors '{"id":"task-sensor-001","module":"registry.local/edge-processor:0.1.0","cpu_required":500,"memory_required_mb":256,"preferred_region":"ap-east-1","priority":5,"max_latency_ms":50}' >/dev/null
-	post POST /v1/nodes '{"id":"cloud-ap-east-1","region":"ap-east-1","labels":{"tier":"cloud"},"cpu_capacity":16000,"memory_mb":32768}' >/dev/null
-	post POST /v1/policies '{"policy_id":"edge-default","allowed_contracts":["wasmcloud:keyvalue","wasmcloud:httpserver","wasmcloud:messaging"],"max_actor_memory_mb":512,"network_restrictions":["internal-only"],"selector":{"labels":{"tier":"edge"}}}' >/dev/null
-	post POST /v1/providers '{"id":"kv-redis","contract_id":"wasmcloud:keyvalue","image":"wasmcloud.azurecr.io/kvredis:0.27.0","nodes":["edge-ap-east-1"]}' >/dev/null
-	post POST /v1/actors '{"id":"edge-processor","module":"registry.local/edge-processor:0.1.0","cpu_required":250,"memory_required_mb":64,"replicas":3,"contracts":["wasmcloud:keyvalue"]}' >/dev/null
-	post POST /v1/links '{"actor_id":"edge-processor","provider_id":"kv-redis","contract_id":"wasmcloud:keyvalue","values":{"BUCKET":"edge-data"}}' >/dev/null
+pg_opts="-k $run/pg -c listen_addresses=''"
+[ "$pg_fsync" = 0 ] && pg_opts+=" -c fsync=off"
+as_pg "$PGBIN/pg_ctl" -D "$run/pg/data" -l "$run/pg/pg.log" -w -o "$pg_opts" start >/dev/null 9>&-
+db_exists() { psql_pg -tAc "SELECT 1 FROM pg_database WHERE datname='$1'" | grep -q 1; }
+if [ -n "$legacy" ]; then
+	echo "$run holds a single-replica lattice from an earlier version of this script: resuming it as replica 1"
+	if db_exists lattice && ! db_exists lattice1; then
+		psql_pg -c "ALTER DATABASE lattice RENAME TO lattice1" >/dev/null
+	fi
+	[ -f "$run/latticed.log" ] && [ ! -e "$run/replica1.log" ] && mv "$run/latticed.log" "$run/replica1.log"
+	rm -f "$run/latticed.pid"
 fi
-cat <<MSG
+for ((i = 1; i <= n; i++)); do
+	db_exists "lattice$i" || psql_pg -c "CREATE DATABASE lattice$i" >/dev/null
+done
+# Before any replica runs: a group once bootstrapped is recorded.
+echo "$have" >"$run/group"
 
-lattice is up (single replica):
-  REST API      $api          (try: curl $api/v1/nodes | jq)
-  cluster       $api/v1/cluster
-  metrics       $api/metrics
-  PostgreSQL    psql -h $run/pg -U postgres lattice
-  logs          $run/latticed.log
-Ctrl-C (or: $me stop) stops everything; state stays in $run.
-MSG
-wait "$started_latticed" 2>/dev/null || true
+# The group's replicas, all with the same --members list, so that they bootstrap
+# one group; later starts resume it (the list is then ignored).
+for ((i = 1; i <= m; i++)); do
+	mapfile -t args < <(replica_args "$i" --bootstrap --members "$have")
+	launch "$i" "${args[@]}"
+done
+ids=$(seq 1 "$m")
+# shellcheck disable=SC2086 # ids: words on purpose
+wait_ready $ids || exit 1
+
+if [ "$m" -lt "$n" ]; then
+	# Grow the group: the new replicas ask the leader to add them (--join, retried
+	# until they are members), which copies the group's state to them and makes
+	# them voters. Once they are, the new list is the group's.
+	# shellcheck disable=SC2086
+	lead=$(agreed_leader $ids)
+	[ -n "$lead" ] || { echo "replicas $ids do not agree on a leader; see $run/replica*.log" >&2; exit 1; }
+	echo "adding replicas $((m + 1))-$n to the group of $m (through replica $lead, its leader)..."
+	for ((i = m + 1; i <= n; i++)); do
+		mapfile -t args < <(replica_args "$i" --join "$(api_of "$lead")" --raft-address "$(raft_of "$i")")
+		launch "$i" "${args[@]}"
+	done
+	# shellcheck disable=SC2046
+	wait_ready $(seq $((m + 1)) "$n") || exit 1
+	for ((t = 0; ; t++)); do
+		voters=$(curl -s --max-time 5 "$(api_of "$lead")/v1/cluster" 2>/dev/null |
+			jq -r '[.members[]? | select(.role == "voter") | .id] | sort | map(tostring) | join(" ")' 2>/dev/null || true)
+		[ "$voters" = "$(seq -s ' ' 1 "$n")" ] && break
+		if [ "$t" -ge "$((start_timeout * 5))" ]; then
+			echo "the group's voters are [$voters] after ${start_timeout} s, not 1-$n; see $run/replica*.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+	echo "$want" >"$run/group"
+	for ((i = m + 1; i <= n; i++)); do # what `start` runs from now on
+		mapfile -t args < <(replica_args "$i" --bootstrap --members "$want")
+		printf '%s\0' "${args[@]}" >"$run/replica$i.cmd"
+	done
+fi
+
+ids=$(seq 1 "$n")
+# shellcheck disable=SC2086
+lead=$(agreed_leader $ids)
+[ -n "$lead" ] || { echo "the replicas do not agree on a leader; see $run/replica*.log" >&2; exit 1; }
+
+api=$(api_of 1)
+post() {
+	local code
+	code=$(curl -s -o "$run/demo.out" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' \
+		--data-binary "$2" "$api$1" 2>/dev/null || true)
+	case $code in 2??) ;; *) echo "demo: POST $1 answered ${code:-nothing}: $(cat "$run/demo.out" 2>/dev/null)" >&2 ;; esac
+}
+# A consistent read: replica 1 may be a follower whose PostgreSQL lags behind.
+if [ "${LATTICE_DEMO:-1}" != 0 ] &&
+	[ "$(curl -s --max-time 30 "$api/v1/nodes?limit=1&consistent=true" | jq '.items | length' 2>/dev/null)" = 0 ]; then
+	echo "loading the demo through replica 1..."
+	post /v1/nodes '{"id":"edge-ap-east-1","region":"ap-east-1","labels":{"tier":"edge"},"cpu_capacity":4000,"memory_mb":2048,"cpu_used":1200,"memory_used_mb":800,"actor_count":5}'
+	post /v1/nodes '{"id":"edge-ap-southeast-1","region":"ap-southeast-1","labels":{"tier":"edge"},"cpu_capacity":2000,"memory_mb":1024,"cpu_used":500,"memory_used_mb":300,"actor_count":2}'
+	post /v1/nodes '{"id":"edge-us-west-1","region":"us-west-1","labels":{"tier":"edge"},"cpu_capacity":4000,"memory_mb":2048,"cpu_used":3800,"memory_used_mb":1900,"actor_count":15}'
+	# The seed's pattern 4 example: task-sensor-001 lands on edge-ap-east-1 (score 74).
+	post /v1/actors '{"id":"task-sensor-001","module":"registry.local/edge-processor:0.1.0","cpu_required":500,"memory_required_mb":256,"preferred_region":"ap-east-1","priority":5,"max_latency_ms":50}'
+	post /v1/nodes '{"id":"cloud-ap-east-1","region":"ap-east-1","labels":{"tier":"cloud"},"cpu_capacity":16000,"memory_mb":32768}'
+	post /v1/policies '{"policy_id":"edge-default","allowed_contracts":["wasmcloud:keyvalue","wasmcloud:httpserver","wasmcloud:messaging"],"max_actor_memory_mb":512,"network_restrictions":["internal-only"],"selector":{"labels":{"tier":"edge"}}}'
+	post /v1/providers '{"id":"kv-redis","contract_id":"wasmcloud:keyvalue","image":"wasmcloud.azurecr.io/kvredis:0.27.0","nodes":["edge-ap-east-1"]}'
+	post /v1/actors '{"id":"edge-processor","module":"registry.local/edge-processor:0.1.0","cpu_required":250,"memory_required_mb":64,"replicas":3,"contracts":["wasmcloud:keyvalue"]}'
+	post /v1/links '{"actor_id":"edge-processor","provider_id":"kv-redis","contract_id":"wasmcloud:keyvalue","values":{"BUCKET":"edge-data"}}'
+	rm -f "$run/demo.out"
+fi
+
+other=$((lead % n + 1)) # a replica that is not the leader (itself when alone)
+{
+	echo
+	if [ "$n" = 1 ]; then echo "lattice is up (a single replica):"; else echo "lattice is up ($n replicas, replica $lead leads):"; fi
+	for ((i = 1; i <= n; i++)); do
+		role=follower
+		[ "$i" = "$lead" ] && role=leader
+		printf '  replica %s  %-24s %-9s pid %-8s log %s\n' "$i" "$(api_of "$i")" "$role" \
+			"$(cat "$run/replica$i.pid")" "$run/replica$i.log"
+	done
+	echo "  try          curl $api/v1/nodes | jq    (any replica; writes go on to the leader)"
+	echo "  cluster      curl $(api_of "$other")/v1/cluster | jq"
+	echo "  metrics      $api/metrics"
+	echo "  PostgreSQL   psql -h $run/pg -U postgres lattice1    (replica N's database: latticeN)"
+	if [ "$n" -gt 1 ]; then
+		echo "Failover: kill the leader (kill -9 $(cat "$run/replica$lead.pid")) and watch replica $other name a new one"
+		echo "  within a second or two: curl -s $(api_of "$other")/v1/cluster | jq .leader"
+		echo "  then bring it back (it catches up as a follower): $me start $lead"
+	fi
+	echo "Ctrl-C (or: $me stop) stops everything; state stays in $run."
+}
+
+# Until every replica has exited (Ctrl-C or `stop` end it sooner): say when one
+# exits, and how to start it again.
+declare -A seen=()
+for ((i = 1; i <= n; i++)); do seen[$i]=$(cat "$run/replica$i.pid"); done
+while :; do
+	any=
+	for ((i = 1; i <= n; i++)); do
+		cur=$(replica_pid "$i")
+		if [ -n "${seen[$i]}" ] && [ -z "$cur" ] && [ ! -e "$run/stopping" ]; then
+			how=
+			st=0
+			if wait "${seen[$i]}" 2>/dev/null || st=$?; [ "$st" != 127 ]; then # our child: its status
+				how=" (exit status $st)"
+				[ "$st" -gt 128 ] && how=" (killed by SIG$(kill -l $((st - 128))))"
+			fi
+			echo "replica $i (pid ${seen[$i]}) exited$how; start it again with: $me start $i"
+		fi
+		seen[$i]=$cur
+		[ -n "$cur" ] && any=1
+	done
+	if [ -z "$any" ]; then
+		[ -e "$run/stopping" ] || echo "every replica has exited"
+		exit 0
+	fi
+	sleep 1 9>&- & # not holding the lock after `up` has exited
+	wait $! || true
+done
