@@ -234,12 +234,14 @@ static void member_step(struct loop *l, struct op *op)
 				loop_finish(l, op);
 				return;
 			}
+		leader_to(op, OP_CHANGING);
+		if ((rv = raft_add(&l->raft, &op->change, id, op->raft_address, change_cb)) != 0) {
+			change_failed(l, op, rv, "adding");
+			return;
+		}
+		op->entry.flag = 1; /* answered 201: a new member */
 		log_info("adding server %llu at %s (%s) as a spare", (unsigned long long)id, op->raft_address,
 			 op->entry.api_url);
-		op->entry.flag = 1; /* answered 201: a new member */
-		leader_to(op, OP_CHANGING);
-		if ((rv = raft_add(&l->raft, &op->change, id, op->raft_address, change_cb)) != 0)
-			change_failed(l, op, rv, "adding");
 		return;
 	}
 	if (strcmp(s->address, op->raft_address) != 0) {
@@ -251,10 +253,12 @@ static void member_step(struct loop *l, struct op *op)
 	}
 	if (s->role != RAFT_VOTER) {
 		/* raft catches it up before the configuration making it a voter. */
-		log_info("promoting server %llu to voter", (unsigned long long)id);
 		leader_to(op, OP_CHANGING);
-		if ((rv = raft_assign(&l->raft, &op->change, id, RAFT_VOTER, change_cb)) != 0)
+		if ((rv = raft_assign(&l->raft, &op->change, id, RAFT_VOTER, change_cb)) != 0) {
 			change_failed(l, op, rv, "promoting");
+			return;
+		}
+		log_info("promoting server %llu to voter (once it has caught up)", (unsigned long long)id);
 		return;
 	}
 	const char *have = model_member_url(&l->model, id);
