@@ -20,7 +20,7 @@
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
 #      TAIL_SNAP (default 16384), TAIL_DIR (where phase 5's data dirs go; default
 #      the run's temp dir; /dev/shm takes the disk's own latency out of it),
-#      SKIP_GROUP=1 skips phase 6, FAILOVERS (default 5).
+#      SKIP_GROUP=1 skips phase 6, ONLY_GROUP=1 runs phase 6 alone, FAILOVERS (default 5).
 set -uo pipefail
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -49,6 +49,7 @@ say() { printf '%s\n' "$*"; }
 [ -n "${SAN_CFLAGS:-}" ] && say "WARNING: this build uses sanitizers ($SAN_CFLAGS); figures are not representative"
 say "lattice bench — $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
+if [ "${ONLY_GROUP:-0}" != 1 ]; then
 # 1. placement
 say ""
 say "== placement (bench_sched, $NODES nodes, $ACTORS actors)"
@@ -70,6 +71,7 @@ else
 	say "(pg.sh skipped)"
 fi
 
+fi
 # 3. the write path
 say ""
 say "== write path: POST /v1/actors acknowledged (201) per second"
@@ -86,6 +88,7 @@ ci=$(pg_createdb bench)
 # over loopback TCP, 2 pgbench threads, a per-transaction log — and (b) over the
 # Unix socket latticed itself uses; each before and after the write-path runs, so
 # that a drift of this shared machine's speed during the run shows.
+if [ "${ONLY_GROUP:-0}" != 1 ]; then
 have_peer=0
 if [ -f /tmp/bench-build/upsert.sql ] && [ -x "$PGBIN/pgbench" ]; then
 	doc=$(sed -n "s/.*VALUES (:id, 1, '\(.*\)') ON CONFLICT.*/\1/p" /tmp/bench-build/upsert.sql)
@@ -142,6 +145,8 @@ if [ "$have_peer" = 1 ]; then
 	pg_psql postgres "DROP DATABASE peer" >/dev/null
 fi
 
+fi
+if [ "${ONLY_GROUP:-0}" != 1 ]; then
 # 4. memory with NODES nodes and ACTORS actors: a fresh latticed filled with
 # exactly that many (the write-path runs above leave a number that depends on
 # their speed).
@@ -162,11 +167,6 @@ say "latticed: $nodes nodes, $actors actors, RSS $((rss_kb / 1024)) MiB (peak $(
 # actor with a server-chosen id.
 kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 LPID=
-cat >"$out/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"module":"registry.local/bench:1","cpu_required":1,"memory_required_mb":1}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 # wrk_ms LABEL FILE: a latency percentile line of wrk's in ms.
 wrk_ms() {
 	awk -v p="$1" '$1 == p {v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
@@ -208,6 +208,13 @@ if command -v wrk >/dev/null; then
 else
 	say "wrk is not installed (scripts/deps.sh installs it): skipped"
 fi
+
+fi
+cat >"$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"module":"registry.local/bench:1","cpu_required":1,"memory_required_mb":1}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
 
 # 6. three replicas beside three etcd members, under the same wrk load.
 declare -A grp
@@ -323,6 +330,7 @@ say ""
 say "== summary"
 say "| figure | lattice | peer | ratio | target |"
 say "|---|---|---|---|---|"
+if [ "${ONLY_GROUP:-0}" != 1 ]; then
 say "| placement decisions/s ($NODES nodes, $ACTORS actors) | $place_rate | — | — | >= 200000 |"
 for c in 1 16 64; do
 	say "| POST /v1/actors acked/s, c=$c | ${rate[$c]} | pg upsert c=8 ${pg_on8:-?} / c=32 ${pg_on32:-?} (sync on) | $(ratio "${rate[$c]}" "${pg_on8:-0}") / $(ratio "${rate[$c]}" "${pg_on32:-0}") | $([ "$c" = 16 ] && echo '>= 50% at c=16' || echo '—') |"
@@ -331,6 +339,7 @@ say "| POST /v1/actors acked/s, c=16, vs pg.sh's upsert at c=16 as pg.sh runs it
 say "| same, vs that upsert over the Unix socket (mean of before and after) | ${rate[16]} | ${pg_unix:-?} | $(ratio "${rate[16]}" "${pg_unix:-0}") | — |"
 say "| same, vs sync_commit=off peer, c=16 | ${rate[16]} | c=8 ${pg_off8:-?} / c=32 ${pg_off32:-?} | $(ratio "${rate[16]}" "${pg_off8:-0}") / $(ratio "${rate[16]}" "${pg_off32:-0}") | — |"
 say "| latticed RSS, $nodes nodes + $actors actors | $((rss_kb / 1024)) MiB | — | — | <= 150 MB |"
+fi
 if [ -n "${tailfig[tail_snap.p99]:-}" ]; then
 	say "| POST /v1/actors p99 at c=16, ${tailfig[tail_snap.snaps]} snapshots in the run (bench_api) | ${tailfig[tail_snap.p99]} ms | no snapshots: ${tailfig[tail_nosnap.p99]} ms | — | <= 10 ms |"
 	say "| same, throughput | ${tailfig[tail_snap.rate]}/s | no snapshots: ${tailfig[tail_nosnap.rate]}/s | $(ratio "${tailfig[tail_snap.rate]}" "${tailfig[tail_nosnap.rate]}") | not lower |"
