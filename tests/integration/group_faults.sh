@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# group_faults.sh — three replicas under a stream of writes spread over all of
+# them (group_writer_start: client-chosen ids, every answer recorded), through
+# failures:
+#  1. kill -9 of the leader: the other two elect a leader and go on taking writes;
+#     it restarts with the same command line and catches up;
+#  2. kill -9 of a follower: the same;
+#  3. two replicas stopped: the third refuses writes with 503 no_leader within
+#     --leader-wait-ms, not the write timeout; both restart and the group goes on.
+# After each failure, and again once the replica is back: every write the API
+# acknowledged (201) is in every live replica's database, every other write
+# (503, no answer) is in all of them or in none, and the databases are identical.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/group_lib.sh"
+plan 26
+lib_init
+group_init 3
+OPTS=(--bootstrap --members "$MEMBERS" --write-timeout-ms 30000 --leader-wait-ms 2000)
+for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
+for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
+group_leader >/dev/null || bail "no leader"
+
+# acks_by LINE I: writes replica I acknowledged after line LINE of the record.
+acks_by() { group_writes_since "$1" | awk -v r="$2" '$3 == 201 && $2 == r' | wc -l; }
+# wait_acks LINE N I...: until each of I... acknowledged N writes after line LINE
+# (a guard of 120 s against a hang); 0 when they did, else says how far they got.
+wait_acks() {
+	local from=$1 n=$2 t i all
+	shift 2
+	for t in $(seq 1 600); do
+		all=1
+		for i in "$@"; do [ "$(acks_by "$from" "$i")" -ge "$n" ] || { all=; break; }; done
+		[ -n "$all" ] && return 0
+		sleep 0.2
+	done
+	diag "after 120 s: $(for i in "$@"; do printf 'replica %s acknowledged %s; ' "$i" "$(acks_by "$from" "$i")"; done)"
+	diag "answers since: $(group_writes_since "$from" | group_writes_summary)"
+	return 1
+}
+# check NAME I...: the writes so far against the databases of replicas I... (the
+# stream is stopped while they are compared, and started again after).
+check() {
+	local name=$1
+	shift
+	group_writer_stop
+	group_settle "$@"
+	group_check_writes "$@"
+	ok $? "$name: every acknowledged write is in the databases of replicas $*, every other one in all or none ($(group_writes_count) writes: $(group_writes_summary <"$T_DIR/writes"))"
+	group_same_db "$@"
+	ok $? "$name: the databases of replicas $* are identical"
+}
+others_than() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$i"; done; }
+
+group_writer_start 1 2 3
+wait_acks 0 5 1 2 3
+ok $? "a stream of writes spread over the three replicas is acknowledged by each"
+
+# ---- 1. kill -9 the leader -------------------------------------------------------------
+
+L=$(group_leader)
+group_kill "$L"
+read -r A B <<<"$(others_than "$L")"
+from=$(group_writes_count)
+wait_acks "$from" 10 "$A" "$B"
+ok $? "leader $L killed (-9): replicas $A and $B go on acknowledging writes"
+L2=$(group_leader)
+ok "$([ -n "$L2" ] && [ "$L2" != "$L" ]; echo $?)" "... under a new leader ($L2)"
+check "leader killed" "$A" "$B"
+group_writer_start 1 2 3
+group_start "$L" "${OPTS[@]}"
+group_wait_ready "$L"
+ok $? "the killed leader restarts with the same command line"
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... and the three acknowledge writes again"
+check "old leader back" 1 2 3
+
+# ---- 2. kill -9 a follower ------------------------------------------------------------------
+
+group_writer_start 1 2 3
+L=$(group_leader)
+read -r F A <<<"$(others_than "$L")"
+group_kill "$F"
+from=$(group_writes_count)
+wait_acks "$from" 10 "$L" "$A"
+ok $? "follower $F killed (-9): replicas $L and $A go on acknowledging writes"
+is "$(group_leader)" "$L" "... under the same leader ($L)"
+check "follower killed" "$L" "$A"
+group_writer_start 1 2 3
+group_start "$F" "${OPTS[@]}"
+group_wait_ready "$F"
+ok $? "the killed follower restarts"
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... and the three acknowledge writes again"
+check "follower back" 1 2 3
+
+# ---- 3. two replicas stopped ----------------------------------------------------------------
+
+# The one left is a follower here; a leader left alone steps down within an
+# election timeout and then answers the same.
+group_writer_start 1 2 3
+L=$(group_leader)
+read -r LONE S <<<"$(others_than "$L")"
+group_term "$L" "$S" # both at once: replica $LONE is left a follower
+# Every line after the next one is a write sent once both had stopped (the next
+# one may have been on its way before).
+from=$(($(group_writes_count) + 1))
+for t in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
+	[ "$(group_writes_since "$from" | awk -v r="$LONE" '$2 == r' | wc -l)" -ge 3 ] && break
+	sleep 0.2
+done
+group_writer_stop
+lone_answers=$(group_writes_since "$from" | awk -v r="$LONE" '$2 == r')
+t0=$(now_ms)
+greq "$LONE" POST /v1/nodes '{"id":"lone","region":"r1","cpu_capacity":1000,"memory_mb":1000}'
+ms=$(($(now_ms) - t0))
+is "$(err)" "503 no_leader" "replicas $L and $S stopped: a write to replica $LONE is refused, 503 no_leader"
+diag "answered in $ms ms (--leader-wait-ms 2000, --write-timeout-ms 30000)"
+echo "lone $LONE $STATUS - $(jqr .error.code)" >>"$T_DIR/writes" # checked with the others
+is "$(header Retry-After)" 1 "... with Retry-After: 1"
+ok "$([[ "$(jqr .error.message)" == *"within 2000 ms"* ]]; echo $?)" \
+	"... after --leader-wait-ms, not the write timeout: $(jqr .error.message)"
+is "$(awk '!($3 == 503 && $5 == "no_leader")' <<<"$lone_answers")" "" \
+	"the stream's writes to replica $LONE meanwhile were all refused, 503 no_leader ($(group_writes_summary <<<"$lone_answers"))"
+# Alone, it may not have heard of the last commits; what it shows must be whole.
+P=$(group_field "$LONE" .projected_index)
+awk -v p="$P" '$3 == 201 && $4 <= p {print $1}' "$T_DIR/writes" | sort >"$T_DIR/lone.want"
+group_psql "$LONE" "SELECT id FROM nodes" | sort >"$T_DIR/lone.have"
+is "$(comm -23 "$T_DIR/lone.want" "$T_DIR/lone.have" | head -10 | tr '\n' ' ')" "" \
+	"replica $LONE's database has every acknowledged write up to its projected index ($P; $(wc -l <"$T_DIR/lone.want") writes)"
+group_start "$L" "${OPTS[@]}"
+group_start "$S" "${OPTS[@]}"
+group_wait_ready "$L" && group_wait_ready "$S"
+ok $? "both restart"
+group_writer_start 1 2 3
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... and the three acknowledge writes again"
+check "two stopped and back" 1 2 3
+
+done_testing
