@@ -14,9 +14,37 @@
 #    --members on restart is ignored too: the data dir's group is resumed as is;
 #  - POST /v1/cluster/transfer {"to": id} makes that member the leader;
 #  - members are removed down to one voter; removing the only voter is 409.
+# First, bad group options stop latticed with status 2 and a message.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/group_lib.sh"
-plan 37
+plan 45
+
+refused() { # NAME EXPECTED_TEXT ARGS...: latticed exits 2 and says why
+	local name=$1 want=$2 out rc
+	shift 2
+	out=$("$LATTICED" --data-dir "$T_DIR/never" "$@" 2>&1)
+	rc=$?
+	if [ $rc -eq 2 ] && grep -qF -- "$want" <<<"$out" && [ ! -e "$T_DIR/never" ]; then ok 0 "$name"
+	else ok 1 "$name"; diag "status $rc, output: $out"; fi
+}
+refused "--members with a repeated id" "--members: server id 2 is listed twice" \
+	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=127.0.0.1:9002,2=127.0.0.1:9003
+refused "--members with a repeated address" "--members: address 127.0.0.1:9002 is listed for servers 2 and 3" \
+	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=127.0.0.1:9002,3=127.0.0.1:9002
+refused "--members without this replica's --id" "--members does not list this replica's --id 3" \
+	--id 3 --bootstrap --members 1=127.0.0.1:9001,2=127.0.0.1:9002
+refused "--members with a host name" "--members: 'localhost:9002' (server 2) is not an IPv4 address IP:PORT" \
+	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=localhost:9002
+refused "--members with an IPv6 address" "--members: '[::1]:9002' (server 2) is not an IPv4 address IP:PORT" \
+	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=[::1]:9002
+refused "--members with an entry that is not ID=IP:PORT" "--members: '127.0.0.1:9002' is not ID=IP:PORT" \
+	--id 1 --bootstrap --members 1=127.0.0.1:9001,127.0.0.1:9002
+refused "--raft-address other than this replica's entry in --members" \
+	"--raft-address 127.0.0.1:9005 differs from this replica's entry in --members (127.0.0.1:9001)" \
+	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=127.0.0.1:9002 --raft-address 127.0.0.1:9005
+refused "--join with --bootstrap" "--join and --bootstrap exclude each other" \
+	--id 4 --bootstrap --join http://127.0.0.1:8080
+
 lib_init
 group_init 3
 for i in 1 2 3; do group_start "$i" --bootstrap --members "$MEMBERS" --read-wait-max-ms 30000; done

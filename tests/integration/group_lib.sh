@@ -7,7 +7,7 @@
 #   group_wait_ready I            until replica I's /readyz answers 200
 #   group_api I                   its base URL
 #   group_kill I / group_term I...  SIGKILL (a crash) / SIGTERM and wait
-#   group_leader                  the id of the leader every running replica agrees on
+#   group_leader [I...]           the id of the leader every running replica (or I...) agrees on
 #   greq I METHOD PATH [BODY]     req against replica I
 #   group_dump I                  replica I's database, table by table, as text
 #   group_same_db I J...          compare dumps; prints the first difference
@@ -100,13 +100,15 @@ group_leader_of() {
 	curl -s --max-time 5 "$(group_api "$1")/v1/cluster" | jq -r '.leader.id // empty' 2>/dev/null
 }
 
-# Waits (60 s) until every running replica names the same leader; prints it.
+# group_leader [I...]: waits (60 s) until every replica listed (default: every
+# running one) names the same leader; prints it. A replica removed from the
+# group hears of no leader: leave it out.
 group_leader() {
-	local t i l first
+	local t i l first ids=("$@")
+	[ ${#ids[@]} -gt 0 ] || for ((i = 1; i <= GROUP_MAX_ID; i++)); do group_alive "$i" && ids+=("$i"); done
 	for t in $(seq 1 300); do
 		first=
-		for ((i = 1; i <= GROUP_MAX_ID; i++)); do
-			group_alive "$i" || continue
+		for i in "${ids[@]}"; do
 			l=$(group_leader_of "$i")
 			[ -n "$l" ] || { first=; break; }
 			[ -z "$first" ] && first=$l
@@ -130,10 +132,12 @@ greq() {
 	API=$save
 }
 
-# Replica I's database as text: every table the projection writes, ordered.
+# Replica I's database as text: every table the projection writes (or those
+# GROUP_TABLES names), ordered.
+GROUP_ALL_TABLES="nodes actors placements providers links policies snapshots commands failovers events"
 group_dump() {
 	local i=$1 t
-	for t in nodes actors placements providers links policies snapshots commands failovers events; do
+	for t in ${GROUP_TABLES:-$GROUP_ALL_TABLES}; do
 		echo "== $t"
 		group_psql "$i" "SELECT * FROM $t ORDER BY 1" 2>&1
 	done
@@ -228,9 +232,10 @@ group_field() { curl -s --max-time 5 "$(group_api "$1")/v1/cluster" | jq -r "$2 
 # group_settle I...: waits (60 s) until every replica listed has projected
 # everything the leader had committed, with nothing committed meanwhile. 0 when so.
 group_settle() {
-	local t l c c2 i p all
-	for t in $(seq 1 300); do
-		l=$(group_leader) || return 1
+	local end l c c2 i p all
+	end=$(($(date +%s) + 60))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		l=$(group_leader "$@") || break
 		c=$(group_field "$l" .commit_index)
 		all=1
 		for i in "$@"; do

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# group_pg.sh — three replicas, each with a PostgreSQL server of its own
+# (group_pg_own), under a stream of writes spread over all of them; one
+# replica's PostgreSQL at a time goes away while the others' stay up:
+#  1. the leader's PostgreSQL is restarted (stopped cleanly, started again);
+#  2. the leader's PostgreSQL is killed (-9: postmaster and every backend at
+#     once, so what an asynchronous commit left in its buffers is lost) and
+#     started again;
+#  3. a follower's PostgreSQL is killed: the others go on acknowledging writes
+#     meanwhile; it is started again.
+# After each: every write the API acknowledged is in every replica's database,
+# every other write is in all of them or in none, and the databases are identical.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/group_lib.sh"
+plan 14
+lib_init
+group_init 3
+for i in 1 2 3; do group_pg_own "$i"; done
+OPTS=(--bootstrap --members "$MEMBERS" --write-timeout-ms 30000)
+for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
+for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
+group_leader >/dev/null || bail "no leader"
+
+acks_by() { group_writes_since "$1" | awk -v r="$2" '$3 == 201 && $2 == r' | wc -l; }
+wait_acks() { # LINE N I...: until each of I... acknowledged N writes after line LINE (guard 120 s)
+	local from=$1 n=$2 t i all
+	shift 2
+	for t in $(seq 1 600); do
+		all=1
+		for i in "$@"; do [ "$(acks_by "$from" "$i")" -ge "$n" ] || { all=; break; }; done
+		[ -n "$all" ] && return 0
+		sleep 0.2
+	done
+	diag "after 120 s: $(for i in "$@"; do printf 'replica %s acknowledged %s; ' "$i" "$(acks_by "$from" "$i")"; done)"
+	diag "answers since: $(group_writes_since "$from" | group_writes_summary)"
+	return 1
+}
+check() { # NAME: the writes so far against the three databases, the stream stopped meanwhile
+	group_writer_stop
+	group_settle 1 2 3
+	group_check_writes 1 2 3
+	ok $? "$1: every acknowledged write is in the three databases, every other one in all or none ($(group_writes_count) writes: $(group_writes_summary <"$T_DIR/writes"))"
+	group_same_db 1 2 3
+	ok $? "$1: the three databases are identical"
+}
+# The stream goes on while a PostgreSQL is down: writes the replica must project
+# wait for it (their answers come once it is back, or are 503 after the write
+# timeout). Not a measure of anything: the outage lasts a while, that is all.
+writes_while_down() { sleep 2; }
+
+group_writer_start 1 2 3
+wait_acks 0 5 1 2 3
+ok $? "a stream of writes spread over the three replicas is acknowledged by each"
+
+# ---- 1. the leader's PostgreSQL restarted ------------------------------------------------
+
+L=$(group_leader)
+group_pg "$L" pg_stop
+writes_while_down "$L"
+group_pg "$L" pg_ctl_start
+ok $? "the leader's ($L) PostgreSQL stopped, and started again after a while"
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... the three acknowledge writes again"
+check "leader's PostgreSQL restarted"
+
+# ---- 2. the leader's PostgreSQL killed ------------------------------------------------------
+
+group_writer_start 1 2 3
+L=$(group_leader)
+group_pg "$L" pg_kill
+writes_while_down "$L"
+group_pg "$L" pg_ctl_start
+ok $? "the leader's ($L) PostgreSQL killed (-9) and started again"
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... the three acknowledge writes again"
+check "leader's PostgreSQL killed"
+
+# ---- 3. a follower's PostgreSQL killed ---------------------------------------------------
+
+group_writer_start 1 2 3
+L=$(group_leader)
+F=$((L % 3 + 1))
+A=$((F % 3 + 1))
+group_pg "$F" pg_kill
+from=$(group_writes_count)
+wait_acks "$from" 5 "$L" "$A"
+ok $? "follower $F's PostgreSQL killed (-9): replicas $L and $A go on acknowledging writes"
+group_pg "$F" pg_ctl_start
+ok $? "... it is started again"
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... the three acknowledge writes again"
+check "follower's PostgreSQL killed"
+
+done_testing
