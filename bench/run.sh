@@ -10,10 +10,17 @@
 #   5. write tail latency: wrk -c16 POSTing actors to a latticed with 1,000 nodes,
 #      Raft snapshots falling inside the run (--snapshot-threshold $TAIL_SNAP),
 #      beside the same run with snapshots off (p99 and throughput)
+#   6. a three-replica group (issue 7): acknowledged POST /v1/actors per second
+#      with p50/p99 at c=1, 16, 64 (wrk, to the leader; c=16 also to a follower,
+#      which passes writes on), beside a three-member etcd cluster (fsync on) under
+#      the same wrk load (../shared/bench/etcd3.sh's setup and put script), and
+#      the time from kill -9 of the leader to the first acknowledged write
+#      through another replica (median of FAILOVERS repeats, default 5)
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
 #      TAIL_SNAP (default 16384), TAIL_DIR (where phase 5's data dirs go; default
-#      the run's temp dir; /dev/shm takes the disk's own latency out of it).
+#      the run's temp dir; /dev/shm takes the disk's own latency out of it),
+#      SKIP_GROUP=1 skips phase 6, FAILOVERS (default 5).
 set -uo pipefail
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -30,6 +37,7 @@ LPID=
 TAIL_DIRS=()
 cleanup() {
 	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+	declare -F group_cleanup >/dev/null && group_cleanup
 	servers_cleanup
 	[ ${#TAIL_DIRS[@]} -gt 0 ] && rm -rf "${TAIL_DIRS[@]}"
 	rm -rf "$out"
@@ -201,6 +209,115 @@ else
 	say "wrk is not installed (scripts/deps.sh installs it): skipped"
 fi
 
+# 6. three replicas beside three etcd members, under the same wrk load.
+declare -A grp
+GPIDS=()
+EPIDS=()
+group_cleanup() {
+	local p
+	for p in "${GPIDS[@]}" "${EPIDS[@]}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
+	for p in "${GPIDS[@]}" "${EPIDS[@]}"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+	GPIDS=() EPIDS=()
+}
+# wrk_sum FILE: rps p50_ms p99_ms errors of summary.lua's WRKSUM line.
+wrk_sum() {
+	awk '/^WRKSUM/{for (i = 2; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+		printf "%d %.2f %.2f %d", v["rps"], v["p50_us"] / 1000, v["p99_us"] / 1000, v["errors"]}' "$1"
+}
+group_phase() {
+	local i c
+	if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y etcd-server etcd-client \
+			>"$out/etcd-apt.txt" 2>&1 || { say "cannot install etcd-server: skipped"; return; }
+	fi
+	say ""
+	say "== a group of three: POST /v1/actors beside etcd puts (3 members, fsync on), wrk -c1/16/64 for ${DUR} s each"
+	local ed="$out/etcd" cl="" eps="" cports=() pports=()
+	mkdir -p "$ed"
+	for i in 0 1 2; do cports[$i]=$(free_port); pports[$i]=$(free_port); done
+	for i in 0 1 2; do cl+="${cl:+,}m$i=http://127.0.0.1:${pports[$i]}"; eps+="${eps:+,}http://127.0.0.1:${cports[$i]}"; done
+	for i in 0 1 2; do
+		etcd --name "m$i" --data-dir "$ed/m$i" --listen-client-urls "http://127.0.0.1:${cports[$i]}" \
+			--advertise-client-urls "http://127.0.0.1:${cports[$i]}" --listen-peer-urls "http://127.0.0.1:${pports[$i]}" \
+			--initial-advertise-peer-urls "http://127.0.0.1:${pports[$i]}" --initial-cluster "$cl" \
+			--initial-cluster-state new --initial-cluster-token lattice-bench >"$ed/m$i.log" 2>&1 &
+		EPIDS+=($!)
+	done
+	for _ in $(seq 1 100); do timeout 5 etcdctl --endpoints="$eps" endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
+	local eleader
+	eleader=$(timeout 10 etcdctl --endpoints="$eps" endpoint status | awk -F', ' '$5=="true"{print $1}')
+	cat "$SHARED/bench/lua/etcd_put.lua" "$SHARED/bench/lua/summary.lua" >"$out/etcd_put.lua"
+	wrk -t2 -c16 -d3s -s "$out/etcd_put.lua" "$eleader/v3/kv/put" >/dev/null 2>&1 # warm-up
+	for c in 1 16 64; do
+		wrk -t"$([ "$c" = 1 ] && echo 1 || echo 2)" -c"$c" -d"${DUR}s" --latency -s "$out/etcd_put.lua" \
+			"$eleader/v3/kv/put" >"$out/etcd-c$c.txt" 2>&1
+		grp[etcd.$c]=$(wrk_sum "$out/etcd-c$c.txt")
+		say "etcd put c=$c: ${grp[etcd.$c]} (req/s p50_ms p99_ms errors)"
+	done
+	group_cleanup
+
+	local members="" hp=() rp=()
+	for i in 1 2 3; do hp[$i]=$(free_port); rp[$i]=$(free_port); members+="${members:+,}$i=127.0.0.1:${rp[$i]}"; done
+	for i in 1 2 3; do pg_createdb "g$i" >"$out/g$i.ci"; done
+	gstart() {
+		"$top_builddir/latticed" --id "$1" --bootstrap --members "$members" --listen "127.0.0.1:${hp[$1]}" \
+			--data-dir "$out/g$1" --pg "$(cat "$out/g$1.ci")" --schema-dir "$top_srcdir/schema" \
+			--heartbeat-timeout-ms 0 --log-level warn >>"$out/g$1.log" 2>&1 &
+		GPIDS[$1]=$!
+	}
+	for i in 1 2 3; do gstart "$i"; done
+	gleader() { curl -s --max-time 2 "http://127.0.0.1:${hp[$1]}/v1/cluster" | jq -r '.leader.id // empty' 2>/dev/null; }
+	local L=
+	for _ in $(seq 1 300); do
+		L=$(gleader 1)
+		[ -n "$L" ] && curl -sf "http://127.0.0.1:${hp[$L]}/readyz" >/dev/null && break
+		sleep 0.1
+	done
+	for i in 1 2 3; do for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:${hp[$i]}/readyz" >/dev/null && break; sleep 0.1; done; done
+	local F=$((L % 3 + 1))
+	"$top_builddir/bench/bench_api" nodes "127.0.0.1:${hp[$L]}" 1000 16 >/dev/null
+	cat "$out/post.lua" "$SHARED/bench/lua/summary.lua" >"$out/post_sum.lua"
+	wrk -t2 -c16 -d3s -s "$out/post_sum.lua" "http://127.0.0.1:${hp[$L]}/v1/actors" >/dev/null 2>&1 # warm-up
+	for c in 1 16 64; do
+		wrk -t"$([ "$c" = 1 ] && echo 1 || echo 2)" -c"$c" -d"${DUR}s" --latency -s "$out/post_sum.lua" \
+			"http://127.0.0.1:${hp[$L]}/v1/actors" >"$out/group-c$c.txt" 2>&1
+		grp[lat.$c]=$(wrk_sum "$out/group-c$c.txt")
+		say "lattice (3 replicas) POST /v1/actors to the leader, c=$c: ${grp[lat.$c]}"
+	done
+	wrk -t2 -c16 -d"${DUR}s" --latency -s "$out/post_sum.lua" "http://127.0.0.1:${hp[$F]}/v1/actors" \
+		>"$out/group-follower.txt" 2>&1
+	grp[lat.f16]=$(wrk_sum "$out/group-follower.txt")
+	say "lattice (3 replicas) POST /v1/actors to a follower (passed on), c=16: ${grp[lat.f16]}"
+
+	# Failover: kill -9 the leader; time until a write through another replica is acknowledged.
+	local times=() k t0 t1 st
+	for k in $(seq 1 "${FAILOVERS:-5}"); do
+		L=$(gleader 1); [ -n "$L" ] || L=$(gleader 2)
+		F=$((L % 3 + 1))
+		t0=$(date +%s%3N)
+		kill -9 "${GPIDS[$L]}"; wait "${GPIDS[$L]}" 2>/dev/null
+		while :; do
+			st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'Content-Type: application/json' \
+				--data-binary '{"module":"registry.local/bench:1","cpu_required":1,"memory_required_mb":1}' \
+				"http://127.0.0.1:${hp[$F]}/v1/actors")
+			[ "$st" = 201 ] && break
+			[ $(($(date +%s%3N) - t0)) -gt 30000 ] && break
+		done
+		t1=$(date +%s%3N)
+		times+=($((t1 - t0)))
+		say "failover $k: leader $L killed, first acknowledged write through replica $F after $((t1 - t0)) ms (HTTP $st)"
+		gstart "$L"
+		for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:${hp[$L]}/readyz" >/dev/null && break; sleep 0.1; done
+		sleep 1
+	done
+	grp[failover]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+	grp[failovers]="${times[*]}"
+	group_cleanup
+}
+if [ "${SKIP_GROUP:-0}" != 1 ] && command -v wrk >/dev/null && command -v jq >/dev/null; then
+	group_phase
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 say ""
 say "== summary"
@@ -218,4 +335,14 @@ if [ -n "${tailfig[tail_snap.p99]:-}" ]; then
 	say "| POST /v1/actors p99 at c=16, ${tailfig[tail_snap.snaps]} snapshots in the run (bench_api) | ${tailfig[tail_snap.p99]} ms | no snapshots: ${tailfig[tail_nosnap.p99]} ms | — | <= 10 ms |"
 	say "| same, throughput | ${tailfig[tail_snap.rate]}/s | no snapshots: ${tailfig[tail_nosnap.rate]}/s | $(ratio "${tailfig[tail_snap.rate]}" "${tailfig[tail_nosnap.rate]}") | not lower |"
 	say "| same with wrk -c16 (coordinated omission counted), ${tailfig[tail_snap.wsnaps]} snapshots | ${tailfig[tail_snap.wp99]} ms, ${tailfig[tail_snap.wrps]} req/s | no snapshots: ${tailfig[tail_nosnap.wp99]} ms, ${tailfig[tail_nosnap.wrps]} req/s | — | — |"
+fi
+if [ -n "${grp[lat.16]:-}" ]; then
+	for c in 1 16 64; do
+		read -r lr lp50 lp99 lerr <<<"${grp[lat.$c]}"
+		read -r er ep50 ep99 eerr <<<"${grp[etcd.$c]:-0 0 0 0}"
+		say "| 3 replicas: POST /v1/actors acked/s (p50/p99 ms), c=$c, to the leader | $lr ($lp50/$lp99), $lerr errors | etcd put (3 members): $er ($ep50/$ep99), $eerr errors | $(ratio "$lr" "$er") | $([ "$c" = 16 ] && echo '>= 100%, p99 <= etcd p99' || echo '—') |"
+	done
+	read -r lr lp50 lp99 lerr <<<"${grp[lat.f16]}"
+	say "| 3 replicas: same, c=16, to a follower (passed on to the leader) | $lr ($lp50/$lp99), $lerr errors | — | — | — |"
+	say "| 3 replicas: kill -9 of the leader to the first acknowledged write, median of ${FAILOVERS:-5} (${grp[failovers]} ms) | ${grp[failover]} ms | — | — | <= 1500 ms |"
 fi

@@ -7,8 +7,10 @@
 
 #include "log.h"
 #include "loop.h"
+#include "leader.h"
 #include "ops.h"
 #include "render.h"
+#include "store.h"
 
 #define CLUSTER_JOIN_RETRY_MS 1000
 #define CLUSTER_JOIN_TIMEOUT_MS 60000 /* the leader answers once this replica caught up */
@@ -66,7 +68,7 @@ static void forwarded_cb(struct fwd_req *r)
 		log_debug("sending %s %s to the leader: %s; waiting for a leader", op->raw.method, op->raw.target,
 			  r->err);
 		fwd_req_release(r);
-		loop_park(l, op);
+		leader_park(l, op);
 		return;
 	}
 	if (r->outcome == FWD_NO_ANSWER) {
@@ -88,7 +90,7 @@ static void forwarded_cb(struct fwd_req *r)
 		/* It stopped being the leader before it could take it. */
 		if (strcmp(code, "not_leader") == 0 || strcmp(code, "no_leader") == 0) {
 			fwd_req_release(r);
-			loop_park(l, op);
+			leader_park(l, op);
 			return;
 		}
 	}
@@ -146,6 +148,7 @@ bool cluster_forward(struct loop *l, struct op *op)
 	r->timeout_ms = left > 100 ? left : 100;
 	r->cb = forwarded_cb;
 	r->data = op;
+	leader_to(op, OP_FORWARDED);
 	fwd_send(&l->fwd, url, r);
 	return true;
 }
@@ -158,7 +161,7 @@ static void change_failed(struct loop *l, struct op *op, int status, const char 
 {
 	if (status == RAFT_CANTCHANGE || status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) {
 		/* Another change in progress, or an election: try again shortly. */
-		loop_park(l, op);
+		leader_park(l, op);
 		return;
 	}
 	op_fail(op, 503, "unavailable", "%s server %llu: raft: %s", what, (unsigned long long)op->entry.member_id,
@@ -205,13 +208,14 @@ static void member_step(struct loop *l, struct op *op)
 				loop_finish(l, op);
 				return;
 			}
+			leader_to(op, OP_CHANGING);
 			if ((rv = raft_remove(&l->raft, &op->change, id, change_cb)) != 0)
 				change_failed(l, op, rv, "removing");
 			return;
 		}
 		if (model_member_url(&l->model, id) != NULL && raft_state(&l->raft) == RAFT_LEADER) {
 			op->entry.op = ENTRY_MEMBER_DELETE;
-			ops_propose(l, op);
+			leader_propose(l, op);
 			return;
 		}
 		answer_cluster(l, op);
@@ -228,6 +232,7 @@ static void member_step(struct loop *l, struct op *op)
 		log_info("adding server %llu at %s (%s) as a spare", (unsigned long long)id, op->raft_address,
 			 op->entry.api_url);
 		op->entry.flag = 1; /* answered 201: a new member */
+		leader_to(op, OP_CHANGING);
 		if ((rv = raft_add(&l->raft, &op->change, id, op->raft_address, change_cb)) != 0)
 			change_failed(l, op, rv, "adding");
 		return;
@@ -242,6 +247,7 @@ static void member_step(struct loop *l, struct op *op)
 	if (s->role != RAFT_VOTER) {
 		/* raft catches it up before the configuration making it a voter. */
 		log_info("promoting server %llu to voter", (unsigned long long)id);
+		leader_to(op, OP_CHANGING);
 		if ((rv = raft_assign(&l->raft, &op->change, id, RAFT_VOTER, change_cb)) != 0)
 			change_failed(l, op, rv, "promoting");
 		return;
@@ -249,7 +255,7 @@ static void member_step(struct loop *l, struct op *op)
 	const char *have = model_member_url(&l->model, id);
 	if (have == NULL || strcmp(have, op->entry.api_url) != 0) {
 		op->entry.op = ENTRY_MEMBER_PUT;
-		ops_propose(l, op);
+		leader_propose(l, op);
 		return;
 	}
 	answer_cluster(l, op);
@@ -281,7 +287,7 @@ void cluster_execute(struct loop *l, struct op *op)
 	const struct raft_configuration *conf = &l->raft.configuration;
 	switch (op->kind) {
 	case OP_READ_INDEX:
-		loop_read_barrier(l, op);
+		leader_read_barrier(l, op);
 		return;
 	case OP_MEMBER_ADD:
 	case OP_MEMBER_REMOVE:
@@ -311,6 +317,7 @@ void cluster_execute(struct loop *l, struct op *op)
 			return;
 		}
 		op->transfer.data = op;
+		leader_to(op, OP_CHANGING);
 		int rv = raft_transfer(&l->raft, &op->transfer, to, transfer_cb);
 		if (rv != 0) {
 			op_fail(op, 503, "unavailable", "cannot hand leadership over: raft: %s", raft_strerror(rv));
@@ -392,6 +399,7 @@ static void poll_cb(struct fwd_req *r)
 		/* Raft indices are printed as exact unsigned numbers (render.h). */
 		json_t *ja = json_object_get(j, "applied_index"), *jp = json_object_get(j, "projected_index");
 		if (json_is_integer(ja) && json_is_integer(jp)) {
+			p->pg_ok = json_is_true(json_object_get(json_object_get(j, "self"), "postgresql_ok"));
 			p->applied = (uint64_t)json_integer_value(ja);
 			p->projected = (uint64_t)json_integer_value(jp);
 			p->last_ok_ms = loop_now_ms();
@@ -448,6 +456,116 @@ static void poll_members(struct loop *l, int64_t now)
 	c->next_poll_ms = now + CLUSTER_POLL_MS;
 }
 
+/* ---- a replica that missed a membership change ------------------------------ */
+
+static void learn_cb(struct fwd_req *r)
+{
+	struct cluster_call *c = r->data;
+	struct loop *l = c->loop;
+	c->inflight = false;
+	c->next_ms = loop_now_ms() + CLUSTER_JOIN_RETRY_MS;
+	json_t *j = r->outcome == FWD_OK && r->status == 200 ? json_loads(r->body_out, 0, NULL) : NULL;
+	fwd_req_release(r);
+	json_t *ms = json_object_get(j, "members");
+	struct raft_configuration conf;
+	raft_configuration_init(&conf);
+	size_t i;
+	json_t *m;
+	int rv = json_is_array(ms) && json_array_size(ms) > 0 ? 0 : -1;
+	json_array_foreach(ms, i, m)
+	{
+		json_int_t id = json_integer_value(json_object_get(m, "id"));
+		const char *addr = json_string_value(json_object_get(m, "address"));
+		const char *role = json_string_value(json_object_get(m, "role"));
+		if (rv != 0 || id < 1 || addr == NULL || members_address_valid(addr) != 0 || role == NULL) {
+			rv = -1;
+			break;
+		}
+		int r2 = strcmp(role, "voter") == 0 ? RAFT_VOTER : strcmp(role, "standby") == 0 ? RAFT_STANDBY : RAFT_SPARE;
+		rv = raft_configuration_add(&conf, (raft_id)id, addr, r2);
+	}
+	json_decref(j);
+	if (rv == 0 && raftnet_learn(&l->net, &conf) == 0)
+		log_info("learned the group's configuration (%u servers) from a member's API", conf.n);
+	raft_configuration_close(&conf);
+}
+
+/* Asks a member's API (the leader's, else any other) for the configuration. */
+static void learn_configuration(struct loop *l, int64_t now)
+{
+	struct cluster_call *c = &l->cluster.learn;
+	if (c->inflight || now < c->next_ms)
+		return;
+	const char *url = NULL;
+	leader_url(l, &url);
+	for (size_t i = 0; url == NULL && i < l->model.nmembers; i++)
+		if (l->model.members[i].id != l->raft.id)
+			url = l->model.members[i].api_url;
+	if (url == NULL)
+		return;
+	memset(&c->req, 0, sizeof(c->req));
+	c->loop = l;
+	c->req.method = "GET";
+	c->req.target = "/v1/cluster";
+	c->req.timeout_ms = CLUSTER_POLL_MS;
+	c->req.cb = learn_cb;
+	c->req.data = c;
+	c->inflight = true;
+	c->next_ms = now + CLUSTER_JOIN_RETRY_MS;
+	fwd_send(&l->fwd, url, &c->req);
+}
+
+/* ---- the leader steps aside when it cannot do its job ---------------------------- */
+
+static void handoff_cb(struct raft_transfer *req)
+{
+	struct loop *l = req->data;
+	l->cluster.handoff_inflight = false;
+	raft_id lid = 0;
+	const char *addr = NULL;
+	raft_leader(&l->raft, &lid, &addr);
+	if (lid != l->raft.id)
+		log_warn("handed leadership to server %llu", (unsigned long long)lid);
+}
+
+static void maybe_handoff(struct loop *l, int64_t now)
+{
+	struct cluster *c = &l->cluster;
+	const char *why = NULL;
+	if (l->store && !store_healthy(l->store))
+		why = "this replica cannot reach its PostgreSQL";
+	else if (!disk_writable(&l->disk))
+		why = l->disk.reason;
+	if (why == NULL) {
+		c->unhealthy_since_ms = 0;
+		return;
+	}
+	if (c->unhealthy_since_ms == 0)
+		c->unhealthy_since_ms = now;
+	if (c->handoff_inflight || now - c->unhealthy_since_ms < CLUSTER_HANDOFF_AFTER_MS || now < c->next_handoff_ms)
+		return;
+	c->next_handoff_ms = now + CLUSTER_HANDOFF_RETRY_MS;
+	/* The most up-to-date voter that answered lately and can reach its PostgreSQL. */
+	const struct cluster_peer *best = NULL;
+	for (size_t k = 0; k < MEMBERS_MAX; k++) {
+		const struct cluster_peer *p = &c->peers[k];
+		const struct raft_server *s = p->used ? conf_server(&l->raft.configuration, p->id) : NULL;
+		if (s == NULL || s->role != RAFT_VOTER || !p->ever || !p->pg_ok ||
+		    now - p->last_ok_ms > CLUSTER_REACHABLE_MS)
+			continue;
+		if (best == NULL || p->applied > best->applied)
+			best = p;
+	}
+	if (best == NULL) {
+		log_warn("leader unhealthy (%s), and no other voter is reachable and healthy to take over", why);
+		return;
+	}
+	log_warn("leader unhealthy (%s): handing leadership to server %llu", why, (unsigned long long)best->id);
+	c->handoff.data = l;
+	if (raft_transfer(&l->raft, &c->handoff, best->id, handoff_cb) == 0)
+		c->handoff_inflight = true;
+}
+
 void cluster_tick(struct loop *l, int64_t now)
 {
 	struct cluster *c = &l->cluster;
@@ -460,7 +578,10 @@ void cluster_tick(struct loop *l, int64_t now)
 		send_call(l, &c->join, l->cfg->join, false, CLUSTER_JOIN_TIMEOUT_MS);
 	const char *mine = model_member_url(&l->model, l->raft.id);
 	bool recorded = mine != NULL && strcmp(mine, l->api_url) == 0;
+	if (l->net.want_learn)
+		learn_configuration(l, now);
 	if (raft_state(&l->raft) == RAFT_LEADER) {
+		maybe_handoff(l, now);
 		if (l->status.writable && !recorded && member && !c->self_put_inflight) {
 			struct op *op = calloc(1, sizeof(*op));
 			if (op != NULL) {
@@ -543,6 +664,7 @@ char *cluster_render(struct loop *l)
 		.conf = conf,
 		.members = ms,
 		.nmembers = n,
+		.self_pg_ok = l->store ? store_healthy(l->store) : -1,
 	};
 	return render_cluster(&rc);
 }

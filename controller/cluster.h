@@ -9,6 +9,7 @@
 #ifndef LATTICE_CLUSTER_H
 #define LATTICE_CLUSTER_H
 
+#include <raft.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,6 +21,8 @@ struct op;
 
 #define CLUSTER_POLL_MS 1000    /* the leader asks each member for its indices */
 #define CLUSTER_REACHABLE_MS 3000 /* a member answered within this: reachable */
+#define CLUSTER_HANDOFF_AFTER_MS 2000 /* unhealthy this long: hand leadership over */
+#define CLUSTER_HANDOFF_RETRY_MS 5000
 
 /* What the leader last heard from a member's API. */
 struct cluster_peer {
@@ -29,6 +32,7 @@ struct cluster_peer {
 	bool ever;          /* answered at least once */
 	int64_t last_ok_ms; /* monotonic */
 	uint64_t applied, projected;
+	bool pg_ok; /* it said it can reach its PostgreSQL */
 	struct fwd_req req;
 	struct loop *loop;
 	char err[200];
@@ -50,7 +54,12 @@ struct cluster {
 	struct cluster_call join;     /* --join: until this replica is in the configuration */
 	struct cluster_call announce; /* a follower records its URL through the leader */
 	bool self_put_inflight;       /* the leader records its own URL */
-	struct op *self_op;
+	struct cluster_call learn;    /* raftnet refused an unknown id: ask for the configuration */
+	/* The leader hands leadership over while it cannot project or log. */
+	int64_t unhealthy_since_ms; /* 0: healthy */
+	int64_t next_handoff_ms;
+	bool handoff_inflight;
+	struct raft_transfer handoff;
 };
 
 /* Loop thread: every tick. */

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "members.h"
@@ -156,6 +157,14 @@ static int load_file(struct config *c, const char *path, char *err, size_t errle
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* fopen opens a directory too; reading it would give "no lines", not an error. */
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot open config file %s: %s", path,
+			 S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
+		fclose(f);
 		return -1;
 	}
 	char line[4096];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aiodefer.h"
+#include "leader.h"
 #include "log.h"
 #include "members.h"
 #include "ops.h"
@@ -145,6 +146,7 @@ int loop_prepare_dir(const struct config *cfg, char *instance_id, size_t len, ch
 
 void loop_finish(struct loop *l, struct op *op)
 {
+	leader_to(op, OP_DONE);
 	pthread_mutex_lock(&l->lock);
 	l->inflight--;
 	pthread_mutex_unlock(&l->lock);
@@ -169,20 +171,6 @@ void loop_submit(struct loop *l, struct op *op)
 	l->inbox_tail = op;
 	pthread_mutex_unlock(&l->lock);
 	uv_async_send(&l->wake);
-}
-
-void loop_park(struct loop *l, struct op *op)
-{
-	/* Waiting for a leader is bounded apart from the op's own deadline, so a
-	 * group without quorum answers 503 no_leader quickly. */
-	if (op->park_deadline_ms == 0)
-		op->park_deadline_ms = loop_now_ms() + l->cfg->leader_wait_ms;
-	op->next = NULL;
-	if (l->parked_tail)
-		l->parked_tail->next = op;
-	else
-		l->parked_head = op;
-	l->parked_tail = op;
 }
 
 /* Effective projected index; caller holds l->lock. */
@@ -215,6 +203,7 @@ void loop_indices(struct loop *l, uint64_t *applied, uint64_t *projected)
 
 void loop_wait_projection(struct loop *l, struct op *op)
 {
+	leader_to(op, OP_PROJECTING);
 	pthread_mutex_lock(&l->lock);
 	if (projected_locked(l) >= op->index) {
 		pthread_mutex_unlock(&l->lock);
@@ -257,96 +246,6 @@ void loop_projected(struct loop *l, uint64_t index)
 	wake_waiters(l);
 }
 
-/* ---- consistent reads ----------------------------------------------------------- */
-
-static void fail_reads(struct loop *l, struct op *list, const char *code, const char *msg)
-{
-	while (list) {
-		struct op *next = list->next;
-		op_fail(list, 503, code, "%s", msg);
-		loop_finish(l, list);
-		list = next;
-	}
-}
-
-static void read_barrier_cb(struct raft_barrier *req, int status);
-
-static void start_read_barrier(struct loop *l)
-{
-	l->reads_inflight = l->reads_next;
-	l->reads_next = NULL;
-	l->read_barrier.data = l;
-	int rv = raft_barrier(&l->raft, &l->read_barrier, read_barrier_cb);
-	if (rv != 0) {
-		struct op *ops = l->reads_inflight;
-		l->reads_inflight = NULL;
-		char msg[160];
-		snprintf(msg, sizeof(msg), "cannot confirm leadership for a consistent read: raft: %s",
-			 raft_strerror(rv));
-		fail_reads(l, ops, rv == RAFT_NOTLEADER ? "not_leader" : "unavailable", msg);
-		return;
-	}
-	l->read_barrier_pending = true;
-}
-
-static void read_barrier_cb(struct raft_barrier *req, int status)
-{
-	struct loop *l = req->data;
-	struct op *ops = l->reads_inflight;
-	l->reads_inflight = NULL;
-	l->read_barrier_pending = false;
-	if (status != 0) {
-		char msg[160];
-		snprintf(msg, sizeof(msg), "leadership could not be confirmed for a consistent read (raft: %s); retry",
-			 raft_strerror(status));
-		fail_reads(l, ops, "not_leader", msg);
-	} else {
-		while (ops) {
-			struct op *next = ops->next;
-			if (ops->index < req->index)
-				ops->index = req->index;
-			if (ops->kind == OP_READ_INDEX) {
-				/* A follower's read: it waits for its own PostgreSQL. */
-				char buf[48];
-				snprintf(buf, sizeof(buf), "{\"index\":%llu}", (unsigned long long)ops->index);
-				free(ops->object_text);
-				ops->object_text = strdup(buf);
-				if (ops->object_text == NULL)
-					op_fail(ops, 503, "out_of_memory", "out of memory");
-				loop_finish(l, ops);
-			} else {
-				loop_wait_projection(l, ops);
-			}
-			ops = next;
-		}
-	}
-	if (l->reads_next != NULL) {
-		if (l->closing) {
-			struct op *rest = l->reads_next;
-			l->reads_next = NULL;
-			fail_reads(l, rest, "shutting_down", "this replica is shutting down; retry on another");
-		} else {
-			start_read_barrier(l);
-		}
-	}
-}
-
-void loop_read_barrier(struct loop *l, struct op *op)
-{
-	if (raft_state(&l->raft) != RAFT_LEADER) {
-		op_fail(op, 503, "not_leader", "consistent reads are served by the leader (replica %llu at %s)",
-			(unsigned long long)l->status.leader_id, l->status.leader_address);
-		loop_finish(l, op);
-		return;
-	}
-	/* Not the barrier in flight: it may have been appended before this read
-	 * arrived, and a barrier that old proves nothing about now. */
-	op->next = l->reads_next;
-	l->reads_next = op;
-	if (!l->read_barrier_pending)
-		start_read_barrier(l);
-}
-
 static void expire_waiters(struct loop *l, int64_t now, bool all)
 {
 	struct op *expired = NULL;
@@ -384,40 +283,9 @@ static void expire_waiters(struct loop *l, int64_t now, bool all)
 	}
 }
 
-static void run_parked(struct loop *l, int64_t now)
-{
-	struct op *op = l->parked_head;
-	l->parked_head = l->parked_tail = NULL;
-	while (op) {
-		struct op *next = op->next;
-		if (l->closing) {
-			op_fail(op, 503, "shutting_down", "this replica is shutting down; retry on another");
-			loop_finish(l, op);
-		} else if (op->deadline_ms <= now || op->park_deadline_ms <= now) {
-			raft_id lid = 0;
-			const char *laddr = NULL;
-			raft_leader(&l->raft, &lid, &laddr);
-			if (lid == 0)
-				op_fail(op, 503, "no_leader",
-					"no Raft leader was elected within %lld ms (is a majority of the group up and "
-					"reachable?); retry",
-					(long long)l->cfg->leader_wait_ms);
-			else
-				op_fail(op, 503, "no_leader",
-					"the leader (replica %llu at %s) could not be reached within %lld ms; retry",
-					(unsigned long long)lid, laddr ? laddr : "?", (long long)l->cfg->leader_wait_ms);
-			snprintf(op->retry_after, sizeof(op->retry_after), "1");
-			loop_finish(l, op);
-		} else {
-			ops_execute(l, op);
-		}
-		op = next;
-	}
-}
-
 /* ---- loop callbacks ------------------------------------------------------------------ */
 
-static void publish_status(struct loop *l)
+void loop_publish_status(struct loop *l)
 {
 	struct loop_status s;
 	memset(&s, 0, sizeof(s));
@@ -433,7 +301,7 @@ static void publish_status(struct loop *l)
 	snprintf(s.leader_address, sizeof(s.leader_address), "%s", laddr ? laddr : "");
 	s.disk_ok = disk_writable(&l->disk);
 	snprintf(s.disk_reason, sizeof(s.disk_reason), "%s", l->disk.reason);
-	s.writable = s.state == RAFT_LEADER && l->barrier_term == s.term && s.disk_ok;
+	s.writable = leader_writable(l);
 	s.nodes = l->model.nodes.n;
 	s.actors = l->model.actors.n;
 	s.providers = l->model.providers.n;
@@ -446,19 +314,6 @@ static void publish_status(struct loop *l)
 	pthread_mutex_lock(&l->lock);
 	l->status = s;
 	pthread_mutex_unlock(&l->lock);
-}
-
-static void barrier_cb(struct raft_barrier *req, int status)
-{
-	struct loop *l = req->data;
-	l->barrier_pending = false;
-	if (status == 0) {
-		l->barrier_term = l->raft.current_term;
-		log_info("leader for term %llu; log applied to index %llu", (unsigned long long)l->barrier_term,
-			 (unsigned long long)raft_last_applied(&l->raft));
-		publish_status(l);
-		run_parked(l, loop_now_ms());
-	}
 }
 
 /* After each loop iteration: publish the indices loop_projected_index reads,
@@ -492,14 +347,10 @@ static void close_cb(struct raft *r)
 
 static void begin_close(struct loop *l)
 {
-	struct op *reads = l->reads_next;
-	l->reads_next = NULL;
-	fail_reads(l, reads, "shutting_down", "this replica is shutting down; retry on another");
+	fwd_close(&l->fwd); /* fails what was sent on and not answered (or parks it) */
+	leader_close(l);
 	expire_waiters(l, 0, true);
-	run_parked(l, loop_now_ms());
 	uv_timer_stop(&l->tick);
-	fwd_close(&l->fwd); /* fails what was sent on and not answered */
-	run_parked(l, loop_now_ms());
 	log_info("closing Raft");
 	raft_close(&l->raft, close_cb);
 }
@@ -515,27 +366,10 @@ static void tick_cb(uv_timer_t *t)
 		else
 			log_error("%s", l->disk.reason);
 	}
-	if (raft_state(&l->raft) == RAFT_LEADER && l->barrier_term != l->raft.current_term &&
-	    !l->barrier_pending && disk_writable(&l->disk)) {
-		l->barrier.data = l;
-		if (raft_barrier(&l->raft, &l->barrier, barrier_cb) == 0)
-			l->barrier_pending = true;
-	}
-	publish_status(l);
+	loop_publish_status(l);
 	expire_waiters(l, now, false);
 	cluster_tick(l, now);
-	const char *lurl = NULL;
-	raft_id lid = l->status.leader_id;
-	if (lid != 0 && lid != l->raft.id && raft_state(&l->raft) != RAFT_LEADER)
-		lurl = model_member_url(&l->model, lid);
-	if (l->parked_head && (l->status.writable || l->closing || lurl != NULL))
-		run_parked(l, now);
-	else if (l->parked_head)
-		for (struct op *op = l->parked_head; op; op = op->next)
-			if (op->deadline_ms <= now || op->park_deadline_ms <= now) {
-				run_parked(l, now); /* re-parks the ones still in time */
-				break;
-			}
+	leader_tick(l, now);
 	if (l->closing) {
 		pthread_mutex_lock(&l->lock);
 		int inflight = l->inflight;
@@ -559,7 +393,7 @@ static void wake_cb(uv_async_t *a)
 			op_fail(op, 503, "shutting_down", "this replica is shutting down; retry on another");
 			loop_finish(l, op);
 		} else {
-			ops_execute(l, op);
+			leader_execute(l, op);
 		}
 		op = next;
 	}
@@ -575,7 +409,7 @@ static void on_log_error(void *arg, int status, const char *message)
 	disk_log_failed(&l->disk, message, status == RAFT_NOSPACE);
 	if (!disk_writable(&l->disk))
 		log_error("%s", l->disk.reason);
-	publish_status(l);
+	loop_publish_status(l);
 }
 
 static void on_snapshot_error(void *arg, int status, size_t len)
@@ -586,7 +420,7 @@ static void on_snapshot_error(void *arg, int status, size_t len)
 	/* Do not let raft retry it after every entry; wait for room for it. */
 	if (!disk_snapshot_fits(&l->disk, len))
 		log_error("%s", l->disk.reason);
-	publish_status(l);
+	loop_publish_status(l);
 }
 
 static void on_snapshot_written(void *arg, size_t len)
@@ -607,7 +441,7 @@ static bool snapshot_fits(void *arg, size_t len)
 		return true;
 	log_error("raft snapshot at index %llu (%zu bytes) skipped: %s", (unsigned long long)l->fsm.snap.index,
 		  len, l->disk.reason);
-	publish_status(l);
+	loop_publish_status(l);
 	return false;
 }
 
@@ -643,7 +477,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->fsm.store_applied = store ? store_applied_index(store) : 0;
 	l->fsm.rows_index = l->fsm.store_applied;
 	l->pub_rows = l->fsm.rows_index;
-	l->fsm.proposed = ops_proposed;
+	l->fsm.proposed = leader_proposed;
 	l->fsm.proposed_arg = l;
 	fsm_init(&l->rfsm, &l->fsm);
 	if ((rv = raftnet_init(&l->net, &l->uv, &l->raft)) != 0) {
@@ -728,7 +562,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 		return -1;
 	}
 	uv_timer_start(&l->tick, tick_cb, LOOP_TICK_MS, LOOP_TICK_MS);
-	publish_status(l);
+	loop_publish_status(l);
 	log_info("raft started: id %lld at %s, log up to index %llu", (long long)cfg->id, cfg->raft_address,
 		 (unsigned long long)raft_last_index(&l->raft));
 	return 0;

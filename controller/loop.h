@@ -18,6 +18,7 @@
 #include "disk.h"
 #include "fsm.h"
 #include "fwd.h"
+#include "leader.h"
 #include "model.h"
 #include "raftio.h"
 #include "raftnet.h"
@@ -56,24 +57,13 @@ struct loop {
 	struct op *inbox_head, *inbox_tail;
 	/* ops that wait for the projection, in index order (lock) */
 	struct op *wait_head;
-	/* ops proposed to raft and not yet applied (loop thread only) */
-	struct op *proposed;
-	/* ops parked until this replica can take writes (loop thread only) */
-	struct op *parked_head, *parked_tail;
+	struct leader leader; /* requests on their way (loop thread only) */
 
 	uv_timer_t tick;
 	uv_check_t flush; /* after each loop iteration: applied batches to the store */
-	struct raft_barrier barrier;
-	bool barrier_pending;
-	/* Consistent reads (loop thread only): those that arrived since the read
-	 * barrier in flight was appended wait for the next one, which they share. */
-	struct op *reads_next, *reads_inflight;
-	struct raft_barrier read_barrier;
-	bool read_barrier_pending;
 	/* Published after every loop iteration (lock), for loop_projected_index:
 	 * the applied index and the fsm's rows_index at that moment. */
 	uint64_t pub_applied, pub_rows;
-	uint64_t barrier_term; /* term whose barrier completed */
 	bool closing;
 	int64_t close_started_ms;
 	int inflight; /* submitted ops not yet done (lock) */
@@ -117,15 +107,11 @@ uint64_t loop_projected_index(struct loop *l);
  * projected index (never above it). */
 void loop_indices(struct loop *l, uint64_t *applied, uint64_t *projected);
 
-/* Loop thread (ops.c): park op until writable; add op to the projection waiters. */
-void loop_park(struct loop *l, struct op *op);
+/* Loop thread: op waits (PROJECTING) until PostgreSQL shows op->index. */
 void loop_wait_projection(struct loop *l, struct op *op);
-/* Loop thread (ops.c): a linearizable read. Confirms leadership with a raft
- * barrier appended after the read arrived (shared by every read waiting for
- * it), then waits until PostgreSQL shows max(barrier index, op->index); op->index
- * is then the index the read will at least reflect. */
-void loop_read_barrier(struct loop *l, struct op *op);
-/* Loop thread: finish op (calls op->done). */
+/* Loop thread: publishes raft's status for loop_status readers. */
+void loop_publish_status(struct loop *l);
+/* Loop thread: finish op (DONE; calls op->done). */
 void loop_finish(struct loop *l, struct op *op);
 int64_t loop_now_ms(void);      /* monotonic */
 int64_t loop_wallclock_ms(void); /* for entries' "at" */

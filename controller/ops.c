@@ -15,9 +15,6 @@
 #include "sched.h"
 #include "store.h"
 
-/* A stale plan (capacity taken by a write applied in between) is re-planned this
- * many times before the client sees 409 conflict. */
-#define OPS_MAX_ATTEMPTS 5
 
 void op_init(struct op *op, enum op_kind kind)
 {
@@ -383,73 +380,28 @@ static json_t *render_written(struct loop *l, const struct op *op)
 	}
 }
 
-struct entry *ops_proposed(void *arg, const void *base)
+void ops_written(struct loop *l, struct op *op)
 {
-	struct loop *l = arg;
-	for (struct op *op = l->proposed; op; op = op->proposed_next)
-		if (op->entry_buf == base)
-			return &op->entry;
-	return NULL;
+	json_decref(op->object);
+	free(op->object_text);
+	op->object = render_written(l, op);
+	op->object_text = NULL;
+	if (op->kind == OP_ACTOR_CREATE || op->kind == OP_ACTOR_PATCH) {
+		const struct model_actor *a = model_actor_get(&l->model, op->id);
+		op->object_text = a ? render_actor_text(a) : NULL;
+	} else if (op->kind == OP_MEMBER_ADD || op->kind == OP_MEMBER_REMOVE) {
+		op->object_text = cluster_render(l);
+	}
 }
 
-static void unpropose(struct loop *l, struct op *op)
+void ops_refused(struct op *op, const struct apply_result *res)
 {
-	for (struct op **pp = &l->proposed; *pp; pp = &(*pp)->proposed_next)
-		if (*pp == op) {
-			*pp = op->proposed_next;
-			break;
-		}
-	op->entry_buf = NULL;
-	op->proposed_next = NULL;
-}
-
-static void apply_cb(struct raft_apply *req, int status, void *result)
-{
-	struct op *op = req->data;
-	struct loop *l = op->loop;
-	unpropose(l, op);
-	if (status != 0) {
-		if (status == RAFT_NOSPACE || status == RAFT_IOERR)
-			op_fail(op, 503, status == RAFT_NOSPACE ? "disk_full" : "log_write_failed",
-				"the Raft log in %s could not be written (%s); the write was not applied here, "
-				"read it back before retrying",
-				l->cfg->data_dir, raft_strerror(status));
-		else /* Leadership lost or shutdown: the entry may still commit later. */
-			op_fail(op, 503, "unavailable",
-				"raft: %s; the write may or may not have been applied — read it back before "
-				"retrying",
-				raft_strerror(status));
-		loop_finish(l, op);
-		return;
-	}
-	const struct apply_result *res = result;
-	op->index = req->index;
-	if (res->id[0])
-		snprintf(op->id, sizeof(op->id), "%s", res->id);
-	if (res->code == APPLY_OK) {
-		/* Render the answer from the model now, as PostgreSQL will show it. */
-		json_decref(op->object);
-		free(op->object_text);
-		op->object = render_written(l, op);
-		op->object_text = NULL;
-		if (op->kind == OP_ACTOR_CREATE || op->kind == OP_ACTOR_PATCH) {
-			const struct model_actor *a = model_actor_get(&l->model, op->id);
-			op->object_text = a ? render_actor_text(a) : NULL;
-		} else if (op->kind == OP_MEMBER_ADD || op->kind == OP_MEMBER_REMOVE) {
-			op->object_text = cluster_render(l);
-		}
-		loop_wait_projection(l, op);
-		return;
-	}
-	/* A write applied between plan and apply took the capacity: plan again. */
-	if (res->code == APPLY_STALE && ++op->attempts < OPS_MAX_ATTEMPTS) {
-		log_debug("%s %s: %s; re-planning", entry_op_name(op->entry.op), op->id, res->message);
-		clear_plan(&op->entry);
-		ops_execute(l, op);
-		return;
-	}
 	fail_apply(op, res);
-	loop_finish(l, op);
+}
+
+void ops_replan(struct op *op)
+{
+	clear_plan(&op->entry);
 }
 
 /* A patch that changes nothing: no log entry, so no generation bump and no event.
@@ -464,121 +416,45 @@ static void answer_unchanged(struct loop *l, struct op *op)
 	op->object_text = a ? render_actor_text(a) : NULL; /* NULL: read back from PostgreSQL */
 	op->index = raft_last_applied(&l->raft); /* entries without rows count (loop.h) */
 	log_debug("%s %s: nothing to change", entry_op_name(op->entry.op), op->id);
-	loop_wait_projection(l, op);
 }
 
-void ops_propose(struct loop *l, struct op *op)
-{
-	struct entry *e = &op->entry;
-	e->at_ms = loop_wallclock_ms();
-	if (e->who == NULL)
-		e->who = strdup("api");
-	void *buf;
-	size_t len;
-	if (entry_encode(e, &buf, &len) != 0) {
-		op_fail(op, 503, "out_of_memory", "out of memory encoding the log entry");
-		loop_finish(l, op);
-		return;
-	}
-	struct raft_buffer rb = {.base = buf, .len = len};
-	op->req.data = op;
-	/* Registered before raft_apply: raft never applies synchronously, but if it
-	 * ever did, apply would find the decoded entry. */
-	op->entry_buf = buf;
-	op->proposed_next = l->proposed;
-	l->proposed = op;
-	int rv = raft_apply(&l->raft, &op->req, &rb, 1, apply_cb);
-	if (rv != 0) {
-		unpropose(l, op);
-		raft_free(buf);
-		if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
-			op_fail(op, 503, "not_leader", "this replica is not the Raft leader; retry");
-		else
-			op_fail(op, 503, "unavailable", "raft: %s", raft_strerror(rv));
-		loop_finish(l, op);
-	}
-}
-
-static bool is_write(enum op_kind k)
+bool ops_is_write(enum op_kind k)
 {
 	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER && k != OP_READ_INDEX;
 }
 
-void ops_execute(struct loop *l, struct op *op)
+void ops_answer_local(struct loop *l, struct op *op)
 {
-	struct model *m = &l->model;
 	struct entry *e = &op->entry;
-	op->loop = l;
-	if ((is_write(op->kind) || op->kind == OP_READ_BARRIER) && !disk_writable(&l->disk)) {
-		/* Both append to the Raft log, which has no room (or failed). */
-		const char *code = l->disk.state == DISK_FULL	     ? "disk_full"
-				   : l->disk.state == DISK_LOG_FAILED ? "log_write_failed"
-								      : "disk_unavailable";
-		op_fail(op, 503, code, "%s", l->disk.reason);
-		loop_finish(l, op);
-		return;
-	}
-	bool leader = raft_state(&l->raft) == RAFT_LEADER;
-	if ((is_write(op->kind) && !l->status.writable) || (op->kind == OP_READ_BARRIER && !leader)) {
-		/* The leader's business. A request another replica sent on is not sent
-		 * on again (a stale view of who leads must not make it circle). */
-		if (!leader && op->raw.forwarded) {
-			op_fail(op, 503, "not_leader", "this replica is not the Raft leader");
-			snprintf(op->retry_after, sizeof(op->retry_after), "1");
-			loop_finish(l, op);
-			return;
-		}
-		if (!leader && (op->raw.method != NULL || op->kind == OP_READ_BARRIER) && cluster_forward(l, op))
-			return;
-		loop_park(l, op); /* until there is a leader (or it finished taking over) */
-		return;
-	}
-	if (op->kind == OP_READ_INDEX && !leader) {
-		op_fail(op, 503, "not_leader", "this replica is not the Raft leader");
-		snprintf(op->retry_after, sizeof(op->retry_after), "1");
-		loop_finish(l, op);
-		return;
-	}
-	switch (op->kind) {
-	case OP_MEMBER_ADD:
-	case OP_MEMBER_REMOVE:
-	case OP_TRANSFER:
-	case OP_READ_INDEX:
-		cluster_execute(l, op);
-		return;
-	case OP_CLUSTER:
+	if (op->kind == OP_CLUSTER) {
 		op->object_text = cluster_render(l);
-		if (op->object_text == NULL)
-			op_fail(op, 503, "out_of_memory", "out of memory");
-		loop_finish(l, op);
-		return;
-	case OP_WAIT:
-		loop_wait_projection(l, op);
-		return;
-	case OP_READ_BARRIER:
-		loop_read_barrier(l, op);
-		return;
-	case OP_PLAN: {
-		/* Written straight to text: the answer is bounded (a page of the node
-		 * list at most), and a jansson tree of it was most of the cost. */
+	} else {
+		/* OP_PLAN. Written straight to text: the answer is bounded (a page of
+		 * the node list at most), and a jansson tree of it was most of the cost. */
 		struct sched_request req;
 		struct jw w;
 		request_for(&e->actor, &e->actor.contracts, &req);
 		req.count = e->actor.replicas;
 		jw_init(&w);
-		if (sched_explain(m, &req, &op->plan, &w) != 0 || (op->object_text = jw_take(&w, NULL)) == NULL)
-			op_fail(op, 503, "out_of_memory", "out of memory");
+		if (sched_explain(&l->model, &req, &op->plan, &w) == 0)
+			op->object_text = jw_take(&w, NULL);
 		jw_free(&w);
-		loop_finish(l, op);
-		return;
 	}
+	if (op->object_text == NULL)
+		op_fail(op, 503, "out_of_memory", "out of memory");
+}
+
+enum ops_plan ops_plan(struct loop *l, struct op *op)
+{
+	struct model *m = &l->model;
+	struct entry *e = &op->entry;
+	switch (op->kind) {
 	case OP_NODE_CREATE:
 		e->op = ENTRY_NODE_PUT;
 		snprintf(op->id, sizeof(op->id), "%s", e->node.id);
 		if (model_node_get(m, e->node.id) != NULL) {
 			op_fail(op, 409, "already_exists", "node '%s' already exists", e->node.id);
-			loop_finish(l, op);
-			return;
+			return OPS_REFUSED;
 		}
 		break;
 	case OP_NODE_CORDON:
@@ -588,30 +464,24 @@ void ops_execute(struct loop *l, struct op *op)
 		break;
 	case OP_NODE_DRAIN:
 		e->op = ENTRY_NODE_DRAIN;
-		if (plan_drain(l, op) != 0) {
-			loop_finish(l, op);
-			return;
-		}
+		if (plan_drain(l, op) != 0)
+			return OPS_REFUSED;
 		break;
 	case OP_NODE_DELETE: e->op = ENTRY_NODE_DELETE; break;
 	case OP_ACTOR_CREATE:
 		e->op = ENTRY_ACTOR_CREATE;
-		if (plan_actor_create(l, op) != 0) {
-			loop_finish(l, op);
-			return;
-		}
+		if (plan_actor_create(l, op) != 0)
+			return OPS_REFUSED;
 		break;
 	case OP_ACTOR_PATCH: {
 		e->op = ENTRY_ACTOR_UPDATE;
 		e->flag = ENTRY_UPDATE_KEEP_UNCHANGED;
 		int prc = plan_actor_patch(l, op);
-		if (prc < 0) {
-			loop_finish(l, op);
-			return;
-		}
+		if (prc < 0)
+			return OPS_REFUSED;
 		if (prc > 0) {
 			answer_unchanged(l, op);
-			return;
+			return OPS_UNCHANGED;
 		}
 		break;
 	}
@@ -640,8 +510,11 @@ void ops_execute(struct loop *l, struct op *op)
 		free(e->policy.policy_id);
 		e->policy.policy_id = strdup(op->target);
 		break;
+	default: /* not a write that plans */
+		op_fail(op, 500, "internal", "op kind %d has no plan", (int)op->kind);
+		return OPS_REFUSED;
 	}
 	if (op->target[0] && e->target == NULL)
 		e->target = strdup(op->target);
-	ops_propose(l, op);
+	return OPS_PLANNED;
 }

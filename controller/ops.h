@@ -17,6 +17,7 @@
 #include "spec.h"
 
 struct loop;
+struct apply_result;
 
 enum op_kind {
 	OP_NODE_CREATE,
@@ -55,8 +56,23 @@ struct op_raw {
 	bool forwarded; /* it came from another replica: never send it on again */
 };
 
+/* Where a request is on its way (leader.h has the diagram; leader.c asserts
+ * every transition). */
+enum op_state {
+	OP_QUEUED = 0, /* handed to the loop, not carried out yet */
+	OP_PARKED,     /* waiting for a leader, or for this leader to finish taking over */
+	OP_FORWARDED,  /* sent on to the leader's API; its answer continues it */
+	OP_PROPOSED,   /* its entry is in raft's hands; the apply callback continues it */
+	OP_CHANGING,   /* a raft membership change or leadership transfer in flight */
+	OP_CONFIRMING, /* a read barrier in flight (leadership confirmed through the log) */
+	OP_PROJECTING, /* waiting for this replica's PostgreSQL to show op->index */
+	OP_DONE,       /* op->done was called */
+	OP_STATES
+};
+
 struct op {
 	enum op_kind kind;
+	enum op_state state;
 	/* Input. The API moves the parsed spec into `entry` (node/actor/provider/
 	 * link/policy, or patch) and the URL's id into `target`. */
 	struct entry entry;
@@ -93,7 +109,10 @@ struct op {
 
 	/* Loop-side state. */
 	struct loop *loop;
-	struct raft_apply req;
+	/* raft's request, allocated apart: a write answered at its deadline
+	 * before raft applied it leaves the request to raft (req->data = NULL),
+	 * which still calls it back. */
+	struct raft_apply *req;
 	struct raft_change change;     /* cluster ops */
 	struct raft_transfer transfer; /* OP_TRANSFER */
 	struct raft_barrier barrier;   /* OP_READ_INDEX */
@@ -113,15 +132,25 @@ void op_release(struct op *op);
 __attribute__((format(printf, 4, 5))) void op_fail(struct op *op, int http_status, const char *code,
 						   const char *fmt, ...);
 
-/* Loop thread (fsm): the entry this replica proposed in buffer base, if it is
- * still waiting for its apply (see fsm.proposed). */
-struct entry *ops_proposed(void *loop, const void *base);
+/* Loop thread: is k a change that goes through the leader's log? */
+bool ops_is_write(enum op_kind k);
+/* Loop thread: answers OP_PLAN and OP_CLUSTER from the model (outputs set, or
+ * op failed); the caller finishes op. */
+void ops_answer_local(struct loop *l, struct op *op);
 
-/* Loop thread: encodes op->entry and proposes it to raft; the op is finished
- * once it is applied and projected (or refused). */
-void ops_propose(struct loop *l, struct op *op);
-
-/* Loop thread: carry out op (called by loop.c for each submitted op). */
-void ops_execute(struct loop *l, struct op *op);
+enum ops_plan {
+	OPS_PLANNED,   /* op->entry is ready to propose */
+	OPS_UNCHANGED, /* nothing to write: the answer is set, op->index is what to wait for */
+	OPS_REFUSED,   /* op failed (404, 409, ...): nothing to write */
+};
+/* Loop thread, on the leader: checks a write against the model and decides
+ * what it writes (placements, generated ids) into op->entry. */
+enum ops_plan ops_plan(struct loop *l, struct op *op);
+/* After apply: render the answer from the model (as PostgreSQL will show it). */
+void ops_written(struct loop *l, struct op *op);
+/* After apply refused the entry: the op's error for res. */
+void ops_refused(struct op *op, const struct apply_result *res);
+/* A stale plan: forget it before planning again. */
+void ops_replan(struct op *op);
 
 #endif

@@ -124,6 +124,10 @@ static void on_accept(struct raft_uv_transport *tcp, raft_id id, const char *add
 		peer = (const struct sockaddr *)&ss;
 	const struct raft_server *member;
 	enum raftnet_verdict v = raftnet_check(&n->raft->configuration, n->raft->id, id, peer, &member);
+	if (v == RAFTNET_NOT_MEMBER && n->learned.n > 0)
+		v = raftnet_check(&n->learned, n->raft->id, id, peer, &member);
+	if (v == RAFTNET_NOT_MEMBER)
+		n->want_learn = true;
 	if (v == RAFTNET_ACCEPT) {
 		/* raft copies the address; the configured one, not the claim. */
 		n->accept_cb(&n->transport, id, member ? member->address : address, stream);
@@ -190,11 +194,30 @@ static void t_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 	n->tcp.close(&n->tcp, tcp_closed);
 }
 
+int raftnet_learn(struct raftnet *n, const struct raft_configuration *conf)
+{
+	struct raft_configuration copy;
+	raft_configuration_init(&copy);
+	for (unsigned i = 0; i < conf->n; i++) {
+		int rv = raft_configuration_add(&copy, conf->servers[i].id, conf->servers[i].address,
+						conf->servers[i].role);
+		if (rv != 0) {
+			raft_configuration_close(&copy);
+			return rv;
+		}
+	}
+	raft_configuration_close(&n->learned);
+	n->learned = copy;
+	n->want_learn = false;
+	return 0;
+}
+
 int raftnet_init(struct raftnet *n, uv_loop_t *loop, const struct raft *raft)
 {
 	memset(n, 0, sizeof(*n));
 	n->raft = raft;
 	n->loop = loop;
+	raft_configuration_init(&n->learned);
 	n->tcp.data = n; /* raft_uv_tcp_init keeps `data` */
 	int rv = raft_uv_tcp_init(&n->tcp, loop);
 	if (rv != 0)
@@ -210,4 +233,5 @@ int raftnet_init(struct raftnet *n, uv_loop_t *loop, const struct raft *raft)
 void raftnet_close(struct raftnet *n)
 {
 	raft_uv_tcp_close(&n->tcp);
+	raft_configuration_close(&n->learned);
 }

@@ -11,6 +11,12 @@
  *   - the connection's source IP (getpeername) is the IP of that server's
  *     configured address, and
  *   - the id is not this replica's own (raft never connects to itself).
+ * A replica that missed a membership change (it was down when a member was
+ * added, and that member now leads) would refuse the very leader that can
+ * bring it up to date. So a refusal for NOT_MEMBER sets `want_learn`, and the
+ * loop asks a member's REST API for the group's configuration
+ * (raftnet_learn): ids in that learned configuration are accepted by the same
+ * rules (source IP of the learned address).
  * Raft is then told the configured address, never the claimed one (which is
  * neither checked nor read). A replica whose configuration is empty (started
  * without --bootstrap, waiting to be added to a group) accepts every connection:
@@ -66,6 +72,9 @@ struct raftnet {
 	unsigned log_lines;
 	uint64_t log_suppressed;
 	atomic_uint_fast64_t refused[RAFTNET_VERDICTS];
+	/* The configuration a member's API last reported (loop thread). */
+	struct raft_configuration learned;
+	bool want_learn; /* a connection was refused as NOT_MEMBER since the last learn */
 };
 
 /* Sets up n around a new raft_uv_tcp transport on loop. raft is borrowed and
@@ -82,6 +91,10 @@ void raftnet_close(struct raftnet *n);
  * when conf is empty). */
 enum raftnet_verdict raftnet_check(const struct raft_configuration *conf, raft_id self, raft_id id,
 				   const struct sockaddr *peer, const struct raft_server **member);
+/* Replaces the learned configuration with a copy of conf (borrowed). Loop
+ * thread. Returns 0 or RAFT_NOMEM. */
+int raftnet_learn(struct raftnet *n, const struct raft_configuration *conf);
+
 /* "accepted", "not_member", "wrong_address", "self", "no_peer" (metrics labels). */
 const char *raftnet_verdict_name(enum raftnet_verdict v);
 /* Any thread: connections refused for reason v since raftnet_init. */

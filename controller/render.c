@@ -212,6 +212,10 @@ char *render_cluster(const struct render_cluster *c)
 	jw_str(&w, c->state >= 0 && c->state <= 3 ? states[c->state] : "unknown");
 	jw_key(&w, "api_url");
 	jw_str(&w, c->api_url);
+	if (c->self_pg_ok >= 0) {
+		jw_key(&w, "postgresql_ok");
+		jw_bool(&w, c->self_pg_ok > 0);
+	}
 	jw_obj_end(&w);
 	jw_obj_end(&w);
 	return jw_take(&w, NULL);

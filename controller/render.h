@@ -36,6 +36,7 @@ struct render_cluster {
 	 * be NULL): matched by id. */
 	const struct render_member *members;
 	size_t nmembers;
+	int self_pg_ok; /* -1 unknown, 0 this replica cannot reach its PostgreSQL, 1 it can */
 };
 
 struct render_member {

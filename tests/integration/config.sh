@@ -2,7 +2,7 @@
 # config.sh — latticed's options: --help documents every one, a config file sets
 # them, flags override the file, and bad options stop latticed with a message.
 . "$(dirname "$0")/lib.sh"
-plan 16
+plan 17
 
 help=$(mktemp /tmp/lattice-help.XXXXXX)
 "$LATTICED" --help >"$help" 2>&1
@@ -39,7 +39,11 @@ printf 'bogus = 1\n' >"$cf"
 bad_opt "an unknown name in the config file is refused with file and line" "$cf:1: unknown option 'bogus'" --config "$cf"
 printf '# comment\n\nlisten 127.0.0.1:1\n' >"$cf"
 bad_opt "a malformed config line is refused with its line number" "$cf:3: expected" --config "$cf"
-bad_opt "a missing config file is refused" "cannot open config file /nonexistent" --config /nonexistent
+missing=$(mktemp -u /tmp/lattice-no-such-conf.XXXXXX)
+bad_opt "a missing config file is refused" "cannot open config file $missing: No such file" --config "$missing"
+cdir=$(mktemp -d /tmp/lattice-conf-dir.XXXXXX)
+bad_opt "a directory given as the config file is refused" "cannot open config file $cdir: it is a directory" --config "$cdir"
+rmdir "$cdir"
 
 # A config file that sets everything needed to run; a flag overrides one value.
 mkdir -p "$T_DIR/cf"

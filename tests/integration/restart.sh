@@ -62,7 +62,13 @@ is "$STATUS" 201 "nodes registered"
 # 1. kill -9 of latticed in the middle of concurrent writes.
 writer a 400 & w1=$!
 writer b 400 & w2=$!
-sleep 1.5
+# Past the snapshot threshold (64) before the kill, however slow the machine:
+# the restart then starts from a snapshot and replays the log after it.
+for _ in $(seq 1 600); do
+	[ "$(wc -l <"$T_DIR/acked")" -ge 100 ] && break
+	sleep 0.05
+done
+sleep 0.3
 lattice_kill
 wait $w1 $w2
 acked_before=$(wc -l <"$T_DIR/acked")

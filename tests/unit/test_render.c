@@ -27,16 +27,28 @@ int main(void)
 		.applied_index = 11,
 		.projected_index = 10,
 		.conf = &c,
+		.self_pg_ok = 1,
 	};
+	/* The leader's view of the spare: reachable, indexes above INT64_MAX. */
+	struct render_member rm[2] = {
+		{.id = 1, .api_url = "http://127.0.0.1:8080", .reachable = 1, .indices = true, .applied_index = 11,
+		 .projected_index = 10},
+		{.id = UINT64_MAX, .api_url = "http://127.0.0.2:8080", .reachable = 0, .indices = true,
+		 .applied_index = UINT64_MAX - 1, .projected_index = (uint64_t)INT64_MAX + 1},
+	};
+	rc.members = rm;
+	rc.nmembers = 2;
 	char *t = render_cluster(&rc);
 	is_str(t,
 	       "{\"leader\":{\"id\":1,\"address\":\"127.0.0.1:9001\",\"api_url\":\"http://127.0.0.1:8080\"},"
 	       "\"term\":7,\"commit_index\":12,\"applied_index\":11,\"projected_index\":10,\"members\":["
 	       "{\"id\":1,\"address\":\"127.0.0.1:9001\",\"role\":\"voter\",\"leader\":true,"
-	       "\"api_url\":\"http://127.0.0.1:8080\"},"
+	       "\"api_url\":\"http://127.0.0.1:8080\",\"reachable\":true,\"applied_index\":11,\"projected_index\":10,"
+	       "\"projection_lag\":1},"
 	       "{\"id\":18446744073709551615,\"address\":\"127.0.0.2:9001\",\"role\":\"spare\",\"leader\":false,"
-	       "\"api_url\":null}],"
-	       "\"self\":{\"id\":1,\"state\":\"leader\",\"api_url\":\"http://127.0.0.1:8080\"}}",
+	       "\"api_url\":\"http://127.0.0.2:8080\",\"reachable\":false,\"applied_index\":18446744073709551614,"
+	       "\"projected_index\":9223372036854775808,\"projection_lag\":9223372036854775806}],"
+	       "\"self\":{\"id\":1,\"state\":\"leader\",\"api_url\":\"http://127.0.0.1:8080\",\"postgresql_ok\":true}}",
 	       "a leader's view, with a member id of 2^64-1 printed exactly");
 	free(t);
 
@@ -48,6 +60,9 @@ int main(void)
 	rc.applied_index = UINT64_MAX - 1;
 	rc.projected_index = 0;
 	rc.conf = NULL;
+	rc.members = NULL;
+	rc.nmembers = 0;
+	rc.self_pg_ok = -1;
 	t = render_cluster(&rc);
 	is_str(t,
 	       "{\"leader\":null,\"term\":18446744073709551615,\"commit_index\":9223372036854775808,"
