@@ -6,13 +6,17 @@
 #     it restarts with the same command line and catches up;
 #  2. kill -9 of a follower: the same;
 #  3. two replicas stopped: the third refuses writes with 503 no_leader within
-#     --leader-wait-ms, not the write timeout; both restart and the group goes on.
+#     --leader-wait-ms, not the write timeout; both restart and the group goes on;
+#  4. the same with the leader left alone: 503 unavailable for what it took
+#     while it still thought it led, then 503 no_leader;
+#  5. the leader dies after committing a write a follower passed on, before
+#     answering: the write must not be passed on again (to the new leader).
 # After each failure, and again once the replica is back: every write the API
 # acknowledged (201) is in every live replica's database, every other write
 # (503, no answer) is in all of them or in none, and the databases are identical.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/group_lib.sh"
-plan 26
+plan 38
 lib_init
 group_init 3
 OPTS=(--bootstrap --members "$MEMBERS" --write-timeout-ms 30000 --leader-wait-ms 2000)
@@ -97,8 +101,7 @@ check "follower back" 1 2 3
 
 # ---- 3. two replicas stopped ----------------------------------------------------------------
 
-# The one left is a follower here; a leader left alone steps down within an
-# election timeout and then answers the same.
+# The one left is a follower here (4. leaves the leader alone).
 group_writer_start 1 2 3
 L=$(group_leader)
 read -r LONE S <<<"$(others_than "$L")"
@@ -138,5 +141,72 @@ from=$(group_writes_count)
 wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
 check "two stopped and back" 1 2 3
+
+# ---- 4. the two followers stopped ---------------------------------------------------------
+
+# The leader left alone loses its leadership within an election timeout: what it
+# took meanwhile is 503 unavailable (it may still be committed later, once the
+# others are back), then 503 no_leader.
+group_writer_start 1 2 3
+LONE=$(group_leader)
+read -r A B <<<"$(others_than "$LONE")"
+group_term "$A" "$B"
+from=$(($(group_writes_count) + 1))
+for t in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
+	[ "$(group_writes_since "$from" | awk -v r="$LONE" '$2 == r' | wc -l)" -ge 3 ] && break
+	sleep 0.2
+done
+group_writer_stop
+lone_answers=$(group_writes_since "$from" | awk -v r="$LONE" '$2 == r')
+is "$(awk '$3 != 503 || ($5 != "no_leader" && $5 != "unavailable")' <<<"$lone_answers")" "" \
+	"replicas $A and $B stopped: the stream's writes to the leader ($LONE) left alone are refused, 503 unavailable or no_leader ($(group_writes_summary <<<"$lone_answers"))"
+greq "$LONE" POST /v1/nodes '{"id":"lone2","region":"r1","cpu_capacity":1000,"memory_mb":1000}'
+is "$(err)" "503 no_leader" "... then 503 no_leader, before the write timeout: $(jqr .error.message)"
+echo "lone2 $LONE $STATUS - $(jqr .error.code)" >>"$T_DIR/writes"
+group_start "$A" "${OPTS[@]}"
+group_start "$B" "${OPTS[@]}"
+group_wait_ready "$A" && group_wait_ready "$B"
+ok $? "both restart"
+group_writer_start 1 2 3
+from=$(group_writes_count)
+wait_acks "$from" 5 1 2 3
+ok $? "... and the three acknowledge writes again"
+check "two followers stopped and back" 1 2 3
+
+# ---- 5. the leader dies between committing a write and answering it -----------------------
+
+# A write sent to a follower is passed on to the leader; the leader commits it
+# (the follower's database shows it) but its own PostgreSQL is held back
+# (pg_hold), so it has not answered when it is killed. The write is an actor
+# without an id, so the server picks one: were it sent to the leader again (the
+# new one), it would be a second actor. The client's answer must be 503
+# unavailable (may or may not have been applied), and there must be one actor.
+L=$(group_leader)
+F=$((L % 3 + 1))
+greq "$F" POST /v1/nodes '{"id":"warm","region":"r1","cpu_capacity":1000,"memory_mb":1000}'
+is "$STATUS" 201 "a write to follower $F, passed on to the leader ($L) on a connection kept open"
+pg_hold "r$L"
+API=$(group_api "$F") req_bg once POST /v1/actors '{"module":"once","cpu_required":10,"memory_required_mb":1}'
+for t in $(seq 1 300); do # guard 60 s: until the follower's database shows it
+	[ "$(group_psql "$F" "SELECT count(*) FROM actors WHERE module = 'once'")" = 1 ] && break
+	sleep 0.2
+done
+is "$(group_psql "$F" "SELECT count(*) FROM actors WHERE module = 'once'")" 1 \
+	"an actor without an id sent to the follower is committed, the leader's PostgreSQL held back"
+req_bg_done once
+ok "$([ $? != 0 ]; echo $?)" "... the leader has not answered it"
+group_kill "$L"
+pg_release
+req_bg_wait once
+todo "$([ "$(err)" = "503 unavailable" ]; echo $?)" "the leader killed (-9) before answering: the client gets 503 unavailable" \
+	"the follower sends it again to the new leader (fwd.c: a kept-alive connection that failed before any answer), got $(err) $(jqr .id)"
+group_start "$L" "${OPTS[@]}"
+group_wait_ready "$L" || bail "replica $L did not restart"
+group_settle 1 2 3
+n=$(for i in 1 2 3; do group_psql "$i" "SELECT count(*) FROM actors WHERE module = 'once'"; done | sort -u | tr '\n' ' ')
+todo "$([ "$n" = "1 " ]; echo $?)" "the actor the client sent once is in every database once" \
+	"sent again, it was created twice: $(group_psql 1 "SELECT id FROM actors WHERE module = 'once'" | tr '\n' ' ')"
+group_same_db 1 2 3
+ok $? "the databases of replicas 1 2 3 are identical"
 
 done_testing
