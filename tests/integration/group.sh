@@ -36,7 +36,7 @@ refused "--members without this replica's --id" "--members does not list this re
 refused "--members with a host name" "--members: 'localhost:9002' (server 2) is not an IPv4 address IP:PORT" \
 	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=localhost:9002
 refused "--members with an IPv6 address" "--members: '[::1]:9002' (server 2) is not an IPv4 address IP:PORT" \
-	--id 1 --bootstrap --members 1=127.0.0.1:9001,2=[::1]:9002
+	--id 1 --bootstrap --members "1=127.0.0.1:9001,2=[::1]:9002"
 refused "--members with an entry that is not ID=IP:PORT" "--members: '127.0.0.1:9002' is not ID=IP:PORT" \
 	--id 1 --bootstrap --members 1=127.0.0.1:9001,127.0.0.1:9002
 refused "--raft-address other than this replica's entry in --members" \
@@ -64,7 +64,7 @@ restart_opts=(--read-wait-max-ms 30000 --write-timeout-ms 3000)
 # heard from both followers.
 members_view() { greq "$1" GET /v1/cluster; jqr '[.members[] | "\(.id) \(.role) \(.reachable) \(.api_url)"] | join(",")'; }
 want_view="1 voter true $(group_api 1),2 voter true $(group_api 2),3 voter true $(group_api 3)"
-for t in $(seq 1 300); do
+for _ in $(seq 1 300); do
 	[ "$(members_view "$L")" = "$want_view" ] && break
 	sleep 0.2
 done

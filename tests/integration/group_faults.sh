@@ -10,13 +10,13 @@
 #  4. the same with the leader left alone: 503 unavailable for what it took
 #     while it still thought it led, then 503 no_leader;
 #  5. the leader dies after committing a write a follower passed on, before
-#     answering: the write must not be passed on again (to the new leader).
+#     answering (group_resend.sh: it must not be passed on again).
 # After each failure, and again once the replica is back: every write the API
 # acknowledged (201) is in every live replica's database, every other write
 # (503, no answer) is in all of them or in none, and the databases are identical.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/group_lib.sh"
-plan 38
+plan 37
 lib_init
 group_init 3
 OPTS=(--bootstrap --members "$MEMBERS" --write-timeout-ms 30000 --leader-wait-ms 2000)
@@ -24,23 +24,6 @@ for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
 for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
 group_leader >/dev/null || bail "no leader"
 
-# acks_by LINE I: writes replica I acknowledged after line LINE of the record.
-acks_by() { group_writes_since "$1" | awk -v r="$2" '$3 == 201 && $2 == r' | wc -l; }
-# wait_acks LINE N I...: until each of I... acknowledged N writes after line LINE
-# (a guard of 120 s against a hang); 0 when they did, else says how far they got.
-wait_acks() {
-	local from=$1 n=$2 t i all
-	shift 2
-	for t in $(seq 1 600); do
-		all=1
-		for i in "$@"; do [ "$(acks_by "$from" "$i")" -ge "$n" ] || { all=; break; }; done
-		[ -n "$all" ] && return 0
-		sleep 0.2
-	done
-	diag "after 120 s: $(for i in "$@"; do printf 'replica %s acknowledged %s; ' "$i" "$(acks_by "$from" "$i")"; done)"
-	diag "answers since: $(group_writes_since "$from" | group_writes_summary)"
-	return 1
-}
 # check NAME I...: the writes so far against the databases of replicas I... (the
 # stream is stopped while they are compared, and started again after).
 check() {
@@ -56,7 +39,7 @@ check() {
 others_than() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$i"; done; }
 
 group_writer_start 1 2 3
-wait_acks 0 5 1 2 3
+group_wait_acks 0 5 1 2 3
 ok $? "a stream of writes spread over the three replicas is acknowledged by each"
 
 # ---- 1. kill -9 the leader -------------------------------------------------------------
@@ -65,7 +48,7 @@ L=$(group_leader)
 group_kill "$L"
 read -r A B <<<"$(others_than "$L")"
 from=$(group_writes_count)
-wait_acks "$from" 10 "$A" "$B"
+group_wait_acks "$from" 10 "$A" "$B"
 ok $? "leader $L killed (-9): replicas $A and $B go on acknowledging writes"
 L2=$(group_leader)
 ok "$([ -n "$L2" ] && [ "$L2" != "$L" ]; echo $?)" "... under a new leader ($L2)"
@@ -75,7 +58,7 @@ group_start "$L" "${OPTS[@]}"
 group_wait_ready "$L"
 ok $? "the killed leader restarts with the same command line"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
 check "old leader back" 1 2 3
 
@@ -86,7 +69,7 @@ L=$(group_leader)
 read -r F A <<<"$(others_than "$L")"
 group_kill "$F"
 from=$(group_writes_count)
-wait_acks "$from" 10 "$L" "$A"
+group_wait_acks "$from" 10 "$L" "$A"
 ok $? "follower $F killed (-9): replicas $L and $A go on acknowledging writes"
 is "$(group_leader)" "$L" "... under the same leader ($L)"
 check "follower killed" "$L" "$A"
@@ -95,7 +78,7 @@ group_start "$F" "${OPTS[@]}"
 group_wait_ready "$F"
 ok $? "the killed follower restarts"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
 check "follower back" 1 2 3
 
@@ -109,7 +92,7 @@ group_term "$L" "$S" # both at once: replica $LONE is left a follower
 # Every line after the next one is a write sent once both had stopped (the next
 # one may have been on its way before).
 from=$(($(group_writes_count) + 1))
-for t in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
+for _ in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
 	[ "$(group_writes_since "$from" | awk -v r="$LONE" '$2 == r' | wc -l)" -ge 3 ] && break
 	sleep 0.2
 done
@@ -138,7 +121,7 @@ group_wait_ready "$L" && group_wait_ready "$S"
 ok $? "both restart"
 group_writer_start 1 2 3
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
 check "two stopped and back" 1 2 3
 
@@ -152,7 +135,7 @@ LONE=$(group_leader)
 read -r A B <<<"$(others_than "$LONE")"
 group_term "$A" "$B"
 from=$(($(group_writes_count) + 1))
-for t in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
+for _ in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
 	[ "$(group_writes_since "$from" | awk -v r="$LONE" '$2 == r' | wc -l)" -ge 3 ] && break
 	sleep 0.2
 done
@@ -169,7 +152,7 @@ group_wait_ready "$A" && group_wait_ready "$B"
 ok $? "both restart"
 group_writer_start 1 2 3
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
 check "two followers stopped and back" 1 2 3
 
@@ -178,16 +161,19 @@ check "two followers stopped and back" 1 2 3
 # A write sent to a follower is passed on to the leader; the leader commits it
 # (the follower's database shows it) but its own PostgreSQL is held back
 # (pg_hold), so it has not answered when it is killed. The write is an actor
-# without an id, so the server picks one: were it sent to the leader again (the
-# new one), it would be a second actor. The client's answer must be 503
-# unavailable (may or may not have been applied), and there must be one actor.
+# without an id, so the server picks one. The right answer is 503 unavailable
+# (may or may not have been applied) and one actor. Today the follower sends it
+# again when its kept-alive connection fails before any answer, and then it is
+# 201 and two actors when the new leader takes it, or 503 unavailable when the
+# dying leader's port still took the second connection: group_resend.sh shows
+# the bug deterministically; here, what must hold either way.
 L=$(group_leader)
 F=$((L % 3 + 1))
 greq "$F" POST /v1/nodes '{"id":"warm","region":"r1","cpu_capacity":1000,"memory_mb":1000}'
 is "$STATUS" 201 "a write to follower $F, passed on to the leader ($L) on a connection kept open"
 pg_hold "r$L"
 API=$(group_api "$F") req_bg once POST /v1/actors '{"module":"once","cpu_required":10,"memory_required_mb":1}'
-for t in $(seq 1 300); do # guard 60 s: until the follower's database shows it
+for _ in $(seq 1 300); do # guard 60 s: until the follower's database shows it
 	[ "$(group_psql "$F" "SELECT count(*) FROM actors WHERE module = 'once'")" = 1 ] && break
 	sleep 0.2
 done
@@ -198,14 +184,18 @@ ok "$([ $? != 0 ]; echo $?)" "... the leader has not answered it"
 group_kill "$L"
 pg_release
 req_bg_wait once
-todo "$([ "$(err)" = "503 unavailable" ]; echo $?)" "the leader killed (-9) before answering: the client gets 503 unavailable" \
-	"the follower sends it again to the new leader (fwd.c: a kept-alive connection that failed before any answer), got $(err) $(jqr .id)"
+answer="$(err) $(jqr .id)"
 group_start "$L" "${OPTS[@]}"
 group_wait_ready "$L" || bail "replica $L did not restart"
 group_settle 1 2 3
-n=$(for i in 1 2 3; do group_psql "$i" "SELECT count(*) FROM actors WHERE module = 'once'"; done | sort -u | tr '\n' ' ')
-todo "$([ "$n" = "1 " ]; echo $?)" "the actor the client sent once is in every database once" \
-	"sent again, it was created twice: $(group_psql 1 "SELECT id FROM actors WHERE module = 'once'" | tr '\n' ' ')"
+ids=$(group_psql 1 "SELECT id FROM actors WHERE module = 'once'" | tr '\n' ' ')
+diag "the leader killed before answering: the client got $answer; actors: $ids"
+case "$answer" in
+"503 unavailable"*) ok 0 "the leader killed (-9) before answering: the client gets 503 unavailable" ;;
+"201 "*) ok "$([[ " $ids" == *" ${answer#201 } "* ]]; echo $?)" \
+	"the leader killed (-9) before answering: the client's 201 names an actor every replica has (sent again: group_resend.sh)" ;;
+*) ok 1 "the leader killed (-9) before answering: the client gets 503 unavailable (got $answer)" ;;
+esac
 group_same_db 1 2 3
 ok $? "the databases of replicas 1 2 3 are identical"
 

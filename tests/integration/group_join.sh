@@ -19,20 +19,6 @@ for i in 1 2 3; do group_start "$i" --bootstrap --members "$MEMBERS" "${SNAP[@]}
 for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
 group_leader >/dev/null || bail "no leader"
 
-acks_by() { group_writes_since "$1" | awk -v r="$2" '$3 == 201 && $2 == r' | wc -l; }
-wait_acks() { # LINE N I...: until each of I... acknowledged N writes after line LINE (guard 120 s)
-	local from=$1 n=$2 t i all
-	shift 2
-	for t in $(seq 1 600); do
-		all=1
-		for i in "$@"; do [ "$(acks_by "$from" "$i")" -ge "$n" ] || { all=; break; }; done
-		[ -n "$all" ] && return 0
-		sleep 0.2
-	done
-	diag "after 120 s: $(for i in "$@"; do printf 'replica %s acknowledged %s; ' "$i" "$(acks_by "$from" "$i")"; done)"
-	diag "answers since: $(group_writes_since "$from" | group_writes_summary)"
-	return 1
-}
 # check NAME I...: the writes so far against the databases of I..., the stream
 # stopped meanwhile. A replica whose database was built from a snapshot (the
 # fourth; one that was down while the log moved past it) lacks the events folded
@@ -40,7 +26,7 @@ wait_acks() { # LINE N I...: until each of I... acknowledged N writes after line
 # no replica has an event the others disagree with, and the whole databases'
 # identity is a TODO point.
 check() {
-	local name=$1 i ref= n max=-1
+	local name=$1 i ref="" n max=-1
 	shift
 	group_writer_stop
 	group_settle "$@"
@@ -74,7 +60,7 @@ others_than() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$i"
 # leader polls its members every second); prints the last view.
 wait_view() {
 	local t v
-	for t in $(seq 1 300); do
+	for _ in $(seq 1 300); do
 		v=$(members_view "$1")
 		[ "$v" = "$2" ] && break
 		sleep 0.2
@@ -83,7 +69,7 @@ wait_view() {
 }
 
 group_writer_start 1 2 3
-wait_acks 0 15 1 2 3
+group_wait_acks 0 15 1 2 3
 ok $? "a stream of writes spread over the three replicas is acknowledged by each"
 L=$(group_leader)
 ok "$([ "$(snapshots "$L")" -ge 1 ] 2>/dev/null; echo $?)" "the leader ($L) has taken snapshots ($(snapshots "$L")): the log's start is gone"
@@ -115,25 +101,25 @@ is "$(group_leader)" 4 "... every replica, $D included, names 4 the leader"
 grep -q "learned the group's configuration" "$T_DIR/r$D/latticed.log"
 ok $? "... $D learned the configuration from a member's API: $(grep -o "learned the group's configuration.*" "$T_DIR/r$D/latticed.log" | head -1)"
 group_writer_start 1 2 3 4
-wait_acks "$(group_writes_count)" 5 1 2 3 4
+group_wait_acks "$(group_writes_count)" 5 1 2 3 4
 ok $? "the stream, now spread over the four replicas, is acknowledged by each"
 check "four replicas" 1 2 3 4
 
 # ---- the fourth, the leader, is removed -------------------------------------------------------
 
 group_writer_start 1 2 3 4
-wait_acks "$(group_writes_count)" 3 1 2 3 4
+group_wait_acks "$(group_writes_count)" 3 1 2 3 4
 greq "$F" DELETE /v1/cluster/members/4
 is "$STATUS $(jqr '[.members[].id] | join(",")')" "200 1,2,3" \
 	"DELETE /v1/cluster/members/4 (the leader) sent to $F: three members left"
-for t in $(seq 1 300); do # until they no longer name the removed replica
+for _ in $(seq 1 300); do # until they no longer name the removed replica
 	L=$(group_leader 1 2 3)
 	[ -n "$L" ] && [ "$L" != 4 ] && break
 	sleep 0.2
 done
 ok "$([ -n "$L" ] && [ "$L" != 4 ]; echo $?)" "... the three elect a leader among them (${L:-none})"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... and go on acknowledging writes"
 # Replica 4 applied its own removal (it led). Started with --join, it must not
 # ask to join again: give its join retry (every second) time to show.

@@ -17,6 +17,7 @@
 #                                 pg_ctl_start...) on replica I's server
 #   group_writer_start I...       a stream of writes spread over replicas I...
 #   group_writer_stop             ends it; group_writes_summary says how it went
+#   group_wait_acks LINE N I...   until each of I... acknowledged N writes after LINE
 #   group_settle I...             until replicas I... project all the leader committed
 #   group_check_writes I...       every acknowledged write is in each database,
 #                                 every unacknowledged one in all or in none
@@ -63,7 +64,7 @@ group_alive() { [ -n "${GPID[$1]:-}" ] && [ -d "/proc/${GPID[$1]}" ] && [ "$(awk
 
 group_wait_ready() {
 	local i=$1 t
-	for t in $(seq 1 600); do
+	for _ in $(seq 1 600); do
 		[ "$(curl -s -o /dev/null -w '%{http_code}' "$(group_api "$i")/readyz")" = 200 ] && return 0
 		group_alive "$i" || { diag "replica $i exited:"; tail -5 "$T_DIR/r$i/latticed.log" | sed 's/^/#   /'; return 1; }
 		sleep 0.1
@@ -106,7 +107,7 @@ group_leader_of() {
 group_leader() {
 	local t i l first ids=("$@")
 	[ ${#ids[@]} -gt 0 ] || for ((i = 1; i <= GROUP_MAX_ID; i++)); do group_alive "$i" && ids+=("$i"); done
-	for t in $(seq 1 300); do
+	for _ in $(seq 1 300); do
 		first=
 		for i in "${ids[@]}"; do
 			l=$(group_leader_of "$i")
@@ -225,6 +226,25 @@ group_writes_since() { tail -n +"$(($1 + 1))" "$T_DIR/writes"; }
 group_writes_count() { wc -l <"$T_DIR/writes"; }
 # A summary of lines ("12 x 201, 3 x 503 unavailable, ...") for diagnostics.
 group_writes_summary() { awk '{k = $3 ($3 == 201 ? "" : " " $5); c[k]++} END {for (k in c) printf "%d x %s, ", c[k], k}'; }
+
+# group_acks_by LINE I: how many writes replica I acknowledged after line LINE.
+group_acks_by() { group_writes_since "$1" | awk -v r="$2" '$3 == 201 && $2 == r' | wc -l; }
+# group_wait_acks LINE N I...: until each of I... acknowledged N writes of the
+# stream after line LINE (a guard of 120 s against a hang); 0 when they did, else
+# says how far they got.
+group_wait_acks() {
+	local from=$1 n=$2 i all
+	shift 2
+	for _ in $(seq 1 600); do
+		all=1
+		for i in "$@"; do [ "$(group_acks_by "$from" "$i")" -ge "$n" ] || { all=; break; }; done
+		[ -n "$all" ] && return 0
+		sleep 0.2
+	done
+	diag "after 120 s: $(for i in "$@"; do printf 'replica %s acknowledged %s; ' "$i" "$(group_acks_by "$from" "$i")"; done)"
+	diag "answers since: $(group_writes_since "$from" | group_writes_summary)"
+	return 1
+}
 
 # The commit index replica I reports ("" when it does not answer).
 group_field() { curl -s --max-time 5 "$(group_api "$1")/v1/cluster" | jq -r "$2 // empty" 2>/dev/null; }

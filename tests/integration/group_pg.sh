@@ -22,20 +22,6 @@ for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
 for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
 group_leader >/dev/null || bail "no leader"
 
-acks_by() { group_writes_since "$1" | awk -v r="$2" '$3 == 201 && $2 == r' | wc -l; }
-wait_acks() { # LINE N I...: until each of I... acknowledged N writes after line LINE (guard 120 s)
-	local from=$1 n=$2 t i all
-	shift 2
-	for t in $(seq 1 600); do
-		all=1
-		for i in "$@"; do [ "$(acks_by "$from" "$i")" -ge "$n" ] || { all=; break; }; done
-		[ -n "$all" ] && return 0
-		sleep 0.2
-	done
-	diag "after 120 s: $(for i in "$@"; do printf 'replica %s acknowledged %s; ' "$i" "$(acks_by "$from" "$i")"; done)"
-	diag "answers since: $(group_writes_since "$from" | group_writes_summary)"
-	return 1
-}
 check() { # NAME: the writes so far against the three databases, the stream stopped meanwhile
 	group_writer_stop
 	group_settle 1 2 3
@@ -45,7 +31,7 @@ check() { # NAME: the writes so far against the three databases, the stream stop
 	ok $? "$1: the three databases are identical"
 }
 group_writer_start 1 2 3
-wait_acks 0 5 1 2 3
+group_wait_acks 0 5 1 2 3
 ok $? "a stream of writes spread over the three replicas is acknowledged by each"
 
 # ---- 1. the leader's PostgreSQL restarted ------------------------------------------------
@@ -54,7 +40,7 @@ L=$(group_leader)
 group_pg "$L" pg_restart
 ok $? "the leader's ($L) PostgreSQL stopped and started again"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes again"
 check "leader's PostgreSQL restarted"
 
@@ -64,7 +50,7 @@ group_writer_start 1 2 3
 L=$(group_leader)
 group_pg "$L" pg_kill
 # The leader steps aside after 2 s without its PostgreSQL (docs/operations.md).
-for t in $(seq 1 300); do
+for _ in $(seq 1 300); do
 	N=$(group_leader_of "$L")
 	[ -n "$N" ] && [ "$N" != "$L" ] && break
 	sleep 0.2
@@ -74,12 +60,12 @@ ok "$([ -n "$N" ] && [ "$N" != "$L" ] && [ "$(group_leader)" = "$N" ]; echo $?)"
 grep -q "leader unhealthy (.*): handing leadership to server $N" "$T_DIR/r$L/latticed.log"
 ok $? "... and says so: $(grep -o 'leader unhealthy (.*): handing leadership to server [0-9]*' "$T_DIR/r$L/latticed.log" | tail -1)"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "while its PostgreSQL is down, the three acknowledge writes (replica $L's are sent on to the new leader)"
 group_pg "$L" pg_ctl_start
 ok $? "its PostgreSQL is started again"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes"
 check "leader's PostgreSQL killed"
 
@@ -91,12 +77,12 @@ F=$((L % 3 + 1))
 A=$((F % 3 + 1))
 group_pg "$F" pg_kill
 from=$(group_writes_count)
-wait_acks "$from" 5 "$L" "$A"
+group_wait_acks "$from" 5 "$L" "$A"
 ok $? "follower $F's PostgreSQL killed (-9): replicas $L and $A go on acknowledging writes"
 group_pg "$F" pg_ctl_start
 ok $? "... it is started again"
 from=$(group_writes_count)
-wait_acks "$from" 5 1 2 3
+group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes again"
 check "follower's PostgreSQL killed"
 
