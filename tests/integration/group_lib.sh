@@ -7,6 +7,7 @@
 #   group_wait_ready I            until replica I's /readyz answers 200
 #   group_api I                   its base URL
 #   group_kill I / group_term I...  SIGKILL (a crash) / SIGTERM and wait
+#   group_reap_crash I            replica I crashed on its own (a TODO): reap it
 #   group_leader [I...]           the id of the leader every running replica (or I...) agrees on
 #   greq I METHOD PATH [BODY]     req against replica I
 #   group_dump I                  replica I's database, table by table, as text
@@ -94,6 +95,25 @@ group_term() {
 		lib_forget "$pid"
 		GPID[$i]=
 	done
+}
+
+# group_reap_crash I: replica I died on its own (a known crash, a TODO point):
+# reaps it, shows its log's tail, and moves its sanitizer report and its log
+# aside ($T_DIR/known-crash.PID, rI/latticed-crash.PID.txt: UBSan writes to the
+# log) so that the file's last point judges the rest.
+group_reap_crash() {
+	local pid=${GPID[$1]} f
+	wait "$pid" 2>/dev/null
+	diag "replica $1 (pid $pid) exited with status $?; its log ends:"
+	tail -3 "$T_DIR/r$1/latticed.log" | sed 's/^/#   /'
+	for f in "$T_DIR/sanitizer.$pid"*; do
+		[ -f "$f" ] || continue
+		grep -m1 -A6 'ERROR: ' "$f" | sed 's/^/#   /'
+		mv "$f" "$T_DIR/known-crash.${f##*/sanitizer.}"
+	done
+	mv "$T_DIR/r$1/latticed.log" "$T_DIR/r$1/latticed-crash.$pid.txt"
+	lib_forget "$pid"
+	GPID[$1]=
 }
 
 # The leader's id as replica I sees it ("" none).
