@@ -24,19 +24,6 @@ for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
 for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
 group_leader >/dev/null || bail "no leader"
 
-# check NAME I...: the writes so far against the databases of replicas I... (the
-# stream is stopped while they are compared, and started again after).
-check() {
-	local name=$1
-	shift
-	group_writer_stop
-	group_settle "$@"
-	group_check_writes "$@"
-	ok $? "$name: every acknowledged write is in the databases of replicas $*, every other one in all or none ($(group_writes_count) writes: $(group_writes_summary <"$T_DIR/writes"))"
-	group_same_db "$@"
-	ok $? "$name: the databases of replicas $* are identical"
-}
-others_than() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$i"; done; }
 
 group_writer_start 1 2 3
 group_wait_acks 0 5 1 2 3
@@ -46,13 +33,13 @@ ok $? "a stream of writes spread over the three replicas is acknowledged by each
 
 L=$(group_leader)
 group_kill "$L"
-read -r A B <<<"$(others_than "$L")"
+read -r A B <<<"$(group_others "$L")"
 from=$(group_writes_count)
 group_wait_acks "$from" 10 "$A" "$B"
 ok $? "leader $L killed (-9): replicas $A and $B go on acknowledging writes"
 L2=$(group_leader)
 ok "$([ -n "$L2" ] && [ "$L2" != "$L" ]; echo $?)" "... under a new leader ($L2)"
-check "leader killed" "$A" "$B"
+group_check "leader killed" "$A" "$B"
 group_writer_start 1 2 3
 group_start "$L" "${OPTS[@]}"
 group_wait_ready "$L"
@@ -60,19 +47,19 @@ ok $? "the killed leader restarts with the same command line"
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
-check "old leader back" 1 2 3
+group_check "old leader back" 1 2 3
 
 # ---- 2. kill -9 a follower ------------------------------------------------------------------
 
 group_writer_start 1 2 3
 L=$(group_leader)
-read -r F A <<<"$(others_than "$L")"
+read -r F A <<<"$(group_others "$L")"
 group_kill "$F"
 from=$(group_writes_count)
 group_wait_acks "$from" 10 "$L" "$A"
 ok $? "follower $F killed (-9): replicas $L and $A go on acknowledging writes"
 is "$(group_leader)" "$L" "... under the same leader ($L)"
-check "follower killed" "$L" "$A"
+group_check "follower killed" "$L" "$A"
 group_writer_start 1 2 3
 group_start "$F" "${OPTS[@]}"
 group_wait_ready "$F"
@@ -80,14 +67,14 @@ ok $? "the killed follower restarts"
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
-check "follower back" 1 2 3
+group_check "follower back" 1 2 3
 
 # ---- 3. two replicas stopped ----------------------------------------------------------------
 
 # The one left is a follower here (4. leaves the leader alone).
 group_writer_start 1 2 3
 L=$(group_leader)
-read -r LONE S <<<"$(others_than "$L")"
+read -r LONE S <<<"$(group_others "$L")"
 group_term "$L" "$S" # both at once: replica $LONE is left a follower
 # Every line after the next one is a write sent once both had stopped (the next
 # one may have been on its way before).
@@ -123,7 +110,7 @@ group_writer_start 1 2 3
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
-check "two stopped and back" 1 2 3
+group_check "two stopped and back" 1 2 3
 
 # ---- 4. the two followers stopped ---------------------------------------------------------
 
@@ -132,7 +119,7 @@ check "two stopped and back" 1 2 3
 # others are back), then 503 no_leader.
 group_writer_start 1 2 3
 LONE=$(group_leader)
-read -r A B <<<"$(others_than "$LONE")"
+read -r A B <<<"$(group_others "$LONE")"
 group_term "$A" "$B"
 from=$(($(group_writes_count) + 1))
 for _ in $(seq 1 600); do # guard: until the stream tried the lone replica 3 times
@@ -154,7 +141,7 @@ group_writer_start 1 2 3
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... and the three acknowledge writes again"
-check "two followers stopped and back" 1 2 3
+group_check "two followers stopped and back" 1 2 3
 
 # ---- 5. the leader dies between committing a write and answering it -----------------------
 

@@ -55,7 +55,6 @@ check() {
 snapshots() { curl -s --max-time 5 "$(group_api "$1")/metrics" | awk '$1 == "lattice_raft_snapshots_total" {print $2}'; }
 members_view() { greq "$1" GET /v1/cluster; jqr '[.members[] | "\(.id) \(.role) \(.reachable) \(.api_url)"] | join(",")'; }
 
-others_than() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$i"; done; }
 # wait_view I WANT: until replica I's members_view is WANT (guard 60 s: the
 # leader polls its members every second); prints the last view.
 wait_view() {
@@ -76,7 +75,7 @@ ok "$([ "$(snapshots "$L")" -ge 1 ] 2>/dev/null; echo $?)" "the leader ($L) has 
 
 # ---- a fourth replica joins while one is down ----------------------------------------------
 
-read -r D F <<<"$(others_than "$L")" # D is down while the fourth joins; F is asked to add it
+read -r D F <<<"$(group_others "$L")" # D is down while the fourth joins; F is asked to add it
 group_term "$D"
 group_dir_new 4
 group_start 4 --join "$(group_api "$F")" "${SNAP[@]}"

@@ -22,6 +22,7 @@
 #   group_settle I...             until replicas I... project all the leader committed
 #   group_check_writes I...       every acknowledged write is in each database,
 #                                 every unacknowledged one in all or in none
+#   group_check NAME I...         stop the stream, settle, check: two TAP points
 
 GROUP_N=0
 MEMBERS=
@@ -289,6 +290,24 @@ group_settle() {
 	diag "replicas $* did not settle in 60 s (leader ${l:-none}, commit index ${c:-?})"
 	return 1
 }
+
+# group_check NAME I...: the stream's writes so far against the databases of
+# replicas I...: two points (every acknowledged write in each, every other one in
+# all or none; the databases identical). The stream is stopped for it: start it
+# again after.
+group_check() {
+	local name=$1
+	shift
+	group_writer_stop
+	group_settle "$@"
+	group_check_writes "$@"
+	ok $? "$name: every acknowledged write is in the databases of replicas $*, every other one in all or none ($(group_writes_count) writes: $(group_writes_summary <"$T_DIR/writes"))"
+	group_same_db "$@"
+	ok $? "$name: the databases of replicas $* are identical"
+}
+
+# group_others I: the ids 1..3 but I.
+group_others() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$i"; done; }
 
 # group_check_writes I...: after group_settle: every write the stream had
 # acknowledged (201) is in each listed replica's nodes table; each other one (an

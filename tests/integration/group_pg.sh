@@ -22,14 +22,6 @@ for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
 for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
 group_leader >/dev/null || bail "no leader"
 
-check() { # NAME: the writes so far against the three databases, the stream stopped meanwhile
-	group_writer_stop
-	group_settle 1 2 3
-	group_check_writes 1 2 3
-	ok $? "$1: every acknowledged write is in the three databases, every other one in all or none ($(group_writes_count) writes: $(group_writes_summary <"$T_DIR/writes"))"
-	group_same_db 1 2 3
-	ok $? "$1: the three databases are identical"
-}
 group_writer_start 1 2 3
 group_wait_acks 0 5 1 2 3
 ok $? "a stream of writes spread over the three replicas is acknowledged by each"
@@ -42,7 +34,7 @@ ok $? "the leader's ($L) PostgreSQL stopped and started again"
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes again"
-check "leader's PostgreSQL restarted"
+group_check "leader's PostgreSQL restarted" 1 2 3
 
 # ---- 2. the leader's PostgreSQL killed ------------------------------------------------------
 
@@ -67,7 +59,7 @@ ok $? "its PostgreSQL is started again"
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes"
-check "leader's PostgreSQL killed"
+group_check "leader's PostgreSQL killed" 1 2 3
 
 # ---- 3. a follower's PostgreSQL killed ---------------------------------------------------
 
@@ -84,6 +76,6 @@ ok $? "... it is started again"
 from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes again"
-check "follower's PostgreSQL killed"
+group_check "follower's PostgreSQL killed" 1 2 3
 
 done_testing
