@@ -6,12 +6,30 @@
 # pg_createdb NAME: creates a database; prints its conninfo.
 # pg_stop / pg_restart / pg_kill: stop it cleanly, restart it, or SIGKILL it.
 # servers_cleanup: stops whatever was started (call from an EXIT trap).
+# pg_use NAME: more than one server. Every function here acts on the current
+#   server (PG_DIR, PG_PID, PG_CONNINFO); pg_use makes server NAME current
+#   ("main" is the first), and pg_start starts it when it is not running yet. So
+#   a test can stop, restart or kill one database's server and not the others'.
 # As root, PostgreSQL refuses to run, so it runs as the postgres user.
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PG_DIR=
-PG_PORT=5432
+PG_PID=
+PG_PORT=5432 # each server has its own socket dir: they can share the port number
 PG_CONNINFO=
+PG_NAME=main
+declare -gA PG_SRV_DIR=() PG_SRV_PID=() # other servers than the current one
+
+pg_use() {
+	PG_SRV_DIR[$PG_NAME]=$PG_DIR
+	PG_SRV_PID[$PG_NAME]=$PG_PID
+	PG_NAME=$1
+	PG_DIR=${PG_SRV_DIR[$1]:-}
+	PG_PID=${PG_SRV_PID[$1]:-}
+	PG_CONNINFO=
+	[ -n "$PG_DIR" ] && PG_CONNINFO="host=$PG_DIR port=$PG_PORT user=postgres dbname=postgres"
+	return 0
+}
 
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -86,11 +104,17 @@ pg_kill() {
 }
 
 servers_cleanup() {
-	if [ -n "$PG_DIR" ]; then
-		as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1
-		rm -rf "$PG_DIR"
-		PG_DIR=
-	fi
+	local name
+	pg_use "$PG_NAME" # records the current one with the others
+	for name in "${!PG_SRV_DIR[@]}"; do
+		pg_use "$name"
+		if [ -n "$PG_DIR" ]; then
+			as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1
+			rm -rf "$PG_DIR"
+			PG_DIR=
+		fi
+	done
+	pg_use main
 }
 
 # free_port: prints a TCP port on 127.0.0.1 nobody listens on now, below the
