@@ -16,6 +16,7 @@
 #define CLUSTER_JOIN_TIMEOUT_MS 60000 /* the leader answers once this replica caught up */
 #define CLUSTER_ANNOUNCE_RETRY_MS 1000
 #define CLUSTER_LOG_EVERY_MS 10000
+#define CLUSTER_FORWARD_GRACE_MS 2000
 
 static const struct raft_server *conf_server(const struct raft_configuration *c, raft_id id)
 {
@@ -149,8 +150,11 @@ bool cluster_forward(struct loop *l, struct op *op)
 			 op->raw.idem_key);
 		r->extra_headers = op->fwd_headers;
 	}
+	/* The leader answers by the same deadline (503 commit_timeout or
+	 * projection_lagging, with the write's index): wait a little longer, so its
+	 * answer, not our timeout, is what the client gets. */
 	int64_t left = op->deadline_ms - loop_now_ms();
-	r->timeout_ms = left > 100 ? left : 100;
+	r->timeout_ms = (left > 100 ? left : 100) + CLUSTER_FORWARD_GRACE_MS;
 	r->cb = forwarded_cb;
 	r->data = op;
 	leader_to(op, OP_FORWARDED);
@@ -316,8 +320,12 @@ void cluster_execute(struct loop *l, struct op *op)
 				loop_finish(l, op);
 				return;
 			}
-			if (to == l->raft.id) {
-				transfer_cb(&op->transfer); /* answers "still the leader": say it better */
+			if (to == l->raft.id) { /* it leads already: nothing to hand over */
+				free(op->object_text);
+				op->object_text = cluster_render(l);
+				if (op->object_text == NULL)
+					op_fail(op, 503, "out_of_memory", "out of memory");
+				loop_finish(l, op);
 				return;
 			}
 		} else if (conf_voters(conf) < 2) {
@@ -582,8 +590,12 @@ void cluster_tick(struct loop *l, int64_t now)
 		return;
 	const struct raft_configuration *conf = &l->raft.configuration;
 	bool member = conf_server(conf, l->raft.id) != NULL;
-	/* --join: until a leader has added this replica. */
-	if (l->cfg->join[0] && !member && !c->join.inflight && now >= c->join.next_ms)
+	/* --join: until a leader has added this replica, once. A replica that was a
+	 * member (or started on a data dir that holds a group) and is not any more
+	 * was removed: it does not ask to come back by itself. */
+	if (member || conf->n > 0)
+		c->joined = true;
+	if (l->cfg->join[0] && !c->joined && !c->join.inflight && now >= c->join.next_ms)
 		send_call(l, &c->join, l->cfg->join, false, CLUSTER_JOIN_TIMEOUT_MS);
 	const char *mine = model_member_url(&l->model, l->raft.id);
 	bool recorded = mine != NULL && strcmp(mine, l->api_url) == 0;

@@ -52,6 +52,7 @@ struct cluster {
 	struct cluster_peer peers[MEMBERS_MAX];
 	int64_t next_poll_ms;
 	struct cluster_call join;     /* --join: until this replica is in the configuration */
+	bool joined;                  /* it is, or was, in a group: never join again */
 	struct cluster_call announce; /* a follower records its URL through the leader */
 	bool self_put_inflight;       /* the leader records its own URL */
 	struct cluster_call learn;    /* raftnet refused an unknown id: ask for the configuration */

@@ -328,6 +328,11 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 		snprintf(err, errlen, "out of memory");
 		return CONFIG_ERROR;
 	}
+	if (c->members[0] != '\0' && !c->bootstrap) {
+		snprintf(err, errlen, "--members is the member list of a new group: give it with --bootstrap (on every "
+				      "replica); to add a replica to a running group use --join");
+		return CONFIG_ERROR;
+	}
 	if (c->join[0] != '\0' && c->bootstrap) {
 		snprintf(err, errlen, "--join and --bootstrap exclude each other: a replica either starts a "
 				      "new group or joins one");

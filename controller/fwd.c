@@ -7,6 +7,9 @@
 #include <strings.h>
 
 #define FWD_MAX_PER_HOST 64
+/* latticed closes a kept-alive connection idle for --http-header-timeout-ms
+ * (10 s by default): one idle longer than this is closed, not reused. */
+#define FWD_IDLE_MAX_MS 2000
 
 enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_CLOSING };
 
@@ -24,6 +27,7 @@ struct fwd_conn {
 	size_t head_len;      /* of the response, once its headers are complete (0 before) */
 	size_t content_length;
 	bool close_after;
+	uint64_t idle_since; /* uv_now when it last became idle */
 	struct fwd_conn *next;
 };
 
@@ -121,24 +125,17 @@ static void conn_close(struct fwd_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
-/* The request on c ended without an answer. */
+/* The request on c ended without an answer. It is never sent again: a server
+ * that read it may have acted on it before the connection broke (a write sent
+ * twice could create two objects). Kept-alive connections are reused only while
+ * fresh (FWD_IDLE_MAX_MS), well before latticed closes idle ones. */
 static void conn_fail(struct fwd_conn *c, const char *why)
 {
 	struct fwd_req *r = c->req;
-	bool got_nothing = c->rlen == 0;
 	c->req = NULL;
 	conn_close(c);
-	if (r == NULL)
-		return;
-	if (r->reused && got_nothing && c->fwd->closing == false) {
-		/* A kept-alive connection the server had closed: the request did not
-		 * reach it. Once more, on a new connection. */
-		r->reused = false;
-		r->conn = NULL;
-		dispatch(r->fwd, r);
-		return;
-	}
-	finish(r, FWD_NO_ANSWER, "%s: %s", r->hostport, why);
+	if (r != NULL)
+		finish(r, FWD_NO_ANSWER, "%s: %s", r->hostport, why);
 }
 
 static void conn_idle(struct fwd_conn *c);
@@ -332,6 +329,7 @@ static void conn_start(struct fwd_conn *c, struct fwd_req *r)
 static void conn_idle(struct fwd_conn *c)
 {
 	c->state = CONN_IDLE;
+	c->idle_since = uv_now(c->fwd->loop);
 	for (struct fwd_req **pp = &c->fwd->pending; *pp; pp = &(*pp)->next) {
 		struct fwd_req *r = *pp;
 		if (strcmp(r->hostport, c->hostport) == 0) {
@@ -425,9 +423,15 @@ static void on_timeout(uv_timer_t *t)
 static void dispatch(struct fwd *f, struct fwd_req *r)
 {
 	unsigned same = 0;
-	for (struct fwd_conn *c = f->conns; c; c = c->next) {
+	uint64_t now = uv_now(f->loop);
+	for (struct fwd_conn *c = f->conns, *next; c; c = next) {
+		next = c->next;
 		if (strcmp(c->hostport, r->hostport) != 0)
 			continue;
+		if (c->state == CONN_IDLE && now - c->idle_since > FWD_IDLE_MAX_MS) {
+			conn_close(c); /* stale: the server may be closing it right now */
+			continue;
+		}
 		if (c->state == CONN_IDLE) {
 			r->reused = true;
 			conn_start(c, r);

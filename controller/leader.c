@@ -80,7 +80,14 @@ static void run_parked(struct loop *l, int64_t now)
 			const char *laddr = NULL;
 			char msg[300];
 			raft_leader(&l->raft, &lid, &laddr);
-			if (lid == 0)
+			bool in_conf = false;
+			for (unsigned i = 0; i < l->raft.configuration.n; i++)
+				in_conf |= l->raft.configuration.servers[i].id == l->raft.id;
+			if (!in_conf && l->raft.configuration.n > 0)
+				snprintf(msg, sizeof(msg),
+					 "this replica is not a member of the group (it was removed, or has not been "
+					 "added yet): send writes to a member");
+			else if (lid == 0)
 				snprintf(msg, sizeof(msg),
 					 "no Raft leader was elected within %lld ms (is a majority of the group up and "
 					 "reachable?); retry",

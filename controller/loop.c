@@ -468,6 +468,11 @@ static void on_snapshot_written(void *arg, size_t len)
 {
 	struct loop *l = arg;
 	const struct fsm_snap *sn = &l->fsm.snap;
+	if (sn->started.tv_sec == 0 && sn->started.tv_nsec == 0) {
+		/* Not one of ours: the leader's, received by InstallSnapshot. */
+		log_info("raft snapshot from the leader written: %zu bytes", len);
+		return;
+	}
 	/* The pause is what writes waited for; the rest ran beside them. */
 	log_info("raft snapshot taken at index %llu: %zu bytes (the loop paused %.1f ms; serialised in %.1f ms, "
 		 "written in %.1f ms)",

@@ -53,6 +53,11 @@ static void on_signal(uv_signal_t *s, int signum)
 	loop_stop(&lt->loop);
 	uv_close((uv_handle_t *)&lt->sigterm, NULL);
 	uv_close((uv_handle_t *)&lt->sigint, NULL);
+	/* The shutdown is bounded (LATTICED_SHUTDOWN_MS): a second SIGTERM or
+	 * SIGINT (a terminal's Ctrl-C and a supervisor's TERM, say) must not cut the
+	 * PostgreSQL flush short. SIGKILL still ends it at once. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 }
 
 /* Every REST API connection is a file descriptor. Below the connection limit

@@ -18,11 +18,20 @@ int members_address_valid(const char *address)
 	struct in_addr a;
 	if (inet_pton(AF_INET, ip, &a) != 1)
 		return -1;
-	char *end;
-	errno = 0;
-	long port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535 || colon[1] == '+' ||
-	    colon[1] == '-')
+	/* Digits only, no leading zero: one address has one spelling, so two
+	 * spellings of it are caught as the same address. */
+	const char *p = colon + 1;
+	if (*p < '1' || *p > '9' || strlen(p) > 5)
+		return -1;
+	for (const char *q = p; *q; q++)
+		if (*q < '0' || *q > '9')
+			return -1;
+	long port = strtol(p, NULL, 10);
+	if (port < 1 || port > 65535)
+		return -1;
+	/* inet_pton accepts only the dotted quad; print it back to be sure it is canonical. */
+	char back[16];
+	if (inet_ntop(AF_INET, &a, back, sizeof(back)) == NULL || strcmp(back, ip) != 0)
 		return -1;
 	return 0;
 }

@@ -11,7 +11,7 @@
 # identical.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/group_lib.sh"
-plan 27
+plan 30
 lib_init
 group_init 3
 SNAP=(--snapshot-threshold 16 --snapshot-trailing 0)
@@ -48,9 +48,22 @@ check() {
 		fi
 	done
 	ok "$([ -z "$bad" ]; echo $?)" "$name: every replica's events are replica $ref's ($max), some without those folded into a snapshot"
-	group_same_db "$@" >/dev/null
-	todo $? "$name: the databases of replicas $* are identical, events included" \
-		"a database built from a snapshot lacks the events folded into it ($(for i in "$@"; do printf '%s: %s; ' "$i" "$(wc -l <"$T_DIR/events.$i")"; done))"
+	# A database built from a snapshot lacks the events folded into it (it may
+	# keep older ones from before, so the hole can be in the middle): reading
+	# across a hole is 410 events_compacted, never a silent gap. Every other table
+	# is the same.
+	local holes= bad=
+	for i in "$@"; do
+		local h
+		h=$(group_psql "$i" "SELECT min(seq) FROM events e WHERE seq < (SELECT max(seq) FROM events) AND NOT EXISTS (SELECT 1 FROM events f WHERE f.seq = e.seq + 1)")
+		[ -n "$h" ] || continue
+		holes+=" $i:after-$h"
+		greq "$i" GET "/v1/events?since=$h"
+		[ "$(err)" = "410 events_compacted" ] || bad+=" $i($(err))"
+	done
+	ok "$([ -z "$bad" ]; echo $?)" "$name: reading events across a replica's hole is 410 events_compacted${holes:+ (holes:$holes)}${bad:+; not on$bad}"
+	GROUP_TABLES="${GROUP_ALL_TABLES% events}" group_same_db "$@" >/dev/null
+	ok $? "$name: the databases of replicas $* are identical, table by table (events as above)"
 }
 snapshots() { curl -s --max-time 5 "$(group_api "$1")/metrics" | awk '$1 == "lattice_raft_snapshots_total" {print $2}'; }
 members_view() { greq "$1" GET /v1/cluster; jqr '[.members[] | "\(.id) \(.role) \(.reachable) \(.api_url)"] | join(",")'; }
@@ -125,9 +138,8 @@ ok $? "... and go on acknowledging writes"
 sleep 3
 L=$(group_leader 1 2 3)
 greq "$L" GET /v1/cluster
-todo "$([ "$(jqr '[.members[].id] | join(",")')" = 1,2,3 ]; echo $?)" \
-	"GET /v1/cluster on the leader ($L) lists the three members left" \
-	"the removed replica joins again: $(grep -c 'joined the group' "$T_DIR/r4/latticed.log") x 'joined the group' in its log; members now: $(jqr '[.members[] | "\(.id) \(.role)"] | join(",")')"
+ok "$([ "$(jqr '[.members[].id] | join(",")')" = 1,2,3 ]; echo $?)" \
+	"GET /v1/cluster on the leader ($L) lists the three members left: the removed replica does not join again ($(grep -c 'joined the group' "$T_DIR/r4/latticed.log") x 'joined the group' in its log)"
 check "removed" 1 2 3
 group_term 4
 is "$LIB_ST" 0 "the removed replica stops with SIGTERM, exit 0"
