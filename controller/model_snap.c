@@ -474,12 +474,11 @@ static int sd_kvlist(const struct sd *d, const char *key, struct kvlist *out)
 	return 0;
 }
 
-/* The element i of a top-level array as an object reader named "<kind> #i". */
-static int sd_elem(struct sd_ctx *c, const json_t *arr, size_t i, const char *kind, char *what, size_t wlen,
+/* Element i of a top-level array, o, as an object reader named "<kind> #i". */
+static int sd_elem(struct sd_ctx *c, const json_t *o, size_t i, const char *kind, char *what, size_t wlen,
 		   struct sd *out)
 {
 	snprintf(what, wlen, "%s #%zu", kind, i);
-	const json_t *o = json_array_get(arr, i);
 	if (!json_is_object(o))
 		return sd_fail(c, "%s is not an object", what);
 	*out = (struct sd){c, o, what, ""};
@@ -517,7 +516,7 @@ static int state_parse(const char *s, enum placement_state *out)
 
 #define WHAT_LEN (SPEC_ID_MAX + 32)
 
-static int restore_node(struct sd_ctx *c, struct model *m, const json_t *arr, size_t i)
+static int restore_node(struct sd_ctx *c, struct model *m, const json_t *o, size_t i)
 {
 	static const char *const known[] = {"spec",	      "cpu_measured",	   "memory_measured_mb",
 					    "status",	      "cordoned",	   "draining",
@@ -529,7 +528,7 @@ static int restore_node(struct sd_ctx *c, struct model *m, const json_t *arr, si
 						 NULL};
 	char what[WHAT_LEN], pre[32];
 	struct sd d, s;
-	if (sd_elem(c, arr, i, "node", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
+	if (sd_elem(c, o, i, "node", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
 		return -1;
 	struct model_node *n = calloc(1, sizeof(*n));
 	if (n == NULL)
@@ -647,7 +646,7 @@ static int restore_history(struct sd_ctx *c, const struct sd *d, struct model_po
 	return 0;
 }
 
-static int restore_policy(struct sd_ctx *c, struct model *m, const json_t *arr, size_t i, int64_t version)
+static int restore_policy(struct sd_ctx *c, struct model *m, const json_t *o, size_t i, int64_t version)
 {
 	static const char *const known[] = {"spec", "version", "created_ms", "updated_ms", "history", NULL};
 	/* Format 1 kept no history. */
@@ -655,7 +654,7 @@ static int restore_policy(struct sd_ctx *c, struct model *m, const json_t *arr, 
 									   "updated_ms", NULL};
 	char what[WHAT_LEN], pre[32];
 	struct sd d, s;
-	if (sd_elem(c, arr, i, "policy", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
+	if (sd_elem(c, o, i, "policy", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
 		return -1;
 	struct model_policy *p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -717,25 +716,30 @@ static int restore_actor_spec(const struct sd *s, struct actor_spec *as)
 	return 0;
 }
 
-/* Adds one replica's request to n's accounting, refusing totals the model
- * cannot hold (a snapshot cannot make the arithmetic overflow). */
-static int account_replica(struct sd_ctx *c, struct model *m, struct model_node *n, const struct model_actor *a)
+/* Adds one replica's request to n's accounting as model_node_account does,
+ * without re-filing n in the scheduler's index (restore files every node once,
+ * at the end), refusing totals the model cannot hold (a snapshot cannot make
+ * the arithmetic overflow). */
+static int account_replica(struct sd_ctx *c, struct model_node *n, const struct model_actor *a)
 {
 	if (n->cpu_used > SD_TOTAL_MAX - a->spec.cpu_required ||
 	    n->memory_used_mb > SD_TOTAL_MAX - a->spec.memory_required_mb)
 		return sd_fail(c, "actor '%s': node '%s' would account more than %lld", a->spec.id, n->spec.id,
 			       (long long)SD_TOTAL_MAX);
-	model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+	n->cpu_used += a->spec.cpu_required;
+	n->memory_used_mb += a->spec.memory_required_mb;
+	n->actor_count++;
+	n->nplacements++;
 	return 0;
 }
 
-static int restore_actor(struct sd_ctx *c, struct model *m, const json_t *arr, size_t i)
+static int restore_actor(struct sd_ctx *c, struct model *m, const json_t *o, size_t i)
 {
 	static const char *const known[] = {"spec", "placements", "generation", "created_ms", "updated_ms", NULL};
 	static const char *const pl_known[] = {"node", "state", "state_version", NULL};
 	char what[WHAT_LEN], pre[32];
 	struct sd d, s;
-	if (sd_elem(c, arr, i, "actor", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
+	if (sd_elem(c, o, i, "actor", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
 		return -1;
 	struct model_actor *a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -777,12 +781,12 @@ static int restore_actor(struct sd_ctx *c, struct model *m, const json_t *arr, s
 	for (size_t k = 0; k < np; k++) {
 		char pwhat[WHAT_LEN + 32];
 		snprintf(pwhat, sizeof(pwhat), "%s placement #%zu", what, k);
-		const json_t *o = json_array_get(pl, k);
-		if (!json_is_object(o)) {
+		const json_t *po = json_array_get(pl, k);
+		if (!json_is_object(po)) {
 			sd_fail(c, "%s is not an object", pwhat);
 			goto fail;
 		}
-		struct sd p = {c, o, pwhat, ""};
+		struct sd p = {c, po, pwhat, ""};
 		struct model_placement *mp = &a->placements[k];
 		const json_t *node = sd_get(&p, "node"), *state = NULL;
 		if (sd_keys(&p, pl_known) != 0 || node == NULL || (state = sd_get(&p, "state")) == NULL ||
@@ -804,7 +808,7 @@ static int restore_actor(struct sd_ctx *c, struct model *m, const json_t *arr, s
 	}
 	/* From here the actor is the model's: a refusal below is freed with it. */
 	for (size_t k = 0; k < np; k++) {
-		if (account_replica(c, m, a->placements[k].node, a) != 0)
+		if (account_replica(c, a->placements[k].node, a) != 0)
 			return -1;
 		a->nplacements = k + 1;
 	}
@@ -814,13 +818,13 @@ fail:
 	return -1;
 }
 
-static int restore_provider(struct sd_ctx *c, struct model *m, const json_t *arr, size_t i)
+static int restore_provider(struct sd_ctx *c, struct model *m, const json_t *o, size_t i)
 {
 	static const char *const known[] = {"spec", "created_ms", NULL};
 	static const char *const spec_known[] = {"id", "contract_id", "image", "nodes", NULL};
 	char what[WHAT_LEN], pre[32];
 	struct sd d, s;
-	if (sd_elem(c, arr, i, "provider", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
+	if (sd_elem(c, o, i, "provider", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
 		return -1;
 	struct model_provider *p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -852,7 +856,7 @@ fail:
 
 /* names: "actor \x1f contract \x1f link_name" of every link restored so far, to
  * refuse two links apply would not have made (strings owned by the caller). */
-static int restore_link(struct sd_ctx *c, struct model *m, const json_t *arr, size_t i, struct hmap *names)
+static int restore_link(struct sd_ctx *c, struct model *m, const json_t *o, size_t i, struct hmap *names)
 {
 	static const char *const known[] = {"spec", "created_ms", NULL};
 	static const char *const spec_known[] = {"id",	       "actor_id",   "provider_id",
@@ -861,7 +865,7 @@ static int restore_link(struct sd_ctx *c, struct model *m, const json_t *arr, si
 						 NULL};
 	char what[WHAT_LEN], pre[32];
 	struct sd d, s;
-	if (sd_elem(c, arr, i, "link", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
+	if (sd_elem(c, o, i, "link", what, sizeof(what), &d) != 0 || sd_sub(&d, "spec", &s, pre, sizeof(pre)) != 0)
 		return -1;
 	struct model_link *l = calloc(1, sizeof(*l));
 	if (l == NULL)
@@ -933,93 +937,242 @@ static void free_names(struct hmap *names)
 	hmap_release(names);
 }
 
-/* An array under key of the root. */
-static const json_t *root_array(struct sd_ctx *c, const json_t *root, const char *key)
+/* ---- decoding: the document ---------------------------------------------------
+ *
+ * The document is read as a stream: its top-level fields one by one and each
+ * element of its arrays parsed, restored and freed on its own, so restoring
+ * never holds a JSON tree of the whole model (several times the snapshot's size,
+ * and heap the process keeps: 400 MB at 100,000 actors). That needs the order
+ * writers use: the scalars first, then the arrays in the order below (actors
+ * after the nodes they are placed on, links after their actors and providers). */
+
+enum root_field { F_V, F_INDEX, F_EVENT_SEQ, F_RR_CURSOR, F_NODES, F_ACTORS, F_PROVIDERS, F_LINKS, F_POLICIES, F_COUNT };
+static const char *const root_names[F_COUNT] = {"v",	     "index",	  "event_seq", "rr_cursor", "nodes",
+						"actors",    "providers", "links",     "policies"};
+static const char *const elem_kind[F_COUNT] = {[F_NODES] = "node", [F_ACTORS] = "actor", [F_PROVIDERS] = "provider",
+					       [F_LINKS] = "link", [F_POLICIES] = "policy"};
+
+struct sd_stream {
+	struct sd_ctx *c;
+	struct model *m;
+	const char *p;
+	size_t len, pos;
+	int64_t version;
+	struct hmap link_names; /* see restore_link */
+};
+
+static void st_ws(struct sd_stream *st)
 {
-	const json_t *v = json_object_get(root, key);
-	if (!json_is_array(v))
-		sd_fail(c, "field '%s' must be an array", key);
-	return json_is_array(v) ? v : NULL;
+	while (st->pos < st->len && (st->p[st->pos] == ' ' || st->p[st->pos] == '\t' || st->p[st->pos] == '\n' ||
+				     st->p[st->pos] == '\r'))
+		st->pos++;
 }
 
-static int restore_doc(struct sd_ctx *c, struct model *m, const json_t *root, uint64_t *index)
+/* Skips blanks, then consumes ch if it is next (returns true). */
+static bool st_take(struct sd_stream *st, char ch)
 {
-	static const char *const known[] = {"v",     "index",	  "event_seq", "rr_cursor", "nodes",
-					    "actors", "providers", "links",	 "policies",  NULL};
-	if (!json_is_object(root))
-		return sd_fail(c, "not a JSON object");
-	/* The version first: a newer snapshot is reported as such, whatever else it holds. */
-	int64_t v = 1;
-	const json_t *jv = json_object_get(root, "v");
-	if (jv != NULL) {
-		if (!json_is_integer(jv) || json_integer_value(jv) < 1)
-			return sd_fail(c, "field 'v' must be a format version (an integer from 1)");
-		v = json_integer_value(jv);
-		if (v > MODEL_SNAP_VERSION)
-			return sd_fail_code(c, MODEL_SNAP_NEWER,
-					    "format version %lld is newer than this build reads (%d): upgrade this "
-					    "replica",
-					    (long long)v, MODEL_SNAP_VERSION);
+	st_ws(st);
+	if (st->pos < st->len && st->p[st->pos] == ch) {
+		st->pos++;
+		return true;
 	}
-	struct sd d = {c, root, "document", ""};
-	int64_t idx = 0, seq = 0;
+	return false;
+}
+
+static int st_expected(struct sd_stream *st, const char *what)
+{
+	return sd_fail(st->c, "not a snapshot: expected %s at byte %zu", what, st->pos);
+}
+
+/* One JSON value at the current position (objects without repeated keys), or
+ * NULL after reporting it as `what`'s. */
+static json_t *st_value(struct sd_stream *st, const char *what)
+{
+	json_error_t e;
+	json_t *v = json_loadb(st->p + st->pos, st->len - st->pos,
+			       JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &e);
+	if (v == NULL) {
+		sd_fail(st->c, "%s is not JSON (byte %zu: %s)", what, st->pos + (size_t)e.position, e.text);
+		return NULL;
+	}
+	st->pos += (size_t)e.position;
+	return v;
+}
+
+/* A scalar field's value. */
+static int st_scalar(struct sd_stream *st, enum root_field f, uint64_t *index, bool *seen)
+{
+	char what[32];
+	snprintf(what, sizeof(what), "field '%s'", root_names[f]);
+	json_t *v = st_value(st, what);
+	if (v == NULL)
+		return -1;
+	json_t *holder = json_object();
+	if (holder == NULL || json_object_set_new(holder, root_names[f], v) != 0) {
+		json_decref(holder);
+		return sd_oom(st->c);
+	}
+	struct sd d = {st->c, holder, "document", ""};
+	int64_t x = 0;
 	char *cursor = NULL;
-	if (sd_keys(&d, known) != 0 ||
-	    (json_object_get(root, "index") != NULL && sd_int(&d, "index", 0, SD_INT_MAX, &idx) != 0) ||
-	    sd_int(&d, "event_seq", 0, SD_INT_MAX, &seq) != 0 || sd_text(&d, "rr_cursor", SD_ANY, &cursor) != 0)
-		return -1;
-	/* The cursor may name a node deleted since: only its size is the model's concern. */
-	size_t clen = strlen(cursor);
-	free(cursor);
-	if (clen > SPEC_ID_MAX)
-		return sd_fail(c, "field 'rr_cursor' is longer than an id");
-	const json_t *nodes = root_array(c, root, "nodes"), *actors = NULL, *providers = NULL, *links = NULL,
-		     *policies = NULL;
-	if (nodes == NULL || (actors = root_array(c, root, "actors")) == NULL ||
-	    (providers = root_array(c, root, "providers")) == NULL || (links = root_array(c, root, "links")) == NULL ||
-	    (policies = root_array(c, root, "policies")) == NULL)
-		return -1;
-	m->event_seq = (uint64_t)seq;
-	snprintf(m->rr_cursor, sizeof(m->rr_cursor), "%s", json_string_value(json_object_get(root, "rr_cursor")));
-	for (size_t i = 0; i < json_array_size(nodes); i++)
-		if (restore_node(c, m, nodes, i) != 0)
-			return -1;
-	for (size_t i = 0; i < json_array_size(policies); i++)
-		if (restore_policy(c, m, policies, i, v) != 0)
-			return -1;
-	/* Coverage and the scheduler's index, as apply leaves them. */
-	size_t pos = 0;
-	struct model_node *n;
-	while ((n = hmap_next(&m->nodes, &pos)) != NULL)
-		if (policy_refresh_node(m, n) != 0 || sched_index_update(&m->sched, n) != 0)
-			return sd_oom(c);
-	for (size_t i = 0; i < json_array_size(actors); i++)
-		if (restore_actor(c, m, actors, i) != 0)
-			return -1;
-	for (size_t i = 0; i < json_array_size(providers); i++)
-		if (restore_provider(c, m, providers, i) != 0)
-			return -1;
-	struct hmap names;
-	hmap_init(&names);
-	for (size_t i = 0; i < json_array_size(links); i++) {
-		if (restore_link(c, m, links, i, &names) != 0) {
-			free_names(&names);
-			return -1;
-		}
+	int rc = 0;
+	switch (f) {
+	case F_V:
+		/* A newer snapshot is reported as such, whatever else it holds. */
+		if (!json_is_integer(v) || json_integer_value(v) < 1)
+			rc = sd_fail(st->c, "field 'v' must be a format version (an integer from 1)");
+		else if (json_integer_value(v) > MODEL_SNAP_VERSION)
+			rc = sd_fail_code(st->c, MODEL_SNAP_NEWER,
+					  "format version %lld is newer than this build reads (%d): upgrade this replica",
+					  (long long)json_integer_value(v), MODEL_SNAP_VERSION);
+		else
+			st->version = json_integer_value(v);
+		break;
+	case F_INDEX:
+		if ((rc = sd_int(&d, "index", 0, SD_INT_MAX, &x)) == 0)
+			*index = (uint64_t)x;
+		break;
+	case F_EVENT_SEQ:
+		if ((rc = sd_int(&d, "event_seq", 0, SD_INT_MAX, &x)) == 0)
+			st->m->event_seq = (uint64_t)x;
+		break;
+	case F_RR_CURSOR:
+		/* It may name a node deleted since: only its size is the model's concern. */
+		if ((rc = sd_text(&d, "rr_cursor", SD_ANY, &cursor)) == 0 && strlen(cursor) > SPEC_ID_MAX)
+			rc = sd_fail(st->c, "field 'rr_cursor' is longer than an id");
+		else if (rc == 0)
+			snprintf(st->m->rr_cursor, sizeof(st->m->rr_cursor), "%s", cursor);
+		free(cursor);
+		break;
+	default: break;
 	}
-	free_names(&names);
-	if (index != NULL)
-		*index = (uint64_t)idx;
+	json_decref(holder);
+	*seen = rc == 0;
+	return rc;
+}
+
+static int st_element(struct sd_stream *st, enum root_field f, const json_t *o, size_t i)
+{
+	switch (f) {
+	case F_NODES: return restore_node(st->c, st->m, o, i);
+	case F_ACTORS: return restore_actor(st->c, st->m, o, i);
+	case F_PROVIDERS: return restore_provider(st->c, st->m, o, i);
+	case F_LINKS: return restore_link(st->c, st->m, o, i, &st->link_names);
+	case F_POLICIES: return restore_policy(st->c, st->m, o, i, st->version);
+	default: return -1;
+	}
+}
+
+/* An array field: each element parsed, restored and freed in turn. */
+static int st_array(struct sd_stream *st, enum root_field f)
+{
+	if (!st_take(st, '['))
+		return sd_fail(st->c, "field '%s' must be an array", root_names[f]);
+	if (st_take(st, ']'))
+		return 0;
+	for (size_t i = 0;; i++) {
+		char what[48];
+		snprintf(what, sizeof(what), "%s #%zu", elem_kind[f], i);
+		st_ws(st);
+		json_t *o = st_value(st, what);
+		if (o == NULL)
+			return -1;
+		int rc = st_element(st, f, o, i);
+		json_decref(o);
+		if (rc != 0)
+			return -1;
+		if (st_take(st, ']'))
+			return 0;
+		if (!st_take(st, ','))
+			return st_expected(st, "',' or ']'");
+	}
+}
+
+static int st_key(struct sd_stream *st, enum root_field *out)
+{
+	st_ws(st);
+	if (st->pos >= st->len || st->p[st->pos] != '"')
+		return st_expected(st, "a field name");
+	json_t *k = st_value(st, "a field name");
+	if (k == NULL)
+		return -1;
+	const char *name = json_string_value(k);
+	int f = 0;
+	while (f < F_COUNT && (strlen(name) != json_string_length(k) || strcmp(name, root_names[f]) != 0))
+		f++;
+	if (f == F_COUNT)
+		sd_fail(st->c, "unknown field '%.40s'", name);
+	json_decref(k);
+	if (f == F_COUNT)
+		return -1;
+	*out = (enum root_field)f;
 	return 0;
 }
 
-static int restore_root(struct model *m, const json_t *root, uint64_t *index, char *err, size_t errlen)
+static int restore_stream(struct sd_stream *st, uint64_t *index)
+{
+	bool seen[F_COUNT] = {false};
+	int last = -1;
+	if (!st_take(st, '{'))
+		return sd_fail(st->c, "not a snapshot (not a JSON object)");
+	if (!st_take(st, '}')) {
+		for (;;) {
+			enum root_field f = F_V;
+			if (st_key(st, &f) != 0)
+				return -1;
+			if (seen[f])
+				return sd_fail(st->c, "field '%s' appears twice", root_names[f]);
+			if ((int)f < last)
+				return sd_fail(st->c,
+					       "field '%s' comes after '%s' (the order is v, index, event_seq, "
+					       "rr_cursor, nodes, actors, providers, links, policies)",
+					       root_names[f], root_names[last]);
+			if (!st_take(st, ':'))
+				return st_expected(st, "':'");
+			if (f >= F_NODES && !(seen[F_EVENT_SEQ] && seen[F_RR_CURSOR]))
+				return sd_fail(st->c, "field '%s' is missing before '%s'",
+					       seen[F_EVENT_SEQ] ? "rr_cursor" : "event_seq", root_names[f]);
+			st_ws(st);
+			if ((f < F_NODES ? st_scalar(st, f, index, &seen[f]) : st_array(st, f)) != 0)
+				return -1;
+			seen[f] = true;
+			last = (int)f;
+			if (st_take(st, '}'))
+				break;
+			if (!st_take(st, ','))
+				return st_expected(st, "',' or '}'");
+		}
+	}
+	st_ws(st);
+	if (st->pos != st->len)
+		return st_expected(st, "the end");
+	for (int f = F_EVENT_SEQ; f < F_COUNT; f++)
+		if (!seen[f])
+			return sd_fail(st->c, "field '%s' is missing", root_names[f]);
+	/* Coverage and the scheduler's index, as apply leaves them. */
+	size_t pos = 0;
+	struct model_node *n;
+	while ((n = hmap_next(&st->m->nodes, &pos)) != NULL)
+		if (policy_refresh_node(st->m, n) != 0 || sched_index_update(&st->m->sched, n) != 0)
+			return sd_oom(st->c);
+	return 0;
+}
+
+int model_restore_text(struct model *m, const void *buf, size_t len, uint64_t *index, char *err, size_t errlen)
 {
 	struct sd_ctx c = {err, errlen, MODEL_SNAP_OK};
+	struct sd_stream st = {&c, m, buf, len, 0, 1, {0}};
+	uint64_t idx = 0;
 	if (errlen > 0)
 		err[0] = '\0';
-	if (restore_doc(&c, m, root, index) == 0)
+	hmap_init(&st.link_names);
+	int rc = restore_stream(&st, &idx);
+	free_names(&st.link_names);
+	if (rc == 0) {
+		if (index != NULL)
+			*index = idx;
 		return MODEL_SNAP_OK;
+	}
 	/* Whatever was restored goes: the caller's model is empty again. */
 	model_release(m);
 	model_init(m);
@@ -1028,19 +1181,31 @@ static int restore_root(struct model *m, const json_t *root, uint64_t *index, ch
 
 int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen)
 {
-	return restore_root(m, snap, NULL, err, errlen);
-}
-
-int model_restore_text(struct model *m, const void *buf, size_t len, uint64_t *index, char *err, size_t errlen)
-{
-	json_error_t jerr;
-	/* Duplicate keys are refused: a writer of this format never repeats one. */
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL) {
-		snprintf(err, errlen, "snapshot: not JSON (line %d, column %d: %s)", jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(snap)) {
+		snprintf(err, errlen, "snapshot: not a snapshot (not a JSON object)");
 		return MODEL_SNAP_MALFORMED;
 	}
-	int rc = restore_root(m, root, index, err, errlen);
-	json_decref(root);
+	/* As text, its fields in the writers' order (a tree keeps no order of its
+	 * own that tests could rely on); unknown ones last, to be refused. */
+	json_t *ordered = json_object();
+	const char *key;
+	json_t *v;
+	bool bad = ordered == NULL;
+	for (int f = 0; f < F_COUNT && !bad; f++)
+		if ((v = json_object_get(snap, root_names[f])) != NULL)
+			bad = json_object_set(ordered, root_names[f], v) != 0;
+	json_object_foreach((json_t *)snap, key, v)
+	{
+		if (!bad && json_object_get(ordered, key) == NULL)
+			bad = json_object_set(ordered, key, v) != 0;
+	}
+	char *text = bad ? NULL : json_dumps(ordered, JSON_COMPACT);
+	json_decref(ordered);
+	if (text == NULL) {
+		snprintf(err, errlen, "snapshot: out of memory");
+		return MODEL_SNAP_NOMEM;
+	}
+	int rc = model_restore_text(m, text, strlen(text), NULL, err, errlen);
+	free(text);
 	return rc;
 }

@@ -20,8 +20,11 @@ echo "make fuzz: ${targets[*]}, ${FUZZ_TIME} s each, $FUZZ_PARALLEL at a time; o
 # run_one TARGET: fuzzes into $out/TARGET.corpus (new inputs), reading the seeds.
 run_one() {
 	local t=$1
+	local dict=()
 	mkdir -p "$out/$t.corpus"
-	"$top_builddir/tests/fuzz/$t" -max_total_time="$FUZZ_TIME" -print_final_stats=1 \
+	# The format's field names, so mutations build objects and not only noise.
+	[ -f "$top_srcdir/tests/fuzz/$t.dict" ] && dict=(-dict="$top_srcdir/tests/fuzz/$t.dict")
+	"$top_builddir/tests/fuzz/$t" "${dict[@]}" -max_total_time="$FUZZ_TIME" -print_final_stats=1 \
 		-artifact_prefix="$out/$t-" "$out/$t.corpus" "$top_srcdir/tests/fuzz/corpus/$t" >"$out/$t.log" 2>&1
 	echo $? >"$out/$t.rc"
 }

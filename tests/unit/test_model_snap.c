@@ -837,13 +837,36 @@ static void test_formats(void)
 	ok(model_restore_text(&r, dup, strlen(dup), &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED,
 	   "model_restore_text refuses a repeated key (%s)", err);
 	model_release(&r);
+	/* Read as a stream: the writers' order is part of the format. */
+	const char *order = "{\"v\":2,\"event_seq\":0,\"rr_cursor\":\"\",\"actors\":[],\"nodes\":[],"
+			    "\"providers\":[],\"links\":[],\"policies\":[]}";
+	model_init(&r);
+	ok(model_restore_text(&r, order, strlen(order), &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED &&
+		   contains(err, "'nodes' comes after 'actors'"),
+	   "model_restore_text refuses nodes after actors (%s)", err);
+	model_release(&r);
+	text = model_snapshot_dump(&m, 1, &len);
+	char *longer = malloc(len + 3);
+	memcpy(longer, text, len);
+	memcpy(longer + len, " {}", 3);
+	model_init(&r);
+	ok(model_restore_text(&r, longer, len + 3, &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED &&
+		   model_empty(&r),
+	   "model_restore_text refuses bytes after the document (%s)", err);
+	model_init(&r);
+	ok(model_restore_text(&r, longer, len - 1, &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED &&
+		   model_empty(&r),
+	   "model_restore_text refuses a cut document (%s)", err);
+	model_release(&r);
+	free(longer);
+	raft_free(text);
 	free(dm);
 	model_release(&m);
 }
 
 int main(void)
 {
-	tap_plan(28 + N_REFUSALS * (1 + LEAK_POINTS) + 10);
+	tap_plan(28 + N_REFUSALS * (1 + LEAK_POINTS) + 13);
 	test_random_log();
 	test_snapshot();
 	test_refusals();
