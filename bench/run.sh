@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — `make bench`: lattice's figures beside its peers, measured in one run.
-#   1. placement decisions/s on 10,000 nodes for 100,000 actors (bench_sched)
+#   1. placement decisions/s on 10,000 nodes for 100,000 actors (bench_sched);
+#      taking and restoring a snapshot of such a model (bench_snap)
 #   2. PostgreSQL single-row upsert TPS: ../shared/bench/pg.sh (the peer), DUR=$PG_DUR
 #   3. acknowledged POST /v1/actors per second through HTTP -> Raft -> model ->
 #      PostgreSQL at concurrency 1, 16 and 64 (bench_api, $DUR s each), beside
@@ -51,6 +52,9 @@ say ""
 say "== placement (bench_sched, $NODES nodes, $ACTORS actors)"
 "$top_builddir/bench/bench_sched" "$NODES" "$ACTORS" | tee "$out/sched.txt"
 place_rate=$(sed -n 's/^placement: .* = \([0-9]*\) decisions\/s.*/\1/p' "$out/sched.txt")
+say ""
+say "== snapshots of that model alone (bench_snap, $NODES nodes, $ACTORS actors)"
+"$top_builddir/bench/bench_snap" "$NODES" "$ACTORS" | grep -v '^RESULT'
 
 # 2. the peer: PostgreSQL upsert TPS from pg.sh
 pg_on8= pg_on32= pg_off8= pg_off32=
