@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # run.sh — `make bench`: lattice's figures beside its peers, measured in one run.
-#   1. placement decisions/s on 10,000 nodes for 100,000 actors (bench_sched)
+#   1. placement decisions/s on 10,000 nodes for 100,000 actors (bench_sched);
+#      taking and restoring a snapshot of such a model (bench_snap)
 #   2. PostgreSQL single-row upsert TPS: ../shared/bench/pg.sh (the peer), DUR=$PG_DUR
 #   3. acknowledged POST /v1/actors per second through HTTP -> Raft -> model ->
 #      PostgreSQL at concurrency 1, 16 and 64 (bench_api, $DUR s each), beside
 #      pg.sh's upsert run at c=16 on the same PostgreSQL server (over loopback TCP
 #      as pg.sh runs it, and over the Unix socket), before and after
-#   4. resident memory of a fresh latticed holding 10,000 nodes and 100,000 actors
+#   4. resident memory of a fresh latticed holding 10,000 nodes and 100,000 actors;
+#      at that size, how long a Raft snapshot pauses the loop thread (the fork)
+#      and how long restoring it holds the loop (a restart, and an install whose
+#      PostgreSQL must be rebuilt), beside raft's election timeout (500 ms)
 #   5. write tail latency: wrk -c16 POSTing actors to a latticed with 1,000 nodes,
 #      Raft snapshots falling inside the run (--snapshot-threshold $TAIL_SNAP),
 #      beside the same run with snapshots off (p99 and throughput)
@@ -18,6 +22,8 @@
 #      through another replica (median of FAILOVERS repeats, default 5)
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
+#      MEM_SNAP (phase 4's --snapshot-threshold; default a quarter of the fill, so
+#      the last snapshot falls at its end),
 #      TAIL_SNAP (default 16384), TAIL_DIR (where phase 5's data dirs go; default
 #      the run's temp dir; /dev/shm takes the disk's own latency out of it),
 #      SKIP_GROUP=1 skips phase 6, ONLY_GROUP=1 runs phase 6 alone, FAILOVERS (default 5).
@@ -55,6 +61,9 @@ say ""
 say "== placement (bench_sched, $NODES nodes, $ACTORS actors)"
 "$top_builddir/bench/bench_sched" "$NODES" "$ACTORS" | tee "$out/sched.txt"
 place_rate=$(sed -n 's/^placement: .* = \([0-9]*\) decisions\/s.*/\1/p' "$out/sched.txt")
+say ""
+say "== snapshots of that model alone (bench_snap, $NODES nodes, $ACTORS actors)"
+"$top_builddir/bench/bench_snap" "$NODES" "$ACTORS" | grep -v '^RESULT'
 
 # 2. the peer: PostgreSQL upsert TPS from pg.sh
 pg_on8= pg_on32= pg_off8= pg_off32=
@@ -153,14 +162,45 @@ if [ "${ONLY_GROUP:-0}" != 1 ]; then
 say ""
 say "== memory: latticed holding $NODES nodes and $ACTORS actors"
 kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
-start_latticed mem "$(pg_createdb mem)"
+MEM_SNAP=${MEM_SNAP:-$(((NODES + ACTORS) / 4))}
+mem_ci=$(pg_createdb mem)
+start_latticed mem "$mem_ci" --log-level info --snapshot-threshold "$MEM_SNAP"
 "$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" "$NODES" 16 >"$out/mem-nodes.txt"
 "$top_builddir/bench/bench_api" actors "127.0.0.1:$port" "$ACTORS" 16 | tee "$out/fill.txt"
+# The snapshots taken during the fill (every MEM_SNAP entries, the last at its
+# end) are written before memory is read: a snapshot's buffer is mapped while
+# raft writes it.
+for _ in $(seq 1 600); do
+	[ "$(grep -c 'raft snapshot taken' "$out/mem.log")" -ge $(((NODES + ACTORS) / MEM_SNAP)) ] && break
+	sleep 0.1
+done
 actors=$(objects actor)
 nodes=$(objects node)
 rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$LPID/status)
 hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$LPID/status)
 say "latticed: $nodes nodes, $actors actors, RSS $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB)"
+say "snapshots during the fill (--snapshot-threshold $MEM_SNAP):"
+grep 'raft snapshot taken' "$out/mem.log" | sed 's/^/  /'
+snap_line=$(grep 'raft snapshot taken' "$out/mem.log" | tail -1)
+snap_pause=$(sed -n 's/.*the loop paused \([0-9.]*\) ms.*/\1/p' <<<"$snap_line")
+snap_bytes=$(sed -n 's/.*: \([0-9]*\) bytes.*/\1/p' <<<"$snap_line")
+# Restoring that snapshot: a restart (PostgreSQL up to date: decoding only), then
+# the same data dir against an empty database (decoding and rendering the rebuild:
+# what a replica installing a snapshot from the leader does).
+kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+mv "$out/mem.log" "$out/mem-fill.log"
+restore_ms() {
+	start_latticed mem "$1" --log-level info
+	sed -n 's/.*raft snapshot restored at index [0-9]* ([0-9]* bytes, \([0-9.]*\) ms on the loop thread).*/\1/p' "$out/mem.log"
+	grep 'raft snapshot restored' "$out/mem.log" | sed 's/^/  /' >&2
+	echo "  latticed after the $2: RSS $(($(awk '/^VmRSS/{print $2}' /proc/$LPID/status) / 1024)) MiB (peak $(($(awk '/^VmHWM/{print $2}' /proc/$LPID/status) / 1024)) MiB)" >&2
+	kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+	mv "$out/mem.log" "$out/mem-restore-$2.log"
+}
+restore_plain=$(restore_ms "$mem_ci" restart)
+restore_rebuild=$(restore_ms "$(pg_createdb mem_rebuild)" rebuild)
+LPID=
+say "the last snapshot, $((${snap_bytes:-0} / 1048576)) MiB: the loop paused ${snap_pause:-?} ms to take it; restoring it held the loop ${restore_plain:-?} ms (restart), ${restore_rebuild:-?} ms (PostgreSQL rebuilt); raft's election timeout is 500 ms"
 
 # 5. tail latency with snapshots inside the run (issue 6 item 8): wrk, as the
 # issue measured it, over a fresh latticed with 1,000 nodes. Each POST creates an
@@ -339,6 +379,7 @@ say "| POST /v1/actors acked/s, c=16, vs pg.sh's upsert at c=16 as pg.sh runs it
 say "| same, vs that upsert over the Unix socket (mean of before and after) | ${rate[16]} | ${pg_unix:-?} | $(ratio "${rate[16]}" "${pg_unix:-0}") | — |"
 say "| same, vs sync_commit=off peer, c=16 | ${rate[16]} | c=8 ${pg_off8:-?} / c=32 ${pg_off32:-?} | $(ratio "${rate[16]}" "${pg_off8:-0}") / $(ratio "${rate[16]}" "${pg_off32:-0}") | — |"
 say "| latticed RSS, $nodes nodes + $actors actors | $((rss_kb / 1024)) MiB | — | — | <= 150 MB |"
+say "| loop pause taking a snapshot of that ($((${snap_bytes:-0} / 1048576)) MiB) / restoring it (restart; with PostgreSQL rebuilt) | ${snap_pause:-?} ms / ${restore_plain:-?} ms; ${restore_rebuild:-?} ms | — | — | < 500 ms (election timeout) |"
 fi
 if [ -n "${tailfig[tail_snap.p99]:-}" ]; then
 	say "| POST /v1/actors p99 at c=16, ${tailfig[tail_snap.snaps]} snapshots in the run (bench_api) | ${tailfig[tail_snap.p99]} ms | no snapshots: ${tailfig[tail_nosnap.p99]} ms | — | <= 10 ms |"

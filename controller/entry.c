@@ -420,9 +420,30 @@ static int rd_strs(struct rd *r, const json_t *o, const char *key, char ***items
 	return 0;
 }
 
+static int rd_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A set of strings: sorted, each once, as the API makes them and snapshots
+ * hold them, so a model applied from the log and one restored from a snapshot
+ * are the same whatever order or repeats an entry carried. */
 static int rd_strlist(struct rd *r, const json_t *o, const char *key, struct strlist *out)
 {
-	return rd_strs(r, o, key, &out->items, &out->n);
+	if (rd_strs(r, o, key, &out->items, &out->n) != 0)
+		return -1;
+	if (out->n > 1)
+		qsort(out->items, out->n, sizeof(*out->items), rd_cmp_str);
+	size_t w = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		if (w > 0 && strcmp(out->items[w - 1], out->items[i]) == 0) {
+			free(out->items[i]);
+			continue;
+		}
+		out->items[w++] = out->items[i];
+	}
+	out->n = w;
+	return 0;
 }
 
 static int rd_cmp_kv(const void *a, const void *b)

@@ -115,11 +115,16 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
  * version 3) collects its output on a libuv worker thread. When no child can
  * be forked, the model is serialised on the loop thread, as before. */
 
-double fsm_snap_elapsed_ms(const struct fsm_snap *sn)
+static double ms_since(const struct timespec *t0)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - sn->started.tv_sec) * 1e3 + (double)(now.tv_nsec - sn->started.tv_nsec) / 1e6;
+	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+double fsm_snap_elapsed_ms(const struct fsm_snap *sn)
+{
+	return ms_since(&sn->started);
 }
 
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
@@ -188,45 +193,52 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
 	return 0;
 }
 
+/* Installs a snapshot: at start-up, or one the leader sent. raft hands buf->base
+ * to restore only if restore succeeds (it frees the buffer itself otherwise), so
+ * everything that can fail — decoding, rendering the projection to rebuild —
+ * happens first, on the side; the model is replaced and the buffer freed only
+ * past the point where nothing can fail any more. */
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
 	struct fsm *f = rf->data;
-	json_error_t jerr;
-	/* restore owns buf->base only when it succeeds: on failure raft frees it. */
-	json_t *snap = json_loadb(buf->base, buf->len, 0, &jerr);
-	if (snap == NULL) {
-		log_error("raft snapshot unreadable: %s", jerr.text);
-		return RAFT_MALFORMED;
-	}
-	uint64_t index = (uint64_t)json_integer_value(json_object_get(snap, "index"));
-	json_object_del(snap, "index");
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct model fresh;
-	char err[256];
+	char err[512];
+	uint64_t index = 0;
 	model_init(&fresh);
-	if (model_restore(&fresh, snap, err, sizeof(err)) != 0) {
-		json_decref(snap);
-		model_release(&fresh);
-		log_error("raft snapshot at index %llu: %s", (unsigned long long)index, err);
-		return RAFT_MALFORMED;
+	int rc = model_restore_text(&fresh, buf->base, buf->len, &index, err, sizeof(err));
+	if (rc != MODEL_SNAP_OK) {
+		/* model_restore_text left fresh empty. */
+		log_error("raft snapshot not restored: %s%s", err,
+			  rc == MODEL_SNAP_MALFORMED ? " (the snapshot is damaged or not lattice's)" : "");
+		return rc == MODEL_SNAP_NOMEM ? RAFT_NOMEM : RAFT_MALFORMED;
 	}
-	json_decref(snap);
+	/* A PostgreSQL behind the snapshot is rebuilt from the model: its rows are
+	 * rendered now, while failing still changes nothing. */
+	struct proj_batch *b = NULL;
+	if (f->store && store_projected(f->store) < index) {
+		if ((b = proj_batch_new(index)) != NULL)
+			(f->render_model ? f->render_model : proj_model)(b, &fresh);
+		if (b == NULL || b->failed) {
+			log_error("raft snapshot at index %llu not restored: out of memory rendering the projection "
+				  "to rebuild",
+				  (unsigned long long)index);
+			proj_batch_free(b);
+			model_release(&fresh);
+			return RAFT_NOMEM;
+		}
+	}
+	/* The point of no return: nothing below fails. */
 	raft_free(buf->base);
 	model_release(f->model);
 	*f->model = fresh;
 	/* hmap keys point into the objects, not into `fresh`, so the move is safe;
 	 * the scheduler's trees hold links inside the nodes, same. */
 	f->restores++;
-	if (f->store && store_projected(f->store) < index) {
+	if (b != NULL) {
 		log_warn("PostgreSQL holds index %llu, behind the snapshot at %llu: rebuilding it from the model",
 			 (unsigned long long)store_projected(f->store), (unsigned long long)index);
-		struct proj_batch *b = proj_batch_new(index);
-		proj_reset(b);
-		proj_model(b, f->model);
-		if (b->failed) {
-			log_error("out of memory rebuilding the projection");
-			proj_batch_free(b);
-			return RAFT_NOMEM;
-		}
 		fsm_flush(f);
 		store_submit(f->store, b);
 		if (f->rows_index < index)
@@ -234,7 +246,8 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		if (f->store_applied < index)
 			f->store_applied = index;
 	}
-	log_info("raft snapshot restored at index %llu", (unsigned long long)index);
+	log_info("raft snapshot restored at index %llu (%zu bytes, %.1f ms on the loop thread)",
+		 (unsigned long long)index, buf->len, ms_since(&t0));
 	return 0;
 }
 

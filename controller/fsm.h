@@ -58,6 +58,10 @@ struct fsm {
 	/* Batches applied in this loop iteration, handed to the store together by
 	 * fsm_flush so they share a transaction. */
 	struct proj_batch *pending_head, *pending_tail;
+	/* Renders the rows of the projection rebuilt after a snapshot install
+	 * (NULL: proj_model). A seam for tests, which put one here that fails by
+	 * setting b->failed. */
+	void (*render_model)(struct proj_batch *b, const struct model *m);
 };
 
 /* Hands the batches applied so far to the store (loop thread; called once per

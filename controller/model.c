@@ -1,4 +1,5 @@
 #include "model.h"
+#include "model_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ void model_init(struct model *m)
 	sched_index_init(&m->sched);
 }
 
-static void node_free(struct model_node *n)
+void model_node_free(struct model_node *n)
 {
 	spec_node_free(&n->spec);
 	free(n->agent_version);
@@ -31,28 +32,31 @@ static void node_free(struct model_node *n)
 	free(n);
 }
 
-static void actor_free(struct model_actor *a)
+void model_actor_free(struct model_actor *a)
 {
 	spec_actor_free(&a->spec);
 	free(a->placements);
 	free(a);
 }
 
-static void provider_free(struct model_provider *p)
+void model_provider_free(struct model_provider *p)
 {
 	spec_provider_free(&p->spec);
 	free(p);
 }
 
-static void link_free(struct model_link *l)
+void model_link_free(struct model_link *l)
 {
 	spec_link_free(&l->spec);
 	free(l);
 }
 
-static void policy_free(struct model_policy *p)
+void model_policy_free(struct model_policy *p)
 {
 	spec_policy_free(&p->spec);
+	for (size_t i = 0; i < p->nhistory; i++)
+		spec_policy_free(&p->history[i].spec);
+	free(p->history);
 	free(p);
 }
 
@@ -150,21 +154,21 @@ void model_release(struct model *m)
 	size_t pos = 0;
 	void *v;
 	while ((v = hmap_next(&m->actors, &pos)) != NULL)
-		actor_free(v);
+		model_actor_free(v);
 	pos = 0;
 	while ((v = hmap_next(&m->nodes, &pos)) != NULL) {
 		sched_index_remove(&m->sched, v);
-		node_free(v);
+		model_node_free(v);
 	}
 	pos = 0;
 	while ((v = hmap_next(&m->providers, &pos)) != NULL)
-		provider_free(v);
+		model_provider_free(v);
 	pos = 0;
 	while ((v = hmap_next(&m->links, &pos)) != NULL)
-		link_free(v);
+		model_link_free(v);
 	pos = 0;
 	while ((v = hmap_next(&m->policies, &pos)) != NULL)
-		policy_free(v);
+		model_policy_free(v);
 	hmap_release(&m->actors);
 	hmap_release(&m->nodes);
 	hmap_release(&m->providers);
@@ -565,7 +569,7 @@ static void apply_node_delete(struct model *m, struct entry *e, struct proj_batc
 	if (out)
 		proj_node_delete(out, n->spec.id);
 	emit_event(m, out, e, "node.deleted", "node", n->spec.id, NULL);
-	node_free(n);
+	model_node_free(n);
 }
 
 /* Checks the planned nodes for new replicas [from, from+count) of a and accounts
@@ -803,14 +807,14 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 	}
 	for (size_t i = 0; i < ngone; i++) {
 		hmap_del(&m->links, gone[i]->spec.id);
-		link_free(gone[i]);
+		model_link_free(gone[i]);
 	}
 	free(gone);
 	hmap_del(&m->actors, a->spec.id);
 	if (out)
 		proj_actor_delete(out, a->spec.id);
 	emit_event(m, out, e, "actor.deleted", "actor", a->spec.id, ev_data(m, json_pack("{s:o}", "nodes", nodes)));
-	actor_free(a);
+	model_actor_free(a);
 }
 
 static void apply_provider_create(struct model *m, struct entry *e, struct proj_batch *out,
@@ -867,7 +871,7 @@ static void apply_provider_delete(struct model *m, struct entry *e, struct proj_
 	if (out)
 		proj_provider_delete(out, p->spec.id);
 	emit_event(m, out, e, "provider.deleted", "provider", p->spec.id, NULL);
-	provider_free(p);
+	model_provider_free(p);
 }
 
 static void apply_link_create(struct model *m, struct entry *e, struct proj_batch *out,
@@ -942,7 +946,7 @@ static void apply_link_delete(struct model *m, struct entry *e, struct proj_batc
 	if (out)
 		proj_link_delete(out, l->spec.id);
 	emit_event(m, out, e, "link.deleted", "link", l->spec.id, NULL);
-	link_free(l);
+	model_link_free(l);
 }
 
 static void apply_policy_put(struct model *m, struct entry *e, struct proj_batch *out,
@@ -972,11 +976,19 @@ static void apply_policy_put(struct model *m, struct entry *e, struct proj_batch
 		p->version = 1;
 		p->created_ms = e->at_ms;
 	} else {
-		struct policy_spec old = p->spec;
+		/* The version being replaced joins the history (room first, so a
+		 * failure changes nothing). */
+		struct model_policy_version *h =
+			need(m, realloc(p->history, (p->nhistory + 1) * sizeof(*h)), "a policy's history");
+		p->history = h;
+		struct model_policy_version *old = &h[p->nhistory++];
+		old->spec = p->spec;
+		old->version = p->version;
+		old->made_ms = p->updated_ms > 0 ? p->updated_ms : p->created_ms;
 		p->spec = *s;
-		p->spec.policy_id = old.policy_id; /* the map's key lives in the policy */
-		old.policy_id = s->policy_id;
-		spec_policy_free(&old);
+		p->spec.policy_id = old->spec.policy_id; /* the map's key lives in the policy */
+		old->spec.policy_id = NULL;
+		free(s->policy_id);
 		p->version++;
 	}
 	memset(s, 0, sizeof(*s));

@@ -71,10 +71,23 @@ struct model_link {
 	int64_t created_ms;
 };
 
+/* An earlier version of a policy. GET /v1/policies/{id}/versions serves every
+ * version from PostgreSQL; the model keeps them too, so that a replica that
+ * joins by snapshot (its projection rebuilt from the model) serves the same. */
+struct model_policy_version {
+	struct policy_spec spec; /* spec.policy_id is NULL: the policy's own */
+	int64_t version;
+	int64_t made_ms; /* when this version was made */
+};
+
 struct model_policy {
 	struct policy_spec spec;
 	int64_t version; /* 1 for the first, +1 per PUT */
 	int64_t created_ms, updated_ms;
+	/* The versions before this one, oldest first (a replica restored from a
+	 * format 1 snapshot lacks those made before it). */
+	struct model_policy_version *history;
+	size_t nhistory;
 };
 
 struct model {
@@ -193,14 +206,34 @@ bool model_node_has_room(const struct model_node *n, int64_t cpu, int64_t mem);
 const char *model_node_status_name(enum node_status s);
 const char *model_placement_state_name(enum placement_state s);
 
-/* Whole-model snapshot as JSON, and restore from it (the model must be empty).
- * Caller owns the json_t. restore returns 0 or -1 with a message in err. */
-json_t *model_snapshot(const struct model *m);
-/* The same snapshot as text, with "index": index added, written object by object
- * so no whole-model JSON tree is ever built (that tree is several times the
- * model's size). The buffer comes from raft_malloc/raft_realloc and belongs to
- * the caller; NULL when out of memory. */
+/* ---- snapshots (model_snap.c; the format: docs/snapshots.md) ---------------- */
+
+/* The snapshot format this build writes; it reads every version up to it (a
+ * snapshot without "v" is version 1). */
+#define MODEL_SNAP_VERSION 2
+
+enum model_snap_code {
+	MODEL_SNAP_OK = 0,
+	MODEL_SNAP_MALFORMED, /* not a snapshot this build can restore; err names the object */
+	MODEL_SNAP_NEWER,     /* a newer format version: this replica must be upgraded */
+	MODEL_SNAP_NOMEM,
+};
+
+/* The snapshot as text, {"v": MODEL_SNAP_VERSION, "index": index, ...}, written
+ * object by object so no whole-model JSON tree is ever built (that tree is
+ * several times the model's size). The buffer comes from raft_malloc/raft_realloc
+ * and belongs to the caller; NULL when out of memory. */
 char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len);
+/* The same document as a tree, without "index" (tests compare and edit it).
+ * Caller owns it; NULL when out of memory. */
+json_t *model_snapshot(const struct model *m);
+/* Restores m, which must be empty (as model_init leaves it), from the snapshot
+ * text buf[0..len) (borrowed). Returns MODEL_SNAP_OK and the snapshot's index in
+ * *index (when index is not NULL), or another code with a message in err; then
+ * m is empty again and *index untouched. */
+int model_restore_text(struct model *m, const void *buf, size_t len, uint64_t *index, char *err,
+		       size_t errlen);
+/* The same from a parsed document (borrowed). */
 int model_restore(struct model *m, const json_t *snap, char *err, size_t errlen);
 
 #endif

@@ -334,12 +334,13 @@ void proj_link_delete(struct proj_batch *b, const char *id)
 	proj_delete(b, PROJ_LINK_DELETE, id);
 }
 
-void proj_policy(struct proj_batch *b, const struct model_policy *p)
+/* One version's row: made_ms is when that version was made. */
+static void proj_policy_version(struct proj_batch *b, const char *policy_id, int64_t version,
+				const struct policy_spec *s, int64_t made_ms)
 {
-	const struct policy_spec *s = &p->spec;
 	struct proj_change *c = proj_begin(b, PROJ_POLICY_INSERT);
-	p_str(b, c, s->policy_id);
-	p_int(b, c, p->version);
+	p_str(b, c, policy_id);
+	p_int(b, c, version);
 	p_strlist(b, c, &s->allowed_contracts);
 	p_strlist(b, c, &s->denied_contracts);
 	p_int(b, c, s->max_actor_memory_mb);
@@ -352,9 +353,15 @@ void proj_policy(struct proj_batch *b, const struct model_policy *p)
 	kvlist_write(w, &s->sel_labels);
 	jw_obj_end(w);
 	p_written(b, c);
-	/* The row is this version, so its time is when this version was made. */
-	p_int(b, c, p->updated_ms > 0 ? p->updated_ms : p->created_ms);
+	p_int(b, c, made_ms);
 	proj_end(b, c);
+}
+
+void proj_policy(struct proj_batch *b, const struct model_policy *p)
+{
+	/* The row is this version, so its time is when this version was made. */
+	proj_policy_version(b, p->spec.policy_id, p->version, &p->spec,
+			    p->updated_ms > 0 ? p->updated_ms : p->created_ms);
 }
 
 void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
@@ -398,6 +405,12 @@ void proj_model(struct proj_batch *b, const struct model *m)
 	while (!b->failed && (v = hmap_next(&m->links, &pos)) != NULL)
 		proj_link(b, v);
 	pos = 0;
-	while (!b->failed && (v = hmap_next(&m->policies, &pos)) != NULL)
-		proj_policy(b, v);
+	while (!b->failed && (v = hmap_next(&m->policies, &pos)) != NULL) {
+		const struct model_policy *p = v;
+		/* Every version, as the entries that made them projected them. */
+		for (size_t i = 0; i < p->nhistory; i++)
+			proj_policy_version(b, p->spec.policy_id, p->history[i].version, &p->history[i].spec,
+					    p->history[i].made_ms);
+		proj_policy(b, p);
+	}
 }

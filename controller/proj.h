@@ -113,7 +113,8 @@ void proj_policy(struct proj_batch *b, const struct model_policy *p);
 void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
 		const char *object_type, const char *object_id, const char *data);
 void proj_reset(struct proj_batch *b);
-/* A rebuild: a PROJ_RESET, then every row of the model. */
+/* A rebuild: a PROJ_RESET, then every row of the model (every version the
+ * model keeps of each policy). */
 void proj_model(struct proj_batch *b, const struct model *m);
 
 #endif

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libpq-dev libmicrohttpd-dev libnats-dev libjansson-dev libraft-dev libuv1-dev
-      postgresql-15 postgresql-client-15 nats-server curl jq prometheus wrk)
+      postgresql-15 postgresql-client-15 nats-server curl jq prometheus wrk clang)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <raft.h>
+
 #include "model.h"
 #include "model_fixture.h"
 #include "proj.h"
@@ -408,6 +410,79 @@ static void test_random_log(void)
 	model_release(&c);
 }
 
+/* ---- what restore refuses ---------------------------------------------------
+ *
+ * A snapshot is as strict as the log: one a replica would misread, or that
+ * would leave its model unlike one built by applying entries, is refused with a
+ * message naming the object, and the refusal frees everything and leaves the
+ * model empty. */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_LSAN 1
+#endif
+#endif
+#ifdef HAVE_LSAN
+#include <sanitizer/lsan_interface.h>
+#define LEAK_POINTS 1
+#else
+#define LEAK_POINTS 0
+#endif
+
+static bool model_empty(const struct model *m)
+{
+	return m->nodes.n == 0 && m->actors.n == 0 && m->providers.n == 0 && m->links.n == 0 &&
+	       m->policies.n == 0 && m->sched.by_id.n == 0 && m->sched.all.n == 0;
+}
+
+/* A snapshot of the populated model, as a tree the cases edit. */
+static json_t *snap_of(const struct model *m)
+{
+	return model_snapshot(m);
+}
+
+/* The first object of snap[key] whose spec's idkey is id (borrowed), NULL if none. */
+static json_t *snap_find(json_t *snap, const char *key, const char *idkey, const char *id)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(json_object_get(snap, key), i, o)
+	{
+		const char *v = json_string_value(json_object_get(json_object_get(o, "spec"), idkey));
+		if (v && strcmp(v, id) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/* Restores snap (stolen) into a fresh model; expects a refusal whose message holds
+ * want, an empty model afterwards and, under LeakSanitizer, nothing leaked. */
+static void refused(json_t *snap, const char *want, const char *name)
+{
+	struct model r;
+	char err[256] = "";
+	model_init(&r);
+	int rc = model_restore(&r, snap, err, sizeof(err));
+	json_decref(snap);
+	bool empty = model_empty(&r);
+	model_release(&r);
+	if (!ok(rc != 0 && contains(err, want) && empty, "restore refuses %s", name))
+		tap_diag("  rc %d, message '%s' (want '%s'), model %s afterwards", rc, err, want,
+			 empty ? "empty" : "not empty");
+#ifdef HAVE_LSAN
+	ok(__lsan_do_recoverable_leak_check() == 0, "refusing %s leaks nothing", name);
+#endif
+}
+
+static json_t *dup_first(json_t *snap, const char *key)
+{
+	json_t *arr = json_object_get(snap, key);
+	json_array_append_new(arr, json_deep_copy(json_array_get(arr, 0)));
+	return snap;
+}
+
 /* ---- snapshot / restore --------------------------------------------------- */
 
 static void populate(struct model *m)
@@ -555,10 +630,11 @@ static void test_snapshot(void)
 
 	/* Refusals. */
 	snap = model_snapshot(&m);
-	json_object_set_new(snap, "v", json_integer(2));
+	json_object_set_new(snap, "v", json_integer(MODEL_SNAP_VERSION + 1));
 	model_init(&r);
-	ok(model_restore(&r, snap, err, sizeof(err)) != 0 && contains(err, "format"),
-	   "restore refuses snapshot format 2 (%s)", err);
+	/* The code says so, not the wording: fsm tells "upgrade" from "corrupt" by it. */
+	ok(model_restore(&r, snap, err, sizeof(err)) == MODEL_SNAP_NEWER && model_empty(&r),
+	   "restore refuses a newer format version as MODEL_SNAP_NEWER (%s)", err);
 	model_release(&r);
 	json_decref(snap);
 	json_t *junk = json_pack("[i]", 1);
@@ -580,10 +656,220 @@ static void test_snapshot(void)
 	model_release(&m);
 }
 
+
+/* The refusals: each edits a snapshot of the populated model one way. */
+#define N_REFUSALS 25
+
+static json_t *spec_of(json_t *snap, const char *key, const char *idkey, const char *id)
+{
+	return json_object_get(snap_find(snap, key, idkey, id), "spec");
+}
+
+static void test_refusals(void)
+{
+	struct model m;
+	populate(&m);
+	/* Ids: a repeated one used to replace the first object silently, leaking it
+	 * (and, for an actor, leaving its replicas accounted on their nodes). */
+	refused(dup_first(snap_of(&m), "nodes"), "node 'n", "a node id twice");
+	refused(dup_first(snap_of(&m), "actors"), "actor 'a", "an actor id twice");
+	refused(dup_first(snap_of(&m), "policies"), "policy 'pol1'", "a policy id twice");
+	refused(dup_first(snap_of(&m), "providers"), "provider 'p1'", "a provider id twice");
+	refused(dup_first(snap_of(&m), "links"), "link 'l1'", "a link id twice");
+	json_t *snap = snap_of(&m);
+	json_object_del(spec_of(snap, "actors", "id", "a2"), "id");
+	refused(snap, "actor #", "an actor without an id");
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "nodes", "id", "n3"), "id", json_string(""));
+	refused(snap, "node #", "an empty node id");
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "providers", "id", "p1"), "id", json_stringn("p\0x", 3));
+	refused(snap, "provider #", "an id holding a NUL");
+
+	/* Placements: one per replica, each on a node the snapshot holds. */
+	snap = snap_of(&m);
+	json_array_remove(json_object_get(snap_find(snap, "actors", "id", "a1"), "placements"), 0);
+	refused(snap, "actor 'a1' has 2 placements for 3 replicas", "an actor with fewer placements than replicas");
+	snap = snap_of(&m);
+	json_t *pl = json_object_get(snap_find(snap, "actors", "id", "a2"), "placements");
+	json_array_append_new(pl, json_deep_copy(json_array_get(pl, 0)));
+	refused(snap, "actor 'a2' has 3 placements for 2 replicas", "an actor with more placements than replicas");
+	snap = snap_of(&m);
+	pl = json_object_get(snap_find(snap, "actors", "id", "a3"), "placements");
+	json_object_set_new(json_array_get(pl, 0), "node", json_string("ghost"));
+	refused(snap, "actor 'a3' placement #0 is on node 'ghost'", "a placement on an unknown node");
+	snap = snap_of(&m);
+	pl = json_object_get(snap_find(snap, "actors", "id", "a3"), "placements");
+	json_object_set_new(json_array_get(pl, 0), "state", json_string("sleeping"));
+	refused(snap, "actor 'a3' placement #0", "an unknown placement state");
+
+	/* Links as apply makes them: to an actor and a provider that exist, for the
+	 * provider's contract, one name per actor and contract. */
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "links", "id", "l1"), "actor_id", json_string("a9"));
+	refused(snap, "link 'l1' belongs to actor 'a9'", "a link to an unknown actor");
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "links", "id", "l1"), "provider_id", json_string("p9"));
+	refused(snap, "link 'l1' uses provider 'p9'", "a link to an unknown provider");
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "links", "id", "l1"), "contract_id", json_string("wasmcloud:messaging"));
+	refused(snap, "provider 'p1' serves", "a link for another contract than its provider's");
+	snap = snap_of(&m);
+	json_t *links = json_object_get(snap, "links"), *l2 = json_deep_copy(json_array_get(links, 0));
+	json_object_set_new(json_object_get(l2, "spec"), "id", json_string("l2"));
+	json_array_append_new(links, l2);
+	refused(snap, "link 'l2': actor 'a1' has another", "two links of one actor with one contract and name");
+
+	/* Counters as apply leaves them. */
+	snap = snap_of(&m);
+	json_object_set_new(snap_find(snap, "nodes", "id", "n1"), "generation", json_integer(0));
+	refused(snap, "node 'n1': field 'generation'", "a node at generation 0");
+	snap = snap_of(&m);
+	json_object_set_new(snap_find(snap, "actors", "id", "a1"), "generation", json_integer(0));
+	refused(snap, "actor 'a1': field 'generation'", "an actor at generation 0");
+	snap = snap_of(&m);
+	json_object_set_new(snap_find(snap, "policies", "policy_id", "pol1"), "version", json_integer(1));
+	refused(snap, "policy 'pol1' version #0: field 'version'", "a policy history not below its version");
+	snap = snap_of(&m);
+	json_object_set_new(snap_find(snap, "nodes", "id", "n4"), "draining", json_true());
+	refused(snap, "node 'n4' is draining but not cordoned", "a node draining but not cordoned");
+	snap = snap_of(&m);
+	char longid[SPEC_ID_MAX + 2];
+	memset(longid, 'n', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	json_object_set_new(snap, "rr_cursor", json_string(longid));
+	refused(snap, "rr_cursor", "a round-robin cursor longer than an id");
+
+	/* Bounds that keep the arithmetic and the projection's columns in range. */
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "actors", "id", "a1"), "cpu_required", json_integer(-1));
+	refused(snap, "actor 'a1': field 'spec.cpu_required'", "a negative request");
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "nodes", "id", "n1"), "cpu_used", json_integer(INT64_MAX));
+	refused(snap, "node 'n1': field 'spec.cpu_used'", "a base load that would overflow accounting");
+	snap = snap_of(&m);
+	json_object_set_new(spec_of(snap, "actors", "id", "a2"), "priority", json_integer(256));
+	refused(snap, "actor 'a2': field 'spec.priority'", "a priority the projection cannot hold");
+
+	/* A field this build does not know is a format it does not read. */
+	snap = snap_of(&m);
+	json_object_set_new(snap_find(snap, "nodes", "id", "n2"), "zone", json_string("b"));
+	refused(snap, "node 'n2': unknown field 'zone'", "an unknown field");
+	model_release(&m);
+}
+
+/* Formats: version 1 (the first, without policy history; without "v" too), and
+ * independence from the API's validators. */
+static void test_formats(void)
+{
+	struct model m, r;
+	char err[256] = "";
+	populate(&m);
+	struct model_policy *pol1 = hmap_get(&m.policies, "pol1");
+	ok(pol1 && pol1->version == 2 && pol1->nhistory == 1 && pol1->history[0].version == 1 &&
+		   pol1->history[0].spec.max_actor_memory_mb == 2048 && pol1->history[0].spec.policy_id == NULL,
+	   "a policy updated once keeps version 1 in its history");
+	char *dm = dump(&m);
+	json_t *snap = snap_of(&m);
+	model_init(&r);
+	int rc = model_restore(&r, snap, err, sizeof(err));
+	ok(rc == MODEL_SNAP_OK, "restore of this build's format (%s)", rc ? err : "ok");
+	same_state(dm, &r, "restored with every policy version (the dump holds the history)");
+	model_release(&r);
+	json_decref(snap);
+
+	/* Version 1: no "v" (or "v":1), no history. */
+	snap = snap_of(&m);
+	json_object_del(snap, "v");
+	size_t i;
+	json_t *o;
+	json_array_foreach(json_object_get(snap, "policies"), i, o) json_object_del(o, "history");
+	model_init(&r);
+	rc = model_restore(&r, snap, err, sizeof(err));
+	struct model_policy *rp = hmap_get(&r.policies, "pol1");
+	ok(rc == MODEL_SNAP_OK && rp && rp->version == 2 && rp->nhistory == 0 && r.actors.n == m.actors.n,
+	   "a snapshot without \"v\" restores as format 1, without policy history (%s)", rc ? err : "ok");
+	model_release(&r);
+	json_object_set_new(snap, "v", json_integer(1));
+	json_object_set_new(json_array_get(json_object_get(snap, "policies"), 0), "history", json_array());
+	model_init(&r);
+	ok(model_restore(&r, snap, err, sizeof(err)) == MODEL_SNAP_MALFORMED && contains(err, "unknown field 'history'"),
+	   "format 1 with a policy history is refused (%s)", err);
+	model_release(&r);
+	json_decref(snap);
+
+	/* Values the API refuses today restore: tightening an API rule must not make
+	 * a replica's own snapshot unreadable. */
+	snap = snap_of(&m);
+	json_t *a1 = spec_of(snap, "actors", "id", "a1");
+	json_object_set_new(a1, "cpu_required", json_integer(SPEC_CPU_MAX + 1));
+	json_object_set_new(a1, "name", json_string("a name\twith a tab"));
+	json_object_set_new(spec_of(snap, "nodes", "id", "n5"), "labels", json_pack("{s:s}", "Zone@x", "1"));
+	json_object_set_new(spec_of(snap, "providers", "id", "p1"), "image", json_string("not an image ref"));
+	model_init(&r);
+	rc = model_restore(&r, snap, err, sizeof(err));
+	struct model_actor *ra = model_actor_get(&r, "a1");
+	ok(rc == MODEL_SNAP_OK && ra && ra->spec.cpu_required == SPEC_CPU_MAX + 1,
+	   "restore does not apply the API's validators (request above the API's limit, label key and "
+	   "name the API refuses) (%s)",
+	   rc ? err : "ok");
+	if (rc == MODEL_SNAP_OK)
+		check_invariants(&r, "that model is consistent (accounting recomputed with the larger request)");
+	else
+		ok(0, "that model is consistent (accounting recomputed with the larger request)");
+	model_release(&r);
+	json_decref(snap);
+
+	/* The text form: the index comes back, duplicate keys are refused. */
+	size_t len;
+	char *text = model_snapshot_dump(&m, 4242, &len);
+	uint64_t index = 0;
+	model_init(&r);
+	rc = model_restore_text(&r, text, len, &index, err, sizeof(err));
+	ok(rc == MODEL_SNAP_OK && index == 4242, "model_restore_text: restores and gives the index (%llu)",
+	   (unsigned long long)index);
+	same_state(dm, &r, "model_restore_text: the same model");
+	model_release(&r);
+	raft_free(text);
+	const char *dup = "{\"v\":2,\"v\":2,\"event_seq\":0,\"rr_cursor\":\"\",\"nodes\":[],\"actors\":[],"
+			  "\"providers\":[],\"links\":[],\"policies\":[]}";
+	model_init(&r);
+	ok(model_restore_text(&r, dup, strlen(dup), &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED,
+	   "model_restore_text refuses a repeated key (%s)", err);
+	model_release(&r);
+	/* Read as a stream: the writers' order is part of the format. */
+	const char *order = "{\"v\":2,\"event_seq\":0,\"rr_cursor\":\"\",\"actors\":[],\"nodes\":[],"
+			    "\"providers\":[],\"links\":[],\"policies\":[]}";
+	model_init(&r);
+	ok(model_restore_text(&r, order, strlen(order), &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED &&
+		   contains(err, "'nodes' comes after 'actors'"),
+	   "model_restore_text refuses nodes after actors (%s)", err);
+	model_release(&r);
+	text = model_snapshot_dump(&m, 1, &len);
+	char *longer = malloc(len + 3);
+	memcpy(longer, text, len);
+	memcpy(longer + len, " {}", 3);
+	model_init(&r);
+	ok(model_restore_text(&r, longer, len + 3, &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED &&
+		   model_empty(&r),
+	   "model_restore_text refuses bytes after the document (%s)", err);
+	model_init(&r);
+	ok(model_restore_text(&r, longer, len - 1, &index, err, sizeof(err)) == MODEL_SNAP_MALFORMED &&
+		   model_empty(&r),
+	   "model_restore_text refuses a cut document (%s)", err);
+	model_release(&r);
+	free(longer);
+	raft_free(text);
+	free(dm);
+	model_release(&m);
+}
+
 int main(void)
 {
-	tap_plan(28);
+	tap_plan(28 + N_REFUSALS * (1 + LEAK_POINTS) + 13);
 	test_random_log();
 	test_snapshot();
+	test_refusals();
+	test_formats();
 	return tap_done();
 }
