@@ -94,6 +94,11 @@ group_dir_new 4
 group_start 4 --join "$(group_api "$F")" "${SNAP[@]}"
 group_wait_ready 4
 ok $? "replica $D stopped, a fourth replica started with --join $(group_api "$F") (a follower) becomes ready"
+# Ready means it knows the leader, which can come before the snapshot is in.
+for _ in $(seq 1 600); do
+	grep -q "raft snapshot restored at index" "$T_DIR/r4/latticed.log" && break
+	sleep 0.1
+done
 grep -q "raft snapshot restored at index" "$T_DIR/r4/latticed.log"
 ok $? "... it was sent a snapshot: $(grep -o 'raft snapshot restored at index [0-9]*' "$T_DIR/r4/latticed.log" | head -1)"
 want=
