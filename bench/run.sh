@@ -120,7 +120,7 @@ peer_c16() {
 	rm -f "$out/txlog/"*
 	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out/pgbench16-$1.txt" | cut -d. -f1
 }
-declare -A peer
+declare -A peer rate tailfig
 if [ "$have_peer" = 1 ]; then
 	peer[tcp1]=$(peer_c16 tcp); peer[unix1]=$(peer_c16 unix)
 	say "pg.sh's upsert at c=16 on this server, before: ${peer[tcp1]:-?} tps over TCP as pg.sh runs it, ${peer[unix1]:-?} tps over the Unix socket"
@@ -139,7 +139,6 @@ start_latticed() {
 }
 start_latticed data "$ci"
 "$top_builddir/bench/bench_api" nodes "127.0.0.1:$port" "$NODES" 16 | tee "$out/nodes.txt"
-declare -A rate
 for c in 1 16 64; do
 	"$top_builddir/bench/bench_api" rate "127.0.0.1:$port" "$DUR" "$c" | tee "$out/rate$c.txt"
 	rate[$c]=$(sed -n 's/.*per_sec=\([0-9]*\).*/\1/p' "$out/rate$c.txt")
@@ -216,7 +215,7 @@ snapshots_total() { curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "latti
 # tail_run NAME THRESHOLD: c=16 with bench_api (each request timed on its own)
 # then with wrk (which also counts the requests a steady client would have sent
 # during a stall: coordinated omission), each $DUR s on a fresh latticed.
-declare -A tailfig
+
 tail_run() {
 	local name=$1 thr=$2 s0 s1 s2
 	start_latticed "$name" "$(pg_createdb "$name")" --snapshot-threshold "$thr" --log-level info \
