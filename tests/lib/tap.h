@@ -10,7 +10,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A test program made of several files defines TAP_SHARED in each, and
+ * TAP_MAIN too in the one with main(), so they count on one set of numbers. */
+#if defined(TAP_SHARED) && defined(TAP_MAIN)
+int tap_n_, tap_failed_, tap_planned_;
+#elif defined(TAP_SHARED)
+extern int tap_n_, tap_failed_, tap_planned_;
+#else
 static int tap_n_, tap_failed_, tap_planned_;
+#endif
 
 static inline void tap_plan(int n)
 {
