@@ -5,7 +5,9 @@
  *   bench_api rate   HOST:PORT SECONDS CONC    create actors for SECONDS
  *
  * Each of CONC threads keeps one connection and sends one request at a time;
- * only 201 answers count as acknowledged. Prints one line:
+ * only 201 answers count as acknowledged. BENCH_SLOW_MS=N prints each request
+ * that took N ms or more to stderr, with its start time (finding what a tail
+ * is made of). Prints one line:
  *   RESULT mode=.. conc=.. acked=.. errors=.. seconds=.. per_sec=.. p50_ms=.. p99_ms=.. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +30,7 @@ static long total;         /* COUNT, or 0 for M_RATE */
 static double seconds_max; /* M_RATE */
 static atomic_long next_seq, acked, errors;
 static double t_start;
+static double slow_ms; /* BENCH_SLOW_MS: requests at least this slow are printed to stderr */
 
 struct worker {
 	pthread_t th;
@@ -143,6 +146,8 @@ static void *work(void *arg)
 		double t0 = now();
 		int st = fd >= 0 ? roundtrip(fd, req, (size_t)n) : -1;
 		double dt = now() - t0;
+		if (slow_ms > 0 && dt * 1000 >= slow_ms)
+			fprintf(stderr, "slow at %.3f s: %.1f ms (HTTP %d)\n", t0 - t_start, dt * 1000, st);
 		if (st == 201) {
 			atomic_fetch_add(&acked, 1);
 			if (w->nlat == w->caplat) {
@@ -194,6 +199,8 @@ int main(int argc, char **argv)
 	else
 		total = atol(argv[3]);
 	int conc = atoi(argv[4]);
+	if (getenv("BENCH_SLOW_MS"))
+		slow_ms = atof(getenv("BENCH_SLOW_MS"));
 	if (conc < 1 || conc > 1024)
 		return 2;
 	struct worker *ws = calloc((size_t)conc, sizeof(*ws));

@@ -41,6 +41,7 @@ SHARED=${SHARED:-$top_srcdir/../shared}
 out=$(mktemp -d /tmp/lattice-bench.XXXXXX)
 LPID=
 TAIL_DIRS=()
+declare -A peer rate tailfig grp # figures by name; declared whatever phases run
 cleanup() {
 	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 	declare -F group_cleanup >/dev/null && group_cleanup
@@ -120,7 +121,6 @@ peer_c16() {
 	rm -f "$out/txlog/"*
 	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out/pgbench16-$1.txt" | cut -d. -f1
 }
-declare -A peer rate tailfig
 if [ "$have_peer" = 1 ]; then
 	peer[tcp1]=$(peer_c16 tcp); peer[unix1]=$(peer_c16 unix)
 	say "pg.sh's upsert at c=16 on this server, before: ${peer[tcp1]:-?} tps over TCP as pg.sh runs it, ${peer[unix1]:-?} tps over the Unix socket"
@@ -256,7 +256,7 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 
 # 6. three replicas beside three etcd members, under the same wrk load.
-declare -A grp
+
 GPIDS=()
 EPIDS=()
 group_cleanup() {

@@ -104,6 +104,8 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 		}
 		fsm_queue(f, b);
 	}
+	if (e != &decoded && f->proposed_applied)
+		f->proposed_applied(f->proposed_arg, e, index, &f->last);
 	return 0;
 }
 

@@ -54,6 +54,9 @@ struct fsm {
 	/* On the leader: the decoded entry this replica proposed with that buffer,
 	 * so apply can skip decoding it again (NULL: decode). */
 	struct entry *(*proposed)(void *arg, const void *base);
+	/* ... and, once that entry is applied, its index and result (the last
+	 * thing apply does: the entry may be freed by it). */
+	void (*proposed_applied)(void *arg, struct entry *e, uint64_t index, const struct apply_result *res);
 	void *proposed_arg;
 	/* Batches applied in this loop iteration, handed to the store together by
 	 * fsm_flush so they share a transaction. */

@@ -1,6 +1,7 @@
 #include "leader.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,21 @@ static void run_parked(struct loop *l, int64_t now)
 	}
 }
 
-/* ---- proposing ------------------------------------------------------------------- */
+/* ---- proposing -------------------------------------------------------------------
+ *
+ * A write is encoded and added to the loop iteration's batch (PROPOSED); the
+ * batch goes to raft as one raft_apply of n entries. raft calls the batch's
+ * callback once (when its first entry is applied, or with an error when none
+ * will be here), so each write learns its own result from the fsm instead:
+ * apply finds the entry by its buffer (leader_proposed), applies the decoded
+ * entry the op holds, and hands the result back (leader_applied). */
+
+struct leader_batch {
+	struct raft_apply req;
+	struct loop *loop;
+	uint64_t seq;
+	struct leader_batch *next; /* in leader.open */
+};
 
 struct entry *leader_proposed(void *arg, const void *base)
 {
@@ -127,23 +142,60 @@ static void unpropose(struct loop *l, struct op *op)
 	op->proposed_next = NULL;
 }
 
-/* Proposals past their deadline: a commit that does not come (lost quorum, a
- * hung disk). raft keeps the request (apply_cb frees it); the op is answered. */
+/* Fails a proposal raft will not apply here (status: raft's error). */
+static void fail_proposed(struct loop *l, struct op *op, int status)
+{
+	char msg[300];
+	unpropose(l, op);
+	if (status == RAFT_NOSPACE || status == RAFT_IOERR) {
+		snprintf(msg, sizeof(msg),
+			 "the Raft log in %s could not be written (%s); the write was not applied here, read it "
+			 "back before retrying",
+			 l->cfg->data_dir, raft_strerror(status));
+		op_fail(op, 503, status == RAFT_NOSPACE ? "disk_full" : "log_write_failed", "%s", msg);
+		loop_finish(l, op);
+	} else { /* leadership lost or shutdown: the entry may still commit later */
+		snprintf(msg, sizeof(msg), "raft: %s; the write may or may not have been applied — read it back before retrying",
+			 raft_strerror(status));
+		fail_retry(l, op, "unavailable", msg);
+	}
+}
+
+/* Whether batch seq is still in raft's hands with no callback yet. */
+static bool batch_open(const struct leader *ld, uint64_t seq)
+{
+	for (const struct leader_batch *b = ld->open; b; b = b->next)
+		if (b->seq == seq)
+			return true;
+	return false;
+}
+
+/* Proposals that will not be applied here: past their deadline (a commit that
+ * does not come: lost quorum, a hung disk), or, once this replica stopped
+ * leading, those whose batch raft already let go of (it fails the others
+ * itself, in batch_cb). The ops are answered; raft keeps their entries. */
 static void expire_proposed(struct loop *l, int64_t now)
 {
-	struct op **pp = &l->leader.proposed;
+	struct leader *ld = &l->leader;
+	bool leading = raft_state(&l->raft) == RAFT_LEADER;
+	struct op **pp = &ld->proposed;
 	while (*pp) {
 		struct op *op = *pp;
-		if (op->deadline_ms > now) {
+		bool lost = !leading && op->batch_seq != ld->batch_seq && !batch_open(ld, op->batch_seq);
+		if (op->deadline_ms > now && !lost) {
 			pp = &op->proposed_next;
 			continue;
 		}
 		*pp = op->proposed_next;
 		op->proposed_next = NULL;
 		op->entry_buf = NULL;
-		op->req->data = NULL;
-		op->req = NULL;
 		char msg[300];
+		if (lost) {
+			fail_retry(l, op, "unavailable",
+				   "this replica stopped leading before the write was applied; it may or may not have "
+				   "been applied — read it back before retrying");
+			continue;
+		}
 		snprintf(msg, sizeof(msg),
 			 "the write was not committed within %lld ms (is a majority of the group reachable, is the "
 			 "disk responding?); it may still be applied — read it back before retrying",
@@ -152,34 +204,12 @@ static void expire_proposed(struct loop *l, int64_t now)
 	}
 }
 
-static void apply_cb(struct raft_apply *req, int status, void *result)
+void leader_applied(void *arg, struct entry *e, uint64_t index, const struct apply_result *res)
 {
-	struct op *op = req->data;
-	uint64_t index = req->index;
-	free(req);
-	if (op == NULL)
-		return; /* answered at its deadline already */
-	struct loop *l = op->loop;
-	op->req = NULL;
+	struct loop *l = arg;
+	struct op *op = (struct op *)((char *)e - offsetof(struct op, entry));
+	assert(op->state == OP_PROPOSED);
 	unpropose(l, op);
-	if (status != 0) {
-		char msg[300];
-		if (status == RAFT_NOSPACE || status == RAFT_IOERR) {
-			snprintf(msg, sizeof(msg),
-				 "the Raft log in %s could not be written (%s); the write was not applied here, read it "
-				 "back before retrying",
-				 l->cfg->data_dir, raft_strerror(status));
-			op_fail(op, 503, status == RAFT_NOSPACE ? "disk_full" : "log_write_failed", "%s", msg);
-			loop_finish(l, op);
-		} else { /* leadership lost or shutdown: the entry may still commit later */
-			snprintf(msg, sizeof(msg),
-				 "raft: %s; the write may or may not have been applied — read it back before retrying",
-				 raft_strerror(status));
-			fail_retry(l, op, "unavailable", msg);
-		}
-		return;
-	}
-	const struct apply_result *res = result;
 	op->index = index;
 	if (res->id[0])
 		snprintf(op->id, sizeof(op->id), "%s", res->id);
@@ -190,7 +220,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		loop_wait_projection(l, op);
 		return;
 	}
-	/* A write applied between plan and apply took the capacity: plan again. */
+	/* A write applied between plan and apply took the capacity: plan again
+	 * (proposed with the next batch, never inside raft's apply). */
 	if (res->code == APPLY_STALE && ++op->attempts < LEADER_MAX_ATTEMPTS) {
 		log_debug("%s %s: %s; re-planning", entry_op_name(op->entry.op), op->id, res->message);
 		ops_replan(op);
@@ -202,15 +233,80 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	loop_finish(l, op);
 }
 
+/* raft is done with the batch: its first entry was applied (status 0: every op
+ * learns its own result from leader_applied), or none of it will be applied
+ * here (leadership lost, shutdown, the log could not be written). */
+static void batch_cb(struct raft_apply *req, int status, void *result)
+{
+	(void)result;
+	struct leader_batch *b = req->data;
+	struct loop *l = b->loop;
+	struct leader *ld = &l->leader;
+	for (struct leader_batch **pp = &ld->open; *pp; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	if (status != 0) {
+		struct op **pp = &ld->proposed;
+		while (*pp) {
+			struct op *op = *pp;
+			if (op->batch_seq == b->seq) {
+				fail_proposed(l, op, status); /* unlinks op */
+				continue;
+			}
+			pp = &op->proposed_next;
+		}
+	}
+	free(b);
+}
+
+void leader_flush(struct loop *l)
+{
+	struct leader *ld = &l->leader;
+	unsigned n = ld->batch_n;
+	if (n == 0)
+		return;
+	uint64_t seq = ld->batch_seq++;
+	ld->batch_n = 0;
+	ld->batch_bytes = 0;
+	struct leader_batch *b = malloc(sizeof(*b));
+	int rv = RAFT_NOMEM;
+	if (b != NULL) {
+		b->req.data = b;
+		b->loop = l;
+		b->seq = seq;
+		rv = raft_apply(&l->raft, &b->req, ld->batch_bufs, n, batch_cb);
+	}
+	if (rv == 0) {
+		b->next = ld->open;
+		ld->open = b;
+		return;
+	}
+	free(b);
+	for (unsigned i = 0; i < n; i++) {
+		struct op *op = ld->batch_ops[i];
+		raft_free(ld->batch_bufs[i].base); /* raft took none of them */
+		unpropose(l, op);
+		if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
+			fail_retry(l, op, "not_leader", "this replica is not the Raft leader; retry");
+		else {
+			op_fail(op, 503, "unavailable", "raft: %s", raft_strerror(rv));
+			loop_finish(l, op);
+		}
+	}
+}
+
 void leader_propose(struct loop *l, struct op *op)
 {
+	struct leader *ld = &l->leader;
 	struct entry *e = &op->entry;
 	/* Never before an applied entry (model_entry_time: across leaders), nor
 	 * before this leader's own proposals still in flight (a clock stepped back). */
 	e->at_ms = model_entry_time(&l->model, loop_wallclock_ms());
-	if (e->at_ms < l->leader.last_proposed_at_ms)
-		e->at_ms = l->leader.last_proposed_at_ms;
-	l->leader.last_proposed_at_ms = e->at_ms;
+	if (e->at_ms < ld->last_proposed_at_ms)
+		e->at_ms = ld->last_proposed_at_ms;
+	ld->last_proposed_at_ms = e->at_ms;
 	if (e->who == NULL)
 		e->who = strdup("api");
 	void *buf;
@@ -220,34 +316,17 @@ void leader_propose(struct loop *l, struct op *op)
 		loop_finish(l, op);
 		return;
 	}
-	struct raft_buffer rb = {.base = buf, .len = len};
-	op->req = malloc(sizeof(*op->req));
-	if (op->req == NULL) {
-		raft_free(buf);
-		op_fail(op, 503, "out_of_memory", "out of memory");
-		loop_finish(l, op);
-		return;
-	}
-	op->req->data = op;
+	if (ld->batch_n == LEADER_BATCH_MAX || (ld->batch_n > 0 && ld->batch_bytes + len > LEADER_BATCH_BYTES))
+		leader_flush(l);
 	leader_to(op, OP_PROPOSED);
-	/* Registered before raft_apply: raft never applies synchronously, but if it
-	 * ever did, apply would find the decoded entry. */
 	op->entry_buf = buf;
-	op->proposed_next = l->leader.proposed;
-	l->leader.proposed = op;
-	int rv = raft_apply(&l->raft, op->req, &rb, 1, apply_cb);
-	if (rv != 0) {
-		free(op->req);
-		op->req = NULL;
-		unpropose(l, op);
-		raft_free(buf);
-		if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
-			fail_retry(l, op, "not_leader", "this replica is not the Raft leader; retry");
-		else {
-			op_fail(op, 503, "unavailable", "raft: %s", raft_strerror(rv));
-			loop_finish(l, op);
-		}
-	}
+	op->batch_seq = ld->batch_seq;
+	op->proposed_next = ld->proposed;
+	ld->proposed = op;
+	ld->batch_ops[ld->batch_n] = op;
+	ld->batch_bufs[ld->batch_n] = (struct raft_buffer){.base = buf, .len = len};
+	ld->batch_n++;
+	ld->batch_bytes += len;
 }
 
 /* ---- consistent reads -------------------------------------------------------------- */
@@ -439,6 +518,7 @@ void leader_tick(struct loop *l, int64_t now)
 		if (raft_barrier(&l->raft, &ld->takeover, takeover_cb) == 0)
 			ld->takeover_pending = true;
 	}
+	leader_flush(l);
 	expire_proposed(l, now);
 	if (ld->parked_head == NULL)
 		return;
@@ -465,4 +545,5 @@ void leader_close(struct loop *l)
 	ld->reads_next = NULL;
 	fail_reads(l, reads, "shutting_down", "this replica is shutting down; retry on another");
 	run_parked(l, loop_now_ms());
+	leader_flush(l); /* raft_close fails what it does not apply */
 }

@@ -36,13 +36,28 @@
 #include "ops.h"
 
 struct loop;
+struct leader_batch; /* leader.c: one raft_apply of a batch */
 
 /* A stale plan (capacity taken by a write applied in between) is re-planned this
  * many times before the client sees 409 conflict. */
 #define LEADER_MAX_ATTEMPTS 5
 
+/* Proposals made in one loop iteration go to raft together, as one append of
+ * up to this many entries (or LEADER_BATCH_BYTES): one disk write and one
+ * AppendEntries message per follower for the lot, instead of one per write. */
+#define LEADER_BATCH_MAX 256
+#define LEADER_BATCH_BYTES (4u << 20)
+
 struct leader {
 	struct op *proposed;                 /* PROPOSED, newest first */
+	/* Proposals of this loop iteration not yet handed to raft (leader_flush):
+	 * their ops, in order, and the encoded entries (owned until then). */
+	struct op *batch_ops[LEADER_BATCH_MAX];
+	struct raft_buffer batch_bufs[LEADER_BATCH_MAX];
+	unsigned batch_n;
+	size_t batch_bytes;
+	uint64_t batch_seq; /* the pending batch's number; ops carry it */
+	struct leader_batch *open; /* batches raft holds, whose callback has not come */
 	struct op *parked_head, *parked_tail; /* PARKED, in arrival order */
 	/* Consistent reads: those that arrived since the read barrier in flight was
 	 * appended wait for the next one, which they share. */
@@ -61,8 +76,13 @@ void leader_to(struct op *op, enum op_state next);
 
 /* Carries out op (QUEUED or re-executed from PARKED). */
 void leader_execute(struct loop *l, struct op *op);
-/* Encodes op->entry and hands it to raft (PROPOSED), or fails op. */
+/* Encodes op->entry and adds it to this iteration's batch (PROPOSED), or fails
+ * op. */
 void leader_propose(struct loop *l, struct op *op);
+/* Hands the batch to raft (one raft_apply); called before the loop polls and
+ * after its I/O callbacks, so a proposal waits for no more than the rest of
+ * its loop iteration. */
+void leader_flush(struct loop *l);
 /* Parks op until a leader can take it (bounded by --leader-wait-ms). */
 void leader_park(struct loop *l, struct op *op);
 /* A linearizable read: a barrier appended after it arrived confirms leadership
@@ -79,5 +99,8 @@ bool leader_writable(struct loop *l);
 /* fsm hook: the decoded entry this replica proposed in buffer base (so apply
  * need not decode it), or NULL. */
 struct entry *leader_proposed(void *loop, const void *base);
+/* fsm hook: the entry leader_proposed returned was applied at index with res:
+ * its request goes on (answered once projected, planned again, or refused). */
+void leader_applied(void *loop, struct entry *e, uint64_t index, const struct apply_result *res);
 
 #endif

@@ -364,6 +364,7 @@ void loop_publish_status(struct loop *l)
 static void flush_cb(uv_check_t *c)
 {
 	struct loop *l = c->data;
+	leader_flush(l); /* what this iteration's callbacks proposed */
 	pthread_mutex_lock(&l->lock);
 	l->pub_applied = raft_last_applied(&l->raft);
 	l->pub_rows = l->fsm.rows_index;
@@ -374,11 +375,19 @@ static void flush_cb(uv_check_t *c)
 		wake_waiters(l);
 }
 
+/* Before the loop polls: what timers proposed (flush_cb takes what I/O
+ * callbacks proposed), so no proposal waits through a poll. */
+static void propose_cb(uv_prepare_t *p)
+{
+	leader_flush(p->data);
+}
+
 static void close_cb(struct raft *r)
 {
 	struct loop *l = r->data;
 	fsm_flush(&l->fsm);
 	uv_close((uv_handle_t *)&l->flush, NULL);
+	uv_close((uv_handle_t *)&l->propose, NULL);
 	/* raft_uv_close and raftnet_close free memory raft_uv's own late
 	 * callbacks still read: loop_close calls them once the loop has stopped. */
 	raftio_close(&l->io);
@@ -524,6 +533,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->fsm.rows_index = l->fsm.store_applied;
 	l->pub_rows = l->fsm.rows_index;
 	l->fsm.proposed = leader_proposed;
+	l->fsm.proposed_applied = leader_applied;
 	l->fsm.proposed_arg = l;
 	fsm_init(&l->rfsm, &l->fsm);
 	if ((rv = raftnet_init(&l->net, &l->uv, &l->raft)) != 0) {
@@ -603,6 +613,9 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	uv_check_init(&l->uv, &l->flush);
 	l->flush.data = l;
 	uv_check_start(&l->flush, flush_cb);
+	uv_prepare_init(&l->uv, &l->propose);
+	l->propose.data = l;
+	uv_prepare_start(&l->propose, propose_cb);
 	if ((rv = raft_start(&l->raft)) != 0) {
 		snprintf(err, errlen, "raft_start: %s (%s)", raft_strerror(rv), raft_errmsg(&l->raft));
 		return -1;

@@ -60,7 +60,8 @@ struct loop {
 	struct leader leader; /* requests on their way (loop thread only) */
 
 	uv_timer_t tick;
-	uv_check_t flush; /* after each loop iteration: applied batches to the store */
+	uv_check_t flush; /* after each loop iteration: proposals to raft, applied batches to the store */
+	uv_prepare_t propose; /* before each poll: proposals to raft */
 	/* Published after every loop iteration (lock), for loop_projected_index:
 	 * the applied index and the fsm's rows_index at that moment. */
 	uint64_t pub_applied, pub_rows;

@@ -111,16 +111,13 @@ struct op {
 
 	/* Loop-side state. */
 	struct loop *loop;
-	/* raft's request, allocated apart: a write answered at its deadline
-	 * before raft applied it leaves the request to raft (req->data = NULL),
-	 * which still calls it back. */
-	struct raft_apply *req;
 	struct raft_change change;     /* cluster ops */
 	struct raft_transfer transfer; /* OP_TRANSFER */
 	struct raft_barrier barrier;   /* OP_READ_INDEX */
 	struct fwd_req fwd;            /* sent on to the leader */
 	int64_t park_deadline_ms;      /* parked: 503 no_leader after it */
 	const void *entry_buf; /* the proposed buffer, while raft holds it */
+	uint64_t batch_seq;    /* the batch (leader_flush) that carried it */
 	struct op *proposed_next;
 	int attempts;
 	struct op *next;

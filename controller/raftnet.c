@@ -1,6 +1,8 @@
 #include "raftnet.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -129,6 +131,7 @@ static void on_accept(struct raft_uv_transport *tcp, raft_id id, const char *add
 	if (v == RAFTNET_NOT_MEMBER)
 		n->want_learn = true;
 	if (v == RAFTNET_ACCEPT) {
+		uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 		/* raft copies the address; the configured one, not the claim. */
 		n->accept_cb(&n->transport, id, member ? member->address : address, stream);
 		return;
@@ -165,15 +168,69 @@ static int t_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 	return rv;
 }
 
-/* Outgoing connections go to members raft chose: passed through. raft_uv_tcp
- * calls req->cb itself. */
+/* Connects in progress, so that each new stream gets TCP_NODELAY before raft
+ * has it: raft_uv_tcp leaves Nagle on, and a batch of entries larger than a
+ * segment then waited ~40 ms for the follower's delayed ACK. raft_uv owns
+ * req->data, so the callback raft gave is found by req, process-wide (a test
+ * may run several transports on several threads). */
+#define CONNECTING_MAX 64
+static struct {
+	struct raft_uv_connect *req;
+	raft_uv_connect_cb cb;
+} connecting[CONNECTING_MAX];
+static pthread_mutex_t connecting_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Records req's callback; false when the table is full (then raft's callback
+ * is used as it is, and that stream keeps Nagle). */
+static bool connecting_put(struct raft_uv_connect *req, raft_uv_connect_cb cb)
+{
+	bool ok = false;
+	pthread_mutex_lock(&connecting_lock);
+	for (unsigned i = 0; i < CONNECTING_MAX && !ok; i++)
+		if (connecting[i].req == NULL) {
+			connecting[i].req = req;
+			connecting[i].cb = cb;
+			ok = true;
+		}
+	pthread_mutex_unlock(&connecting_lock);
+	return ok;
+}
+
+static raft_uv_connect_cb connecting_take(struct raft_uv_connect *req)
+{
+	raft_uv_connect_cb cb = NULL;
+	pthread_mutex_lock(&connecting_lock);
+	for (unsigned i = 0; i < CONNECTING_MAX && cb == NULL; i++)
+		if (connecting[i].req == req) {
+			cb = connecting[i].cb;
+			connecting[i].req = NULL;
+		}
+	pthread_mutex_unlock(&connecting_lock);
+	return cb;
+}
+
+static void on_connect(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+	raft_uv_connect_cb cb = connecting_take(req);
+	assert(cb != NULL);
+	if (status == 0 && stream != NULL)
+		uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+	cb(req, stream, status);
+}
+
+/* Outgoing connections go to members raft chose: passed through, with
+ * on_connect in between. */
 static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id, const char *address,
 		     raft_uv_connect_cb cb)
 {
 	struct raftnet *n = t->impl;
-	int rv = n->tcp.connect(&n->tcp, req, id, address, cb);
-	if (rv != 0)
+	bool wrapped = connecting_put(req, cb);
+	int rv = n->tcp.connect(&n->tcp, req, id, address, wrapped ? on_connect : cb);
+	if (rv != 0) {
+		if (wrapped)
+			connecting_take(req);
 		snprintf(t->errmsg, sizeof(t->errmsg), "%s", n->tcp.errmsg);
+	}
 	return rv;
 }
 
