@@ -16,22 +16,9 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "snapz.h"
 
-static bool write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		len -= (size_t)w;
-	}
-	return true;
-}
-
-/* The child: serialise, write, leave. Exit status 0 means the memfd holds it. */
+/* The child: serialise, compress into the memfd (snapz.h), leave. Exit status 0 means the memfd holds it. */
 static void __attribute__((noreturn)) child(const struct model *m, uint64_t index, int fd)
 {
 	/* Do not outlive a parent killed meanwhile. */
@@ -47,7 +34,7 @@ static void __attribute__((noreturn)) child(const struct model *m, uint64_t inde
 	char *base = model_snapshot_dump((struct model *)m, index, &len);
 	if (base == NULL)
 		_exit(2);
-	_exit(write_all(fd, base, len) ? 0 : 3);
+	_exit(snapz_write(fd, base, len) == 0 ? 0 : 3);
 }
 
 int bgsave_start(struct bgsave *b, const struct model *m, uint64_t index)

@@ -3,8 +3,8 @@
  * fork() (a few ms) instead of the whole serialisation (~5 ms per MB).
  *
  * The child holds a copy-on-write image of the model exactly as it was at the
- * fork, serialises it with model_snapshot_dump, writes it into a memfd and
- * exits; it runs at SCHED_IDLE, so it takes CPU only when the replica and its
+ * fork, serialises it with model_snapshot_dump, compresses it into a memfd
+ * (snapz.h: what raft writes is that frame) and exits; it runs at SCHED_IDLE, so it takes CPU only when the replica and its
  * PostgreSQL leave some. glibc keeps malloc usable in the child of a threaded
  * process (its arena locks are held across fork); the child touches nothing but
  * the model and the memfd, logs nothing and leaves with _exit.
@@ -24,7 +24,7 @@ struct model;
 struct bgsave {
 	pid_t pid;    /* the child; 0 when none */
 	int fd;       /* the memfd it writes; -1 when none */
-	void *base;   /* the serialised model once collected (mapped or malloc'd) */
+	void *base;   /* the packed snapshot once collected (mapped or raft_malloc'd) */
 	size_t len;
 	bool mapped;  /* base is an mmap of the memfd (else raft_malloc'd) */
 	int err;      /* errno of a failed start */

@@ -9,6 +9,7 @@
 #include "entry.h"
 #include "log.h"
 #include "proj.h"
+#include "snapz.h"
 #include "store.h"
 
 static void fsm_queue(struct fsm *f, struct proj_batch *b)
@@ -150,7 +151,12 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 			log_warn("raft snapshot at index %llu: cannot fork a child to serialise it (%s); serialising "
 				 "on the loop thread",
 				 (unsigned long long)sn->index, strerror(sn->bg.err));
-		sn->bg.base = model_snapshot_dump(f->model, sn->index, &sn->bg.len);
+		size_t len = 0;
+		char *text = model_snapshot_dump(f->model, sn->index, &len);
+		if (text == NULL)
+			return RAFT_NOMEM;
+		sn->bg.base = snapz_pack(text, len, &sn->bg.len);
+		raft_free(text);
 		if (sn->bg.base == NULL)
 			return RAFT_NOMEM;
 	}
@@ -209,7 +215,19 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 	char err[512];
 	uint64_t index = 0;
 	model_init(&fresh);
-	int rc = model_restore_text(&fresh, buf->base, buf->len, &index, err, sizeof(err));
+	/* A snapshot of an older build is the text itself (snapz.h). */
+	char *text = NULL;
+	size_t text_len = buf->len;
+	if (snapz_is_packed(buf->base, buf->len)) {
+		enum snapz_rc zrc = snapz_unpack(buf->base, buf->len, &text, &text_len, err, sizeof(err));
+		if (zrc != SNAPZ_OK) {
+			log_error("raft snapshot not restored: %s%s", err,
+				  zrc == SNAPZ_MALFORMED ? " (the snapshot is damaged or not lattice's)" : "");
+			return zrc == SNAPZ_NOMEM ? RAFT_NOMEM : RAFT_MALFORMED;
+		}
+	}
+	int rc = model_restore_text(&fresh, text ? text : buf->base, text_len, &index, err, sizeof(err));
+	free(text);
 	if (rc != MODEL_SNAP_OK) {
 		/* model_restore_text left fresh empty. */
 		log_error("raft snapshot not restored: %s%s", err,
@@ -248,8 +266,8 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 		if (f->store_applied < index)
 			f->store_applied = index;
 	}
-	log_info("raft snapshot restored at index %llu (%zu bytes, %.1f ms on the loop thread)",
-		 (unsigned long long)index, buf->len, ms_since(&t0));
+	log_info("raft snapshot restored at index %llu (%zu bytes, %zu unpacked; %.1f ms on the loop thread)",
+		 (unsigned long long)index, buf->len, text_len, ms_since(&t0));
 	return 0;
 }
 

@@ -335,7 +335,6 @@ static void conn_idle(struct fwd_conn *c)
 		if (strcmp(r->hostport, c->hostport) == 0) {
 			*pp = r->next;
 			r->next = NULL;
-			r->reused = true;
 			conn_start(c, r);
 			return;
 		}
@@ -433,7 +432,6 @@ static void dispatch(struct fwd *f, struct fwd_req *r)
 			continue;
 		}
 		if (c->state == CONN_IDLE) {
-			r->reused = true;
 			conn_start(c, r);
 			return;
 		}
@@ -489,7 +487,6 @@ void fwd_send(struct fwd *f, const char *base_url, struct fwd_req *r)
 	r->body_out_len = 0;
 	r->conn = NULL;
 	r->timer = NULL;
-	r->reused = false;
 	r->next = NULL;
 	if (f->closing) {
 		fail_later(f, r, "this replica is shutting down");

@@ -59,7 +59,6 @@ struct fwd_req {
 	char hostport[64];
 	struct fwd_conn *conn;
 	uv_timer_t *timer;
-	bool reused; /* sent on a kept-alive connection */
 	struct fwd_req *next;
 };
 

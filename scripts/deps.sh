@@ -3,7 +3,7 @@
 # skipping what is already there. Sourced or run by test.sh and local-lattice.sh.
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
-      libpq-dev libmicrohttpd-dev libnats-dev libjansson-dev libraft-dev libuv1-dev
+      libpq-dev libmicrohttpd-dev libnats-dev libjansson-dev libraft-dev libuv1-dev libzstd-dev
       postgresql-15 postgresql-client-15 nats-server curl jq prometheus wrk clang)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -127,7 +127,7 @@ is "$(pg_psql full "SELECT count(*) FROM nodes WHERE id LIKE 'stop-%'")" 50 "...
 # ---- 2. a snapshot that does not fit ------------------------------------------------
 lattice_stop
 mount_tmpfs snap 30m
-# 300 fat nodes (about 5 MB) are due for a snapshot while three 8 MiB segments
+# 300 fat nodes are due for a snapshot (packed, well under 1 MB) while three 8 MiB segments
 # leave about 6 MB free: the snapshot, a segment and the reserve do not fit.
 lattice_start snap --snapshot-threshold 300 --snapshot-trailing 16
 fill s 1000

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "fsm.h"
+#include "snapz.h"
 #include "model.h"
 #include "../unit/model_fixture.h"
 #include "proj.h"
@@ -225,7 +226,7 @@ int main(void)
 		printf("1..0 # SKIP LATTICE_TEST_PG, LATTICE_TEST_PG2 and LATTICE_SCHEMA_DIR must be set\n");
 		return 0;
 	}
-	tap_plan(11 + (int)N_COMPARED);
+	tap_plan(13 + (int)N_COMPARED);
 	raft_heap_set(&heap);
 	char err[512];
 	struct store *snap_store = NULL;
@@ -256,13 +257,16 @@ int main(void)
 	fsm_init(&rf, &f);
 	size_t len;
 	struct raft_buffer buf;
-	buf.base = model_snapshot_dump(&lm, log_index, &len);
-	buf.len = len;
+	/* Packed, as this build writes snapshots (snapz.h). */
+	char *text = model_snapshot_dump(&lm, log_index, &len);
+	buf.base = snapz_pack(text, len, &buf.len);
+	raft_free(text);
 	watched = buf.base;
 	watched_frees = 0;
 	int rc = rf.restore(&rf, &buf);
 	ok(rc == 0 && watched_frees == 1 && sm.actors.n == lm.actors.n,
-	   "restore succeeds and takes raft's buffer (freed once, by fsm) (rc %d, %d frees)", rc, watched_frees);
+	   "restore of a packed snapshot succeeds and takes raft's buffer (freed once, by fsm) (rc %d, %d frees)", rc,
+	   watched_frees);
 	fsm_flush(&f);
 	ok(wait_projected(snap_store, log_index), "snapshot replica: its PostgreSQL rebuilt up to index %llu",
 	   (unsigned long long)log_index);
@@ -280,7 +284,8 @@ int main(void)
 
 	/* 3. A restore that fails after the model is decoded — here, rendering the
 	 * rebuilt projection runs out of memory — changes nothing and leaves the
-	 * buffer to raft, which frees it. */
+	 * buffer to raft, which frees it. The snapshot is text, as a build before
+	 * snapz wrote it: read as it is. */
 	char *before = dump(&sm);
 	log_apply(&lm, "'op':'policy_put','policy':{'policy_id':'pol2','max_actor_memory_mb':64}");
 	f.render_model = fail_render;
@@ -308,6 +313,18 @@ int main(void)
 	ok(rc == RAFT_MALFORMED && watched_frees == 0, "a newer snapshot format is refused, the buffer left to raft (rc %d)",
 	   rc);
 	same_state(before, &sm, "the refused restore left the model as it was");
+	raft_free(buf.base);
+	/* ... nor does a damaged frame. */
+	text = model_snapshot_dump(&lm, log_index + 200, &len);
+	buf.base = snapz_pack(text, len, &buf.len);
+	raft_free(text);
+	((char *)buf.base)[buf.len / 2] ^= 0x5a;
+	watched = buf.base;
+	watched_frees = 0;
+	rc = rf.restore(&rf, &buf);
+	ok(rc == RAFT_MALFORMED && watched_frees == 0,
+	   "a damaged packed snapshot is refused, the buffer left to raft (rc %d)", rc);
+	same_state(before, &sm, "... and the model is as it was");
 	raft_free(buf.base);
 	free(before);
 
