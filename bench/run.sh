@@ -190,7 +190,7 @@ kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 mv "$out/mem.log" "$out/mem-fill.log"
 restore_ms() {
 	start_latticed mem "$1" --log-level info
-	sed -n 's/.*raft snapshot restored at index [0-9]* ([0-9]* bytes, \([0-9.]*\) ms on the loop thread).*/\1/p' "$out/mem.log"
+	sed -n 's/.*raft snapshot restored at index [0-9]* ([0-9]* bytes, [0-9]* unpacked; \([0-9.]*\) ms on the loop thread).*/\1/p' "$out/mem.log"
 	grep 'raft snapshot restored' "$out/mem.log" | sed 's/^/  /' >&2
 	echo "  latticed after the $2: RSS $(($(awk '/^VmRSS/{print $2}' /proc/$LPID/status) / 1024)) MiB (peak $(($(awk '/^VmHWM/{print $2}' /proc/$LPID/status) / 1024)) MiB)" >&2
 	kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
