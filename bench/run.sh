@@ -56,6 +56,14 @@ say() { printf '%s\n' "$*"; }
 [ -n "${SAN_CFLAGS:-}" ] && say "WARNING: this build uses sanitizers ($SAN_CFLAGS); figures are not representative"
 say "lattice bench — $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
+# wrk's request in phases 5 and 6 (written before both: phase 5 once ran wrk
+# without it, i.e. GET /v1/actors).
+cat >"$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"module":"registry.local/bench:1","cpu_required":1,"memory_required_mb":1}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
 if [ "${ONLY_GROUP:-0}" != 1 ]; then
 # 1. placement
 say ""
@@ -249,11 +257,6 @@ else
 fi
 
 fi
-cat >"$out/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"module":"registry.local/bench:1","cpu_required":1,"memory_required_mb":1}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 
 # 6. three replicas beside three etcd members, under the same wrk load.
 
