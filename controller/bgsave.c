@@ -18,7 +18,8 @@
 #include "model.h"
 #include "snapz.h"
 
-/* The child: serialise, compress into the memfd (snapz.h), leave. Exit status 0 means the memfd holds it. */
+/* The child: serialise, compress into the memfd (snapz.h), leave. Exit status
+ * 0 means the memfd holds it. */
 static void __attribute__((noreturn)) child(const struct model *m, uint64_t index, int fd)
 {
 	/* Do not outlive a parent killed meanwhile. */

@@ -4,8 +4,8 @@
  *
  * The child holds a copy-on-write image of the model exactly as it was at the
  * fork, serialises it with model_snapshot_dump, compresses it into a memfd
- * (snapz.h: what raft writes is that frame) and exits; it runs at SCHED_IDLE, so it takes CPU only when the replica and its
- * PostgreSQL leave some. glibc keeps malloc usable in the child of a threaded
+ * (snapz.h: what raft writes is that frame) and exits; it runs at SCHED_IDLE,
+ * so it takes CPU only when the replica and its PostgreSQL leave some. glibc keeps malloc usable in the child of a threaded
  * process (its arena locks are held across fork); the child touches nothing but
  * the model and the memfd, logs nothing and leaves with _exit.
  *

@@ -181,6 +181,8 @@ static void expire_proposed(struct loop *l, int64_t now)
 	struct op **pp = &ld->proposed;
 	while (*pp) {
 		struct op *op = *pp;
+		/* The batch not yet handed to raft (batch_seq) is not lost: leader_flush
+		 * answers its ops if raft refuses it. */
 		bool lost = !leading && op->batch_seq != ld->batch_seq && !batch_open(ld, op->batch_seq);
 		if (op->deadline_ms > now && !lost) {
 			pp = &op->proposed_next;
@@ -518,7 +520,6 @@ void leader_tick(struct loop *l, int64_t now)
 		if (raft_barrier(&l->raft, &ld->takeover, takeover_cb) == 0)
 			ld->takeover_pending = true;
 	}
-	leader_flush(l);
 	expire_proposed(l, now);
 	if (ld->parked_head == NULL)
 		return;

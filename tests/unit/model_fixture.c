@@ -516,6 +516,19 @@ bool contains(const char *s, const char *sub)
 	return s && sub && strstr(s, sub) != NULL;
 }
 
+void fill_model(struct model *m, int nodes, int actors, const char *fields)
+{
+	char id[32];
+	for (int i = 0; i < nodes; i++) {
+		snprintf(id, sizeof(id), "n%05d", i);
+		put_node(m, NULL, 1, id, i % 2 ? "eu" : "us", 4000, 8192, 0, 0, 0);
+	}
+	for (int i = 0; i < actors; i++) {
+		snprintf(id, sizeof(id), "a%05d", i);
+		create_planned(m, NULL, id, fields);
+	}
+}
+
 void base_nodes(struct model *m)
 {
 	put_node(m, NULL, 0, "n1", "eu", 4000, 8192, 0, 0, 0);

@@ -94,6 +94,9 @@ bool invariants(const struct model *m, char *why, size_t len);
 bool contains(const char *s, const char *sub);
 /* n1, n2 in eu (n2 with base load), n3 in us (smaller). */
 void base_nodes(struct model *m);
+/* A model to snapshot: nodes n00000.. alternating eu/us (4000 cpu, 8192 MB),
+ * then actors a00000.. with fields, each planned and created. */
+void fill_model(struct model *m, int nodes, int actors, const char *fields);
 
 /* The two that report through the calling test's TAP counter. */
 

@@ -36,15 +36,8 @@ int main(void)
 	tap_plan(13);
 	struct model m;
 	model_init(&m);
+	fill_model(&m, 200, 500, "'cpu_required':10,'memory_required_mb':8,'replicas':2");
 	char id[32];
-	for (int i = 0; i < 200; i++) {
-		snprintf(id, sizeof(id), "n%03d", i);
-		put_node(&m, NULL, 1, id, i % 2 ? "eu" : "us", 4000, 8192, 0, 0, 0);
-	}
-	for (int i = 0; i < 500; i++) {
-		snprintf(id, sizeof(id), "a%03d", i);
-		create_planned(&m, NULL, id, "'cpu_required':10,'memory_required_mb':8,'replicas':2");
-	}
 	is_int(m.actors.n, 500, "a model of 200 nodes and 500 actors");
 	size_t want_len = 0;
 	char *want = model_snapshot_dump(&m, 777, &want_len);

@@ -1,12 +1,19 @@
 /* test_raftnet — who may talk to this replica's raft port: raftnet_check's
  * decision for members, strangers, wrong source addresses, this replica's own
- * id, and a replica that is not in a group yet. */
+ * id, and a replica that is not in a group yet; and that raft's streams, both
+ * the one a replica connects and the one it accepts, have TCP_NODELAY (with
+ * Nagle on, a batch of entries larger than a segment waited ~40 ms for the
+ * peer's delayed ACK). */
 #include "raftnet.h"
 #include "tap.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static struct sockaddr_in peer(const char *ip)
 {
@@ -25,9 +32,97 @@ static enum raftnet_verdict check(const struct raft_configuration *c, raft_id id
 	return raftnet_check(c, 1, id, (const struct sockaddr *)&a, m);
 }
 
+/* ---- a connection through the transport --------------------------------------------- */
+
+static int nodelay_connected = -1, nodelay_accepted = -1, connect_status = -1;
+
+static int nodelay(struct uv_stream_s *stream)
+{
+	uv_os_fd_t fd;
+	int on = -1;
+	socklen_t len = sizeof(on);
+	if (uv_fileno((uv_handle_t *)stream, &fd) != 0 || getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0)
+		return -1;
+	return on != 0;
+}
+
+/* raft_uv_tcp allocated the stream (raft's allocator); its owner frees it. */
+static void stream_closed(uv_handle_t *h)
+{
+	raft_free(h);
+}
+
+static void accepted(struct raft_uv_transport *t, raft_id id, const char *address, struct uv_stream_s *stream)
+{
+	(void)t, (void)id, (void)address;
+	nodelay_accepted = nodelay(stream);
+	uv_close((uv_handle_t *)stream, stream_closed);
+}
+
+static void connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+	(void)req;
+	connect_status = status;
+	if (status == 0) {
+		nodelay_connected = nodelay(stream);
+		uv_close((uv_handle_t *)stream, stream_closed);
+	}
+}
+
+static void transport_closed(struct raft_uv_transport *t)
+{
+	(void)t;
+}
+
+/* A port nobody listens on right now. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = peer("127.0.0.1");
+	a.sin_port = 0;
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static void stream_options(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct raft raft;
+	memset(&raft, 0, sizeof(raft)); /* an empty configuration: raftnet accepts anyone */
+	struct raftnet n;
+	char address[32];
+	snprintf(address, sizeof(address), "127.0.0.1:%d", free_port());
+	struct raft_uv_connect req;
+	int rv = raftnet_init(&n, &loop, &raft);
+	if (rv == 0)
+		rv = n.transport.init(&n.transport, 1, address);
+	if (rv == 0)
+		rv = n.transport.listen(&n.transport, accepted);
+	if (rv == 0)
+		rv = n.transport.connect(&n.transport, &req, 2, address, connected);
+	is_int(rv, 0, "a transport listens on %s and connects to itself", address);
+	for (int i = 0; i < 200 && (connect_status < 0 || nodelay_accepted < 0); i++)
+		uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+	is_int(connect_status, 0, "the connection is made");
+	is_int(nodelay_connected, 1, "the stream raft connected has TCP_NODELAY");
+	is_int(nodelay_accepted, 1, "the stream raft accepted has TCP_NODELAY");
+	n.transport.close(&n.transport, transport_closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	raftnet_close(&n);
+	uv_loop_close(&loop);
+}
+
 int main(void)
 {
-	tap_plan(17);
+	tap_plan(21);
+	stream_options();
 	struct raft_configuration c;
 	raft_configuration_init(&c);
 	const struct raft_server *m = (const struct raft_server *)&c; /* not NULL: must be reset */

@@ -30,15 +30,7 @@ int main(void)
 	tap_plan(20);
 	struct model m;
 	model_init(&m);
-	char id[32];
-	for (int i = 0; i < 300; i++) {
-		snprintf(id, sizeof(id), "n%03d", i);
-		put_node(&m, NULL, 1, id, i % 2 ? "eu" : "us", 4000, 8192, 0, 0, 0);
-	}
-	for (int i = 0; i < 2000; i++) {
-		snprintf(id, sizeof(id), "a%04d", i);
-		create_planned(&m, NULL, id, "'cpu_required':1,'memory_required_mb':1");
-	}
+	fill_model(&m, 300, 2000, "'cpu_required':1,'memory_required_mb':1");
 	size_t len = 0;
 	char *text = model_snapshot_dump(&m, 4242, &len);
 	ok(text != NULL && len > 100000, "a snapshot of 300 nodes and 2,000 actors: %zu bytes of text", len);
