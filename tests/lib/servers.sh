@@ -5,6 +5,10 @@
 #   PG_LISTEN=127.0.0.1 (with PG_PORT a free port) makes it listen on TCP too.
 # pg_createdb NAME: creates a database; prints its conninfo.
 # pg_stop / pg_restart / pg_kill: stop it cleanly, restart it, or SIGKILL it.
+# nats_start: a nats-server with JetStream on 127.0.0.1 (a free port; its store in
+#   a fresh temp dir); sets NATS_URL, NATS_PID, NATS_DIR. NATS_PORT is kept, so
+#   nats_restart comes back on the same URL with the same store.
+# nats_stop / nats_restart / nats_kill: stop it (SIGTERM), restart it, SIGKILL it.
 # servers_cleanup: stops whatever was started (call from an EXIT trap).
 # pg_use NAME: more than one server. Every function here acts on the current
 #   server (PG_DIR, PG_PID, PG_CONNINFO); pg_use makes server NAME current
@@ -103,8 +107,59 @@ pg_kill() {
 	return 0
 }
 
+NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+NATS_DIR=
+NATS_PID=
+NATS_PORT=
+NATS_URL=
+
+nats_start() {
+	[ -x "$NATS_SERVER" ] || { echo "# nats-server not found ($NATS_SERVER)" >&2; return 1; }
+	[ -n "$NATS_DIR" ] || NATS_DIR=$(mktemp -d /tmp/lattice-nats.XXXXXX) || return 1
+	[ -n "$NATS_PORT" ] || NATS_PORT=$(free_port) || return 1
+	"$NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR/js" \
+		-l "$NATS_DIR/nats.log" ${NATS_ARGS:-} &
+	NATS_PID=$!
+	local i
+	for i in $(seq 1 200); do
+		grep -q 'Server is ready' "$NATS_DIR/nats.log" 2>/dev/null && break
+		kill -0 "$NATS_PID" 2>/dev/null || { cat "$NATS_DIR/nats.log" >&2; NATS_PID=; return 1; }
+		sleep 0.05
+	done
+	grep -q 'Server is ready' "$NATS_DIR/nats.log" || { cat "$NATS_DIR/nats.log" >&2; return 1; }
+	NATS_URL=nats://127.0.0.1:$NATS_PORT
+}
+
+nats_stop() {
+	[ -n "$NATS_PID" ] || return 0
+	kill "$NATS_PID" 2>/dev/null
+	local i
+	for i in $(seq 1 200); do kill -0 "$NATS_PID" 2>/dev/null || break; sleep 0.05; done
+	kill -9 "$NATS_PID" 2>/dev/null
+	wait "$NATS_PID" 2>/dev/null
+	NATS_PID=
+	mv -f "$NATS_DIR/nats.log" "$NATS_DIR/nats.log.$(date +%s%N)" 2>/dev/null
+	return 0
+}
+
+nats_kill() {
+	[ -n "$NATS_PID" ] || return 0
+	kill -9 "$NATS_PID" 2>/dev/null
+	wait "$NATS_PID" 2>/dev/null
+	NATS_PID=
+	mv -f "$NATS_DIR/nats.log" "$NATS_DIR/nats.log.$(date +%s%N)" 2>/dev/null
+	return 0
+}
+
+nats_restart() {
+	nats_stop && nats_start
+}
+
 servers_cleanup() {
 	local name
+	if [ -n "$NATS_PID" ]; then nats_kill; fi
+	[ -n "$NATS_DIR" ] && rm -rf "$NATS_DIR"
+	NATS_DIR=
 	pg_use "$PG_NAME" # records the current one with the others
 	for name in "${!PG_SRV_DIR[@]}"; do
 		pg_use "$name"
