@@ -354,6 +354,7 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	g.raft_refused_wrong_address = raftnet_refused(&a->loop->net, RAFTNET_WRONG_ADDRESS);
 	g.raft_refused_self = raftnet_refused(&a->loop->net, RAFTNET_SELF);
 	g.raft_refused_no_peer = raftnet_refused(&a->loop->net, RAFTNET_NO_PEER);
+	g.bus = a->loop->bus.enabled ? &a->loop->bus.stats : NULL;
 	if (a->store) {
 		struct store_stats ss;
 		store_stats(a->store, &ss);

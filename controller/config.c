@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "members.h"
+#include "spec.h"
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_BOOL };
 
@@ -89,7 +90,17 @@ static const struct opt config_opts[] = {
 	 "takes them, then removed"},
 	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
 	 "directory of the SQL migrations"},
-	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME", "lattice name"},
+	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME",
+	 "lattice name: a NATS subject token (1-64 of A-Z a-z 0-9 _ -) in every subject and stream name"},
+	{"nats", OPT_STR, O(nats), "", 0, 0, "URL[,URL...]",
+	 "NATS server(s) with JetStream, for the edge protocol (docs/protocol.md); several URLs for a "
+	 "NATS cluster; \"\" runs without edge agents (no heartbeats, commands stay pending)"},
+	{"nats-creds", OPT_STR, O(nats_creds), "", 0, 0, "FILE", "NATS user credentials file (JWT + nkey seed)"},
+	{"command-timeout-ms", OPT_INT, O(command_timeout_ms), "5000", 100, 3600000, "MS",
+	 "a published command not acked within this is published again (the wait doubles each "
+	 "attempt, up to 60 s)"},
+	{"command-max-attempts", OPT_INT, O(command_max_attempts), "10", 1, 1000, "N",
+	 "a command not acked after this many publications is failed"},
 };
 #undef O
 #define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -287,6 +298,12 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 			snprintf(err, errlen, "unexpected argument '%s' (see latticed --help)", argv[optind]);
 			return CONFIG_ERROR;
 		}
+	}
+	if (!spec_node_id_valid(c->lattice)) {
+		snprintf(err, errlen,
+			 "--lattice: '%s' is not a NATS subject token (1 to 64 characters of A-Z a-z 0-9 _ -)",
+			 c->lattice);
+		return CONFIG_ERROR;
 	}
 	enum log_level l;
 	if (log_level_parse(c->log_level, &l) != 0) {

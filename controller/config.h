@@ -41,7 +41,11 @@ struct config {
 	int64_t disk_reserve_mb; /* kept free in the data dir beyond what raft needs */
 	int64_t projection_queue_mb; /* the projection's queue in memory; beyond it, the spool */
 	char *schema_dir;
-	char *lattice; /* lattice name (NATS subjects) */
+	char *lattice; /* lattice name (NATS subjects): a subject token */
+	char *nats;       /* --nats URL[,URL...] ("" : no edge protocol) */
+	char *nats_creds; /* "" none */
+	int64_t command_timeout_ms;
+	int64_t command_max_attempts;
 };
 
 enum config_rc { CONFIG_OK = 0, CONFIG_ERROR = 1, CONFIG_EXIT = 2 /* --help/--version printed */ };

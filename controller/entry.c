@@ -26,6 +26,7 @@ static const char *const entry_names[] = {
 	[ENTRY_POLICY_PUT] = "policy_put",
 	[ENTRY_MEMBER_PUT] = "member_put",
 	[ENTRY_MEMBER_DELETE] = "member_delete",
+	[ENTRY_NODE_REPORT] = "node_report",
 };
 #define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
 
@@ -277,6 +278,24 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 		wr_str(&w, "key", e->idem_key);
 		wr_str(&w, "fp", fp);
 		jw_obj_end(&w);
+	}
+	if (e->nreports) {
+		jw_key(&w, "reports");
+		jw_arr(&w);
+		for (size_t i = 0; i < e->nreports; i++) {
+			const struct entry_report *rp = &e->reports[i];
+			jw_obj(&w);
+			wr_str(&w, "node_id", rp->node_id);
+			wr_int(&w, "status", rp->status);
+			wr_int(&w, "error_count", rp->error_count);
+			wr_int(&w, "cpu_measured", rp->cpu_measured);
+			wr_int(&w, "memory_measured_mb", rp->memory_measured_mb);
+			wr_int(&w, "policy_version", rp->policy_version);
+			wr_int(&w, "last_heartbeat_ms", rp->last_heartbeat_ms);
+			wr_opt_str(&w, "agent_version", rp->agent_version);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
 	}
 	if (e->nmoves) {
 		jw_key(&w, "moves");
@@ -689,6 +708,39 @@ static int moves_read(struct rd *r, const json_t *o, struct entry *e)
 	return 0;
 }
 
+/* "reports": [{node_id, status 0..2, error_count, cpu_measured, memory_measured_mb
+ * (-1 unknown), policy_version, last_heartbeat_ms, agent_version?}]. */
+static int reports_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	const json_t *arr = json_object_get(o, "reports");
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr))
+		return rd_fail(r, ENTRY_E_MALFORMED, "reports", "must be an array");
+	size_t cnt = json_array_size(arr);
+	if (cnt == 0)
+		return 0;
+	if ((e->reports = calloc(cnt, sizeof(*e->reports))) == NULL)
+		return rd_nomem(r);
+	r->what = "reports";
+	for (size_t i = 0; i < cnt; i++) {
+		const json_t *j = json_array_get(arr, i);
+		struct entry_report *d = &e->reports[e->nreports++];
+		if (!json_is_object(j))
+			return rd_fail(r, ENTRY_E_MALFORMED, "reports", "entry %zu is not an object", i);
+		if (rd_str(r, j, "node_id", true, &d->node_id) ||
+		    rd_int(r, j, "status", true, 0, 2, &d->status, NULL) ||
+		    rd_int(r, j, "error_count", true, 0, ENTRY_QTY_MAX, &d->error_count, NULL) ||
+		    rd_int(r, j, "cpu_measured", true, -1, ENTRY_QTY_MAX, &d->cpu_measured, NULL) ||
+		    rd_int(r, j, "memory_measured_mb", true, -1, ENTRY_QTY_MAX, &d->memory_measured_mb, NULL) ||
+		    rd_int(r, j, "policy_version", true, 0, INT64_MAX, &d->policy_version, NULL) ||
+		    rd_int(r, j, "last_heartbeat_ms", true, 0, INT64_MAX, &d->last_heartbeat_ms, NULL) ||
+		    rd_str(r, j, "agent_version", false, &d->agent_version))
+			return -1;
+	}
+	return 0;
+}
+
 /* {"id": raft server id, "api_url": its REST URL (member_put only)}. */
 static int member_read(struct rd *r, const json_t *o, struct entry *e)
 {
@@ -776,7 +828,7 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 	    rd_str(&r, o, "who", false, &e.who) || rd_str(&r, o, "target", false, &e.target) ||
 	    rd_str(&r, o, "rr_cursor", false, &e.rr_cursor) ||
 	    rd_strs(&r, o, "placements", &e.placements, &e.nplacements) || moves_read(&r, o, &e) ||
-	    idem_read(&r, o, &e) ||
+	    idem_read(&r, o, &e) || reports_read(&r, o, &e) ||
 	    payload_read(&r, o, &e)) {
 		entry_release(&e);
 		json_decref(o);
@@ -800,6 +852,11 @@ void entry_release(struct entry *e)
 		free(e->moves[i].to_node);
 	}
 	free(e->moves);
+	for (size_t i = 0; i < e->nreports; i++) {
+		free(e->reports[i].node_id);
+		free(e->reports[i].agent_version);
+	}
+	free(e->reports);
 	spec_node_free(&e->node);
 	spec_actor_free(&e->actor);
 	spec_provider_free(&e->provider);

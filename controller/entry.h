@@ -47,6 +47,7 @@ enum entry_op {
 	ENTRY_POLICY_PUT,     /* create (flag=1) or new version (flag=0) */
 	ENTRY_MEMBER_PUT,     /* member_id's REST API URL (api_url) */
 	ENTRY_MEMBER_DELETE,  /* member_id left the group: forget its URL */
+	ENTRY_NODE_REPORT,    /* reports: what the leader learned from agents' heartbeats */
 };
 
 /* ENTRY_ACTOR_UPDATE's flag: a patch that, when applied, changes nothing leaves
@@ -76,6 +77,18 @@ struct entry_move {
 	char *to_node;
 };
 
+/* One node's state as the leader sees it from its heartbeats (or their
+ * absence): the soft state that reaches the model, only through the log. */
+struct entry_report {
+	char *node_id;
+	int64_t status; /* enum node_status */
+	int64_t error_count;
+	int64_t cpu_measured, memory_measured_mb; /* -1: unknown */
+	int64_t policy_version;
+	int64_t last_heartbeat_ms; /* wall clock of the leader when it last heard the node; 0 never */
+	char *agent_version;       /* NULL: unknown */
+};
+
 struct entry {
 	enum entry_op op;
 	int64_t at_ms;   /* leader's clock at proposal (never behind the last applied: model_entry_time) */
@@ -97,6 +110,8 @@ struct entry {
 	uint64_t idem_fp;   /* fingerprint of the request that carried it */
 	uint64_t member_id; /* MEMBER_*: the Raft server id */
 	char *api_url;      /* MEMBER_PUT */
+	struct entry_report *reports; /* NODE_REPORT */
+	size_t nreports;
 };
 
 const char *entry_op_name(enum entry_op op);

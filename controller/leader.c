@@ -215,6 +215,10 @@ void leader_applied(void *arg, struct entry *e, uint64_t index, const struct app
 	op->index = index;
 	if (res->id[0])
 		snprintf(op->id, sizeof(op->id), "%s", res->id);
+	if (op->internal && (res->code == APPLY_OK || res->code == APPLY_DUPLICATE)) {
+		loop_finish(l, op);
+		return;
+	}
 	if (res->code == APPLY_OK || res->code == APPLY_DUPLICATE) {
 		/* A duplicate: the same request carrying the same key was applied
 		 * first (res->id is what it wrote); this is its answer too. */
@@ -450,6 +454,12 @@ void leader_execute(struct loop *l, struct op *op)
 		loop_finish(l, op);
 		return;
 	}
+	/* The leader's own writes are made by a writable leader or not at all. */
+	if (op->internal && !leader_writable(l)) {
+		op_fail(op, 503, "not_leader", "this replica is no longer the Raft leader");
+		loop_finish(l, op);
+		return;
+	}
 	/* The leader's business, on a replica that cannot do it now. */
 	if ((write && !leader_writable(l)) || (op->kind == OP_READ_BARRIER && !leader)) {
 		/* A request another replica sent on is not sent on again: a stale view
@@ -487,7 +497,10 @@ void leader_execute(struct loop *l, struct op *op)
 		leader_propose(l, op);
 		return;
 	case OPS_UNCHANGED:
-		loop_wait_projection(l, op);
+		if (op->internal)
+			loop_finish(l, op);
+		else
+			loop_wait_projection(l, op);
 		return;
 	case OPS_REFUSED:
 		loop_finish(l, op);

@@ -398,11 +398,18 @@ static void close_cb(struct raft *r)
 static void begin_close(struct loop *l)
 {
 	fwd_close(&l->fwd); /* fails what was sent on and not answered (or parks it) */
+	bus_close(&l->bus);
 	leader_close(l);
 	expire_waiters(l, 0, true);
 	uv_timer_stop(&l->tick);
 	log_info("closing Raft");
 	raft_close(&l->raft, close_cb);
+}
+
+static void on_heartbeat(void *arg, struct proto_hb *hb, int64_t now_ms)
+{
+	struct loop *l = arg;
+	edge_heartbeat(&l->edge, hb, now_ms);
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -420,6 +427,7 @@ static void tick_cb(uv_timer_t *t)
 	expire_waiters(l, now, false);
 	cluster_tick(l, now);
 	leader_tick(l, now);
+	edge_tick(&l->edge, now);
 	if (l->closing) {
 		pthread_mutex_lock(&l->lock);
 		int inflight = l->inflight;
@@ -620,6 +628,10 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	uv_prepare_init(&l->uv, &l->propose);
 	l->propose.data = l;
 	uv_prepare_start(&l->propose, propose_cb);
+	edge_init(&l->edge, l, cfg->nats[0] != '\0');
+	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat};
+	if (bus_init(&l->bus, cfg, &l->uv, &cbs, err, errlen) != 0)
+		return -1;
 	if ((rv = raft_start(&l->raft)) != 0) {
 		snprintf(err, errlen, "raft_start: %s (%s)", raft_strerror(rv), raft_errmsg(&l->raft));
 		return -1;
@@ -653,6 +665,7 @@ void loop_close(struct loop *l)
 	raft_uv_close(&l->io.io);
 	raftnet_close(&l->net);
 	uv_loop_close(&l->uv);
+	edge_release(&l->edge);
 	model_release(&l->model);
 	pthread_mutex_destroy(&l->lock);
 }

@@ -13,9 +13,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "bus.h"
 #include "cluster.h"
 #include "config.h"
 #include "disk.h"
+#include "edge.h"
 #include "fsm.h"
 #include "fwd.h"
 #include "leader.h"
@@ -75,6 +77,8 @@ struct loop {
 	struct fwd fwd;         /* HTTP to other replicas (cluster.c) */
 	struct cluster cluster; /* group membership, sending on to the leader */
 	char fwd_header[64];    /* "X-Lattice-Forwarded: ID\r\n" */
+	struct bus bus;   /* NATS (docs/protocol.md) */
+	struct edge edge; /* the leader's view of its edge nodes */
 };
 
 /* Creates the data dir if needed, checks it belongs to this --id, starts Raft

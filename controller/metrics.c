@@ -1,5 +1,7 @@
 #include "metrics.h"
 
+#include "bus.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,32 @@ static void counter(struct buf *b, const char *name, const char *help, uint64_t 
 	put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
 }
 
+static void render_bus(struct buf *b, struct bus_stats *s)
+{
+	gauge(b, "lattice_nats_connected", "1 while connected to a NATS server.",
+	      (uint64_t)atomic_load(&s->connected));
+	gauge(b, "lattice_nats_streams_ready",
+	      "1 on the leader once its JetStream streams and consumers are set up.",
+	      (uint64_t)atomic_load(&s->streams_ok));
+	counter(b, "lattice_nats_reconnects_total", "Times the NATS connection came back.",
+		atomic_load(&s->reconnects));
+	counter(b, "lattice_nats_heartbeats_total", "Heartbeats accepted from edge agents.",
+		atomic_load(&s->heartbeats));
+	put(b, "# HELP lattice_nats_dropped_total NATS messages dropped, by subject and reason.\n"
+	       "# TYPE lattice_nats_dropped_total counter\n");
+	for (int i = 0; i < BUS_SUBJECTS; i++)
+		for (int r = PROTO_OK + 1; r < PROTO_DROPS; r++)
+			put(b, "lattice_nats_dropped_total{subject=\"%s\",reason=\"%s\"} %llu\n",
+			    bus_subject_name((enum bus_subject)i), proto_drop_name((enum proto_drop)r),
+			    (unsigned long long)atomic_load(&s->dropped[i][r]));
+	put(b, "# HELP lattice_nats_errors_total JetStream set-up errors, by kind.\n"
+	       "# TYPE lattice_nats_errors_total counter\n");
+	put(b, "lattice_nats_errors_total{kind=\"stream_config\"} %llu\n",
+	    (unsigned long long)atomic_load(&s->errors_stream_config));
+	put(b, "lattice_nats_errors_total{kind=\"jetstream\"} %llu\n",
+	    (unsigned long long)atomic_load(&s->errors_jetstream));
+}
+
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 {
 	struct buf b = {malloc(8192), 0, 8192, 0};
@@ -137,6 +165,8 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	    (unsigned long long)g->raft_refused_self);
 	put(&b, "lattice_raft_refused_connections_total{reason=\"no_peer\"} %llu\n",
 	    (unsigned long long)g->raft_refused_no_peer);
+	if (g->bus)
+		render_bus(&b, g->bus);
 	put(&b, "# HELP lattice_objects Objects in the model.\n# TYPE lattice_objects gauge\n");
 	put(&b, "lattice_objects{kind=\"node\"} %llu\n", (unsigned long long)g->nodes);
 	put(&b, "lattice_objects{kind=\"actor\"} %llu\n", (unsigned long long)g->actors);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+struct bus_stats;
 struct loop_status;
 struct store_stats;
 
@@ -36,6 +37,7 @@ struct metrics_gauges {
 	uint64_t queue_bytes, spool_bytes, spooled;
 	/* connections to the raft port refused (raftnet), by reason */
 	uint64_t raft_refused_not_member, raft_refused_wrong_address, raft_refused_self, raft_refused_no_peer;
+	struct bus_stats *bus; /* NATS (borrowed); NULL: --nats not given, none rendered */
 };
 
 /* Renders everything; the caller frees the result. NULL when out of memory.

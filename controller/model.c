@@ -460,6 +460,57 @@ static void apply_node_flags(struct model *m, struct entry *e, struct proj_batch
 	emit_event(m, out, e, cordon ? "node.cordoned" : "node.uncordoned", "node", n->spec.id, NULL);
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What the leader learned from heartbeats. A report for a node deleted since
+ * is skipped (the entry still applies: the others' reports stand). A change of
+ * status is an event and a new generation; a refresh of usage or last-seen time
+ * is neither (it would flood both). */
+static void apply_node_report(struct model *m, struct entry *e, struct proj_batch *out,
+			      struct apply_result *res)
+{
+	for (size_t i = 0; i < e->nreports; i++) {
+		struct entry_report *rp = &e->reports[i];
+		struct model_node *n = model_node_get(m, rp->node_id);
+		if (n == NULL)
+			continue;
+		enum node_status was = n->status;
+		bool sched = n->status != (enum node_status)rp->status || n->cpu_measured != rp->cpu_measured ||
+			     n->memory_measured_mb != rp->memory_measured_mb;
+		bool changed = sched || n->error_count != rp->error_count ||
+			       n->policy_version != rp->policy_version ||
+			       n->last_heartbeat_ms != rp->last_heartbeat_ms ||
+			       !str_eq(n->agent_version, rp->agent_version);
+		if (!changed)
+			continue;
+		n->status = (enum node_status)rp->status;
+		n->error_count = rp->error_count;
+		n->cpu_measured = rp->cpu_measured;
+		n->memory_measured_mb = rp->memory_measured_mb;
+		n->policy_version = rp->policy_version;
+		n->last_heartbeat_ms = rp->last_heartbeat_ms;
+		if (!str_eq(n->agent_version, rp->agent_version)) {
+			free(n->agent_version);
+			n->agent_version = rp->agent_version; /* moved */
+			rp->agent_version = NULL;
+		}
+		if (sched)
+			index_update(m, n);
+		if (was != n->status) {
+			node_touch(n, e->at_ms);
+			emit_event(m, out, e, "node.status", "node", n->spec.id,
+				   ev_data(m, json_pack("{s:s,s:s}", "from", model_node_status_name(was), "to",
+							model_node_status_name(n->status))));
+		}
+		if (out)
+			proj_node(out, n);
+	}
+	res_id(res, e->nreports ? e->reports[0].node_id : NULL);
+}
+
 /* Checks that replica `inst` of a may move to `to` (deterministic re-check of the
  * leader's plan). */
 static bool move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen)
@@ -1028,6 +1079,7 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_NODE_FLAGS: apply_node_flags(m, e, out, res); break;
 	case ENTRY_NODE_DRAIN: apply_node_drain(m, e, out, res); break;
 	case ENTRY_NODE_DELETE: apply_node_delete(m, e, out, res); break;
+	case ENTRY_NODE_REPORT: apply_node_report(m, e, out, res); break;
 	case ENTRY_ACTOR_CREATE: apply_actor_create(m, e, out, res); break;
 	case ENTRY_ACTOR_UPDATE: apply_actor_update(m, e, out, res); break;
 	case ENTRY_ACTOR_DELETE: apply_actor_delete(m, e, out, res); break;

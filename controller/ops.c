@@ -493,6 +493,21 @@ enum ops_plan ops_plan(struct loop *l, struct op *op)
 			return OPS_REFUSED;
 		}
 		break;
+	case OP_NODE_PROFILE:
+		/* A new node registers; a known one keeps its base load. */
+		e->op = ENTRY_NODE_PUT;
+		snprintf(op->id, sizeof(op->id), "%s", e->node.id);
+		{
+			const struct model_node *n = model_node_get(m, e->node.id);
+			if (n != NULL) {
+				e->flag = 1;
+				e->node.cpu_used = n->spec.cpu_used;
+				e->node.memory_used_mb = n->spec.memory_used_mb;
+				e->node.actor_count = n->spec.actor_count;
+			}
+		}
+		break;
+	case OP_NODE_REPORT: e->op = ENTRY_NODE_REPORT; break;
 	case OP_NODE_CORDON:
 	case OP_NODE_UNCORDON:
 		e->op = ENTRY_NODE_FLAGS;

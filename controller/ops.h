@@ -43,6 +43,9 @@ enum op_kind {
 	OP_TRANSFER,      /* POST /v1/cluster/transfer: hand leadership over */
 	OP_READ_INDEX,    /* POST /v1/cluster/read-index: a follower's consistent read asks the
 			   * leader to confirm its leadership and name its commit index */
+	/* The leader's own writes (edge.c), never from the API: */
+	OP_NODE_PROFILE, /* a heartbeat registers its node, or updates its profile */
+	OP_NODE_REPORT,  /* health and reported state of nodes (entry.reports) */
 };
 
 /* The request as the client sent it, for sending it on to the leader. Borrowed
@@ -105,6 +108,11 @@ struct op {
 	uint64_t transfer_to;      /* OP_TRANSFER: 0 = any voter */
 	struct op_raw raw;
 	char fwd_headers[400]; /* extra headers when sent on to the leader */
+
+	/* The leader's own write (OP_NODE_PROFILE, ...): carried out only by a
+	 * writable leader (never parked or sent on), finished as soon as it is
+	 * applied (nobody waits for PostgreSQL), done called on the loop thread. */
+	bool internal;
 
 	void (*done)(struct op *op); /* called once, from any thread */
 	void *done_arg;

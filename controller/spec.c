@@ -132,6 +132,19 @@ bool spec_id_valid(const char *s)
 	return spec_name_chars(s, SPEC_ID_MAX);
 }
 
+bool spec_node_id_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (n >= SPEC_TOKEN_MAX ||
+		    !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
 bool spec_region_valid(const char *s)
 {
 	return spec_name_chars(s, 64);
@@ -235,6 +248,9 @@ struct spec_rule {
 
 static const struct spec_rule rule_id = {
 	spec_id_valid, "1 to 128 characters of A-Z a-z 0-9 . _ - (not '.' or '..')"};
+static const struct spec_rule rule_node_id = {
+	spec_node_id_valid,
+	"1 to 64 characters of A-Z a-z 0-9 _ - (a node id is a NATS subject token: no '.')"};
 static const struct spec_rule rule_region = {
 	spec_region_valid, "1 to 64 characters of A-Z a-z 0-9 . _ -"};
 static const struct spec_rule rule_contract = {
@@ -673,7 +689,7 @@ int spec_node_from_json(const json_t *j, struct node_spec *out, struct spec_err 
 		return -1;
 	struct spec_ctx c = {j, "", err};
 	struct node_spec s = {0};
-	if (spec_check_keys(&c, known) < 0 || spec_get_str(&c, "id", true, &rule_id, &s.id) < 0 ||
+	if (spec_check_keys(&c, known) < 0 || spec_get_str(&c, "id", true, &rule_node_id, &s.id) < 0 ||
 	    spec_get_str(&c, "region", true, &rule_region, &s.region) < 0 ||
 	    spec_get_map(&c, "labels", &map_labels, &s.labels) < 0 ||
 	    spec_get_int(&c, "cpu_capacity", false, 0, SPEC_CPU_MAX, &s.cpu_capacity, NULL) < 0 ||

@@ -131,6 +131,10 @@ int spec_parse_body(const char *buf, size_t len, json_t **out, struct spec_err *
 
 /* 1..128 chars of [A-Za-z0-9._-], not "." or "..". */
 bool spec_id_valid(const char *s);
+/* A node id: a NATS subject token, 1..SPEC_TOKEN_MAX chars of [A-Za-z0-9_-]
+ * (docs/protocol.md). Also the rule for the lattice name. */
+#define SPEC_TOKEN_MAX 64
+bool spec_node_id_valid(const char *s);
 /* Like spec_id_valid, for region names (1..64 chars). */
 bool spec_region_valid(const char *s);
 /* "namespace:name", lowercase [a-z0-9_.-] on both sides, 3..128 chars. */

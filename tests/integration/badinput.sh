@@ -8,7 +8,7 @@
 : "${top_builddir:=$top_srcdir}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-plan 346
+plan 350
 
 lib_init
 lattice_start bad
@@ -268,6 +268,9 @@ ID128=$(rep a 128)
 ID129=$(rep a 129)
 group "ids in the body"
 bad "node id of 129 characters" 400 invalid_field POST /v1/nodes "{\"id\":\"$ID129\",\"region\":\"r1\"}"
+bad "node id of 65 characters (not a NATS subject token)" 400 invalid_field POST /v1/nodes "{\"id\":\"$(rep a 65)\",\"region\":\"r1\"}"
+bad "node id with a dot (it would split a NATS subject)" 400 invalid_field POST /v1/nodes '{"id":"edge.1","region":"r1"}'
+is "$(jqr .error.message)" "field 'id' must be 1 to 64 characters of A-Z a-z 0-9 _ - (a node id is a NATS subject token: no '.')" "the message says why a dotted node id is refused"
 bad "actor id of 129 characters" 400 invalid_field POST /v1/actors "{\"id\":\"$ID129\",\"module\":\"m\",\"cpu_required\":1,\"memory_required_mb\":1}"
 bad "provider id of 129 characters" 400 invalid_field POST /v1/providers "{\"id\":\"$ID129\",\"contract_id\":\"wasmcloud:keyvalue\",\"image\":\"i\"}"
 bad "link id of 129 characters" 400 invalid_field POST /v1/links "{\"id\":\"$ID129\",\"actor_id\":\"a1\",\"provider_id\":\"p1\",\"contract_id\":\"wasmcloud:keyvalue\"}"
@@ -593,10 +596,12 @@ req PATCH /v1/actors/a1 '{"replicas":1,"cpu_required":100}' 'application/json; c
 is "$STATUS" 200 "control: a PATCH with 'application/json; charset=utf-8' is 200"
 req POST /v1/nodes '{"id":"labels64","region":"r1","labels":'"$(labels 64)"'}'
 is "$STATUS $(jqr '.labels | length')" "201 64" "control: 64 labels are accepted"
-req POST /v1/nodes "{\"id\":\"$ID128\",\"region\":\"r1\",\"labels\":{\"$(rep k 63)\":\"$(rep v 255)\"}}"
-is "$STATUS" 201 "control: a 128-character id, a 63-character label key and a 255-character value are accepted"
-req GET "/v1/nodes/$ID128"
-is "$STATUS" 200 "control: GET of the 128-character id is 200"
+req POST /v1/nodes "{\"id\":\"$(rep a 64)\",\"region\":\"r1\",\"labels\":{\"$(rep k 63)\":\"$(rep v 255)\"}}"
+is "$STATUS" 201 "control: a 64-character node id, a 63-character label key and a 255-character value are accepted"
+req GET "/v1/nodes/$(rep a 64)"
+is "$STATUS" 200 "control: GET of the 64-character node id is 200"
+req POST /v1/actors "{\"id\":\"$ID128\",\"module\":\"m\",\"cpu_required\":1,\"memory_required_mb\":1}"
+is "$STATUS" 201 "control: a 128-character actor id is accepted"
 req GET /healthz
 is "$STATUS" 200 "the replica is healthy at the end"
 

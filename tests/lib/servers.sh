@@ -182,3 +182,45 @@ free_port() {
 	done
 	return 1
 }
+
+# nats_pub SUBJECT PAYLOAD...: publishes each PAYLOAD on SUBJECT (core NATS, no
+# headers) over the server's text protocol, and returns once the server has
+# processed them (PING answered by PONG). Tests use it to play agents that send
+# what they like: malformed, oversized, spoofed messages.
+nats_pub() {
+	local subject=$1 line p
+	shift
+	exec 7<>"/dev/tcp/127.0.0.1/$NATS_PORT" || return 1
+	read -r -t 5 line <&7 # INFO
+	{
+		printf 'CONNECT {"verbose":false,"pedantic":false}\r\n'
+		for p in "$@"; do
+			printf 'PUB %s %d\r\n%s\r\n' "$subject" "$(printf '%s' "$p" | wc -c)" "$p"
+		done
+		printf 'PING\r\n'
+	} >&7
+	while read -r -t 10 line <&7; do
+		case $line in PONG*) break ;; -ERR*) echo "# nats: $line" >&2; exec 7>&-; return 1 ;; esac
+	done
+	exec 7>&-
+}
+
+# nats_req SUBJECT PAYLOAD: a request (core NATS, reply to an inbox); prints the
+# reply's payload (one line: JetStream's API answers are compact JSON). Returns
+# 1 when no reply came within 10 s.
+nats_req() {
+	local subject=$1 payload=$2 line
+	exec 7<>"/dev/tcp/127.0.0.1/$NATS_PORT" || return 1
+	read -r -t 5 line <&7 # INFO
+	printf 'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.lattice_test 1\r\nPUB %s _INBOX.lattice_test %d\r\n%s\r\n' \
+		"$subject" "$(printf '%s' "$payload" | wc -c)" "$payload" >&7
+	while read -r -t 10 line <&7; do
+		case $line in
+		MSG*) read -r -t 10 line <&7; printf '%s\n' "${line%$'\r'}"; exec 7>&-; return 0 ;;
+		PING*) printf 'PONG\r\n' >&7 ;;
+		-ERR*) echo "# nats: $line" >&2; break ;;
+		esac
+	done
+	exec 7>&-
+	return 1
+}

@@ -197,7 +197,12 @@ static const struct row rows[] = {
 	{K_NODE, "{}", E_MISSING, "field 'id' is required"},
 	{K_NODE, "{\"id\":5,\"region\":\"eu\"}", E_FIELD, "field 'id' must be a string"},
 	{K_NODE, "{\"id\":null,\"region\":\"eu\"}", E_FIELD, "field 'id' must be a string"},
-	{K_NODE, "{\"id\":\"\",\"region\":\"eu\"}", E_FIELD, "field 'id' must be 1 to 128"},
+	{K_NODE, "{\"id\":\"\",\"region\":\"eu\"}", E_FIELD, "field 'id' must be 1 to 64"},
+	{K_NODE, "{\"id\":\"edge.1\",\"region\":\"eu\"}", E_FIELD, "a NATS subject token: no '.'"},
+	{K_NODE, "{\"id\":\"edge*\",\"region\":\"eu\"}", E_FIELD, "field 'id' must be 1 to 64"},
+	{K_NODE, "{\"id\":\"edge>\",\"region\":\"eu\"}", E_FIELD, "field 'id' must be 1 to 64"},
+	{K_NODE, "{\"id\":\"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\",\"region\":\"eu\"}", E_FIELD,
+	 "field 'id' must be 1 to 64"},
 	{K_NODE, "{\"id\":\".\",\"region\":\"eu\"}", E_FIELD, "field 'id'"},
 	{K_NODE, "{\"id\":\"..\",\"region\":\"eu\"}", E_FIELD, "field 'id'"},
 	{K_NODE, "{\"id\":\"a/b\",\"region\":\"eu\"}", E_FIELD, "field 'id'"},
@@ -538,7 +543,7 @@ static void test_node(void)
 	spec_node_free(&s); /* twice is harmless */
 	json_decref(j);
 
-	j = parse("{\"id\":\"n-2.x_Y\",\"region\":\"us\",\"labels\":{\"zone\":\"b\","
+	j = parse("{\"id\":\"n-2_x_Y\",\"region\":\"us\",\"labels\":{\"zone\":\"b\","
 		  "\"gpu\":\"\",\"k8s.io/arch\":\"arm64\"},\"cpu_capacity\":4000,"
 		  "\"memory_mb\":8192,\"cpu_used\":4000,\"memory_used_mb\":100,\"actor_count\":3}");
 	is_int(spec_node_from_json(j, &s, &err), 0, "node: full body decodes");
@@ -559,12 +564,12 @@ static void test_node(void)
 	spec_node_free(&s);
 	json_decref(j);
 
-	char id128[129];
-	memset(id128, 'z', 128);
-	id128[128] = '\0';
-	char *b = fmt("{\"id\":\"%s\",\"region\":\"r\"}", id128);
+	char id64[65];
+	memset(id64, 'z', 64);
+	id64[64] = '\0';
+	char *b = fmt("{\"id\":\"%s\",\"region\":\"r\"}", id64);
 	j = parse(b);
-	is_int(spec_node_from_json(j, &s, &err), 0, "node: id of 128 characters is fine");
+	is_int(spec_node_from_json(j, &s, &err), 0, "node: id of 64 characters (a subject token's most) is fine");
 	spec_node_free(&s);
 	json_decref(j);
 	free(b);

@@ -1,0 +1,707 @@
+#include "bus.h"
+
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_S INT64_C(1000000000)
+/* Heartbeats waiting for the loop; beyond this they are dropped (counted): a
+ * loop that far behind is better off without them than out of memory. */
+#define BUS_EVENTS_MAX 100000
+/* A set-up that failed (NATS away, a stream with contradicting settings) is
+ * tried again after this long. */
+#define BUS_RETRY_MS 10000
+/* How long one JetStream API call may take. */
+#define BUS_JS_WAIT_MS 5000
+
+enum job_kind { JOB_SETUP, JOB_CONSUMER_ADD, JOB_CONSUMER_DEL, JOB_UNLEAD };
+
+struct bus_job {
+	enum job_kind kind;
+	uint64_t epoch;
+	char **nodes; /* JOB_SETUP: every node id; else one */
+	size_t nnodes;
+	struct bus_job *next;
+};
+
+struct bus_event {
+	struct proto_hb *hb;
+	int64_t at_ms;
+	struct bus_event *next;
+};
+
+static const char *const subject_names[BUS_SUBJECTS] = {"hb", "ack", "snap"};
+
+const char *bus_subject_name(enum bus_subject s)
+{
+	return (unsigned)s < BUS_SUBJECTS ? subject_names[s] : "unknown";
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void job_free(struct bus_job *j)
+{
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < j->nnodes; i++)
+		free(j->nodes[i]);
+	free(j->nodes);
+	free(j);
+}
+
+/* Loop thread: queue a job for the worker. Out of memory: the job is lost and
+ * the next set-up (on reconnect, retry or leadership) repairs it. */
+static void push_job(struct bus *b, enum job_kind kind, const char *const *nodes, size_t n)
+{
+	struct bus_job *j = calloc(1, sizeof(*j));
+	if (j == NULL || (n && (j->nodes = calloc(n, sizeof(char *))) == NULL)) {
+		log_error("nats: out of memory queueing a job");
+		free(j);
+		return;
+	}
+	j->kind = kind;
+	for (size_t i = 0; i < n; i++) {
+		if ((j->nodes[i] = strdup(nodes[i])) == NULL) {
+			log_error("nats: out of memory queueing a job");
+			job_free(j);
+			return;
+		}
+		j->nnodes = i + 1;
+	}
+	pthread_mutex_lock(&b->lock);
+	j->epoch = b->lead_epoch;
+	if (b->jobs_tail)
+		b->jobs_tail->next = j;
+	else
+		b->jobs_head = j;
+	b->jobs_tail = j;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- NATS callbacks (nats.c threads) ----------------------------------------------------- */
+
+void bus_dropped(struct bus *b, enum bus_subject subj, enum proto_drop why, const char *subject, const char *msg)
+{
+	atomic_fetch_add(&b->stats.dropped[subj][why], 1);
+	/* One line a second at most: a flood of bad messages must not become a
+	 * flood of log lines. */
+	int64_t now = mono_ms(), last = atomic_load(&b->drop_logged_ms);
+	uint64_t quiet = atomic_fetch_add(&b->drops_unlogged, 1);
+	if (now - last < 1000 || !atomic_compare_exchange_strong(&b->drop_logged_ms, &last, now))
+		return;
+	atomic_fetch_sub(&b->drops_unlogged, quiet + 1);
+	if (quiet > 0)
+		log_warn("nats: %s message on %.200s dropped (%s): %s (and %llu more dropped in the last second)",
+			 bus_subject_name(subj), subject, proto_drop_name(why), msg, (unsigned long long)quiet);
+	else
+		log_warn("nats: %s message on %.200s dropped (%s): %s", bus_subject_name(subj), subject,
+			 proto_drop_name(why), msg);
+}
+
+static void on_heartbeat(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct bus *b = closure;
+	const char *subject = natsMsg_GetSubject(msg);
+	char err[256];
+	struct proto_hb *hb = calloc(1, sizeof(*hb));
+	enum proto_drop rc = hb == NULL ? PROTO_MALFORMED
+					: proto_hb_decode(b->cfg->lattice, subject, natsMsg_GetData(msg),
+							  (size_t)natsMsg_GetDataLength(msg), hb, err, sizeof(err));
+	if (hb == NULL)
+		snprintf(err, sizeof(err), "out of memory");
+	if (rc != PROTO_OK) {
+		bus_dropped(b, BUS_SUBJ_HB, rc, subject, err);
+		free(hb);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	natsMsg_Destroy(msg);
+	struct bus_event *ev = malloc(sizeof(*ev));
+	pthread_mutex_lock(&b->lock);
+	bool keep = ev != NULL && b->leading && b->nev < BUS_EVENTS_MAX;
+	if (keep) {
+		ev->hb = hb;
+		ev->at_ms = mono_ms();
+		ev->next = NULL;
+		if (b->ev_tail)
+			b->ev_tail->next = ev;
+		else
+			b->ev_head = ev;
+		b->ev_tail = ev;
+		b->nev++;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (!keep) {
+		if (ev != NULL && b->leading)
+			log_warn("nats: %d heartbeats wait for the loop; %s dropped", BUS_EVENTS_MAX, hb->profile.id);
+		proto_hb_free(hb);
+		free(hb);
+		free(ev);
+		return;
+	}
+	atomic_fetch_add(&b->stats.heartbeats, 1);
+	uv_async_send(&b->wake);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct bus *b = closure;
+	atomic_store(&b->stats.connected, 1);
+	log_info("nats: connected");
+	pthread_mutex_lock(&b->lock);
+	b->retry_at_ms = 1; /* the leader's set-up, now */
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct bus *b = closure;
+	if (atomic_exchange(&b->stats.connected, 0))
+		log_warn("nats: disconnected; reconnecting in the background");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	struct bus *b = closure;
+	atomic_fetch_add(&b->stats.reconnects, 1);
+	on_connected(nc, closure);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	log_warn("nats: %s", natsStatus_GetText(err));
+}
+
+/* ---- worker thread ------------------------------------------------------------------------ */
+
+struct want_stream {
+	const char *kind;  /* cmd, ack, snap */
+	int64_t max_age_ns;
+};
+static const struct want_stream want_streams[3] = {
+	{"cmd", INT64_C(7) * 24 * 3600 * NS_PER_S},
+	{"ack", INT64_C(7) * 24 * 3600 * NS_PER_S},
+	{"snap", INT64_C(24) * 3600 * NS_PER_S},
+};
+#define DUP_WINDOW_NS (INT64_C(120) * NS_PER_S)
+
+static const char *retention_name(jsRetentionPolicy r)
+{
+	return r == js_LimitsPolicy ? "limits" : r == js_InterestPolicy ? "interest" : "workqueue";
+}
+
+/* Checks an existing stream against what the protocol needs; 0, or -1 with the
+ * contradiction in why. */
+static int stream_check(const jsStreamConfig *c, const char *subject, char *why, size_t len)
+{
+	if (c->SubjectsLen != 1 || strcmp(c->Subjects[0], subject) != 0)
+		snprintf(why, len, "subjects are %s%s, lattice needs [%s]", c->SubjectsLen ? c->Subjects[0] : "[]",
+			 c->SubjectsLen > 1 ? " and more" : "", subject);
+	else if (c->Storage != js_FileStorage)
+		snprintf(why, len, "storage is memory, lattice needs file");
+	else if (c->Retention != js_LimitsPolicy)
+		snprintf(why, len, "retention is %s, lattice needs limits", retention_name(c->Retention));
+	else if (c->Duplicates < DUP_WINDOW_NS)
+		snprintf(why, len, "the duplicate window is %lld s, lattice needs at least 120 s",
+			 (long long)(c->Duplicates / NS_PER_S));
+	else
+		return 0;
+	return -1;
+}
+
+static int ensure_stream(struct bus *b, int i)
+{
+	jsCtx *js = b->js;
+	char subject[128];
+	proto_subject(subject, sizeof(subject), b->cfg->lattice, want_streams[i].kind, ">");
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, js, b->streams[i], NULL, &jerr);
+	if (s == NATS_OK) {
+		char why[256];
+		int rc = stream_check(si->Config, subject, why, sizeof(why));
+		jsStreamInfo_Destroy(si);
+		if (rc != 0) {
+			atomic_fetch_add(&b->stats.errors_stream_config, 1);
+			log_error("nats: stream %s: %s; lattice does not change an existing stream: fix or delete it "
+				  "(retrying every %d s)",
+				  b->streams[i], why, BUS_RETRY_MS / 1000);
+			return -1;
+		}
+		return 0;
+	}
+	if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+		atomic_fetch_add(&b->stats.errors_jetstream, 1);
+		log_warn("nats: stream %s: %s (%d)", b->streams[i], natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	jsStreamConfig sc;
+	jsStreamConfig_Init(&sc);
+	const char *subjects[1] = {subject};
+	sc.Name = b->streams[i];
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Retention = js_LimitsPolicy;
+	sc.Duplicates = DUP_WINDOW_NS;
+	sc.MaxAge = want_streams[i].max_age_ns;
+	s = js_AddStream(&si, js, &sc, NULL, &jerr);
+	if (s != NATS_OK) {
+		atomic_fetch_add(&b->stats.errors_jetstream, 1);
+		log_warn("nats: creating stream %s: %s (%d)", b->streams[i], natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	jsStreamInfo_Destroy(si);
+	log_info("nats: created stream %s (%s)", b->streams[i], subject);
+	return 0;
+}
+
+/* A durable pull consumer: left alone when it exists. */
+static int ensure_consumer(struct bus *b, const char *stream, const char *durable, const char *filter,
+			   int64_t ack_wait_ns)
+{
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetConsumerInfo(&ci, b->js, stream, durable, NULL, &jerr);
+	if (s == NATS_OK) {
+		jsConsumerInfo_Destroy(ci);
+		return 0;
+	}
+	if (s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+		atomic_fetch_add(&b->stats.errors_jetstream, 1);
+		log_warn("nats: consumer %s on %s: %s (%d)", durable, stream, natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	jsConsumerConfig cc;
+	jsConsumerConfig_Init(&cc);
+	cc.Durable = durable;
+	cc.AckPolicy = js_AckExplicit;
+	cc.DeliverPolicy = js_DeliverAll;
+	cc.AckWait = ack_wait_ns;
+	cc.MaxDeliver = -1;
+	cc.FilterSubject = filter;
+	s = js_AddConsumer(&ci, b->js, stream, &cc, NULL, &jerr);
+	if (s != NATS_OK) {
+		atomic_fetch_add(&b->stats.errors_jetstream, 1);
+		log_warn("nats: creating consumer %s on %s: %s (%d)", durable, stream, natsStatus_GetText(s),
+			 (int)jerr);
+		return -1;
+	}
+	jsConsumerInfo_Destroy(ci);
+	log_debug("nats: created consumer %s on %s", durable, stream);
+	return 0;
+}
+
+static int node_consumer(struct bus *b, const char *node, bool add)
+{
+	char durable[96], filter[128];
+	snprintf(durable, sizeof(durable), "agent_%s", node);
+	proto_subject(filter, sizeof(filter), b->cfg->lattice, "cmd", node);
+	if (add)
+		return ensure_consumer(b, b->streams[0], durable, filter, 30 * NS_PER_S);
+	jsErrCode jerr = 0;
+	natsStatus s = js_DeleteConsumer(b->js, b->streams[0], durable, NULL, &jerr);
+	if (s != NATS_OK && s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+		log_warn("nats: deleting consumer %s: %s (%d)", durable, natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	return 0;
+}
+
+/* The worker's copy of the node ids the leader knows (for a set-up again). */
+struct node_set {
+	char **ids;
+	size_t n, cap;
+};
+
+static void set_clear(struct node_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->ids[i]);
+	free(s->ids);
+	memset(s, 0, sizeof(*s));
+}
+
+static void set_put(struct node_set *s, const char *id, bool add)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], id) == 0) {
+			if (!add) {
+				free(s->ids[i]);
+				s->ids[i] = s->ids[--s->n];
+			}
+			return;
+		}
+	if (!add)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		char **ids = realloc(s->ids, cap * sizeof(*ids));
+		if (ids == NULL)
+			return; /* its consumer is made at the next set-up that has memory */
+		s->ids = ids;
+		s->cap = cap;
+	}
+	if ((s->ids[s->n] = strdup(id)) != NULL)
+		s->n++;
+}
+
+static bool still_leading(struct bus *b, uint64_t epoch)
+{
+	pthread_mutex_lock(&b->lock);
+	bool ok = b->leading && b->lead_epoch == epoch && !b->stopping;
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+/* Streams, the controller's consumers, every node's consumer. 0 or -1 (retry). */
+static int setup(struct bus *b, const struct node_set *nodes, uint64_t epoch)
+{
+	if (!atomic_load(&b->stats.connected))
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (ensure_stream(b, i) != 0)
+			return -1;
+	char filter[128];
+	proto_subject(filter, sizeof(filter), b->cfg->lattice, "ack", ">");
+	if (ensure_consumer(b, b->streams[1], "controller_ack", filter, 30 * NS_PER_S) != 0)
+		return -1;
+	proto_subject(filter, sizeof(filter), b->cfg->lattice, "snap", ">");
+	if (ensure_consumer(b, b->streams[2], "controller_snap", filter, 30 * NS_PER_S) != 0)
+		return -1;
+	for (size_t i = 0; i < nodes->n; i++) {
+		if (!still_leading(b, epoch))
+			return 0;
+		if (node_consumer(b, nodes->ids[i], true) != 0)
+			return -1;
+	}
+	if (!atomic_exchange(&b->stats.streams_ok, 1))
+		log_info("nats: streams %s, %s, %s and %zu agent consumers ready", b->streams[0], b->streams[1],
+			 b->streams[2], nodes->n);
+	return 0;
+}
+
+static void hb_subscribe(struct bus *b, bool on)
+{
+	if (on && b->hb_sub == NULL) {
+		char subject[128];
+		proto_subject(subject, sizeof(subject), b->cfg->lattice, "hb", "*");
+		natsSubscription *sub = NULL;
+		natsStatus s = natsConnection_Subscribe(&sub, b->nc, subject, on_heartbeat, b);
+		if (s != NATS_OK) {
+			log_warn("nats: subscribing to %s: %s", subject, natsStatus_GetText(s));
+			return;
+		}
+		/* Heartbeats are cheap to lose, costly to hoard. */
+		natsSubscription_SetPendingLimits(sub, 65536, 64 * 1024 * 1024);
+		b->hb_sub = sub;
+	} else if (!on && b->hb_sub != NULL) {
+		natsSubscription_Unsubscribe(b->hb_sub);
+		natsSubscription_Destroy(b->hb_sub);
+		b->hb_sub = NULL;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct bus *b = arg;
+	struct node_set nodes = {0};
+	bool need_setup = false;
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		while (!b->stopping && b->jobs_head == NULL &&
+		       !(b->leading && b->retry_at_ms != 0 && b->retry_at_ms <= mono_ms())) {
+			if (b->leading && b->retry_at_ms != 0) {
+				int64_t wait = b->retry_at_ms - mono_ms();
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += wait / 1000;
+				ts.tv_nsec += (wait % 1000) * 1000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+			} else {
+				pthread_cond_wait(&b->cond, &b->lock);
+			}
+		}
+		if (b->stopping)
+			break;
+		struct bus_job *j = b->jobs_head;
+		if (j) {
+			b->jobs_head = j->next;
+			if (b->jobs_head == NULL)
+				b->jobs_tail = NULL;
+		}
+		bool leading = b->leading;
+		uint64_t epoch = b->lead_epoch;
+		if (j == NULL)
+			b->retry_at_ms = 0;
+		pthread_mutex_unlock(&b->lock);
+
+		if (j != NULL) {
+			switch (j->kind) {
+			case JOB_SETUP:
+				set_clear(&nodes);
+				for (size_t i = 0; i < j->nnodes; i++)
+					set_put(&nodes, j->nodes[i], true);
+				need_setup = true;
+				break;
+			case JOB_CONSUMER_ADD:
+			case JOB_CONSUMER_DEL: {
+				bool add = j->kind == JOB_CONSUMER_ADD;
+				set_put(&nodes, j->nodes[0], add);
+				if (leading && atomic_load(&b->stats.streams_ok) && node_consumer(b, j->nodes[0], add) != 0)
+					need_setup = true;
+				break;
+			}
+			case JOB_UNLEAD:
+				hb_subscribe(b, false);
+				atomic_store(&b->stats.streams_ok, 0);
+				set_clear(&nodes);
+				need_setup = false;
+				break;
+			}
+			job_free(j);
+		} else {
+			need_setup = leading; /* connected again, or a retry */
+		}
+		if (need_setup && leading && still_leading(b, epoch)) {
+			hb_subscribe(b, true);
+			atomic_store(&b->stats.streams_ok, 0);
+			int rc = setup(b, &nodes, epoch);
+			need_setup = false;
+			pthread_mutex_lock(&b->lock);
+			if (rc != 0 && b->retry_at_ms == 0)
+				b->retry_at_ms = mono_ms() + BUS_RETRY_MS;
+			pthread_mutex_unlock(&b->lock);
+		}
+		pthread_mutex_lock(&b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+	hb_subscribe(b, false);
+	set_clear(&nodes);
+	return NULL;
+}
+
+/* ---- loop side ---------------------------------------------------------------------------- */
+
+static void on_wake(uv_async_t *h)
+{
+	struct bus *b = h->data;
+	pthread_mutex_lock(&b->lock);
+	struct bus_event *ev = b->ev_head;
+	b->ev_head = b->ev_tail = NULL;
+	b->nev = 0;
+	pthread_mutex_unlock(&b->lock);
+	while (ev) {
+		struct bus_event *next = ev->next;
+		b->cbs.heartbeat(b->cbs.arg, ev->hb, ev->at_ms);
+		free(ev);
+		ev = next;
+	}
+}
+
+/* Splits "URL,URL" into the servers array (strings point into buf). */
+static int split_urls(char *buf, const char **urls, int max)
+{
+	int n = 0;
+	for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (n == max)
+			return -1;
+		urls[n++] = t;
+	}
+	return n;
+}
+
+int bus_init(struct bus *b, const struct config *cfg, uv_loop_t *loop, const struct bus_cbs *cbs, char *err,
+	     size_t errlen)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	b->cbs = *cbs;
+	for (int i = 0; i < 3; i++) {
+		char kind[8];
+		snprintf(kind, sizeof(kind), "%s", want_streams[i].kind);
+		for (char *p = kind; *p; p++)
+			*p = (char)(*p - 'a' + 'A');
+		snprintf(b->streams[i], sizeof(b->streams[i]), "LATTICE_%s_%s", cfg->lattice, kind);
+	}
+	if (cfg->nats == NULL || cfg->nats[0] == '\0')
+		return 0;
+	b->enabled = true;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	if (uv_async_init(loop, &b->wake, on_wake) != 0) {
+		snprintf(err, errlen, "nats: uv_async_init failed");
+		return -1;
+	}
+	b->wake.data = b;
+	b->wake_init = true;
+
+	char *buf = strdup(cfg->nats);
+	const char *urls[32];
+	int n = buf ? split_urls(buf, urls, 32) : -1;
+	natsOptions *opts = NULL;
+	natsStatus s = n <= 0 ? NATS_INVALID_ARG : natsOptions_Create(&opts);
+	if (n <= 0) {
+		snprintf(err, errlen, "--nats: '%s' is not a list of 1 to 32 URLs", cfg->nats);
+		free(buf);
+		return -1;
+	}
+	char name[64];
+	snprintf(name, sizeof(name), "latticed-%lld", (long long)cfg->id);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(opts, urls, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(opts, name);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(opts, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(opts, 500);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(opts, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(opts, on_error, b);
+	if (s == NATS_OK && cfg->nats_creds && cfg->nats_creds[0])
+		s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
+	free(buf);
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "--nats/--nats-creds: %s (%s)", natsStatus_GetText(s),
+			 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
+		natsOptions_Destroy(opts);
+		return -1;
+	}
+	b->opts = opts;
+	natsConnection *nc = NULL;
+	s = natsConnection_Connect(&nc, opts);
+	if (s == NATS_OK) {
+		atomic_store(&b->stats.connected, 1);
+		log_info("nats: connected to %s", cfg->nats);
+	} else if (s == NATS_NOT_YET_CONNECTED) {
+		log_warn("nats: %s not reachable yet; retrying in the background", cfg->nats);
+	} else {
+		snprintf(err, errlen, "nats: connecting to %s: %s", cfg->nats, natsStatus_GetText(s));
+		return -1;
+	}
+	b->nc = nc;
+	jsCtx *js = NULL;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = BUS_JS_WAIT_MS;
+	if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
+		snprintf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(s));
+		return -1;
+	}
+	b->js = js;
+	if (pthread_create(&b->worker, NULL, worker_main, b) != 0) {
+		snprintf(err, errlen, "nats: cannot start the worker thread");
+		return -1;
+	}
+	b->worker_started = true;
+	return 0;
+}
+
+void bus_lead(struct bus *b, bool leading, const char *const *nodes, size_t nnodes)
+{
+	if (!b->enabled)
+		return;
+	pthread_mutex_lock(&b->lock);
+	bool change = b->leading != leading;
+	b->leading = leading;
+	if (change)
+		b->lead_epoch++;
+	pthread_mutex_unlock(&b->lock);
+	if (!change)
+		return;
+	if (leading) {
+		push_job(b, JOB_SETUP, nodes, nnodes);
+	} else {
+		push_job(b, JOB_UNLEAD, NULL, 0);
+		/* Heartbeats queued for the loop are of no use to a follower. */
+		pthread_mutex_lock(&b->lock);
+		struct bus_event *ev = b->ev_head;
+		b->ev_head = b->ev_tail = NULL;
+		b->nev = 0;
+		pthread_mutex_unlock(&b->lock);
+		while (ev) {
+			struct bus_event *next = ev->next;
+			proto_hb_free(ev->hb);
+			free(ev->hb);
+			free(ev);
+			ev = next;
+		}
+	}
+}
+
+void bus_node(struct bus *b, const char *node_id, bool added)
+{
+	if (!b->enabled)
+		return;
+	push_job(b, added ? JOB_CONSUMER_ADD : JOB_CONSUMER_DEL, &node_id, 1);
+}
+
+void bus_close(struct bus *b)
+{
+	if (!b->enabled)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stopping = true;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	if (b->worker_started)
+		pthread_join(b->worker, NULL);
+	if (b->nc)
+		natsConnection_Close(b->nc); /* no callback runs after this returns */
+	while (b->jobs_head) {
+		struct bus_job *j = b->jobs_head;
+		b->jobs_head = j->next;
+		job_free(j);
+	}
+	struct bus_event *ev = b->ev_head;
+	while (ev) {
+		struct bus_event *next = ev->next;
+		proto_hb_free(ev->hb);
+		free(ev->hb);
+		free(ev);
+		ev = next;
+	}
+	b->ev_head = b->ev_tail = NULL;
+	if (b->js)
+		jsCtx_Destroy(b->js);
+	if (b->nc)
+		natsConnection_Destroy(b->nc);
+	if (b->opts)
+		natsOptions_Destroy(b->opts);
+	b->js = b->nc = b->opts = NULL;
+	if (b->wake_init)
+		uv_close((uv_handle_t *)&b->wake, NULL);
+	b->enabled = false;
+}

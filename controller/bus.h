@@ -1,0 +1,98 @@
+/* bus — latticed's side of NATS (docs/protocol.md): the connection, the
+ * streams and consumers the leader keeps, and the heartbeats it listens to.
+ *
+ * Threads: nats.c runs its own (connection reader, flusher, one delivery thread
+ * for the heartbeat subscription); every blocking JetStream call runs on the
+ * bus's worker thread. Nothing here touches the model: what the loop must know
+ * (heartbeats, decoded, in arrival order) is queued and handed over on the loop
+ * thread through a uv_async_t, to bus_cbs.heartbeat. The loop tells the bus
+ * when this replica starts and stops leading (bus_lead).
+ *
+ * latticed keeps serving its API while NATS is away: the connection retries
+ * forever in the background, and the leader's set-up runs again each time it
+ * comes back. */
+#ifndef LATTICE_BUS_H
+#define LATTICE_BUS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto.h"
+
+struct config;
+struct bus_job;
+struct bus_event;
+
+/* Messages dropped, by subject kind and reason (lattice_nats_dropped_total). */
+enum bus_subject { BUS_SUBJ_HB = 0, BUS_SUBJ_ACK, BUS_SUBJ_SNAP, BUS_SUBJECTS };
+const char *bus_subject_name(enum bus_subject s);
+
+struct bus_stats {
+	atomic_uint_fast64_t dropped[BUS_SUBJECTS][PROTO_DROPS];
+	atomic_uint_fast64_t heartbeats;  /* accepted and handed to the loop */
+	atomic_uint_fast64_t reconnects;  /* times the connection came back */
+	atomic_uint_fast64_t errors_stream_config, errors_jetstream;
+	atomic_int connected;   /* 1 while connected to a NATS server */
+	atomic_int streams_ok;  /* 1 once the leader's streams and consumers are set up */
+};
+
+struct bus_cbs {
+	void *arg;
+	/* Loop thread: a heartbeat that passed proto_hb_decode (transferred: the
+	 * callee frees it with proto_hb_free + free). now_ms: monotonic arrival. */
+	void (*heartbeat)(void *arg, struct proto_hb *hb, int64_t now_ms);
+};
+
+struct bus {
+	const struct config *cfg; /* borrowed */
+	struct bus_cbs cbs;
+	bool enabled; /* --nats given */
+	struct bus_stats stats;
+	void *nc, *js, *opts; /* natsConnection, jsCtx, natsOptions */
+	void *hb_sub;         /* natsSubscription while leading (worker thread) */
+
+	/* worker thread: blocking JetStream calls */
+	pthread_t worker;
+	bool worker_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct bus_job *jobs_head, *jobs_tail;
+	bool stopping;
+	bool leading;         /* lock: the loop said so */
+	uint64_t lead_epoch;  /* lock: bumped at every bus_lead change */
+	int64_t retry_at_ms;  /* worker: set-up failed, retry then (0: no retry due) */
+
+	/* to the loop */
+	uv_async_t wake;
+	bool wake_init;
+	struct bus_event *ev_head, *ev_tail; /* lock */
+	size_t nev;                          /* lock */
+	char streams[3][80];                 /* LATTICE_<L>_CMD, _ACK, _SNAP */
+	atomic_int_fast64_t drop_logged_ms;  /* rate limit of drop log lines */
+	atomic_uint_fast64_t drops_unlogged;
+};
+
+/* Loop thread, before the loop runs. Connects in the background when --nats is
+ * set (a server that is down is retried forever); with --nats "" the bus is
+ * disabled and every call below does nothing. Returns 0, or -1 with a message
+ * in err (a bad URL, an unreadable creds file). */
+int bus_init(struct bus *b, const struct config *cfg, uv_loop_t *loop, const struct bus_cbs *cbs, char *err,
+	     size_t errlen);
+/* Loop thread: this replica starts (true) or stops leading. Leading: the
+ * streams and consumers of `nodes` (node ids, borrowed: copied) are set up and
+ * heartbeats are listened to. */
+void bus_lead(struct bus *b, bool leading, const char *const *nodes, size_t nnodes);
+/* Loop thread, leading: a node was registered (its consumer is created) or
+ * deleted (its consumer goes). */
+void bus_node(struct bus *b, const char *node_id, bool added);
+/* Any thread: counts a dropped message (lattice_nats_dropped_total) and logs
+ * it (one line a second at most, saying how many more went unlogged). */
+void bus_dropped(struct bus *b, enum bus_subject subj, enum proto_drop why, const char *subject, const char *msg);
+/* Loop thread: stop the worker, close the connection, close the async handle
+ * (the loop must run once more to finish closing it). */
+void bus_close(struct bus *b);
+
+#endif

@@ -1,0 +1,441 @@
+#include "edge.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "leader.h"
+#include "log.h"
+#include "loop.h"
+#include "model.h"
+#include "ops.h"
+#include "proto.h"
+
+/* What the leader knows of a node from its heartbeats (soft state). */
+struct edge_seen {
+	char id[SPEC_TOKEN_MAX + 1];
+	int64_t last_ms;      /* monotonic time of the last heartbeat */
+	int64_t last_wall_ms; /* the leader's wall clock then (what the model records) */
+	int64_t back_ms;      /* when it was heard again after a silence (damping) */
+	char instance[PROTO_INSTANCE_MAX + 1], prev_instance[PROTO_INSTANCE_MAX + 1];
+	int64_t seq;
+	int64_t cpu_measured, memory_measured_mb, error_count, policy_version;
+	char agent_version[PROTO_AGENT_VERSION_MAX + 1];
+	int64_t flaps[8];       /* monotonic times it went unhealthy lately (ring) */
+	unsigned nflaps;
+	int64_t proposed_ms;    /* last report proposed for it (one in flight at a time) */
+	bool profile_pending;   /* an OP_NODE_PROFILE is on its way */
+	struct proto_hb *hb;    /* its last heartbeat (actors, for reconciliation) */
+};
+
+void edge_init(struct edge *e, struct loop *l, bool enabled)
+{
+	memset(e, 0, sizeof(*e));
+	e->loop = l;
+	e->enabled = enabled;
+	hmap_init(&e->seen);
+	hmap_init(&e->consumers);
+}
+
+static void seen_free(struct edge_seen *s)
+{
+	if (s->hb) {
+		proto_hb_free(s->hb);
+		free(s->hb);
+	}
+	free(s);
+}
+
+static void forget_all(struct edge *e)
+{
+	size_t pos = 0;
+	struct edge_seen *s;
+	while ((s = hmap_next(&e->seen, &pos)) != NULL)
+		seen_free(s);
+	hmap_release(&e->seen);
+	hmap_init(&e->seen);
+	pos = 0;
+	char *k;
+	while ((k = hmap_next(&e->consumers, &pos)) != NULL)
+		free(k);
+	hmap_release(&e->consumers);
+	hmap_init(&e->consumers);
+}
+
+void edge_release(struct edge *e)
+{
+	forget_all(e);
+	hmap_release(&e->seen);
+	hmap_release(&e->consumers);
+}
+
+/* ---- the leader's own writes ---------------------------------------------------------- */
+
+struct edge_op {
+	struct op op;
+	struct edge *edge;
+	char node[SPEC_TOKEN_MAX + 1]; /* OP_NODE_PROFILE */
+};
+
+static void op_done(struct op *op)
+{
+	struct edge_op *eo = (struct edge_op *)op;
+	struct edge *e = eo->edge;
+	if (op->kind == OP_NODE_REPORT) {
+		e->report_inflight = false;
+	} else {
+		struct edge_seen *s = hmap_get(&e->seen, eo->node);
+		if (s)
+			s->profile_pending = false;
+	}
+	if (op->http_status != 0)
+		log_warn("%s %s: %s", op->kind == OP_NODE_REPORT ? "node report" : "registering node",
+			 op->kind == OP_NODE_REPORT ? "" : eo->node, op->message);
+	op_release(op);
+	free(eo);
+}
+
+static struct edge_op *new_op(struct edge *e, enum op_kind kind, int64_t now)
+{
+	struct edge_op *eo = calloc(1, sizeof(*eo));
+	if (eo == NULL)
+		return NULL;
+	op_init(&eo->op, kind);
+	eo->edge = e;
+	eo->op.internal = true;
+	eo->op.deadline_ms = now + e->loop->cfg->write_timeout_ms;
+	eo->op.done = op_done;
+	eo->op.entry.who = strdup("edge");
+	if (eo->op.entry.who == NULL) {
+		free(eo);
+		return NULL;
+	}
+	return eo;
+}
+
+static bool labels_equal(const struct kvlist *a, const struct kvlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->items[i].key, b->items[i].key) != 0 || strcmp(a->items[i].value, b->items[i].value) != 0)
+			return false;
+	return true;
+}
+
+/* Registers the node of hb, or updates its profile, when the model differs. */
+static void maybe_profile(struct edge *e, struct edge_seen *s, struct proto_hb *hb, int64_t now)
+{
+	const struct model_node *n = model_node_get(&e->loop->model, hb->profile.id);
+	if (s->profile_pending)
+		return;
+	if (n != NULL && strcmp(n->spec.region, hb->profile.region) == 0 &&
+	    labels_equal(&n->spec.labels, &hb->profile.labels) &&
+	    n->spec.cpu_capacity == hb->profile.cpu_capacity && n->spec.memory_mb == hb->profile.memory_mb)
+		return;
+	struct edge_op *eo = new_op(e, OP_NODE_PROFILE, now);
+	if (eo == NULL)
+		return;
+	snprintf(eo->node, sizeof(eo->node), "%s", hb->profile.id);
+	eo->op.entry.node = hb->profile; /* moved */
+	memset(&hb->profile, 0, sizeof(hb->profile));
+	if ((eo->op.entry.node.id = strdup(eo->node)) == NULL) {
+		op_release(&eo->op);
+		free(eo);
+		return;
+	}
+	snprintf(eo->op.target, sizeof(eo->op.target), "%s", eo->node);
+	s->profile_pending = true;
+	e->profiles++;
+	log_info("node %s: %s from its heartbeat", eo->node, n ? "profile updated" : "registered");
+	loop_submit(e->loop, &eo->op);
+}
+
+void edge_heartbeat(struct edge *e, struct proto_hb *hb, int64_t now)
+{
+	if (!e->leading) {
+		proto_hb_free(hb);
+		free(hb);
+		return;
+	}
+	struct edge_seen *s = hmap_get(&e->seen, hb->profile.id);
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL || (snprintf(s->id, sizeof(s->id), "%s", hb->profile.id), hmap_put(&e->seen, s->id, s)) != 0) {
+			log_error("node %s: out of memory recording its heartbeat", hb->profile.id);
+			free(s);
+			proto_hb_free(hb);
+			free(hb);
+			return;
+		}
+	} else if ((strcmp(hb->instance, s->instance) == 0 && hb->seq <= s->seq) ||
+		   strcmp(hb->instance, s->prev_instance) == 0) {
+		char why[200];
+		snprintf(why, sizeof(why), "instance %s seq %lld is not newer than instance %s seq %lld", hb->instance,
+			 (long long)hb->seq, s->instance, (long long)s->seq);
+		bus_dropped(&e->loop->bus, BUS_SUBJ_HB, PROTO_STALE, s->id, why);
+		proto_hb_free(hb);
+		free(hb);
+		return;
+	}
+	int64_t timeout = e->loop->cfg->heartbeat_timeout_ms;
+	if (s->last_ms == 0 || (timeout > 0 && now - s->last_ms > timeout))
+		s->back_ms = now;
+	if (strcmp(hb->instance, s->instance) != 0) {
+		if (s->instance[0])
+			log_info("node %s: agent restarted (instance %s, was %s)", s->id, hb->instance, s->instance);
+		memcpy(s->prev_instance, s->instance, sizeof(s->instance));
+		memcpy(s->instance, hb->instance, sizeof(s->instance));
+	}
+	s->seq = hb->seq;
+	s->last_ms = now;
+	s->last_wall_ms = loop_wallclock_ms();
+	s->cpu_measured = hb->cpu_measured;
+	s->memory_measured_mb = hb->memory_measured_mb;
+	s->error_count = hb->error_count;
+	s->policy_version = hb->policy_version;
+	memcpy(s->agent_version, hb->agent_version, sizeof(s->agent_version));
+	maybe_profile(e, s, hb, now);
+	if (s->hb) {
+		proto_hb_free(s->hb);
+		free(s->hb);
+	}
+	s->hb = hb;
+}
+
+/* ---- health ---------------------------------------------------------------------------- */
+
+static unsigned recent_flaps(const struct edge_seen *s, int64_t now)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->nflaps && i < 8; i++)
+		if (now - s->flaps[i] <= EDGE_FLAP_WINDOW_MS)
+			n++;
+	return n;
+}
+
+/* How long a node that came back stays unhealthy before it is trusted again. */
+static int64_t hold_ms(const struct edge *e, const struct edge_seen *s, int64_t now)
+{
+	unsigned f = recent_flaps(s, now);
+	if (f <= 1)
+		return 0;
+	int64_t h = e->loop->cfg->heartbeat_timeout_ms;
+	for (unsigned i = 1; i < f && h < EDGE_HOLD_MAX_MS; i++)
+		h *= 2;
+	return h < EDGE_HOLD_MAX_MS ? h : EDGE_HOLD_MAX_MS;
+}
+
+static int64_t absdiff(int64_t a, int64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* Measured usage worth recording: first known, or moved by 5% of capacity
+ * (50 millicores / 64 MiB when capacity is unknown). */
+static bool usage_moved(int64_t was, int64_t now, int64_t capacity, int64_t floor)
+{
+	if (was < 0)
+		return true;
+	int64_t step = capacity / 20 > floor ? capacity / 20 : floor;
+	return absdiff(was, now) >= step;
+}
+
+/* The report for n, or false when the model already says it all. */
+static bool node_report(struct edge *e, const struct model_node *n, int64_t now, struct entry_report *out)
+{
+	const struct config *cfg = e->loop->cfg;
+	struct edge_seen *s = hmap_get(&e->seen, n->spec.id);
+	int64_t timeout = cfg->heartbeat_timeout_ms;
+	enum node_status want = n->status;
+	/* Silence counts only while connected, and from when the watch began. */
+	bool watching = e->watch_since_ms > 0;
+	int64_t heard = s != NULL && s->last_ms > e->watch_since_ms ? s->last_ms : e->watch_since_ms;
+	bool silent = watching && timeout > 0 && now - heard > timeout;
+	if (s != NULL && s->last_ms > 0) {
+		if (silent)
+			want = NODE_UNHEALTHY;
+		else if (s->error_count >= cfg->max_error_count)
+			want = NODE_UNHEALTHY;
+		else
+			want = s->error_count > 0 ? NODE_DEGRADED : NODE_HEALTHY;
+		/* Damping: a flapping node waits before it is trusted again. */
+		if (n->status == NODE_UNHEALTHY && want != NODE_UNHEALTHY && now - s->back_ms < hold_ms(e, s, now))
+			want = NODE_UNHEALTHY;
+	} else if (silent) {
+		/* Never heard since this leader took over, one whole timeout ago. */
+		want = NODE_UNHEALTHY;
+	}
+	out->node_id = (char *)n->spec.id;
+	out->status = want;
+	out->error_count = n->error_count;
+	out->cpu_measured = n->cpu_measured;
+	out->memory_measured_mb = n->memory_measured_mb;
+	out->policy_version = n->policy_version;
+	out->last_heartbeat_ms = n->last_heartbeat_ms;
+	out->agent_version = n->agent_version;
+	bool report = want != n->status;
+	if (s != NULL && s->last_ms > 0) {
+		if (s->error_count != n->error_count || s->policy_version != n->policy_version ||
+		    n->agent_version == NULL || strcmp(s->agent_version, n->agent_version) != 0 ||
+		    usage_moved(n->cpu_measured, s->cpu_measured, n->spec.cpu_capacity, 50) ||
+		    usage_moved(n->memory_measured_mb, s->memory_measured_mb, n->spec.memory_mb, 64) ||
+		    s->last_wall_ms - n->last_heartbeat_ms >= EDGE_SEEN_REFRESH_MS)
+			report = true;
+		out->error_count = s->error_count;
+		out->cpu_measured = s->cpu_measured;
+		out->memory_measured_mb = s->memory_measured_mb;
+		out->policy_version = s->policy_version;
+		out->last_heartbeat_ms = s->last_wall_ms;
+		out->agent_version = s->agent_version;
+	}
+	if (!report || (s != NULL && now - s->proposed_ms < 1000))
+		return false;
+	if (want == NODE_UNHEALTHY && n->status != NODE_UNHEALTHY) {
+		if (s != NULL) {
+			s->flaps[s->nflaps++ % 8] = now;
+		}
+		log_warn("node %s is unhealthy: %s", n->spec.id,
+			 s == NULL || s->last_ms == 0 ? "no heartbeat since this replica became leader"
+			 : silent ? "heartbeats stopped" : "too many errors");
+	} else if (want != n->status) {
+		log_info("node %s is %s (was %s)", n->spec.id, model_node_status_name(want),
+			 model_node_status_name(n->status));
+	}
+	if (s != NULL)
+		s->proposed_ms = now;
+	return true;
+}
+
+/* Proposes one report entry for every node whose model record is behind. */
+static void propose_reports(struct edge *e, int64_t now)
+{
+	if (e->report_inflight)
+		return;
+	const struct model *m = &e->loop->model;
+	size_t cap = m->nodes.n, n = 0;
+	if (cap == 0)
+		return;
+	struct entry_report *rs = calloc(cap, sizeof(*rs));
+	if (rs == NULL)
+		return;
+	size_t pos = 0;
+	const struct model_node *node;
+	while ((node = hmap_next(&m->nodes, &pos)) != NULL && n < cap)
+		if (node_report(e, node, now, &rs[n]))
+			n++;
+	if (n == 0) {
+		free(rs);
+		return;
+	}
+	/* The entry owns copies: the model's strings may go before it is applied. */
+	bool oom = false;
+	for (size_t i = 0; i < n; i++) {
+		rs[i].node_id = strdup(rs[i].node_id);
+		rs[i].agent_version = rs[i].agent_version ? strdup(rs[i].agent_version) : NULL;
+		oom |= rs[i].node_id == NULL;
+	}
+	struct edge_op *eo = oom ? NULL : new_op(e, OP_NODE_REPORT, now);
+	if (eo == NULL) {
+		for (size_t i = 0; i < n; i++) {
+			free(rs[i].node_id);
+			free(rs[i].agent_version);
+		}
+		free(rs);
+		return;
+	}
+	eo->op.entry.reports = rs;
+	eo->op.entry.nreports = n;
+	e->report_inflight = true;
+	e->reports++;
+	loop_submit(e->loop, &eo->op);
+}
+
+/* The bus keeps a consumer for every node the model holds. */
+static void sync_consumers(struct edge *e)
+{
+	const struct model *m = &e->loop->model;
+	size_t pos = 0;
+	const struct model_node *n;
+	while ((n = hmap_next(&m->nodes, &pos)) != NULL) {
+		if (hmap_get(&e->consumers, n->spec.id) != NULL)
+			continue;
+		char *k = strdup(n->spec.id);
+		if (k == NULL || hmap_put(&e->consumers, k, k) != 0) {
+			free(k);
+			return;
+		}
+		bus_node(&e->loop->bus, k, true);
+	}
+	if (e->consumers.n == m->nodes.n)
+		return;
+	/* Some node went: find which (rare; deletions only). */
+	char **gone = calloc(e->consumers.n, sizeof(*gone));
+	size_t ngone = 0;
+	if (gone == NULL)
+		return;
+	pos = 0;
+	char *k;
+	while ((k = hmap_next(&e->consumers, &pos)) != NULL)
+		if (model_node_get(m, k) == NULL)
+			gone[ngone++] = k;
+	for (size_t i = 0; i < ngone; i++) {
+		hmap_del(&e->consumers, gone[i]);
+		bus_node(&e->loop->bus, gone[i], false);
+		struct edge_seen *s = hmap_del(&e->seen, gone[i]);
+		if (s)
+			seen_free(s);
+		free(gone[i]);
+	}
+	free(gone);
+}
+
+static void lead(struct edge *e, bool on, int64_t now)
+{
+	e->leading = on;
+	forget_all(e);
+	if (!on) {
+		bus_lead(&e->loop->bus, false, NULL, 0);
+		log_info("edge: no longer leading; heartbeats are the next leader's");
+		return;
+	}
+	e->lead_since_ms = now;
+	e->watch_since_ms = 0; /* set by the tick once NATS is connected */
+	const struct model *m = &e->loop->model;
+	const char **ids = calloc(m->nodes.n + 1, sizeof(*ids));
+	size_t n = 0, pos = 0;
+	const struct model_node *node;
+	while (ids && (node = hmap_next(&m->nodes, &pos)) != NULL) {
+		ids[n++] = node->spec.id;
+		char *k = strdup(node->spec.id);
+		if (k == NULL || hmap_put(&e->consumers, k, k) != 0)
+			free(k);
+	}
+	bus_lead(&e->loop->bus, true, ids, n);
+	free(ids);
+	log_info("edge: leading; %zu nodes get %lld ms to be heard before any is declared dead", n,
+		 (long long)e->loop->cfg->heartbeat_timeout_ms);
+}
+
+void edge_tick(struct edge *e, int64_t now)
+{
+	if (!e->enabled)
+		return;
+	bool leading = leader_writable(e->loop) && !e->loop->closing;
+	if (leading != e->leading)
+		lead(e, leading, now);
+	if (!leading)
+		return;
+	bool connected = atomic_load(&e->loop->bus.stats.connected) != 0;
+	if (!connected && e->watch_since_ms != 0) {
+		e->watch_since_ms = 0;
+		log_warn("edge: NATS is away; no node is declared dead until it is back and heard from");
+	} else if (connected && e->watch_since_ms == 0) {
+		e->watch_since_ms = now > e->lead_since_ms ? now : e->lead_since_ms;
+	}
+	if (now >= e->next_sync_ms) {
+		sync_consumers(e);
+		e->next_sync_ms = now + 1000;
+	}
+	propose_reports(e, now);
+}

@@ -1,0 +1,278 @@
+#include "proto.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const drop_names[PROTO_DROPS] = {"ok",	"malformed", "oversized",
+						    "spoofed", "stale",	     "unknown"};
+
+const char *proto_drop_name(enum proto_drop d)
+{
+	return (unsigned)d < PROTO_DROPS ? drop_names[d] : "unknown";
+}
+
+int proto_subject(char *out, size_t len, const char *lattice, const char *kind, const char *token)
+{
+	int n = snprintf(out, len, "lattice.%s.%s.%s", lattice, kind, token);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+__attribute__((format(printf, 3, 4))) static enum proto_drop fail(char *err, size_t errlen, const char *fmt,
+								  ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return PROTO_MALFORMED;
+}
+
+/* An integer field in [min, max]; -1 when absent or out of range. */
+static int get_int(const json_t *o, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+	const json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		return -1;
+	json_int_t i = json_integer_value(v);
+	if (i < min || i > max)
+		return -1;
+	*out = (int64_t)i;
+	return 0;
+}
+
+/* A string field of 1..max bytes, printable ASCII; NULL when not. */
+static const char *get_text(const json_t *o, const char *key, size_t max)
+{
+	const json_t *v = json_object_get(o, key);
+	const char *s = json_string_value(v);
+	if (s == NULL || json_string_length(v) == 0 || json_string_length(v) > max)
+		return NULL;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			return NULL;
+	if (strlen(s) != json_string_length(v)) /* an embedded NUL */
+		return NULL;
+	return s;
+}
+
+/* An RFC 3339 time as the protocol writes it: 2026-12-02T10:15:30.125Z, an
+ * offset instead of Z, fractions optional. Shown, never trusted: only its form
+ * is checked. */
+static bool time_valid(const char *s)
+{
+	static const char form[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i = 0;
+	for (; form[i]; i++) {
+		char c = s[i];
+		if (form[i] == 'd' ? !(c >= '0' && c <= '9') : c != form[i] && !(form[i] == 'T' && c == 't'))
+			return false;
+	}
+	if (s[i] == '.') {
+		size_t d = 0;
+		for (i++; s[i] >= '0' && s[i] <= '9'; i++)
+			d++;
+		if (d == 0 || d > 9)
+			return false;
+	}
+	if ((s[i] == 'Z' || s[i] == 'z') && s[i + 1] == '\0')
+		return true;
+	return (s[i] == '+' || s[i] == '-') && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+	       s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0' && s[i + 4] <= '9' && s[i + 5] >= '0' &&
+	       s[i + 5] <= '9' && s[i + 6] == '\0';
+}
+
+static const char *const actor_states[] = {"starting", "running", "stopping", "failed"};
+
+static int actor_cmp(const void *a, const void *b)
+{
+	const struct proto_hb_actor *x = a, *y = b;
+	int c = strcmp(x->actor_id, y->actor_id);
+	if (c != 0)
+		return c;
+	return x->instance < y->instance ? -1 : x->instance > y->instance;
+}
+
+void proto_hb_free(struct proto_hb *hb)
+{
+	if (hb == NULL)
+		return;
+	spec_node_free(&hb->profile);
+	for (size_t i = 0; i < hb->nactors; i++)
+		free(hb->actors[i].actor_id);
+	free(hb->actors);
+	memset(hb, 0, sizeof(*hb));
+}
+
+static enum proto_drop hb_actors(const json_t *arr, struct proto_hb *hb, char *err, size_t errlen)
+{
+	if (!json_is_array(arr))
+		return fail(err, errlen, "field 'actors' must be an array");
+	size_t n = json_array_size(arr);
+	if (n > PROTO_HB_ACTORS_MAX)
+		return fail(err, errlen, "field 'actors' lists %zu instances (at most %d)", n,
+			    PROTO_HB_ACTORS_MAX);
+	if (n == 0)
+		return PROTO_OK;
+	hb->actors = calloc(n, sizeof(*hb->actors));
+	if (hb->actors == NULL)
+		return fail(err, errlen, "out of memory");
+	static const char *const known[] = {"actor_id", "instance", "state", "state_version"};
+	for (size_t i = 0; i < n; i++) {
+		const json_t *a = json_array_get(arr, i);
+		struct proto_hb_actor *x = &hb->actors[i];
+		if (!json_is_object(a))
+			return fail(err, errlen, "actors[%zu] must be an object", i);
+		const char *key;
+		const json_t *v;
+		json_object_foreach((json_t *)a, key, v) {
+			size_t k = 0;
+			while (k < 4 && strcmp(key, known[k]) != 0)
+				k++;
+			if (k == 4)
+				return fail(err, errlen, "actors[%zu]: unknown field '%.64s'", i, key);
+		}
+		const char *id = json_string_value(json_object_get(a, "actor_id"));
+		if (id == NULL || !spec_id_valid(id))
+			return fail(err, errlen, "actors[%zu].actor_id must be an actor id", i);
+		x->instance = 0;
+		if (json_object_get(a, "instance") &&
+		    get_int(a, "instance", 0, SPEC_REPLICAS_MAX - 1, &x->instance) != 0)
+			return fail(err, errlen, "actors[%zu].instance must be an integer 0..%lld", i,
+				    SPEC_REPLICAS_MAX - 1);
+		const char *st = json_string_value(json_object_get(a, "state"));
+		size_t s = 0;
+		while (st && s < 4 && strcmp(st, actor_states[s]) != 0)
+			s++;
+		if (st == NULL || s == 4)
+			return fail(err, errlen, "actors[%zu].state must be starting, running, stopping or failed",
+				    i);
+		x->state = (enum proto_actor_state)s;
+		if (get_int(a, "state_version", 0, INT64_MAX, &x->state_version) != 0)
+			return fail(err, errlen, "actors[%zu].state_version must be an integer >= 0", i);
+		if ((x->actor_id = strdup(id)) == NULL)
+			return fail(err, errlen, "out of memory");
+		hb->nactors = i + 1;
+	}
+	qsort(hb->actors, hb->nactors, sizeof(*hb->actors), actor_cmp);
+	for (size_t i = 1; i < hb->nactors; i++)
+		if (actor_cmp(&hb->actors[i - 1], &hb->actors[i]) == 0)
+			return fail(err, errlen, "actors lists '%s' instance %lld twice", hb->actors[i].actor_id,
+				    (long long)hb->actors[i].instance);
+	return PROTO_OK;
+}
+
+/* The node token of "lattice.<L>.<kind>.<token>", or NULL when the subject is
+ * not of that form. */
+static const char *subject_token(const char *subject, const char *lattice, const char *kind)
+{
+	size_t ll = strlen(lattice), kl = strlen(kind);
+	if (strncmp(subject, "lattice.", 8) != 0 || strncmp(subject + 8, lattice, ll) != 0 ||
+	    subject[8 + ll] != '.' || strncmp(subject + 9 + ll, kind, kl) != 0 || subject[9 + ll + kl] != '.')
+		return NULL;
+	const char *t = subject + 10 + ll + kl;
+	return strchr(t, '.') ? NULL : t;
+}
+
+enum proto_drop proto_hb_decode(const char *lattice, const char *subject, const void *body, size_t len,
+				struct proto_hb *out, char *err, size_t errlen)
+{
+	if (len > PROTO_HB_MAX) {
+		snprintf(err, errlen, "heartbeat of %zu bytes (at most %d)", len, PROTO_HB_MAX);
+		return PROTO_OVERSIZED;
+	}
+	const char *token = subject_token(subject, lattice, "hb");
+	if (token == NULL || !spec_node_id_valid(token))
+		return fail(err, errlen, "subject '%.200s' is not lattice.%s.hb.<node id>", subject, lattice);
+	json_error_t jerr;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL)
+		return fail(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
+	struct proto_hb hb = {0};
+	enum proto_drop rc = PROTO_MALFORMED;
+	static const char *const known[] = {"node_id",	      "region",		 "labels",	   "cpu_capacity",
+					    "memory_mb",      "cpu_measured",	 "memory_measured_mb",
+					    "actors",	      "error_count",	 "policy_version", "agent_version",
+					    "agent_instance", "seq",		 "sent_at",	   NULL};
+	if (!json_is_object(j)) {
+		fail(err, errlen, "a heartbeat is a JSON object");
+		goto out;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(j, key, v) {
+		size_t k = 0;
+		while (known[k] && strcmp(key, known[k]) != 0)
+			k++;
+		if (known[k] == NULL) {
+			fail(err, errlen, "unknown field '%.64s'", key);
+			goto out;
+		}
+	}
+	const char *node_id = json_string_value(json_object_get(j, "node_id"));
+	if (node_id == NULL) {
+		fail(err, errlen, "field 'node_id' is missing");
+		goto out;
+	}
+	if (strcmp(node_id, token) != 0) {
+		snprintf(err, errlen, "subject names node '%s', body '%.64s'", token, node_id);
+		rc = PROTO_SPOOFED;
+		goto out;
+	}
+	/* The profile is checked by the API's own rules for a registration. */
+	json_t *reg = json_pack("{s:O,s:O?,s:O?,s:O?,s:O?}", "id", json_object_get(j, "node_id"), "region",
+				json_object_get(j, "region"), "labels", json_object_get(j, "labels"),
+				"cpu_capacity", json_object_get(j, "cpu_capacity"), "memory_mb",
+				json_object_get(j, "memory_mb"));
+	if (reg == NULL) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	struct spec_err se;
+	int src = spec_node_from_json(reg, &hb.profile, &se);
+	json_decref(reg);
+	if (src != 0) {
+		fail(err, errlen, "%s", se.message);
+		goto out;
+	}
+	if (hb.profile.region == NULL) {
+		fail(err, errlen, "field 'region' is missing");
+		goto out;
+	}
+	if (get_int(j, "cpu_measured", 0, SPEC_CPU_MAX, &hb.cpu_measured) != 0 ||
+	    get_int(j, "memory_measured_mb", 0, SPEC_MEMORY_MAX, &hb.memory_measured_mb) != 0) {
+		fail(err, errlen, "fields 'cpu_measured' and 'memory_measured_mb' must be integers >= 0");
+		goto out;
+	}
+	if (get_int(j, "error_count", 0, INT32_MAX, &hb.error_count) != 0 ||
+	    get_int(j, "policy_version", 0, INT64_MAX, &hb.policy_version) != 0 ||
+	    get_int(j, "seq", 1, INT64_MAX, &hb.seq) != 0) {
+		fail(err, errlen, "fields 'error_count', 'policy_version' (>= 0) and 'seq' (>= 1) must be integers");
+		goto out;
+	}
+	const char *av = get_text(j, "agent_version", PROTO_AGENT_VERSION_MAX);
+	const char *inst = get_text(j, "agent_instance", PROTO_INSTANCE_MAX);
+	if (av == NULL || inst == NULL) {
+		fail(err, errlen, "fields 'agent_version' (1-%d) and 'agent_instance' (1-%d printable characters) are required",
+		     PROTO_AGENT_VERSION_MAX, PROTO_INSTANCE_MAX);
+		goto out;
+	}
+	snprintf(hb.agent_version, sizeof(hb.agent_version), "%s", av);
+	snprintf(hb.instance, sizeof(hb.instance), "%s", inst);
+	const char *sent = json_string_value(json_object_get(j, "sent_at"));
+	if (sent == NULL || !time_valid(sent)) {
+		fail(err, errlen, "field 'sent_at' must be an RFC 3339 time");
+		goto out;
+	}
+	if ((rc = hb_actors(json_object_get(j, "actors"), &hb, err, errlen)) != PROTO_OK)
+		goto out;
+	*out = hb;
+	memset(&hb, 0, sizeof(hb));
+	rc = PROTO_OK;
+out:
+	proto_hb_free(&hb);
+	json_decref(j);
+	return rc;
+}
