@@ -585,7 +585,7 @@ static enum http_next h_get(struct api *a, struct http_req *req, struct api_call
 	char err[256] = "";
 	int rc = query_get(c, (enum query_obj)call->route->arg, call->id, &obj, err, sizeof(err));
 	if (rc == QUERY_NOT_FOUND) {
-		static const char *names[] = {"node", "actor", "provider", "link", "policy"};
+		static const char *names[] = {"node", "actor", "provider", "link", "policy", "command"};
 		http_error(resp, 404, "not_found", "%s '%s' not found", names[call->route->arg], call->id);
 	} else if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
@@ -640,6 +640,14 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		}
 	} else if (o == QUERY_ACTORS) {
 		f.node_id = http_query(req, "node");
+	} else if (o == QUERY_COMMANDS) {
+		f.node_id = http_query(req, "node");
+		f.status = http_query(req, "status");
+		if (f.status && strcmp(f.status, "pending") && strcmp(f.status, "published") &&
+		    strcmp(f.status, "acked") && strcmp(f.status, "failed")) {
+			http_error(resp, 400, "invalid_query", "status must be pending, published, acked or failed");
+			return HTTP_RESPOND;
+		}
 	} else if (o == QUERY_PROVIDERS) {
 		f.contract_id = http_query(req, "contract_id");
 	} else if (o == QUERY_LINKS) {
@@ -993,6 +1001,8 @@ static const struct route routes[] = {
 	{"PUT", "/v1/policies/{id}", MR_WRITE, h_write, OP_POLICY_UPDATE, ""},
 	{"GET", "/v1/policies/{id}/versions", MR_READ, h_policy_versions, 0, READ_PARAMS},
 	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, "nodes,limit,after"},
+	{"GET", "/v1/commands", MR_READ, h_list, QUERY_COMMANDS, LIST_PARAMS ",node,status"},
+	{"GET", "/v1/commands/{id}", MR_READ, h_get, QUERY_COMMANDS, READ_PARAMS},
 	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,wait,min_index,consistent"},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -20,18 +20,26 @@
 /* How long one JetStream API call may take. */
 #define BUS_JS_WAIT_MS 5000
 
-enum job_kind { JOB_SETUP, JOB_CONSUMER_ADD, JOB_CONSUMER_DEL, JOB_UNLEAD };
+enum job_kind { JOB_SETUP, JOB_CONSUMER_ADD, JOB_CONSUMER_DEL, JOB_UNLEAD, JOB_PUBLISH };
 
 struct bus_job {
 	enum job_kind kind;
 	uint64_t epoch;
 	char **nodes; /* JOB_SETUP: every node id; else one */
 	size_t nnodes;
+	struct bus_cmd *cmds; /* JOB_PUBLISH */
+	size_t ncmds;
 	struct bus_job *next;
 };
 
+enum ev_kind { EV_HB, EV_PUBLISHED, EV_ACK };
+
 struct bus_event {
-	struct proto_hb *hb;
+	enum ev_kind kind;
+	struct proto_hb *hb;   /* EV_HB */
+	struct proto_ack *ack; /* EV_ACK */
+	natsMsg *msg;          /* EV_ACK */
+	char *id, *err;        /* EV_PUBLISHED (err NULL: ok) */
 	int64_t at_ms;
 	struct bus_event *next;
 };
@@ -50,6 +58,16 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void cmds_free(struct bus_cmd *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].id);
+		free(c[i].subject);
+		free(c[i].body);
+	}
+	free(c);
+}
+
 static void job_free(struct bus_job *j)
 {
 	if (j == NULL)
@@ -57,7 +75,50 @@ static void job_free(struct bus_job *j)
 	for (size_t i = 0; i < j->nnodes; i++)
 		free(j->nodes[i]);
 	free(j->nodes);
+	cmds_free(j->cmds, j->ncmds);
 	free(j);
+}
+
+static void event_free(struct bus_event *ev)
+{
+	if (ev->hb) {
+		proto_hb_free(ev->hb);
+		free(ev->hb);
+	}
+	if (ev->ack) {
+		proto_ack_free(ev->ack);
+		free(ev->ack);
+	}
+	natsMsg_Destroy(ev->msg);
+	free(ev->id);
+	free(ev->err);
+	free(ev);
+}
+
+/* Queues ev for the loop (taken). Heartbeats beyond BUS_EVENTS_MAX are
+ * dropped; publish outcomes and acks never are (each is one the loop awaits,
+ * and their number is bounded by what is in flight). Returns false when ev
+ * was dropped (and freed). */
+static bool post_event(struct bus *b, struct bus_event *ev)
+{
+	pthread_mutex_lock(&b->lock);
+	bool keep = ev->kind != EV_HB || (b->leading && b->nev < BUS_EVENTS_MAX);
+	if (keep) {
+		ev->next = NULL;
+		if (b->ev_tail)
+			b->ev_tail->next = ev;
+		else
+			b->ev_head = ev;
+		b->ev_tail = ev;
+		b->nev++;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (!keep) {
+		event_free(ev);
+		return false;
+	}
+	uv_async_send(&b->wake);
+	return true;
 }
 
 /* Loop thread: queue a job for the worker. Out of memory: the job is lost and
@@ -130,31 +191,18 @@ static void on_heartbeat(natsConnection *nc, natsSubscription *sub, natsMsg *msg
 		return;
 	}
 	natsMsg_Destroy(msg);
-	struct bus_event *ev = malloc(sizeof(*ev));
-	pthread_mutex_lock(&b->lock);
-	bool keep = ev != NULL && b->leading && b->nev < BUS_EVENTS_MAX;
-	if (keep) {
-		ev->hb = hb;
-		ev->at_ms = mono_ms();
-		ev->next = NULL;
-		if (b->ev_tail)
-			b->ev_tail->next = ev;
-		else
-			b->ev_head = ev;
-		b->ev_tail = ev;
-		b->nev++;
-	}
-	pthread_mutex_unlock(&b->lock);
-	if (!keep) {
-		if (ev != NULL && b->leading)
-			log_warn("nats: %d heartbeats wait for the loop; %s dropped", BUS_EVENTS_MAX, hb->profile.id);
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+	if (ev == NULL) {
 		proto_hb_free(hb);
 		free(hb);
-		free(ev);
 		return;
 	}
+	ev->kind = EV_HB;
+	ev->hb = hb;
+	ev->at_ms = mono_ms();
+	if (!post_event(b, ev))
+		return;
 	atomic_fetch_add(&b->stats.heartbeats, 1);
-	uv_async_send(&b->wake);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -190,6 +238,66 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 	(void)sub;
 	(void)closure;
 	log_warn("nats: %s", natsStatus_GetText(err));
+}
+
+/* JetStream's answer to one asynchronous publish (nats.c thread). */
+static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	(void)js;
+	(void)pa;
+	struct bus *b = closure;
+	const char *id = NULL;
+	natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+	if (ev != NULL && id != NULL && (ev->id = strdup(id)) != NULL) {
+		ev->kind = EV_PUBLISHED;
+		if (pae != NULL) {
+			char e[256];
+			snprintf(e, sizeof(e), "%s%s%s", natsStatus_GetText(pae->Err), pae->ErrText ? ": " : "",
+				 pae->ErrText ? pae->ErrText : "");
+			ev->err = strdup(e);
+			if (ev->err == NULL)
+				ev->err = strdup("error");
+			atomic_fetch_add(&b->publish_errors, 1);
+		} else {
+			atomic_fetch_add(&b->published, 1);
+		}
+		post_event(b, ev);
+	} else if (ev != NULL) {
+		free(ev->id);
+		free(ev);
+	}
+	natsMsg_Destroy(msg);
+}
+
+/* Worker: sends a batch of commands; their outcomes come through on_puback. A
+ * command that could not even be sent gets its outcome here. */
+static void publish(struct bus *b, struct bus_job *j)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = BUS_JS_WAIT_MS; /* no answer by then: an error outcome */
+	for (size_t i = 0; i < j->ncmds; i++) {
+		struct bus_cmd *c = &j->cmds[i];
+		natsMsg *m = NULL;
+		natsStatus s = natsMsg_Create(&m, c->subject, NULL, c->body, (int)c->len);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Nats-Msg-Id", c->id);
+		if (s == NATS_OK)
+			s = js_PublishMsgAsync(b->pjs, &m, &po);
+		natsMsg_Destroy(m); /* NULL when the library took it */
+		if (s != NATS_OK) {
+			struct bus_event *ev = calloc(1, sizeof(*ev));
+			if (ev == NULL)
+				continue; /* the outbox retries what never got an outcome */
+			ev->kind = EV_PUBLISHED;
+			ev->id = c->id;
+			c->id = NULL;
+			ev->err = strdup(natsStatus_GetText(s));
+			atomic_fetch_add(&b->publish_errors, 1);
+			post_event(b, ev);
+		}
+	}
 }
 
 /* ---- worker thread ------------------------------------------------------------------------ */
@@ -384,7 +492,7 @@ static int setup(struct bus *b, const struct node_set *nodes, uint64_t epoch)
 			return -1;
 	char filter[128];
 	proto_subject(filter, sizeof(filter), b->cfg->lattice, "ack", ">");
-	if (ensure_consumer(b, b->streams[1], "controller_ack", filter, 30 * NS_PER_S) != 0)
+	if (ensure_consumer(b, b->streams[1], "controller_ack", filter, 10 * NS_PER_S) != 0)
 		return -1;
 	proto_subject(filter, sizeof(filter), b->cfg->lattice, "snap", ">");
 	if (ensure_consumer(b, b->streams[2], "controller_snap", filter, 30 * NS_PER_S) != 0)
@@ -476,6 +584,9 @@ static void *worker_main(void *arg)
 					need_setup = true;
 				break;
 			}
+			case JOB_PUBLISH:
+				publish(b, j);
+				break;
 			case JOB_UNLEAD:
 				hb_subscribe(b, false);
 				atomic_store(&b->stats.streams_ok, 0);
@@ -505,6 +616,111 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* ---- fetcher thread: agents' acks --------------------------------------------------------- */
+
+static void take_ack(struct bus *b, natsMsg *m)
+{
+	const char *subject = natsMsg_GetSubject(m);
+	char err[256];
+	struct proto_ack *a = calloc(1, sizeof(*a));
+	enum proto_drop rc = a == NULL ? PROTO_MALFORMED
+				       : proto_ack_decode(b->cfg->lattice, subject, natsMsg_GetData(m),
+							  (size_t)natsMsg_GetDataLength(m), a, err, sizeof(err));
+	if (a == NULL)
+		snprintf(err, sizeof(err), "out of memory");
+	if (rc != PROTO_OK) {
+		/* Acked all the same: a bad message redelivered forever helps nobody. */
+		bus_dropped(b, BUS_SUBJ_ACK, rc, subject, err);
+		free(a);
+		bus_msg_done(m, true);
+		return;
+	}
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+	if (ev == NULL) {
+		proto_ack_free(a);
+		free(a);
+		bus_msg_done(m, false);
+		return;
+	}
+	ev->kind = EV_ACK;
+	ev->ack = a;
+	ev->msg = m;
+	atomic_fetch_add(&b->acks, 1);
+	post_event(b, ev);
+}
+
+static void *fetcher_main(void *arg)
+{
+	struct bus *b = arg;
+	for (;;) {
+		pthread_mutex_lock(&b->lock);
+		bool stop = b->stopping, leading = b->leading;
+		pthread_mutex_unlock(&b->lock);
+		if (stop)
+			break;
+		if (!leading || !atomic_load(&b->stats.streams_ok)) {
+			if (b->ack_sub) {
+				natsSubscription_Destroy(b->ack_sub); /* the durable stays */
+				b->ack_sub = NULL;
+			}
+			struct timespec ts = {0, 100 * 1000000};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (b->ack_sub == NULL) {
+			char subject[128];
+			proto_subject(subject, sizeof(subject), b->cfg->lattice, "ack", ">");
+			jsSubOptions so;
+			jsSubOptions_Init(&so);
+			so.Stream = b->streams[1];
+			so.Consumer = "controller_ack";
+			natsSubscription *sub = NULL;
+			jsErrCode jerr = 0;
+			natsStatus s = js_PullSubscribe(&sub, b->js, subject, "controller_ack", NULL, &so, &jerr);
+			if (s != NATS_OK) {
+				log_warn("nats: binding to controller_ack: %s (%d)", natsStatus_GetText(s), (int)jerr);
+				struct timespec ts = {1, 0};
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			b->ack_sub = sub;
+		}
+		natsMsgList list = {0};
+		jsErrCode jerr = 0;
+		int64_t t0 = mono_ms();
+		natsStatus s = natsSubscription_Fetch(&list, b->ack_sub, 256, 500, &jerr);
+		if (s == NATS_OK) {
+			for (int i = 0; i < list.Count; i++) {
+				take_ack(b, list.Msgs[i]);
+				list.Msgs[i] = NULL;
+			}
+		} else if (s != NATS_TIMEOUT) {
+			log_debug("nats: fetching acks: %s (%d)", natsStatus_GetText(s), (int)jerr);
+		}
+		natsMsgList_Destroy(&list);
+		/* nats.c before 3.6.1 may answer a fetch with a timeout at once (#631):
+		 * never spin on it. */
+		if (s != NATS_OK && mono_ms() - t0 < 20) {
+			struct timespec ts = {0, 50 * 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (b->ack_sub) {
+		natsSubscription_Destroy(b->ack_sub);
+		b->ack_sub = NULL;
+	}
+	return NULL;
+}
+
+void bus_msg_done(void *msg, bool ok)
+{
+	if (msg == NULL)
+		return;
+	if (ok)
+		natsMsg_Ack(msg, NULL);
+	natsMsg_Destroy(msg);
+}
+
 /* ---- loop side ---------------------------------------------------------------------------- */
 
 static void on_wake(uv_async_t *h)
@@ -517,8 +733,21 @@ static void on_wake(uv_async_t *h)
 	pthread_mutex_unlock(&b->lock);
 	while (ev) {
 		struct bus_event *next = ev->next;
-		b->cbs.heartbeat(b->cbs.arg, ev->hb, ev->at_ms);
-		free(ev);
+		switch (ev->kind) {
+		case EV_HB:
+			b->cbs.heartbeat(b->cbs.arg, ev->hb, ev->at_ms);
+			ev->hb = NULL;
+			break;
+		case EV_PUBLISHED:
+			b->cbs.published(b->cbs.arg, ev->id, ev->err == NULL, ev->err);
+			break;
+		case EV_ACK:
+			b->cbs.ack(b->cbs.arg, ev->ack, ev->msg);
+			ev->ack = NULL;
+			ev->msg = NULL;
+			break;
+		}
+		event_free(ev);
 		ev = next;
 	}
 }
@@ -621,11 +850,26 @@ int bus_init(struct bus *b, const struct config *cfg, uv_loop_t *loop, const str
 		return -1;
 	}
 	b->js = js;
+	jsOptions_Init(&jo);
+	jo.Wait = BUS_JS_WAIT_MS;
+	jo.PublishAsync.AckHandler = on_puback;
+	jo.PublishAsync.AckHandlerClosure = b;
+	jo.PublishAsync.MaxPending = 4096;
+	if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
+		snprintf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(s));
+		return -1;
+	}
+	b->pjs = js;
 	if (pthread_create(&b->worker, NULL, worker_main, b) != 0) {
 		snprintf(err, errlen, "nats: cannot start the worker thread");
 		return -1;
 	}
 	b->worker_started = true;
+	if (pthread_create(&b->fetcher, NULL, fetcher_main, b) != 0) {
+		snprintf(err, errlen, "nats: cannot start the fetcher thread");
+		return -1;
+	}
+	b->fetcher_started = true;
 	return 0;
 }
 
@@ -653,12 +897,35 @@ void bus_lead(struct bus *b, bool leading, const char *const *nodes, size_t nnod
 		pthread_mutex_unlock(&b->lock);
 		while (ev) {
 			struct bus_event *next = ev->next;
-			proto_hb_free(ev->hb);
-			free(ev->hb);
-			free(ev);
+			event_free(ev); /* an ack's message is not acked: JetStream redelivers it */
 			ev = next;
 		}
 	}
+}
+
+void bus_publish(struct bus *b, struct bus_cmd *cmds, size_t n)
+{
+	if (!b->enabled) {
+		cmds_free(cmds, n);
+		return;
+	}
+	struct bus_job *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cmds_free(cmds, n);
+		return;
+	}
+	j->kind = JOB_PUBLISH;
+	j->cmds = cmds;
+	j->ncmds = n;
+	pthread_mutex_lock(&b->lock);
+	j->epoch = b->lead_epoch;
+	if (b->jobs_tail)
+		b->jobs_tail->next = j;
+	else
+		b->jobs_head = j;
+	b->jobs_tail = j;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
 }
 
 void bus_node(struct bus *b, const char *node_id, bool added)
@@ -678,6 +945,10 @@ void bus_close(struct bus *b)
 	pthread_mutex_unlock(&b->lock);
 	if (b->worker_started)
 		pthread_join(b->worker, NULL);
+	if (b->fetcher_started)
+		pthread_join(b->fetcher, NULL);
+	if (b->pjs)
+		js_PublishAsyncComplete(b->pjs, &(jsPubOptions){.MaxWait = 1000});
 	if (b->nc)
 		natsConnection_Close(b->nc); /* no callback runs after this returns */
 	while (b->jobs_head) {
@@ -688,19 +959,19 @@ void bus_close(struct bus *b)
 	struct bus_event *ev = b->ev_head;
 	while (ev) {
 		struct bus_event *next = ev->next;
-		proto_hb_free(ev->hb);
-		free(ev->hb);
-		free(ev);
+		event_free(ev);
 		ev = next;
 	}
 	b->ev_head = b->ev_tail = NULL;
 	if (b->js)
 		jsCtx_Destroy(b->js);
+	if (b->pjs)
+		jsCtx_Destroy(b->pjs);
 	if (b->nc)
 		natsConnection_Destroy(b->nc);
 	if (b->opts)
 		natsOptions_Destroy(b->opts);
-	b->js = b->nc = b->opts = NULL;
+	b->js = b->nc = b->opts = b->pjs = NULL;
 	if (b->wake_init)
 		uv_close((uv_handle_t *)&b->wake, NULL);
 	b->enabled = false;

@@ -39,11 +39,24 @@ struct bus_stats {
 	atomic_int streams_ok;  /* 1 once the leader's streams and consumers are set up */
 };
 
+/* A command to publish (bus_publish): subject and body JSON, with the
+ * command id as its Nats-Msg-Id. */
+struct bus_cmd {
+	char *id, *subject, *body; /* owned */
+	size_t len;
+};
+
 struct bus_cbs {
 	void *arg;
 	/* Loop thread: a heartbeat that passed proto_hb_decode (transferred: the
 	 * callee frees it with proto_hb_free + free). now_ms: monotonic arrival. */
 	void (*heartbeat)(void *arg, struct proto_hb *hb, int64_t now_ms);
+	/* Loop thread: JetStream stored command `id` (ok), or did not (err says why). */
+	void (*published)(void *arg, const char *id, bool ok, const char *err);
+	/* Loop thread: an agent's ack that passed proto_ack_decode (transferred:
+	 * proto_ack_free + free), and its JetStream message, to be acked with
+	 * bus_msg_done once the ack is in the log (transferred). */
+	void (*ack)(void *arg, struct proto_ack *ack, void *msg);
 };
 
 struct bus {
@@ -52,6 +65,11 @@ struct bus {
 	bool enabled; /* --nats given */
 	struct bus_stats stats;
 	void *nc, *js, *opts; /* natsConnection, jsCtx, natsOptions */
+	void *pjs;            /* jsCtx for commands: asynchronous publishes */
+	void *ack_sub;        /* fetcher thread: the pull subscription to controller_ack */
+	pthread_t fetcher;
+	bool fetcher_started;
+	atomic_uint_fast64_t published, publish_errors, acks;
 	void *hb_sub;         /* natsSubscription while leading (worker thread) */
 
 	/* worker thread: blocking JetStream calls */
@@ -91,6 +109,12 @@ void bus_node(struct bus *b, const char *node_id, bool added);
 /* Any thread: counts a dropped message (lattice_nats_dropped_total) and logs
  * it (one line a second at most, saying how many more went unlogged). */
 void bus_dropped(struct bus *b, enum bus_subject subj, enum proto_drop why, const char *subject, const char *msg);
+/* Loop thread, leading: publishes cmds[0..n) (transferred, and the array)
+ * asynchronously; each one's outcome comes back through cbs.published. */
+void bus_publish(struct bus *b, struct bus_cmd *cmds, size_t n);
+/* Any thread: acks (ok) or drops (!ok: JetStream redelivers it) a message
+ * handed over by cbs.ack, and frees it. */
+void bus_msg_done(void *msg, bool ok);
 /* Loop thread: stop the worker, close the connection, close the async handle
  * (the loop must run once more to finish closing it). */
 void bus_close(struct bus *b);

@@ -27,6 +27,7 @@ static const char *const entry_names[] = {
 	[ENTRY_MEMBER_PUT] = "member_put",
 	[ENTRY_MEMBER_DELETE] = "member_delete",
 	[ENTRY_NODE_REPORT] = "node_report",
+	[ENTRY_COMMAND_UPDATE] = "command_update",
 };
 #define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
 
@@ -222,7 +223,11 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
-	wr_int(&w, "v", e->idem_key ? 2 : 1);
+	wr_int(&w, "v", e->term ? 3 : e->idem_key ? 2 : 1);
+	if (e->term) {
+		jw_key(&w, "term");
+		jw_uint(&w, e->term);
+	}
 	wr_str(&w, "op", entry_op_name(e->op));
 	wr_int(&w, "at", e->at_ms);
 	wr_opt_str(&w, "who", e->who);
@@ -293,6 +298,21 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 			wr_int(&w, "policy_version", rp->policy_version);
 			wr_int(&w, "last_heartbeat_ms", rp->last_heartbeat_ms);
 			wr_opt_str(&w, "agent_version", rp->agent_version);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
+	}
+	if (e->nupdates) {
+		jw_key(&w, "updates");
+		jw_arr(&w);
+		for (size_t i = 0; i < e->nupdates; i++) {
+			const struct entry_cmd_update *u = &e->updates[i];
+			jw_obj(&w);
+			wr_str(&w, "command_id", u->command_id);
+			wr_int(&w, "status", u->status);
+			wr_int(&w, "attempts", u->attempts);
+			wr_opt_str(&w, "error", u->error);
+			wr_int(&w, "applied_version", u->applied_version);
 			jw_obj_end(&w);
 		}
 		jw_arr_end(&w);
@@ -708,6 +728,15 @@ static int moves_read(struct rd *r, const json_t *o, struct entry *e)
 	return 0;
 }
 
+static int term_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	int64_t t = 0;
+	if (rd_int(r, o, "term", false, 1, INT64_MAX, &t, NULL) != 0)
+		return -1;
+	e->term = (uint64_t)t;
+	return 0;
+}
+
 /* "reports": [{node_id, status 0..2, error_count, cpu_measured, memory_measured_mb
  * (-1 unknown), policy_version, last_heartbeat_ms, agent_version?}]. */
 static int reports_read(struct rd *r, const json_t *o, struct entry *e)
@@ -736,6 +765,35 @@ static int reports_read(struct rd *r, const json_t *o, struct entry *e)
 		    rd_int(r, j, "policy_version", true, 0, INT64_MAX, &d->policy_version, NULL) ||
 		    rd_int(r, j, "last_heartbeat_ms", true, 0, INT64_MAX, &d->last_heartbeat_ms, NULL) ||
 		    rd_str(r, j, "agent_version", false, &d->agent_version))
+			return -1;
+	}
+	return 0;
+}
+
+/* "updates": [{command_id, status 1..3, attempts, error?, applied_version}]. */
+static int updates_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	const json_t *arr = json_object_get(o, "updates");
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr))
+		return rd_fail(r, ENTRY_E_MALFORMED, "updates", "must be an array");
+	size_t cnt = json_array_size(arr);
+	if (cnt == 0)
+		return 0;
+	if ((e->updates = calloc(cnt, sizeof(*e->updates))) == NULL)
+		return rd_nomem(r);
+	r->what = "updates";
+	for (size_t i = 0; i < cnt; i++) {
+		const json_t *j = json_array_get(arr, i);
+		struct entry_cmd_update *d = &e->updates[e->nupdates++];
+		if (!json_is_object(j))
+			return rd_fail(r, ENTRY_E_MALFORMED, "updates", "entry %zu is not an object", i);
+		if (rd_str(r, j, "command_id", true, &d->command_id) ||
+		    rd_int(r, j, "status", true, 1, 3, &d->status, NULL) ||
+		    rd_int(r, j, "attempts", true, 0, ENTRY_QTY_MAX, &d->attempts, NULL) ||
+		    rd_str(r, j, "error", false, &d->error) ||
+		    rd_int(r, j, "applied_version", false, 0, INT64_MAX, &d->applied_version, NULL))
 			return -1;
 	}
 	return 0;
@@ -828,7 +886,7 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 	    rd_str(&r, o, "who", false, &e.who) || rd_str(&r, o, "target", false, &e.target) ||
 	    rd_str(&r, o, "rr_cursor", false, &e.rr_cursor) ||
 	    rd_strs(&r, o, "placements", &e.placements, &e.nplacements) || moves_read(&r, o, &e) ||
-	    idem_read(&r, o, &e) || reports_read(&r, o, &e) ||
+	    idem_read(&r, o, &e) || reports_read(&r, o, &e) || updates_read(&r, o, &e) || term_read(&r, o, &e) ||
 	    payload_read(&r, o, &e)) {
 		entry_release(&e);
 		json_decref(o);
@@ -857,6 +915,11 @@ void entry_release(struct entry *e)
 		free(e->reports[i].agent_version);
 	}
 	free(e->reports);
+	for (size_t i = 0; i < e->nupdates; i++) {
+		free(e->updates[i].command_id);
+		free(e->updates[i].error);
+	}
+	free(e->updates);
 	spec_node_free(&e->node);
 	spec_actor_free(&e->actor);
 	spec_provider_free(&e->provider);

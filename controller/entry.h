@@ -23,7 +23,11 @@ struct jw;
 
 /* Version 2 adds "idem" (an idempotency key); entries without one are still
  * written as version 1, so only they stop a replica too old to honour the key. */
-#define ENTRY_VERSION 2
+/* Version 3 adds "term" (the proposing leader's Raft term): every entry a
+ * leader of this build proposes carries it, and apply writes the commands an
+ * entry causes (the outbox, model_cmd.c) only for entries that do, so an entry
+ * an older build wrote replays as it did then. */
+#define ENTRY_VERSION 3
 
 /* The largest quantity (millicores, MiB, counts, replicas, milliseconds) an entry
  * may carry: far above every API maximum, so tightening those never makes a log
@@ -48,6 +52,16 @@ enum entry_op {
 	ENTRY_MEMBER_PUT,     /* member_id's REST API URL (api_url) */
 	ENTRY_MEMBER_DELETE,  /* member_id left the group: forget its URL */
 	ENTRY_NODE_REPORT,    /* reports: what the leader learned from agents' heartbeats */
+	ENTRY_COMMAND_UPDATE, /* updates: commands published, acked, failed */
+};
+
+/* One command's progress, as the leader saw it (ENTRY_COMMAND_UPDATE). */
+struct entry_cmd_update {
+	char *command_id;
+	int64_t status; /* enum cmd_status: published, acked or failed */
+	int64_t attempts; /* publications so far */
+	char *error;      /* failed: why (NULL none) */
+	int64_t applied_version;
 };
 
 /* ENTRY_ACTOR_UPDATE's flag: a patch that, when applied, changes nothing leaves
@@ -112,6 +126,9 @@ struct entry {
 	char *api_url;      /* MEMBER_PUT */
 	struct entry_report *reports; /* NODE_REPORT */
 	size_t nreports;
+	struct entry_cmd_update *updates; /* COMMAND_UPDATE */
+	size_t nupdates;
+	uint64_t term; /* the proposing leader's term (version 3); 0: an older entry */
 };
 
 const char *entry_op_name(enum entry_op op);

@@ -315,6 +315,7 @@ void leader_propose(struct loop *l, struct op *op)
 	ld->last_proposed_at_ms = e->at_ms;
 	if (e->who == NULL)
 		e->who = strdup("api");
+	e->term = l->raft.current_term; /* the commands it causes carry it (fencing) */
 	void *buf;
 	size_t len;
 	if (entry_encode(e, &buf, &len) != 0) {

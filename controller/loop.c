@@ -398,8 +398,11 @@ static void close_cb(struct raft *r)
 static void begin_close(struct loop *l)
 {
 	fwd_close(&l->fwd); /* fails what was sent on and not answered (or parks it) */
-	bus_close(&l->bus);
 	leader_close(l);
+	/* After the leader's ops are failed (their JetStream messages go back
+	 * unacked), before the connection goes. */
+	outbox_release(&l->outbox);
+	bus_close(&l->bus);
 	expire_waiters(l, 0, true);
 	uv_timer_stop(&l->tick);
 	log_info("closing Raft");
@@ -410,6 +413,18 @@ static void on_heartbeat(void *arg, struct proto_hb *hb, int64_t now_ms)
 {
 	struct loop *l = arg;
 	edge_heartbeat(&l->edge, hb, now_ms);
+}
+
+static void on_published(void *arg, const char *id, bool ok, const char *err)
+{
+	struct loop *l = arg;
+	outbox_published(&l->outbox, id, ok, err);
+}
+
+static void on_ack(void *arg, struct proto_ack *ack, void *msg)
+{
+	struct loop *l = arg;
+	outbox_ack(&l->outbox, ack, msg);
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -428,6 +443,7 @@ static void tick_cb(uv_timer_t *t)
 	cluster_tick(l, now);
 	leader_tick(l, now);
 	edge_tick(&l->edge, now);
+	outbox_tick(&l->outbox, now);
 	if (l->closing) {
 		pthread_mutex_lock(&l->lock);
 		int inflight = l->inflight;
@@ -629,7 +645,8 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->propose.data = l;
 	uv_prepare_start(&l->propose, propose_cb);
 	edge_init(&l->edge, l, cfg->nats[0] != '\0');
-	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat};
+	outbox_init(&l->outbox, l, cfg->nats[0] != '\0');
+	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat, .published = on_published, .ack = on_ack};
 	if (bus_init(&l->bus, cfg, &l->uv, &cbs, err, errlen) != 0)
 		return -1;
 	if ((rv = raft_start(&l->raft)) != 0) {
@@ -666,6 +683,7 @@ void loop_close(struct loop *l)
 	raftnet_close(&l->net);
 	uv_loop_close(&l->uv);
 	edge_release(&l->edge);
+	outbox_release(&l->outbox);
 	model_release(&l->model);
 	pthread_mutex_destroy(&l->lock);
 }

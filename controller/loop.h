@@ -22,6 +22,7 @@
 #include "fwd.h"
 #include "leader.h"
 #include "model.h"
+#include "outbox.h"
 #include "raftio.h"
 #include "raftnet.h"
 
@@ -79,6 +80,7 @@ struct loop {
 	char fwd_header[64];    /* "X-Lattice-Forwarded: ID\r\n" */
 	struct bus bus;   /* NATS (docs/protocol.md) */
 	struct edge edge; /* the leader's view of its edge nodes */
+	struct outbox outbox; /* the leader publishes commands */
 };
 
 /* Creates the data dir if needed, checks it belongs to this --id, starts Raft

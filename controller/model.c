@@ -22,6 +22,7 @@ void model_init(struct model *m)
 	hmap_init(&m->policies);
 	hmap_init(&m->idem);
 	sched_index_init(&m->sched);
+	model_cmd_init(m);
 }
 
 void model_node_free(struct model_node *n)
@@ -102,7 +103,6 @@ int model_member_set(struct model *m, uint64_t id, const char *url)
 	return 0;
 }
 
-__attribute__((noreturn)) static void model_oom(const struct model *m, const char *what);
 
 static void idem_drop_oldest(struct model *m)
 {
@@ -143,6 +143,7 @@ void model_idem_put(struct model *m, const char *key, uint64_t fp, const char *i
 
 void model_release(struct model *m)
 {
+	model_cmd_release(m);
 	while (m->idem_oldest)
 		idem_drop_oldest(m);
 	hmap_release(&m->idem);
@@ -186,7 +187,7 @@ void model_release(struct model *m)
  * stops the process instead, and the restart replays the entry from the log.
  * (The leader's planning runs before proposing and answers 503 instead: ops.c.) */
 
-__attribute__((noreturn)) static void model_oom(const struct model *m, const char *what)
+void model_oom(const struct model *m, const char *what)
 {
 	if (m->applying)
 		log_error("raft entry %llu: out of memory applying it (%s); exiting so a restart replays it",
@@ -201,6 +202,11 @@ static void *need(const struct model *m, void *p, const char *what)
 	if (p == NULL)
 		model_oom(m, what);
 	return p;
+}
+
+void *model_need(const struct model *m, void *p, const char *what)
+{
+	return need(m, p, what);
 }
 
 /* The scheduler index must list every node as the model holds it. */
@@ -355,6 +361,12 @@ static void emit_event(struct model *m, struct proj_batch *out, const struct ent
 	json_decref(data);
 	emit_event_text(m, out, e, kind, type, id, txt);
 	free(txt);
+}
+
+void model_event(struct model *m, struct proj_batch *out, const struct entry *e, const char *kind,
+		 const char *type, const char *id, json_t *data)
+{
+	emit_event(m, out, e, kind, type, id, data);
 }
 
 /* actor.created's data, {"placements": [node ids]}, as text (malloc'd): the hot
@@ -590,8 +602,11 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		struct model_actor *a = model_actor_get(m, e->moves[i].actor_id);
 		struct model_placement *p = &a->placements[e->moves[i].instance];
 		p->state = PL_PENDING;
+		p->state_version = 0;
 		a->generation++;
 		a->updated_ms = e->at_ms;
+		model_cmd_start(m, e, a, (size_t)e->moves[i].instance, out);
+		model_cmd_stop(m, e, a->spec.id, a->generation, e->moves[i].instance, n->spec.id, "moved", out);
 		if (out)
 			proj_placements(out, a);
 	}
@@ -727,6 +742,8 @@ static void apply_actor_create(struct model *m, struct entry *e, struct proj_bat
 	a->generation = 1;
 	a->created_ms = a->updated_ms = e->at_ms;
 	set_cursor(m, e);
+	for (size_t i = 0; i < a->nplacements; i++)
+		model_cmd_start(m, e, a, i, out);
 	char *data = NULL;
 	if (out) {
 		proj_actor_created(out, a);
@@ -806,6 +823,9 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 		return;
 	}
 	json_t *removed = node_ids_json(m, a->placements + keep, a->nplacements - keep);
+	for (size_t i = keep; i < a->nplacements; i++)
+		model_cmd_stop(m, e, a->spec.id, a->generation + 1, (int64_t)i, a->placements[i].node->spec.id,
+			       "scaled_down", out);
 	memcpy(np, a->placements, keep * sizeof(*np));
 	for (size_t i = 0; i < add; i++) {
 		np[keep + i].node = nodes[i];
@@ -818,6 +838,8 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 	a->generation++;
 	a->updated_ms = e->at_ms;
 	set_cursor(m, e);
+	for (size_t i = keep; i < (size_t)nrep; i++)
+		model_cmd_start(m, e, a, i, out);
 	if (out) {
 		proj_actor(out, a);
 		proj_placements(out, a);
@@ -839,9 +861,12 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 		return;
 	}
 	json_t *nodes = node_ids_json(m, a->placements, a->nplacements);
-	for (size_t i = 0; i < a->nplacements; i++)
+	for (size_t i = 0; i < a->nplacements; i++) {
 		model_node_account(m, a->placements[i].node, a->spec.cpu_required,
 				   a->spec.memory_required_mb, -1);
+		model_cmd_stop(m, e, a->spec.id, a->generation + 1, (int64_t)i, a->placements[i].node->spec.id,
+			       "deleted", out);
+	}
 	/* Its links go with it: a link is meaningless without its actor. */
 	size_t pos = 0;
 	struct model_link *l;
@@ -1059,7 +1084,8 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 		 struct apply_result *res)
 {
 	memset(res, 0, sizeof(*res));
-	m->applying = index; /* for model_oom's message */
+	m->applying = index; /* for model_oom's message, and command ids */
+	m->cmd_next = 0;
 	const struct model_idem *seen = e->idem_key ? model_idem_get(m, e->idem_key) : NULL;
 	if (seen && seen->at_ms >= e->at_ms - MODEL_IDEM_WINDOW_MS) {
 		/* A retry that reached the log twice (sent again before the first was
@@ -1080,6 +1106,7 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_NODE_DRAIN: apply_node_drain(m, e, out, res); break;
 	case ENTRY_NODE_DELETE: apply_node_delete(m, e, out, res); break;
 	case ENTRY_NODE_REPORT: apply_node_report(m, e, out, res); break;
+	case ENTRY_COMMAND_UPDATE: model_cmd_apply_update(m, e, out, res); break;
 	case ENTRY_ACTOR_CREATE: apply_actor_create(m, e, out, res); break;
 	case ENTRY_ACTOR_UPDATE: apply_actor_update(m, e, out, res); break;
 	case ENTRY_ACTOR_DELETE: apply_actor_delete(m, e, out, res); break;

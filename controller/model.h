@@ -90,6 +90,40 @@ struct model_policy {
 	size_t nhistory;
 };
 
+/* The command outbox (model_cmd.c; SPEC "Commands"): commands are written by
+ * apply, in the same entry as the change that causes them, so they are
+ * replicated and survive any crash; the leader publishes them (outbox.c) and
+ * records publications, acks and failures back through the log. */
+enum cmd_type { CMD_ACTOR_START = 0, CMD_ACTOR_STOP, CMD_ACTOR_MIGRATE, CMD_CONFIG_UPDATE, CMD_SECURITY_POLICY, CMD_TYPES };
+enum cmd_status { CMD_PENDING = 0, CMD_PUBLISHED, CMD_ACKED, CMD_FAILED, CMD_STATUSES };
+
+/* Finished commands (acked, failed) the model keeps, newest; older ones are
+ * only in PostgreSQL. Open commands are all kept. */
+#define MODEL_CMD_DONE_MAX 10000
+
+struct model_command {
+	char *id; /* "c<index>-<n>": the n-th command of the entry at index */
+	enum cmd_type type;
+	char *node;     /* target node */
+	char *actor_id; /* NULL: not about an actor (security_policy) */
+	int64_t instance;
+	uint64_t term;       /* of the entry that wrote it */
+	uint64_t generation; /* the object's, when written (fencing) */
+	int64_t config_version;
+	char *payload; /* the message's payload, JSON object text */
+	enum cmd_status status;
+	int64_t attempts;
+	int64_t created_ms, updated_ms, published_ms, acked_ms; /* 0: not yet */
+	int64_t applied_version;
+	char *error; /* NULL: none */
+	struct model_command *prev, *next; /* its list: open (oldest first) or done (oldest first) */
+};
+
+struct model_cmd_list {
+	struct model_command *head, *tail;
+	size_t n;
+};
+
 struct model {
 	struct hmap nodes;     /* id -> struct model_node */
 	struct hmap actors;    /* id -> struct model_actor */
@@ -109,6 +143,10 @@ struct model {
 	size_t nmembers;
 	struct hmap idem; /* key -> struct model_idem */
 	struct model_idem *idem_oldest, *idem_newest;
+	struct hmap commands;              /* id -> struct model_command (open and kept finished) */
+	struct model_cmd_list cmd_open;    /* pending and published, oldest first */
+	struct model_cmd_list cmd_done;    /* acked and failed, oldest first (at most MODEL_CMD_DONE_MAX) */
+	unsigned cmd_next;                 /* n of the next command id in the entry being applied */
 };
 
 struct model_member {
@@ -204,13 +242,17 @@ void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int6
 bool model_node_has_room(const struct model_node *n, int64_t cpu, int64_t mem);
 
 const char *model_node_status_name(enum node_status s);
+const char *model_cmd_type_name(enum cmd_type t);
+const char *model_cmd_status_name(enum cmd_status s);
+/* Lookup (borrowed; NULL when absent or no longer kept). */
+struct model_command *model_command_get(const struct model *m, const char *id);
 const char *model_placement_state_name(enum placement_state s);
 
 /* ---- snapshots (model_snap.c; the format: docs/snapshots.md) ---------------- */
 
 /* The snapshot format this build writes; it reads every version up to it (a
  * snapshot without "v" is version 1). */
-#define MODEL_SNAP_VERSION 2
+#define MODEL_SNAP_VERSION 3
 
 enum model_snap_code {
 	MODEL_SNAP_OK = 0,

@@ -2,7 +2,12 @@
 #ifndef LATTICE_MODEL_INT_H
 #define LATTICE_MODEL_INT_H
 
+#include <jansson.h>
+
+#include "entry.h"
 #include "model.h"
+
+struct proj_batch;
 
 /* Free one object and everything it owns (not its map entry). */
 void model_node_free(struct model_node *n);
@@ -10,5 +15,35 @@ void model_actor_free(struct model_actor *a);
 void model_provider_free(struct model_provider *p);
 void model_link_free(struct model_link *l);
 void model_policy_free(struct model_policy *p);
+
+/* Apply's out of memory: logs the entry's index and aborts (crash-only). */
+__attribute__((noreturn)) void model_oom(const struct model *m, const char *what);
+/* p, or model_oom(what) when it is NULL. */
+void *model_need(const struct model *m, void *p, const char *what);
+/* Numbers and projects one event (data stolen; NULL: {}). */
+void model_event(struct model *m, struct proj_batch *out, const struct entry *e, const char *kind,
+		 const char *type, const char *id, json_t *data);
+
+/* ---- the command outbox (model_cmd.c) ---- */
+void model_cmd_init(struct model *m);
+void model_cmd_release(struct model *m);
+/* Writes a command caused by entry e (only when e carries a term: older entries
+ * wrote none), projected into out. payload is JSON object text (taken).
+ * Returns the command (borrowed), or NULL when e writes none. */
+struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum cmd_type type,
+				    const char *node, const char *actor_id, int64_t instance,
+				    uint64_t generation, int64_t config_version, char *payload,
+				    struct proj_batch *out);
+/* actor_start for replica `instance` of a on its node; actor_stop of replica
+ * `instance` of actor_id on node (reason: protocol.md's words). */
+void model_cmd_start(struct model *m, const struct entry *e, const struct model_actor *a, size_t instance,
+		     struct proj_batch *out);
+void model_cmd_stop(struct model *m, const struct entry *e, const char *actor_id, uint64_t generation,
+		    int64_t instance, const char *node, const char *reason, struct proj_batch *out);
+/* ENTRY_COMMAND_UPDATE. */
+void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
+/* Restores one command from a snapshot (ownership of c and its strings taken);
+ * 0, or -1 when its id is already there. */
+int model_cmd_restore(struct model *m, struct model_command *c);
 
 #endif

@@ -198,6 +198,35 @@ static void snap_policy(struct jw *w, const void *v)
 	jw_obj_end(w);
 }
 
+static void snap_command(struct jw *w, const struct model_command *c)
+{
+	jw_obj(w);
+	w_str(w, "id", c->id);
+	w_str(w, "type", model_cmd_type_name(c->type));
+	w_str(w, "node", c->node);
+	if (c->actor_id) {
+		w_str(w, "actor_id", c->actor_id);
+		w_int(w, "instance", c->instance);
+	}
+	jw_key(w, "term");
+	jw_uint(w, c->term);
+	jw_key(w, "generation");
+	jw_uint(w, c->generation);
+	w_int(w, "config_version", c->config_version);
+	jw_key(w, "payload");
+	jw_json(w, c->payload, strlen(c->payload));
+	w_str(w, "status", model_cmd_status_name(c->status));
+	w_int(w, "attempts", c->attempts);
+	w_int(w, "created_ms", c->created_ms);
+	w_int(w, "updated_ms", c->updated_ms);
+	w_int(w, "published_ms", c->published_ms);
+	w_int(w, "acked_ms", c->acked_ms);
+	w_int(w, "applied_version", c->applied_version);
+	if (c->error)
+		w_str(w, "error", c->error);
+	jw_obj_end(w);
+}
+
 /* key: an array of every object of map, each written by put. */
 static void snap_array(struct jw *w, const char *key, const struct hmap *map,
 		       void (*put)(struct jw *, const void *))
@@ -253,6 +282,14 @@ char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 		w_str(&w, "api_url", m->members[i].api_url);
 		jw_obj_end(&w);
 	}
+	jw_arr_end(&w);
+	/* Finished ones first, then open ones, each oldest first: the lists' order. */
+	jw_key(&w, "commands");
+	jw_arr(&w);
+	for (const struct model_command *c = m->cmd_done.head; c; c = c->next)
+		snap_command(&w, c);
+	for (const struct model_command *c = m->cmd_open.head; c; c = c->next)
+		snap_command(&w, c);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	return jw_take(&w, len);
@@ -972,7 +1009,7 @@ static void free_names(struct hmap *names)
  * writers use: the scalars first, then the arrays in the order below (actors
  * after the nodes they are placed on, links after their actors and providers). */
 
-/* "idem" and "members" are optional (older snapshots have neither). */
+/* "idem", "members" and "commands" are optional (older snapshots lack them). */
 enum root_field {
 	F_V,
 	F_INDEX,
@@ -985,15 +1022,16 @@ enum root_field {
 	F_POLICIES,
 	F_IDEM,
 	F_MEMBERS,
+	F_COMMANDS,
 	F_COUNT
 };
 #define F_REQUIRED_END F_IDEM
 static const char *const root_names[F_COUNT] = {"v",	"index", "event_seq", "rr_cursor", "nodes",  "actors",
-						"providers", "links", "policies",  "idem",	   "members"};
+						"providers", "links", "policies",  "idem",	   "members", "commands"};
 static const char *const elem_kind[F_COUNT] = {[F_NODES] = "node",	   [F_ACTORS] = "actor",
 					       [F_PROVIDERS] = "provider", [F_LINKS] = "link",
 					       [F_POLICIES] = "policy",	   [F_IDEM] = "idempotency key",
-					       [F_MEMBERS] = "member"};
+					       [F_MEMBERS] = "member", [F_COMMANDS] = "command"};
 
 struct sd_stream {
 	struct sd_ctx *c;
@@ -1061,6 +1099,99 @@ static int restore_member(struct sd_stream *st, const json_t *o, size_t i)
 		rc = 0;
 out:
 	free(url);
+	return rc;
+}
+
+static int name_parse(const char *s, const char *(*name)(int), int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s && strcmp(s, name(i)) == 0)
+			return i;
+	return -1;
+}
+
+static const char *type_name_i(int i)
+{
+	return model_cmd_type_name((enum cmd_type)i);
+}
+
+static const char *status_name_i(int i)
+{
+	return model_cmd_status_name((enum cmd_status)i);
+}
+
+/* A command of the outbox (snap_command's fields). */
+static int restore_command(struct sd_stream *st, const json_t *o, size_t i)
+{
+	static const char *const known[] = {"id",	   "type",	 "node",	"actor_id",
+					    "instance",	   "term",	 "generation",	"config_version",
+					    "payload",	   "status",	 "attempts",	"created_ms",
+					    "updated_ms",  "published_ms", "acked_ms",	"applied_version",
+					    "error",	   NULL};
+	char what[WHAT_LEN];
+	struct sd d;
+	struct model_command *c = calloc(1, sizeof(*c));
+	char *type = NULL, *status = NULL;
+	int64_t term = 0, gen = 0;
+	if (c == NULL)
+		return sd_oom(st->c);
+	int rc = -1;
+	if (sd_elem(st->c, o, i, "command", what, sizeof(what), &d) != 0 || sd_keys(&d, known) != 0 ||
+	    sd_text(&d, "id", SD_NONEMPTY, &c->id) != 0 || sd_text(&d, "type", SD_NONEMPTY, &type) != 0 ||
+	    sd_text(&d, "node", SD_NONEMPTY, &c->node) != 0 ||
+	    sd_text_opt(&d, "actor_id", SD_NONEMPTY, &c->actor_id) != 0 ||
+	    sd_int(&d, "term", 0, SD_INT_MAX, &term) != 0 || sd_int(&d, "generation", 0, SD_INT_MAX, &gen) != 0 ||
+	    sd_int(&d, "config_version", 0, SD_INT_MAX, &c->config_version) != 0 ||
+	    sd_text(&d, "status", SD_NONEMPTY, &status) != 0 ||
+	    sd_int(&d, "attempts", 0, SD_INT_MAX, &c->attempts) != 0 ||
+	    sd_int(&d, "created_ms", 0, SD_MS_MAX, &c->created_ms) != 0 ||
+	    sd_int(&d, "updated_ms", 0, SD_MS_MAX, &c->updated_ms) != 0 ||
+	    sd_int(&d, "published_ms", 0, SD_MS_MAX, &c->published_ms) != 0 ||
+	    sd_int(&d, "acked_ms", 0, SD_MS_MAX, &c->acked_ms) != 0 ||
+	    sd_int(&d, "applied_version", 0, SD_INT_MAX, &c->applied_version) != 0 ||
+	    sd_text_opt(&d, "error", SD_ANY, &c->error) != 0)
+		goto out;
+	c->term = (uint64_t)term;
+	c->generation = (uint64_t)gen;
+	if (c->actor_id && sd_int(&d, "instance", 0, SD_REPLICAS_MAX, &c->instance) != 0)
+		goto out;
+	int t = name_parse(type, type_name_i, CMD_TYPES), stt = name_parse(status, status_name_i, CMD_STATUSES);
+	const json_t *payload = sd_get(&d, "payload");
+	if (t < 0) {
+		sd_fail(st->c, "%s: unknown type '%.40s'", what, type);
+		goto out;
+	}
+	if (stt < 0) {
+		sd_fail(st->c, "%s: unknown status '%.40s'", what, status);
+		goto out;
+	}
+	if (!json_is_object(payload)) {
+		sd_fail(st->c, "%s: field 'payload' must be an object", what);
+		goto out;
+	}
+	c->type = (enum cmd_type)t;
+	c->status = (enum cmd_status)stt;
+	if ((c->payload = json_dumps(payload, JSON_COMPACT)) == NULL) {
+		sd_oom(st->c);
+		goto out;
+	}
+	if (model_cmd_restore(st->m, c) != 0) {
+		sd_fail(st->c, "%s: command '%.60s' appears twice", what, c->id);
+		goto out;
+	}
+	c = NULL;
+	rc = 0;
+out:
+	if (c) {
+		free(c->id);
+		free(c->node);
+		free(c->actor_id);
+		free(c->payload);
+		free(c->error);
+		free(c);
+	}
+	free(type);
+	free(status);
 	return rc;
 }
 
@@ -1164,6 +1295,7 @@ static int st_element(struct sd_stream *st, enum root_field f, const json_t *o, 
 	case F_POLICIES: return restore_policy(st->c, st->m, o, i, st->version);
 	case F_IDEM: return restore_idem(st, o, i);
 	case F_MEMBERS: return restore_member(st, o, i);
+	case F_COMMANDS: return restore_command(st, o, i);
 	default: return -1;
 	}
 }
@@ -1230,7 +1362,8 @@ static int restore_stream(struct sd_stream *st, uint64_t *index)
 			if ((int)f < last)
 				return sd_fail(st->c,
 					       "field '%s' comes after '%s' (the order is v, index, event_seq, "
-					       "rr_cursor, nodes, actors, providers, links, policies, idem, members)",
+					       "rr_cursor, nodes, actors, providers, links, policies, idem, members, "
+					       "commands)",
 					       root_names[f], root_names[last]);
 			if (!st_take(st, ':'))
 				return st_expected(st, "':'");

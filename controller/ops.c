@@ -508,6 +508,7 @@ enum ops_plan ops_plan(struct loop *l, struct op *op)
 		}
 		break;
 	case OP_NODE_REPORT: e->op = ENTRY_NODE_REPORT; break;
+	case OP_COMMAND_UPDATE: e->op = ENTRY_COMMAND_UPDATE; break;
 	case OP_NODE_CORDON:
 	case OP_NODE_UNCORDON:
 		e->op = ENTRY_NODE_FLAGS;

@@ -46,6 +46,7 @@ enum op_kind {
 	/* The leader's own writes (edge.c), never from the API: */
 	OP_NODE_PROFILE, /* a heartbeat registers its node, or updates its profile */
 	OP_NODE_REPORT,  /* health and reported state of nodes (entry.reports) */
+	OP_COMMAND_UPDATE, /* commands published, acked, failed (entry.updates; outbox.c) */
 };
 
 /* The request as the client sent it, for sending it on to the leader. Borrowed

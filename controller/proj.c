@@ -32,6 +32,7 @@ static const int proj_nparams[PROJ_KIND_COUNT] = {
 	[PROJ_ACTOR_DELETE] = 1,    [PROJ_PLACEMENTS_SET] = 2,   [PROJ_PROVIDER_UPSERT] = 5,
 	[PROJ_PROVIDER_DELETE] = 1, [PROJ_LINK_UPSERT] = 10,     [PROJ_LINK_DELETE] = 1,
 	[PROJ_POLICY_INSERT] = 8,   [PROJ_EVENT_INSERT] = 8,     [PROJ_RESET] = 0,
+	[PROJ_COMMAND_UPSERT] = 17,
 };
 
 struct proj_batch *proj_batch_new(uint64_t index)
@@ -384,6 +385,40 @@ void proj_reset(struct proj_batch *b)
 	proj_end(b, proj_begin(b, PROJ_RESET));
 }
 
+static void p_ms_or_null(struct proj_batch *b, struct proj_change *c, int64_t ms)
+{
+	if (ms > 0)
+		p_int(b, c, ms);
+	else
+		p_str(b, c, NULL);
+}
+
+void proj_command(struct proj_batch *b, const struct model_command *cmd)
+{
+	struct proj_change *c = proj_begin(b, PROJ_COMMAND_UPSERT);
+	p_str(b, c, cmd->id);
+	p_str(b, c, model_cmd_type_name(cmd->type));
+	p_str(b, c, cmd->node);
+	p_str(b, c, cmd->actor_id);
+	if (cmd->actor_id)
+		p_int(b, c, cmd->instance);
+	else
+		p_str(b, c, NULL);
+	p_uint(b, c, cmd->term);
+	p_uint(b, c, cmd->generation);
+	p_int(b, c, cmd->config_version);
+	p_str(b, c, cmd->payload);
+	p_str(b, c, model_cmd_status_name(cmd->status));
+	p_int(b, c, cmd->attempts);
+	p_int(b, c, cmd->created_ms);
+	p_int(b, c, cmd->updated_ms);
+	p_ms_or_null(b, c, cmd->published_ms);
+	p_ms_or_null(b, c, cmd->acked_ms);
+	p_int(b, c, cmd->applied_version);
+	p_str(b, c, cmd->error);
+	proj_end(b, c);
+}
+
 void proj_model(struct proj_batch *b, const struct model *m)
 {
 	size_t pos;
@@ -413,4 +448,8 @@ void proj_model(struct proj_batch *b, const struct model *m)
 					    p->history[i].made_ms);
 		proj_policy(b, p);
 	}
+	for (const struct model_command *c = m->cmd_done.head; c && !b->failed; c = c->next)
+		proj_command(b, c);
+	for (const struct model_command *c = m->cmd_open.head; c && !b->failed; c = c->next)
+		proj_command(b, c);
 }

@@ -23,6 +23,7 @@ struct model_actor;
 struct model_provider;
 struct model_link;
 struct model_policy;
+struct model_command;
 
 /* Parameters of each kind, in order; the key of a kind is its first parameter
  * (policies: the first two). Timestamps are ms since the epoch; NULL parameters
@@ -56,6 +57,10 @@ enum proj_kind {
 	/* policy_id, version, allowed_contracts, denied_contracts,
 	 * max_actor_memory_mb, network_restrictions, selector, created_ms */
 	PROJ_POLICY_INSERT,
+	/* command_id, command_type, target_node, actor_id, instance, term, generation,
+	 * config_version, payload, status, attempts, created_ms, updated_ms,
+	 * published_ms, acked_ms, applied_version, error */
+	PROJ_COMMAND_UPSERT,
 	/* seq, raft_index, at_ms, who, kind, object_type, object_id, data */
 	PROJ_EVENT_INSERT,
 	/* (no parameters) empties every state table, before a rebuild from the model */
@@ -112,6 +117,7 @@ void proj_policy(struct proj_batch *b, const struct model_policy *p);
 /* data: JSON text (borrowed, copied). */
 void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
 		const char *object_type, const char *object_id, const char *data);
+void proj_command(struct proj_batch *b, const struct model_command *c);
 void proj_reset(struct proj_batch *b);
 /* A rebuild: a PROJ_RESET, then every row of the model (every version the
  * model keeps of each policy). */

@@ -276,3 +276,104 @@ out:
 	json_decref(j);
 	return rc;
 }
+
+void proto_ack_free(struct proto_ack *a)
+{
+	if (a == NULL)
+		return;
+	free(a->error);
+	a->error = NULL;
+}
+
+enum proto_drop proto_ack_decode(const char *lattice, const char *subject, const void *body, size_t len,
+				 struct proto_ack *out, char *err, size_t errlen)
+{
+	if (len > PROTO_ACK_MAX) {
+		snprintf(err, errlen, "ack of %zu bytes (at most %d)", len, PROTO_ACK_MAX);
+		return PROTO_OVERSIZED;
+	}
+	const char *token = subject_token(subject, lattice, "ack");
+	if (token == NULL || !spec_node_id_valid(token))
+		return fail(err, errlen, "subject '%.200s' is not lattice.%s.ack.<node id>", subject, lattice);
+	json_error_t jerr;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL)
+		return fail(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
+	enum proto_drop rc = PROTO_MALFORMED;
+	struct proto_ack a;
+	memset(&a, 0, sizeof(a));
+	static const char *const known[] = {"command_id", "node_id", "status", "error", "applied_version", "at", NULL};
+	if (!json_is_object(j)) {
+		fail(err, errlen, "an ack is a JSON object");
+		goto out;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(j, key, v) {
+		size_t k = 0;
+		while (known[k] && strcmp(key, known[k]) != 0)
+			k++;
+		if (known[k] == NULL) {
+			fail(err, errlen, "unknown field '%.64s'", key);
+			goto out;
+		}
+	}
+	const char *id = get_text(j, "command_id", PROTO_CMD_ID_MAX);
+	const char *node = json_string_value(json_object_get(j, "node_id"));
+	const char *status = json_string_value(json_object_get(j, "status"));
+	const char *at = json_string_value(json_object_get(j, "at"));
+	if (id == NULL) {
+		fail(err, errlen, "field 'command_id' must be 1-%d printable characters", PROTO_CMD_ID_MAX);
+		goto out;
+	}
+	if (node == NULL || !spec_node_id_valid(node)) {
+		fail(err, errlen, "field 'node_id' must be a node id");
+		goto out;
+	}
+	if (strcmp(node, token) != 0) {
+		snprintf(err, errlen, "subject names node '%s', body '%s'", token, node);
+		rc = PROTO_SPOOFED;
+		goto out;
+	}
+	if (status == NULL || (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0)) {
+		fail(err, errlen, "field 'status' must be ok or error");
+		goto out;
+	}
+	if (at == NULL || !time_valid(at)) {
+		fail(err, errlen, "field 'at' must be an RFC 3339 time");
+		goto out;
+	}
+	a.applied_version = 0;
+	if (json_object_get(j, "applied_version") && !json_is_null(json_object_get(j, "applied_version")) &&
+	    get_int(j, "applied_version", 0, INT64_MAX, &a.applied_version) != 0) {
+		fail(err, errlen, "field 'applied_version' must be an integer >= 0");
+		goto out;
+	}
+	const json_t *e = json_object_get(j, "error");
+	if (e != NULL && !json_is_null(e)) {
+		const char *es = json_string_value(e);
+		if (es == NULL || json_string_length(e) > PROTO_ERROR_MAX || strlen(es) != json_string_length(e)) {
+			fail(err, errlen, "field 'error' must be a string of at most %d characters, or null",
+			     PROTO_ERROR_MAX);
+			goto out;
+		}
+		if ((a.error = strdup(es)) == NULL) {
+			fail(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	a.ok = strcmp(status, "ok") == 0;
+	if (!a.ok && a.error == NULL && (a.error = strdup("the agent reported an error")) == NULL) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	snprintf(a.command_id, sizeof(a.command_id), "%s", id);
+	snprintf(a.node_id, sizeof(a.node_id), "%s", node);
+	*out = a;
+	memset(&a, 0, sizeof(a));
+	rc = PROTO_OK;
+out:
+	proto_ack_free(&a);
+	json_decref(j);
+	return rc;
+}

@@ -8,6 +8,7 @@
 #ifndef LATTICE_PROTO_H
 #define LATTICE_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,19 @@ struct proto_hb {
 	size_t nactors;
 };
 
+#define PROTO_ACK_MAX (16 * 1024)  /* bytes of an ack */
+#define PROTO_CMD_ID_MAX 128
+#define PROTO_ERROR_MAX 1024
+
+/* An agent's ack of a command (lattice.L.ack.<node>). */
+struct proto_ack {
+	char command_id[PROTO_CMD_ID_MAX + 1];
+	char node_id[SPEC_TOKEN_MAX + 1];
+	bool ok;
+	char *error; /* NULL: none */
+	int64_t applied_version;
+};
+
 /* Writes "lattice.<L>.<kind>.<token>" (token "*" or ">" for a wildcard) into
  * out. Returns 0, or -1 when it does not fit. */
 int proto_subject(char *out, size_t len, const char *lattice, const char *kind, const char *token);
@@ -60,5 +74,11 @@ int proto_subject(char *out, size_t len, const char *lattice, const char *kind, 
 enum proto_drop proto_hb_decode(const char *lattice, const char *subject, const void *body, size_t len,
 				struct proto_hb *out, char *err, size_t errlen);
 void proto_hb_free(struct proto_hb *hb);
+
+/* Decodes an ack received on `subject` (as proto_hb_decode); PROTO_SPOOFED
+ * when the subject's node and the body's differ. */
+enum proto_drop proto_ack_decode(const char *lattice, const char *subject, const void *body, size_t len,
+				 struct proto_ack *out, char *err, size_t errlen);
+void proto_ack_free(struct proto_ack *a);
 
 #endif

@@ -22,6 +22,7 @@ static const char *const query_get_sql[] = {
 	[QUERY_PROVIDERS] = "SELECT doc::text FROM api_providers WHERE id = $1",
 	[QUERY_LINKS] = "SELECT doc::text FROM api_links WHERE id = $1",
 	[QUERY_POLICIES] = "SELECT doc::text FROM api_policies WHERE policy_id = $1",
+	[QUERY_COMMANDS] = "SELECT doc::text FROM api_commands WHERE command_id = $1",
 };
 
 /* Unnamed statements are planned with the parameter values at hand, so the
@@ -50,6 +51,10 @@ static const char *const query_list_sql[] = {
 	[QUERY_POLICIES] = "SELECT policy_id, doc::text FROM api_policies"
 			   " WHERE ($1 IS NULL OR policy_id > $1)"
 			   " ORDER BY policy_id LIMIT $2::bigint",
+	[QUERY_COMMANDS] = "SELECT command_id, doc::text FROM api_commands"
+			   " WHERE ($1 IS NULL OR command_id > $1)"
+			   " AND ($7 IS NULL OR target_node = $7) AND ($4 IS NULL OR status = $4)"
+			   " ORDER BY command_id LIMIT $2::bigint",
 };
 
 static const char query_versions_sql[] =
@@ -76,8 +81,8 @@ static void query_err(char *err, size_t errlen, const char *msg)
  * custom plans so the "$n IS NULL OR ..." of an absent filter still folds away. */
 enum {
 	QS_GET = 0,
-	QS_LIST = QS_GET + 5,
-	QS_VERSIONS = QS_LIST + 5,
+	QS_LIST = QS_GET + 6,
+	QS_VERSIONS = QS_LIST + 6,
 	QS_EVENTS,
 	QS_APPLIED,
 	QS_COUNT

@@ -46,6 +46,7 @@ enum wr_table {
 	WT_PROVIDERS,
 	WT_LINKS,
 	WT_POLICIES, /* by (policy_id, version) */
+	WT_COMMANDS,
 	WT_EVENTS,   /* appended, never coalesced */
 	WT_NONE,     /* PROJ_RESET */
 };
@@ -79,6 +80,11 @@ static const struct wr_col wr_policy_cols[] = {
 	{"policy_id", 0}, {"version", 0}, {"allowed_contracts", 1}, {"denied_contracts", 1},
 	{"max_actor_memory_mb", 0}, {"network_restrictions", 1}, {"selector", 1},
 	{"created_ms", 0}};
+static const struct wr_col wr_command_cols[] = {
+	{"command_id", 0}, {"command_type", 0}, {"target_node", 0}, {"actor_id", 0}, {"instance", 0},
+	{"term", 0}, {"generation", 0}, {"config_version", 0}, {"payload", 1}, {"status", 0},
+	{"attempts", 0}, {"created_ms", 0}, {"updated_ms", 0}, {"published_ms", 0}, {"acked_ms", 0},
+	{"applied_version", 0}, {"error", 0}};
 static const struct wr_col wr_event_cols[] = {
 	{"seq", 0}, {"raft_index", 0}, {"at_ms", 0}, {"who", 0}, {"kind", 0},
 	{"object_type", 0}, {"object_id", 0}, {"data", 1}};
@@ -102,6 +108,7 @@ static const struct wr_kind {
 	[PROJ_LINK_UPSERT] = {WT_LINKS, false, WR_COLS(wr_link_cols)},
 	[PROJ_LINK_DELETE] = {WT_LINKS, true, NULL, 1},
 	[PROJ_POLICY_INSERT] = {WT_POLICIES, false, WR_COLS(wr_policy_cols)},
+	[PROJ_COMMAND_UPSERT] = {WT_COMMANDS, false, WR_COLS(wr_command_cols)},
 	[PROJ_EVENT_INSERT] = {WT_EVENTS, false, WR_COLS(wr_event_cols)},
 	[PROJ_RESET] = {WT_NONE, false, NULL, 0},
 };
@@ -124,6 +131,7 @@ static const struct {
 	[PS_PLACEMENTS_INSERT] = {WT_PLACEMENTS, false, true},
 	[PS_LINKS_UPSERT] = {WT_LINKS, false, false},
 	[PS_POLICIES_UPSERT] = {WT_POLICIES, false, false},
+	[PS_COMMANDS_UPSERT] = {WT_COMMANDS, false, false},
 	[PS_EVENTS_INSERT] = {WT_EVENTS, false, false},
 };
 

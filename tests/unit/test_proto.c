@@ -33,7 +33,7 @@ static char *hb_with(const char *key, const char *field)
 		"\"seq\":418",
 		"\"sent_at\":\"2026-12-02T10:15:30.125Z\"",
 	};
-	size_t cap = 4096;
+	size_t cap = 4096 + (field ? strlen(field) : 0);
 	char *out = malloc(cap);
 	size_t n = 0;
 	out[n++] = '{';

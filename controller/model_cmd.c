@@ -1,0 +1,259 @@
+/* model_cmd — the command outbox inside the model (SPEC "Commands"): apply
+ * writes each command in the same entry as the change that causes it, and
+ * records what the leader reports back (published, acked, failed), moving the
+ * placements that wait on them. Deterministic like the rest of apply: ids come
+ * from the entry's index, times from the entry. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jw.h"
+#include "model_int.h"
+#include "proj.h"
+
+static const char *const type_names[CMD_TYPES] = {"actor_start", "actor_stop", "actor_migrate", "config_update",
+						   "security_policy"};
+static const char *const status_names[CMD_STATUSES] = {"pending", "published", "acked", "failed"};
+
+const char *model_cmd_type_name(enum cmd_type t)
+{
+	return (unsigned)t < CMD_TYPES ? type_names[t] : "unknown";
+}
+
+const char *model_cmd_status_name(enum cmd_status s)
+{
+	return (unsigned)s < CMD_STATUSES ? status_names[s] : "unknown";
+}
+
+void model_cmd_init(struct model *m)
+{
+	hmap_init(&m->commands);
+	memset(&m->cmd_open, 0, sizeof(m->cmd_open));
+	memset(&m->cmd_done, 0, sizeof(m->cmd_done));
+}
+
+static void cmd_free(struct model_command *c)
+{
+	free(c->id);
+	free(c->node);
+	free(c->actor_id);
+	free(c->payload);
+	free(c->error);
+	free(c);
+}
+
+void model_cmd_release(struct model *m)
+{
+	size_t pos = 0;
+	struct model_command *c;
+	while ((c = hmap_next(&m->commands, &pos)) != NULL)
+		cmd_free(c);
+	hmap_release(&m->commands);
+	model_cmd_init(m);
+}
+
+struct model_command *model_command_get(const struct model *m, const char *id)
+{
+	return hmap_get(&m->commands, id);
+}
+
+static void list_append(struct model_cmd_list *l, struct model_command *c)
+{
+	c->next = NULL;
+	c->prev = l->tail;
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->n++;
+}
+
+static void list_remove(struct model_cmd_list *l, struct model_command *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		l->tail = c->prev;
+	c->prev = c->next = NULL;
+	l->n--;
+}
+
+/* A finished command moves to the done list; the oldest finished ones beyond
+ * MODEL_CMD_DONE_MAX are forgotten (PostgreSQL keeps them). */
+static void finish(struct model *m, struct model_command *c)
+{
+	list_remove(&m->cmd_open, c);
+	list_append(&m->cmd_done, c);
+	while (m->cmd_done.n > MODEL_CMD_DONE_MAX) {
+		struct model_command *old = m->cmd_done.head;
+		list_remove(&m->cmd_done, old);
+		hmap_del(&m->commands, old->id);
+		cmd_free(old);
+	}
+}
+
+int model_cmd_restore(struct model *m, struct model_command *c)
+{
+	if (hmap_get(&m->commands, c->id) != NULL)
+		return -1;
+	if (hmap_put(&m->commands, c->id, c) != 0)
+		model_oom(m, "the command map");
+	list_append(c->status == CMD_PENDING || c->status == CMD_PUBLISHED ? &m->cmd_open : &m->cmd_done, c);
+	return 0;
+}
+
+struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum cmd_type type,
+				    const char *node, const char *actor_id, int64_t instance,
+				    uint64_t generation, int64_t config_version, char *payload,
+				    struct proj_batch *out)
+{
+	if (e->term == 0) {
+		free(payload);
+		return NULL;
+	}
+	struct model_command *c = model_need(m, calloc(1, sizeof(*c)), "a command");
+	char id[64];
+	snprintf(id, sizeof(id), "c%llu-%u", (unsigned long long)m->applying, m->cmd_next++);
+	c->id = model_need(m, strdup(id), "a command");
+	c->type = type;
+	c->node = model_need(m, strdup(node), "a command");
+	c->actor_id = actor_id ? model_need(m, strdup(actor_id), "a command") : NULL;
+	c->instance = instance;
+	c->term = e->term;
+	c->generation = generation;
+	c->config_version = config_version;
+	c->payload = payload;
+	c->status = CMD_PENDING;
+	c->created_ms = c->updated_ms = e->at_ms;
+	if (model_cmd_restore(m, c) != 0) /* an id is never made twice: the index is unique */
+		model_oom(m, "a command id made twice");
+	if (out)
+		proj_command(out, c);
+	return c;
+}
+
+void model_cmd_start(struct model *m, const struct entry *e, const struct model_actor *a, size_t instance,
+		     struct proj_batch *out)
+{
+	if (e->term == 0)
+		return;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "actor_id");
+	jw_str(&w, a->spec.id);
+	jw_key(&w, "instance");
+	jw_int(&w, (int64_t)instance);
+	jw_key(&w, "module");
+	jw_str(&w, a->spec.module);
+	jw_key(&w, "cpu_required");
+	jw_int(&w, a->spec.cpu_required);
+	jw_key(&w, "memory_required_mb");
+	jw_int(&w, a->spec.memory_required_mb);
+	jw_key(&w, "config");
+	jw_json(&w, "{}", 2);
+	jw_key(&w, "snapshot");
+	jw_null(&w);
+	jw_obj_end(&w);
+	char *payload = model_need(m, jw_take(&w, NULL), "a command's payload");
+	model_cmd_add(m, e, CMD_ACTOR_START, a->placements[instance].node->spec.id, a->spec.id, (int64_t)instance,
+		      a->generation, (int64_t)a->generation, payload, out);
+}
+
+void model_cmd_stop(struct model *m, const struct entry *e, const char *actor_id, uint64_t generation,
+		    int64_t instance, const char *node, const char *reason, struct proj_batch *out)
+{
+	if (e->term == 0)
+		return;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "actor_id");
+	jw_str(&w, actor_id);
+	jw_key(&w, "instance");
+	jw_int(&w, instance);
+	jw_key(&w, "reason");
+	jw_str(&w, reason);
+	jw_obj_end(&w);
+	char *payload = model_need(m, jw_take(&w, NULL), "a command's payload");
+	model_cmd_add(m, e, CMD_ACTOR_STOP, node, actor_id, instance, generation, 0, payload, out);
+}
+
+/* The placement an actor_start command is for, if it is still that command's:
+ * the same replica on the same node. */
+static struct model_placement *start_placement(const struct model *m, const struct model_command *c,
+					       struct model_actor **actor)
+{
+	if (c->type != CMD_ACTOR_START || c->actor_id == NULL)
+		return NULL;
+	struct model_actor *a = model_actor_get(m, c->actor_id);
+	if (a == NULL || c->instance < 0 || (size_t)c->instance >= a->nplacements)
+		return NULL;
+	struct model_placement *p = &a->placements[c->instance];
+	if (strcmp(p->node->spec.id, c->node) != 0)
+		return NULL;
+	*actor = a;
+	return p;
+}
+
+void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res)
+{
+	for (size_t i = 0; i < e->nupdates; i++) {
+		struct entry_cmd_update *u = &e->updates[i];
+		struct model_command *c = model_command_get(m, u->command_id);
+		/* Gone from memory, or finished already (a late or repeated report). */
+		if (c == NULL || c->status == CMD_ACKED || c->status == CMD_FAILED)
+			continue;
+		struct model_actor *a = NULL;
+		struct model_placement *p = start_placement(m, c, &a);
+		enum placement_state was = p ? p->state : PL_PENDING;
+		c->updated_ms = e->at_ms;
+		if (u->attempts > c->attempts)
+			c->attempts = u->attempts;
+		switch ((enum cmd_status)u->status) {
+		case CMD_PUBLISHED:
+			c->status = CMD_PUBLISHED;
+			c->published_ms = e->at_ms;
+			if (p && p->state == PL_PENDING)
+				p->state = PL_STARTING;
+			break;
+		case CMD_ACKED:
+			c->status = CMD_ACKED;
+			c->acked_ms = e->at_ms;
+			c->applied_version = u->applied_version;
+			if (p && (p->state == PL_PENDING || p->state == PL_STARTING || p->state == PL_FAILED)) {
+				p->state = PL_RUNNING;
+				p->state_version = u->applied_version;
+			}
+			finish(m, c);
+			break;
+		case CMD_FAILED:
+		default:
+			c->status = CMD_FAILED;
+			c->acked_ms = e->at_ms;
+			free(c->error);
+			c->error = u->error ? u->error : model_need(m, strdup("failed"), "a command's error");
+			u->error = NULL; /* moved */
+			if (p && p->state != PL_RUNNING)
+				p->state = PL_FAILED;
+			model_event(m, out, e, "command.failed", "command", c->id,
+				    model_need(m,
+					       json_pack("{s:s,s:s,s:s?,s:s}", "command_type", model_cmd_type_name(c->type),
+							 "node_id", c->node, "actor_id", c->actor_id, "error", c->error),
+					       "an event"));
+			finish(m, c);
+			break;
+		}
+		if (out) {
+			proj_command(out, c);
+			if (p && p->state != was)
+				proj_placements(out, a);
+		}
+	}
+	snprintf(res->id, sizeof(res->id), "%s", e->nupdates ? e->updates[0].command_id : "");
+}
