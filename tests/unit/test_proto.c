@@ -74,7 +74,7 @@ static void drops(const char *subject, char *body, enum proto_drop want, const c
 
 int main(void)
 {
-	tap_plan(43);
+	tap_plan(44);
 	char subj[64];
 	is_int(proto_subject(subj, sizeof(subj), "default", "cmd", "edge-1"), 0, "proto_subject fits");
 	is_str(subj, "lattice.default.cmd.edge-1", "proto_subject: lattice.L.kind.token");
