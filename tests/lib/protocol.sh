@@ -36,8 +36,10 @@
 #   subject's node equals node_id (hb, ack, snap) or target_node (cmd); a command's
 #   Nats-Msg-Id header is its command_id, an ack's ack-<command_id>, a snapshot's
 #   snap-<actor_id>-<state_version>; config_version is the generation
-#   (actor_start, config_update) or payload.version (security_policy); an event's
-#   subject ends in its kind with '.' turned into '_'; the size limits. Prints a
+#   (actor_start, config_update) or payload.version (security_policy); snapshot
+#   state (snap's data, actor_start's snapshot.data) decodes to at most 256 KiB;
+#   an event's subject ends in its kind with '.' turned into '_'; the body size
+#   limits (hb 256 KiB, cmd 512 KiB, ack 16 KiB, snap under 400 KiB). Prints a
 #   TAP diagnostic "# FILE: RULE: detail" per failure; returns non-zero if any
 #   rule failed, if DIR holds no message, or if it could not check.
 # protocol_schema NAME FILE...  validates files against one schema (heartbeat,
@@ -104,7 +106,7 @@ protocol_validate() {
 	protocol_setup || { diag "protocol_validate: $PROTOCOL_WHY"; return 1; }
 	mapfile -t files < <(find "$dir" -maxdepth 1 -name '*.json' | LC_ALL=C sort)
 	[ ${#files[@]} -gt 0 ] || { diag "protocol_validate: $dir holds no message"; return 1; }
-	protocol_node capture "${files[@]}"
+	printf '%s\n' "${files[@]}" | protocol_node capture -
 }
 
 protocol_schema() {

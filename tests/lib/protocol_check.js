@@ -6,9 +6,10 @@
 //   node protocol_check.js SCHEMA_DIR schemas              compile every schema
 //   node protocol_check.js SCHEMA_DIR schema NAME FILE...  each FILE against NAME
 //                                                          (heartbeat, command, ...)
-//   node protocol_check.js SCHEMA_DIR capture FILE...      captured messages:
+//   node protocol_check.js SCHEMA_DIR capture FILE...|-    captured messages:
 //       FILE is DIR/<n>.<subject>.json as tests/tools/natscap writes it, its
-//       headers (if any) in DIR/<n>.<subject>.hdr ("Name: value" lines)
+//       headers (if any) in DIR/<n>.<subject>.hdr ("Name: value" lines); "-"
+//       reads the list of files from stdin
 //
 // Environment: PROTOCOL_NODE_MODULES, the node_modules holding ajv and ajv-formats.
 // Prints "# FILE: RULE: detail" for every failure (TAP diagnostics); exit 0 when
@@ -187,7 +188,10 @@ if (mode === 'schemas') {
 		if (r !== undefined) schemaCheck(f, name, r.body);
 	}
 } else if (mode === 'capture') {
-	for (const f of rest) {
+	// "-": the list comes on stdin, one per line (no limit on its length).
+	const files = rest.length === 1 && rest[0] === '-' ?
+		fs.readFileSync(0, 'utf8').split('\n').filter((l) => l !== '') : rest;
+	for (const f of files) {
 		n++;
 		captureCheck(f);
 	}
