@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # protocol.sh — checks NATS traffic against the edge protocol (sourced; needs
 # tests/lib/tap.sh). docs/protocol.md is the contract, api/nats/*.schema.json its
 # JSON Schemas (draft 2020-12).
@@ -115,14 +116,14 @@ protocol_schema() {
 }
 
 natscap_start() {
-	local dir=$1 subject=${2:-lattice.default.>} i
+	local dir=$1 subject=${2:-lattice.default.>}
 	[ -x "$NATSCAP" ] || { diag "natscap not built at $NATSCAP"; return 1; }
 	[ -n "${NATS_URL:-}" ] || { diag "natscap_start: NATS_URL is not set (nats_start)"; return 1; }
 	mkdir -p "$dir" || return 1
 	NATSCAP_DIR=$dir
 	"$NATSCAP" "$NATS_URL" "$subject" "$dir" >"$dir.out" 2>"$dir.err" &
 	NATSCAP_PID=$!
-	for i in $(seq 1 600); do # a hang guard, not a timing assertion
+	for _ in $(seq 1 600); do # a hang guard, not a timing assertion
 		grep -qx ready "$dir.out" 2>/dev/null && return 0
 		kill -0 "$NATSCAP_PID" 2>/dev/null || break
 		sleep 0.05
