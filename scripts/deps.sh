@@ -9,6 +9,11 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the API and protocol checks (Redocly in openapi.sh, Ajv in
+# protocol.sh). Any install will do: NodeSource's nodejs (which bundles npm) or
+# Debian's nodejs + npm.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
