@@ -101,12 +101,12 @@ BAD=(
 # ---- limits, exactly: SCHEMA~WHAT~JQ AT THE LIMIT~JQ ONE BEYOND~ITS DIAGNOSTIC ----------------
 LIMITS=(
 	"heartbeat~64 labels~.labels = ([range(64) | {key: \"k\(.)\", value: \"v\"}] | from_entries)~.labels = ([range(65) | {key: \"k\(.)\", value: \"v\"}] | from_entries)~/labels maxProperties"
-	"heartbeat~label values of 256 characters~.labels.zone = (\"v\" * 256)~.labels.zone = (\"v\" * 257)~/labels/zone maxLength"
+	"heartbeat~label values of 255 characters~.labels.zone = (\"v\" * 255)~.labels.zone = (\"v\" * 256)~/labels/zone maxLength"
 	"heartbeat~label keys of 63 characters~.labels = {(\"k\" * 63): \"v\"}~.labels = {(\"k\" * 64): \"v\"}~/labels propertyNames"
 	"heartbeat~10,000 actors~.actors = [range(10000) | {actor_id: \"a\", state: \"running\", state_version: 0}]~.actors = [range(10001) | {actor_id: \"a\", state: \"running\", state_version: 0}]~/actors maxItems"
 	"heartbeat~node ids of 64 characters~.node_id = (\"n\" * 64)~.node_id = (\"n\" * 65)~/node_id pattern"
 	"heartbeat~seq from 1~.seq = 1~.seq = 0~/seq minimum"
-	"heartbeat~region of 128 characters~.region = (\"r\" * 128)~.region = (\"r\" * 129)~/region maxLength"
+	"heartbeat~region of 64 characters~.region = (\"r\" * 64)~.region = (\"r\" * 65)~/region pattern"
 	"ack~error of 1,024 characters~.status = \"error\" | .error = (\"e\" * 1024)~.status = \"error\" | .error = (\"e\" * 1025)~/error maxLength"
 	"snapshot~data of 349,528 base64 characters~.data = (\"AAAA\" * 87381 + \"AA==\")~.data = (\"AAAA\" * 87383)~/data maxLength"
 	"command~actor ids of 128 characters, not ..~.payload.actor_id = (\"a\" * 128)~.payload.actor_id = \"..\"~/payload/actor_id pattern"
