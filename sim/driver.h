@@ -84,7 +84,7 @@ struct driver {
 /* The sim driver. Returns NULL when out of memory. */
 struct driver *driver_sim_new(void);
 
-/* The exec driver: each instance runs `/bin/sh -c TEMPLATE` with {module},
+/* The exec driver: each instance runs `/bin/sh -c 'exec TEMPLATE'` with {module},
  * {actor_id} and {instance} replaced by the values, shell-quoted (so a module
  * reference cannot inject commands). tmpl is copied. Returns NULL on OOM. */
 struct driver *driver_exec_new(const char *tmpl);

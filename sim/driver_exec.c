@@ -4,7 +4,9 @@
  * (the shell and whatever it started), and PR_SET_PDEATHSIG, so it is killed
  * when the agent dies, even by SIGKILL. (The death signal follows the thread
  * that forked: the agent calls the driver from its main thread, which lives as
- * long as the process.) A child that exits on its own is a crash: counted,
+ * long as the process.) The shell runs `exec TEMPLATE`, so the template is one
+ * command (a script for more); processes that command starts itself are
+ * stopped with its group but do not get the death signal. A child that exits on its own is a crash: counted,
  * shown "failed", restarted after a backoff (1 s doubling to 30 s; back to 1 s
  * once a child has run 60 s). Exec actors have no state: snapshots carry
  * state_version 0 and empty data. */
@@ -137,7 +139,14 @@ static void actor_free(struct exec_actor *a)
 
 static int spawn(struct exec_driver *x, struct exec_actor *a, int64_t now, char *err, size_t errlen)
 {
-	char *cmd = driver_exec_expand(x->tmpl, a->module, a->actor_id, a->instance);
+	/* "exec": the actor's program replaces the shell, so it is the process
+	 * that gets SIGTERM and the death signal (dash forks for `sh -c`, and a
+	 * grandchild would outlive a killed agent). */
+	char *body = driver_exec_expand(x->tmpl, a->module, a->actor_id, a->instance);
+	char *cmd = body ? malloc(strlen(body) + 6) : NULL;
+	if (cmd)
+		sprintf(cmd, "exec %s", body);
+	free(body);
 	if (!cmd) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

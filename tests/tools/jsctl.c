@@ -12,7 +12,8 @@
  *                                 JSON line and acks it; exit 1 if fewer came in time
  *   snaps L N TIMEOUT_MS          the same from controller_snap
  *   sub SUBJECT N TIMEOUT_MS      core subscription: prints N messages, one per line
- *                                 (-s: "SUBJECT DATA"; -x: skip subjects containing SUBSTR);
+ *                                 (-s: "SUBJECT DATA"; -x: skip subjects containing SUBSTR,
+ *                                 repeatable);
  *                                 prints "ready" on stderr once subscribed
  *   pending L NODE                prints agent_NODE's "num_pending num_ack_pending"
  * Exit status: 0, 1 (failed or timed out), 2 (usage). */
@@ -216,7 +217,18 @@ static int drain(jsCtx *js, const char *L, const char *kind, int n, int timeout_
 	return 0;
 }
 
-static int sub(natsConnection *nc, const char *subject, int n, int timeout_ms, int with_subject, const char *skip)
+#define MAX_SKIP 8
+
+static int skipped(const char *subject, const char **skip, int n_skip)
+{
+	for (int i = 0; i < n_skip; i++)
+		if (strstr(subject, skip[i]))
+			return 1;
+	return 0;
+}
+
+static int sub(natsConnection *nc, const char *subject, int n, int timeout_ms, int with_subject, const char **skip,
+	       int n_skip)
 {
 	natsSubscription *s = NULL;
 	natsStatus st = natsConnection_SubscribeSync(&s, nc, subject);
@@ -235,7 +247,7 @@ static int sub(natsConnection *nc, const char *subject, int n, int timeout_ms, i
 		st = natsSubscription_NextMsg(&m, s, left);
 		if (st != NATS_OK)
 			break;
-		if (!skip || !strstr(natsMsg_GetSubject(m), skip)) {
+		if (!skipped(natsMsg_GetSubject(m), skip, n_skip)) {
 			if (with_subject)
 				printf("%s ", natsMsg_GetSubject(m));
 			printf("%.*s\n", natsMsg_GetDataLength(m), natsMsg_GetData(m));
@@ -255,13 +267,14 @@ static int sub(natsConnection *nc, const char *subject, int n, int timeout_ms, i
 int main(int argc, char **argv)
 {
 	int with_subject = 0;
-	const char *skip = NULL;
+	const char *skip[MAX_SKIP];
+	int n_skip = 0;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-s") == 0)
 			with_subject = 1;
-		else if (strcmp(argv[i], "-x") == 0 && i + 1 < argc)
-			skip = argv[++i];
+		else if (strcmp(argv[i], "-x") == 0 && i + 1 < argc && n_skip < MAX_SKIP)
+			skip[n_skip++] = argv[++i];
 		else
 			return usage();
 	}
@@ -298,7 +311,7 @@ int main(int argc, char **argv)
 	else if ((strcmp(cmd, "acks") == 0 || strcmp(cmd, "snaps") == 0) && na == 3)
 		rc = drain(js, a[0], strcmp(cmd, "acks") == 0 ? "ack" : "snap", atoi(a[1]), atoi(a[2]));
 	else if (strcmp(cmd, "sub") == 0 && na == 3)
-		rc = sub(nc, a[0], atoi(a[1]), atoi(a[2]), with_subject, skip);
+		rc = sub(nc, a[0], atoi(a[1]), atoi(a[2]), with_subject, skip, n_skip);
 	else if (strcmp(cmd, "pending") == 0 && na == 2) {
 		char stream[128], name[128];
 		snprintf(stream, sizeof(stream), "LATTICE_%s_CMD", a[0]);
