@@ -572,7 +572,11 @@ int main(int argc, char **argv)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	while (!stop_requested) {
 		now = mono_ms();
-		if (now >= next_hb) {
+		int connected = natsConnection_Status(c.nc) == NATS_CONN_STATUS_CONNECTED;
+		if (now >= next_hb && !connected) {
+			/* Not queued for the reconnect: a burst of old heartbeats helps nobody. */
+			next_hb = now + o.heartbeat_ms;
+		} else if (now >= next_hb) {
 			struct cpu_sample cs = cpu_sample();
 			if (cs.ok && last_cpu.ok && cs.total > last_cpu.total)
 				cpu_used = (long long)((double)(cs.busy - last_cpu.busy) / (double)(cs.total - last_cpu.total) *
@@ -594,7 +598,7 @@ int main(int argc, char **argv)
 		agent_tick(c.agent, now);
 		if (!c.sub && now >= c.next_bind) {
 			c.next_bind = now + 1000;
-			if (natsConnection_Status(c.nc) == NATS_CONN_STATUS_CONNECTED)
+			if (connected)
 				try_bind(&c);
 		}
 		now = mono_ms();
@@ -603,7 +607,7 @@ int main(int argc, char **argv)
 			wait = 100; /* agent_tick every 100 ms */
 		if (wait < 1)
 			wait = 1;
-		if (c.sub)
+		if (c.sub && connected)
 			fetch_some(&c, (int)wait);
 		else
 			usleep((useconds_t)wait * 1000);

@@ -38,7 +38,7 @@ L=default
 start_agent() {
 	local name=$1 node=$2
 	shift 2
-	"$AGENT" --nats "$NATS_URL" --node-id "$node" --state-dir "$T_DIR/state-$node" \
+	"$AGENT" --nats "${AGENT_NATS:-$NATS_URL}" --node-id "$node" --state-dir "$T_DIR/state-$node" \
 		--heartbeat-interval-ms 200 "$@" 2>>"$T_DIR/$name.log" &
 	AGENT_PID=$!
 	AGENT_PIDS+=("$AGENT_PID")
@@ -129,12 +129,12 @@ is "$(log_count "applied command c-1 ")" 1 "and it was applied once"
 wait_for settled n1
 ok $? "both command messages were acked (nothing pending, nothing awaiting an ack)"
 
-kill -9 "$N1"
-wait "$N1" 2>/dev/null
-start_agent n1b n1 --snapshot-interval-ms 0
+{ kill -9 "$N1"; wait "$N1"; } 2>/dev/null
+# this time with a list of servers, the first of which is down: one cluster
+AGENT_NATS="nats://127.0.0.1:$(free_port),$NATS_URL" start_agent n1b n1 --snapshot-interval-ms 0
 N1=$AGENT_PID
 wait_for in_log n1b "bound to consumer agent_n1"
-ok $? "restarted after kill -9 with its state dir: binds again"
+ok $? "restarted after kill -9 with its state dir (--nats with a dead server first): binds again"
 ok "$(grep -q "actor a1/0: started again (from state_version 12)" "$T_DIR/n1b.log"; echo $?)" \
 	"it starts the actor it ran again, from its last snapshot"
 send n1 "$(start_cmd c-1 a1 3 7 128 "$SNAP")" c-1-third
@@ -231,8 +231,7 @@ ok $? "SIGTERM: the child is gone"
 send n2 "$(start_cmd e-3 ex2 1 1 16 null n2)"
 ack >/dev/null
 C3=$(grep "exec actor ex2/0: started pid" "$T_DIR/n2.log" | tail -1 | sed 's/.*started pid \([0-9]*\).*/\1/')
-kill -9 "$N2"
-wait "$N2" 2>/dev/null
+{ kill -9 "$N2"; wait "$N2"; } 2>/dev/null
 wait_for gone "$C3"
 ok $? "kill -9 of the agent takes its children with it (PR_SET_PDEATHSIG)"
 
