@@ -1,0 +1,625 @@
+/* lattice-agent — the reference edge agent (docs/protocol.md, sim/README.md).
+ *
+ * One thread: heartbeats on core NATS, commands fetched from the durable pull
+ * consumer agent_<node_id> (bound, never created), each handled by the agent
+ * core (sim/agent.c), its ack published to JetStream and only then the command
+ * message acked. nats.c's own threads do the socket I/O and reconnect forever. */
+#include <errno.h>
+#include <getopt.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "driver.h"
+#include "log.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0"
+#endif
+
+#define MAX_LABELS 64
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- options --------------------------------------------------------------- */
+
+struct opts {
+	char *nats;
+	char *creds;
+	char *lattice;
+	char *node_id;
+	char *region;
+	struct agent_label labels[MAX_LABELS];
+	size_t n_labels;
+	long long cpu_capacity; /* -1: the host's */
+	long long memory_mb;    /* -1: the host's */
+	char *state_dir;
+	char *driver;
+	char *exec_tmpl;
+	long long heartbeat_ms;
+	long long snapshot_ms;
+	char *agent_version;
+	char *log_level;
+};
+
+enum { O_NATS = 1, O_CREDS, O_LATTICE, O_NODE, O_REGION, O_LABEL, O_CPU, O_MEM, O_STATE, O_DRIVER, O_EXEC,
+       O_HB, O_SNAP, O_VERSION, O_LOG, O_HELP };
+
+/* One table feeds getopt_long and --help. */
+static const struct opt_doc {
+	const char *name;
+	int id;
+	const char *arg;
+	const char *dflt;
+	const char *help;
+} opt_docs[] = {
+	{"nats", O_NATS, "URL[,URL...]", "nats://127.0.0.1:4222", "NATS server(s); several = one cluster; reconnects forever"},
+	{"nats-creds", O_CREDS, "FILE", "none", "NATS credentials file (JWT + nkey seed)"},
+	{"lattice", O_LATTICE, "L", "default", "lattice name (a subject token)"},
+	{"node-id", O_NODE, "ID", "required", "this node's id: 1-64 of A-Z a-z 0-9 _ -"},
+	{"region", O_REGION, "R", "default", "region reported in heartbeats"},
+	{"label", O_LABEL, "K=V", "none", "a label (repeatable, at most 64)"},
+	{"cpu-capacity", O_CPU, "MILLICORES", "online CPUs x 1000", "CPU capacity reported"},
+	{"memory-mb", O_MEM, "MB", "MemTotal of /proc/meminfo", "memory capacity reported"},
+	{"state-dir", O_STATE, "DIR", "required", "durable state (journal of applied commands); created"},
+	{"driver", O_DRIVER, "sim|exec", "sim", "how actors run: in-process counters, or child processes"},
+	{"exec", O_EXEC, "TEMPLATE", "none", "exec driver: command run by /bin/sh -c, {module} {actor_id} {instance} substituted"},
+	{"heartbeat-interval-ms", O_HB, "MS", "1000", "heartbeat period"},
+	{"snapshot-interval-ms", O_SNAP, "MS", "5000", "sim driver: snapshot period of changed actors; 0 = only on actor_migrate"},
+	{"agent-version", O_VERSION, "TEXT", "lattice-agent " PACKAGE_VERSION, "agent_version reported"},
+	{"log-level", O_LOG, "LEVEL", "info", "debug, info, warn or error"},
+	{"help", O_HELP, NULL, NULL, "this text"},
+};
+#define N_OPTS (sizeof(opt_docs) / sizeof(opt_docs[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: lattice-agent --node-id ID --state-dir DIR [options]\n\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", opt_docs[i].name, opt_docs[i].arg ? " " : "",
+			 opt_docs[i].arg ? opt_docs[i].arg : "");
+		fprintf(f, "  %-36s %s", left, opt_docs[i].help);
+		if (opt_docs[i].dflt)
+			fprintf(f, " (default: %s)", opt_docs[i].dflt);
+		fprintf(f, "\n");
+	}
+}
+
+static int bad(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "lattice-agent: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\n");
+	return 2;
+}
+
+static int parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Returns 0, or 2 after printing why (exit status of a usage error). */
+static int parse_opts(int argc, char **argv, struct opts *o, int *help)
+{
+	struct option lo[N_OPTS + 1];
+	for (size_t i = 0; i < N_OPTS; i++)
+		lo[i] = (struct option){opt_docs[i].name, opt_docs[i].arg ? required_argument : no_argument, NULL,
+					 opt_docs[i].id};
+	lo[N_OPTS] = (struct option){0, 0, 0, 0};
+	*o = (struct opts){.nats = "nats://127.0.0.1:4222", .lattice = "default", .region = "default",
+			   .cpu_capacity = -1, .memory_mb = -1, .driver = "sim", .heartbeat_ms = 1000,
+			   .snapshot_ms = 5000, .agent_version = "lattice-agent " PACKAGE_VERSION,
+			   .log_level = "info"};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case O_NATS: o->nats = optarg; break;
+		case O_CREDS: o->creds = optarg; break;
+		case O_LATTICE: o->lattice = optarg; break;
+		case O_NODE: o->node_id = optarg; break;
+		case O_REGION: o->region = optarg; break;
+		case O_STATE: o->state_dir = optarg; break;
+		case O_DRIVER: o->driver = optarg; break;
+		case O_EXEC: o->exec_tmpl = optarg; break;
+		case O_VERSION: o->agent_version = optarg; break;
+		case O_LOG: o->log_level = optarg; break;
+		case O_HELP: *help = 1; return 0;
+		case O_LABEL: {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || eq - optarg > 63 || strlen(eq + 1) > 256)
+				return bad("--label '%s': use KEY=VALUE (key 1-63, value at most 256 characters)%s",
+					   optarg, "");
+			if (o->n_labels == MAX_LABELS)
+				return bad("--label '%s': at most 64 labels%s", optarg, "");
+			*eq = '\0';
+			o->labels[o->n_labels++] = (struct agent_label){optarg, eq + 1};
+			break;
+		}
+		case O_CPU:
+			if (parse_int(optarg, 0, 1LL << 40, &o->cpu_capacity) < 0)
+				return bad("--cpu-capacity '%s': want millicores, an integer >= 0%s", optarg, "");
+			break;
+		case O_MEM:
+			if (parse_int(optarg, 0, 1LL << 40, &o->memory_mb) < 0)
+				return bad("--memory-mb '%s': want MiB, an integer >= 0%s", optarg, "");
+			break;
+		case O_HB:
+			if (parse_int(optarg, 10, 3600000, &o->heartbeat_ms) < 0)
+				return bad("--heartbeat-interval-ms '%s': want 10 to 3600000%s", optarg, "");
+			break;
+		case O_SNAP:
+			if (parse_int(optarg, 0, 86400000, &o->snapshot_ms) < 0)
+				return bad("--snapshot-interval-ms '%s': want 0 (off) to 86400000%s", optarg, "");
+			break;
+		default:
+			return bad("unknown option or missing value: '%s'%s (see --help)", argv[optind - 1], "");
+		}
+	}
+	if (optind < argc)
+		return bad("unexpected argument '%s'%s (see --help)", argv[optind], "");
+	if (!o->node_id)
+		return bad("--node-id is required%s%s", "", "");
+	if (!agent_valid_token(o->node_id))
+		return bad("node id '%s' cannot be a NATS subject token: use 1-64 of A-Z a-z 0-9 _ -%s", o->node_id, "");
+	if (!agent_valid_token(o->lattice))
+		return bad("--lattice '%s' cannot be a NATS subject token: use 1-64 of A-Z a-z 0-9 _ -%s", o->lattice,
+			   "");
+	if (!*o->region || strlen(o->region) > 128)
+		return bad("--region '%s': want 1-128 characters%s", o->region, "");
+	if (!o->state_dir || !*o->state_dir)
+		return bad("--state-dir is required%s%s", "", "");
+	if (strcmp(o->driver, "sim") != 0 && strcmp(o->driver, "exec") != 0)
+		return bad("--driver '%s': want sim or exec%s", o->driver, "");
+	if (strcmp(o->driver, "exec") == 0 && (!o->exec_tmpl || !*o->exec_tmpl))
+		return bad("--driver exec needs --exec 'TEMPLATE' (e.g. 'wasmtime run {module}')%s%s", "", "");
+	if (!*o->agent_version || strlen(o->agent_version) > 128)
+		return bad("--agent-version '%s': want 1-128 characters%s", o->agent_version, "");
+	enum log_level lvl;
+	if (log_level_parse(o->log_level, &lvl) < 0)
+		return bad("--log-level '%s': want debug, info, warn or error%s", o->log_level, "");
+	log_set_level(lvl);
+	return 0;
+}
+
+/* ---- the host --------------------------------------------------------------- */
+
+static long long meminfo_kb(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long long v = -1;
+	size_t kl = strlen(key);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			v = strtoll(line + kl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+struct cpu_sample {
+	unsigned long long busy, total;
+	int ok;
+};
+
+static struct cpu_sample cpu_sample(void)
+{
+	struct cpu_sample s = {0};
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return s;
+	unsigned long long v[8] = {0};
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+		   &v[7]) >= 4) {
+		for (int i = 0; i < 8; i++)
+			s.total += v[i];
+		s.busy = s.total - v[3] - v[4]; /* idle and iowait are not use */
+		s.ok = 1;
+	}
+	fclose(f);
+	return s;
+}
+
+/* ---- NATS ------------------------------------------------------------------- */
+
+struct conn {
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *sub;
+	struct agent *agent;
+	int64_t next_bind;
+	int bind_logged;
+};
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	if (!stop_requested) /* our own close at shutdown is no news */
+		log_warn("NATS: disconnected; reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	char url[256] = "";
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	log_info("NATS: reconnected to %s", url);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+	char url[256] = "";
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	log_info("NATS: connected to %s", url);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	log_warn("NATS: asynchronous error: %s", natsStatus_GetText(err));
+}
+
+static int js_publish(jsCtx *js, const char *subject, const char *msg_id, const char *data, size_t len, int *dup)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MsgId = msg_id;
+	po.MaxWait = 5000;
+	jsPubAck *pa = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_Publish(&pa, js, subject, data, (int)len, &po, &jerr);
+	if (s != NATS_OK) {
+		log_warn("publish on %s (%s) failed: %s (JetStream error %d)", subject, msg_id, natsStatus_GetText(s),
+			 (int)jerr);
+		return -1;
+	}
+	if (dup)
+		*dup = pa->Duplicate;
+	jsPubAck_Destroy(pa);
+	return 0;
+}
+
+static int publish_snapshot(void *ctx, const char *subject, const char *msg_id, const char *json, size_t len)
+{
+	struct conn *c = ctx;
+	return js_publish(c->js, subject, msg_id, json, len, NULL);
+}
+
+/* Binds to agent_<node_id>, which the controller creates: look it up first so
+ * nothing is ever created here, then subscribe bound to it. */
+static void try_bind(struct conn *c)
+{
+	struct agent *a = c->agent;
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetConsumerInfo(&ci, c->js, agent_cmd_stream(a), agent_consumer(a), NULL, &jerr);
+	if (s != NATS_OK) {
+		if (!c->bind_logged) {
+			if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr)
+				log_info("consumer %s on stream %s does not exist yet (the controller creates it); "
+					 "heartbeating and retrying every second",
+					 agent_consumer(a), agent_cmd_stream(a));
+			else
+				log_warn("consumer %s on stream %s: cannot look it up: %s (JetStream error %d); "
+					 "retrying every second",
+					 agent_consumer(a), agent_cmd_stream(a), natsStatus_GetText(s), (int)jerr);
+			c->bind_logged = 1;
+		}
+		return;
+	}
+	jsConsumerInfo_Destroy(ci);
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Stream = agent_cmd_stream(a);
+	so.Consumer = agent_consumer(a);
+	s = js_PullSubscribe(&c->sub, c->js, agent_subject_cmd(a), agent_consumer(a), NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		c->sub = NULL;
+		if (!c->bind_logged)
+			log_warn("consumer %s: cannot bind: %s (JetStream error %d); retrying every second",
+				 agent_consumer(a), natsStatus_GetText(s), (int)jerr);
+		c->bind_logged = 1;
+		return;
+	}
+	c->bind_logged = 0;
+	log_info("bound to consumer %s on stream %s", agent_consumer(a), agent_cmd_stream(a));
+}
+
+static void handle_msg(struct conn *c, natsMsg *m)
+{
+	struct agent *a = c->agent;
+	int64_t now = mono_ms();
+	struct agent_reply r;
+	agent_handle_command(a, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), now, &r);
+	jsErrCode jerr = 0;
+	switch (r.verdict) {
+	case AGENT_TERM:
+		log_warn("command message %s: %s: terminated (not redelivered)", natsMsg_GetSubject(m),
+			 r.error ? r.error : "unreadable");
+		natsMsg_Term(m, NULL);
+		break;
+	case AGENT_RETRY:
+		natsMsg_NakWithDelay(m, 1000, NULL);
+		break;
+	case AGENT_ACK: {
+		int dup = 0;
+		if (js_publish(c->js, agent_subject_ack(a), r.ack_msg_id, r.ack, strlen(r.ack), &dup) < 0) {
+			agent_note_error(a, now);
+			natsMsg_NakWithDelay(m, 1000, NULL); /* recorded: the redelivery acks again */
+			break;
+		}
+		natsStatus s = natsMsg_AckSync(m, NULL, &jerr);
+		log_info("acked command %s: %s%s%s%s", r.command_id, r.ok ? "ok" : "error: ", r.ok ? "" : r.error,
+			 dup ? " (the ack stream already had this ack)" : "",
+			 s == NATS_OK ? "" : " (the command message's ack failed: it comes back)");
+		break;
+	}
+	}
+	agent_reply_release(&r);
+}
+
+static void fetch_some(struct conn *c, int timeout_ms)
+{
+	natsMsgList list = {0};
+	jsErrCode jerr = 0;
+	int64_t t0 = mono_ms();
+	natsStatus s = natsSubscription_Fetch(&list, c->sub, 16, timeout_ms, &jerr);
+	if (s == NATS_OK) {
+		for (int i = 0; i < list.Count; i++)
+			handle_msg(c, list.Msgs[i]);
+		natsMsgList_Destroy(&list);
+		return;
+	}
+	if (s == NATS_TIMEOUT) {
+		/* nats.c before 3.6.1 can time out at once (its #631): no busy loop */
+		int64_t left = t0 + timeout_ms - mono_ms();
+		if (left > 0)
+			usleep((useconds_t)left * 1000);
+		return;
+	}
+	/* Disconnected, or the consumer went away: check which, then back off. */
+	jsConsumerInfo *ci = NULL;
+	natsStatus cs = js_GetConsumerInfo(&ci, c->js, agent_cmd_stream(c->agent), agent_consumer(c->agent), NULL, &jerr);
+	if (cs == NATS_OK) {
+		jsConsumerInfo_Destroy(ci);
+	} else if (cs == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr) {
+		log_warn("consumer %s is gone: binding again once it exists", agent_consumer(c->agent));
+		natsSubscription_Destroy(c->sub);
+		c->sub = NULL;
+		c->next_bind = mono_ms() + 1000;
+	}
+	log_debug("fetch: %s", natsStatus_GetText(s));
+	usleep(100 * 1000);
+}
+
+static int make_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
+		struct stat st;
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+		errno = ENOTDIR;
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	int help = 0;
+	int rc = parse_opts(argc, argv, &o, &help);
+	if (rc)
+		return rc;
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (make_dir(o.state_dir) < 0) {
+		fprintf(stderr, "lattice-agent: --state-dir %s: cannot create it: %s\n", o.state_dir, strerror(errno));
+		return 1;
+	}
+	if (o.cpu_capacity < 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.cpu_capacity = n > 0 ? n * 1000 : 0;
+	}
+	if (o.memory_mb < 0) {
+		long long kb = meminfo_kb("MemTotal");
+		o.memory_mb = kb > 0 ? kb / 1024 : 0;
+	}
+	unsigned char rnd[8];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		unsigned long long x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)getpid() << 32);
+		memcpy(rnd, &x, sizeof(rnd));
+	}
+	char instance[17];
+	for (int i = 0; i < 8; i++)
+		snprintf(instance + 2 * i, 3, "%02x", rnd[i]);
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int sim = strcmp(o.driver, "sim") == 0;
+	struct driver *drv = sim ? driver_sim_new() : driver_exec_new(o.exec_tmpl);
+	if (!drv) {
+		fprintf(stderr, "lattice-agent: out of memory\n");
+		return 1;
+	}
+	struct conn c = {0};
+	struct agent_config cfg = {
+		.lattice = o.lattice,
+		.node_id = o.node_id,
+		.region = o.region,
+		.labels = o.labels,
+		.n_labels = o.n_labels,
+		.cpu_capacity = o.cpu_capacity,
+		.memory_mb = o.memory_mb,
+		.agent_version = o.agent_version,
+		.agent_instance = instance,
+		.snapshot_interval_ms = sim ? o.snapshot_ms : 0,
+		.usage_from_requests = sim,
+	};
+	struct agent_io io = {.ctx = &c, .wall_ms = wall_ms, .publish_snapshot = publish_snapshot};
+	char err[512];
+	int64_t now = mono_ms();
+	if (agent_open(&c.agent, &cfg, &io, drv, o.state_dir, now, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-agent: %s\n", err);
+		return 1;
+	}
+
+	/* NATS: every URL of the cluster, reconnect forever, connect in the background. */
+	char *urls_buf = strdup(o.nats);
+	const char *urls[64];
+	int n_urls = 0;
+	for (char *save = NULL, *u = strtok_r(urls_buf, ",", &save); u && n_urls < 64; u = strtok_r(NULL, ",", &save))
+		if (*u)
+			urls[n_urls++] = u;
+	natsOptions *nopts = NULL;
+	natsStatus s = natsOptions_Create(&nopts);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(nopts, urls, n_urls);
+	if (s == NATS_OK && o.creds)
+		s = natsOptions_SetUserCredentialsFromFiles(nopts, o.creds, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(nopts, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(nopts, 500);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(nopts, true, on_connected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(nopts, on_disconnected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(nopts, on_reconnected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(nopts, on_error, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(nopts, agent_node_id(c.agent));
+	if (s != NATS_OK || n_urls == 0) {
+		fprintf(stderr, "lattice-agent: --nats '%s': %s\n", o.nats,
+			n_urls ? natsStatus_GetText(s) : "no URL");
+		agent_close(c.agent);
+		free(urls_buf);
+		return 2;
+	}
+	s = natsConnection_Connect(&c.nc, nopts);
+	if (s == NATS_OK) {
+		char url[256] = "";
+		natsConnection_GetConnectedUrl(c.nc, url, sizeof(url));
+		log_info("NATS: connected to %s", url);
+	} else if (s == NATS_NOT_YET_CONNECTED) {
+		log_warn("NATS: %s not reachable yet; retrying in the background", o.nats);
+	} else {
+		fprintf(stderr, "lattice-agent: NATS %s: %s\n", o.nats, natsStatus_GetText(s));
+		agent_close(c.agent);
+		natsOptions_Destroy(nopts);
+		free(urls_buf);
+		return 1;
+	}
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 5000;
+	s = natsConnection_JetStream(&c.js, c.nc, &jo);
+	if (s != NATS_OK) {
+		fprintf(stderr, "lattice-agent: JetStream: %s\n", natsStatus_GetText(s));
+		return 1;
+	}
+	log_info("lattice-agent %s: node %s, lattice %s, driver %s, instance %s, capacity %lld millicores %lld MiB",
+		 PACKAGE_VERSION, o.node_id, o.lattice, drv->name, instance, o.cpu_capacity, o.memory_mb);
+
+	int64_t next_hb = mono_ms();
+	struct cpu_sample last_cpu = cpu_sample();
+	long long cpu_used = 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	while (!stop_requested) {
+		now = mono_ms();
+		int connected = natsConnection_Status(c.nc) == NATS_CONN_STATUS_CONNECTED;
+		if (now >= next_hb && !connected) {
+			/* Not queued for the reconnect: a burst of old heartbeats helps nobody. */
+			next_hb = now + o.heartbeat_ms;
+		} else if (now >= next_hb) {
+			struct cpu_sample cs = cpu_sample();
+			if (cs.ok && last_cpu.ok && cs.total > last_cpu.total)
+				cpu_used = (long long)((double)(cs.busy - last_cpu.busy) / (double)(cs.total - last_cpu.total) *
+						       (double)(ncpu > 0 ? ncpu : 1) * 1000.0);
+			last_cpu = cs;
+			long long total = meminfo_kb("MemTotal"), avail = meminfo_kb("MemAvailable");
+			long long mem_used = total > 0 && avail >= 0 ? (total - avail) / 1024 : 0;
+			char *hb = agent_heartbeat(c.agent, now, cpu_used, mem_used);
+			if (hb) {
+				s = natsConnection_PublishString(c.nc, agent_subject_hb(c.agent), hb);
+				if (s != NATS_OK)
+					log_debug("heartbeat not sent: %s", natsStatus_GetText(s));
+				free(hb);
+			}
+			next_hb += o.heartbeat_ms;
+			if (next_hb <= now) /* fell behind (a long publish): no burst */
+				next_hb = now + o.heartbeat_ms;
+		}
+		agent_tick(c.agent, now);
+		if (!c.sub && now >= c.next_bind) {
+			c.next_bind = now + 1000;
+			if (connected)
+				try_bind(&c);
+		}
+		now = mono_ms();
+		int64_t wait = next_hb - now;
+		if (wait > 100)
+			wait = 100; /* agent_tick every 100 ms */
+		if (wait < 1)
+			wait = 1;
+		if (c.sub && connected)
+			fetch_some(&c, (int)wait);
+		else
+			usleep((useconds_t)wait * 1000);
+	}
+	log_info("stopping (signal)");
+	if (c.sub)
+		natsSubscription_Destroy(c.sub);
+	agent_close(c.agent);
+	jsCtx_Destroy(c.js);
+	natsConnection_Destroy(c.nc);
+	natsOptions_Destroy(nopts);
+	nats_Close();
+	free(urls_buf);
+	return 0;
+}
