@@ -559,6 +559,28 @@ static enum http_next h_plan(struct api *a, struct http_req *req, struct api_cal
 	return HTTP_RESPOND;
 }
 
+/* POST /v1/nodes/{id}/failover-plan: where each actor of the node would go if
+ * it died now, and which would find no home (a dry run on the loop). */
+static enum http_next h_failover_plan(struct api *a, struct http_req *req, struct api_call *call,
+				      struct http_resp *resp)
+{
+	if (!call->submitted) {
+		op_init(&call->op, OP_FAILOVER_PLAN);
+		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
+		return submit(a, req, call, 5000);
+	}
+	if (call->op.http_status) {
+		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		return HTTP_RESPOND;
+	}
+	resp->status = 200;
+	resp->text = call->op.object_text;
+	resp->content_type = "application/json";
+	call->op.object_text = NULL;
+	resp->index = projected(a);
+	return HTTP_RESPOND;
+}
+
 /* ---- handlers: reads ------------------------------------------------------------------------ */
 
 /* This thread's PostgreSQL connection and the index the read will at least
@@ -585,7 +607,7 @@ static enum http_next h_get(struct api *a, struct http_req *req, struct api_call
 	char err[256] = "";
 	int rc = query_get(c, (enum query_obj)call->route->arg, call->id, &obj, err, sizeof(err));
 	if (rc == QUERY_NOT_FOUND) {
-		static const char *names[] = {"node", "actor", "provider", "link", "policy", "command"};
+		static const char *names[] = {"node", "actor", "provider", "link", "policy", "command", "failover"};
 		http_error(resp, 404, "not_found", "%s '%s' not found", names[call->route->arg], call->id);
 	} else if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
@@ -640,6 +662,14 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		}
 	} else if (o == QUERY_ACTORS) {
 		f.node_id = http_query(req, "node");
+	} else if (o == QUERY_FAILOVERS) {
+		f.node_id = http_query(req, "node");
+		f.status = http_query(req, "status");
+		if (f.status && strcmp(f.status, "in_progress") && strcmp(f.status, "completed") &&
+		    strcmp(f.status, "failed")) {
+			http_error(resp, 400, "invalid_query", "status must be in_progress, completed or failed");
+			return HTTP_RESPOND;
+		}
 	} else if (o == QUERY_COMMANDS) {
 		f.node_id = http_query(req, "node");
 		f.status = http_query(req, "status");
@@ -1003,6 +1033,9 @@ static const struct route routes[] = {
 	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, "nodes,limit,after"},
 	{"GET", "/v1/commands", MR_READ, h_list, QUERY_COMMANDS, LIST_PARAMS ",node,status"},
 	{"GET", "/v1/commands/{id}", MR_READ, h_get, QUERY_COMMANDS, READ_PARAMS},
+	{"GET", "/v1/failovers", MR_READ, h_list, QUERY_FAILOVERS, LIST_PARAMS ",node,status"},
+	{"GET", "/v1/failovers/{id}", MR_READ, h_get, QUERY_FAILOVERS, READ_PARAMS},
+	{"POST", "/v1/nodes/{id}/failover-plan", MR_READ, h_failover_plan, 0, ""},
 	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,wait,min_index,consistent"},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

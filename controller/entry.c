@@ -28,6 +28,7 @@ static const char *const entry_names[] = {
 	[ENTRY_MEMBER_DELETE] = "member_delete",
 	[ENTRY_NODE_REPORT] = "node_report",
 	[ENTRY_COMMAND_UPDATE] = "command_update",
+	[ENTRY_FAILOVER] = "failover",
 };
 #define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
 
@@ -317,6 +318,19 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 		}
 		jw_arr_end(&w);
 	}
+	if (e->nunplaced) {
+		jw_key(&w, "unplaced");
+		jw_arr(&w);
+		for (size_t i = 0; i < e->nunplaced; i++) {
+			jw_obj(&w);
+			wr_str(&w, "actor_id", e->unplaced[i].actor_id);
+			wr_int(&w, "instance", e->unplaced[i].instance);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
+	}
+	if (e->op == ENTRY_FAILOVER)
+		wr_int(&w, "detected_at", e->detected_ms);
 	if (e->nmoves) {
 		jw_key(&w, "moves");
 		jw_arr(&w);
@@ -770,6 +784,35 @@ static int reports_read(struct rd *r, const json_t *o, struct entry *e)
 	return 0;
 }
 
+/* "unplaced": [{actor_id, instance}]; "detected_at" (failover). */
+static int unplaced_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	if (rd_int(r, o, "detected_at", false, INT64_MIN, INT64_MAX, &e->detected_ms, NULL) != 0)
+		return -1;
+	const json_t *arr = json_object_get(o, "unplaced");
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr))
+		return rd_fail(r, ENTRY_E_MALFORMED, "unplaced", "must be an array");
+	size_t cnt = json_array_size(arr);
+	if (cnt == 0)
+		return 0;
+	if ((e->unplaced = calloc(cnt, sizeof(*e->unplaced))) == NULL)
+		return rd_nomem(r);
+	for (size_t i = 0; i < cnt; i++) {
+		const json_t *u = json_array_get(arr, i);
+		const json_t *inst = json_object_get(u, "instance");
+		const char *actor = rd_text(json_object_get(u, "actor_id"));
+		if (!json_is_object(u) || actor == NULL || !json_is_integer(inst) || json_integer_value(inst) < 0)
+			return rd_fail(r, ENTRY_E_MALFORMED, "unplaced", "entry %zu needs actor_id and instance", i);
+		struct entry_move *d = &e->unplaced[e->nunplaced++];
+		d->instance = json_integer_value(inst);
+		if ((d->actor_id = strdup(actor)) == NULL)
+			return rd_nomem(r);
+	}
+	return 0;
+}
+
 /* "updates": [{command_id, status 1..3, attempts, error?, applied_version}]. */
 static int updates_read(struct rd *r, const json_t *o, struct entry *e)
 {
@@ -887,6 +930,7 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 	    rd_str(&r, o, "rr_cursor", false, &e.rr_cursor) ||
 	    rd_strs(&r, o, "placements", &e.placements, &e.nplacements) || moves_read(&r, o, &e) ||
 	    idem_read(&r, o, &e) || reports_read(&r, o, &e) || updates_read(&r, o, &e) || term_read(&r, o, &e) ||
+	    unplaced_read(&r, o, &e) ||
 	    payload_read(&r, o, &e)) {
 		entry_release(&e);
 		json_decref(o);
@@ -910,6 +954,9 @@ void entry_release(struct entry *e)
 		free(e->moves[i].to_node);
 	}
 	free(e->moves);
+	for (size_t i = 0; i < e->nunplaced; i++)
+		free(e->unplaced[i].actor_id);
+	free(e->unplaced);
 	for (size_t i = 0; i < e->nreports; i++) {
 		free(e->reports[i].node_id);
 		free(e->reports[i].agent_version);

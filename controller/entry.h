@@ -53,6 +53,7 @@ enum entry_op {
 	ENTRY_MEMBER_DELETE,  /* member_id left the group: forget its URL */
 	ENTRY_NODE_REPORT,    /* reports: what the leader learned from agents' heartbeats */
 	ENTRY_COMMAND_UPDATE, /* updates: commands published, acked, failed */
+	ENTRY_FAILOVER,       /* target (the unhealthy node) + moves + unplaced + detected_ms */
 };
 
 /* One command's progress, as the leader saw it (ENTRY_COMMAND_UPDATE). */
@@ -129,6 +130,9 @@ struct entry {
 	struct entry_cmd_update *updates; /* COMMAND_UPDATE */
 	size_t nupdates;
 	uint64_t term; /* the proposing leader's term (version 3); 0: an older entry */
+	struct entry_move *unplaced; /* FAILOVER: replicas with no home (to_node NULL) */
+	size_t nunplaced;
+	int64_t detected_ms; /* FAILOVER: when the node was found unhealthy */
 };
 
 const char *entry_op_name(enum entry_op op);

@@ -444,6 +444,7 @@ static void tick_cb(uv_timer_t *t)
 	leader_tick(l, now);
 	edge_tick(&l->edge, now);
 	outbox_tick(&l->outbox, now);
+	failover_tick(&l->failover, now);
 	if (l->closing) {
 		pthread_mutex_lock(&l->lock);
 		int inflight = l->inflight;
@@ -646,6 +647,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	uv_prepare_start(&l->propose, propose_cb);
 	edge_init(&l->edge, l, cfg->nats[0] != '\0');
 	outbox_init(&l->outbox, l, cfg->nats[0] != '\0');
+	failover_init(&l->failover, l);
 	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat, .published = on_published, .ack = on_ack};
 	if (bus_init(&l->bus, cfg, &l->uv, &cbs, err, errlen) != 0)
 		return -1;
@@ -684,6 +686,7 @@ void loop_close(struct loop *l)
 	uv_loop_close(&l->uv);
 	edge_release(&l->edge);
 	outbox_release(&l->outbox);
+	failover_release(&l->failover);
 	model_release(&l->model);
 	pthread_mutex_destroy(&l->lock);
 }

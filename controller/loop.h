@@ -18,6 +18,7 @@
 #include "config.h"
 #include "disk.h"
 #include "edge.h"
+#include "failover.h"
 #include "fsm.h"
 #include "fwd.h"
 #include "leader.h"
@@ -81,6 +82,7 @@ struct loop {
 	struct bus bus;   /* NATS (docs/protocol.md) */
 	struct edge edge; /* the leader's view of its edge nodes */
 	struct outbox outbox; /* the leader publishes commands */
+	struct failover failover; /* the leader moves unhealthy nodes' replicas */
 };
 
 /* Creates the data dir if needed, checks it belongs to this --id, starts Raft

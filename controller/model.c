@@ -23,6 +23,7 @@ void model_init(struct model *m)
 	hmap_init(&m->idem);
 	sched_index_init(&m->sched);
 	model_cmd_init(m);
+	model_fo_init(m);
 }
 
 void model_node_free(struct model_node *n)
@@ -144,6 +145,7 @@ void model_idem_put(struct model *m, const char *key, uint64_t fp, const char *i
 void model_release(struct model *m)
 {
 	model_cmd_release(m);
+	model_fo_release(m);
 	while (m->idem_oldest)
 		idem_drop_oldest(m);
 	hmap_release(&m->idem);
@@ -477,6 +479,28 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* A node back from unhealthy: replicas it kept because no other node could
+ * take them (failed over to nowhere) start again there. */
+static void restart_failed_on(struct model *m, const struct entry *e, struct model_node *n,
+			      struct proj_batch *out)
+{
+	size_t pos = 0;
+	struct model_actor *a;
+	while ((a = hmap_next(&m->actors, &pos)) != NULL) {
+		bool changed = false;
+		for (size_t i = 0; i < a->nplacements; i++) {
+			struct model_placement *p = &a->placements[i];
+			if (p->node != n || p->state != PL_FAILED)
+				continue;
+			p->state = PL_PENDING;
+			model_cmd_start(m, e, a, i, out);
+			changed = true;
+		}
+		if (changed && out)
+			proj_placements(out, a);
+	}
+}
+
 /* What the leader learned from heartbeats. A report for a node deleted since
  * is skipped (the entry still applies: the others' reports stand). A change of
  * status is an event and a new generation; a refresh of usage or last-seen time
@@ -511,6 +535,8 @@ static void apply_node_report(struct model *m, struct entry *e, struct proj_batc
 		}
 		if (sched)
 			index_update(m, n);
+		if (was == NODE_UNHEALTHY && n->status != NODE_UNHEALTHY && n->nplacements > 0 && e->term > 0)
+			restart_failed_on(m, e, n, out);
 		if (was != n->status) {
 			node_touch(n, e->at_ms);
 			emit_event(m, out, e, "node.status", "node", n->spec.id,
@@ -522,6 +548,8 @@ static void apply_node_report(struct model *m, struct entry *e, struct proj_batc
 	}
 	res_id(res, e->nreports ? e->reports[0].node_id : NULL);
 }
+
+bool model_move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen);
 
 /* Checks that replica `inst` of a may move to `to` (deterministic re-check of the
  * leader's plan). */
@@ -535,6 +563,11 @@ static bool move_ok(struct model *m, struct model_actor *a, struct model_node *t
 	bool ok = sched_check(m, &req, to, why, whylen);
 	strlist_free(&contracts);
 	return ok;
+}
+
+bool model_move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen)
+{
+	return move_ok(m, a, to, why, whylen);
 }
 
 static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch *out,
@@ -1107,6 +1140,7 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_NODE_DELETE: apply_node_delete(m, e, out, res); break;
 	case ENTRY_NODE_REPORT: apply_node_report(m, e, out, res); break;
 	case ENTRY_COMMAND_UPDATE: model_cmd_apply_update(m, e, out, res); break;
+	case ENTRY_FAILOVER: model_fo_apply(m, e, out, res); break;
 	case ENTRY_ACTOR_CREATE: apply_actor_create(m, e, out, res); break;
 	case ENTRY_ACTOR_UPDATE: apply_actor_update(m, e, out, res); break;
 	case ENTRY_ACTOR_DELETE: apply_actor_delete(m, e, out, res); break;

@@ -124,6 +124,33 @@ struct model_cmd_list {
 	size_t n;
 };
 
+/* A failover (model_fo.c): every replica of an unhealthy node planned at once
+ * by the leader and committed as one entry. */
+enum fo_status { FO_IN_PROGRESS = 0, FO_COMPLETED, FO_FAILED, FO_STATUSES };
+enum fo_step { FO_WAITING = 0, FO_RUNNING, FO_START_FAILED }; /* of one assignment's start */
+
+/* Finished failovers the model keeps (in progress: all). */
+#define MODEL_FO_DONE_MAX 1000
+
+struct model_fo_assign {
+	char *actor_id;
+	int64_t instance;
+	char *to_node; /* NULL: no healthy target */
+	enum fo_step step;
+};
+
+struct model_failover {
+	char *id; /* "f<index>" */
+	char *node;
+	struct model_fo_assign *assign; /* moved ones, then the unplaced */
+	size_t nassign, nmoved;
+	size_t waiting; /* moved ones whose start is not acked yet */
+	int64_t detected_ms, started_ms, finished_ms; /* finished: 0 while in progress */
+	enum fo_status status;
+	char *error; /* NULL: none */
+	struct model_failover *prev, *next; /* oldest first */
+};
+
 struct model {
 	struct hmap nodes;     /* id -> struct model_node */
 	struct hmap actors;    /* id -> struct model_actor */
@@ -147,6 +174,9 @@ struct model {
 	struct model_cmd_list cmd_open;    /* pending and published, oldest first */
 	struct model_cmd_list cmd_done;    /* acked and failed, oldest first (at most MODEL_CMD_DONE_MAX) */
 	unsigned cmd_next;                 /* n of the next command id in the entry being applied */
+	struct hmap failovers;             /* id -> struct model_failover */
+	struct model_failover *fo_head, *fo_tail; /* oldest first */
+	size_t nfo_done;
 };
 
 struct model_member {
@@ -243,6 +273,8 @@ bool model_node_has_room(const struct model_node *n, int64_t cpu, int64_t mem);
 
 const char *model_node_status_name(enum node_status s);
 const char *model_cmd_type_name(enum cmd_type t);
+const char *model_fo_status_name(enum fo_status s);
+const char *model_fo_step_name(enum fo_step s);
 const char *model_cmd_status_name(enum cmd_status s);
 /* Lookup (borrowed; NULL when absent or no longer kept). */
 struct model_command *model_command_get(const struct model *m, const char *id);

@@ -230,6 +230,8 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 				p->state = PL_RUNNING;
 				p->state_version = u->applied_version;
 			}
+			if (c->type == CMD_ACTOR_START)
+				model_fo_start_done(m, e, c, true, out);
 			finish(m, c);
 			break;
 		case CMD_FAILED:
@@ -241,6 +243,8 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 			u->error = NULL; /* moved */
 			if (p && p->state != PL_RUNNING)
 				p->state = PL_FAILED;
+			if (c->type == CMD_ACTOR_START)
+				model_fo_start_done(m, e, c, false, out);
 			model_event(m, out, e, "command.failed", "command", c->id,
 				    model_need(m,
 					       json_pack("{s:s,s:s,s:s?,s:s}", "command_type", model_cmd_type_name(c->type),

@@ -46,4 +46,19 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
  * 0, or -1 when its id is already there. */
 int model_cmd_restore(struct model *m, struct model_command *c);
 
+/* ---- failovers (model_fo.c) ---- */
+void model_fo_init(struct model *m);
+void model_fo_release(struct model *m);
+/* ENTRY_FAILOVER. */
+void model_fo_apply(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
+/* An actor_start command finished (acked: ok, or failed): the failover that
+ * moved that replica there learns it. */
+void model_fo_start_done(struct model *m, const struct entry *e, const struct model_command *c, bool ok,
+			 struct proj_batch *out);
+/* Restores one failover from a snapshot (taken); 0, or -1 when its id is there. */
+int model_fo_restore(struct model *m, struct model_failover *f);
+void model_fo_free(struct model_failover *f);
+/* model.c's re-check of a move (a drain's, a failover's). */
+bool model_move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen);
+
 #endif

@@ -227,6 +227,33 @@ static void snap_command(struct jw *w, const struct model_command *c)
 	jw_obj_end(w);
 }
 
+static void snap_failover(struct jw *w, const struct model_failover *f)
+{
+	jw_obj(w);
+	w_str(w, "id", f->id);
+	w_str(w, "node", f->node);
+	jw_key(w, "assign");
+	jw_arr(w);
+	for (size_t i = 0; i < f->nassign; i++) {
+		jw_obj(w);
+		w_str(w, "actor_id", f->assign[i].actor_id);
+		w_int(w, "instance", f->assign[i].instance);
+		if (f->assign[i].to_node)
+			w_str(w, "to_node", f->assign[i].to_node);
+		w_str(w, "step", model_fo_step_name(f->assign[i].step));
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	w_int(w, "moved", (int64_t)f->nmoved);
+	w_int(w, "detected_ms", f->detected_ms);
+	w_int(w, "started_ms", f->started_ms);
+	w_int(w, "finished_ms", f->finished_ms);
+	w_str(w, "status", model_fo_status_name(f->status));
+	if (f->error)
+		w_str(w, "error", f->error);
+	jw_obj_end(w);
+}
+
 /* key: an array of every object of map, each written by put. */
 static void snap_array(struct jw *w, const char *key, const struct hmap *map,
 		       void (*put)(struct jw *, const void *))
@@ -290,6 +317,11 @@ char *model_snapshot_dump(const struct model *m, uint64_t index, size_t *len)
 		snap_command(&w, c);
 	for (const struct model_command *c = m->cmd_open.head; c; c = c->next)
 		snap_command(&w, c);
+	jw_arr_end(&w);
+	jw_key(&w, "failovers"); /* oldest first */
+	jw_arr(&w);
+	for (const struct model_failover *f = m->fo_head; f; f = f->next)
+		snap_failover(&w, f);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	return jw_take(&w, len);
@@ -1023,15 +1055,16 @@ enum root_field {
 	F_IDEM,
 	F_MEMBERS,
 	F_COMMANDS,
+	F_FAILOVERS,
 	F_COUNT
 };
 #define F_REQUIRED_END F_IDEM
 static const char *const root_names[F_COUNT] = {"v",	"index", "event_seq", "rr_cursor", "nodes",  "actors",
-						"providers", "links", "policies",  "idem",	   "members", "commands"};
+						"providers", "links", "policies",  "idem",	   "members", "commands", "failovers"};
 static const char *const elem_kind[F_COUNT] = {[F_NODES] = "node",	   [F_ACTORS] = "actor",
 					       [F_PROVIDERS] = "provider", [F_LINKS] = "link",
 					       [F_POLICIES] = "policy",	   [F_IDEM] = "idempotency key",
-					       [F_MEMBERS] = "member", [F_COMMANDS] = "command"};
+					       [F_MEMBERS] = "member", [F_COMMANDS] = "command", [F_FAILOVERS] = "failover"};
 
 struct sd_stream {
 	struct sd_ctx *c;
@@ -1195,6 +1228,93 @@ out:
 	return rc;
 }
 
+static const char *fo_status_i(int i)
+{
+	return model_fo_status_name((enum fo_status)i);
+}
+
+static const char *fo_step_i(int i)
+{
+	return model_fo_step_name((enum fo_step)i);
+}
+
+/* A failover (snap_failover's fields). */
+static int restore_failover(struct sd_stream *st, const json_t *o, size_t i)
+{
+	static const char *const known[] = {"id",	   "node",	  "assign",	"moved", "detected_ms",
+					    "started_ms", "finished_ms", "status",	"error", NULL};
+	static const char *const aknown[] = {"actor_id", "instance", "to_node", "step", NULL};
+	char what[WHAT_LEN];
+	struct sd d;
+	struct model_failover *f = calloc(1, sizeof(*f));
+	char *status = NULL;
+	int64_t moved = 0;
+	int rc = -1;
+	if (f == NULL)
+		return sd_oom(st->c);
+	if (sd_elem(st->c, o, i, "failover", what, sizeof(what), &d) != 0 || sd_keys(&d, known) != 0 ||
+	    sd_text(&d, "id", SD_NONEMPTY, &f->id) != 0 || sd_text(&d, "node", SD_NONEMPTY, &f->node) != 0 ||
+	    sd_int(&d, "moved", 0, SD_INT_MAX, &moved) != 0 ||
+	    sd_int(&d, "detected_ms", 0, SD_MS_MAX, &f->detected_ms) != 0 ||
+	    sd_int(&d, "started_ms", 0, SD_MS_MAX, &f->started_ms) != 0 ||
+	    sd_int(&d, "finished_ms", 0, SD_MS_MAX, &f->finished_ms) != 0 ||
+	    sd_text(&d, "status", SD_NONEMPTY, &status) != 0 || sd_text_opt(&d, "error", SD_ANY, &f->error) != 0)
+		goto out;
+	int stt = name_parse(status, fo_status_i, FO_STATUSES);
+	const json_t *arr = sd_get(&d, "assign");
+	if (stt < 0 || !json_is_array(arr) || (size_t)moved > json_array_size(arr)) {
+		sd_fail(st->c, "%s: a bad status, assign or moved", what);
+		goto out;
+	}
+	f->status = (enum fo_status)stt;
+	f->nmoved = (size_t)moved;
+	size_t n = json_array_size(arr);
+	if (n > 0 && (f->assign = calloc(n, sizeof(*f->assign))) == NULL) {
+		sd_oom(st->c);
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct sd ad;
+		char awhat[WHAT_LEN + 32];
+		char *step = NULL;
+		snprintf(awhat, sizeof(awhat), "%s.assign[%zu]", what, k);
+		ad = d;
+		ad.o = json_array_get(arr, k);
+		ad.what = awhat;
+		struct model_fo_assign *a = &f->assign[f->nassign++];
+		if (!json_is_object(ad.o) || sd_keys(&ad, aknown) != 0 ||
+		    sd_text(&ad, "actor_id", SD_NONEMPTY, &a->actor_id) != 0 ||
+		    sd_int(&ad, "instance", 0, SD_REPLICAS_MAX, &a->instance) != 0 ||
+		    sd_text_opt(&ad, "to_node", SD_NONEMPTY, &a->to_node) != 0 ||
+		    sd_text(&ad, "step", SD_NONEMPTY, &step) != 0) {
+			free(step);
+			if (!json_is_object(ad.o))
+				sd_fail(st->c, "%s: not an object", awhat);
+			goto out;
+		}
+		int sp = name_parse(step, fo_step_i, FO_START_FAILED + 1);
+		free(step);
+		if (sp < 0 || (k < f->nmoved) != (a->to_node != NULL)) {
+			sd_fail(st->c, "%s: a bad step, or a target where there is none", awhat);
+			goto out;
+		}
+		a->step = (enum fo_step)sp;
+		if (k < f->nmoved && a->step == FO_WAITING)
+			f->waiting++;
+	}
+	if (model_fo_restore(st->m, f) != 0) {
+		sd_fail(st->c, "%s: failover '%.60s' appears twice", what, f->id);
+		goto out;
+	}
+	f = NULL;
+	rc = 0;
+out:
+	if (f)
+		model_fo_free(f);
+	free(status);
+	return rc;
+}
+
 static void st_ws(struct sd_stream *st)
 {
 	while (st->pos < st->len && (st->p[st->pos] == ' ' || st->p[st->pos] == '\t' || st->p[st->pos] == '\n' ||
@@ -1296,6 +1416,7 @@ static int st_element(struct sd_stream *st, enum root_field f, const json_t *o, 
 	case F_IDEM: return restore_idem(st, o, i);
 	case F_MEMBERS: return restore_member(st, o, i);
 	case F_COMMANDS: return restore_command(st, o, i);
+	case F_FAILOVERS: return restore_failover(st, o, i);
 	default: return -1;
 	}
 }
@@ -1363,7 +1484,7 @@ static int restore_stream(struct sd_stream *st, uint64_t *index)
 				return sd_fail(st->c,
 					       "field '%s' comes after '%s' (the order is v, index, event_seq, "
 					       "rr_cursor, nodes, actors, providers, links, policies, idem, members, "
-					       "commands)",
+					       "commands, failovers)",
 					       root_names[f], root_names[last]);
 			if (!st_take(st, ':'))
 				return st_expected(st, "':'");

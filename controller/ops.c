@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include "failover.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,11 @@ static void clear_plan(struct entry *e)
 	free(e->moves);
 	e->moves = NULL;
 	e->nmoves = 0;
+	for (size_t i = 0; i < e->nunplaced; i++)
+		free(e->unplaced[i].actor_id);
+	free(e->unplaced);
+	e->unplaced = NULL;
+	e->nunplaced = 0;
 }
 
 /* Copies a plan's choices into the entry. */
@@ -421,7 +428,8 @@ static void answer_unchanged(struct loop *l, struct op *op)
 
 bool ops_is_write(enum op_kind k)
 {
-	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER && k != OP_READ_INDEX;
+	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER && k != OP_READ_INDEX &&
+	       k != OP_FAILOVER_PLAN;
 }
 
 void ops_answer_local(struct loop *l, struct op *op)
@@ -429,6 +437,9 @@ void ops_answer_local(struct loop *l, struct op *op)
 	struct entry *e = &op->entry;
 	if (op->kind == OP_CLUSTER) {
 		op->object_text = cluster_render(l);
+	} else if (op->kind == OP_FAILOVER_PLAN) {
+		if (failover_dry_run(l, op))
+			return;
 	} else {
 		/* OP_PLAN. Written straight to text: the answer is bounded (a page of
 		 * the node list at most), and a jansson tree of it was most of the cost. */
@@ -509,6 +520,11 @@ enum ops_plan ops_plan(struct loop *l, struct op *op)
 		break;
 	case OP_NODE_REPORT: e->op = ENTRY_NODE_REPORT; break;
 	case OP_COMMAND_UPDATE: e->op = ENTRY_COMMAND_UPDATE; break;
+	case OP_FAILOVER:
+		e->op = ENTRY_FAILOVER;
+		if (failover_plan(l, op) != 0)
+			return OPS_REFUSED;
+		break;
 	case OP_NODE_CORDON:
 	case OP_NODE_UNCORDON:
 		e->op = ENTRY_NODE_FLAGS;

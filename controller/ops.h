@@ -47,6 +47,8 @@ enum op_kind {
 	OP_NODE_PROFILE, /* a heartbeat registers its node, or updates its profile */
 	OP_NODE_REPORT,  /* health and reported state of nodes (entry.reports) */
 	OP_COMMAND_UPDATE, /* commands published, acked, failed (entry.updates; outbox.c) */
+	OP_FAILOVER,       /* an unhealthy node's replicas moved (failover.c) */
+	OP_FAILOVER_PLAN,  /* POST /v1/nodes/{id}/failover-plan: a dry run, no log entry */
 };
 
 /* The request as the client sent it, for sending it on to the leader. Borrowed

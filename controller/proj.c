@@ -32,7 +32,7 @@ static const int proj_nparams[PROJ_KIND_COUNT] = {
 	[PROJ_ACTOR_DELETE] = 1,    [PROJ_PLACEMENTS_SET] = 2,   [PROJ_PROVIDER_UPSERT] = 5,
 	[PROJ_PROVIDER_DELETE] = 1, [PROJ_LINK_UPSERT] = 10,     [PROJ_LINK_DELETE] = 1,
 	[PROJ_POLICY_INSERT] = 8,   [PROJ_EVENT_INSERT] = 8,     [PROJ_RESET] = 0,
-	[PROJ_COMMAND_UPSERT] = 17,
+	[PROJ_COMMAND_UPSERT] = 17, [PROJ_FAILOVER_UPSERT] = 10,
 };
 
 struct proj_batch *proj_batch_new(uint64_t index)
@@ -419,6 +419,48 @@ void proj_command(struct proj_batch *b, const struct model_command *cmd)
 	proj_end(b, c);
 }
 
+void proj_failover(struct proj_batch *b, const struct model_failover *f)
+{
+	struct proj_change *c = proj_begin(b, PROJ_FAILOVER_UPSERT);
+	p_str(b, c, f->id);
+	p_str(b, c, f->node);
+	struct jw *w = p_scratch(b);
+	jw_arr(w);
+	for (size_t i = 0; i < f->nassign; i++) {
+		jw_obj(w);
+		jw_key(w, "actor_id");
+		jw_str(w, f->assign[i].actor_id);
+		jw_key(w, "instance");
+		jw_int(w, f->assign[i].instance);
+		jw_key(w, "node_id");
+		if (f->assign[i].to_node)
+			jw_str(w, f->assign[i].to_node);
+		else
+			jw_null(w);
+		jw_key(w, "state");
+		jw_str(w, f->assign[i].to_node ? model_fo_step_name(f->assign[i].step) : "no_healthy_target");
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	p_written(b, c);
+	w = p_scratch(b);
+	jw_arr(w);
+	for (size_t i = 0; i < f->nassign; i++)
+		jw_str(w, f->assign[i].actor_id);
+	jw_arr_end(w);
+	p_written(b, c);
+	p_int(b, c, f->detected_ms);
+	p_int(b, c, f->started_ms);
+	p_ms_or_null(b, c, f->finished_ms);
+	if (f->finished_ms > 0)
+		p_int(b, c, f->finished_ms - f->detected_ms);
+	else
+		p_str(b, c, NULL);
+	p_str(b, c, model_fo_status_name(f->status));
+	p_str(b, c, f->error);
+	proj_end(b, c);
+}
+
 void proj_model(struct proj_batch *b, const struct model *m)
 {
 	size_t pos;
@@ -452,4 +494,6 @@ void proj_model(struct proj_batch *b, const struct model *m)
 		proj_command(b, c);
 	for (const struct model_command *c = m->cmd_open.head; c && !b->failed; c = c->next)
 		proj_command(b, c);
+	for (const struct model_failover *f = m->fo_head; f && !b->failed; f = f->next)
+		proj_failover(b, f);
 }

@@ -24,6 +24,7 @@ struct model_provider;
 struct model_link;
 struct model_policy;
 struct model_command;
+struct model_failover;
 
 /* Parameters of each kind, in order; the key of a kind is its first parameter
  * (policies: the first two). Timestamps are ms since the epoch; NULL parameters
@@ -61,6 +62,9 @@ enum proj_kind {
 	 * config_version, payload, status, attempts, created_ms, updated_ms,
 	 * published_ms, acked_ms, applied_version, error */
 	PROJ_COMMAND_UPSERT,
+	/* id, failed_node, assignments: [{"actor_id","instance","node_id","state"}],
+	 * actor_ids, detected_ms, started_ms, finished_ms, downtime_ms, status, error */
+	PROJ_FAILOVER_UPSERT,
 	/* seq, raft_index, at_ms, who, kind, object_type, object_id, data */
 	PROJ_EVENT_INSERT,
 	/* (no parameters) empties every state table, before a rebuild from the model */
@@ -118,6 +122,7 @@ void proj_policy(struct proj_batch *b, const struct model_policy *p);
 void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *who, const char *kind,
 		const char *object_type, const char *object_id, const char *data);
 void proj_command(struct proj_batch *b, const struct model_command *c);
+void proj_failover(struct proj_batch *b, const struct model_failover *f);
 void proj_reset(struct proj_batch *b);
 /* A rebuild: a PROJ_RESET, then every row of the model (every version the
  * model keeps of each policy). */

@@ -23,6 +23,7 @@ static const char *const query_get_sql[] = {
 	[QUERY_LINKS] = "SELECT doc::text FROM api_links WHERE id = $1",
 	[QUERY_POLICIES] = "SELECT doc::text FROM api_policies WHERE policy_id = $1",
 	[QUERY_COMMANDS] = "SELECT doc::text FROM api_commands WHERE command_id = $1",
+	[QUERY_FAILOVERS] = "SELECT doc::text FROM api_failovers WHERE id = $1",
 };
 
 /* Unnamed statements are planned with the parameter values at hand, so the
@@ -55,6 +56,10 @@ static const char *const query_list_sql[] = {
 			   " WHERE ($1 IS NULL OR command_id > $1)"
 			   " AND ($7 IS NULL OR target_node = $7) AND ($4 IS NULL OR status = $4)"
 			   " ORDER BY command_id LIMIT $2::bigint",
+	[QUERY_FAILOVERS] = "SELECT id, doc::text FROM api_failovers"
+			    " WHERE ($1 IS NULL OR id > $1)"
+			    " AND ($7 IS NULL OR failed_node = $7) AND ($4 IS NULL OR status = $4)"
+			    " ORDER BY id LIMIT $2::bigint",
 };
 
 static const char query_versions_sql[] =
@@ -81,8 +86,8 @@ static void query_err(char *err, size_t errlen, const char *msg)
  * custom plans so the "$n IS NULL OR ..." of an absent filter still folds away. */
 enum {
 	QS_GET = 0,
-	QS_LIST = QS_GET + 6,
-	QS_VERSIONS = QS_LIST + 6,
+	QS_LIST = QS_GET + 7,
+	QS_VERSIONS = QS_LIST + 7,
 	QS_EVENTS,
 	QS_APPLIED,
 	QS_COUNT

@@ -22,7 +22,8 @@ enum query_rc {
 	QUERY_GONE,        /* what was asked for is no longer held here (events_compacted) */
 };
 
-enum query_obj { QUERY_NODES, QUERY_ACTORS, QUERY_PROVIDERS, QUERY_LINKS, QUERY_POLICIES, QUERY_COMMANDS };
+enum query_obj { QUERY_NODES, QUERY_ACTORS, QUERY_PROVIDERS, QUERY_LINKS, QUERY_POLICIES, QUERY_COMMANDS,
+		 QUERY_FAILOVERS };
 
 #define QUERY_LIMIT_DEFAULT 100
 #define QUERY_LIMIT_MAX 1000

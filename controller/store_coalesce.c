@@ -47,6 +47,7 @@ enum wr_table {
 	WT_LINKS,
 	WT_POLICIES, /* by (policy_id, version) */
 	WT_COMMANDS,
+	WT_FAILOVERS,
 	WT_EVENTS,   /* appended, never coalesced */
 	WT_NONE,     /* PROJ_RESET */
 };
@@ -85,6 +86,9 @@ static const struct wr_col wr_command_cols[] = {
 	{"term", 0}, {"generation", 0}, {"config_version", 0}, {"payload", 1}, {"status", 0},
 	{"attempts", 0}, {"created_ms", 0}, {"updated_ms", 0}, {"published_ms", 0}, {"acked_ms", 0},
 	{"applied_version", 0}, {"error", 0}};
+static const struct wr_col wr_failover_cols[] = {
+	{"id", 0}, {"failed_node", 0}, {"assignments", 1}, {"actor_ids", 1}, {"detected_ms", 0},
+	{"started_ms", 0}, {"finished_ms", 0}, {"downtime_ms", 0}, {"status", 0}, {"error", 0}};
 static const struct wr_col wr_event_cols[] = {
 	{"seq", 0}, {"raft_index", 0}, {"at_ms", 0}, {"who", 0}, {"kind", 0},
 	{"object_type", 0}, {"object_id", 0}, {"data", 1}};
@@ -109,6 +113,7 @@ static const struct wr_kind {
 	[PROJ_LINK_DELETE] = {WT_LINKS, true, NULL, 1},
 	[PROJ_POLICY_INSERT] = {WT_POLICIES, false, WR_COLS(wr_policy_cols)},
 	[PROJ_COMMAND_UPSERT] = {WT_COMMANDS, false, WR_COLS(wr_command_cols)},
+	[PROJ_FAILOVER_UPSERT] = {WT_FAILOVERS, false, WR_COLS(wr_failover_cols)},
 	[PROJ_EVENT_INSERT] = {WT_EVENTS, false, WR_COLS(wr_event_cols)},
 	[PROJ_RESET] = {WT_NONE, false, NULL, 0},
 };
@@ -132,6 +137,7 @@ static const struct {
 	[PS_LINKS_UPSERT] = {WT_LINKS, false, false},
 	[PS_POLICIES_UPSERT] = {WT_POLICIES, false, false},
 	[PS_COMMANDS_UPSERT] = {WT_COMMANDS, false, false},
+	[PS_FAILOVERS_UPSERT] = {WT_FAILOVERS, false, false},
 	[PS_EVENTS_INSERT] = {WT_EVENTS, false, false},
 };
 

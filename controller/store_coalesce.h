@@ -35,6 +35,7 @@ enum proj_stmt {
 	PS_LINKS_UPSERT,
 	PS_POLICIES_UPSERT,
 	PS_COMMANDS_UPSERT,
+	PS_FAILOVERS_UPSERT,
 	PS_EVENTS_INSERT,
 	PS_RESET,
 	PS_ADVANCE,  /* applied_index moves forward (as lattice_advance) */

@@ -1,4 +1,4 @@
--- 005_commands — the command outbox (docs/protocol.md, controller/model_cmd.c).
+-- 005_commands — the command outbox and failovers (docs/protocol.md, controller/model_cmd.c).
 -- Commands are written by apply in the same Raft entry as the change that causes
 -- them and projected like every other row; this adds what a command carries on
 -- the wire (actor, instance, the Raft term and the object's generation for the
@@ -19,6 +19,27 @@ ALTER TABLE commands
 CREATE INDEX commands_created_idx ON commands (created_at, command_id);
 
 -- lattice_from_ms(NULL) is NULL (strict), which published_at and acked_at need.
+
+-- Failovers (controller/model_fo.c): when the node was found unhealthy, and the
+-- states 001 left open.
+ALTER TABLE failovers
+	ADD COLUMN detected_at timestamptz,
+	ADD CONSTRAINT failovers_status_check CHECK (status IN ('in_progress', 'completed', 'failed'));
+CREATE INDEX failovers_started_idx ON failovers (started_at, id);
+
+CREATE VIEW api_failovers AS
+SELECT f.id, f.failed_node, f.status,
+	jsonb_build_object(
+		'id', f.id,
+		'node_id', f.failed_node,
+		'status', f.status,
+		'assignments', f.assignments,
+		'detected_at', lattice_rfc3339(f.detected_at),
+		'started_at', lattice_rfc3339(f.started_at),
+		'finished_at', lattice_rfc3339(f.finished_at),
+		'downtime_ms', f.downtime_ms,
+		'error', f.error) AS doc
+FROM failovers f;
 
 CREATE VIEW api_commands AS
 SELECT c.command_id, c.target_node, c.status,
@@ -61,6 +82,7 @@ CREATE FUNCTION lattice_project(
 	p_links jsonb,
 	p_policies jsonb,
 	p_commands jsonb,
+	p_failovers jsonb,
 	p_events jsonb,
 	OUT wal_insert_lsn bigint,
 	OUT wal_flush_lsn bigint)
@@ -258,6 +280,21 @@ BEGIN
 			attempts = EXCLUDED.attempts, updated_at = EXCLUDED.updated_at,
 			published_at = EXCLUDED.published_at, acked_at = EXCLUDED.acked_at,
 			applied_version = EXCLUDED.applied_version, error = EXCLUDED.error;
+	END IF;
+
+	-- proj_failovers_upsert: a failover's row changes as its starts are acked
+	IF p_failovers IS NOT NULL THEN
+		INSERT INTO failovers (id, failed_node, assignments, actor_ids, detected_at,
+			started_at, finished_at, downtime_ms, status, error)
+		SELECT id, failed_node, assignments, actor_ids, lattice_from_ms(detected_ms),
+			lattice_from_ms(started_ms), lattice_from_ms(finished_ms), downtime_ms, status,
+			error
+		FROM jsonb_to_recordset(p_failovers) AS r(id text, failed_node text,
+			assignments jsonb, actor_ids jsonb, detected_ms bigint, started_ms bigint,
+			finished_ms bigint, downtime_ms bigint, status text, error text)
+		ON CONFLICT (id) DO UPDATE SET assignments = EXCLUDED.assignments,
+			finished_at = EXCLUDED.finished_at, downtime_ms = EXCLUDED.downtime_ms,
+			status = EXCLUDED.status, error = EXCLUDED.error;
 	END IF;
 
 	-- proj_events_insert: a plain INSERT on purpose: an event written twice is a
