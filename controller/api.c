@@ -807,6 +807,50 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 static const char *const obj_paths[] = {"nodes", "actors", "providers", "links", "policies"};
 
 /* Parses the body into the op's entry; returns 0 or fills resp. */
+/* POST /v1/actors/{id}/migrate: {"target_node": id, "instance": n}, both
+ * optional (no body at all is fine too). */
+static int parse_migrate(struct http_req *req, struct op *op, struct http_resp *resp)
+{
+	if (req->body_len == 0)
+		return 0;
+	struct spec_err e;
+	json_t *body = NULL;
+	if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
+		err_spec(resp, &e);
+		return -1;
+	}
+	const char *key;
+	json_t *v;
+	int rc = 0;
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "target_node") == 0) {
+			const char *t = json_string_value(v);
+			if (t == NULL || !spec_node_id_valid(t)) {
+				http_error(resp, 400, "invalid_field",
+					   "field 'target_node' must be a node id (1 to 64 characters of A-Z a-z 0-9 _ -)");
+				rc = -1;
+				break;
+			}
+			snprintf(op->migrate_to, sizeof(op->migrate_to), "%s", t);
+		} else if (strcmp(key, "instance") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= SPEC_REPLICAS_MAX) {
+				http_error(resp, 400, "invalid_field", "field 'instance' must be an integer from 0 to %lld",
+					   SPEC_REPLICAS_MAX - 1);
+				rc = -1;
+				break;
+			}
+			op->migrate_instance = json_integer_value(v);
+		} else {
+			http_error(resp, 400, "unknown_field", "unknown field '%.64s' (target_node and instance are known)",
+				   key);
+			rc = -1;
+			break;
+		}
+	}
+	json_decref(body);
+	return rc;
+}
+
 static int parse_write_body(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	(void)a;
@@ -824,6 +868,8 @@ static int parse_write_body(struct api *a, struct http_req *req, struct api_call
 	case OP_LINK_DELETE:
 		needs_body = false;
 		break;
+	case OP_ACTOR_MIGRATE:
+		return parse_migrate(req, op, resp);
 	default:
 		break;
 	}
@@ -877,7 +923,8 @@ static enum query_obj write_obj(enum op_kind k)
 	switch (k) {
 	case OP_ACTOR_CREATE:
 	case OP_ACTOR_PATCH:
-	case OP_ACTOR_DELETE: return QUERY_ACTORS;
+	case OP_ACTOR_DELETE:
+	case OP_ACTOR_MIGRATE: return QUERY_ACTORS;
 	case OP_PROVIDER_CREATE:
 	case OP_PROVIDER_DELETE: return QUERY_PROVIDERS;
 	case OP_LINK_CREATE:
@@ -978,7 +1025,7 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 		obj = op->result;
 		op->result = NULL;
 	}
-	resp->status = created ? 201 : 200;
+	resp->status = created ? 201 : kind == OP_ACTOR_MIGRATE ? 202 : 200;
 	if (op->object_text) { /* rendered as text (actors) */
 		resp->text = op->object_text;
 		resp->content_type = "application/json";
@@ -1017,6 +1064,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/actors/{id}", MR_READ, h_get, QUERY_ACTORS, READ_PARAMS},
 	{"PATCH", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_PATCH, ""},
 	{"DELETE", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_DELETE, ""},
+	{"POST", "/v1/actors/{id}/migrate", MR_WRITE, h_write, OP_ACTOR_MIGRATE, ""},
 	{"POST", "/v1/providers", MR_WRITE, h_write, OP_PROVIDER_CREATE, ""},
 	{"GET", "/v1/providers", MR_READ, h_list, QUERY_PROVIDERS, LIST_PARAMS ",contract_id"},
 	{"GET", "/v1/providers/{id}", MR_READ, h_get, QUERY_PROVIDERS, READ_PARAMS},

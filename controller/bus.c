@@ -32,13 +32,14 @@ struct bus_job {
 	struct bus_job *next;
 };
 
-enum ev_kind { EV_HB, EV_PUBLISHED, EV_ACK };
+enum ev_kind { EV_HB, EV_PUBLISHED, EV_ACK, EV_SNAP };
 
 struct bus_event {
 	enum ev_kind kind;
 	struct proto_hb *hb;   /* EV_HB */
 	struct proto_ack *ack; /* EV_ACK */
-	natsMsg *msg;          /* EV_ACK */
+	struct proto_snap *snap; /* EV_SNAP */
+	natsMsg *msg;          /* EV_ACK, EV_SNAP */
 	char *id, *err;        /* EV_PUBLISHED (err NULL: ok) */
 	int64_t at_ms;
 	struct bus_event *next;
@@ -88,6 +89,10 @@ static void event_free(struct bus_event *ev)
 	if (ev->ack) {
 		proto_ack_free(ev->ack);
 		free(ev->ack);
+	}
+	if (ev->snap) {
+		proto_snap_free(ev->snap);
+		free(ev->snap);
 	}
 	natsMsg_Destroy(ev->msg);
 	free(ev->id);
@@ -495,7 +500,7 @@ static int setup(struct bus *b, const struct node_set *nodes, uint64_t epoch)
 	if (ensure_consumer(b, b->streams[1], "controller_ack", filter, 10 * NS_PER_S) != 0)
 		return -1;
 	proto_subject(filter, sizeof(filter), b->cfg->lattice, "snap", ">");
-	if (ensure_consumer(b, b->streams[2], "controller_snap", filter, 30 * NS_PER_S) != 0)
+	if (ensure_consumer(b, b->streams[2], "controller_snap", filter, 10 * NS_PER_S) != 0)
 		return -1;
 	for (size_t i = 0; i < nodes->n; i++) {
 		if (!still_leading(b, epoch))
@@ -649,6 +654,74 @@ static void take_ack(struct bus *b, natsMsg *m)
 	post_event(b, ev);
 }
 
+static void take_snap(struct bus *b, natsMsg *m)
+{
+	const char *subject = natsMsg_GetSubject(m);
+	char err[256];
+	struct proto_snap *sn = calloc(1, sizeof(*sn));
+	enum proto_drop rc = sn == NULL ? PROTO_MALFORMED
+					: proto_snap_decode(b->cfg->lattice, subject, natsMsg_GetData(m),
+							    (size_t)natsMsg_GetDataLength(m), sn, err, sizeof(err));
+	if (sn == NULL)
+		snprintf(err, sizeof(err), "out of memory");
+	if (rc != PROTO_OK) {
+		bus_dropped(b, BUS_SUBJ_SNAP, rc, subject, err);
+		free(sn);
+		bus_msg_done(m, true);
+		return;
+	}
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+	if (ev == NULL) {
+		proto_snap_free(sn);
+		free(sn);
+		bus_msg_done(m, false);
+		return;
+	}
+	ev->kind = EV_SNAP;
+	ev->snap = sn;
+	ev->msg = m;
+	post_event(b, ev);
+}
+
+/* Binds *sub to durable `name` on stream `stream` (subjects lattice.L.kind.>). */
+static int pull_bind(struct bus *b, natsSubscription **sub, const char *stream, const char *kind, const char *name)
+{
+	if (*sub)
+		return 0;
+	char subject[128];
+	proto_subject(subject, sizeof(subject), b->cfg->lattice, kind, ">");
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Stream = stream;
+	so.Consumer = name;
+	jsErrCode jerr = 0;
+	natsStatus s = js_PullSubscribe(sub, b->js, subject, name, NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		log_warn("nats: binding to %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
+		*sub = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* One fetch from sub; each message to take(). Returns what Fetch returned. */
+static natsStatus fetch_some(struct bus *b, natsSubscription *sub, int timeout_ms, void (*take)(struct bus *, natsMsg *))
+{
+	natsMsgList list = {0};
+	jsErrCode jerr = 0;
+	natsStatus s = natsSubscription_Fetch(&list, sub, 256, timeout_ms, &jerr);
+	if (s == NATS_OK) {
+		for (int i = 0; i < list.Count; i++) {
+			take(b, list.Msgs[i]);
+			list.Msgs[i] = NULL;
+		}
+	} else if (s != NATS_TIMEOUT) {
+		log_debug("nats: fetching: %s (%d)", natsStatus_GetText(s), (int)jerr);
+	}
+	natsMsgList_Destroy(&list);
+	return s;
+}
+
 static void *fetcher_main(void *arg)
 {
 	struct bus *b = arg;
@@ -660,47 +733,29 @@ static void *fetcher_main(void *arg)
 			break;
 		if (!leading || !atomic_load(&b->stats.streams_ok)) {
 			if (b->ack_sub) {
-				natsSubscription_Destroy(b->ack_sub); /* the durable stays */
+				natsSubscription_Destroy(b->ack_sub); /* the durables stay */
 				b->ack_sub = NULL;
+			}
+			if (b->snap_sub) {
+				natsSubscription_Destroy(b->snap_sub);
+				b->snap_sub = NULL;
 			}
 			struct timespec ts = {0, 100 * 1000000};
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		if (b->ack_sub == NULL) {
-			char subject[128];
-			proto_subject(subject, sizeof(subject), b->cfg->lattice, "ack", ">");
-			jsSubOptions so;
-			jsSubOptions_Init(&so);
-			so.Stream = b->streams[1];
-			so.Consumer = "controller_ack";
-			natsSubscription *sub = NULL;
-			jsErrCode jerr = 0;
-			natsStatus s = js_PullSubscribe(&sub, b->js, subject, "controller_ack", NULL, &so, &jerr);
-			if (s != NATS_OK) {
-				log_warn("nats: binding to controller_ack: %s (%d)", natsStatus_GetText(s), (int)jerr);
-				struct timespec ts = {1, 0};
-				nanosleep(&ts, NULL);
-				continue;
-			}
-			b->ack_sub = sub;
+		if (pull_bind(b, (natsSubscription **)&b->ack_sub, b->streams[1], "ack", "controller_ack") != 0 ||
+		    pull_bind(b, (natsSubscription **)&b->snap_sub, b->streams[2], "snap", "controller_snap") != 0) {
+			struct timespec ts = {1, 0};
+			nanosleep(&ts, NULL);
+			continue;
 		}
-		natsMsgList list = {0};
-		jsErrCode jerr = 0;
 		int64_t t0 = mono_ms();
-		natsStatus s = natsSubscription_Fetch(&list, b->ack_sub, 256, 500, &jerr);
-		if (s == NATS_OK) {
-			for (int i = 0; i < list.Count; i++) {
-				take_ack(b, list.Msgs[i]);
-				list.Msgs[i] = NULL;
-			}
-		} else if (s != NATS_TIMEOUT) {
-			log_debug("nats: fetching acks: %s (%d)", natsStatus_GetText(s), (int)jerr);
-		}
-		natsMsgList_Destroy(&list);
+		natsStatus s1 = fetch_some(b, b->ack_sub, 200, take_ack);
+		natsStatus s2 = fetch_some(b, b->snap_sub, s1 == NATS_OK ? 1 : 100, take_snap);
 		/* nats.c before 3.6.1 may answer a fetch with a timeout at once (#631):
 		 * never spin on it. */
-		if (s != NATS_OK && mono_ms() - t0 < 20) {
+		if (s1 != NATS_OK && s2 != NATS_OK && mono_ms() - t0 < 20) {
 			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
@@ -708,6 +763,10 @@ static void *fetcher_main(void *arg)
 	if (b->ack_sub) {
 		natsSubscription_Destroy(b->ack_sub);
 		b->ack_sub = NULL;
+	}
+	if (b->snap_sub) {
+		natsSubscription_Destroy(b->snap_sub);
+		b->snap_sub = NULL;
 	}
 	return NULL;
 }
@@ -744,6 +803,11 @@ static void on_wake(uv_async_t *h)
 		case EV_ACK:
 			b->cbs.ack(b->cbs.arg, ev->ack, ev->msg);
 			ev->ack = NULL;
+			ev->msg = NULL;
+			break;
+		case EV_SNAP:
+			b->cbs.snapshot(b->cbs.arg, ev->snap, ev->msg);
+			ev->snap = NULL;
 			ev->msg = NULL;
 			break;
 		}

@@ -57,6 +57,8 @@ struct bus_cbs {
 	 * proto_ack_free + free), and its JetStream message, to be acked with
 	 * bus_msg_done once the ack is in the log (transferred). */
 	void (*ack)(void *arg, struct proto_ack *ack, void *msg);
+	/* Loop thread: an actor's state snapshot (as ack: both transferred). */
+	void (*snapshot)(void *arg, struct proto_snap *snap, void *msg);
 };
 
 struct bus {
@@ -66,7 +68,7 @@ struct bus {
 	struct bus_stats stats;
 	void *nc, *js, *opts; /* natsConnection, jsCtx, natsOptions */
 	void *pjs;            /* jsCtx for commands: asynchronous publishes */
-	void *ack_sub;        /* fetcher thread: the pull subscription to controller_ack */
+	void *ack_sub, *snap_sub; /* fetcher thread: pull subscriptions to controller_ack, _snap */
 	pthread_t fetcher;
 	bool fetcher_started;
 	atomic_uint_fast64_t published, publish_errors, acks;

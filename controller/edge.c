@@ -203,6 +203,83 @@ void edge_heartbeat(struct edge *e, struct proto_hb *hb, int64_t now)
 	s->hb = hb;
 }
 
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+struct snap_op {
+	struct op op;
+	void *msg;
+};
+
+static void snap_done(struct op *op)
+{
+	struct snap_op *so = (struct snap_op *)op;
+	/* Refused by apply (stale, from a node that does not run it): the same
+	 * message would be refused again; only a write that did not happen (no
+	 * longer leader) leaves it to JetStream to deliver again. */
+	bool done = op->http_status == 0 || op->http_status == 404 || op->http_status == 409;
+	if (op->http_status != 0)
+		log_debug("snapshot of %s: %s", op->entry.target ? op->entry.target : "?", op->message);
+	bus_msg_done(so->msg, done);
+	op_release(op);
+	free(so);
+}
+
+void edge_snapshot(struct edge *e, struct proto_snap *sn, void *msg)
+{
+	struct loop *l = e->loop;
+	const struct model_actor *a = e->leading ? model_actor_get(&l->model, sn->actor_id) : NULL;
+	char subject[160];
+	proto_subject(subject, sizeof(subject), l->cfg->lattice, "snap", sn->node_id);
+	bool holds = false;
+	for (size_t i = 0; a && i < a->nplacements; i++)
+		holds |= strcmp(a->placements[i].node->spec.id, sn->node_id) == 0;
+	if (a && a->mig)
+		holds |= strcmp(a->mig->from->spec.id, sn->node_id) == 0;
+	if (!e->leading) {
+		bus_msg_done(msg, false);
+	} else if (sn->state_version == 0) {
+		bus_msg_done(msg, true); /* a stateless actor's (exec driver): nothing to keep */
+	} else if (a == NULL) {
+		bus_dropped(&l->bus, BUS_SUBJ_SNAP, PROTO_UNKNOWN, subject, "a snapshot of an unknown actor");
+		bus_msg_done(msg, true);
+	} else if (!holds) {
+		bus_dropped(&l->bus, BUS_SUBJ_SNAP, PROTO_SPOOFED, subject, "a snapshot from a node that does not run the actor");
+		bus_msg_done(msg, true);
+	} else if (a->snap && sn->state_version <= a->snap->state_version) {
+		bus_dropped(&l->bus, BUS_SUBJ_SNAP, PROTO_STALE, subject, "a snapshot not newer than the one held");
+		bus_msg_done(msg, true);
+	} else {
+		struct snap_op *so = calloc(1, sizeof(*so));
+		if (so == NULL) {
+			bus_msg_done(msg, false);
+		} else {
+			op_init(&so->op, OP_SNAPSHOT_PUT);
+			so->msg = msg;
+			so->op.internal = true;
+			so->op.deadline_ms = loop_now_ms() + l->cfg->write_timeout_ms;
+			so->op.done = snap_done;
+			struct entry *en = &so->op.entry;
+			en->who = strdup("edge");
+			en->target = strdup(sn->actor_id);
+			en->snap.node = strdup(sn->node_id);
+			en->snap.state_version = sn->state_version;
+			en->snap.data = sn->data;
+			en->snap.migration_id = sn->migration_id;
+			sn->data = sn->migration_id = NULL;
+			snprintf(so->op.target, sizeof(so->op.target), "%s", sn->actor_id);
+			if (en->who == NULL || en->target == NULL || en->snap.node == NULL) {
+				op_release(&so->op);
+				free(so);
+				bus_msg_done(msg, false);
+			} else {
+				loop_submit(l, &so->op);
+			}
+		}
+	}
+	proto_snap_free(sn);
+	free(sn);
+}
+
 /* ---- health ---------------------------------------------------------------------------- */
 
 static unsigned recent_flaps(const struct edge_seen *s, int64_t now)

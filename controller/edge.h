@@ -21,6 +21,7 @@
 
 struct loop;
 struct proto_hb;
+struct proto_snap;
 
 /* How often a node that keeps heartbeating gets its last_heartbeat refreshed
  * in the model (and PostgreSQL): a write per node per interval, not per beat. */
@@ -52,6 +53,9 @@ void edge_release(struct edge *e);
 /* Every loop tick: follows leadership (bus_lead), registers consumers for new
  * nodes, and proposes the reports health and heartbeats call for. */
 void edge_tick(struct edge *e, int64_t now_ms);
+/* An agent's state snapshot and its JetStream message (both transferred):
+ * recorded through the log (snapshot_put), then the message is acked. */
+void edge_snapshot(struct edge *e, struct proto_snap *snap, void *msg);
 /* A decoded heartbeat (transferred; freed here), received at now_ms. */
 void edge_heartbeat(struct edge *e, struct proto_hb *hb, int64_t now_ms);
 

@@ -29,6 +29,8 @@ static const char *const entry_names[] = {
 	[ENTRY_NODE_REPORT] = "node_report",
 	[ENTRY_COMMAND_UPDATE] = "command_update",
 	[ENTRY_FAILOVER] = "failover",
+	[ENTRY_SNAPSHOT_PUT] = "snapshot_put",
+	[ENTRY_ACTOR_MIGRATE] = "actor_migrate",
 };
 #define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
 
@@ -331,6 +333,15 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 	}
 	if (e->op == ENTRY_FAILOVER)
 		wr_int(&w, "detected_at", e->detected_ms);
+	if (e->op == ENTRY_SNAPSHOT_PUT) {
+		jw_key(&w, "snap");
+		jw_obj(&w);
+		wr_str(&w, "node", e->snap.node);
+		wr_int(&w, "state_version", e->snap.state_version);
+		wr_str(&w, "data", e->snap.data);
+		wr_opt_str(&w, "migration_id", e->snap.migration_id);
+		jw_obj_end(&w);
+	}
 	if (e->nmoves) {
 		jw_key(&w, "moves");
 		jw_arr(&w);
@@ -742,6 +753,20 @@ static int moves_read(struct rd *r, const json_t *o, struct entry *e)
 	return 0;
 }
 
+/* "snap": {node, state_version, data, migration_id?} (snapshot_put). */
+static int snap_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	const json_t *v = json_object_get(o, "snap");
+	if (v == NULL)
+		return e->op == ENTRY_SNAPSHOT_PUT ? rd_fail(r, ENTRY_E_MALFORMED, "snap", "missing") : 0;
+	if (!json_is_object(v))
+		return rd_fail(r, ENTRY_E_MALFORMED, "snap", "not an object");
+	r->what = "snap";
+	return rd_str(r, v, "node", true, &e->snap.node) ||
+	       rd_int(r, v, "state_version", true, 0, INT64_MAX, &e->snap.state_version, NULL) ||
+	       rd_str(r, v, "data", true, &e->snap.data) || rd_str(r, v, "migration_id", false, &e->snap.migration_id);
+}
+
 static int term_read(struct rd *r, const json_t *o, struct entry *e)
 {
 	int64_t t = 0;
@@ -930,7 +955,7 @@ int entry_decode(const void *buf, size_t len, struct entry *out, char *err, size
 	    rd_str(&r, o, "rr_cursor", false, &e.rr_cursor) ||
 	    rd_strs(&r, o, "placements", &e.placements, &e.nplacements) || moves_read(&r, o, &e) ||
 	    idem_read(&r, o, &e) || reports_read(&r, o, &e) || updates_read(&r, o, &e) || term_read(&r, o, &e) ||
-	    unplaced_read(&r, o, &e) ||
+	    unplaced_read(&r, o, &e) || snap_read(&r, o, &e) ||
 	    payload_read(&r, o, &e)) {
 		entry_release(&e);
 		json_decref(o);
@@ -957,6 +982,9 @@ void entry_release(struct entry *e)
 	for (size_t i = 0; i < e->nunplaced; i++)
 		free(e->unplaced[i].actor_id);
 	free(e->unplaced);
+	free(e->snap.node);
+	free(e->snap.data);
+	free(e->snap.migration_id);
 	for (size_t i = 0; i < e->nreports; i++) {
 		free(e->reports[i].node_id);
 		free(e->reports[i].agent_version);

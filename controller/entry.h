@@ -54,6 +54,16 @@ enum entry_op {
 	ENTRY_NODE_REPORT,    /* reports: what the leader learned from agents' heartbeats */
 	ENTRY_COMMAND_UPDATE, /* updates: commands published, acked, failed */
 	ENTRY_FAILOVER,       /* target (the unhealthy node) + moves + unplaced + detected_ms */
+	ENTRY_SNAPSHOT_PUT,   /* target (actor) + snap: an agent's state snapshot */
+	ENTRY_ACTOR_MIGRATE,  /* target (actor) + moves[0]: {instance, to_node} */
+};
+
+/* An actor's state snapshot as an agent sent it (ENTRY_SNAPSHOT_PUT). */
+struct entry_snap {
+	char *node;
+	int64_t state_version;
+	char *data; /* base64 */
+	char *migration_id; /* NULL: a periodic one */
 };
 
 /* One command's progress, as the leader saw it (ENTRY_COMMAND_UPDATE). */
@@ -133,6 +143,7 @@ struct entry {
 	struct entry_move *unplaced; /* FAILOVER: replicas with no home (to_node NULL) */
 	size_t nunplaced;
 	int64_t detected_ms; /* FAILOVER: when the node was found unhealthy */
+	struct entry_snap snap; /* SNAPSHOT_PUT */
 };
 
 const char *entry_op_name(enum entry_op op);

@@ -421,6 +421,12 @@ static void on_published(void *arg, const char *id, bool ok, const char *err)
 	outbox_published(&l->outbox, id, ok, err);
 }
 
+static void on_snapshot(void *arg, struct proto_snap *snap, void *msg)
+{
+	struct loop *l = arg;
+	edge_snapshot(&l->edge, snap, msg);
+}
+
 static void on_ack(void *arg, struct proto_ack *ack, void *msg)
 {
 	struct loop *l = arg;
@@ -648,7 +654,8 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	edge_init(&l->edge, l, cfg->nats[0] != '\0');
 	outbox_init(&l->outbox, l, cfg->nats[0] != '\0');
 	failover_init(&l->failover, l);
-	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat, .published = on_published, .ack = on_ack};
+	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat, .published = on_published, .ack = on_ack,
+				.snapshot = on_snapshot};
 	if (bus_init(&l->bus, cfg, &l->uv, &cbs, err, errlen) != 0)
 		return -1;
 	if ((rv = raft_start(&l->raft)) != 0) {

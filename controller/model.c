@@ -36,6 +36,8 @@ void model_node_free(struct model_node *n)
 
 void model_actor_free(struct model_actor *a)
 {
+	model_actor_snap_free(a->snap);
+	model_mig_free(a->mig);
 	spec_actor_free(&a->spec);
 	free(a->placements);
 	free(a);
@@ -638,6 +640,7 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		p->state_version = 0;
 		a->generation++;
 		a->updated_ms = e->at_ms;
+		model_mig_cancel(m, e, a, "the node was drained", out);
 		model_cmd_start(m, e, a, (size_t)e->moves[i].instance, out);
 		model_cmd_stop(m, e, a->spec.id, a->generation, e->moves[i].instance, n->spec.id, "moved", out);
 		if (out)
@@ -873,6 +876,8 @@ static void apply_actor_update(struct model *m, struct entry *e, struct proj_bat
 	set_cursor(m, e);
 	for (size_t i = keep; i < (size_t)nrep; i++)
 		model_cmd_start(m, e, a, i, out);
+	/* Its placements changed under a migration under way: it ends here. */
+	model_mig_cancel(m, e, a, "the actor was updated", out);
 	if (out) {
 		proj_actor(out, a);
 		proj_placements(out, a);
@@ -893,6 +898,7 @@ static void apply_actor_delete(struct model *m, struct entry *e, struct proj_bat
 		res_set(res, APPLY_NOT_FOUND, "actor '%s' not found", e->target ? e->target : "");
 		return;
 	}
+	model_mig_cancel(m, e, a, "the actor was deleted", out);
 	json_t *nodes = node_ids_json(m, a->placements, a->nplacements);
 	for (size_t i = 0; i < a->nplacements; i++) {
 		model_node_account(m, a->placements[i].node, a->spec.cpu_required,
@@ -1141,6 +1147,8 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_NODE_REPORT: apply_node_report(m, e, out, res); break;
 	case ENTRY_COMMAND_UPDATE: model_cmd_apply_update(m, e, out, res); break;
 	case ENTRY_FAILOVER: model_fo_apply(m, e, out, res); break;
+	case ENTRY_SNAPSHOT_PUT: model_snap_apply(m, e, out, res); break;
+	case ENTRY_ACTOR_MIGRATE: model_mig_apply(m, e, out, res); break;
 	case ENTRY_ACTOR_CREATE: apply_actor_create(m, e, out, res); break;
 	case ENTRY_ACTOR_UPDATE: apply_actor_update(m, e, out, res); break;
 	case ENTRY_ACTOR_DELETE: apply_actor_delete(m, e, out, res); break;

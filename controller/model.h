@@ -53,12 +53,36 @@ struct model_placement {
 	int64_t state_version;
 };
 
+/* The latest state snapshot of an actor (agents send them: protocol.md,
+ * "Snapshot"); replacements and migration targets start from it. */
+struct model_actor_snap {
+	int64_t state_version;
+	char *data;   /* base64, as the agent sent it */
+	char *node;   /* where it was taken */
+	int64_t taken_ms; /* entry time of its arrival */
+};
+
+/* A migration in progress (model_mig.c): checkpoint on the source, start from
+ * that snapshot on the target, then stop the source. */
+enum mig_step { MIG_CHECKPOINT = 0, MIG_STARTING, MIG_STOPPING };
+
+struct model_migration {
+	char *id; /* "m<index>" */
+	int64_t instance;
+	struct model_node *from, *to; /* borrowed; `to` holds a reservation */
+	int64_t cpu, mem; /* the reservation on `to` (the request when it began) */
+	enum mig_step step;
+	int64_t started_ms;
+};
+
 struct model_actor {
 	struct actor_spec spec; /* spec.id always set */
 	struct model_placement *placements; /* [spec.replicas], instance = index */
 	size_t nplacements;
 	uint64_t generation;
 	int64_t created_ms, updated_ms;
+	struct model_actor_snap *snap; /* NULL: none yet */
+	struct model_migration *mig;   /* NULL: not migrating */
 };
 
 struct model_provider {
@@ -274,6 +298,7 @@ bool model_node_has_room(const struct model_node *n, int64_t cpu, int64_t mem);
 const char *model_node_status_name(enum node_status s);
 const char *model_cmd_type_name(enum cmd_type t);
 const char *model_fo_status_name(enum fo_status s);
+const char *model_mig_step_name(enum mig_step s);
 const char *model_fo_step_name(enum fo_step s);
 const char *model_cmd_status_name(enum cmd_status s);
 /* Lookup (borrowed; NULL when absent or no longer kept). */

@@ -140,8 +140,14 @@ struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum
 void model_cmd_start(struct model *m, const struct entry *e, const struct model_actor *a, size_t instance,
 		     struct proj_batch *out)
 {
+	model_cmd_start_on(m, e, a, instance, a->placements[instance].node, out);
+}
+
+struct model_command *model_cmd_start_on(struct model *m, const struct entry *e, const struct model_actor *a,
+					 size_t instance, const struct model_node *node, struct proj_batch *out)
+{
 	if (e->term == 0)
-		return;
+		return NULL;
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
@@ -161,8 +167,22 @@ void model_cmd_start(struct model *m, const struct entry *e, const struct model_
 	jw_null(&w);
 	jw_obj_end(&w);
 	char *payload = model_need(m, jw_take(&w, NULL), "a command's payload");
-	model_cmd_add(m, e, CMD_ACTOR_START, a->placements[instance].node->spec.id, a->spec.id, (int64_t)instance,
-		      a->generation, (int64_t)a->generation, payload, out);
+	return model_cmd_add(m, e, CMD_ACTOR_START, node->spec.id, a->spec.id, (int64_t)instance, a->generation,
+			     (int64_t)a->generation, payload, out);
+}
+
+void model_cmd_want_snapshot(struct model *m, struct model_command *c, int64_t version, struct proj_batch *out)
+{
+	json_t *p = model_need(m, json_loads(c->payload, 0, NULL), "a command's payload");
+	if (json_object_set_new(p, "snapshot", model_need(m, json_pack("{s:I}", "state_version", (json_int_t)version),
+							  "a command's payload")) != 0)
+		model_oom(m, "a command's payload");
+	char *text = model_need(m, json_dumps(p, JSON_COMPACT), "a command's payload");
+	json_decref(p);
+	free(c->payload);
+	c->payload = text;
+	if (out)
+		proj_command(out, c);
 }
 
 void model_cmd_stop(struct model *m, const struct entry *e, const char *actor_id, uint64_t generation,
@@ -201,6 +221,13 @@ static struct model_placement *start_placement(const struct model *m, const stru
 	return p;
 }
 
+void model_cmd_finish(struct model *m, struct model_command *c, struct proj_batch *out)
+{
+	if (out)
+		proj_command(out, c);
+	finish(m, c);
+}
+
 void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res)
 {
 	for (size_t i = 0; i < e->nupdates; i++) {
@@ -209,55 +236,53 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 		/* Gone from memory, or finished already (a late or repeated report). */
 		if (c == NULL || c->status == CMD_ACKED || c->status == CMD_FAILED)
 			continue;
-		struct model_actor *a = NULL;
-		struct model_placement *p = start_placement(m, c, &a);
-		enum placement_state was = p ? p->state : PL_PENDING;
 		c->updated_ms = e->at_ms;
 		if (u->attempts > c->attempts)
 			c->attempts = u->attempts;
-		switch ((enum cmd_status)u->status) {
-		case CMD_PUBLISHED:
+		enum cmd_status st = (enum cmd_status)u->status;
+		if (st == CMD_PUBLISHED) {
 			c->status = CMD_PUBLISHED;
 			c->published_ms = e->at_ms;
-			if (p && p->state == PL_PENDING)
-				p->state = PL_STARTING;
-			break;
-		case CMD_ACKED:
-			c->status = CMD_ACKED;
+		} else {
+			c->status = st == CMD_ACKED ? CMD_ACKED : CMD_FAILED;
 			c->acked_ms = e->at_ms;
-			c->applied_version = u->applied_version;
-			if (p && (p->state == PL_PENDING || p->state == PL_STARTING || p->state == PL_FAILED)) {
+			if (st == CMD_ACKED) {
+				c->applied_version = u->applied_version;
+			} else {
+				free(c->error);
+				c->error = u->error ? u->error : model_need(m, strdup("failed"), "a command's error");
+				u->error = NULL; /* moved */
+				model_event(m, out, e, "command.failed", "command", c->id,
+					    model_need(m,
+						       json_pack("{s:s,s:s,s:s?,s:s}", "command_type",
+								 model_cmd_type_name(c->type), "node_id", c->node,
+								 "actor_id", c->actor_id, "error", c->error),
+						       "an event"));
+			}
+		}
+		/* A step of a migration moves the placement itself. */
+		if (!model_mig_command_done(m, e, c, u, out)) {
+			struct model_actor *a = NULL;
+			struct model_placement *p = start_placement(m, c, &a);
+			enum placement_state was = p ? p->state : PL_PENDING;
+			if (p && c->status == CMD_PUBLISHED && p->state == PL_PENDING)
+				p->state = PL_STARTING;
+			if (p && c->status == CMD_ACKED &&
+			    (p->state == PL_PENDING || p->state == PL_STARTING || p->state == PL_FAILED)) {
 				p->state = PL_RUNNING;
 				p->state_version = u->applied_version;
 			}
-			if (c->type == CMD_ACTOR_START)
-				model_fo_start_done(m, e, c, true, out);
-			finish(m, c);
-			break;
-		case CMD_FAILED:
-		default:
-			c->status = CMD_FAILED;
-			c->acked_ms = e->at_ms;
-			free(c->error);
-			c->error = u->error ? u->error : model_need(m, strdup("failed"), "a command's error");
-			u->error = NULL; /* moved */
-			if (p && p->state != PL_RUNNING)
+			if (p && c->status == CMD_FAILED && p->state != PL_RUNNING)
 				p->state = PL_FAILED;
-			if (c->type == CMD_ACTOR_START)
-				model_fo_start_done(m, e, c, false, out);
-			model_event(m, out, e, "command.failed", "command", c->id,
-				    model_need(m,
-					       json_pack("{s:s,s:s,s:s?,s:s}", "command_type", model_cmd_type_name(c->type),
-							 "node_id", c->node, "actor_id", c->actor_id, "error", c->error),
-					       "an event"));
-			finish(m, c);
-			break;
-		}
-		if (out) {
-			proj_command(out, c);
-			if (p && p->state != was)
+			if (c->type == CMD_ACTOR_START && (c->status == CMD_ACKED || c->status == CMD_FAILED))
+				model_fo_start_done(m, e, c, c->status == CMD_ACKED, out);
+			if (out && p && p->state != was)
 				proj_placements(out, a);
 		}
+		if (c->status == CMD_ACKED || c->status == CMD_FAILED)
+			model_cmd_finish(m, c, out);
+		else if (out)
+			proj_command(out, c);
 	}
 	snprintf(res->id, sizeof(res->id), "%s", e->nupdates ? e->updates[0].command_id : "");
 }

@@ -203,6 +203,7 @@ void model_fo_apply(struct model *m, struct entry *e, struct proj_batch *out, st
 		struct entry_move *mv = &e->moves[i];
 		struct model_actor *a = model_actor_get(m, mv->actor_id);
 		struct model_placement *p = &a->placements[mv->instance];
+		model_mig_cancel(m, e, a, "its node failed", out);
 		p->state = PL_PENDING;
 		a->generation++;
 		a->updated_ms = e->at_ms;

@@ -40,6 +40,14 @@ void model_cmd_start(struct model *m, const struct entry *e, const struct model_
 		     struct proj_batch *out);
 void model_cmd_stop(struct model *m, const struct entry *e, const char *actor_id, uint64_t generation,
 		    int64_t instance, const char *node, const char *reason, struct proj_batch *out);
+struct model_command *model_cmd_start_on(struct model *m, const struct entry *e, const struct model_actor *a,
+					 size_t instance, const struct model_node *node, struct proj_batch *out);
+/* An actor_start that must start from at least snapshot `version`: its
+ * payload says so ({"snapshot": {"state_version": version}}), and the outbox
+ * publishes it once that snapshot is recorded (outbox.c). */
+void model_cmd_want_snapshot(struct model *m, struct model_command *c, int64_t version, struct proj_batch *out);
+/* Marks c finished (acked or failed, set by the caller) and projects it. */
+void model_cmd_finish(struct model *m, struct model_command *c, struct proj_batch *out);
 /* ENTRY_COMMAND_UPDATE. */
 void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
 /* Restores one command from a snapshot (ownership of c and its strings taken);
@@ -58,6 +66,20 @@ void model_fo_start_done(struct model *m, const struct entry *e, const struct mo
 /* Restores one failover from a snapshot (taken); 0, or -1 when its id is there. */
 int model_fo_restore(struct model *m, struct model_failover *f);
 void model_fo_free(struct model_failover *f);
+/* ---- snapshots and migrations (model_mig.c) ---- */
+void model_snap_apply(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
+void model_mig_apply(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
+/* If c is a step of a migration, applies update u to it (the command finished
+ * or published) and returns true. */
+bool model_mig_command_done(struct model *m, const struct entry *e, struct model_command *c,
+			    struct entry_cmd_update *u, struct proj_batch *out);
+/* Ends a's migration, if any, giving back the target's reservation (the
+ * actor's placements are about to change under it). */
+void model_mig_cancel(struct model *m, const struct entry *e, struct model_actor *a, const char *why,
+		      struct proj_batch *out);
+void model_actor_snap_free(struct model_actor_snap *s);
+void model_mig_free(struct model_migration *g);
+
 /* model.c's re-check of a move (a drain's, a failover's). */
 bool model_move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen);
 

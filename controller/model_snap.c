@@ -118,6 +118,28 @@ static void snap_actor(struct jw *w, const void *v)
 	jw_uint(w, a->generation);
 	w_int(w, "created_ms", a->created_ms);
 	w_int(w, "updated_ms", a->updated_ms);
+	if (a->snap) {
+		jw_key(w, "snapshot");
+		jw_obj(w);
+		w_int(w, "state_version", a->snap->state_version);
+		w_str(w, "data", a->snap->data);
+		w_str(w, "node", a->snap->node);
+		w_int(w, "taken_ms", a->snap->taken_ms);
+		jw_obj_end(w);
+	}
+	if (a->mig) {
+		jw_key(w, "migration");
+		jw_obj(w);
+		w_str(w, "id", a->mig->id);
+		w_int(w, "instance", a->mig->instance);
+		w_str(w, "from", a->mig->from->spec.id);
+		w_str(w, "to", a->mig->to->spec.id);
+		w_int(w, "cpu", a->mig->cpu);
+		w_int(w, "mem", a->mig->mem);
+		w_str(w, "step", model_mig_step_name(a->mig->step));
+		w_int(w, "started_ms", a->mig->started_ms);
+		jw_obj_end(w);
+	}
 	jw_obj_end(w);
 }
 
@@ -828,9 +850,70 @@ static int account_replica(struct sd_ctx *c, struct model_node *n, const struct 
 	return 0;
 }
 
+/* An actor's latest state snapshot and its migration in progress (both
+ * optional); the migration's reservation on its target is accounted. */
+static int restore_actor_extras(struct sd_ctx *c, struct model *m, const struct sd *d, struct model_actor *a,
+				const char *what)
+{
+	static const char *const snap_known[] = {"state_version", "data", "node", "taken_ms", NULL};
+	static const char *const mig_known[] = {"id", "instance", "from", "to", "cpu", "mem", "step", "started_ms", NULL};
+	char pre[32];
+	struct sd s;
+	if (sd_get(d, "snapshot") != NULL) {
+		struct model_actor_snap *sn = calloc(1, sizeof(*sn));
+		if (sn == NULL)
+			return sd_oom(c);
+		a->snap = sn;
+		if (sd_sub(d, "snapshot", &s, pre, sizeof(pre)) != 0 || sd_keys(&s, snap_known) != 0 ||
+		    sd_int(&s, "state_version", 0, SD_INT_MAX, &sn->state_version) != 0 ||
+		    sd_text(&s, "data", SD_ANY, &sn->data) != 0 || sd_text(&s, "node", SD_NONEMPTY, &sn->node) != 0 ||
+		    sd_int(&s, "taken_ms", 0, SD_MS_MAX, &sn->taken_ms) != 0)
+			return -1;
+	}
+	if (sd_get(d, "migration") == NULL)
+		return 0;
+	struct model_migration *g = calloc(1, sizeof(*g));
+	char *from = NULL, *to = NULL, *step = NULL;
+	if (g == NULL)
+		return sd_oom(c);
+	a->mig = g;
+	int rc = -1;
+	if (sd_sub(d, "migration", &s, pre, sizeof(pre)) != 0 || sd_keys(&s, mig_known) != 0 ||
+	    sd_text(&s, "id", SD_NONEMPTY, &g->id) != 0 || sd_int(&s, "instance", 0, SD_REPLICAS_MAX, &g->instance) != 0 ||
+	    sd_text(&s, "from", SD_NONEMPTY, &from) != 0 || sd_text(&s, "to", SD_NONEMPTY, &to) != 0 ||
+	    sd_int(&s, "cpu", 0, SD_QTY_MAX, &g->cpu) != 0 || sd_int(&s, "mem", 0, SD_QTY_MAX, &g->mem) != 0 ||
+	    sd_text(&s, "step", SD_NONEMPTY, &step) != 0 || sd_int(&s, "started_ms", 0, SD_MS_MAX, &g->started_ms) != 0)
+		goto out;
+	int st = -1;
+	for (int k = 0; k <= MIG_STOPPING; k++)
+		if (strcmp(step, model_mig_step_name((enum mig_step)k)) == 0)
+			st = k;
+	g->from = model_node_get(m, from);
+	g->to = model_node_get(m, to);
+	if (st < 0 || g->from == NULL || g->to == NULL || (size_t)g->instance >= a->nplacements) {
+		sd_fail(c, "%s: a migration with an unknown step, node or instance", what);
+		goto out;
+	}
+	g->step = (enum mig_step)st;
+	if (g->step != MIG_STOPPING) {
+		/* As model_node_account does in apply (the index is built at the end). */
+		g->to->cpu_used += g->cpu;
+		g->to->memory_used_mb += g->mem;
+		g->to->actor_count++;
+		g->to->nplacements++;
+	}
+	rc = 0;
+out:
+	free(from);
+	free(to);
+	free(step);
+	return rc;
+}
+
 static int restore_actor(struct sd_ctx *c, struct model *m, const json_t *o, size_t i)
 {
-	static const char *const known[] = {"spec", "placements", "generation", "created_ms", "updated_ms", NULL};
+	static const char *const known[] = {"spec",	  "placements", "generation", "created_ms",
+					    "updated_ms", "snapshot",	"migration",  NULL};
 	static const char *const pl_known[] = {"node", "state", "state_version", NULL};
 	char what[WHAT_LEN], pre[32];
 	struct sd d, s;
@@ -907,7 +990,7 @@ static int restore_actor(struct sd_ctx *c, struct model *m, const json_t *o, siz
 			return -1;
 		a->nplacements = k + 1;
 	}
-	return 0;
+	return restore_actor_extras(c, m, &d, a, what);
 fail:
 	model_actor_free(a);
 	return -1;

@@ -356,6 +356,90 @@ static int plan_drain(struct loop *l, struct op *op)
 	return rc;
 }
 
+/* Where replica op->migrate_instance of actor op->target goes: the node asked
+ * for (it must be a candidate) or the scheduler's choice among the nodes that
+ * hold no replica of it. */
+static int plan_migrate(struct loop *l, struct op *op)
+{
+	struct model *m = &l->model;
+	struct entry *e = &op->entry;
+	snprintf(op->id, sizeof(op->id), "%s", op->target);
+	struct model_actor *a = model_actor_get(m, op->target);
+	if (a == NULL)
+		return op_fail(op, 404, "not_found", "actor '%s' not found", op->target), -1;
+	int64_t inst = op->migrate_instance;
+	if (inst < 0 || (size_t)inst >= a->nplacements)
+		return op_fail(op, 400, "invalid_field", "actor '%s' has %zu replicas: instance must be 0 to %zu",
+			       a->spec.id, a->nplacements, a->nplacements ? a->nplacements - 1 : 0),
+		       -1;
+	if (a->mig)
+		return op_fail(op, 409, "conflict", "actor '%s' is already migrating (%s, from %s to %s)", a->spec.id,
+			       a->mig->id, a->mig->from->spec.id, a->mig->to->spec.id),
+		       -1;
+	struct model_placement *p = &a->placements[inst];
+	if (p->state != PL_RUNNING)
+		return op_fail(op, 409, "conflict",
+			       "actor '%s' instance %lld is %s on %s: only a running actor migrates", a->spec.id,
+			       (long long)inst, model_placement_state_name(p->state), p->node->spec.id),
+		       -1;
+	struct strlist contracts;
+	if (model_actor_contracts(m, a, &contracts) != 0)
+		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
+	struct sched_request req;
+	request_for(&a->spec, &contracts, &req);
+	struct model_node *holding[a->nplacements + 1];
+	for (size_t i = 0; i < a->nplacements; i++)
+		holding[i] = a->placements[i].node;
+	req.holding = holding;
+	req.nholding = a->nplacements;
+	struct model_node *to = NULL;
+	char why[SCHED_REASON_MAX] = "";
+	int rc = 0;
+	if (op->migrate_to[0]) {
+		to = model_node_get(m, op->migrate_to);
+		if (to == NULL) {
+			op_fail(op, 404, "not_found", "node '%s' not found", op->migrate_to);
+			rc = -1;
+		} else if (to == p->node) {
+			op_fail(op, 409, "conflict", "actor '%s' instance %lld already runs on %s", a->spec.id,
+				(long long)inst, to->spec.id);
+			rc = -1;
+		} else if (!sched_check(m, &req, to, why, sizeof(why))) {
+			op_fail(op, 409, "insufficient_resources", "actor migrate failed: node '%s' cannot take it: %s",
+				to->spec.id, why);
+			rc = -1;
+		}
+	} else {
+		/* Anywhere but the nodes that hold it (the source first of all). */
+		bool cordoned = p->node->cordoned;
+		p->node->cordoned = true;
+		sched_index_update(&m->sched, p->node);
+		struct sched_choice c;
+		char cursor[SPEC_ID_MAX + 1] = "";
+		if (sched_place(m, &req, &c, cursor) == SCHED_OK)
+			to = c.node;
+		p->node->cordoned = cordoned;
+		sched_index_update(&m->sched, p->node);
+		if (to == NULL) {
+			op_fail(op, 409, "insufficient_resources",
+				"actor migrate failed: insufficient resources (no other node can take actor '%s')",
+				a->spec.id);
+			rc = -1;
+		}
+	}
+	strlist_free(&contracts);
+	if (rc != 0)
+		return -1;
+	if ((e->moves = calloc(1, sizeof(*e->moves))) == NULL || (e->moves[0].actor_id = strdup(a->spec.id)) == NULL ||
+	    (e->moves[0].to_node = strdup(to->spec.id)) == NULL) {
+		op_fail(op, 503, "out_of_memory", "out of memory");
+		return -1;
+	}
+	e->moves[0].instance = inst;
+	e->nmoves = 1;
+	return 0;
+}
+
 static json_t *render_written(struct loop *l, const struct op *op)
 {
 	struct model *m = &l->model;
@@ -394,7 +478,7 @@ void ops_written(struct loop *l, struct op *op)
 	free(op->object_text);
 	op->object = render_written(l, op);
 	op->object_text = NULL;
-	if (op->kind == OP_ACTOR_CREATE || op->kind == OP_ACTOR_PATCH) {
+	if (op->kind == OP_ACTOR_CREATE || op->kind == OP_ACTOR_PATCH || op->kind == OP_ACTOR_MIGRATE) {
 		const struct model_actor *a = model_actor_get(&l->model, op->id);
 		op->object_text = a ? render_actor_text(a) : NULL;
 	} else if (op->kind == OP_MEMBER_ADD || op->kind == OP_MEMBER_REMOVE) {
@@ -520,6 +604,12 @@ enum ops_plan ops_plan(struct loop *l, struct op *op)
 		break;
 	case OP_NODE_REPORT: e->op = ENTRY_NODE_REPORT; break;
 	case OP_COMMAND_UPDATE: e->op = ENTRY_COMMAND_UPDATE; break;
+	case OP_SNAPSHOT_PUT: e->op = ENTRY_SNAPSHOT_PUT; break;
+	case OP_ACTOR_MIGRATE:
+		e->op = ENTRY_ACTOR_MIGRATE;
+		if (plan_migrate(l, op) != 0)
+			return OPS_REFUSED;
+		break;
 	case OP_FAILOVER:
 		e->op = ENTRY_FAILOVER;
 		if (failover_plan(l, op) != 0)

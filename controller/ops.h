@@ -49,6 +49,8 @@ enum op_kind {
 	OP_COMMAND_UPDATE, /* commands published, acked, failed (entry.updates; outbox.c) */
 	OP_FAILOVER,       /* an unhealthy node's replicas moved (failover.c) */
 	OP_FAILOVER_PLAN,  /* POST /v1/nodes/{id}/failover-plan: a dry run, no log entry */
+	OP_ACTOR_MIGRATE,  /* POST /v1/actors/{id}/migrate */
+	OP_SNAPSHOT_PUT,   /* an agent's state snapshot (edge.c) */
 };
 
 /* The request as the client sent it, for sending it on to the leader. Borrowed
@@ -106,6 +108,10 @@ struct op {
 	uint64_t relay_index;
 	char relay_type[80], relay_location[300];
 
+	/* OP_ACTOR_MIGRATE's input: the target ("" : the scheduler picks) and which
+	 * replica. */
+	char migrate_to[SPEC_ID_MAX + 1];
+	int64_t migrate_instance;
 	/* Cluster ops' input. */
 	char raft_address[64];     /* OP_MEMBER_ADD */
 	uint64_t transfer_to;      /* OP_TRANSFER: 0 = any voter */

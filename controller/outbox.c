@@ -27,6 +27,8 @@ struct ob_track {
 #define OUTBOX_BATCH 1024
 /* How often the open commands are scanned for what is due. */
 #define OUTBOX_SCAN_MS 20
+/* How long a migration's start waits for the checkpoint it names. */
+#define OUTBOX_SNAPSHOT_WAIT_MS 5000
 
 void outbox_init(struct outbox *o, struct loop *l, bool enabled)
 {
@@ -207,9 +209,46 @@ static void propose(struct outbox *o, int64_t now)
 
 /* ---- publishing ------------------------------------------------------------------------- */
 
-/* The message for c (docs/protocol.md, "Command"). NULL when out of memory. */
-static char *message(const struct model_command *c, size_t *len)
+/* actor_start's payload as published: the actor's latest state snapshot, if
+ * it has one, is put in at publication (the freshest state, and the log holds
+ * the data once, not once per command). Caller frees; NULL: out of memory. */
+static char *start_payload(const struct model *m, const struct model_command *c, bool *wait)
 {
+	const struct model_actor *a = c->actor_id ? model_actor_get(m, c->actor_id) : NULL;
+	json_t *p = json_loads(c->payload, 0, NULL);
+	/* A migration's start names the checkpoint it needs: wait for it to be
+	 * recorded, OUTBOX_SNAPSHOT_WAIT_MS at most. */
+	json_int_t want = json_integer_value(json_object_get(json_object_get(p, "snapshot"), "state_version"));
+	if (want > 0 && (a == NULL || a->snap == NULL || a->snap->state_version < want) &&
+	    loop_wallclock_ms() - c->created_ms < OUTBOX_SNAPSHOT_WAIT_MS) {
+		json_decref(p);
+		*wait = true;
+		return NULL;
+	}
+	if (a == NULL || a->snap == NULL) {
+		json_object_set_new(p, "snapshot", json_null());
+		char *out = p ? json_dumps(p, JSON_COMPACT) : NULL;
+		json_decref(p);
+		return out;
+	}
+	json_t *snap = json_pack("{s:I,s:s}", "state_version", (json_int_t)a->snap->state_version, "data",
+				 a->snap->data);
+	char *out = NULL;
+	if (p && snap && json_object_set_new(p, "snapshot", snap) == 0) {
+		snap = NULL;
+		out = json_dumps(p, JSON_COMPACT);
+	}
+	json_decref(snap);
+	json_decref(p);
+	return out;
+}
+
+/* The message for c (docs/protocol.md, "Command"). NULL when out of memory. */
+static char *message(const struct model *m, const struct model_command *c, size_t *len, bool *wait)
+{
+	char *payload = c->type == CMD_ACTOR_START ? start_payload(m, c, wait) : NULL;
+	if (c->type == CMD_ACTOR_START && payload == NULL)
+		return NULL;
 	char issued[40];
 	render_time(c->created_ms, issued, sizeof(issued));
 	struct jw w;
@@ -230,8 +269,10 @@ static char *message(const struct model_command *c, size_t *len)
 	jw_key(&w, "issued_at");
 	jw_str(&w, issued);
 	jw_key(&w, "payload");
-	jw_json(&w, c->payload, strlen(c->payload));
+	const char *pl = payload ? payload : c->payload;
+	jw_json(&w, pl, strlen(pl));
 	jw_obj_end(&w);
+	free(payload);
 	return jw_take(&w, len);
 }
 
@@ -259,9 +300,14 @@ static void scan(struct outbox *o, int64_t now)
 		struct bus_cmd *b = &batch[n];
 		char subject[160];
 		proto_subject(subject, sizeof(subject), cfg->lattice, "cmd", c->node);
+		bool wait = false;
+		b->body = message(&o->loop->model, c, &b->len, &wait);
+		if (wait) {
+			t->next_ms = now + 50; /* its snapshot is on its way to the log */
+			continue;
+		}
 		b->id = strdup(c->id);
 		b->subject = strdup(subject);
-		b->body = message(c, &b->len);
 		if (b->id == NULL || b->subject == NULL || b->body == NULL) {
 			free(b->id);
 			free(b->subject);

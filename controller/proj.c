@@ -33,6 +33,7 @@ static const int proj_nparams[PROJ_KIND_COUNT] = {
 	[PROJ_PROVIDER_DELETE] = 1, [PROJ_LINK_UPSERT] = 10,     [PROJ_LINK_DELETE] = 1,
 	[PROJ_POLICY_INSERT] = 8,   [PROJ_EVENT_INSERT] = 8,     [PROJ_RESET] = 0,
 	[PROJ_COMMAND_UPSERT] = 17, [PROJ_FAILOVER_UPSERT] = 10,
+	[PROJ_SNAPSHOT_PUT] = 5,
 };
 
 struct proj_batch *proj_batch_new(uint64_t index)
@@ -461,6 +462,17 @@ void proj_failover(struct proj_batch *b, const struct model_failover *f)
 	proj_end(b, c);
 }
 
+void proj_snapshot(struct proj_batch *b, const struct model_actor *a)
+{
+	struct proj_change *c = proj_begin(b, PROJ_SNAPSHOT_PUT);
+	p_str(b, c, a->spec.id);
+	p_int(b, c, a->snap->state_version);
+	p_str(b, c, a->snap->data);
+	p_str(b, c, a->snap->node);
+	p_int(b, c, a->snap->taken_ms);
+	proj_end(b, c);
+}
+
 void proj_model(struct proj_batch *b, const struct model *m)
 {
 	size_t pos;
@@ -472,8 +484,11 @@ void proj_model(struct proj_batch *b, const struct model *m)
 		proj_node(b, v);
 	pos = 0;
 	while (!b->failed && (v = hmap_next(&m->actors, &pos)) != NULL) {
-		proj_actor(b, v);
-		proj_placements(b, v);
+		const struct model_actor *a = v;
+		proj_actor(b, a);
+		proj_placements(b, a);
+		if (a->snap)
+			proj_snapshot(b, a);
 	}
 	pos = 0;
 	while (!b->failed && (v = hmap_next(&m->providers, &pos)) != NULL)

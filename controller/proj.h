@@ -65,6 +65,9 @@ enum proj_kind {
 	/* id, failed_node, assignments: [{"actor_id","instance","node_id","state"}],
 	 * actor_ids, detected_ms, started_ms, finished_ms, downtime_ms, status, error */
 	PROJ_FAILOVER_UPSERT,
+	/* actor_id, state_version, data (base64), source_node, checkpoint_ms — the
+	 * actor's latest snapshot replaces its earlier ones */
+	PROJ_SNAPSHOT_PUT,
 	/* seq, raft_index, at_ms, who, kind, object_type, object_id, data */
 	PROJ_EVENT_INSERT,
 	/* (no parameters) empties every state table, before a rebuild from the model */
@@ -123,6 +126,7 @@ void proj_event(struct proj_batch *b, uint64_t seq, int64_t at_ms, const char *w
 		const char *object_type, const char *object_id, const char *data);
 void proj_command(struct proj_batch *b, const struct model_command *c);
 void proj_failover(struct proj_batch *b, const struct model_failover *f);
+void proj_snapshot(struct proj_batch *b, const struct model_actor *a);
 void proj_reset(struct proj_batch *b);
 /* A rebuild: a PROJ_RESET, then every row of the model (every version the
  * model keeps of each policy). */

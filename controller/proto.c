@@ -377,3 +377,116 @@ out:
 	json_decref(j);
 	return rc;
 }
+
+void proto_snap_free(struct proto_snap *s)
+{
+	if (s == NULL)
+		return;
+	free(s->data);
+	free(s->migration_id);
+	s->data = s->migration_id = NULL;
+}
+
+/* Decoded length of base64 text b (padded, standard alphabet), or -1 when it
+ * is not base64. */
+static long base64_len(const char *b, size_t n)
+{
+	if (n % 4 != 0)
+		return -1;
+	size_t pad = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = b[i];
+		bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+			     c == '/';
+		if (c == '=' && i >= n - 2)
+			pad++;
+		else if (!alpha || pad > 0)
+			return -1;
+	}
+	return (long)(n / 4 * 3 - pad);
+}
+
+enum proto_drop proto_snap_decode(const char *lattice, const char *subject, const void *body, size_t len,
+				  struct proto_snap *out, char *err, size_t errlen)
+{
+	if (len > PROTO_SNAP_MAX) {
+		snprintf(err, errlen, "snapshot message of %zu bytes (at most %d)", len, PROTO_SNAP_MAX);
+		return PROTO_OVERSIZED;
+	}
+	const char *token = subject_token(subject, lattice, "snap");
+	if (token == NULL || !spec_node_id_valid(token))
+		return fail(err, errlen, "subject '%.200s' is not lattice.%s.snap.<node id>", subject, lattice);
+	json_error_t jerr;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL)
+		return fail(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
+	enum proto_drop rc = PROTO_MALFORMED;
+	struct proto_snap sn;
+	memset(&sn, 0, sizeof(sn));
+	static const char *const known[] = {"actor_id", "node_id", "state_version", "data", "taken_at", "migration_id",
+					    NULL};
+	const char *key;
+	json_t *v;
+	if (!json_is_object(j)) {
+		fail(err, errlen, "a snapshot is a JSON object");
+		goto out;
+	}
+	json_object_foreach(j, key, v) {
+		size_t k = 0;
+		while (known[k] && strcmp(key, known[k]) != 0)
+			k++;
+		if (known[k] == NULL) {
+			fail(err, errlen, "unknown field '%.64s'", key);
+			goto out;
+		}
+	}
+	const char *actor = json_string_value(json_object_get(j, "actor_id"));
+	const char *node = json_string_value(json_object_get(j, "node_id"));
+	const json_t *data = json_object_get(j, "data");
+	const char *taken = json_string_value(json_object_get(j, "taken_at"));
+	const json_t *mig = json_object_get(j, "migration_id");
+	if (actor == NULL || !spec_id_valid(actor)) {
+		fail(err, errlen, "field 'actor_id' must be an actor id");
+		goto out;
+	}
+	if (node == NULL || !spec_node_id_valid(node)) {
+		fail(err, errlen, "field 'node_id' must be a node id");
+		goto out;
+	}
+	if (strcmp(node, token) != 0) {
+		snprintf(err, errlen, "subject names node '%s', body '%s'", token, node);
+		rc = PROTO_SPOOFED;
+		goto out;
+	}
+	if (get_int(j, "state_version", 0, INT64_MAX, &sn.state_version) != 0) {
+		fail(err, errlen, "field 'state_version' must be an integer >= 0");
+		goto out;
+	}
+	long dl = json_is_string(data) ? base64_len(json_string_value(data), json_string_length(data)) : -1;
+	if (dl < 0 || dl > PROTO_SNAP_DATA_MAX) {
+		fail(err, errlen, "field 'data' must be base64 of at most %d bytes", PROTO_SNAP_DATA_MAX);
+		goto out;
+	}
+	if (taken == NULL || !time_valid(taken)) {
+		fail(err, errlen, "field 'taken_at' must be an RFC 3339 time");
+		goto out;
+	}
+	if (mig != NULL && !json_is_null(mig) && get_text(j, "migration_id", PROTO_CMD_ID_MAX) == NULL) {
+		fail(err, errlen, "field 'migration_id' must be 1-%d printable characters, or null", PROTO_CMD_ID_MAX);
+		goto out;
+	}
+	if ((sn.data = strdup(json_string_value(data))) == NULL ||
+	    (mig && !json_is_null(mig) && (sn.migration_id = strdup(json_string_value(mig))) == NULL)) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	snprintf(sn.actor_id, sizeof(sn.actor_id), "%s", actor);
+	snprintf(sn.node_id, sizeof(sn.node_id), "%s", node);
+	*out = sn;
+	memset(&sn, 0, sizeof(sn));
+	rc = PROTO_OK;
+out:
+	proto_snap_free(&sn);
+	json_decref(j);
+	return rc;
+}

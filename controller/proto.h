@@ -64,6 +64,18 @@ struct proto_ack {
 	int64_t applied_version;
 };
 
+#define PROTO_SNAP_MAX (400 * 1024)      /* bytes of a snapshot message */
+#define PROTO_SNAP_DATA_MAX (256 * 1024) /* bytes of state in one */
+
+/* An actor's state snapshot (lattice.L.snap.<node>). */
+struct proto_snap {
+	char actor_id[SPEC_ID_MAX + 1];
+	char node_id[SPEC_TOKEN_MAX + 1];
+	int64_t state_version;
+	char *data; /* base64, as sent (checked) */
+	char *migration_id; /* NULL: a periodic one */
+};
+
 /* Writes "lattice.<L>.<kind>.<token>" (token "*" or ">" for a wildcard) into
  * out. Returns 0, or -1 when it does not fit. */
 int proto_subject(char *out, size_t len, const char *lattice, const char *kind, const char *token);
@@ -80,5 +92,10 @@ void proto_hb_free(struct proto_hb *hb);
 enum proto_drop proto_ack_decode(const char *lattice, const char *subject, const void *body, size_t len,
 				 struct proto_ack *out, char *err, size_t errlen);
 void proto_ack_free(struct proto_ack *a);
+
+/* Decodes a snapshot received on `subject` (as proto_hb_decode). */
+enum proto_drop proto_snap_decode(const char *lattice, const char *subject, const void *body, size_t len,
+				  struct proto_snap *out, char *err, size_t errlen);
+void proto_snap_free(struct proto_snap *s);
 
 #endif

@@ -76,6 +76,7 @@ static const struct {
 	[PS_POLICIES_UPSERT] = {"proj_policies_upsert", "INSERT INTO policies "},
 	[PS_COMMANDS_UPSERT] = {"proj_commands_upsert", "INSERT INTO commands "},
 	[PS_FAILOVERS_UPSERT] = {"proj_failovers_upsert", "INSERT INTO failovers "},
+	[PS_SNAPSHOTS_PUT] = {"proj_snapshots_put", "WITH s AS "},
 	[PS_EVENTS_INSERT] = {"proj_events_insert", "INSERT INTO events "},
 	[PS_RESET] = {"proj_reset", "SELECT lattice_reset()"},
 	[PS_ADVANCE] = {"lattice_advance", "UPDATE lattice_state "},
@@ -112,7 +113,7 @@ static const struct store_stmt store_sql[SQL_COUNT] = {
 	[SQL_PROJECT] = {"store_project", 2 + PS_RESET,
 		"SELECT wal_insert_lsn, wal_flush_lsn FROM lattice_project($1::bigint, $2::boolean,"
 		" $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb, $8::jsonb, $9::jsonb,"
-		" $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb)"},
+		" $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb)"},
 	/* WAL insert position (at or past every commit so far) and flush position. */
 	[SQL_WAL] = {"store_wal", 0,
 		"SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint,"

@@ -48,6 +48,7 @@ enum wr_table {
 	WT_POLICIES, /* by (policy_id, version) */
 	WT_COMMANDS,
 	WT_FAILOVERS,
+	WT_SNAPSHOTS, /* by actor id: the latest only */
 	WT_EVENTS,   /* appended, never coalesced */
 	WT_NONE,     /* PROJ_RESET */
 };
@@ -89,6 +90,8 @@ static const struct wr_col wr_command_cols[] = {
 static const struct wr_col wr_failover_cols[] = {
 	{"id", 0}, {"failed_node", 0}, {"assignments", 1}, {"actor_ids", 1}, {"detected_ms", 0},
 	{"started_ms", 0}, {"finished_ms", 0}, {"downtime_ms", 0}, {"status", 0}, {"error", 0}};
+static const struct wr_col wr_snapshot_cols[] = {
+	{"actor_id", 0}, {"state_version", 0}, {"data", 0}, {"source_node", 0}, {"checkpoint_ms", 0}};
 static const struct wr_col wr_event_cols[] = {
 	{"seq", 0}, {"raft_index", 0}, {"at_ms", 0}, {"who", 0}, {"kind", 0},
 	{"object_type", 0}, {"object_id", 0}, {"data", 1}};
@@ -114,6 +117,7 @@ static const struct wr_kind {
 	[PROJ_POLICY_INSERT] = {WT_POLICIES, false, WR_COLS(wr_policy_cols)},
 	[PROJ_COMMAND_UPSERT] = {WT_COMMANDS, false, WR_COLS(wr_command_cols)},
 	[PROJ_FAILOVER_UPSERT] = {WT_FAILOVERS, false, WR_COLS(wr_failover_cols)},
+	[PROJ_SNAPSHOT_PUT] = {WT_SNAPSHOTS, false, WR_COLS(wr_snapshot_cols)},
 	[PROJ_EVENT_INSERT] = {WT_EVENTS, false, WR_COLS(wr_event_cols)},
 	[PROJ_RESET] = {WT_NONE, false, NULL, 0},
 };
@@ -138,6 +142,7 @@ static const struct {
 	[PS_POLICIES_UPSERT] = {WT_POLICIES, false, false},
 	[PS_COMMANDS_UPSERT] = {WT_COMMANDS, false, false},
 	[PS_FAILOVERS_UPSERT] = {WT_FAILOVERS, false, false},
+	[PS_SNAPSHOTS_PUT] = {WT_SNAPSHOTS, false, false},
 	[PS_EVENTS_INSERT] = {WT_EVENTS, false, false},
 };
 

@@ -36,6 +36,7 @@ enum proj_stmt {
 	PS_POLICIES_UPSERT,
 	PS_COMMANDS_UPSERT,
 	PS_FAILOVERS_UPSERT,
+	PS_SNAPSHOTS_PUT,
 	PS_EVENTS_INSERT,
 	PS_RESET,
 	PS_ADVANCE,  /* applied_index moves forward (as lattice_advance) */

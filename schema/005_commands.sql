@@ -1,4 +1,4 @@
--- 005_commands — the command outbox and failovers (docs/protocol.md, controller/model_cmd.c).
+-- 005_commands — the command outbox, failovers and actors' state snapshots (docs/protocol.md, controller/model_cmd.c).
 -- Commands are written by apply in the same Raft entry as the change that causes
 -- them and projected like every other row; this adds what a command carries on
 -- the wire (actor, instance, the Raft term and the object's generation for the
@@ -83,6 +83,7 @@ CREATE FUNCTION lattice_project(
 	p_policies jsonb,
 	p_commands jsonb,
 	p_failovers jsonb,
+	p_snapshots jsonb,
 	p_events jsonb,
 	OUT wal_insert_lsn bigint,
 	OUT wal_flush_lsn bigint)
@@ -295,6 +296,20 @@ BEGIN
 		ON CONFLICT (id) DO UPDATE SET assignments = EXCLUDED.assignments,
 			finished_at = EXCLUDED.finished_at, downtime_ms = EXCLUDED.downtime_ms,
 			status = EXCLUDED.status, error = EXCLUDED.error;
+	END IF;
+
+	-- proj_snapshots_put: an actor's latest state snapshot replaces the ones it had
+	-- (the model keeps the latest per actor; data arrives as base64)
+	IF p_snapshots IS NOT NULL THEN
+		WITH s AS (SELECT * FROM jsonb_to_recordset(p_snapshots) AS r(actor_id text,
+			state_version bigint, data text, source_node text, checkpoint_ms bigint)),
+		gone AS (DELETE FROM snapshots d USING s
+			WHERE d.actor_id = s.actor_id AND d.state_version <> s.state_version)
+		INSERT INTO snapshots (actor_id, state_version, state_data, source_node, checkpoint_at)
+		SELECT actor_id, state_version, decode(data, 'base64'), source_node,
+			lattice_from_ms(checkpoint_ms) FROM s
+		ON CONFLICT (actor_id, state_version) DO UPDATE SET state_data = EXCLUDED.state_data,
+			source_node = EXCLUDED.source_node, checkpoint_at = EXCLUDED.checkpoint_at;
 	END IF;
 
 	-- proj_events_insert: a plain INSERT on purpose: an event written twice is a
