@@ -35,6 +35,9 @@ struct bus_stats {
 	atomic_uint_fast64_t heartbeats;  /* accepted and handed to the loop */
 	atomic_uint_fast64_t reconnects;  /* times the connection came back */
 	atomic_uint_fast64_t errors_stream_config, errors_jetstream;
+	/* From this replica's model, once a second (edge.c): nodes whose applied
+	 * policy version is behind the one they should apply; unhealthy nodes. */
+	atomic_uint_fast64_t nodes_policy_behind, nodes_unhealthy;
 	atomic_int connected;   /* 1 while connected to a NATS server */
 	atomic_int streams_ok;  /* 1 once the leader's streams and consumers are set up */
 };

@@ -137,13 +137,8 @@ static void maybe_profile(struct edge *e, struct edge_seen *s, struct proto_hb *
 	if (eo == NULL)
 		return;
 	snprintf(eo->node, sizeof(eo->node), "%s", hb->profile.id);
-	eo->op.entry.node = hb->profile; /* moved */
+	eo->op.entry.node = hb->profile; /* moved, id and all */
 	memset(&hb->profile, 0, sizeof(hb->profile));
-	if ((eo->op.entry.node.id = strdup(eo->node)) == NULL) {
-		op_release(&eo->op);
-		free(eo);
-		return;
-	}
 	snprintf(eo->op.target, sizeof(eo->op.target), "%s", eo->node);
 	s->profile_pending = true;
 	e->profiles++;
@@ -498,6 +493,18 @@ void edge_tick(struct edge *e, int64_t now)
 {
 	if (!e->enabled)
 		return;
+	if (now >= e->next_census_ms) {
+		uint64_t behind = 0, down = 0;
+		size_t pos = 0;
+		const struct model_node *n;
+		while ((n = hmap_next(&e->loop->model.nodes, &pos)) != NULL) {
+			behind += n->policy_version < n->policy_target;
+			down += n->status == NODE_UNHEALTHY;
+		}
+		atomic_store(&e->loop->bus.stats.nodes_policy_behind, behind);
+		atomic_store(&e->loop->bus.stats.nodes_unhealthy, down);
+		e->next_census_ms = now + 1000;
+	}
 	bool leading = leader_writable(e->loop) && !e->loop->closing;
 	if (leading != e->leading)
 		lead(e, leading, now);

@@ -44,6 +44,7 @@ struct edge {
 	struct hmap seen;  /* node id -> struct edge_seen (owned) */
 	struct hmap consumers; /* node ids whose consumer the bus was asked for (key owned; value = key) */
 	int64_t next_sync_ms;  /* next comparison of the model's nodes with `consumers` */
+	int64_t next_census_ms; /* next count of nodes behind on policy, unhealthy (metrics) */
 	bool report_inflight;  /* an OP_NODE_REPORT is on its way */
 	uint64_t reports, profiles; /* proposed (stats, tests) */
 };

@@ -107,6 +107,7 @@ struct fo_op {
 static void op_done(struct op *op)
 {
 	struct fo_op *fo = (struct fo_op *)op;
+	fo->f->inflight = false;
 	struct fo_node *n = hmap_get(&fo->f->nodes, fo->node);
 	if (n) {
 		n->inflight = false;
@@ -202,7 +203,7 @@ void failover_tick(struct failover *f, int64_t now)
 		f->leading = leading;
 		forget(f);
 	}
-	if (!leading || now < f->next_scan_ms)
+	if (!leading || now < f->next_scan_ms || f->inflight)
 		return;
 	f->next_scan_ms = now + FO_SCAN_MS;
 	const struct model *m = &l->model;
@@ -250,11 +251,13 @@ void failover_tick(struct failover *f, int64_t now)
 		fo->op.done = op_done;
 		fo->op.entry.who = who;
 		st->inflight = true;
+		f->inflight = true;
 		if (r)
 			r->last_ms = now;
 		f->lattice_last_ms = now;
 		f->proposed++;
 		loop_submit(l, &fo->op);
+		return; /* the next one is planned once this one is applied */
 	}
 }
 

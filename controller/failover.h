@@ -34,6 +34,10 @@ struct failover {
 	struct hmap regions; /* region -> struct fo_region (owned): last failover there */
 	int64_t lattice_last_ms, next_scan_ms, next_limit_log_ms;
 	uint64_t proposed, limited;
+	/* One failover at a time: each is planned against the model its
+	 * predecessor left, so two nodes dying together never send both replicas
+	 * of an actor to the same node, nor overbook one. */
+	bool inflight;
 };
 
 void failover_init(struct failover *f, struct loop *l);

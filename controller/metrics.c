@@ -84,6 +84,10 @@ static void render_bus(struct buf *b, struct bus_stats *s)
 		atomic_load(&s->reconnects));
 	counter(b, "lattice_nats_heartbeats_total", "Heartbeats accepted from edge agents.",
 		atomic_load(&s->heartbeats));
+	gauge(b, "lattice_nodes_policy_behind",
+	      "Nodes whose applied security policy version is behind the one they should apply.",
+	      atomic_load(&s->nodes_policy_behind));
+	gauge(b, "lattice_nodes_unhealthy", "Nodes that are unhealthy.", atomic_load(&s->nodes_unhealthy));
 	put(b, "# HELP lattice_nats_dropped_total NATS messages dropped, by subject and reason.\n"
 	       "# TYPE lattice_nats_dropped_total counter\n");
 	for (int i = 0; i < BUS_SUBJECTS; i++)

@@ -405,6 +405,9 @@ static json_t *node_ids_json(const struct model *m, struct model_placement *pl, 
 	return a;
 }
 
+static void push_policy(struct model *m, const struct entry *e, struct model_node *n, struct proj_batch *out);
+static bool covers_same(struct model_policy *const *a, size_t na, struct model_policy *const *b, size_t nb);
+
 static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *out,
 			   struct apply_result *res)
 {
@@ -430,6 +433,8 @@ static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *
 		n->updated_ms = e->at_ms;
 		n->generation = 1;
 		refresh_policies(m, n);
+		if (n->npolicies > 0)
+			push_policy(m, e, n, out); /* a new node learns the policies covering it */
 		index_update(m, n);
 		if (out)
 			proj_node(out, n);
@@ -449,7 +454,13 @@ static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *
 	memset(s, 0, sizeof(*s));
 	spec_node_free(&old);
 	node_touch(n, e->at_ms);
+	size_t nbefore = n->npolicies;
+	struct model_policy **before = need(m, calloc(nbefore ? nbefore : 1, sizeof(*before)), "a node's policies");
+	memcpy(before, n->policies, nbefore * sizeof(*before));
 	refresh_policies(m, n);
+	if (!covers_same(before, nbefore, n->policies, n->npolicies))
+		push_policy(m, e, n, out); /* a new region or labels: other policies cover it */
+	free(before);
 	index_update(m, n);
 	if (out)
 		proj_node(out, n);
@@ -474,6 +485,29 @@ static void apply_node_flags(struct model *m, struct entry *e, struct proj_batch
 	if (out)
 		proj_node(out, n);
 	emit_event(m, out, e, cordon ? "node.cordoned" : "node.uncordoned", "node", n->spec.id, NULL);
+}
+
+/* A change of the policies covering n: its new target version is this entry's
+ * index, and its merged policy goes to it as a security_policy command. Only
+ * entries that write commands do it, so older logs replay as they did. */
+static void push_policy(struct model *m, const struct entry *e, struct model_node *n, struct proj_batch *out)
+{
+	if (e->term == 0)
+		return;
+	n->policy_target = (int64_t)m->applying;
+	char *payload = need(m, policy_merged_payload(n, n->policy_target), "a security_policy payload");
+	model_cmd_add(m, e, CMD_SECURITY_POLICY, n->spec.id, NULL, 0, (uint64_t)n->policy_target, n->policy_target,
+		      payload, out);
+}
+
+static bool covers_same(struct model_policy *const *a, size_t na, struct model_policy *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -1108,11 +1142,23 @@ static void apply_policy_put(struct model *m, struct entry *e, struct proj_batch
 	}
 	memset(s, 0, sizeof(*s));
 	p->updated_ms = e->at_ms;
-	/* Coverage may have changed for any node. */
+	/* Coverage may have changed for any node; every node the policy covered
+	 * or covers now gets its new merged policy. */
 	size_t pos = 0;
 	struct model_node *n;
-	while ((n = hmap_next(&m->nodes, &pos)) != NULL)
+	while ((n = hmap_next(&m->nodes, &pos)) != NULL) {
+		bool had = false, has = false;
+		for (size_t i = 0; i < n->npolicies; i++)
+			had |= n->policies[i] == p;
 		refresh_policies(m, n);
+		for (size_t i = 0; i < n->npolicies; i++)
+			has |= n->policies[i] == p;
+		if (had || has) {
+			push_policy(m, e, n, out);
+			if (out && e->term)
+				proj_node(out, n);
+		}
+	}
 	if (out)
 		proj_policy(out, p);
 	emit_event(m, out, e, create ? "policy.created" : "policy.updated", "policy", p->spec.policy_id,

@@ -38,7 +38,8 @@ struct model_node {
 	bool cordoned, draining;
 	int64_t error_count;
 	int64_t last_heartbeat_ms; /* 0: never */
-	int64_t policy_version;
+	int64_t policy_version; /* applied on the node (its agent says) */
+	int64_t policy_target;  /* what it should apply: the index of the last change of its policies */
 	char *agent_version; /* NULL: unknown */
 	uint64_t generation; /* bumped on every change of the node's own record */
 	int64_t created_ms, updated_ms;

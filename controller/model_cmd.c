@@ -276,6 +276,15 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 				p->state = PL_FAILED;
 			if (c->type == CMD_ACTOR_START && (c->status == CMD_ACKED || c->status == CMD_FAILED))
 				model_fo_start_done(m, e, c, c->status == CMD_ACKED, out);
+			if (c->type == CMD_SECURITY_POLICY && c->status == CMD_ACKED) {
+				/* The node applied it: its version is now what it reported. */
+				struct model_node *n = model_node_get(m, c->node);
+				if (n && c->applied_version > n->policy_version) {
+					n->policy_version = c->applied_version;
+					if (out)
+						proj_node(out, n);
+				}
+			}
 			if (out && p && p->state != was)
 				proj_placements(out, a);
 		}

@@ -74,6 +74,7 @@ static void snap_node(struct jw *w, const void *v)
 	w_int(w, "error_count", n->error_count);
 	w_int(w, "last_heartbeat_ms", n->last_heartbeat_ms);
 	w_int(w, "policy_version", n->policy_version);
+	w_int(w, "policy_target", n->policy_target);
 	if (n->agent_version)
 		w_str(w, "agent_version", n->agent_version);
 	jw_key(w, "generation");
@@ -639,7 +640,7 @@ static int restore_node(struct sd_ctx *c, struct model *m, const json_t *o, size
 					    "status",	      "cordoned",	   "draining",
 					    "error_count",    "last_heartbeat_ms", "policy_version",
 					    "agent_version",  "generation",	   "created_ms",
-					    "updated_ms",     NULL};
+					    "updated_ms",     "policy_target",	   NULL};
 	static const char *const spec_known[] = {"id",	      "region",	  "labels",	    "cpu_capacity",
 						 "memory_mb", "cpu_used", "memory_used_mb", "actor_count",
 						 NULL};
@@ -675,6 +676,7 @@ static int restore_node(struct sd_ctx *c, struct model *m, const json_t *o, size
 	    sd_int(&d, "error_count", 0, SD_INT_MAX, &n->error_count) != 0 ||
 	    sd_int(&d, "last_heartbeat_ms", 0, SD_MS_MAX, &n->last_heartbeat_ms) != 0 ||
 	    sd_int(&d, "policy_version", 0, SD_INT_MAX, &n->policy_version) != 0 ||
+	    (sd_get(&d, "policy_target") && sd_int(&d, "policy_target", 0, SD_INT_MAX, &n->policy_target) != 0) ||
 	    sd_text_opt(&d, "agent_version", SD_ANY, &n->agent_version) != 0 ||
 	    sd_int(&d, "generation", 1, SD_INT_MAX, &gen) != 0 ||
 	    sd_int(&d, "created_ms", 0, SD_MS_MAX, &n->created_ms) != 0 ||

@@ -440,6 +440,38 @@ static int plan_migrate(struct loop *l, struct op *op)
 	return 0;
 }
 
+/* A policy's drift as api_policies (schema/005) shows it: the nodes it covers,
+ * and those whose applied version is behind, in id order. */
+static json_t *policy_drift(const struct model *m, const struct model_policy *p)
+{
+	size_t covered = 0, nb = 0, pos = 0;
+	const struct model_node **behind = calloc(m->nodes.n + 1, sizeof(*behind));
+	const struct model_node *n;
+	while (behind && (n = hmap_next(&m->nodes, &pos)) != NULL) {
+		bool covers = false;
+		for (size_t i = 0; i < n->npolicies && !covers; i++)
+			covers = n->policies[i] == p;
+		if (!covers)
+			continue;
+		covered++;
+		if (n->policy_version < n->policy_target)
+			behind[nb++] = n;
+	}
+	for (size_t i = 1; i < nb; i++)
+		for (size_t j = i; j > 0 && strcmp(behind[j - 1]->spec.id, behind[j]->spec.id) > 0; j--) {
+			const struct model_node *t = behind[j];
+			behind[j] = behind[j - 1];
+			behind[j - 1] = t;
+		}
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < nb; i++)
+		json_array_append_new(list, json_pack("{s:s,s:I,s:I}", "node_id", behind[i]->spec.id, "policy_version",
+						      (json_int_t)behind[i]->policy_version, "policy_target",
+						      (json_int_t)behind[i]->policy_target));
+	free(behind);
+	return json_pack("{s:I,s:o}", "nodes_covered", (json_int_t)covered, "nodes_behind", list ? list : json_array());
+}
+
 static json_t *render_written(struct loop *l, const struct op *op)
 {
 	struct model *m = &l->model;
@@ -465,7 +497,12 @@ static json_t *render_written(struct loop *l, const struct op *op)
 	case OP_POLICY_CREATE:
 	case OP_POLICY_UPDATE: {
 		const struct model_policy *p = hmap_get(&m->policies, op->id);
-		return p ? render_policy(p) : NULL;
+		json_t *o = p ? render_policy(p) : NULL;
+		if (o && json_object_set_new(o, "drift", policy_drift(m, p)) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
+		return o;
 	}
 	default:
 		return NULL;

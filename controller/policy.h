@@ -30,4 +30,11 @@ int64_t policy_memory_cap(const struct model_node *n);
  * Returns 0 or -1 (out of memory; n unchanged). */
 int policy_refresh_node(struct model *m, struct model_node *n);
 
+/* The merged policy of every policy covering n, as a security_policy
+ * command's payload (docs/protocol.md): allowed = the intersection of the
+ * non-empty allow lists ([] when none has one; ["lattice:none"] when they
+ * share no contract), denied and network_restrictions = unions, the smallest
+ * memory cap (null: none). JSON text the caller frees; NULL: out of memory. */
+char *policy_merged_payload(const struct model_node *n, int64_t version);
+
 #endif

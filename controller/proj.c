@@ -28,7 +28,7 @@ enum { PROJ_CHUNK_SIZE = 1000 };
 
 /* Parameters of each kind (proj.h lists them). */
 static const int proj_nparams[PROJ_KIND_COUNT] = {
-	[PROJ_NODE_UPSERT] = 20,    [PROJ_NODE_DELETE] = 1,      [PROJ_ACTOR_UPSERT] = 15,
+	[PROJ_NODE_UPSERT] = 21,    [PROJ_NODE_DELETE] = 1,      [PROJ_ACTOR_UPSERT] = 15,
 	[PROJ_ACTOR_DELETE] = 1,    [PROJ_PLACEMENTS_SET] = 2,   [PROJ_PROVIDER_UPSERT] = 5,
 	[PROJ_PROVIDER_DELETE] = 1, [PROJ_LINK_UPSERT] = 10,     [PROJ_LINK_DELETE] = 1,
 	[PROJ_POLICY_INSERT] = 8,   [PROJ_EVENT_INSERT] = 8,     [PROJ_RESET] = 0,
@@ -234,6 +234,7 @@ void proj_node(struct proj_batch *b, const struct model_node *n)
 	else
 		p_str(b, c, NULL);
 	p_int(b, c, n->policy_version);
+	p_int(b, c, n->policy_target);
 	p_str(b, c, n->agent_version);
 	p_uint(b, c, n->generation);
 	p_int(b, c, n->created_ms);

@@ -35,7 +35,7 @@ enum proj_kind {
 	/* id, region, labels, cpu_capacity, memory_mb, base_cpu_used,
 	 * base_memory_used_mb, base_actor_count, cpu_measured, memory_measured_mb,
 	 * status, cordoned (t/f), draining (t/f), error_count, last_heartbeat_ms,
-	 * policy_version, agent_version, generation, created_ms, updated_ms — the
+	 * policy_version, policy_target, agent_version, generation, created_ms, updated_ms — the
 	 * node's own record: its accounted usage is derived from the placements
 	 * (schema/003_node_usage.sql), so placing an actor does not rewrite it */
 	PROJ_NODE_UPSERT = 0,

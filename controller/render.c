@@ -31,7 +31,7 @@ static json_t *int_or_null(int64_t v)
 json_t *render_node(const struct model_node *n)
 {
 	return json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:o,s:o,s:s,s:b,s:b,s:I,s:o,s:I,"
-			 "s:s?,s:I,s:o,s:o}",
+			 "s:I,s:s?,s:I,s:o,s:o}",
 			 "id", n->spec.id, "region", n->spec.region, "labels", kvlist_to_json(&n->spec.labels),
 			 "cpu_capacity", (json_int_t)n->spec.cpu_capacity, "memory_mb",
 			 (json_int_t)n->spec.memory_mb, "cpu_used", (json_int_t)n->cpu_used, "memory_used_mb",
@@ -42,7 +42,8 @@ json_t *render_node(const struct model_node *n)
 			 int_or_null(n->memory_measured_mb), "status", model_node_status_name(n->status),
 			 "cordoned", n->cordoned, "draining", n->draining, "error_count",
 			 (json_int_t)n->error_count, "last_heartbeat", time_or_null(n->last_heartbeat_ms),
-			 "policy_version", (json_int_t)n->policy_version, "agent_version", n->agent_version,
+			 "policy_version", (json_int_t)n->policy_version, "policy_target",
+			 (json_int_t)n->policy_target, "agent_version", n->agent_version,
 			 "generation", (json_int_t)n->generation, "created_at", time_or_null(n->created_ms),
 			 "updated_at", time_or_null(n->updated_ms));
 }

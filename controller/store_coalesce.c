@@ -65,7 +65,7 @@ static const struct wr_col wr_node_cols[] = {
 	{"base_cpu_used", 0}, {"base_memory_used_mb", 0}, {"base_actor_count", 0},
 	{"cpu_measured", 0}, {"memory_measured_mb", 0}, {"status", 0}, {"cordoned", 0},
 	{"draining", 0}, {"error_count", 0}, {"last_heartbeat_ms", 0}, {"policy_version", 0},
-	{"agent_version", 0}, {"generation", 0}, {"created_ms", 0}, {"updated_ms", 0}};
+	{"policy_target", 0}, {"agent_version", 0}, {"generation", 0}, {"created_ms", 0}, {"updated_ms", 0}};
 static const struct wr_col wr_actor_cols[] = {
 	{"id", 0}, {"name", 0}, {"module", 0}, {"cpu_required", 0}, {"memory_required_mb", 0},
 	{"preferred_region", 0}, {"constraints", 1}, {"priority", 0}, {"max_latency_ms", 0},

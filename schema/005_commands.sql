@@ -20,6 +20,71 @@ CREATE INDEX commands_created_idx ON commands (created_at, command_id);
 
 -- lattice_from_ms(NULL) is NULL (strict), which published_at and acked_at need.
 
+-- Security policy sync: the version a node should apply (the index of the last
+-- change of the policies covering it) beside the one its agent applied.
+ALTER TABLE nodes ADD COLUMN policy_target bigint NOT NULL DEFAULT 0 CHECK (policy_target >= 0);
+DROP VIEW api_nodes;
+CREATE VIEW api_nodes AS
+SELECT n.id, n.region, n.status, n.labels,
+	n.base_cpu_used + u.cpu AS cpu_used,
+	n.base_memory_used_mb + u.memory AS memory_used_mb,
+	n.base_actor_count + u.placements AS actor_count,
+	jsonb_build_object(
+		'id', n.id,
+		'region', n.region,
+		'labels', n.labels,
+		'cpu_capacity', n.cpu_capacity,
+		'memory_mb', n.memory_mb,
+		'cpu_used', n.base_cpu_used + u.cpu,
+		'memory_used_mb', n.base_memory_used_mb + u.memory,
+		'actor_count', n.base_actor_count + u.placements,
+		'base', jsonb_build_object(
+			'cpu_used', n.base_cpu_used,
+			'memory_used_mb', n.base_memory_used_mb,
+			'actor_count', n.base_actor_count),
+		'cpu_measured', n.cpu_measured,
+		'memory_measured_mb', n.memory_measured_mb,
+		'status', n.status,
+		'cordoned', n.cordoned,
+		'draining', n.draining,
+		'error_count', n.error_count,
+		'last_heartbeat', lattice_rfc3339(n.last_heartbeat),
+		'policy_version', n.policy_version,
+		'policy_target', n.policy_target,
+		'agent_version', n.agent_version,
+		'generation', n.generation,
+		'created_at', lattice_rfc3339(n.created_at),
+		'updated_at', lattice_rfc3339(n.updated_at)) AS doc
+FROM nodes n
+CROSS JOIN LATERAL (
+	SELECT coalesce(sum(a.cpu_required), 0)::bigint AS cpu,
+		coalesce(sum(a.memory_required_mb), 0)::bigint AS memory,
+		count(*) AS placements
+	FROM placements p JOIN actors a ON a.id = p.actor_id
+	WHERE p.node_id = n.id) u;
+
+
+-- A policy as the API shows it, with its drift: the nodes it covers (its
+-- selector as policy.c reads it: no regions or none listed covers every region;
+-- every label pair must match) and those whose applied version is behind.
+DROP VIEW api_policies;
+CREATE VIEW api_policies AS
+SELECT v.policy_id, v.version, v.doc || jsonb_build_object('drift', jsonb_build_object(
+		'nodes_covered', coalesce(d.covered, 0),
+		'nodes_behind', coalesce(d.behind, '[]'::jsonb))) AS doc
+FROM (SELECT DISTINCT ON (policy_id) policy_id, version, doc, selector
+	FROM api_policy_versions JOIN policies USING (policy_id, version)
+	ORDER BY policy_id, version DESC) v
+LEFT JOIN LATERAL (
+	SELECT count(*) AS covered,
+		jsonb_agg(jsonb_build_object('node_id', n.id, 'policy_version', n.policy_version,
+			'policy_target', n.policy_target) ORDER BY n.id)
+			FILTER (WHERE n.policy_version < n.policy_target) AS behind
+	FROM nodes n
+	WHERE (coalesce(jsonb_array_length(v.selector -> 'regions'), 0) = 0
+		OR v.selector -> 'regions' ? n.region)
+	AND (v.selector -> 'labels' IS NULL OR n.labels @> (v.selector -> 'labels'))) d ON true;
+
 -- Failovers (controller/model_fo.c): when the node was found unhealthy, and the
 -- states 001 left open.
 ALTER TABLE failovers
@@ -119,18 +184,19 @@ BEGIN
 		INSERT INTO nodes (id, region, labels, cpu_capacity, memory_mb, base_cpu_used,
 			base_memory_used_mb, base_actor_count, cpu_measured, memory_measured_mb,
 			status, cordoned, draining, error_count, last_heartbeat, policy_version,
-			agent_version, generation, created_at, updated_at)
+			policy_target, agent_version, generation, created_at, updated_at)
 		SELECT id, region, labels, cpu_capacity, memory_mb, base_cpu_used,
 			base_memory_used_mb, base_actor_count, cpu_measured, memory_measured_mb,
 			status, cordoned, draining, error_count, lattice_from_ms(last_heartbeat_ms),
-			policy_version, agent_version, generation, lattice_from_ms(created_ms),
-			lattice_from_ms(updated_ms)
+			policy_version, policy_target, agent_version, generation,
+			lattice_from_ms(created_ms), lattice_from_ms(updated_ms)
 		FROM jsonb_to_recordset(p_nodes) AS r(id text, region text, labels jsonb,
 			cpu_capacity bigint, memory_mb bigint, base_cpu_used bigint,
 			base_memory_used_mb bigint, base_actor_count bigint, cpu_measured bigint,
 			memory_measured_mb bigint, status text, cordoned boolean, draining boolean,
 			error_count bigint, last_heartbeat_ms bigint, policy_version bigint,
-			agent_version text, generation bigint, created_ms bigint, updated_ms bigint)
+			policy_target bigint, agent_version text, generation bigint, created_ms bigint,
+			updated_ms bigint)
 		ON CONFLICT (id) DO UPDATE SET region = EXCLUDED.region, labels = EXCLUDED.labels,
 			cpu_capacity = EXCLUDED.cpu_capacity, memory_mb = EXCLUDED.memory_mb,
 			base_cpu_used = EXCLUDED.base_cpu_used,
@@ -140,7 +206,8 @@ BEGIN
 			memory_measured_mb = EXCLUDED.memory_measured_mb, status = EXCLUDED.status,
 			cordoned = EXCLUDED.cordoned, draining = EXCLUDED.draining,
 			error_count = EXCLUDED.error_count, last_heartbeat = EXCLUDED.last_heartbeat,
-			policy_version = EXCLUDED.policy_version, agent_version = EXCLUDED.agent_version,
+			policy_version = EXCLUDED.policy_version, policy_target = EXCLUDED.policy_target,
+			agent_version = EXCLUDED.agent_version,
 			generation = EXCLUDED.generation, created_at = EXCLUDED.created_at,
 			updated_at = EXCLUDED.updated_at;
 	END IF;

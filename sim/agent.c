@@ -1069,9 +1069,9 @@ static void hb_actor(void *ctx, const struct driver_status *st)
 	}
 	if (h->n++ >= 10000) /* the protocol's limit */
 		return;
-	json_array_append_new(h->actors, json_pack("{s:s, s:s, s:I}", "actor_id", st->actor_id, "state",
-						   driver_state_name(st->state), "state_version",
-						   (json_int_t)st->state_version));
+	json_array_append_new(h->actors, json_pack("{s:s, s:I, s:s, s:I}", "actor_id", st->actor_id, "instance",
+						   (json_int_t)st->instance, "state", driver_state_name(st->state),
+						   "state_version", (json_int_t)st->state_version));
 }
 
 char *agent_heartbeat(struct agent *a, int64_t now, long long cpu_measured, long long memory_measured_mb)

@@ -234,7 +234,7 @@ int main(void)
 	is_int(hb_int(a, now, "policy_version"), 4, "so does the policy version");
 	/* 15: c-8's first try took snapshot 14 and could not publish it */
 	char *hb = agent_heartbeat(a, now, 0, 0);
-	ok(hb && strstr(hb, "{\"actor_id\":\"a1\",\"state\":\"running\",\"state_version\":15}"),
+	ok(hb && strstr(hb, "{\"actor_id\":\"a1\",\"instance\":0,\"state\":\"running\",\"state_version\":15}"),
 	   "the actors it ran run again, from their last snapshot: %s", hb ? hb : "");
 	free(hb);
 	r = send(a, now, "{\"command_id\":\"c-14\",\"command_type\":\"actor_stop\",\"target_node\":\"n1\",\"term\":3,"
