@@ -808,13 +808,14 @@ victim=$(jq -r -n --argjson a "${actors_j:-null}" --argjson ids "$(printf '%s\n'
 	echo "Ctrl-C (or: $me stop) stops everything; state stays in $run."
 }
 
-# how_exited PID: " (exit status N)" or " (killed by SIGX)" when PID was a child
-# of this shell, else "".
+# how_exited PID: HOW=" (exit status N)" or " (killed by SIGX)" when PID was a
+# child of this shell, else "". Not in $(...): only this shell can wait for it.
 how_exited() {
 	local st=0
+	HOW=
 	wait "$1" 2>/dev/null || st=$?
 	[ "$st" = 127 ] && return 0 # not our child (started by `start`)
-	if [ "$st" -gt 128 ]; then echo " (killed by SIG$(kill -l $((st - 128))))"; else echo " (exit status $st)"; fi
+	if [ "$st" -gt 128 ]; then HOW=" (killed by SIG$(kill -l $((st - 128))))"; else HOW=" (exit status $st)"; fi
 }
 
 # Until every replica has exited (Ctrl-C or `stop` end it sooner): say when one
@@ -828,7 +829,8 @@ while :; do
 	for ((i = 1; i <= n; i++)); do
 		cur=$(replica_pid "$i")
 		if [ -n "${seen[$i]}" ] && [ -z "$cur" ] && [ ! -e "$run/stopping" ]; then
-			echo "replica $i (pid ${seen[$i]}) exited$(how_exited "${seen[$i]}"); start it again with: $me start $i"
+			how_exited "${seen[$i]}"
+			echo "replica $i (pid ${seen[$i]}) exited$HOW; start it again with: $me start $i"
 		fi
 		seen[$i]=$cur
 		[ -n "$cur" ] && any=1
@@ -836,14 +838,16 @@ while :; do
 	for id in "${agent_ids[@]}"; do
 		cur=$(agent_pid "$id")
 		if [ -n "${seen_agent[$id]}" ] && [ -z "$cur" ] && [ ! -e "$run/stopping" ]; then
-			echo "agent $id (pid ${seen_agent[$id]}) exited$(how_exited "${seen_agent[$id]}"); its node turns unhealthy" \
+			how_exited "${seen_agent[$id]}"
+			echo "agent $id (pid ${seen_agent[$id]}) exited$HOW; its node turns unhealthy" \
 				"and its actors fail over; start it again with: $me agent start $id"
 		fi
 		seen_agent[$id]=$cur
 	done
 	cur=$(nats_pid)
 	if [ -n "$seen_nats" ] && [ -z "$cur" ] && [ ! -e "$run/stopping" ]; then
-		echo "nats-server (pid $seen_nats) exited$(how_exited "$seen_nats"): agents and replicas cannot talk;" \
+		how_exited "$seen_nats"
+		echo "nats-server (pid $seen_nats) exited$HOW: agents and replicas cannot talk;" \
 			"no node is declared dead meanwhile. See $run/nats.log; to start it again: $me stop, then $me"
 	fi
 	seen_nats=$cur
