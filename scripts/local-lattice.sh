@@ -490,7 +490,7 @@ agent)
 	fi
 	mapfile -d '' args <"$run/agents/$id.cmd"
 	launch_agent "$id" "${args[@]}"
-	echo "agent $id started (pid $LAUNCHED); waiting for its node to be healthy again..."
+	echo "agent $id started (pid $LAUNCHED); waiting for its node to be healthy again (a node that keeps failing is held unhealthy longer each time)..."
 	# A node back from the dead is held unhealthy for a heartbeat timeout or
 	# longer (longer when it flaps), so a flaky one is not trusted at once.
 	wait_healthy "$id" || exit 1
