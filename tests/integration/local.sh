@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # local.sh — scripts/local-lattice.sh: `up` runs three replicas, each with its own
 # database on one PostgreSQL, all ready under one leader, the demo in all three
-# databases alike, writes to a follower passed on to the leader; a second `up`
+# databases alike, writes to a follower passed on to the leader; nats-server with
+# JetStream on loopback and six agents whose nodes are healthy in their regions,
+# the demo's actors running on them; a killed agent's node turns unhealthy and
+# its actors fail over, `agent start` brings it back and its old copies are
+# fenced (failover_fencing stops acked); a second `up`
 # refuses and leaves the running lattice alone; `stop` returns only once every
 # process it stopped has exited, waiting for a slow latticed and killing one that
 # never exits; a restart resumes the group and its data; a kill -9 of `up` leaves
 # no stale lock; a killed leader is replaced and `start N` brings it back;
 # Ctrl-C stops everything; a single-replica run dir (LATTICE_REPLICAS=1, or the
-# script's single-replica version) grows into a group of three. Runs the script
-# on its own run dirs and free ports with the built latticed (LATTICE_RUN_DIR,
-# LATTICE_PORT, LATTICE_RAFT_PORT, LATTICED): nothing is installed or built and
-# the checkout's run/ is not touched.
+# script's single-replica version) grows into a group of three; stop and Ctrl-C
+# leave no nats-server or agent behind, a restart keeps the JetStream store.
+# Runs the script on its own run dirs and free ports with the built latticed and
+# lattice-agent (LATTICE_RUN_DIR, LATTICE_PORT, LATTICE_RAFT_PORT,
+# LATTICE_NATS_PORT, LATTICED): nothing is installed or built and the checkout's
+# run/ is not touched.
 . "$(dirname "$0")/lib.sh"
-plan 70
+plan 99
+[ -x "$NATS_SERVER" ] || skip_all "nats-server not found ($NATS_SERVER)"
+[ -x "$top_builddir/sim/lattice-agent" ] || bail "build sim/lattice-agent first (make does)"
 
 SCRIPT=$top_srcdir/scripts/local-lattice.sh
 chmod 755 "$T_DIR" # PostgreSQL runs as the postgres user when we are root
@@ -33,13 +41,18 @@ free_ports() {
 }
 PORT=$(free_ports 3) || bail "no free ports"
 RAFT_PORT=$(free_ports 3 "$PORT") || bail "no free ports"
+for _ in $(seq 1 50); do # clear of both ranges
+	NATS_PORT=$(free_ports 1 "$PORT") || bail "no free ports"
+	[ "$NATS_PORT" -gt $((RAFT_PORT + 3)) ] || [ "$NATS_PORT" -lt $((RAFT_PORT - 1)) ] && break
+done
+AGENTS="edge-ap-south-1 edge-ap-south-2 edge-eu-west-1 edge-eu-west-2 edge-us-east-1 edge-us-east-2" # sorted
 UP_PID=
 STOPPED_PIDS=() # every pid the script started, for the final check
 
 # No fsync: this PostgreSQL lives for the test alone, and syncing a fresh cluster
 # takes seconds on a busy disk.
 LX_ENV=(LATTICE_RUN_DIR="$RUN" LATTICE_PORT="$PORT" LATTICE_RAFT_PORT="$RAFT_PORT" LATTICED="$LATTICED"
-	PGBIN="$PGBIN" LATTICE_PG_FSYNC=0)
+	PGBIN="$PGBIN" LATTICE_PG_FSYNC=0 LATTICE_NATS_PORT="$NATS_PORT" LATTICE_NATS_SERVER="$NATS_SERVER")
 # lx ARGS: runs the script with this test's overrides (in the foreground: the
 # timeout only guards a hang).
 lx() { timeout 300 env "${LX_ENV[@]}" bash "$SCRIPT" "$@"; }
@@ -104,16 +117,20 @@ start_up() {
 }
 
 # record: the pids of the running lattice: LPIDS (replica I's latticed is
-# LPIDS[I-1]), CORE (script, latticeds, postmaster), and PIDS (those and the
-# postmaster's children, some of which come and go).
+# LPIDS[I-1]), NATSPID, APIDS (the agents'), CORE (script, latticeds,
+# postmaster, nats-server, agents), and PIDS (those and the postmaster's
+# children, some of which come and go).
 record() {
-	local i
+	local i f
 	LPIDS=()
 	for i in 1 2 3; do
 		[ -f "$RUN/replica$i.pid" ] && LPIDS+=("$(cat "$RUN/replica$i.pid")")
 	done
 	PGPID=$(head -1 "$RUN/pg/data/postmaster.pid" 2>/dev/null)
-	CORE=("$UP_PID" "${LPIDS[@]}" $PGPID)
+	NATSPID=$(cat "$RUN/nats.pid" 2>/dev/null)
+	APIDS=()
+	for f in "$RUN"/agents/*.pid; do [ -f "$f" ] && APIDS+=("$(cat "$f")"); done
+	CORE=("$UP_PID" "${LPIDS[@]}" $PGPID $NATSPID "${APIDS[@]}")
 	PIDS=("${CORE[@]}" $([ -n "$PGPID" ] && children_of "$PGPID"))
 	STOPPED_PIDS+=("${PIDS[@]}")
 }
@@ -132,13 +149,47 @@ not_ready() {
 	echo "${bad# }"
 }
 
-# dump DB: replica database DB, every table the projection writes, as text
+# dump DB: replica database DB, every table the projection writes, as text, in
+# one snapshot; its first line is the index it shows.
 dump() {
 	local t
-	for t in nodes actors placements providers links policies snapshots commands failovers events; do
-		echo "== $t"
-		"$PGBIN/psql" -X -q -A -t -h "$RUN/pg" -U postgres -d "$1" -c "SELECT * FROM $t ORDER BY 1" 2>&1
+	{
+		echo "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+		echo "SELECT 'index ' || applied_index FROM lattice_state;"
+		for t in nodes actors placements providers links policies snapshots commands failovers events; do
+			echo "SELECT '== $t'; SELECT * FROM $t ORDER BY 1;"
+		done
+		echo "COMMIT;"
+	} | "$PGBIN/psql" -X -q -A -t -h "$RUN/pg" -U postgres -d "$1" -f - 2>&1
+}
+
+# dump_all: dumps the three databases into $T_DIR/dumpN, again until they show
+# one index (live heartbeats keep the log moving); 1 when they never do.
+dump_all() {
+	local t i
+	for t in $(seq 1 100); do
+		for i in 1 2 3; do dump "lattice$i" >"$T_DIR/dump$i"; done
+		[ "$(head -1 "$T_DIR/dump1")" = "$(head -1 "$T_DIR/dump2")" ] &&
+			[ "$(head -1 "$T_DIR/dump1")" = "$(head -1 "$T_DIR/dump3")" ] && return 0
+		sleep 0.1
 	done
+	return 1
+}
+
+# node_status ID: its status, from the leader's view (a consistent read)
+node_status() {
+	curl -s --max-time 10 "$(api 1)/v1/nodes/$1?consistent=true" | jq -r '.status // empty' 2>/dev/null
+}
+
+# wait_until SECONDS CMD...: runs CMD every 0.2 s until it succeeds (a hang guard)
+wait_until() {
+	local i n=$(($1 * 5))
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" && return 0
+		sleep 0.2
+	done
+	return 1
 }
 
 # clean_stops: the replicas whose log does not end with a clean stop
@@ -151,7 +202,8 @@ clean_stops() {
 local_cleanup() {
 	local p f
 	# Stop whatever the script started and is still up; the test fails anyway.
-	for p in $(cat "$T_DIR"/run/replica*.pid "$T_DIR"/run2/replica*.pid 2>/dev/null) "${STOPPED_PIDS[@]}"; do
+	for p in $(cat "$T_DIR"/run/replica*.pid "$T_DIR"/run2/replica*.pid "$T_DIR"/run*/nats.pid \
+		"$T_DIR"/run*/agents/*.pid 2>/dev/null) "${STOPPED_PIDS[@]}"; do
 		alive "$p" && kill -9 "$p" 2>/dev/null
 	done
 	for f in "$T_DIR/run" "$T_DIR/run2"; do
@@ -168,6 +220,8 @@ start_up first || bail "the first local lattice did not come up"
 record
 ok $([ "${#LPIDS[@]}" = 3 ] && [ -n "$PGPID" ] && [ "$(none_alive "${LPIDS[@]}" "$PGPID")" = "${LPIDS[*]} $PGPID" ] &&
 	echo 0 || echo 1) "first up: three latticeds (${LPIDS[*]}) and PostgreSQL ($PGPID) run from the test's run dir"
+ok $([ -n "$NATSPID" ] && [ "${#APIDS[@]}" = 6 ] && [ "$(none_alive "$NATSPID" "${APIDS[@]}")" = "$NATSPID ${APIDS[*]}" ] &&
+	echo 0 || echo 1) "and nats-server ($NATSPID) and six agents (${APIDS[*]})"
 is "$(not_ready)" "" "every replica's /readyz answers 200"
 LEAD=$(agreed_leader 1 2 3)
 ok $? "the three replicas name one leader (replica $LEAD)"
@@ -199,19 +253,86 @@ for i in 1 2 3; do
 	shown="$shown $STATUS"
 done
 is "$shown" " 200 200 200" "every replica's PostgreSQL shows it (min_index=$IDX)"
-req_api 1 GET /v1/nodes
-is "$(jqr '[.items[].id] | join(" ")')" \
-	"cloud-ap-east-1 edge-ap-east-1 edge-ap-southeast-1 edge-us-west-1 via-follower" "the demo's nodes are there"
-dump lattice1 >"$T_DIR/dump1"
-dump lattice2 >"$T_DIR/dump2"
-dump lattice3 >"$T_DIR/dump3"
+req_api 1 GET "/v1/nodes?consistent=true"
+is "$(jqr '[.items[].id] | join(" ")')" "$AGENTS via-follower" "the agents' nodes are there (registered by their heartbeats)"
+NODES_BEFORE=$(jqr '[.items[].id] | join(" ")')
+dump_all
+ok $? "the three databases come to show one index ($(head -1 "$T_DIR/dump1"))"
 same=0
 for i in 2 3; do
 	cmp -s "$T_DIR/dump1" "$T_DIR/dump$i" || { same=1; diff "$T_DIR/dump1" "$T_DIR/dump$i" | head -20 | sed 's/^/#   /'; }
 done
 ok $([ "$same" = 0 ] && grep -q "edge-processor" "$T_DIR/dump1" && echo 0 || echo 1) \
 	"the three databases hold the same rows, demo included ($(grep -vc '^==' "$T_DIR/dump1") rows)"
-NODES_BEFORE=$(jqr '[.items[].id] | join(" ")')
+
+# 1b. NATS and the agents: nats-server with JetStream on loopback only; the
+#     agents' nodes healthy in their regions; the demo's actors running on them,
+#     every start acked; an agent killed as up says: its node unhealthy, its
+#     actors running elsewhere (a completed failover); `agent start` brings it
+#     back and it acks the failover_fencing stops of its old copies.
+tr '\0' ' ' <"/proc/$NATSPID/cmdline" | grep -qF -- "-a 127.0.0.1 -js -sd $RUN/nats -p $NATS_PORT"
+ok $? "nats-server runs with JetStream (-js), its store in the run dir, on 127.0.0.1:$NATS_PORT"
+INFO=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -1 <&3' _ "$NATS_PORT" 2>/dev/null)
+is "$(sed 's/^INFO //' <<<"$INFO" | jq -c '[.host, .port, .jetstream]' 2>/dev/null)" "[\"127.0.0.1\",$NATS_PORT,true]" \
+	"its INFO: host 127.0.0.1, port $NATS_PORT, JetStream on"
+# Listening sockets on that port, from /proc/net/tcp{,6}: local address (hex),
+# state 0A (LISTEN).
+listen=$(awk -v p="$(printf '%04X' "$NATS_PORT")" '$4 == "0A" && substr($2, length($2) - 3) == p { print substr($2, 1, length($2) - 5) }' \
+	/proc/net/tcp /proc/net/tcp6 | sort -u | tr '\n' ' ')
+is "$listen" "0100007F " "it listens on 127.0.0.1 alone (not on 0.0.0.0 nor on IPv6)"
+grep -qE "^  NATS +nats://127.0.0.1:$NATS_PORT +JetStream pid $NATSPID " "$T_DIR/first.out"
+ok $? "up prints the NATS URL and nats-server's pid"
+missing=
+for id in $AGENTS; do
+	grep -qE "^  $id +${id:5:${#id}-7} +pid $(cat "$RUN/agents/$id.pid") " "$T_DIR/first.out" || missing="$missing $id"
+done
+is "$missing" "" "up prints each agent: node id, region, pid"
+req_api 1 GET "/v1/nodes?consistent=true"
+is "$(jqr '[.items[] | select(.id | startswith("edge-")) | "\(.id):\(.region):\(.status):\(.labels.tier)"] | join(" ")')" \
+	"edge-ap-south-1:ap-south:healthy:edge edge-ap-south-2:ap-south:healthy:edge edge-eu-west-1:eu-west:healthy:edge edge-eu-west-2:eu-west:healthy:edge edge-us-east-1:us-east:healthy:edge edge-us-east-2:us-east:healthy:edge" \
+	"the agents' nodes are healthy, two in each of three regions"
+req_api 1 GET "/v1/actors?consistent=true"
+is "$(jqr '[.items[] | "\(.id):\([.placements[] | select(.state == "running" and (.node_id | startswith("edge-")))] | length)/\(.placements | length)"] | join(" ")')" \
+	"edge-processor:3/3 task-sensor-001:1/1" "the demo's actors run on the agents' nodes (every placement running)"
+ACTORS_BEFORE=$BODY
+req_api 1 GET "/v1/commands?consistent=true&limit=1000"
+is "$(jqr '[.items[] | select(.command_type == "actor_start") | .status] | unique | join(" ")')" \
+	"acked" "every actor_start was acked by its agent"
+# The agent up suggests killing, and its pid as printed.
+read -r V VPID < <(sed -n 's/^Edge failover: stop agent \([^ ]*\) (kill \([0-9]*\)).*/\1 \2/p' "$T_DIR/first.out")
+ok $([ -n "$V" ] && [ "$VPID" = "$(cat "$RUN/agents/$V.pid")" ] && echo 0 || echo 1) \
+	"up says how to watch an edge failover: kill an agent ($V, pid $VPID)"
+grep -q "curl -s 'http://127.0.0.1:$PORT/v1/commands?node=$V'" "$T_DIR/first.out" &&
+	grep -q "scripts/local-lattice.sh agent start $V" "$T_DIR/first.out" && grep -q "/v1/failovers" "$T_DIR/first.out"
+ok $? "and how to watch it (failovers, actors) and bring the agent back"
+ON_V=$(jq -r --arg v "$V" '[.items[] | .id as $a | .placements[] | select(.node_id == $v) | "\($a)/\(.instance)"] | join(" ")' <<<"$ACTORS_BEFORE")
+ok $([ -n "$ON_V" ] && echo 0 || echo 1) "agent $V runs demo actors ($ON_V)"
+kill "$VPID"
+wait_until 60 eval '[ "$(node_status "$V")" = unhealthy ]'
+ok $? "killed, its node turns unhealthy"
+wait_until 60 eval '[ "$(curl -s --max-time 10 "$(api 1)/v1/failovers?node=$V&consistent=true" | jq -r ".items[0].status")" = completed ]'
+ok $? "GET /v1/failovers shows a completed failover of $V"
+req_api 1 GET "/v1/actors?consistent=true"
+moved=$(jq -r --arg v "$V" --arg on "$ON_V" '[.items[] | .id as $a | .placements[] | "\($a)/\(.instance)" as $ai |
+	select($on | split(" ") | index($ai)) | "\(.state):\(.node_id != $v)"] | unique | join(" ")' <<<"$BODY")
+is "$moved" "running:true" "its actors ($ON_V) run on other nodes"
+wait_until 30 grep -q "agent $V (pid $VPID) exited (exit status 0); .* start it again with: scripts/local-lattice.sh agent start $V" "$T_DIR/first.out"
+ok $? "up says the agent exited and how to start it again"
+lx agent start "$V" >"$T_DIR/agent.out" 2>&1
+is "$?" 0 "agent start $V exits 0"
+sed 's/^/# agent start: /' "$T_DIR/agent.out"
+is "$(node_status "$V")" healthy "its node is healthy again"
+req_api 1 GET "/v1/commands?node=$V&consistent=true&limit=1000"
+FENCE=$(jqr '[.items[] | select(.command_type == "actor_stop" and .payload.reason == "failover_fencing")]')
+ok $([ "$(jq length <<<"$FENCE")" -ge 1 ] && [ "$(jq -r '[.[].status] | unique | join(" ")' <<<"$FENCE")" = acked ] &&
+	[ "$(jq -r '[.[] | "\(.actor_id)/\(.instance)"] | sort | join(" ")' <<<"$FENCE")" = "$(tr ' ' '\n' <<<"$ON_V" | sort | paste -sd' ')" ] &&
+	echo 0 || echo 1) "its old copies ($ON_V) got failover_fencing stops, all acked"
+grep -q "acked $(jq length <<<"$FENCE") failover_fencing stop(s)" "$T_DIR/agent.out"
+ok $? "agent start says so"
+lx agent start "$V" >"$T_DIR/agent2.out" 2>&1
+is "$?" 1 "agent start of a running agent refuses"
+record
+
 
 # 2. A second up refuses and leaves the running one alone.
 first_pids=("${CORE[@]}")
@@ -238,7 +359,8 @@ took=$(($(date +%s) - start))
 wait "$cont"
 sed 's/^/# stop: /' "$T_DIR/stop1.out"
 is "$rc" 0 "stop exits 0"
-is "$left" "" "when stop returns, every process it stopped has exited (script, three latticeds, PostgreSQL)"
+is "$left" "" "when stop returns, every process it stopped has exited (script, three latticeds, PostgreSQL, nats-server, agents)"
+is "$(cat "$RUN"/nats.pid "$RUN"/agents/*.pid 2>/dev/null)" "" "and their pid files are gone"
 ok $([ "$took" -ge 11 ] && echo 0 || echo 1) "stop waited for the slow latticed (${took} s)"
 grep -q "waiting for latticed replica $FOLLOWER (pid $SLOW)" "$T_DIR/stop1.out"
 ok $? "stop says which replica it is waiting for"
@@ -247,8 +369,23 @@ ok $? "stop says it stopped the lattice"
 wait "$UP_PID"
 is "$?" 0 "the first up exited 0"
 is "$(clean_stops)" "" "every replica logged a clean stop (SIGTERM, not SIGKILL)"
-grep -q "exited" "$T_DIR/first.out"
-is "$?" 1 "up did not report the stopped replicas as exits"
+grep -qE "^(replica [0-9]|agent [^ ]*|nats-server) \(pid [0-9]*\) exited" <(sed "/^agent $V (pid $VPID) exited/d" "$T_DIR/first.out")
+is "$?" 1 "up did not report the stopped replicas, agents or nats-server as exits"
+
+# 3b. With its NATS port taken, up refuses, says so and starts nothing.
+"$NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" 2>"$T_DIR/squatter.log" &
+SQUATTER=$!
+STOPPED_PIDS+=("$SQUATTER")
+wait_until 30 eval '(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null' || diag "the squatter did not listen"
+lx up >"$T_DIR/taken.out" 2>&1
+rc=$?
+sed 's/^/# taken: /' "$T_DIR/taken.out"
+ok $([ "$rc" = 1 ] && grep -q "127.0.0.1:$NATS_PORT is taken .*choose another port: LATTICE_NATS_PORT=" "$T_DIR/taken.out" &&
+	echo 0 || echo 1) "up refuses when its NATS port is taken, and says which port and how to choose another"
+ok $([ ! -f "$RUN/pg/data/postmaster.pid" ] && [ -z "$(cat "$RUN"/nats.pid "$RUN"/agents/*.pid "$RUN"/replica[123].pid 2>/dev/null)" ] &&
+	echo 0 || echo 1) "and starts nothing"
+kill "$SQUATTER"
+wait "$SQUATTER"
 
 # 4. A restart resumes the group (same command lines; nothing bootstrapped again)
 #    with the same data.
@@ -269,6 +406,14 @@ done
 is "$got" "|$NODES_BEFORE|$NODES_BEFORE|$NODES_BEFORE" "every replica shows the same nodes as before the restart"
 grep -q "loading the demo" "$T_DIR/resumed.out"
 is "$?" 1 "the demo is not loaded again"
+grep -qE "Restored [1-9][0-9]* messages for stream '.* > LATTICE_default_CMD'" "$RUN/nats.log"
+ok $? "nats-server restored the command stream from its store"
+is "$(cat "$RUN"/replica[123].log | grep -c "created stream LATTICE_default_CMD")" 1 "no replica created the stream again"
+bad=
+for id in $AGENTS; do [ "$(grep -c "does not exist yet" "$RUN/agents/$id.log")" = 1 ] || bad="$bad $id"; done
+is "$bad" "" "every agent found its consumer at once after the restart (it waited for it only at the first start)"
+req_api 1 GET "/v1/nodes?consistent=true"
+is "$(jqr '[.items[] | select(.id | startswith("edge-")) | .status] | unique | join(" ")')" healthy "the agents' nodes are healthy"
 
 # 5. kill -9 of `up` leaves no stale lock: the next up sees the orphans and
 #    refuses; stop stops them, killing one that never exits (saying so).
@@ -394,7 +539,7 @@ for i in 1 2 3; do
 	req_api "$i" GET "/v1/nodes?consistent=true"
 	got="$got $(jqr '[.items[].id] | join(",")')"
 done
-want=" cloud-ap-east-1,edge-ap-east-1,edge-ap-southeast-1,edge-us-west-1,old-node"
+want=" ${AGENTS// /,},old-node"
 is "$got" "$want$want$want" "the old replica's data (the demo and a node) reached the new ones"
 is "$("$PGBIN/psql" -X -q -A -t -h "$RUN/pg" -U postgres -d postgres -c \
 	"SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datname LIKE 'lattice%'")" \
