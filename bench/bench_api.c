@@ -7,7 +7,8 @@
  * Each of CONC threads keeps one connection and sends one request at a time;
  * only 201 answers count as acknowledged. BENCH_SLOW_MS=N prints each request
  * that took N ms or more to stderr, with its start time (finding what a tail
- * is made of). Prints one line:
+ * is made of). BENCH_REGIONS=N (default 8): actors prefer region-0 .. region-(N-1).
+ * Prints one line:
  *   RESULT mode=.. conc=.. acked=.. errors=.. seconds=.. per_sec=.. p50_ms=.. p99_ms=.. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,7 @@ static double seconds_max; /* M_RATE */
 static atomic_long next_seq, acked, errors;
 static double t_start;
 static double slow_ms; /* BENCH_SLOW_MS: requests at least this slow are printed to stderr */
+static long regions = 8;  /* BENCH_REGIONS: actors' preferred regions */
 
 struct worker {
 	pthread_t th;
@@ -137,7 +139,7 @@ static void *work(void *arg)
 			snprintf(body, sizeof(body),
 				 "{\"module\":\"registry.local/edge-processor:0.1.0\",\"cpu_required\":%ld,"
 				 "\"memory_required_mb\":%ld,\"preferred_region\":\"region-%ld\",\"priority\":5}",
-				 10 + seq % 50, 1 + seq % 16, seq % 8);
+				 10 + seq % 50, 1 + seq % 16, seq % regions);
 		}
 		int n = snprintf(req, sizeof(req),
 				 "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
@@ -201,6 +203,8 @@ int main(int argc, char **argv)
 	int conc = atoi(argv[4]);
 	if (getenv("BENCH_SLOW_MS"))
 		slow_ms = atof(getenv("BENCH_SLOW_MS"));
+	if (getenv("BENCH_REGIONS") && atol(getenv("BENCH_REGIONS")) > 0)
+		regions = atol(getenv("BENCH_REGIONS"));
 	if (conc < 1 || conc > 1024)
 		return 2;
 	struct worker *ws = calloc((size_t)conc, sizeof(*ws));

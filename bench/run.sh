@@ -20,13 +20,22 @@
 #      the same wrk load (../shared/bench/etcd3.sh's setup and put script), and
 #      the time from kill -9 of the leader to the first acknowledged write
 #      through another replica (median of FAILOVERS repeats, default 5)
+#   7. the edge protocol (issue 8, bench/edge.sh): nats-server -js, one latticed
+#      with --nats, 100 lattice-agent processes, 1,000 actors; kill -9 of 10
+#      agents at once to the last replacement start acked (p50/p99 of 5 repeats,
+#      beside heartbeat timeout + 1 s); start/stop commands acked per second and
+#      their created->acked latency, beside ../shared/bench/jetstream.sh's raw
+#      JetStream publish in the same run
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
 #      MEM_SNAP (phase 4's --snapshot-threshold; default a quarter of the fill, so
 #      the last snapshot falls at its end),
 #      TAIL_SNAP (default 16384), TAIL_DIR (where phase 5's data dirs go; default
 #      the run's temp dir; /dev/shm takes the disk's own latency out of it),
-#      SKIP_GROUP=1 skips phase 6, ONLY_GROUP=1 runs phase 6 alone, FAILOVERS (default 5).
+#      SKIP_GROUP=1 skips phase 6, ONLY_GROUP=1 runs phase 6 alone, FAILOVERS (default 5),
+#      SKIP_EDGE=1 skips phase 7, ONLY_EDGE=1 runs phase 7 alone, SKIP_JS=1 skips
+#      jetstream.sh in it; EDGE_* (bench/edge.sh: agents, actors, kills, repeats);
+#      KEEP_OUT=1 keeps the run's temp dir (logs, data dirs) for a look afterwards.
 set -uo pipefail
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -37,6 +46,10 @@ ACTORS=${ACTORS:-100000}
 TAIL_SNAP=${TAIL_SNAP:-16384}
 SHARED=${SHARED:-$top_srcdir/../shared}
 . "$top_srcdir/tests/lib/servers.sh"
+. "$top_srcdir/bench/edge.sh"
+# Phases 1-5 run unless one phase is asked for alone.
+MAIN=1
+[ "${ONLY_GROUP:-0}" = 1 ] || [ "${ONLY_EDGE:-0}" = 1 ] && MAIN=0
 
 out=$(mktemp -d /tmp/lattice-bench.XXXXXX)
 LPID=
@@ -45,9 +58,10 @@ declare -A peer rate tailfig grp # figures by name; declared whatever phases run
 cleanup() {
 	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 	declare -F group_cleanup >/dev/null && group_cleanup
+	edge_cleanup
 	servers_cleanup
 	[ ${#TAIL_DIRS[@]} -gt 0 ] && rm -rf "${TAIL_DIRS[@]}"
-	rm -rf "$out"
+	if [ "${KEEP_OUT:-0}" = 1 ]; then echo "kept: $out" >&2; else rm -rf "$out"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -64,7 +78,7 @@ wrk.body = '{"module":"registry.local/bench:1","cpu_required":1,"memory_required
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-if [ "${ONLY_GROUP:-0}" != 1 ]; then
+if [ "$MAIN" = 1 ]; then
 # 1. placement
 say ""
 say "== placement (bench_sched, $NODES nodes, $ACTORS actors)"
@@ -92,7 +106,7 @@ fi
 fi
 # 3. the write path
 say ""
-say "== write path: POST /v1/actors acknowledged (201) per second"
+[ "$MAIN" = 1 ] && say "== write path: POST /v1/actors acknowledged (201) per second"
 pg_start >/dev/null || { say "cannot start PostgreSQL"; exit 1; }
 # Stock durability for the projection's server, as pg.sh uses (fsync on). It also
 # listens on loopback TCP for the peer measurement below (latticed uses the socket).
@@ -106,7 +120,7 @@ ci=$(pg_createdb bench)
 # over loopback TCP, 2 pgbench threads, a per-transaction log — and (b) over the
 # Unix socket latticed itself uses; each before and after the write-path runs, so
 # that a drift of this shared machine's speed during the run shows.
-if [ "${ONLY_GROUP:-0}" != 1 ]; then
+if [ "$MAIN" = 1 ]; then
 have_peer=0
 if [ -f /tmp/bench-build/upsert.sql ] && [ -x "$PGBIN/pgbench" ]; then
 	doc=$(sed -n "s/.*VALUES (:id, 1, '\(.*\)') ON CONFLICT.*/\1/p" /tmp/bench-build/upsert.sql)
@@ -162,7 +176,7 @@ if [ "$have_peer" = 1 ]; then
 fi
 
 fi
-if [ "${ONLY_GROUP:-0}" != 1 ]; then
+if [ "$MAIN" = 1 ]; then
 # 4. memory with NODES nodes and ACTORS actors: a fresh latticed filled with
 # exactly that many (the write-path runs above leave a number that depends on
 # their speed).
@@ -363,8 +377,17 @@ group_phase() {
 	grp[failovers]="${times[*]}"
 	group_cleanup
 }
-if [ "${SKIP_GROUP:-0}" != 1 ] && command -v wrk >/dev/null && command -v jq >/dev/null; then
+if [ "${SKIP_GROUP:-0}" != 1 ] && [ "${ONLY_EDGE:-0}" != 1 ] && command -v wrk >/dev/null && command -v jq >/dev/null; then
 	group_phase
+fi
+
+# 7. the edge protocol with real agents (bench/edge.sh).
+if [ "${SKIP_EDGE:-0}" != 1 ] && [ "${ONLY_GROUP:-0}" != 1 ]; then
+	if [ -x "$top_builddir/sim/lattice-agent" ] && command -v jq >/dev/null; then
+		edge_phase
+	else
+		say "(edge phase skipped: needs sim/lattice-agent and jq)"
+	fi
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
@@ -372,7 +395,7 @@ say ""
 say "== summary"
 say "| figure | lattice | peer | ratio | target |"
 say "|---|---|---|---|---|"
-if [ "${ONLY_GROUP:-0}" != 1 ]; then
+if [ "$MAIN" = 1 ]; then
 say "| placement decisions/s ($NODES nodes, $ACTORS actors) | $place_rate | — | — | >= 200000 |"
 for c in 1 16 64; do
 	say "| POST /v1/actors acked/s, c=$c | ${rate[$c]} | pg upsert c=8 ${pg_on8:-?} / c=32 ${pg_on32:-?} (sync on) | $(ratio "${rate[$c]}" "${pg_on8:-0}") / $(ratio "${rate[$c]}" "${pg_on32:-0}") | $([ "$c" = 16 ] && echo '>= 50% at c=16' || echo '—') |"
@@ -397,4 +420,20 @@ if [ -n "${grp[lat.16]:-}" ]; then
 	read -r lr lp50 lp99 lerr <<<"${grp[lat.f16]}"
 	say "| 3 replicas: same, c=16, to a follower (passed on to the leader) | $lr ($lp50/$lp99), $lerr errors | — | — | — |"
 	say "| 3 replicas: kill -9 of the leader to the first acknowledged write, median of ${FAILOVERS:-5} (${grp[failovers]} ms) | ${grp[failover]} ms | — | — | <= 1500 ms |"
+fi
+met() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{ exit !(a <= b) }' && echo met || echo missed; }
+if [ -n "${edge[fo_p50]:-}" ]; then
+	fo_target=$((EDGE_HB_TIMEOUT_MS + 1000))
+	say "| edge: kill -9 of $EDGE_KILL of $EDGE_AGENTS agents to the last replacement acked, p50 / p99 / max of $EDGE_REPEATS (${edge[fo_times]} ms) | ${edge[fo_p50]} / ${edge[fo_p99]} / ${edge[fo_max]} ms | — | — | <= $fo_target ms (heartbeat timeout + 1 s): p99 $(met "${edge[fo_p99]}" "$fo_target") |"
+fi
+if [ -n "${edge[up.rate]:-}" ]; then
+	for d in up down; do
+		t=$([ "$d" = up ] && echo actor_start || echo actor_stop)
+		r=$(ratio "${edge[$d.rate]}" "${edge[js_async]:-0}")
+		m=missed
+		[ -n "${edge[js_async]:-}" ] && awk -v a="${edge[$d.rate]}" -v b="${edge[js_async]}" 'BEGIN{ exit !(a >= 0.3 * b) }' && m=met
+		[ -z "${edge[js_async]:-}" ] && m="n/a (no peer)"
+		say "| edge: $t commands acked/s (${edge[$d.n]} from scaling $EDGE_TP_ACTORS actors $d; created->acked p50 / p99 ${edge[$d.p50]} / ${edge[$d.p99]} ms) | ${edge[$d.rate]} | raw JetStream publish: async ${edge[js_async]:-?}, one at a time ${edge[js_sync]:-?} msgs/s | $r / $(ratio "${edge[$d.rate]}" "${edge[js_sync]:-0}") | >= 30% of raw publish (async): $m |"
+	done
+	say "| edge: $EDGE_AGENTS agents idle with $EDGE_ACTORS actors: CPU (% of a core) / RSS together | ${edge[idle_agents]}% / ${edge[rss_agents]} MiB | latticed ${edge[idle_lat]}% / ${edge[rss_lat]} MiB; nats-server ${edge[idle_nats]}% / ${edge[rss_nats]} MiB | — | — |"
 fi
