@@ -25,6 +25,7 @@ struct edge_seen {
 	unsigned nflaps;
 	int64_t proposed_ms;    /* last report proposed for it (one in flight at a time) */
 	bool profile_pending;   /* an OP_NODE_PROFILE is on its way */
+	uint64_t diff_hash;     /* the last reconcile pass's differences (0: none) */
 	struct proto_hb *hb;    /* its last heartbeat (actors, for reconciliation) */
 };
 
@@ -275,6 +276,186 @@ void edge_snapshot(struct edge *e, struct proto_snap *sn, void *msg)
 	free(sn);
 }
 
+/* ---- reconciliation (anti-entropy) ------------------------------------------------------- */
+
+/* A replica of an actor (reconcile's lists). */
+struct ref {
+	const char *actor_id;
+	int64_t instance;
+};
+
+struct refs {
+	struct ref *v;
+	size_t n, cap;
+};
+
+static int refs_add(struct refs *r, const char *actor_id, int64_t instance)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		struct ref *v = realloc(r->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = (struct ref){actor_id, instance};
+	return 0;
+}
+
+static void key_of(char *buf, size_t len, const char *actor, int64_t inst, const char *node)
+{
+	snprintf(buf, len, "%s\x1f%lld\x1f%s", actor, (long long)inst, node);
+}
+
+static bool hb_lists(const struct proto_hb *hb, const char *actor, int64_t inst)
+{
+	size_t lo = 0, hi = hb->nactors;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(hb->actors[mid].actor_id, actor);
+		if (c == 0)
+			c = hb->actors[mid].instance < inst ? -1 : hb->actors[mid].instance > inst;
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static void reconcile_done(struct op *op)
+{
+	if (op->http_status != 0)
+		log_warn("reconciling node %s: %s", op->target, op->message);
+	op_release(op);
+	free(op);
+}
+
+static uint64_t fnv(uint64_t h, const char *s, int64_t n)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (h ^ (uint64_t)n) * 1099511628211ULL;
+}
+
+/* Compares each live node's last heartbeat with the placements the lattice
+ * holds for it; a difference seen on two passes in a row (so not just a
+ * heartbeat sent before an ack) and not already being fixed by an open
+ * command is proposed as a reconcile entry: start what it should run, stop
+ * what it should not. */
+static void reconcile(struct edge *e, int64_t now)
+{
+	struct loop *l = e->loop;
+	const struct model *m = &l->model;
+	struct hmap open, expect;
+	hmap_init(&open);
+	hmap_init(&expect);
+	char key[SPEC_ID_MAX + SPEC_TOKEN_MAX + 32];
+	for (const struct model_command *c = m->cmd_open.head; c; c = c->next) {
+		if (c->actor_id == NULL)
+			continue;
+		key_of(key, sizeof(key), c->actor_id, c->instance, c->node);
+		char *k = strdup(key);
+		if (k == NULL || hmap_put(&open, k, k) != 0)
+			free(k);
+	}
+	size_t pos = 0;
+	const struct model_actor *a;
+	while ((a = hmap_next(&m->actors, &pos)) != NULL)
+		for (size_t i = 0; i < a->nplacements; i++) {
+			if (a->placements[i].state != PL_RUNNING)
+				continue;
+			struct refs *r = hmap_get(&expect, a->placements[i].node->spec.id);
+			if (r == NULL && ((r = calloc(1, sizeof(*r))) == NULL ||
+					  hmap_put(&expect, a->placements[i].node->spec.id, r) != 0)) {
+				free(r);
+				continue;
+			}
+			refs_add(r, a->spec.id, (int64_t)i);
+		}
+	int64_t timeout = l->cfg->heartbeat_timeout_ms;
+	pos = 0;
+	struct edge_seen *s;
+	while ((s = hmap_next(&e->seen, &pos)) != NULL) {
+		const struct model_node *n = model_node_get(m, s->id);
+		if (s->hb == NULL || n == NULL || n->status == NODE_UNHEALTHY || (timeout > 0 && now - s->last_ms > timeout))
+			continue;
+		struct refs starts = {0}, stops = {0};
+		uint64_t h = 1469598103934665603ULL;
+		struct refs *want = hmap_get(&expect, s->id);
+		for (size_t i = 0; want && i < want->n; i++) {
+			key_of(key, sizeof(key), want->v[i].actor_id, want->v[i].instance, s->id);
+			if (!hb_lists(s->hb, want->v[i].actor_id, want->v[i].instance) && !hmap_get(&open, key)) {
+				refs_add(&starts, want->v[i].actor_id, want->v[i].instance);
+				h = fnv(fnv(h, "start", 0), want->v[i].actor_id, want->v[i].instance);
+			}
+		}
+		for (size_t i = 0; i < s->hb->nactors; i++) {
+			const struct proto_hb_actor *x = &s->hb->actors[i];
+			const struct model_actor *b = model_actor_get(m, x->actor_id);
+			bool placed = b && x->instance < (int64_t)b->nplacements && b->placements[x->instance].node == n;
+			bool migrating = b && b->mig && b->mig->instance == x->instance && (b->mig->from == n || b->mig->to == n);
+			key_of(key, sizeof(key), x->actor_id, x->instance, s->id);
+			if (!placed && !migrating && !hmap_get(&open, key)) {
+				refs_add(&stops, x->actor_id, x->instance);
+				h = fnv(fnv(h, "stop", 0), x->actor_id, x->instance);
+			}
+		}
+		bool any = starts.n + stops.n > 0;
+		bool again = any && s->diff_hash == h;
+		s->diff_hash = any && !again ? h : 0;
+		if (again) {
+			struct op *op = calloc(1, sizeof(*op));
+			struct entry *en = op ? &op->entry : NULL;
+			if (op) {
+				op_init(op, OP_RECONCILE);
+				op->internal = true;
+				op->deadline_ms = now + l->cfg->write_timeout_ms;
+				op->done = reconcile_done;
+				snprintf(op->target, sizeof(op->target), "%s", s->id);
+				en->who = strdup("reconcile");
+				en->target = strdup(s->id);
+				en->starts = calloc(starts.n + 1, sizeof(*en->starts));
+				en->stops = calloc(stops.n + 1, sizeof(*en->stops));
+				bool oom = !en->who || !en->target || !en->starts || !en->stops;
+				for (size_t i = 0; !oom && i < starts.n; i++) {
+					en->starts[en->nstarts].instance = starts.v[i].instance;
+					oom = (en->starts[en->nstarts++].actor_id = strdup(starts.v[i].actor_id)) == NULL;
+				}
+				for (size_t i = 0; !oom && i < stops.n; i++) {
+					en->stops[en->nstops].instance = stops.v[i].instance;
+					oom = (en->stops[en->nstops++].actor_id = strdup(stops.v[i].actor_id)) == NULL;
+				}
+				if (oom) {
+					op_release(op);
+					free(op);
+				} else {
+					log_info("node %s: its heartbeats differ from the lattice: %zu to start, %zu to stop", s->id,
+						 starts.n, stops.n);
+					loop_submit(l, op);
+				}
+			}
+		}
+		free(starts.v);
+		free(stops.v);
+	}
+	pos = 0;
+	char *k;
+	while ((k = hmap_next(&open, &pos)) != NULL)
+		free(k);
+	hmap_release(&open);
+	pos = 0;
+	struct refs *r;
+	while ((r = hmap_next(&expect, &pos)) != NULL) {
+		free(r->v);
+		free(r);
+	}
+	hmap_release(&expect);
+}
+
 /* ---- health ---------------------------------------------------------------------------- */
 
 static unsigned recent_flaps(const struct edge_seen *s, int64_t now)
@@ -522,4 +703,9 @@ void edge_tick(struct edge *e, int64_t now)
 		e->next_sync_ms = now + 1000;
 	}
 	propose_reports(e, now);
+	if (now >= e->next_reconcile_ms) {
+		if (e->next_reconcile_ms != 0)
+			reconcile(e, now);
+		e->next_reconcile_ms = now + EDGE_RECONCILE_MS;
+	}
 }

@@ -31,6 +31,9 @@ struct proto_snap;
  * at most EDGE_HOLD_MAX_MS, before it is trusted again. */
 #define EDGE_FLAP_WINDOW_MS (10 * 60 * 1000)
 #define EDGE_HOLD_MAX_MS (5 * 60 * 1000)
+/* How often heartbeats are compared with the placements (anti-entropy); a
+ * difference is acted on when two passes in a row see it. */
+#define EDGE_RECONCILE_MS 3000
 
 struct edge {
 	struct loop *loop; /* borrowed */
@@ -45,6 +48,7 @@ struct edge {
 	struct hmap consumers; /* node ids whose consumer the bus was asked for (key owned; value = key) */
 	int64_t next_sync_ms;  /* next comparison of the model's nodes with `consumers` */
 	int64_t next_census_ms; /* next count of nodes behind on policy, unhealthy (metrics) */
+	int64_t next_reconcile_ms; /* next comparison of heartbeats with placements */
 	bool report_inflight;  /* an OP_NODE_REPORT is on its way */
 	uint64_t reports, profiles; /* proposed (stats, tests) */
 };

@@ -31,6 +31,7 @@ static const char *const entry_names[] = {
 	[ENTRY_FAILOVER] = "failover",
 	[ENTRY_SNAPSHOT_PUT] = "snapshot_put",
 	[ENTRY_ACTOR_MIGRATE] = "actor_migrate",
+	[ENTRY_RECONCILE] = "reconcile",
 };
 #define ENTRY_NOPS (sizeof(entry_names) / sizeof(entry_names[0]))
 
@@ -221,6 +222,22 @@ void entry_policy_write(struct jw *w, const struct policy_spec *s)
 	jw_obj_end(w);
 }
 
+/* key: [{actor_id, instance}] (none written when n is 0). */
+static void refs_write(struct jw *w, const char *key, const struct entry_move *refs, size_t n)
+{
+	if (n == 0)
+		return;
+	jw_key(w, key);
+	jw_arr(w);
+	for (size_t i = 0; i < n; i++) {
+		jw_obj(w);
+		wr_str(w, "actor_id", refs[i].actor_id);
+		wr_int(w, "instance", refs[i].instance);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
 int entry_encode(const struct entry *e, void **buf, size_t *len)
 {
 	struct jw w;
@@ -320,17 +337,9 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 		}
 		jw_arr_end(&w);
 	}
-	if (e->nunplaced) {
-		jw_key(&w, "unplaced");
-		jw_arr(&w);
-		for (size_t i = 0; i < e->nunplaced; i++) {
-			jw_obj(&w);
-			wr_str(&w, "actor_id", e->unplaced[i].actor_id);
-			wr_int(&w, "instance", e->unplaced[i].instance);
-			jw_obj_end(&w);
-		}
-		jw_arr_end(&w);
-	}
+	refs_write(&w, "unplaced", e->unplaced, e->nunplaced);
+	refs_write(&w, "starts", e->starts, e->nstarts);
+	refs_write(&w, "stops", e->stops, e->nstops);
 	if (e->op == ENTRY_FAILOVER)
 		wr_int(&w, "detected_at", e->detected_ms);
 	if (e->op == ENTRY_SNAPSHOT_PUT) {
@@ -809,33 +818,40 @@ static int reports_read(struct rd *r, const json_t *o, struct entry *e)
 	return 0;
 }
 
-/* "unplaced": [{actor_id, instance}]; "detected_at" (failover). */
-static int unplaced_read(struct rd *r, const json_t *o, struct entry *e)
+/* key: [{actor_id, instance}] into *refs (absent: none). */
+static int refs_read(struct rd *r, const json_t *o, const char *key, struct entry_move **refs, size_t *n)
 {
-	if (rd_int(r, o, "detected_at", false, INT64_MIN, INT64_MAX, &e->detected_ms, NULL) != 0)
-		return -1;
-	const json_t *arr = json_object_get(o, "unplaced");
+	const json_t *arr = json_object_get(o, key);
 	if (arr == NULL)
 		return 0;
 	if (!json_is_array(arr))
-		return rd_fail(r, ENTRY_E_MALFORMED, "unplaced", "must be an array");
+		return rd_fail(r, ENTRY_E_MALFORMED, key, "must be an array");
 	size_t cnt = json_array_size(arr);
 	if (cnt == 0)
 		return 0;
-	if ((e->unplaced = calloc(cnt, sizeof(*e->unplaced))) == NULL)
+	if ((*refs = calloc(cnt, sizeof(**refs))) == NULL)
 		return rd_nomem(r);
 	for (size_t i = 0; i < cnt; i++) {
 		const json_t *u = json_array_get(arr, i);
 		const json_t *inst = json_object_get(u, "instance");
 		const char *actor = rd_text(json_object_get(u, "actor_id"));
 		if (!json_is_object(u) || actor == NULL || !json_is_integer(inst) || json_integer_value(inst) < 0)
-			return rd_fail(r, ENTRY_E_MALFORMED, "unplaced", "entry %zu needs actor_id and instance", i);
-		struct entry_move *d = &e->unplaced[e->nunplaced++];
+			return rd_fail(r, ENTRY_E_MALFORMED, key, "entry %zu needs actor_id and instance", i);
+		struct entry_move *d = &(*refs)[(*n)++];
 		d->instance = json_integer_value(inst);
 		if ((d->actor_id = strdup(actor)) == NULL)
 			return rd_nomem(r);
 	}
 	return 0;
+}
+
+/* "unplaced" and "detected_at" (failover); "starts" and "stops" (reconcile). */
+static int unplaced_read(struct rd *r, const json_t *o, struct entry *e)
+{
+	if (rd_int(r, o, "detected_at", false, INT64_MIN, INT64_MAX, &e->detected_ms, NULL) != 0)
+		return -1;
+	return refs_read(r, o, "unplaced", &e->unplaced, &e->nunplaced) ||
+	       refs_read(r, o, "starts", &e->starts, &e->nstarts) || refs_read(r, o, "stops", &e->stops, &e->nstops);
 }
 
 /* "updates": [{command_id, status 1..3, attempts, error?, applied_version}]. */
@@ -982,6 +998,12 @@ void entry_release(struct entry *e)
 	for (size_t i = 0; i < e->nunplaced; i++)
 		free(e->unplaced[i].actor_id);
 	free(e->unplaced);
+	for (size_t i = 0; i < e->nstarts; i++)
+		free(e->starts[i].actor_id);
+	free(e->starts);
+	for (size_t i = 0; i < e->nstops; i++)
+		free(e->stops[i].actor_id);
+	free(e->stops);
 	free(e->snap.node);
 	free(e->snap.data);
 	free(e->snap.migration_id);

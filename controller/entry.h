@@ -56,6 +56,7 @@ enum entry_op {
 	ENTRY_FAILOVER,       /* target (the unhealthy node) + moves + unplaced + detected_ms */
 	ENTRY_SNAPSHOT_PUT,   /* target (actor) + snap: an agent's state snapshot */
 	ENTRY_ACTOR_MIGRATE,  /* target (actor) + moves[0]: {instance, to_node} */
+	ENTRY_RECONCILE,      /* target (node) + starts + stops: what its heartbeats showed amiss */
 };
 
 /* An actor's state snapshot as an agent sent it (ENTRY_SNAPSHOT_PUT). */
@@ -144,6 +145,8 @@ struct entry {
 	size_t nunplaced;
 	int64_t detected_ms; /* FAILOVER: when the node was found unhealthy */
 	struct entry_snap snap; /* SNAPSHOT_PUT */
+	struct entry_move *starts, *stops; /* RECONCILE: replicas to start / stop there (to_node NULL) */
+	size_t nstarts, nstops;
 };
 
 const char *entry_op_name(enum entry_op op);

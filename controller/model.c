@@ -1195,6 +1195,7 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 	case ENTRY_FAILOVER: model_fo_apply(m, e, out, res); break;
 	case ENTRY_SNAPSHOT_PUT: model_snap_apply(m, e, out, res); break;
 	case ENTRY_ACTOR_MIGRATE: model_mig_apply(m, e, out, res); break;
+	case ENTRY_RECONCILE: model_cmd_apply_reconcile(m, e, out, res); break;
 	case ENTRY_ACTOR_CREATE: apply_actor_create(m, e, out, res); break;
 	case ENTRY_ACTOR_UPDATE: apply_actor_update(m, e, out, res); break;
 	case ENTRY_ACTOR_DELETE: apply_actor_delete(m, e, out, res); break;

@@ -152,7 +152,9 @@ struct model_cmd_list {
 /* A failover (model_fo.c): every replica of an unhealthy node planned at once
  * by the leader and committed as one entry. */
 enum fo_status { FO_IN_PROGRESS = 0, FO_COMPLETED, FO_FAILED, FO_STATUSES };
-enum fo_step { FO_WAITING = 0, FO_RUNNING, FO_START_FAILED }; /* of one assignment's start */
+/* Of one assignment's start; superseded: its target died too before it
+ * started, and that node's own failover moved the replica on. */
+enum fo_step { FO_WAITING = 0, FO_RUNNING, FO_START_FAILED, FO_SUPERSEDED };
 
 /* Finished failovers the model keeps (in progress: all). */
 #define MODEL_FO_DONE_MAX 1000

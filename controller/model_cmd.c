@@ -125,8 +125,14 @@ struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum
 	c->actor_id = actor_id ? model_need(m, strdup(actor_id), "a command") : NULL;
 	c->instance = instance;
 	c->term = e->term;
-	c->generation = generation;
-	c->config_version = config_version;
+	/* Fencing orders commands by (term, generation): the log index of the
+	 * change orders them for every object, also across a delete and a
+	 * re-create of the same id, and a stop for an actor the lattice no longer
+	 * holds (reconciliation) is newer than anything an agent applied for it.
+	 * (generation, the object's own count, is kept out of it.) */
+	(void)generation;
+	c->generation = m->applying;
+	c->config_version = config_version != 0 ? (int64_t)m->applying : 0;
 	c->payload = payload;
 	c->status = CMD_PENDING;
 	c->created_ms = c->updated_ms = e->at_ms;
@@ -294,4 +300,43 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 			proj_command(out, c);
 	}
 	snprintf(res->id, sizeof(res->id), "%s", e->nupdates ? e->updates[0].command_id : "");
+}
+
+void model_cmd_apply_reconcile(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res)
+{
+	struct model_node *n = model_node_get(m, e->target ? e->target : "");
+	snprintf(res->id, sizeof(res->id), "%s", e->target ? e->target : "");
+	if (n == NULL) {
+		res->code = APPLY_NOT_FOUND;
+		snprintf(res->message, sizeof(res->message), "node '%s' not found", e->target ? e->target : "");
+		return;
+	}
+	/* Each difference re-checked: what changed since the leader saw it is left. */
+	size_t started = 0, stopped = 0;
+	for (size_t i = 0; i < e->nstarts; i++) {
+		struct model_actor *a = model_actor_get(m, e->starts[i].actor_id);
+		int64_t inst = e->starts[i].instance;
+		if (a == NULL || a->mig || inst < 0 || (size_t)inst >= a->nplacements || a->placements[inst].node != n ||
+		    a->placements[inst].state != PL_RUNNING)
+			continue;
+		a->placements[inst].state = PL_PENDING;
+		model_cmd_start(m, e, a, (size_t)inst, out);
+		if (out)
+			proj_placements(out, a);
+		started++;
+	}
+	for (size_t i = 0; i < e->nstops; i++) {
+		struct model_actor *a = model_actor_get(m, e->stops[i].actor_id);
+		int64_t inst = e->stops[i].instance;
+		bool placed = a && inst >= 0 && (size_t)inst < a->nplacements && a->placements[inst].node == n;
+		bool migrating = a && a->mig && a->mig->instance == inst && (a->mig->from == n || a->mig->to == n);
+		if (placed || migrating)
+			continue;
+		model_cmd_stop(m, e, e->stops[i].actor_id, a ? a->generation : 0, inst, n->spec.id, "reconcile", out);
+		stopped++;
+	}
+	if (started + stopped > 0)
+		model_event(m, out, e, "node.reconciled", "node", n->spec.id,
+			    model_need(m, json_pack("{s:I,s:I}", "started", (json_int_t)started, "stopped", (json_int_t)stopped),
+				       "an event"));
 }

@@ -18,7 +18,7 @@ static void res_id_set(struct apply_result *res, const char *id)
 }
 
 static const char *const fo_status_names[FO_STATUSES] = {"in_progress", "completed", "failed"};
-static const char *const fo_step_names[] = {"starting", "running", "failed"};
+static const char *const fo_step_names[] = {"starting", "running", "failed", "superseded"};
 
 const char *model_fo_status_name(enum fo_status s)
 {
@@ -27,7 +27,7 @@ const char *model_fo_status_name(enum fo_status s)
 
 const char *model_fo_step_name(enum fo_step s)
 {
-	return (unsigned)s <= FO_START_FAILED ? fo_step_names[s] : "unknown";
+	return (unsigned)s <= FO_SUPERSEDED ? fo_step_names[s] : "unknown";
 }
 
 void model_fo_init(struct model *m)
@@ -142,6 +142,30 @@ void model_fo_start_done(struct model *m, const struct entry *e, const struct mo
 	}
 }
 
+/* A replica that an earlier failover sent to node n, which died before the
+ * replica started there, is moved on by n's failover: the earlier one stops
+ * waiting for it (it would wait for a dead node's ack forever). */
+static void supersede(struct model *m, const struct entry *e, const char *actor_id, int64_t instance,
+		      const struct model_node *n, struct proj_batch *out)
+{
+	for (struct model_failover *f = m->fo_tail; f; f = f->prev) {
+		if (f->status != FO_IN_PROGRESS)
+			continue;
+		for (size_t i = 0; i < f->nmoved; i++) {
+			struct model_fo_assign *a = &f->assign[i];
+			if (a->step != FO_WAITING || a->instance != instance || strcmp(a->actor_id, actor_id) != 0 ||
+			    strcmp(a->to_node, n->spec.id) != 0)
+				continue;
+			a->step = FO_SUPERSEDED;
+			if (--f->waiting == 0)
+				finish(m, e, f, out);
+			if (out)
+				proj_failover(out, f);
+			return;
+		}
+	}
+}
+
 void model_fo_apply(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res)
 {
 	struct model_node *n = model_node_get(m, e->target ? e->target : "");
@@ -204,6 +228,7 @@ void model_fo_apply(struct model *m, struct entry *e, struct proj_batch *out, st
 		struct model_actor *a = model_actor_get(m, mv->actor_id);
 		struct model_placement *p = &a->placements[mv->instance];
 		model_mig_cancel(m, e, a, "its node failed", out);
+		supersede(m, e, a->spec.id, mv->instance, n, out);
 		p->state = PL_PENDING;
 		a->generation++;
 		a->updated_ms = e->at_ms;

@@ -48,6 +48,8 @@ struct model_command *model_cmd_start_on(struct model *m, const struct entry *e,
 void model_cmd_want_snapshot(struct model *m, struct model_command *c, int64_t version, struct proj_batch *out);
 /* Marks c finished (acked or failed, set by the caller) and projects it. */
 void model_cmd_finish(struct model *m, struct model_command *c, struct proj_batch *out);
+/* ENTRY_RECONCILE. */
+void model_cmd_apply_reconcile(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
 /* ENTRY_COMMAND_UPDATE. */
 void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch *out, struct apply_result *res);
 /* Restores one command from a snapshot (ownership of c and its strings taken);

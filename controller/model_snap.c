@@ -1377,7 +1377,7 @@ static int restore_failover(struct sd_stream *st, const json_t *o, size_t i)
 				sd_fail(st->c, "%s: not an object", awhat);
 			goto out;
 		}
-		int sp = name_parse(step, fo_step_i, FO_START_FAILED + 1);
+		int sp = name_parse(step, fo_step_i, FO_SUPERSEDED + 1);
 		free(step);
 		if (sp < 0 || (k < f->nmoved) != (a->to_node != NULL)) {
 			sd_fail(st->c, "%s: a bad step, or a target where there is none", awhat);

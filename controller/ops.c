@@ -642,6 +642,7 @@ enum ops_plan ops_plan(struct loop *l, struct op *op)
 	case OP_NODE_REPORT: e->op = ENTRY_NODE_REPORT; break;
 	case OP_COMMAND_UPDATE: e->op = ENTRY_COMMAND_UPDATE; break;
 	case OP_SNAPSHOT_PUT: e->op = ENTRY_SNAPSHOT_PUT; break;
+	case OP_RECONCILE: e->op = ENTRY_RECONCILE; break;
 	case OP_ACTOR_MIGRATE:
 		e->op = ENTRY_ACTOR_MIGRATE;
 		if (plan_migrate(l, op) != 0)

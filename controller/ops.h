@@ -51,6 +51,7 @@ enum op_kind {
 	OP_FAILOVER_PLAN,  /* POST /v1/nodes/{id}/failover-plan: a dry run, no log entry */
 	OP_ACTOR_MIGRATE,  /* POST /v1/actors/{id}/migrate */
 	OP_SNAPSHOT_PUT,   /* an agent's state snapshot (edge.c) */
+	OP_RECONCILE,      /* what a node's heartbeats showed amiss (edge.c) */
 };
 
 /* The request as the client sent it, for sending it on to the leader. Borrowed

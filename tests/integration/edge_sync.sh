@@ -14,10 +14,13 @@
 #     started again; an actor an agent runs that the lattice never placed there
 #     is stopped.
 . "$(dirname "$0")/lib.sh"
+. "$top_srcdir/tests/lib/protocol.sh"
 
-plan 33
+plan 34
 lib_init
 nats_start || bail "cannot start nats-server"
+# Every message of the run, to check against docs/protocol.md at the end.
+natscap_start "$T_DIR/cap" 'lattice.default.>' || bail "natscap did not start"
 AGENT=${LATTICE_AGENT:-$top_builddir/sim/lattice-agent}
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
 [ -x "$AGENT" ] || bail "lattice-agent not built at $AGENT"
@@ -67,7 +70,7 @@ nodes_up() { get '/v1/nodes?status=healthy' '[.items[].id] | join(",")'; }
 is "$(until_eq e1,e2,u1 nodes_up)" e1,e2,u1 "three agents, three healthy nodes"
 
 # 1. Snapshots: the agents' periodic ones are kept, the latest per actor.
-req POST /v1actors/x '{}' >/dev/null
+
 req POST /v1/actors '{"id":"counter","module":"oci://demo/counter:1","cpu_required":100,"memory_required_mb":32,"preferred_region":"eu"}'
 is "$STATUS" 201 "an actor with state (the sim driver's counter)"
 is "$(until_eq running get /v1/actors/counter '.placements[0].state')" running "... running"
@@ -100,12 +103,15 @@ is "$(until_eq "$to:running" placements counter)" "$to:running" "the actor ends 
 req GET '/v1/events?since=0&limit=1000'
 is "$(jqr '[.items[] | select(.object_id == "counter" and (.kind | startswith("actor.migrat"))) | .data.step // .kind] | join(",")')" \
 	"checkpointing,starting,stopping,actor.migrated" "each step is an event: checkpointing, starting, stopping, migrated"
-ckpt=$(get /v1/commands "[.items[] | select(.command_type == \"actor_migrate\" and .actor_id == \"counter\")] | last | .applied_version")
-tstart=$(get /v1/commands "[.items[] | select(.command_type == \"actor_start\" and .actor_id == \"counter\" and .target_node == \"$to\")] | last | .applied_version")
-is "$tstart" "$ckpt" "the target started from the source's checkpoint (state_version $ckpt)"
+# Commands of the migration: created at or after its actor_migrate.
+mig_at=$(get /v1/commands '[.items[] | select(.command_type == "actor_migrate" and .actor_id == "counter")][0].created_at')
+ckpt=$(get /v1/commands '[.items[] | select(.command_type == "actor_migrate" and .actor_id == "counter")][0].applied_version')
+tstart=$(get /v1/commands "[.items[] | select(.command_type == \"actor_start\" and .actor_id == \"counter\" and .target_node == \"$to\" and .created_at >= \"$mig_at\")][0].applied_version")
+is "$([ "${tstart:-0}" -ge "${ckpt:-1}" ] && echo yes || echo "no: $tstart < $ckpt")" yes \
+	"the target started from the source's checkpoint or a later snapshot ($tstart >= $ckpt)"
 # Never on zero nodes, never on two after: the stop on the source came after the
 # target's start was acked, and the source no longer runs it.
-order=$(get /v1/commands "[.items[] | select(.actor_id == \"counter\" and ((.command_type == \"actor_start\" and .target_node == \"$to\") or (.command_type == \"actor_stop\" and .target_node == \"$from\" and .payload.reason == \"migrated\")))] | sort_by(.acked_at) | map(.command_type) | join(\",\")")
+order=$(get /v1/commands "[.items[] | select(.actor_id == \"counter\" and .created_at >= \"$mig_at\" and ((.command_type == \"actor_start\" and .target_node == \"$to\") or (.command_type == \"actor_stop\" and .target_node == \"$from\" and .payload.reason == \"migrated\")))] | sort_by(.acked_at) | map(.command_type) | join(\",\")")
 is "$order" "actor_start,actor_stop" "the source's stop was acked after the target's start"
 is "$(grep -c "applied command .* (actor_stop counter" "$T_DIR/agent-$from.log")" 1 "the source stopped it once"
 req POST /v1/actors/counter/migrate '{"target_node":"nope"}'
@@ -158,4 +164,11 @@ stray_stopped() { grep -c "applied command .* (actor_stop stray" "$T_DIR/agent-u
 is "$(until_eq 1 stray_stopped)" 1 "an actor the lattice never placed on u1 is stopped by reconciliation"
 
 cleanup_agents
+natscap_stop
+if protocol_setup; then
+	protocol_validate "$T_DIR/cap"
+	ok $? "every message of the run ($(ls "$T_DIR/cap" | grep -c '\.json$') captured) follows docs/protocol.md and api/nats/*.schema.json"
+else
+	skip_point "$PROTOCOL_WHY" "every message of the run follows docs/protocol.md"
+fi
 done_testing
