@@ -20,14 +20,14 @@
 /* How long one JetStream API call may take. */
 #define BUS_JS_WAIT_MS 5000
 
-enum job_kind { JOB_SETUP, JOB_CONSUMER_ADD, JOB_CONSUMER_DEL, JOB_UNLEAD, JOB_PUBLISH };
+enum job_kind { JOB_SETUP, JOB_CONSUMER_ADD, JOB_CONSUMER_DEL, JOB_UNLEAD, JOB_PUBLISH, JOB_CORE };
 
 struct bus_job {
 	enum job_kind kind;
 	uint64_t epoch;
 	char **nodes; /* JOB_SETUP: every node id; else one */
 	size_t nnodes;
-	struct bus_cmd *cmds; /* JOB_PUBLISH */
+	struct bus_cmd *cmds; /* JOB_PUBLISH, JOB_CORE (no id) */
 	size_t ncmds;
 	struct bus_job *next;
 };
@@ -592,6 +592,10 @@ static void *worker_main(void *arg)
 			case JOB_PUBLISH:
 				publish(b, j);
 				break;
+			case JOB_CORE:
+				for (size_t i = 0; i < j->ncmds; i++)
+					natsConnection_Publish(b->nc, j->cmds[i].subject, j->cmds[i].body, (int)j->cmds[i].len);
+				break;
 			case JOB_UNLEAD:
 				hb_subscribe(b, false);
 				atomic_store(&b->stats.streams_ok, 0);
@@ -967,18 +971,44 @@ void bus_lead(struct bus *b, bool leading, const char *const *nodes, size_t nnod
 	}
 }
 
+static void push_cmds(struct bus *b, enum job_kind kind, struct bus_cmd *cmds, size_t n);
+
+void bus_publish_core(struct bus *b, char **subjects, char **bodies, size_t n)
+{
+	struct bus_cmd *cmds = b->enabled ? calloc(n ? n : 1, sizeof(*cmds)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (cmds) {
+			cmds[i].subject = subjects[i];
+			cmds[i].body = bodies[i];
+			cmds[i].len = strlen(bodies[i]);
+		} else {
+			free(subjects[i]);
+			free(bodies[i]);
+		}
+	}
+	free(subjects);
+	free(bodies);
+	if (cmds)
+		push_cmds(b, JOB_CORE, cmds, n);
+}
+
 void bus_publish(struct bus *b, struct bus_cmd *cmds, size_t n)
 {
 	if (!b->enabled) {
 		cmds_free(cmds, n);
 		return;
 	}
+	push_cmds(b, JOB_PUBLISH, cmds, n);
+}
+
+static void push_cmds(struct bus *b, enum job_kind kind, struct bus_cmd *cmds, size_t n)
+{
 	struct bus_job *j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		cmds_free(cmds, n);
 		return;
 	}
-	j->kind = JOB_PUBLISH;
+	j->kind = kind;
 	j->cmds = cmds;
 	j->ncmds = n;
 	pthread_mutex_lock(&b->lock);

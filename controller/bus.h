@@ -117,6 +117,9 @@ void bus_dropped(struct bus *b, enum bus_subject subj, enum proto_drop why, cons
 /* Loop thread, leading: publishes cmds[0..n) (transferred, and the array)
  * asynchronously; each one's outcome comes back through cbs.published. */
 void bus_publish(struct bus *b, struct bus_cmd *cmds, size_t n);
+/* Loop thread: publishes (core NATS, best effort) bodies[i] on subjects[i];
+ * both arrays and their strings transferred. */
+void bus_publish_core(struct bus *b, char **subjects, char **bodies, size_t n);
 /* Any thread: acks (ok) or drops (!ok: JetStream redelivers it) a message
  * handed over by cbs.ack, and frees it. */
 void bus_msg_done(void *msg, bool ok);

@@ -28,6 +28,8 @@ void fsm_flush(struct fsm *f)
 {
 	if (f->pending_head == NULL)
 		return;
+	if (f->flushing)
+		f->flushing(f->flushing_arg, f->pending_head);
 	store_submit_chain(f->store, f->pending_head);
 	f->pending_head = f->pending_tail = NULL;
 }

@@ -65,6 +65,10 @@ struct fsm {
 	 * (NULL: proj_model). A seam for tests, which put one here that fails by
 	 * setting b->failed. */
 	void (*render_model)(struct proj_batch *b, const struct model *m);
+	/* Sees each chain of batches just before fsm_flush hands it to the store
+	 * (NULL: none): the loop publishes their events on NATS. */
+	void (*flushing)(void *arg, const struct proj_batch *chain);
+	void *flushing_arg;
 };
 
 /* Hands the batches applied so far to the store (loop thread; called once per

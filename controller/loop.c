@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include "aiodefer.h"
+#include "jw.h"
+#include "proj.h"
+#include "proto.h"
+#include "render.h"
 #include "leader.h"
 #include "digest.h"
 #include "log.h"
@@ -415,6 +419,85 @@ static void on_heartbeat(void *arg, struct proto_hb *hb, int64_t now_ms)
 	edge_heartbeat(&l->edge, hb, now_ms);
 }
 
+/* The leader publishes each applied event on lattice.L.evt.<kind> (core NATS,
+ * best effort: docs/protocol.md "Events"); GET /v1/events has them all. */
+static void publish_events(void *arg, const struct proj_batch *chain)
+{
+	struct loop *l = arg;
+	if (!l->bus.enabled || !l->edge.leading || !atomic_load(&l->bus.stats.connected))
+		return;
+	size_t n = 0, cap = 0;
+	char **subjects = NULL, **bodies = NULL;
+	for (const struct proj_batch *b = chain; b; b = b->next)
+		for (const struct proj_change *c = b->head; c; c = c->next) {
+			if (c->kind != PROJ_EVENT_INSERT || c->nparams < 8)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				char **s2 = realloc(subjects, nc * sizeof(*s2)), **b2 = s2 ? realloc(bodies, nc * sizeof(*b2)) : NULL;
+				if (s2)
+					subjects = s2;
+				if (b2 == NULL)
+					goto out;
+				bodies = b2;
+				cap = nc;
+			}
+			/* seq, raft_index, at_ms, who, kind, object_type, object_id, data */
+			const char *const *p = (const char *const *)c->params;
+			char token[80], at[40], subject[160];
+			snprintf(token, sizeof(token), "%s", p[4] ? p[4] : "event");
+			for (char *t = token; *t; t++)
+				if (*t == '.')
+					*t = '_';
+			render_time(strtoll(p[2] ? p[2] : "0", NULL, 10), at, sizeof(at));
+			proto_subject(subject, sizeof(subject), l->cfg->lattice, "evt", token);
+			struct jw w;
+			jw_init(&w);
+			jw_obj(&w);
+			jw_key(&w, "seq");
+			jw_json(&w, p[0], strlen(p[0]));
+			jw_key(&w, "index");
+			jw_json(&w, p[1], strlen(p[1]));
+			jw_key(&w, "at");
+			jw_str(&w, at);
+			jw_key(&w, "who");
+			if (p[3])
+				jw_str(&w, p[3]);
+			else
+				jw_null(&w);
+			jw_key(&w, "kind");
+			jw_str(&w, p[4]);
+			jw_key(&w, "object_type");
+			if (p[5])
+				jw_str(&w, p[5]);
+			else
+				jw_null(&w);
+			jw_key(&w, "object_id");
+			if (p[6])
+				jw_str(&w, p[6]);
+			else
+				jw_null(&w);
+			jw_key(&w, "data");
+			jw_json(&w, p[7] ? p[7] : "{}", p[7] ? strlen(p[7]) : 2);
+			jw_obj_end(&w);
+			bodies[n] = jw_take(&w, NULL);
+			subjects[n] = strdup(subject);
+			if (bodies[n] == NULL || subjects[n] == NULL) {
+				free(bodies[n]);
+				free(subjects[n]);
+				goto out;
+			}
+			n++;
+		}
+out:
+	if (n > 0) {
+		bus_publish_core(&l->bus, subjects, bodies, n);
+	} else {
+		free(subjects);
+		free(bodies);
+	}
+}
+
 static void on_published(void *arg, const char *id, bool ok, const char *err)
 {
 	struct loop *l = arg;
@@ -652,6 +735,8 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->propose.data = l;
 	uv_prepare_start(&l->propose, propose_cb);
 	edge_init(&l->edge, l, cfg->nats[0] != '\0');
+	l->fsm.flushing = publish_events;
+	l->fsm.flushing_arg = l;
 	outbox_init(&l->outbox, l, cfg->nats[0] != '\0');
 	failover_init(&l->failover, l);
 	struct bus_cbs cbs = {.arg = l, .heartbeat = on_heartbeat, .published = on_published, .ack = on_ack,

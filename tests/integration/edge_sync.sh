@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$top_srcdir/tests/lib/protocol.sh"
 
-plan 34
+plan 36
 lib_init
 nats_start || bail "cannot start nats-server"
 # Every message of the run, to check against docs/protocol.md at the end.
@@ -165,6 +165,10 @@ is "$(until_eq 1 stray_stopped)" 1 "an actor the lattice never placed on u1 is s
 
 cleanup_agents
 natscap_stop
+evts=$(ls "$T_DIR/cap" | grep -c '\.lattice\.default\.evt\..*\.json$')
+is "$([ "$evts" -ge 10 ] && echo yes || echo "no: $evts")" yes "the leader publishes events on lattice.default.evt.<kind> ($evts captured)"
+ls "$T_DIR/cap" | grep -q 'lattice\.default\.evt\.node_status\.json$'
+ok $? "... e.g. lattice.default.evt.node_status"
 if protocol_setup; then
 	protocol_validate "$T_DIR/cap"
 	ok $? "every message of the run ($(ls "$T_DIR/cap" | grep -c '\.json$') captured) follows docs/protocol.md and api/nats/*.schema.json"
