@@ -456,7 +456,8 @@ static void apply_node_put(struct model *m, struct entry *e, struct proj_batch *
 	node_touch(n, e->at_ms);
 	size_t nbefore = n->npolicies;
 	struct model_policy **before = need(m, calloc(nbefore ? nbefore : 1, sizeof(*before)), "a node's policies");
-	memcpy(before, n->policies, nbefore * sizeof(*before));
+	if (nbefore > 0)
+		memcpy(before, n->policies, nbefore * sizeof(*before));
 	refresh_policies(m, n);
 	if (!covers_same(before, nbefore, n->policies, n->npolicies))
 		push_policy(m, e, n, out); /* a new region or labels: other policies cover it */
