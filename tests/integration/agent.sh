@@ -117,7 +117,7 @@ A=$(ack)
 is "$(jq -c '[.command_id,.node_id,.status,.error,.applied_version]' <<<"$A")" '["c-1","n1","ok",null,12]' \
 	"actor_start: ok ack, applied_version = the snapshot's state_version"
 ok "$(jq -e '.at|test("Z$")' <<<"$A" >/dev/null; echo $?)" "the ack carries its time"
-hb_match n1 '.actors == [{"actor_id":"a1","state":"running","state_version":12}] and .cpu_measured == 250 and .memory_measured_mb == 128'
+hb_match n1 '.actors == [{"actor_id":"a1","instance":0,"state":"running","state_version":12}] and .cpu_measured == 250 and .memory_measured_mb == 128'
 ok $? "the heartbeat lists a1 running at state_version 12; sim usage is the sum of requests"
 
 send n1 "$(start_cmd c-1 a1 3 7 128 "$SNAP")" c-1-again
@@ -168,7 +168,7 @@ A=$(ack) # c-2's and c-3's acks (c-2's was read above)
 is "$(jq -c '[.command_id,.status,.applied_version]' <<<"$A")" '["c-3","ok",13]' "the ack: applied_version = the snapshot's"
 is "$("$JSCTL" "$NATS_URL" snaps "$L" 1 10000 | jq -c '[.actor_id,.state_version]')" '["a1",13]' \
 	"the snapshot is in LATTICE_L_SNAP"
-hb_match n1 '.actors == [{"actor_id":"a1","state":"running","state_version":13}]'
+hb_match n1 '.actors == [{"actor_id":"a1","instance":0,"state":"running","state_version":13}]'
 ok $? "the actor keeps running after the checkpoint"
 
 # ---- actor_stop, security_policy ---------------------------------------------
@@ -201,7 +201,7 @@ ok $? "nothing left pending or unacked (the bad message is not redelivered)"
 nats_restart || bail "cannot restart nats-server"
 wait_for in_log n1b "NATS: reconnected"
 ok $? "the agent reconnects after a nats-server restart"
-hb_match n1 '.actors == [{"actor_id":"a2","state":"running","state_version":0}]'
+hb_match n1 '.actors == [{"actor_id":"a2","instance":0,"state":"running","state_version":0}]'
 ok $? "and heartbeats again"
 send n1 "$(other_cmd c-10 config_update 3 2 '{"actor_id":"a2","config":{"k":"v"}}')"
 is "$(ack | jq -c '[.command_id,.status]')" '["c-10","ok"]' "and takes commands again (config_update)"
@@ -222,7 +222,7 @@ ok $? "a killed child is seen"
 wait_for started_n n2 ex 2
 ok $? "and restarted"
 C2=$(child_pid)
-hb_match n2 '.error_count >= 1 and .actors == [{"actor_id":"ex","state":"running","state_version":0}]'
+hb_match n2 '.error_count >= 1 and .actors == [{"actor_id":"ex","instance":0,"state":"running","state_version":0}]'
 ok $? "error_count rises; the actor runs again"
 send n2 "$(other_cmd e-2 actor_stop 1 2 '{"actor_id":"ex","instance":0,"reason":"deleted"}' n2)"
 is "$(ack | jq -c '[.command_id,.status]')" '["e-2","ok"]' "exec: actor_stop ok"
