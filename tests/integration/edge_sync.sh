@@ -100,8 +100,8 @@ req POST /v1/actors/counter/migrate "{\"target_node\":\"$to\"}"
 is "$STATUS" 202 "POST /v1/actors/{id}/migrate is 202"
 is "$(jqr '.placements[0].state')" migrating "... and the placement shows migrating"
 is "$(until_eq "$to:running" placements counter)" "$to:running" "the actor ends up running on the target"
-req GET '/v1/events?since=0&limit=1000'
-is "$(jqr '[.items[] | select(.object_id == "counter" and (.kind | startswith("actor.migrat"))) | .data.step // .kind] | join(",")')" \
+steps() { get '/v1/events?since=0&limit=1000' '[.items[] | select(.object_id == "counter" and (.kind | startswith("actor.migrat"))) | .data.step // .kind] | join(",")'; }
+is "$(until_eq "checkpointing,starting,stopping,actor.migrated" steps)" \
 	"checkpointing,starting,stopping,actor.migrated" "each step is an event: checkpointing, starting, stopping, migrated"
 # Commands of the migration: created at or after its actor_migrate.
 mig_at=$(get /v1/commands '[.items[] | select(.command_type == "actor_migrate" and .actor_id == "counter")][0].created_at')
