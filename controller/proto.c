@@ -176,29 +176,27 @@ static const char *subject_token(const char *subject, const char *lattice, const
 	return strchr(t, '.') ? NULL : t;
 }
 
-enum proto_drop proto_hb_decode(const char *lattice, const char *subject, const void *body, size_t len,
-				struct proto_hb *out, char *err, size_t errlen)
+/* What every decoder checks first: the size, the subject (lattice.L.kind.<node>:
+ * its node token into *token), one JSON object without duplicate keys, no field
+ * outside known. PROTO_OK with *out (the caller's reference), or the drop. */
+static enum proto_drop open_msg(const char *lattice, const char *subject, const char *kind, const void *body,
+				size_t len, size_t max, const char *const *known, const char **token, json_t **out,
+				char *err, size_t errlen)
 {
-	if (len > PROTO_HB_MAX) {
-		snprintf(err, errlen, "heartbeat of %zu bytes (at most %d)", len, PROTO_HB_MAX);
+	if (len > max) {
+		snprintf(err, errlen, "%s message of %zu bytes (at most %zu)", kind, len, max);
 		return PROTO_OVERSIZED;
 	}
-	const char *token = subject_token(subject, lattice, "hb");
-	if (token == NULL || !spec_node_id_valid(token))
-		return fail(err, errlen, "subject '%.200s' is not lattice.%s.hb.<node id>", subject, lattice);
+	const char *t = subject_token(subject, lattice, kind);
+	if (t == NULL || !spec_node_id_valid(t))
+		return fail(err, errlen, "subject '%.200s' is not lattice.%s.%s.<node id>", subject, lattice, kind);
 	json_error_t jerr;
 	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL)
 		return fail(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
-	struct proto_hb hb = {0};
-	enum proto_drop rc = PROTO_MALFORMED;
-	static const char *const known[] = {"node_id",	      "region",		 "labels",	   "cpu_capacity",
-					    "memory_mb",      "cpu_measured",	 "memory_measured_mb",
-					    "actors",	      "error_count",	 "policy_version", "agent_version",
-					    "agent_instance", "seq",		 "sent_at",	   NULL};
 	if (!json_is_object(j)) {
-		fail(err, errlen, "a heartbeat is a JSON object");
-		goto out;
+		json_decref(j);
+		return fail(err, errlen, "a %s message is a JSON object", kind);
 	}
 	const char *key;
 	json_t *v;
@@ -208,9 +206,29 @@ enum proto_drop proto_hb_decode(const char *lattice, const char *subject, const 
 			k++;
 		if (known[k] == NULL) {
 			fail(err, errlen, "unknown field '%.64s'", key);
-			goto out;
+			json_decref(j);
+			return PROTO_MALFORMED;
 		}
 	}
+	*token = t;
+	*out = j;
+	return PROTO_OK;
+}
+
+enum proto_drop proto_hb_decode(const char *lattice, const char *subject, const void *body, size_t len,
+				struct proto_hb *out, char *err, size_t errlen)
+{
+	static const char *const known[] = {"node_id",	      "region",		 "labels",	   "cpu_capacity",
+					    "memory_mb",      "cpu_measured",	 "memory_measured_mb",
+					    "actors",	      "error_count",	 "policy_version", "agent_version",
+					    "agent_instance", "seq",		 "sent_at",	   NULL};
+	const char *token;
+	json_t *j;
+	enum proto_drop rc = open_msg(lattice, subject, "hb", body, len, PROTO_HB_MAX, known, &token, &j, err, errlen);
+	if (rc != PROTO_OK)
+		return rc;
+	rc = PROTO_MALFORMED;
+	struct proto_hb hb = {0};
 	const char *node_id = json_string_value(json_object_get(j, "node_id"));
 	if (node_id == NULL) {
 		fail(err, errlen, "field 'node_id' is missing");
@@ -288,36 +306,15 @@ void proto_ack_free(struct proto_ack *a)
 enum proto_drop proto_ack_decode(const char *lattice, const char *subject, const void *body, size_t len,
 				 struct proto_ack *out, char *err, size_t errlen)
 {
-	if (len > PROTO_ACK_MAX) {
-		snprintf(err, errlen, "ack of %zu bytes (at most %d)", len, PROTO_ACK_MAX);
-		return PROTO_OVERSIZED;
-	}
-	const char *token = subject_token(subject, lattice, "ack");
-	if (token == NULL || !spec_node_id_valid(token))
-		return fail(err, errlen, "subject '%.200s' is not lattice.%s.ack.<node id>", subject, lattice);
-	json_error_t jerr;
-	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL)
-		return fail(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
-	enum proto_drop rc = PROTO_MALFORMED;
+	static const char *const known[] = {"command_id", "node_id", "status", "error", "applied_version", "at", NULL};
+	const char *token;
+	json_t *j;
+	enum proto_drop rc = open_msg(lattice, subject, "ack", body, len, PROTO_ACK_MAX, known, &token, &j, err, errlen);
+	if (rc != PROTO_OK)
+		return rc;
+	rc = PROTO_MALFORMED;
 	struct proto_ack a;
 	memset(&a, 0, sizeof(a));
-	static const char *const known[] = {"command_id", "node_id", "status", "error", "applied_version", "at", NULL};
-	if (!json_is_object(j)) {
-		fail(err, errlen, "an ack is a JSON object");
-		goto out;
-	}
-	const char *key;
-	json_t *v;
-	json_object_foreach(j, key, v) {
-		size_t k = 0;
-		while (known[k] && strcmp(key, known[k]) != 0)
-			k++;
-		if (known[k] == NULL) {
-			fail(err, errlen, "unknown field '%.64s'", key);
-			goto out;
-		}
-	}
 	const char *id = get_text(j, "command_id", PROTO_CMD_ID_MAX);
 	const char *node = json_string_value(json_object_get(j, "node_id"));
 	const char *status = json_string_value(json_object_get(j, "status"));
@@ -409,37 +406,16 @@ static long base64_len(const char *b, size_t n)
 enum proto_drop proto_snap_decode(const char *lattice, const char *subject, const void *body, size_t len,
 				  struct proto_snap *out, char *err, size_t errlen)
 {
-	if (len > PROTO_SNAP_MAX) {
-		snprintf(err, errlen, "snapshot message of %zu bytes (at most %d)", len, PROTO_SNAP_MAX);
-		return PROTO_OVERSIZED;
-	}
-	const char *token = subject_token(subject, lattice, "snap");
-	if (token == NULL || !spec_node_id_valid(token))
-		return fail(err, errlen, "subject '%.200s' is not lattice.%s.snap.<node id>", subject, lattice);
-	json_error_t jerr;
-	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL)
-		return fail(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
-	enum proto_drop rc = PROTO_MALFORMED;
-	struct proto_snap sn;
-	memset(&sn, 0, sizeof(sn));
 	static const char *const known[] = {"actor_id", "node_id", "state_version", "data", "taken_at", "migration_id",
 					    NULL};
-	const char *key;
-	json_t *v;
-	if (!json_is_object(j)) {
-		fail(err, errlen, "a snapshot is a JSON object");
-		goto out;
-	}
-	json_object_foreach(j, key, v) {
-		size_t k = 0;
-		while (known[k] && strcmp(key, known[k]) != 0)
-			k++;
-		if (known[k] == NULL) {
-			fail(err, errlen, "unknown field '%.64s'", key);
-			goto out;
-		}
-	}
+	const char *token;
+	json_t *j;
+	enum proto_drop rc = open_msg(lattice, subject, "snap", body, len, PROTO_SNAP_MAX, known, &token, &j, err, errlen);
+	if (rc != PROTO_OK)
+		return rc;
+	rc = PROTO_MALFORMED;
+	struct proto_snap sn;
+	memset(&sn, 0, sizeof(sn));
 	const char *actor = json_string_value(json_object_get(j, "actor_id"));
 	const char *node = json_string_value(json_object_get(j, "node_id"));
 	const json_t *data = json_object_get(j, "data");

@@ -15,17 +15,7 @@ NATS_PORT=$(free_port) || bail "no free port"
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
 [ -x "$JSCTL" ] || bail "jsctl not built at $JSCTL"
 
-until_eq() { # WANT CMD...
-	local want=$1 got= i
-	shift
-	for i in $(seq 1 600); do
-		got=$("$@")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	printf '%s' "$got"
-}
-get() { req GET "$1"; [ "$STATUS" = 200 ] && jqr "$2" || echo "(status $STATUS)"; }
+. "$(dirname "$0")/edge_lib.sh"
 
 # Detection off: nodes registered through the API stay healthy, no agent acks.
 START=(--nats "nats://127.0.0.1:$NATS_PORT" --heartbeat-timeout-ms 0 --command-timeout-ms 400

@@ -16,52 +16,15 @@
 plan 38
 lib_init
 nats_start || bail "cannot start nats-server"
-AGENT=${LATTICE_AGENT:-$top_builddir/sim/lattice-agent}
-[ -x "$AGENT" ] || bail "lattice-agent not built at $AGENT"
-declare -A APID=()
+. "$(dirname "$0")/edge_lib.sh"
+EDGE_AGENT_FLAGS=(--label tier=edge)
 
 lattice_start a --nats "$NATS_URL" --heartbeat-timeout-ms 2000 --command-timeout-ms 1000
 
-agent_start() { # ID [CPU]
-	mkdir -p "$T_DIR/agents"
-	"$AGENT" --nats "$NATS_URL" --node-id "$1" --region eu --label "tier=edge" --cpu-capacity "${2:-1000}" \
-		--memory-mb 4096 --state-dir "$T_DIR/agents/$1" --heartbeat-interval-ms 250 \
-		>>"$T_DIR/agent-$1.log" 2>&1 &
-	APID[$1]=$!
-}
-agent_kill() {
-	kill -9 "${APID[$1]}" 2>/dev/null
-	wait "${APID[$1]}" 2>/dev/null
-	unset "APID[$1]"
-}
-cleanup_agents() {
-	local id
-	for id in "${!APID[@]}"; do kill "${APID[$id]}" 2>/dev/null; wait "${APID[$id]}" 2>/dev/null; done
-}
-trap 'cleanup_agents; lib_cleanup' EXIT
-
-until_eq() { # WANT CMD...: runs CMD until it prints WANT (60 s at most)
-	local want=$1 got= i
-	shift
-	for i in $(seq 1 600); do
-		got=$("$@")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	printf '%s' "$got"
-}
-get() { # PATH FILTER
-	req GET "$1"
-	[ "$STATUS" = 200 ] && jqr "$2" || echo "(status $STATUS)"
-}
 placements() { get "/v1/actors/$1" '[.placements[] | "\(.node_id):\(.state)"] | join(",")'; }
-metric() {
-	req GET /metrics
-	printf '%s\n' "$BODY" | awk -v m="$1" '$1 == m { print $2; f = 1 } END { if (!f) print "none" }'
-}
 
 # 1. Agents start: their nodes register healthy, with their profiles.
-for id in e1 e2 e3; do agent_start "$id"; done
+for id in e1 e2 e3; do agent_start "$id" eu 1000; done
 nodes_up() { get '/v1/nodes?status=healthy' '[.items[].id] | join(",")'; }
 is "$(until_eq e1,e2,e3 nodes_up)" e1,e2,e3 "three agents: three healthy nodes"
 is "$(get /v1/nodes/e2 '"\(.region) \(.labels.tier) \(.cpu_capacity) \(.memory_mb)"')" "eu edge 1000 4096" \
@@ -118,7 +81,7 @@ is "$(jqr '[.items[] | select(.kind == "failover.started" or .kind == "failover.
 	"failover.started,failover.completed" "failover events"
 
 # 5. The agent comes back: healthy again, its old copies stopped.
-agent_start "$victim"
+agent_start "$victim" eu 1000
 is "$(until_eq healthy get "/v1/nodes/$victim" .status)" healthy "the agent is back: its node is healthy again"
 fencing_acked() { get "/v1/commands?node=$victim" '[.items[] | select(.payload.reason == "failover_fencing" and .status == "acked")] | length'; }
 is "$(until_eq "$(echo "$moved" | wc -w)" fencing_acked)" "$(echo "$moved" | wc -w)" "the fencing stops are delivered and acked"
@@ -128,7 +91,7 @@ is "$(get /v1/failovers '.items | length')" 1 "no second failover for the node t
 
 # 6. No room: 'failover failed: no healthy target', retried when capacity appears.
 for id in e1 e2 e3; do req POST "/v1/nodes/$id/cordon"; done
-agent_start e5
+agent_start e5 eu 1000
 is "$(until_eq healthy get /v1/nodes/e5 .status)" healthy "a fifth agent"
 req POST /v1/actors '{"id":"big","module":"oci://demo/big:1","cpu_required":700,"memory_required_mb":64,"priority":200}'
 is "$STATUS" 201 "a big actor placed on the only uncordoned node"
@@ -139,7 +102,7 @@ no_home() { get '/v1/failovers?node=e5' '[.items[] | .error] | map(select(. != n
 is "$(until_eq "failover failed: no healthy target" no_home)" "failover failed: no healthy target" \
 	"nowhere to go: the failover says 'failover failed: no healthy target'"
 is "$(until_eq "e5:failed" placements big)" "e5:failed" "... and the placement is failed"
-agent_start e4 2000
+agent_start e4 eu 2000
 is "$(until_eq "e4:running" placements big)" "e4:running" "a new agent brings capacity: the actor is failed over to it and runs"
 for id in e1 e2 e3; do req POST "/v1/nodes/$id/uncordon"; done
 
@@ -170,5 +133,5 @@ is "$(get '/v1/commands?status=pending' '[.items[] | select(.command_type == "ac
 dups=$(cat "$T_DIR"/agent-*.log | grep -o 'applied command [^ ]*' | sort | uniq -d | wc -l)
 is "$dups" 0 "no agent applied a command twice"
 
-cleanup_agents
+agents_stop
 done_testing

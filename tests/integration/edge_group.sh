@@ -12,21 +12,7 @@
 plan 14
 lib_init
 nats_start || bail "cannot start nats-server"
-AGENT=${LATTICE_AGENT:-$top_builddir/sim/lattice-agent}
-[ -x "$AGENT" ] || bail "lattice-agent not built at $AGENT"
-declare -A APID=()
-agent_start() {
-	mkdir -p "$T_DIR/agents"
-	"$AGENT" --nats "$NATS_URL" --node-id "$1" --region eu --cpu-capacity 2000 --memory-mb 4096 \
-		--state-dir "$T_DIR/agents/$1" --heartbeat-interval-ms 250 >>"$T_DIR/agent-$1.log" 2>&1 &
-	APID[$1]=$!
-}
-agent_kill() { kill -9 "${APID[$1]}" 2>/dev/null; wait "${APID[$1]}" 2>/dev/null; unset "APID[$1]"; }
-cleanup_agents() {
-	local id
-	for id in "${!APID[@]}"; do kill "${APID[$id]}" 2>/dev/null; wait "${APID[$id]}" 2>/dev/null; done
-}
-trap 'cleanup_agents; lib_cleanup' EXIT
+. "$(dirname "$0")/edge_lib.sh"
 
 group_init 3
 OPTS=(--bootstrap --members "$MEMBERS" --nats "$NATS_URL" --heartbeat-timeout-ms 2000 --command-timeout-ms 1000
@@ -36,16 +22,6 @@ for i in 1 2 3; do group_start "$i" "${OPTS[@]}"; done
 for i in 1 2 3; do group_wait_ready "$i" || bail "replica $i did not start"; done
 group_leader >/dev/null || bail "no leader"
 
-until_eq() { # WANT CMD...: runs CMD until it prints WANT (60 s at most)
-	local want=$1 got= i
-	shift
-	for i in $(seq 1 600); do
-		got=$("$@")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	printf '%s' "$got"
-}
 gget() { # REPLICA PATH FILTER (a consistent read)
 	greq "$1" GET "$2"
 	[ "$STATUS" = 200 ] && jqr "$3" || echo "(status $STATUS)"
@@ -109,7 +85,7 @@ fencing() { gget "$(any_up)" "/v1/commands?node=$victim&consistent=true" '[.item
 is "$(until_eq 0 fencing)" 0 "its fencing stops are acked"
 # Heartbeats keep writing (reports); for a moment of quiet, stop the agents and
 # NATS: a leader cut off from NATS declares nobody dead, so nothing is written.
-cleanup_agents
+agents_stop
 nats_stop
 sleep 1
 group_settle 1 2 3

@@ -18,6 +18,7 @@
 plan 50
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
+. "$(dirname "$0")/edge_lib.sh" # until_eq, metric (no agents here: this script plays them)
 
 TIMEOUT_MS=2000
 START=(--heartbeat-timeout-ms "$TIMEOUT_MS" --heartbeat-interval-ms 200)
@@ -32,24 +33,9 @@ beat() { # NODE [ERRORS] [INSTANCE]: one heartbeat with the next seq
 	SEQ=$((SEQ + 1))
 	nats_pub "lattice.default.hb.$1" "$(hb "$1" "$SEQ" "${2:-0}" "${3:-inst1}")"
 }
-metric() { # NAME{LABELS}: its value, or "none"
-	req GET /metrics
-	printf '%s\n' "$BODY" | awk -v m="$1" '$1 == m { print $2; f = 1 } END { if (!f) print "none" }'
-}
 node_field() { # NODE FIELD
 	req GET "/v1/nodes/$1"
 	[ "$STATUS" = 200 ] && jqr ".$2" || echo "(status $STATUS)"
-}
-# until_eq WANT CMD...: runs CMD until it prints WANT (30 s at most); prints the last output
-until_eq() {
-	local want=$1 got= i
-	shift
-	for i in $(seq 1 300); do
-		got=$("$@")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	printf '%s' "$got"
 }
 # beating NODE SECONDS: heartbeats every 200 ms for SECONDS, then checks status
 beat_for() {

@@ -21,47 +21,14 @@ lib_init
 nats_start || bail "cannot start nats-server"
 # Every message of the run, to check against docs/protocol.md at the end.
 natscap_start "$T_DIR/cap" 'lattice.default.>' || bail "natscap did not start"
-AGENT=${LATTICE_AGENT:-$top_builddir/sim/lattice-agent}
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
-[ -x "$AGENT" ] || bail "lattice-agent not built at $AGENT"
 [ -x "$JSCTL" ] || bail "jsctl not built at $JSCTL"
-declare -A APID=()
+. "$(dirname "$0")/edge_lib.sh"
+EDGE_AGENT_FLAGS=(--snapshot-interval-ms 300)
 
 lattice_start a --nats "$NATS_URL" --heartbeat-timeout-ms 2000 --command-timeout-ms 1000
 
-agent_start() { # ID REGION
-	mkdir -p "$T_DIR/agents"
-	"$AGENT" --nats "$NATS_URL" --node-id "$1" --region "$2" --cpu-capacity 2000 --memory-mb 4096 \
-		--state-dir "$T_DIR/agents/$1" --heartbeat-interval-ms 250 --snapshot-interval-ms 300 \
-		>>"$T_DIR/agent-$1.log" 2>&1 &
-	APID[$1]=$!
-}
-agent_kill() { kill -9 "${APID[$1]}" 2>/dev/null; wait "${APID[$1]}" 2>/dev/null; unset "APID[$1]"; }
-cleanup_agents() {
-	local id
-	for id in "${!APID[@]}"; do kill -CONT "${APID[$id]}" 2>/dev/null; kill "${APID[$id]}" 2>/dev/null; wait "${APID[$id]}" 2>/dev/null; done
-}
-trap 'cleanup_agents; lib_cleanup' EXIT
-
-until_eq() { # WANT CMD...: runs CMD until it prints WANT (60 s at most)
-	local want=$1 got= i
-	shift
-	for i in $(seq 1 600); do
-		got=$("$@")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	printf '%s' "$got"
-}
-get() { # PATH FILTER
-	req GET "$1"
-	[ "$STATUS" = 200 ] && jqr "$2" || echo "(status $STATUS)"
-}
 placements() { get "/v1/actors/$1" '[.placements[] | "\(.node_id):\(.state)"] | join(",")'; }
-metric() {
-	req GET /metrics
-	printf '%s\n' "$BODY" | awk -v m="$1" '$1 == m { print $2; f = 1 } END { if (!f) print "none" }'
-}
 
 agent_start e1 eu
 agent_start e2 eu
@@ -163,7 +130,7 @@ EOF
 stray_stopped() { grep -c "applied command .* (actor_stop stray" "$T_DIR/agent-u1.log"; }
 is "$(until_eq 1 stray_stopped)" 1 "an actor the lattice never placed on u1 is stopped by reconciliation"
 
-cleanup_agents
+agents_stop
 natscap_stop
 evts=$(ls "$T_DIR/cap" | grep -c '\.lattice\.default\.evt\..*\.json$')
 is "$([ "$evts" -ge 10 ] && echo yes || echo "no: $evts")" yes "the leader publishes events on lattice.default.evt.<kind> ($evts captured)"
