@@ -428,8 +428,22 @@ static void fetch_some(struct conn *c, int timeout_ms)
 	usleep(100 * 1000);
 }
 
+/* mkdir -p: the state dir and any parent it lacks. */
 static int make_dir(const char *dir)
 {
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
 	if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
 		struct stat st;
 		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
