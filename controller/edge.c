@@ -244,6 +244,12 @@ void edge_snapshot(struct edge *e, struct proto_snap *sn, void *msg)
 	} else if (a->snap && sn->state_version <= a->snap->state_version) {
 		bus_dropped(&l->bus, BUS_SUBJ_SNAP, PROTO_STALE, subject, "a snapshot not newer than the one held");
 		bus_msg_done(msg, true);
+	} else if (a->snap && sn->migration_id == NULL && loop_wallclock_ms() - a->snap->taken_ms < EDGE_SNAP_MIN_MS) {
+		/* Every snapshot is a log entry (up to 256 KiB): periodic ones are
+		 * kept at most once per EDGE_SNAP_MIN_MS per actor; a migration's
+		 * checkpoint always is. */
+		bus_dropped(&l->bus, BUS_SUBJ_SNAP, PROTO_STALE, subject, "a periodic snapshot sooner than 1 s after the last");
+		bus_msg_done(msg, true);
 	} else {
 		struct snap_op *so = calloc(1, sizeof(*so));
 		if (so == NULL) {

@@ -34,6 +34,9 @@ struct proto_snap;
 /* How often heartbeats are compared with the placements (anti-entropy); a
  * difference is acted on when two passes in a row see it. */
 #define EDGE_RECONCILE_MS 3000
+/* Periodic snapshots of one actor recorded at most this often (each is a log
+ * entry of up to 256 KiB of state); a migration's checkpoint always is. */
+#define EDGE_SNAP_MIN_MS 1000
 
 struct edge {
 	struct loop *loop; /* borrowed */
