@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# edge_ratelimit.sh — mass silence (SPEC "Failover"): when most nodes of a
+# region go silent at once the leader is more likely cut off than they are
+# dead, so failovers there are rate-limited (>= 55% of a region of >= 3 nodes
+# unhealthy: one failover per 10 s), while a single dead node elsewhere fails
+# over at once.
+. "$(dirname "$0")/lib.sh"
+
+plan 6
+lib_init
+nats_start || bail "cannot start nats-server"
+. "$(dirname "$0")/edge_lib.sh"
+
+lattice_start a --nats "$NATS_URL" --heartbeat-timeout-ms 2000
+for id in e1 e2 e3; do agent_start "$id" eu 1000; done
+for id in u1 u2 u3; do agent_start "$id" us 1000; done
+nodes_up() { get '/v1/nodes?status=healthy' '[.items[].id] | join(",")'; }
+is "$(until_eq e1,e2,e3,u1,u2,u3 nodes_up)" e1,e2,e3,u1,u2,u3 "six agents in two regions"
+# One actor per node, pinned to its region.
+for id in e1 e2 e3 u1 u2 u3; do
+	req POST /v1/actors "{\"id\":\"a-$id\",\"module\":\"oci://demo/a:1\",\"cpu_required\":300,\"memory_required_mb\":16,\"preferred_region\":\"${id%?}\",\"constraints\":{}}"
+done
+running() { get '/v1/actors?limit=100' '[.items[].placements[].state] | map(select(. == "running")) | length'; }
+is "$(until_eq 6 running)" 6 "six actors running"
+
+# Two of eu's three nodes die at once (67% >= 55%): the first failover goes at
+# once, the second waits for the region's interval.
+on() { get "/v1/actors?node=$1" '[.items[].id] | join(",")'; }
+down1=$(on e1)
+down2=$(on e2)
+agent_kill e1
+agent_kill e2
+fo_count() { get '/v1/failovers?limit=100' '[.items[] | select(.status == "completed")] | length'; }
+is "$(until_eq 2 fo_count)" 2 "both dead nodes are failed over in the end"
+req GET '/v1/failovers?limit=100'
+gap=$(jqr '[.items[].started_at | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601] | sort | .[1] - .[0]')
+is "$([ "$gap" -ge 9 ] && echo yes || echo "no: ${gap}s")" yes \
+	"the second failover of a disrupted region came one region interval after the first (${gap} s apart)"
+grep -q 'failovers in region eu rate-limited: 2 of 3 nodes are unhealthy' "$T_DIR/a/latticed.log"
+ok $? "the log says why: failovers in region eu rate-limited: 2 of 3 nodes are unhealthy"
+
+# A single dead node in another region is failed over at once all the same.
+agent_kill u1
+u1_done() { get '/v1/failovers?node=u1' '[.items[].status] | join(",")'; }
+is "$(until_eq completed u1_done)" completed "a single dead node of us fails over"
+
+agents_stop
+done_testing
