@@ -108,6 +108,7 @@ static void op_done(struct op *op)
 {
 	struct fo_op *fo = (struct fo_op *)op;
 	fo->f->inflight = false;
+	fo->f->next_scan_ms = 0; /* the next node's failover now, not at the next scan */
 	struct fo_node *n = hmap_get(&fo->f->nodes, fo->node);
 	if (n) {
 		n->inflight = false;
