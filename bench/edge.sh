@@ -74,6 +74,17 @@ edge_wait() {
 	done
 	return 1
 }
+# edge_wait_open SECONDS: until lattice_commands_open is 0 (one cheap request
+# per 100 ms, so the polling takes little of the CPU it measures).
+edge_wait_open() {
+	local end=$(($(edge_now) + $1 * 1000)) n
+	while [ "$(edge_now)" -lt "$end" ]; do
+		n=$(curl -s --max-time 5 "http://127.0.0.1:$eport/metrics" | awk '$1 == "lattice_commands_open" {print $2}')
+		[ "$n" = 0 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
 edge_agent() {
 	local i=$1 id
 	id=$(printf 'edge-%03d' "$i")
@@ -273,7 +284,7 @@ edge_phase() {
 		p0=$(edge_ticks $pgp); c0=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
 		seq 0 $((EDGE_TP_ACTORS - 1)) | xargs -P 8 -I{} curl -s -o /dev/null --max-time 30 -X PATCH \
 			-H 'Content-Type: application/json' --data-binary "{\"replicas\":$reps}" "http://127.0.0.1:$eport/v1/actors/tp-{}"
-		edge_wait 300 || say "commands still open 300 s after scaling $dir"
+		edge_wait_open 300 || say "commands still open 300 s after scaling $dir"
 		t1=$(edge_now)
 		a1=$(edge_ticks "${EDGE_APIDS[@]}"); l1=$(edge_ticks "$EDGE_LPID"); n1=$(edge_ticks "$NATS_PID"); p1=$(edge_ticks $pgp)
 		local cpu_s=$(( ($(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat) - c0) ))

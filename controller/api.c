@@ -346,6 +346,8 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	g.providers = st.providers;
 	g.links = st.links;
 	g.policies = st.policies;
+	g.commands_open = st.commands_open;
+	g.failovers_open = st.failovers_open;
 	g.fsm_applied = st.fsm_applied;
 	g.fsm_rejected = st.fsm_rejected;
 	g.fsm_undecodable = st.fsm_undecodable;

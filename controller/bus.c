@@ -627,62 +627,41 @@ static void *worker_main(void *arg)
 
 /* ---- fetcher thread: agents' acks --------------------------------------------------------- */
 
-static void take_ack(struct bus *b, natsMsg *m)
+/* Decodes an agent's ack or snapshot and posts it to the loop with its
+ * message, which is acked once the entry it causes is committed. */
+static void take(struct bus *b, natsMsg *m, enum bus_subject subj)
 {
 	const char *subject = natsMsg_GetSubject(m);
+	const void *body = natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+	if (ev != NULL && subj == BUS_SUBJ_ACK) {
+		ev->kind = EV_ACK;
+		ev->ack = calloc(1, sizeof(*ev->ack));
+	} else if (ev != NULL) {
+		ev->kind = EV_SNAP;
+		ev->snap = calloc(1, sizeof(*ev->snap));
+	}
+	if (ev == NULL || (ev->ack == NULL && ev->snap == NULL)) {
+		free(ev);
+		bus_msg_done(m, false); /* out of memory: JetStream redelivers it */
+		return;
+	}
 	char err[256];
-	struct proto_ack *a = calloc(1, sizeof(*a));
-	enum proto_drop rc = a == NULL ? PROTO_MALFORMED
-				       : proto_ack_decode(b->cfg->lattice, subject, natsMsg_GetData(m),
-							  (size_t)natsMsg_GetDataLength(m), a, err, sizeof(err));
-	if (a == NULL)
-		snprintf(err, sizeof(err), "out of memory");
+	enum proto_drop rc =
+		ev->ack ? proto_ack_decode(b->cfg->lattice, subject, body, len, ev->ack, err, sizeof(err))
+			: proto_snap_decode(b->cfg->lattice, subject, body, len, ev->snap, err, sizeof(err));
 	if (rc != PROTO_OK) {
 		/* Acked all the same: a bad message redelivered forever helps nobody. */
-		bus_dropped(b, BUS_SUBJ_ACK, rc, subject, err);
-		free(a);
+		bus_dropped(b, subj, rc, subject, err);
+		free(ev->ack);
+		free(ev->snap);
+		free(ev);
 		bus_msg_done(m, true);
 		return;
 	}
-	struct bus_event *ev = calloc(1, sizeof(*ev));
-	if (ev == NULL) {
-		proto_ack_free(a);
-		free(a);
-		bus_msg_done(m, false);
-		return;
-	}
-	ev->kind = EV_ACK;
-	ev->ack = a;
-	ev->msg = m;
-	atomic_fetch_add(&b->acks, 1);
-	post_event(b, ev);
-}
-
-static void take_snap(struct bus *b, natsMsg *m)
-{
-	const char *subject = natsMsg_GetSubject(m);
-	char err[256];
-	struct proto_snap *sn = calloc(1, sizeof(*sn));
-	enum proto_drop rc = sn == NULL ? PROTO_MALFORMED
-					: proto_snap_decode(b->cfg->lattice, subject, natsMsg_GetData(m),
-							    (size_t)natsMsg_GetDataLength(m), sn, err, sizeof(err));
-	if (sn == NULL)
-		snprintf(err, sizeof(err), "out of memory");
-	if (rc != PROTO_OK) {
-		bus_dropped(b, BUS_SUBJ_SNAP, rc, subject, err);
-		free(sn);
-		bus_msg_done(m, true);
-		return;
-	}
-	struct bus_event *ev = calloc(1, sizeof(*ev));
-	if (ev == NULL) {
-		proto_snap_free(sn);
-		free(sn);
-		bus_msg_done(m, false);
-		return;
-	}
-	ev->kind = EV_SNAP;
-	ev->snap = sn;
+	if (ev->ack)
+		atomic_fetch_add(&b->acks, 1);
 	ev->msg = m;
 	post_event(b, ev);
 }
@@ -709,14 +688,14 @@ static int pull_bind(struct bus *b, natsSubscription **sub, const char *stream, 
 }
 
 /* One fetch from sub; each message to take(). Returns what Fetch returned. */
-static natsStatus fetch_some(struct bus *b, natsSubscription *sub, int timeout_ms, void (*take)(struct bus *, natsMsg *))
+static natsStatus fetch_some(struct bus *b, natsSubscription *sub, int timeout_ms, enum bus_subject subj)
 {
 	natsMsgList list = {0};
 	jsErrCode jerr = 0;
 	natsStatus s = natsSubscription_Fetch(&list, sub, 256, timeout_ms, &jerr);
 	if (s == NATS_OK) {
 		for (int i = 0; i < list.Count; i++) {
-			take(b, list.Msgs[i]);
+			take(b, list.Msgs[i], subj);
 			list.Msgs[i] = NULL;
 		}
 	} else if (s != NATS_TIMEOUT) {
@@ -755,8 +734,8 @@ static void *fetcher_main(void *arg)
 			continue;
 		}
 		int64_t t0 = mono_ms();
-		natsStatus s1 = fetch_some(b, b->ack_sub, 200, take_ack);
-		natsStatus s2 = fetch_some(b, b->snap_sub, s1 == NATS_OK ? 1 : 100, take_snap);
+		natsStatus s1 = fetch_some(b, b->ack_sub, 200, BUS_SUBJ_ACK);
+		natsStatus s2 = fetch_some(b, b->snap_sub, s1 == NATS_OK ? 1 : 100, BUS_SUBJ_SNAP);
 		/* nats.c before 3.6.1 may answer a fetch with a timeout at once (#631):
 		 * never spin on it. */
 		if (s1 != NATS_OK && s2 != NATS_OK && mono_ms() - t0 < 20) {

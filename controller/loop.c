@@ -352,6 +352,8 @@ void loop_publish_status(struct loop *l)
 	s.providers = l->model.providers.n;
 	s.links = l->model.links.n;
 	s.policies = l->model.policies.n;
+	s.commands_open = l->model.cmd_open.n;
+	s.failovers_open = l->model.failovers.n - l->model.nfo_done;
 	s.fsm_applied = l->fsm.applied;
 	s.fsm_rejected = l->fsm.rejected;
 	s.fsm_undecodable = l->fsm.undecodable;

@@ -40,6 +40,7 @@ struct loop_status {
 	bool disk_ok;  /* raft may write (disk.h) */
 	char disk_reason[512]; /* why not, "" when disk_ok */
 	size_t nodes, actors, providers, links, policies;
+	size_t commands_open, failovers_open; /* pending or published; in progress */
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
 };
 

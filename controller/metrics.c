@@ -177,6 +177,12 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	put(&b, "lattice_objects{kind=\"provider\"} %llu\n", (unsigned long long)g->providers);
 	put(&b, "lattice_objects{kind=\"link\"} %llu\n", (unsigned long long)g->links);
 	put(&b, "lattice_objects{kind=\"policy\"} %llu\n", (unsigned long long)g->policies);
+	put(&b, "# HELP lattice_commands_open Commands not acked or failed yet (pending or published).\n"
+		"# TYPE lattice_commands_open gauge\nlattice_commands_open %llu\n",
+	    (unsigned long long)g->commands_open);
+	put(&b, "# HELP lattice_failovers_in_progress Failovers not completed or failed yet.\n"
+		"# TYPE lattice_failovers_in_progress gauge\nlattice_failovers_in_progress %llu\n",
+	    (unsigned long long)g->failovers_open);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

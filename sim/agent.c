@@ -69,6 +69,7 @@ struct agent {
 	int64_t errors[ERROR_RING];
 	size_t err_head, err_n;
 	int64_t next_snapshot;
+	int unsynced; /* records appended by deferred commands and not fsynced yet */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -885,9 +886,10 @@ static void apply_policy(struct agent *a, const struct cmd *c, int64_t now, stru
 	ap->version = version;
 }
 
-/* Writes the effects, the fence and the outcome, and fsyncs: after this the
- * command counts as applied across a crash. */
-static int record(struct agent *a, const struct cmd *c, const char *obj, struct applied *ap, char *err,
+/* Writes the effects, the fence and the outcome, and fsyncs unless defer (then
+ * agent_sync does, before any ack goes out): after the fsync the command counts
+ * as applied across a crash. */
+static int record(struct agent *a, const struct cmd *c, const char *obj, struct applied *ap, int defer, char *err,
 		  size_t errlen)
 {
 	struct outcome o = {(char *)c->id, ap->ok, ap->ok ? NULL : ap->error, ap->version};
@@ -900,8 +902,10 @@ static int record(struct agent *a, const struct cmd *c, const char *obj, struct 
 			if (jappend(a, json_incref(rec), 0, err, errlen) < 0)
 				return -1;
 		}
-		if (jappend(a, rec_fence(&f), 0, err, errlen) < 0 || jappend(a, rec_cmd(&o), 0, err, errlen) < 0 ||
-		    journal_sync(a->journal, err, errlen) < 0)
+		if (jappend(a, rec_fence(&f), 0, err, errlen) < 0 || jappend(a, rec_cmd(&o), 0, err, errlen) < 0)
+			return -1;
+		a->unsynced = 1;
+		if (!defer && agent_sync(a, err, errlen) < 0)
 			return -1;
 	}
 	if (fence_put(a, obj, c->term, c->gen) < 0 || outcome_put(a, c->id, o.ok, o.error, o.applied_version) < 0) {
@@ -911,7 +915,17 @@ static int record(struct agent *a, const struct cmd *c, const char *obj, struct 
 	return 0;
 }
 
-void agent_handle_command(struct agent *a, const char *data, size_t len, int64_t now, struct agent_reply *r)
+int agent_sync(struct agent *a, char *err, size_t errlen)
+{
+	if (!a->journal || !a->unsynced)
+		return 0;
+	if (journal_sync(a->journal, err, errlen) < 0)
+		return -1;
+	a->unsynced = 0;
+	return 0;
+}
+
+static void handle(struct agent *a, const char *data, size_t len, int64_t now, int defer, struct agent_reply *r)
 {
 	memset(r, 0, sizeof(*r));
 	json_error_t je;
@@ -1018,7 +1032,7 @@ void agent_handle_command(struct agent *a, const char *data, size_t len, int64_t
 		goto out;
 	}
 	char err[256];
-	if (record(a, &c, obj, &ap, err, sizeof(err)) < 0) {
+	if (record(a, &c, obj, &ap, defer, err, sizeof(err)) < 0) {
 		log_error("command %s applied but not recorded (%s): not acked, so it comes back", cid, err);
 		r->verdict = AGENT_RETRY;
 		r->error = strdup(err);
@@ -1041,6 +1055,16 @@ void agent_handle_command(struct agent *a, const char *data, size_t len, int64_t
 	maybe_compact(a);
 out:
 	json_decref(j);
+}
+
+void agent_handle_command(struct agent *a, const char *data, size_t len, int64_t now, struct agent_reply *r)
+{
+	handle(a, data, len, now, 0, r);
+}
+
+void agent_handle_deferred(struct agent *a, const char *data, size_t len, int64_t now, struct agent_reply *r)
+{
+	handle(a, data, len, now, 1, r);
 }
 
 void agent_reply_release(struct agent_reply *r)

@@ -11,7 +11,8 @@
  * AGENT_MAX_COMMAND_IDS applied command ids, the fencing position of every
  * object, the security policy, and the actors it runs with their last
  * snapshot. Each applied command is written and fsynced before its ack is
- * returned. The journal is compacted at open and whenever it holds more than
+ * returned (or, with agent_handle_deferred, before the caller sends it: one
+ * fsync for a whole fetched batch). The journal is compacted at open and whenever it holds more than
  * twice the live records plus 10,000. */
 #ifndef LATTICE_AGENT_H
 #define LATTICE_AGENT_H
@@ -56,7 +57,7 @@ struct agent_io {
 };
 
 enum agent_verdict {
-	AGENT_ACK,   /* publish reply.ack with Nats-Msg-Id reply.ack_msg_id, then AckSync the message */
+	AGENT_ACK,   /* publish reply.ack with Nats-Msg-Id reply.ack_msg_id, then ack the message */
 	AGENT_TERM,  /* unreadable (no command_id): natsMsg_Term so it is not redelivered forever */
 	AGENT_RETRY, /* not applied now (a snapshot or the journal failed): leave it for redelivery */
 };
@@ -89,6 +90,15 @@ void agent_close(struct agent *a);
 /* Handles one command message (data borrowed, need not be NUL-terminated).
  * Fills *r (release it with agent_reply_release). Never fails on bad input. */
 void agent_handle_command(struct agent *a, const char *data, size_t len, int64_t now, struct agent_reply *r);
+/* The same, but the journal records are written and not fsynced: call
+ * agent_sync, and carry out no AGENT_ACK reply of the batch before it returns
+ * 0 (a replayed command may be one applied earlier in the same batch). */
+void agent_handle_deferred(struct agent *a, const char *data, size_t len, int64_t now, struct agent_reply *r);
+/* fsyncs what deferred commands and snapshots wrote (0 at once when nothing
+ * is pending). On -1 the records' durability is unknown (a failed fsync may
+ * have dropped them): the caller must not ack and should exit, so a restart
+ * replays the journal, which is the truth. */
+int agent_sync(struct agent *a, char *err, size_t errlen);
 void agent_reply_release(struct agent_reply *r);
 
 /* Housekeeping: driver poll (crashes count as errors), periodic snapshots.

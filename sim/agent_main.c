@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <nats/nats.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,7 +269,30 @@ struct conn {
 	struct agent *agent;
 	int64_t next_bind;
 	int bind_logged;
+	atomic_int ack_pub_failed; /* ack publishes of the current batch that failed (nats.c's thread) */
 };
+
+#define FETCH_BATCH 64
+
+/* nats.c's thread: the outcome of one ack publish. A failure fails the batch. */
+static void on_ack_published(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	(void)js;
+	struct conn *c = closure;
+	if (pa && pa->Duplicate) {
+		const char *id = NULL;
+		natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+		log_info("ack %s: the ack stream already had it (one copy kept)", id ? id : "?");
+	}
+	if (pae) {
+		const char *id = NULL;
+		natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+		log_warn("publish of ack %s failed: %s%s%s", id ? id : "?", natsStatus_GetText(pae->Err),
+			 pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
+		atomic_fetch_add(&c->ack_pub_failed, 1);
+	}
+	natsMsg_Destroy(msg);
+}
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
@@ -295,7 +319,7 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 	log_warn("NATS: asynchronous error: %s", natsStatus_GetText(err));
 }
 
-static int js_publish(jsCtx *js, const char *subject, const char *msg_id, const char *data, size_t len, int *dup)
+static int js_publish(jsCtx *js, const char *subject, const char *msg_id, const char *data, size_t len)
 {
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
@@ -309,8 +333,6 @@ static int js_publish(jsCtx *js, const char *subject, const char *msg_id, const 
 			 (int)jerr);
 		return -1;
 	}
-	if (dup)
-		*dup = pa->Duplicate;
 	jsPubAck_Destroy(pa);
 	return 0;
 }
@@ -318,7 +340,7 @@ static int js_publish(jsCtx *js, const char *subject, const char *msg_id, const 
 static int publish_snapshot(void *ctx, const char *subject, const char *msg_id, const char *json, size_t len)
 {
 	struct conn *c = ctx;
-	return js_publish(c->js, subject, msg_id, json, len, NULL);
+	return js_publish(c->js, subject, msg_id, json, len);
 }
 
 /* Binds to agent_<node_id>, which the controller creates: look it up first so
@@ -361,37 +383,90 @@ static void try_bind(struct conn *c)
 	log_info("bound to consumer %s on stream %s", agent_consumer(a), agent_cmd_stream(a));
 }
 
-static void handle_msg(struct conn *c, natsMsg *m)
+/* One fetched batch: apply every command with its journal records unsynced,
+ * one fsync, the acks published asynchronously and awaited together, then the
+ * command messages acked. An ack is never published before the fsync that made
+ * its command durable; a command message is acked only once its ack is stored
+ * (otherwise it is NAKed and its redelivery acks again from the journal). */
+static void handle_batch(struct conn *c, natsMsgList *list)
 {
 	struct agent *a = c->agent;
 	int64_t now = mono_ms();
-	struct agent_reply r;
-	agent_handle_command(a, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), now, &r);
-	jsErrCode jerr = 0;
-	switch (r.verdict) {
-	case AGENT_TERM:
-		log_warn("command message %s: %s: terminated (not redelivered)", natsMsg_GetSubject(m),
-			 r.error ? r.error : "unreadable");
-		natsMsg_Term(m, NULL);
-		break;
-	case AGENT_RETRY:
-		natsMsg_NakWithDelay(m, 1000, NULL);
-		break;
-	case AGENT_ACK: {
-		int dup = 0;
-		if (js_publish(c->js, agent_subject_ack(a), r.ack_msg_id, r.ack, strlen(r.ack), &dup) < 0) {
-			agent_note_error(a, now);
-			natsMsg_NakWithDelay(m, 1000, NULL); /* recorded: the redelivery acks again */
+	struct agent_reply r[FETCH_BATCH];
+	int n = list->Count < FETCH_BATCH ? list->Count : FETCH_BATCH, acks = 0;
+	for (int i = 0; i < n; i++) {
+		natsMsg *m = list->Msgs[i];
+		agent_handle_deferred(a, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), now, &r[i]);
+		acks += r[i].verdict == AGENT_ACK;
+	}
+	char err[256];
+	if (acks && agent_sync(a, err, sizeof(err)) < 0) {
+		/* fsyncgate: a failed fsync may have dropped the pages, and retrying
+		 * proves nothing. Exit unacked: a restart replays the journal. */
+		log_error("journal: %s: exiting without acking; restart the agent (its journal is the truth, and "
+			  "the unacked commands are redelivered)",
+			  err);
+		exit(1);
+	}
+	atomic_store(&c->ack_pub_failed, 0);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 5000; /* no pub-ack by then: a failure through on_ack_published */
+	int sent = 0;
+	for (int i = 0; i < n; i++) {
+		if (r[i].verdict != AGENT_ACK)
+			continue;
+		natsMsg *am = NULL;
+		natsStatus s = natsMsg_Create(&am, agent_subject_ack(a), NULL, r[i].ack, (int)strlen(r[i].ack));
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(am, "Nats-Msg-Id", r[i].ack_msg_id);
+		if (s == NATS_OK)
+			s = js_PublishMsgAsync(c->js, &am, &po);
+		natsMsg_Destroy(am); /* NULL when the library took it */
+		if (s != NATS_OK) {
+			log_warn("publish of ack %s failed: %s", r[i].ack_msg_id, natsStatus_GetText(s));
+			atomic_fetch_add(&c->ack_pub_failed, 1);
+		}
+		sent++;
+	}
+	if (sent) {
+		jsPubOptions wo;
+		jsPubOptions_Init(&wo);
+		wo.MaxWait = 6000; /* past every publish's own MaxWait */
+		natsStatus s = js_PublishAsyncComplete(c->js, &wo);
+		if (s != NATS_OK) {
+			log_warn("acks of %d commands: %s", sent, natsStatus_GetText(s));
+			atomic_fetch_add(&c->ack_pub_failed, 1);
+		}
+	}
+	int failed = atomic_load(&c->ack_pub_failed) > 0;
+	if (failed)
+		agent_note_error(a, now);
+	for (int i = 0; i < n; i++) {
+		natsMsg *m = list->Msgs[i];
+		switch (r[i].verdict) {
+		case AGENT_TERM:
+			log_warn("command message %s: %s: terminated (not redelivered)", natsMsg_GetSubject(m),
+				 r[i].error ? r[i].error : "unreadable");
+			natsMsg_Term(m, NULL);
+			break;
+		case AGENT_RETRY:
+			natsMsg_NakWithDelay(m, 1000, NULL);
+			break;
+		case AGENT_ACK:
+			if (failed) {
+				/* recorded: the redelivery acks again, from the journal */
+				natsMsg_NakWithDelay(m, 1000, NULL);
+				break;
+			}
+			/* Not AckSync: a lost ack only means a redelivery, acked again. */
+			natsMsg_Ack(m, NULL);
+			log_info("acked command %s: %s%s", r[i].command_id, r[i].ok ? "ok" : "error: ",
+				 r[i].ok ? "" : r[i].error);
 			break;
 		}
-		natsStatus s = natsMsg_AckSync(m, NULL, &jerr);
-		log_info("acked command %s: %s%s%s%s", r.command_id, r.ok ? "ok" : "error: ", r.ok ? "" : r.error,
-			 dup ? " (the ack stream already had this ack)" : "",
-			 s == NATS_OK ? "" : " (the command message's ack failed: it comes back)");
-		break;
+		agent_reply_release(&r[i]);
 	}
-	}
-	agent_reply_release(&r);
 }
 
 static void fetch_some(struct conn *c, int timeout_ms)
@@ -399,10 +474,9 @@ static void fetch_some(struct conn *c, int timeout_ms)
 	natsMsgList list = {0};
 	jsErrCode jerr = 0;
 	int64_t t0 = mono_ms();
-	natsStatus s = natsSubscription_Fetch(&list, c->sub, 16, timeout_ms, &jerr);
+	natsStatus s = natsSubscription_Fetch(&list, c->sub, FETCH_BATCH, timeout_ms, &jerr);
 	if (s == NATS_OK) {
-		for (int i = 0; i < list.Count; i++)
-			handle_msg(c, list.Msgs[i]);
+		handle_batch(c, &list);
 		natsMsgList_Destroy(&list);
 		return;
 	}
@@ -572,6 +646,9 @@ int main(int argc, char **argv)
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
+	jo.PublishAsync.AckHandler = on_ack_published;
+	jo.PublishAsync.AckHandlerClosure = &c;
+	jo.PublishAsync.MaxPending = 4 * FETCH_BATCH;
 	s = natsConnection_JetStream(&c.js, c.nc, &jo);
 	if (s != NATS_OK) {
 		fprintf(stderr, "lattice-agent: JetStream: %s\n", natsStatus_GetText(s));

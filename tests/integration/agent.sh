@@ -123,7 +123,7 @@ ok $? "the heartbeat lists a1 running at state_version 12; sim usage is the sum 
 send n1 "$(start_cmd c-1 a1 3 7 128 "$SNAP")" c-1-again
 wait_for in_log n1 "command c-1 was applied before"
 ok $? "the same command under another Nats-Msg-Id is acked again"
-wait_for in_log n1 "acked command c-1: ok (the ack stream already had this ack)"
+wait_for in_log n1 "ack ack-c-1: the ack stream already had it"
 ok $? "its second ack carries the same Nats-Msg-Id (ack-c-1): the ack stream keeps one"
 is "$(log_count "applied command c-1 ")" 1 "and it was applied once"
 wait_for settled n1

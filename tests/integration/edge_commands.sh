@@ -9,7 +9,7 @@
 #   - GET /v1/commands filters by node and status; bad filters are 400.
 . "$(dirname "$0")/lib.sh"
 
-plan 15
+plan 17
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
@@ -27,6 +27,7 @@ is "$STATUS" 201 "NATS away: the actor is created"
 is "$(get '/v1/commands?node=n1' '[.items[] | "\(.command_type):\(.status):\(.attempts)"] | join(",")')" "actor_start:pending:0" \
 	"its actor_start is pending, not yet published"
 is "$(get /v1/actors/a1 '.placements[0].state')" pending "the placement is pending"
+is "$(metric lattice_commands_open)" 1 "lattice_commands_open counts it"
 
 # NATS comes: published.
 nats_start || bail "cannot start nats-server"
@@ -49,6 +50,7 @@ failed() { get "/v1/commands/$cid" '"\(.status) \(.attempts)"'; }
 is "$(until_eq "failed 3" failed)" "failed 3" "never acked: failed after 3 attempts"
 is "$(get "/v1/commands/$cid" .error)" "not acked after 3 attempts" "... saying why"
 is "$(get /v1/actors/a1 '.placements[0].state')" failed "the placement is failed"
+is "$(metric lattice_commands_open)" 0 "a failed command is no longer open"
 req GET '/v1/events?since=0&limit=100'
 is "$(jqr '[.items[] | select(.kind == "command.failed")] | length')" 1 "a command.failed event"
 

@@ -106,7 +106,7 @@ static long long hb_int(struct agent *a, int64_t now, const char *key)
 
 int main(void)
 {
-	tap_plan(41);
+	tap_plan(45);
 	char dir[] = "/tmp/lattice-agent-test.XXXXXX";
 	if (!mkdtemp(dir))
 		return 1;
@@ -255,6 +255,32 @@ int main(void)
 	agent_reply_release(&r2);
 	agent_reply_release(&r3);
 	agent_close(a);
+
+	/* a batch: applied with the journal unsynced, one agent_sync, then the acks */
+	char dir2[] = "/tmp/lattice-agent-test.XXXXXX";
+	if (!mkdtemp(dir2))
+		return 1;
+	a = open_agent(dir2, 0, now);
+	const char *b_start = START("d-1", "d", 1, 1, 1, "null");
+	agent_handle_deferred(a, b_start, strlen(b_start), now, &r0);
+	agent_handle_deferred(a, b_start, strlen(b_start), now, &r1);
+	ok(r0.verdict == AGENT_ACK && r0.applied && r1.verdict == AGENT_ACK && !r1.applied,
+	   "deferred: a command repeated in the same batch is applied once");
+	char serr[256];
+	is_int(agent_sync(a, serr, sizeof(serr)), 0, "agent_sync makes the batch durable");
+	is_int(agent_sync(a, serr, sizeof(serr)), 0, "agent_sync with nothing pending: 0");
+	agent_reply_release(&r0);
+	agent_reply_release(&r1);
+	agent_close(a);
+	a = open_agent(dir2, 0, now);
+	r0 = send(a, now, START("d-1", "d", 1, 1, 1, "null"));
+	ok(r0.ok && !r0.applied, "a synced batch's command is remembered after a reopen");
+	agent_reply_release(&r0);
+	agent_close(a);
+	char rm2[300];
+	snprintf(rm2, sizeof(rm2), "rm -rf '%s'", dir2);
+	if (system(rm2) != 0)
+		tap_diag("could not remove %s", dir2);
 
 	char *cmd = driver_exec_expand("run {module} --id {actor_id}#{instance}", "oci://x'; rm -rf /", "act", 2);
 	is_str(cmd, "run 'oci://x'\\''; rm -rf /' --id 'act'#'2'", "exec templates shell-quote what they substitute");
