@@ -252,6 +252,10 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 		} else {
 			c->status = st == CMD_ACKED ? CMD_ACKED : CMD_FAILED;
 			c->acked_ms = e->at_ms;
+			/* The leader writes a publication late, and not at all when the
+			 * ack comes first: this update records it. */
+			if (c->published_ms == 0 && c->attempts > 0)
+				c->published_ms = e->at_ms;
 			if (st == CMD_ACKED) {
 				c->applied_version = u->applied_version;
 			} else {

@@ -19,7 +19,15 @@ struct ob_track {
 	char *id;
 	int64_t next_ms;   /* publish (again) at */
 	bool busy;         /* a publication or an update of it is on its way */
-	int64_t attempt;   /* the publication on its way: its number */
+	int64_t attempt;   /* the latest publication: its number */
+	bool held;         /* that publication is not in the log yet (see hold_ms) */
+};
+
+/* A publication waiting to be written to the log (FIFO: all wait as long). */
+struct ob_held {
+	char *id;
+	int64_t due_ms;
+	struct ob_held *next;
 };
 
 /* Commands published per tick at most: a backlog (NATS was away) drains
@@ -29,6 +37,16 @@ struct ob_track {
 #define OUTBOX_SCAN_MS 20
 /* How long a migration's start waits for the checkpoint it names. */
 #define OUTBOX_SNAPSHOT_WAIT_MS 5000
+/* A publication is written to the log this long after it happened (at most a
+ * quarter of the command timeout), unless the ack comes first: then the ack's
+ * update alone records both, and a command costs two log updates, not three. */
+#define OUTBOX_HOLD_MS 500
+
+static int64_t hold_ms(const struct outbox *o)
+{
+	int64_t q = o->loop->cfg->command_timeout_ms / 4;
+	return q < OUTBOX_HOLD_MS ? q : OUTBOX_HOLD_MS;
+}
 
 void outbox_init(struct outbox *o, struct loop *l, bool enabled)
 {
@@ -50,6 +68,17 @@ static void pend_clear(struct outbox *o)
 	o->nmsgs = 0;
 }
 
+static void held_clear(struct outbox *o)
+{
+	while (o->held_head) {
+		struct ob_held *h = o->held_head;
+		o->held_head = h->next;
+		free(h->id);
+		free(h);
+	}
+	o->held_tail = NULL;
+}
+
 static void track_clear(struct outbox *o)
 {
 	size_t pos = 0;
@@ -67,6 +96,7 @@ void outbox_release(struct outbox *o)
 	pend_clear(o);
 	free(o->pend);
 	free(o->msgs);
+	held_clear(o);
 	track_clear(o);
 	hmap_release(&o->track);
 }
@@ -316,7 +346,7 @@ static void scan(struct outbox *o, int64_t now)
 			break;
 		}
 		t->busy = true;
-		t->attempt = c->attempts + 1;
+		t->attempt = (c->attempts > t->attempt ? c->attempts : t->attempt) + 1;
 		n++;
 	}
 	if (n > 0)
@@ -346,6 +376,22 @@ static void sweep(struct outbox *o)
 	free(gone);
 }
 
+/* Writes the publications that waited hold_ms and saw no ack. */
+static void release_held(struct outbox *o, int64_t now)
+{
+	while (o->held_head && o->held_head->due_ms <= now) {
+		struct ob_held *h = o->held_head;
+		o->held_head = h->next;
+		if (o->held_head == NULL)
+			o->held_tail = NULL;
+		struct ob_track *t = hmap_get(&o->track, h->id);
+		if (t && t->held && pend_add(o, h->id, CMD_PUBLISHED, t->attempt, NULL, 0, NULL) == 0)
+			t->held = false;
+		free(h->id);
+		free(h);
+	}
+}
+
 void outbox_tick(struct outbox *o, int64_t now)
 {
 	if (!o->enabled)
@@ -354,6 +400,7 @@ void outbox_tick(struct outbox *o, int64_t now)
 	if (leading != o->leading) {
 		o->leading = leading;
 		pend_clear(o);
+		held_clear(o);
 		track_clear(o);
 		if (leading)
 			log_info("outbox: leading; %zu open commands to publish or watch", o->loop->model.cmd_open.n);
@@ -364,6 +411,7 @@ void outbox_tick(struct outbox *o, int64_t now)
 		scan(o, now);
 		o->next_scan_ms = now + OUTBOX_SCAN_MS;
 	}
+	release_held(o, now);
 	propose(o, now);
 	if (now >= o->next_sweep_ms) {
 		sweep(o);
@@ -387,7 +435,19 @@ void outbox_published(struct outbox *o, const char *id, bool ok, const char *err
 	 * update saying this one happened is applied by then. */
 	t->busy = false;
 	t->next_ms = now + backoff_ms(o, t->attempt);
-	pend_add(o, id, CMD_PUBLISHED, t->attempt, NULL, 0, NULL);
+	struct ob_held *h = calloc(1, sizeof(*h));
+	if (h == NULL || (h->id = strdup(id)) == NULL) {
+		free(h);
+		pend_add(o, id, CMD_PUBLISHED, t->attempt, NULL, 0, NULL); /* no memory to wait */
+		return;
+	}
+	t->held = true;
+	h->due_ms = now + hold_ms(o);
+	if (o->held_tail)
+		o->held_tail->next = h;
+	else
+		o->held_head = h;
+	o->held_tail = h;
 }
 
 void outbox_ack(struct outbox *o, struct proto_ack *a, void *msg)
@@ -409,12 +469,17 @@ void outbox_ack(struct outbox *o, struct proto_ack *a, void *msg)
 		bus_msg_done(msg, true); /* a repeated ack: already in the log */
 	} else {
 		struct ob_track *t = track(o, c, loop_now_ms());
-		if (t)
+		int64_t attempts = c->attempts;
+		if (t) {
 			t->busy = true; /* no publication while its ack is on its way to the log */
+			t->held = false; /* this update records the publication too */
+			if (t->attempt > attempts)
+				attempts = t->attempt;
+		}
 		if (!a->ok)
 			log_warn("command %s (%s to %s) refused by the agent: %s", c->id, model_cmd_type_name(c->type),
 				 c->node, a->error);
-		pend_add(o, c->id, a->ok ? CMD_ACKED : CMD_FAILED, c->attempts, a->error, a->applied_version, msg);
+		pend_add(o, c->id, a->ok ? CMD_ACKED : CMD_FAILED, attempts, a->error, a->applied_version, msg);
 	}
 	proto_ack_free(a);
 	free(a);

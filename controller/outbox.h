@@ -5,6 +5,8 @@
  * failed. Publications, agents' acks and failures go back into the log as
  * command_update entries, written by the leader's own ops; an agent's ack is
  * acked on JetStream only once it is in the log, so a leader change loses none.
+ * A publication is written up to 500 ms late (a quarter of the timeout at
+ * most), and not at all when the ack comes first: the ack's update records it.
  *
  * When to publish again is soft state (memory, this leader only): a new
  * leader publishes every pending command at once and waits one timeout before
@@ -21,6 +23,7 @@
 struct loop;
 struct proto_ack;
 struct entry_cmd_update;
+struct ob_held;
 
 /* The longest wait before a command is published again. */
 #define OUTBOX_BACKOFF_MAX_MS 60000
@@ -37,6 +40,7 @@ struct outbox {
 	void **msgs;
 	size_t nmsgs, capmsgs;
 	uint64_t publications, acks, failures; /* proposed (stats) */
+	struct ob_held *held_head, *held_tail; /* publications not written yet, oldest first */
 };
 
 void outbox_init(struct outbox *o, struct loop *l, bool enabled);

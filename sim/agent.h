@@ -102,7 +102,7 @@ int agent_sync(struct agent *a, char *err, size_t errlen);
 void agent_reply_release(struct agent_reply *r);
 
 /* Housekeeping: driver poll (crashes count as errors), periodic snapshots.
- * Call at least every 100 ms. */
+ * Call at least every 500 ms (an exec actor that died is restarted then). */
 void agent_tick(struct agent *a, int64_t now);
 
 /* Builds the next heartbeat (seq + 1). cpu/mem measured: the host's usage,

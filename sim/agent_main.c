@@ -694,8 +694,11 @@ int main(int argc, char **argv)
 		}
 		now = mono_ms();
 		int64_t wait = next_hb - now;
-		if (wait > 100)
-			wait = 100; /* agent_tick every 100 ms */
+		/* agent_tick at least every 500 ms; each Fetch is a request nats-server
+		 * answers, so 100 idle agents polling every 100 ms cost it a tenth of
+		 * a core. */
+		if (wait > 500)
+			wait = 500;
 		if (wait < 1)
 			wait = 1;
 		if (c.sub && connected)
