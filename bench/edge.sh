@@ -138,6 +138,46 @@ edge_pct() {
 	printf '%s\n' "$@" | sort -n | awk -v p="$p" '{a[NR] = $1} END {r = int(p / 100 * NR + 0.999999); if (r < 1) r = 1; print a[r]}'
 }
 
+# edge_js_last KIND: the last sequence of stream LATTICE_default_KIND.
+edge_js_last() { nats_req "\$JS.API.STREAM.INFO.LATTICE_default_$1" '' | jq -r '.state.last_seq'; }
+# edge_js_ms KIND SEQ: when nats-server stored that message (Unix ms).
+edge_js_ms() {
+	local t
+	t=$(nats_req "\$JS.API.STREAM.MSG.GET.LATTICE_default_$1" "{\"seq\":$2}" | jq -r '.message.time')
+	date -d "$t" +%s%3N
+}
+
+# Backlog: the scale-up's commands are created while nats-server is down, so
+# their publication and acks run at what the leader, nats-server and the agents
+# sustain, not at the rate PATCH creates them. Rates from nats-server's own
+# store times: published = commands stored / (last - first stored); acked =
+# acks stored / (last - first ack stored) (the agents reconnect first: their
+# NATS reconnect wait is not counted); and the whole: all acked in the log.
+edge_backlog() {
+	local c0 a0 c1 a1 tc0 tc1 ta0 ta1 na t0 t1
+	c0=$(edge_js_last CMD)
+	a0=$(edge_js_last ACK)
+	nats_stop
+	seq 0 $((EDGE_TP_ACTORS - 1)) | xargs -P 8 -I{} curl -s -o /dev/null --max-time 30 -X PATCH \
+		-H 'Content-Type: application/json' --data-binary "{\"replicas\":$EDGE_TP_REPLICAS}" "http://127.0.0.1:$eport/v1/actors/tp-{}"
+	t0=$(edge_now)
+	nats_start || { say "backlog: nats-server did not restart"; return; }
+	edge_wait_open 300 || say "backlog: commands still open 300 s after nats-server came back"
+	t1=$(edge_now)
+	c1=$(edge_js_last CMD)
+	a1=$(edge_js_last ACK)
+	tc0=$(edge_js_ms CMD $((c0 + 1)))
+	tc1=$(edge_js_ms CMD "$c1")
+	ta0=$(edge_js_ms ACK $((a0 + 1)))
+	ta1=$(edge_js_ms ACK "$a1")
+	edge[bl.n]=$((c1 - c0))
+	na=$((a1 - a0))
+	edge[bl.pub]=$(awk -v n="${edge[bl.n]}" -v d=$((tc1 - tc0)) 'BEGIN{printf "%.0f", n * 1000 / (d > 0 ? d : 1)}')
+	edge[bl.ack]=$(awk -v n="$na" -v d=$((ta1 - ta0)) 'BEGIN{printf "%.0f", n * 1000 / (d > 0 ? d : 1)}')
+	edge[bl.all]=$((t1 - t0))
+	say "backlog: ${edge[bl.n]} commands stored in $((tc1 - tc0)) ms (${edge[bl.pub]}/s published); $na acks stored from +$((ta0 - tc0)) to +$((ta1 - tc0)) ms after the first command (${edge[bl.ack]}/s acked); every ack in the log ${edge[bl.all]} ms after nats-server was started"
+}
+
 edge_phase() {
 	local i k t0 t1 id
 	say ""
@@ -293,6 +333,8 @@ edge_phase() {
 		read -r "edge[$dir.n]" "edge[$dir.rate]" "edge[$dir.p50]" "edge[$dir.p99]" "edge[$dir.max]" "edge[$dir.span]" <<<"$st"
 		say "scale $dir to $reps replicas: ${edge[$dir.n]} $type acked in $((t1 - t0)) ms (settled), ${edge[$dir.rate]}/s from first created_at to last acked_at (the commands were created over ${edge[$dir.span]} ms); created->acked p50 ${edge[$dir.p50]} ms, p99 ${edge[$dir.p99]} ms, max ${edge[$dir.max]} ms; CPU s: agents $(awk -v t=$((a1 - a0)) -v hz="$hz" 'BEGIN{printf "%.2f", t / hz}'), latticed $(awk -v t=$((l1 - l0b)) -v hz="$hz" 'BEGIN{printf "%.2f", t / hz}'), nats-server $(awk -v t=$((n1 - n0b)) -v hz="$hz" 'BEGIN{printf "%.2f", t / hz}'), PostgreSQL $(awk -v t=$((p1 - p0)) -v hz="$hz" 'BEGIN{printf "%.2f", t / hz}'), whole machine (with this script's polling) $(awk -v t="$cpu_s" -v hz="$hz" 'BEGIN{printf "%.2f", t / hz}') (of $(awk -v t=$((t1 - t0)) 'BEGIN{printf "%.2f", 2 * t / 1000}') available)"
 	done
+	edge_backlog
+
 	seq 0 $((EDGE_TP_ACTORS - 1)) | xargs -P 8 -I{} curl -s -o /dev/null --max-time 30 -X DELETE "http://127.0.0.1:$eport/v1/actors/tp-{}"
 	edge_wait 120 || say "commands still open 120 s after deleting the tp- actors"
 

@@ -435,5 +435,9 @@ if [ -n "${edge[up.rate]:-}" ]; then
 		[ -z "${edge[js_async]:-}" ] && m="n/a (no peer)"
 		say "| edge: $t commands acked/s (${edge[$d.n]} from scaling $EDGE_TP_ACTORS actors $d; created->acked p50 / p99 ${edge[$d.p50]} / ${edge[$d.p99]} ms) | ${edge[$d.rate]} | raw JetStream publish: async ${edge[js_async]:-?}, one at a time ${edge[js_sync]:-?} msgs/s | $r / $(ratio "${edge[$d.rate]}" "${edge[js_sync]:-0}") | >= 30% of raw publish (async): $m |"
 	done
+	if [ -n "${edge[bl.pub]:-}" ]; then
+		say "| edge: backlog of ${edge[bl.n]} commands (created while nats-server was down): published into JetStream /s | ${edge[bl.pub]} | raw JetStream publish: async ${edge[js_async]:-?} msgs/s | $(ratio "${edge[bl.pub]}" "${edge[js_async]:-0}") | — |"
+		say "| edge: the same backlog, acks stored /s by the agents (first -> last ack stored; all in the log ${edge[bl.all]} ms after nats-server started) | ${edge[bl.ack]} | async ${edge[js_async]:-?}, one at a time ${edge[js_sync]:-?} msgs/s | $(ratio "${edge[bl.ack]}" "${edge[js_async]:-0}") / $(ratio "${edge[bl.ack]}" "${edge[js_sync]:-0}") | >= 30% of raw publish |"
+	fi
 	say "| edge: $EDGE_AGENTS agents idle with $EDGE_ACTORS actors: CPU (% of a core) / RSS together | ${edge[idle_agents]}% / ${edge[rss_agents]} MiB | latticed ${edge[idle_lat]}% / ${edge[rss_lat]} MiB; nats-server ${edge[idle_nats]}% / ${edge[rss_nats]} MiB | — | — |"
 fi

@@ -17,6 +17,9 @@
 /* A set-up that failed (NATS away, a stream with contradicting settings) is
  * tried again after this long. */
 #define BUS_RETRY_MS 10000
+/* The first retry of a set-up that failed for a passing reason (JetStream not
+ * ready yet after a restart, a timeout): then doubling up to BUS_RETRY_MS. */
+#define BUS_RETRY_MIN_MS 250
 /* How long one JetStream API call may take. */
 #define BUS_JS_WAIT_MS 5000
 
@@ -218,6 +221,7 @@ static void on_connected(natsConnection *nc, void *closure)
 	log_info("nats: connected");
 	pthread_mutex_lock(&b->lock);
 	b->retry_at_ms = 1; /* the leader's set-up, now */
+	b->retry_delay_ms = 0;
 	pthread_cond_signal(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 }
@@ -263,9 +267,9 @@ static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, v
 			ev->err = strdup(e);
 			if (ev->err == NULL)
 				ev->err = strdup("error");
-			atomic_fetch_add(&b->publish_errors, 1);
+			atomic_fetch_add(&b->stats.publish_errors, 1);
 		} else {
-			atomic_fetch_add(&b->published, 1);
+			atomic_fetch_add(&b->stats.published, 1);
 		}
 		post_event(b, ev);
 	} else if (ev != NULL) {
@@ -299,7 +303,7 @@ static void publish(struct bus *b, struct bus_job *j)
 			ev->id = c->id;
 			c->id = NULL;
 			ev->err = strdup(natsStatus_GetText(s));
-			atomic_fetch_add(&b->publish_errors, 1);
+			atomic_fetch_add(&b->stats.publish_errors, 1);
 			post_event(b, ev);
 		}
 	}
@@ -359,7 +363,7 @@ static int ensure_stream(struct bus *b, int i)
 			log_error("nats: stream %s: %s; lattice does not change an existing stream: fix or delete it "
 				  "(retrying every %d s)",
 				  b->streams[i], why, BUS_RETRY_MS / 1000);
-			return -1;
+			return -2;
 		}
 		return 0;
 	}
@@ -492,9 +496,11 @@ static int setup(struct bus *b, const struct node_set *nodes, uint64_t epoch)
 {
 	if (!atomic_load(&b->stats.connected))
 		return -1;
-	for (int i = 0; i < 3; i++)
-		if (ensure_stream(b, i) != 0)
-			return -1;
+	for (int i = 0; i < 3; i++) {
+		int rc = ensure_stream(b, i);
+		if (rc != 0)
+			return rc;
+	}
 	char filter[128];
 	proto_subject(filter, sizeof(filter), b->cfg->lattice, "ack", ">");
 	if (ensure_consumer(b, b->streams[1], "controller_ack", filter, 10 * NS_PER_S) != 0)
@@ -613,8 +619,19 @@ static void *worker_main(void *arg)
 			int rc = setup(b, &nodes, epoch);
 			need_setup = false;
 			pthread_mutex_lock(&b->lock);
-			if (rc != 0 && b->retry_at_ms == 0)
-				b->retry_at_ms = mono_ms() + BUS_RETRY_MS;
+			if (rc == 0) {
+				b->retry_delay_ms = 0;
+			} else if (b->retry_at_ms == 0) {
+				/* -2: a stream contradicts lattice's settings, an operator's
+				 * fix; anything else may pass in a moment. */
+				int64_t d = b->retry_delay_ms ? b->retry_delay_ms * 2 : BUS_RETRY_MIN_MS;
+				if (rc == -2 || d > BUS_RETRY_MS)
+					d = BUS_RETRY_MS;
+				b->retry_delay_ms = d;
+				b->retry_at_ms = mono_ms() + d;
+				if (rc != -2)
+					log_info("nats: set-up failed; retrying in %lld ms", (long long)d);
+			}
 			pthread_mutex_unlock(&b->lock);
 		}
 		pthread_mutex_lock(&b->lock);
@@ -661,7 +678,7 @@ static void take(struct bus *b, natsMsg *m, enum bus_subject subj)
 		return;
 	}
 	if (ev->ack)
-		atomic_fetch_add(&b->acks, 1);
+		atomic_fetch_add(&b->stats.acks, 1);
 	ev->msg = m;
 	post_event(b, ev);
 }

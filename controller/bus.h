@@ -35,6 +35,9 @@ struct bus_stats {
 	atomic_uint_fast64_t heartbeats;  /* accepted and handed to the loop */
 	atomic_uint_fast64_t reconnects;  /* times the connection came back */
 	atomic_uint_fast64_t errors_stream_config, errors_jetstream;
+	/* Commands stored by JetStream / not (a publish error or no answer in
+	 * time); agents' acks read from the ack stream (before any check). */
+	atomic_uint_fast64_t published, publish_errors, acks;
 	/* From this replica's model, once a second (edge.c): nodes whose applied
 	 * policy version is behind the one they should apply; unhealthy nodes. */
 	atomic_uint_fast64_t nodes_policy_behind, nodes_unhealthy;
@@ -74,7 +77,6 @@ struct bus {
 	void *ack_sub, *snap_sub; /* fetcher thread: pull subscriptions to controller_ack, _snap */
 	pthread_t fetcher;
 	bool fetcher_started;
-	atomic_uint_fast64_t published, publish_errors, acks;
 	void *hb_sub;         /* natsSubscription while leading (worker thread) */
 
 	/* worker thread: blocking JetStream calls */
@@ -87,6 +89,7 @@ struct bus {
 	bool leading;         /* lock: the loop said so */
 	uint64_t lead_epoch;  /* lock: bumped at every bus_lead change */
 	int64_t retry_at_ms;  /* worker: set-up failed, retry then (0: no retry due) */
+	int64_t retry_delay_ms; /* worker: the wait before that retry (0 after a success) */
 
 	/* to the loop */
 	uv_async_t wake;

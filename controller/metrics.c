@@ -84,6 +84,13 @@ static void render_bus(struct buf *b, struct bus_stats *s)
 		atomic_load(&s->reconnects));
 	counter(b, "lattice_nats_heartbeats_total", "Heartbeats accepted from edge agents.",
 		atomic_load(&s->heartbeats));
+	counter(b, "lattice_commands_published_total", "Command messages JetStream stored (re-publications included).",
+		atomic_load(&s->published));
+	counter(b, "lattice_commands_publish_errors_total",
+		"Command publications JetStream refused or did not answer in time (published again later).",
+		atomic_load(&s->publish_errors));
+	counter(b, "lattice_command_acks_total", "Acks read from edge agents' ack stream, before any check.",
+		atomic_load(&s->acks));
 	gauge(b, "lattice_nodes_policy_behind",
 	      "Nodes whose applied security policy version is behind the one they should apply.",
 	      atomic_load(&s->nodes_policy_behind));

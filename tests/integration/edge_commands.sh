@@ -9,7 +9,7 @@
 #   - GET /v1/commands filters by node and status; bad filters are 400.
 . "$(dirname "$0")/lib.sh"
 
-plan 17
+plan 19
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
@@ -70,5 +70,19 @@ req GET '/v1/commands?status=lost'
 is "$STATUS $(jqr .error.code)" "400 invalid_query" "an unknown status is 400"
 req GET /v1/commands/nope
 is "$STATUS" 404 "an unknown command is 404"
+
+# The edge's metrics, as promtool wants them (metrics.sh checks a replica without NATS).
+ok "$([ "$(metric lattice_commands_published_total)" -ge 1 ] 2>/dev/null; echo $?)" \
+	"lattice_commands_published_total counts this process's publications ($(metric lattice_commands_published_total))"
+req GET /metrics
+printf '%s\n' "$BODY" >"$T_DIR/metrics.txt"
+if command -v promtool >/dev/null; then
+	promtool check metrics <"$T_DIR/metrics.txt" >"$T_DIR/promtool.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && sed 's/^/# /' "$T_DIR/promtool.out"
+	ok $rc "promtool check metrics accepts the exposition with the NATS metrics"
+else
+	skip_point "promtool is not installed (Debian package prometheus)" "promtool accepts the NATS metrics"
+fi
 
 done_testing

@@ -15,7 +15,7 @@
 # (servers.sh nats_pub), so it can send what no real agent would.
 . "$(dirname "$0")/lib.sh"
 
-plan 50
+plan 54
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
 . "$(dirname "$0")/edge_lib.sh" # until_eq, metric (no agents here: this script plays them)
@@ -183,6 +183,20 @@ is "$(metric lattice_nats_streams_ready)" 0 "the streams are not ready"
 is "$(nats_req '$JS.API.STREAM.INFO.LATTICE_default_ACK' '' | jq -r .config.storage)" memory "the stream was left as it is"
 req GET /v1/nodes/edge-1
 is "$STATUS" 200 "the API keeps serving"
+
+# 9b. A set-up that fails for a passing reason (here another stream holds the
+# command subjects) is retried soon, backing off, not once per 10 s.
+lattice_stop
+nats_req '$JS.API.STREAM.DELETE.LATTICE_default_ACK' '' >/dev/null
+nats_req '$JS.API.STREAM.CREATE.BLOCKER' '{"name":"BLOCKER","subjects":["lattice.default.cmd.>"],"storage":"memory"}' >/dev/null
+lattice_start a --nats "$NATS_URL" "${START[@]}"
+is "$(until_eq 3 bash -c "n=\$(grep -c 'nats: set-up failed; retrying in' '$T_DIR/a/latticed.log'); [ \$n -ge 3 ] && echo 3")" 3 \
+	"a passing set-up failure is retried"
+is "$(grep -o 'set-up failed; retrying in [0-9]* ms' "$T_DIR/a/latticed.log" | head -3 | awk '{print $5}' | paste -sd,)" \
+	"250,500,1000" "first after 250 ms, then backing off (doubling)"
+nats_req '$JS.API.STREAM.DELETE.BLOCKER' '' >/dev/null
+is "$(until_eq 1 metric lattice_nats_streams_ready)" 1 "once the obstacle is gone, the streams are set up"
+is "$(nats_req '$JS.API.STREAM.INFO.LATTICE_default_ACK' '' | jq -r .config.storage)" file "... as protocol.md says"
 
 # 10. Options.
 "$LATTICED" --lattice 'a.b' --pg x >"$T_DIR/opt.out" 2>&1
