@@ -293,21 +293,6 @@ static void node_touch(struct model_node *n, int64_t at)
 	n->updated_ms = at;
 }
 
-/* The request that placing one more replica of actor a makes of a node. */
-static void actor_request(const struct model_actor *a, const struct strlist *contracts,
-			  struct sched_request *req)
-{
-	memset(req, 0, sizeof(*req));
-	req->actor_id = a->spec.id;
-	req->cpu_required = a->spec.cpu_required;
-	req->memory_required_mb = a->spec.memory_required_mb;
-	req->preferred_region = a->spec.preferred_region;
-	req->constraints = &a->spec.constraints;
-	req->contracts = contracts;
-	req->strategy = a->spec.strategy;
-	req->count = 1;
-}
-
 int model_actor_contracts(const struct model *m, const struct model_actor *a, struct strlist *out)
 {
 	size_t cap = a->spec.contracts.n;
@@ -596,7 +581,7 @@ static bool move_ok(struct model *m, struct model_actor *a, struct model_node *t
 	if (model_actor_contracts(m, a, &contracts) != 0)
 		model_oom(m, "an actor's contracts");
 	struct sched_request req;
-	actor_request(a, &contracts, &req);
+	sched_request_for(&a->spec, &contracts, &req);
 	bool ok = sched_check(m, &req, to, why, whylen);
 	strlist_free(&contracts);
 	return ok;
@@ -718,7 +703,7 @@ static bool place_planned(struct model *m, struct model_actor *a, struct model_n
 	if (model_actor_contracts(m, a, &contracts) != 0)
 		model_oom(m, "an actor's contracts");
 	struct sched_request req;
-	actor_request(a, &contracts, &req);
+	sched_request_for(&a->spec, &contracts, &req);
 	size_t i = 0;
 	for (; i < count; i++) {
 		char why[160];
