@@ -21,19 +21,6 @@ static int cmp_priority(const void *x, const void *y)
 	return strcmp(a->spec.id, b->spec.id);
 }
 
-static void request_for(const struct model_actor *a, const struct strlist *contracts, struct sched_request *req)
-{
-	memset(req, 0, sizeof(*req));
-	req->actor_id = a->spec.id;
-	req->cpu_required = a->spec.cpu_required;
-	req->memory_required_mb = a->spec.memory_required_mb;
-	req->preferred_region = a->spec.preferred_region;
-	req->constraints = &a->spec.constraints;
-	req->contracts = contracts;
-	req->strategy = a->spec.strategy;
-	req->count = 1;
-}
-
 /* Why no node takes req: the dry run's summary ("0/12 nodes fit: 9 insufficient
  * cpu, 3 status unhealthy"). */
 static void why_not(struct model *m, const struct sched_request *req, char *out, size_t len)
@@ -93,7 +80,7 @@ int evac_plan(struct model *m, struct model_node *n, enum evac_order order, stru
 			break;
 		}
 		struct sched_request req;
-		request_for(a, &contracts, &req);
+		sched_request_for(&a->spec, &contracts, &req);
 		struct model_node *holding[2 * a->nplacements + 1];
 		for (size_t i = 0; i < a->nplacements && p.n < cap; i++) {
 			if (a->placements[i].node != n)

@@ -1,5 +1,6 @@
 #include "failover.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,24 +39,44 @@ void failover_init(struct failover *f, struct loop *l)
 	hmap_init(&f->regions);
 }
 
-static void forget(struct failover *f)
+/* Both maps hold structs whose first member is their key, owned: one helper
+ * makes their entries and one frees them. */
+_Static_assert(offsetof(struct fo_node, id) == 0, "a fo_node begins with its key");
+_Static_assert(offsetof(struct fo_region, name) == 0, "a fo_region begins with its key");
+
+/* The entry of h for key, made (zeroed but for its copy of key) when missing.
+ * NULL when out of memory. */
+static void *keyed_get(struct hmap *h, const char *key, size_t size)
+{
+	char **k = hmap_get(h, key);
+	if (k)
+		return k;
+	k = calloc(1, size);
+	if (k == NULL || (*k = strdup(key)) == NULL || hmap_put(h, *k, k) != 0) {
+		if (k)
+			free(*k);
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+static void keyed_clear(struct hmap *h)
 {
 	size_t pos = 0;
-	struct fo_node *n;
-	while ((n = hmap_next(&f->nodes, &pos)) != NULL) {
-		free(n->id);
-		free(n);
+	char **k;
+	while ((k = hmap_next(h, &pos)) != NULL) {
+		free(*k);
+		free(k);
 	}
-	hmap_release(&f->nodes);
-	hmap_init(&f->nodes);
-	pos = 0;
-	struct fo_region *r;
-	while ((r = hmap_next(&f->regions, &pos)) != NULL) {
-		free(r->name);
-		free(r);
-	}
-	hmap_release(&f->regions);
-	hmap_init(&f->regions);
+	hmap_release(h);
+	hmap_init(h);
+}
+
+static void forget(struct failover *f)
+{
+	keyed_clear(&f->nodes);
+	keyed_clear(&f->regions);
 	f->lattice_last_ms = 0;
 }
 
@@ -68,32 +89,12 @@ void failover_release(struct failover *f)
 
 static struct fo_region *region(struct failover *f, const char *name)
 {
-	struct fo_region *r = hmap_get(&f->regions, name);
-	if (r)
-		return r;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL || (r->name = strdup(name)) == NULL || hmap_put(&f->regions, r->name, r) != 0) {
-		if (r)
-			free(r->name);
-		free(r);
-		return NULL;
-	}
-	return r;
+	return keyed_get(&f->regions, name, sizeof(struct fo_region));
 }
 
 static struct fo_node *node_state(struct failover *f, const char *id)
 {
-	struct fo_node *n = hmap_get(&f->nodes, id);
-	if (n)
-		return n;
-	n = calloc(1, sizeof(*n));
-	if (n == NULL || (n->id = strdup(id)) == NULL || hmap_put(&f->nodes, n->id, n) != 0) {
-		if (n)
-			free(n->id);
-		free(n);
-		return NULL;
-	}
-	return n;
+	return keyed_get(&f->nodes, id, sizeof(struct fo_node));
 }
 
 /* ---- the failover op -------------------------------------------------------------------- */
@@ -262,6 +263,19 @@ void failover_tick(struct failover *f, int64_t now)
 	}
 }
 
+/* Opens a dry run's entry for one replica with the keys a move and a replica
+ * with no home share. */
+static void item_open(struct jw *w, const struct evac_item *it)
+{
+	jw_obj(w);
+	jw_key(w, "actor_id");
+	jw_str(w, it->actor->spec.id);
+	jw_key(w, "instance");
+	jw_int(w, (int64_t)it->instance);
+	jw_key(w, "priority");
+	jw_int(w, it->actor->spec.priority);
+}
+
 bool failover_dry_run(struct loop *l, struct op *op)
 {
 	struct model *m = &l->model;
@@ -293,13 +307,7 @@ bool failover_dry_run(struct loop *l, struct op *op)
 	for (size_t i = 0; i < p.n; i++) {
 		if (p.items[i].to == NULL)
 			continue;
-		jw_obj(&w);
-		jw_key(&w, "actor_id");
-		jw_str(&w, p.items[i].actor->spec.id);
-		jw_key(&w, "instance");
-		jw_int(&w, (int64_t)p.items[i].instance);
-		jw_key(&w, "priority");
-		jw_int(&w, p.items[i].actor->spec.priority);
+		item_open(&w, &p.items[i]);
 		jw_key(&w, "to_node");
 		jw_str(&w, p.items[i].to->spec.id);
 		jw_obj_end(&w);
@@ -312,13 +320,7 @@ bool failover_dry_run(struct loop *l, struct op *op)
 			continue;
 		char reason[SCHED_REASON_MAX + 64];
 		snprintf(reason, sizeof(reason), "failover failed: no healthy target (%s)", p.items[i].reason);
-		jw_obj(&w);
-		jw_key(&w, "actor_id");
-		jw_str(&w, p.items[i].actor->spec.id);
-		jw_key(&w, "instance");
-		jw_int(&w, (int64_t)p.items[i].instance);
-		jw_key(&w, "priority");
-		jw_int(&w, p.items[i].actor->spec.priority);
+		item_open(&w, &p.items[i]);
 		jw_key(&w, "reason");
 		jw_str(&w, reason);
 		jw_obj_end(&w);

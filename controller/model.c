@@ -293,21 +293,6 @@ static void node_touch(struct model_node *n, int64_t at)
 	n->updated_ms = at;
 }
 
-/* The request that placing one more replica of actor a makes of a node. */
-static void actor_request(const struct model_actor *a, const struct strlist *contracts,
-			  struct sched_request *req)
-{
-	memset(req, 0, sizeof(*req));
-	req->actor_id = a->spec.id;
-	req->cpu_required = a->spec.cpu_required;
-	req->memory_required_mb = a->spec.memory_required_mb;
-	req->preferred_region = a->spec.preferred_region;
-	req->constraints = &a->spec.constraints;
-	req->contracts = contracts;
-	req->strategy = a->spec.strategy;
-	req->count = 1;
-}
-
 int model_actor_contracts(const struct model *m, const struct model_actor *a, struct strlist *out)
 {
 	size_t cap = a->spec.contracts.n;
@@ -596,7 +581,7 @@ static bool move_ok(struct model *m, struct model_actor *a, struct model_node *t
 	if (model_actor_contracts(m, a, &contracts) != 0)
 		model_oom(m, "an actor's contracts");
 	struct sched_request req;
-	actor_request(a, &contracts, &req);
+	sched_request_for(&a->spec, &contracts, &req);
 	bool ok = sched_check(m, &req, to, why, whylen);
 	strlist_free(&contracts);
 	return ok;
@@ -605,6 +590,51 @@ static bool move_ok(struct model *m, struct model_actor *a, struct model_node *t
 bool model_move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen)
 {
 	return move_ok(m, a, to, why, whylen);
+}
+
+bool model_move_matches(struct model *m, const struct entry_move *mv, const struct model_node *n,
+			struct model_actor **a, struct model_node **to)
+{
+	*a = model_actor_get(m, mv->actor_id);
+	*to = model_node_get(m, mv->to_node);
+	return *a != NULL && mv->instance >= 0 && (size_t)mv->instance < (*a)->nplacements &&
+	       (*a)->placements[mv->instance].node == n && *to != NULL && *to != n;
+}
+
+size_t model_moves_apply(struct model *m, const struct entry_move *moves, size_t nmoves, struct model_node *n,
+			 enum model_move_fail *fail, char *why, size_t whylen)
+{
+	size_t done = 0;
+	for (; done < nmoves; done++) {
+		const struct entry_move *mv = &moves[done];
+		struct model_actor *a;
+		struct model_node *to;
+		if (whylen > 0)
+			why[0] = '\0';
+		if (!model_move_matches(m, mv, n, &a, &to)) {
+			*fail = MODEL_MOVE_GONE;
+			break;
+		}
+		if (!move_ok(m, a, to, why, whylen)) {
+			*fail = MODEL_MOVE_UNFIT;
+			break;
+		}
+		model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, -1);
+		a->placements[mv->instance].node = to;
+	}
+	if (done == nmoves)
+		return nmoves;
+	size_t bad = done;
+	while (done-- > 0) { /* in reverse */
+		const struct entry_move *mv = &moves[done];
+		struct model_actor *a = model_actor_get(m, mv->actor_id);
+		struct model_node *to = model_node_get(m, mv->to_node);
+		model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, -1);
+		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, +1);
+		a->placements[mv->instance].node = n;
+	}
+	return bad;
 }
 
 static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch *out,
@@ -618,11 +648,9 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 	}
 	/* Validate every move first so the entry applies whole or not at all. */
 	for (size_t i = 0; i < e->nmoves; i++) {
-		struct entry_move *mv = &e->moves[i];
-		struct model_actor *a = model_actor_get(m, mv->actor_id);
-		struct model_node *to = model_node_get(m, mv->to_node);
-		if (a == NULL || mv->instance < 0 || (size_t)mv->instance >= a->nplacements ||
-		    a->placements[mv->instance].node != n || to == NULL || to == n) {
+		struct model_actor *a;
+		struct model_node *to;
+		if (!model_move_matches(m, &e->moves[i], n, &a, &to)) {
 			res_set(res, APPLY_STALE, "drain plan of node '%s' is out of date", n->spec.id);
 			return;
 		}
@@ -631,37 +659,18 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 	n->cordoned = true;
 	n->draining = true;
 	index_update(m, n);
-	size_t done = 0;
-	for (; done < e->nmoves; done++) {
-		struct entry_move *mv = &e->moves[done];
-		struct model_actor *a = model_actor_get(m, mv->actor_id);
-		struct model_node *to = model_node_get(m, mv->to_node);
-		char why[160];
-		/* An earlier move of this entry may have moved the same replica already. */
-		if (a->placements[mv->instance].node != n) {
+	enum model_move_fail fail;
+	char why[160];
+	size_t bad = model_moves_apply(m, e->moves, e->nmoves, n, &fail, why, sizeof(why));
+	if (bad < e->nmoves) {
+		/* All matched above: one gone now was moved by an earlier move of this entry. */
+		const struct entry_move *mv = &e->moves[bad];
+		if (fail == MODEL_MOVE_GONE)
 			res_set(res, APPLY_STALE, "drain plan of node '%s' is out of date: %s#%lld moved twice",
-				n->spec.id, a->spec.id, (long long)mv->instance);
-			break;
-		}
-		if (!move_ok(m, a, to, why, sizeof(why))) {
+				n->spec.id, mv->actor_id, (long long)mv->instance);
+		else
 			res_set(res, APPLY_STALE, "drain plan of node '%s' is out of date: %s: %s", n->spec.id,
-				to->spec.id, why);
-			break;
-		}
-		model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, +1);
-		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, -1);
-		a->placements[mv->instance].node = to;
-	}
-	if (done < e->nmoves) {
-		/* Undo in reverse order. */
-		while (done-- > 0) {
-			struct entry_move *mv = &e->moves[done];
-			struct model_actor *a = model_actor_get(m, mv->actor_id);
-			struct model_node *to = model_node_get(m, mv->to_node);
-			model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, -1);
-			model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, +1);
-			a->placements[mv->instance].node = n;
-		}
+				mv->to_node, why);
 		n->cordoned = was_cordoned;
 		n->draining = was_draining;
 		index_update(m, n);
@@ -718,7 +727,7 @@ static bool place_planned(struct model *m, struct model_actor *a, struct model_n
 	if (model_actor_contracts(m, a, &contracts) != 0)
 		model_oom(m, "an actor's contracts");
 	struct sched_request req;
-	actor_request(a, &contracts, &req);
+	sched_request_for(&a->spec, &contracts, &req);
 	size_t i = 0;
 	for (; i < count; i++) {
 		char why[160];

@@ -184,33 +184,12 @@ void model_fo_apply(struct model *m, struct entry *e, struct proj_batch *out, st
 	/* Every move re-checked first, so the entry applies whole or not at all
 	 * (moves are of distinct replicas on n; each to a node that fits, the
 	 * capacity of the moves before it counted). */
-	size_t done = 0;
-	for (; done < e->nmoves; done++) {
-		struct entry_move *mv = &e->moves[done];
-		struct model_actor *a = model_actor_get(m, mv->actor_id);
-		struct model_node *to = model_node_get(m, mv->to_node);
-		char why[200] = "";
-		if (a == NULL || mv->instance < 0 || (size_t)mv->instance >= a->nplacements ||
-		    a->placements[mv->instance].node != n || to == NULL || to == n ||
-		    !model_move_ok(m, a, to, why, sizeof(why))) {
-			res->code = APPLY_STALE;
-			snprintf(res->message, sizeof(res->message), "failover plan of node '%s' is out of date%s%s",
-				 n->spec.id, why[0] ? ": " : "", why);
-			break;
-		}
-		model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, +1);
-		model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, -1);
-		a->placements[mv->instance].node = to;
-	}
-	if (done < e->nmoves) {
-		while (done-- > 0) {
-			struct entry_move *mv = &e->moves[done];
-			struct model_actor *a = model_actor_get(m, mv->actor_id);
-			struct model_node *to = model_node_get(m, mv->to_node);
-			model_node_account(m, to, a->spec.cpu_required, a->spec.memory_required_mb, -1);
-			model_node_account(m, n, a->spec.cpu_required, a->spec.memory_required_mb, +1);
-			a->placements[mv->instance].node = n;
-		}
+	enum model_move_fail fail;
+	char why[200];
+	if (model_moves_apply(m, e->moves, e->nmoves, n, &fail, why, sizeof(why)) < e->nmoves) {
+		res->code = APPLY_STALE;
+		snprintf(res->message, sizeof(res->message), "failover plan of node '%s' is out of date%s%s", n->spec.id,
+			 why[0] ? ": " : "", why);
 		return;
 	}
 	char id[48];

@@ -82,7 +82,27 @@ void model_mig_cancel(struct model *m, const struct entry *e, struct model_actor
 void model_actor_snap_free(struct model_actor_snap *s);
 void model_mig_free(struct model_migration *g);
 
-/* model.c's re-check of a move (a drain's, a failover's). */
+/* model.c's re-check of a move (a drain's, a failover's, a migration's). */
 bool model_move_ok(struct model *m, struct model_actor *a, struct model_node *to, char *why, size_t whylen);
+
+/* Planned moves of replicas off a node (a drain's, a failover's): model.c owns
+ * their re-check, so both apply a plan by the same rules. */
+enum model_move_fail {
+	MODEL_MOVE_GONE,  /* actor, replica or target gone, target is the node itself, or
+			   * the replica is no longer on it (an earlier move took it) */
+	MODEL_MOVE_UNFIT, /* the target cannot take it: why says so */
+};
+/* Does mv still match the model: its actor and replica on n, its target another
+ * node? Sets *a and *to when it does. */
+bool model_move_matches(struct model *m, const struct entry_move *mv, const struct model_node *n,
+			struct model_actor **a, struct model_node **to);
+/* Moves the replicas of moves[0..nmoves) off n in order, each re-checked
+ * against the model the moves before it left (deterministic: the same on every
+ * replica). Returns nmoves when all moved. Otherwise undoes the ones before
+ * (in reverse) and returns the index of the one refused, with *fail and why
+ * ("" when GONE) set. Placements and accounting only: states, commands and rows
+ * are the caller's. */
+size_t model_moves_apply(struct model *m, const struct entry_move *moves, size_t nmoves, struct model_node *n,
+			 enum model_move_fail *fail, char *why, size_t whylen);
 
 #endif

@@ -87,19 +87,6 @@ static void fail_apply(struct op *op, const struct apply_result *res)
 	}
 }
 
-static void request_for(const struct actor_spec *s, const struct strlist *contracts, struct sched_request *req)
-{
-	memset(req, 0, sizeof(*req));
-	req->actor_id = s->id;
-	req->cpu_required = s->cpu_required;
-	req->memory_required_mb = s->memory_required_mb;
-	req->preferred_region = s->preferred_region;
-	req->constraints = &s->constraints;
-	req->contracts = contracts;
-	req->strategy = s->strategy;
-	req->count = 1;
-}
-
 static void clear_plan(struct entry *e)
 {
 	for (size_t i = 0; i < e->nplacements; i++)
@@ -149,7 +136,7 @@ static int plan_actor_create(struct loop *l, struct op *op)
 	if (model_actor_get(&l->model, s->id) != NULL)
 		return op_fail(op, 409, "already_exists", "actor '%s' already exists", s->id), -1;
 	struct sched_request req;
-	request_for(s, &s->contracts, &req);
+	sched_request_for(s, &s->contracts, &req);
 	req.count = s->replicas;
 	struct sched_choice *c = calloc((size_t)s->replicas, sizeof(*c));
 	char cursor[SPEC_ID_MAX + 1] = "";
@@ -218,7 +205,7 @@ static int plan_actor_patch(struct loop *l, struct op *op)
 			tmp.cpu_required = ncpu;
 			tmp.memory_required_mb = nmem;
 			struct sched_request req;
-			request_for(&tmp, &contracts, &req);
+			sched_request_for(&tmp, &contracts, &req);
 			req.count = (int64_t)add;
 			req.holding = holding;
 			req.nholding = keep;
@@ -311,7 +298,7 @@ static int plan_drain(struct loop *l, struct op *op)
 			for (size_t h = 0; h < nmoved; h++)
 				holding[nh++] = moved_to[h];
 			struct sched_request req;
-			request_for(&a->spec, &contracts, &req);
+			sched_request_for(&a->spec, &contracts, &req);
 			req.holding = holding;
 			req.nholding = nh;
 			struct sched_choice c;
@@ -386,7 +373,7 @@ static int plan_migrate(struct loop *l, struct op *op)
 	if (model_actor_contracts(m, a, &contracts) != 0)
 		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
 	struct sched_request req;
-	request_for(&a->spec, &contracts, &req);
+	sched_request_for(&a->spec, &contracts, &req);
 	struct model_node *holding[a->nplacements + 1];
 	for (size_t i = 0; i < a->nplacements; i++)
 		holding[i] = a->placements[i].node;
@@ -566,7 +553,7 @@ void ops_answer_local(struct loop *l, struct op *op)
 		 * the node list at most), and a jansson tree of it was most of the cost. */
 		struct sched_request req;
 		struct jw w;
-		request_for(&e->actor, &e->actor.contracts, &req);
+		sched_request_for(&e->actor, &e->actor.contracts, &req);
 		req.count = e->actor.replicas;
 		jw_init(&w);
 		if (sched_explain(&l->model, &req, &op->plan, &w) == 0)

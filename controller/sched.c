@@ -498,6 +498,19 @@ static int sched_plan_run(struct sched_plan *p)
 	return SCHED_OK;
 }
 
+void sched_request_for(const struct actor_spec *s, const struct strlist *contracts, struct sched_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->actor_id = s->id;
+	req->cpu_required = s->cpu_required;
+	req->memory_required_mb = s->memory_required_mb;
+	req->preferred_region = s->preferred_region;
+	req->constraints = &s->constraints;
+	req->contracts = contracts;
+	req->strategy = s->strategy;
+	req->count = 1;
+}
+
 int sched_place(struct model *m, const struct sched_request *req, struct sched_choice *out,
 		char *rr_cursor)
 {

@@ -72,6 +72,12 @@ struct sched_request {
 	size_t nholding;
 };
 
+/* The request one more replica of the actor s makes: the one place that turns a
+ * spec into a request (sched owns struct sched_request), for the leader's plans
+ * (ops.c, evac.c) and apply's re-checks (model.c) alike. count 1, no holding;
+ * the caller sets those. s and contracts are borrowed for req's lifetime. */
+void sched_request_for(const struct actor_spec *s, const struct strlist *contracts, struct sched_request *req);
+
 struct sched_choice {
 	struct model_node *node; /* borrowed from the model */
 	int64_t score;           /* before this replica was added */

@@ -875,9 +875,110 @@ static void test_drain(void)
 	proj_batch_free(b);
 }
 
+/* ---- failover apply ------------------------------------------------------- */
+
+/* Failover of n1 (drain_setup's model with n1 unhealthy): moves, then unplaced. */
+static int fo_on(struct model *m, struct proj_batch *b, const char *id, const char *moves, const char *unplaced)
+{
+	return apply_j(m, b, "'op':'failover','target':'%s','moves':[%s],'unplaced':[%s],'detected_at':1", id, moves,
+		       unplaced);
+}
+
+static void fo_setup(struct model *m)
+{
+	drain_setup(m);
+	struct model_node *n1 = model_node_get(m, "n1");
+	n1->status = NODE_UNHEALTHY; /* as a status entry from the failure detector would */
+	sched_index_update(&m->sched, n1);
+}
+
+/* Drain and failover re-check a plan alike; what each says when it refuses one
+ * is pinned here word for word (the API answers with it). */
+static void test_failover(void)
+{
+	struct model m;
+	struct proj_batch *b = NULL;
+	fo_setup(&m);
+	struct model_node *n1 = model_node_get(&m, "n1"), *n3 = model_node_get(&m, "n3");
+	struct model_actor *a1 = model_actor_get(&m, "a1"), *a2 = model_actor_get(&m, "a2");
+	is_int(fo_on(&m, batch(&b), "n1", MV("a1", 0, "n3") "," MV("a2", 0, "n3"), ""), APPLY_OK,
+	       "failover of n1: both replicas to n3");
+	ok(a1->placements[0].node == n3 && a2->placements[0].node == n3 && a1->placements[0].state == PL_PENDING &&
+		   n1->nplacements == 0 && n3->nplacements == 2,
+	   "failover: the replicas are on n3, pending; n1 holds none");
+	check_invariants(&m, "failover: accounting matches placements");
+	ok(m.fo_tail != NULL && m.fo_tail->nmoved == 2 && m.fo_tail->status == FO_IN_PROGRESS && m.fo_tail->error == NULL,
+	   "failover: recorded in progress, two moves waiting");
+	model_release(&m);
+
+	fo_setup(&m);
+	is_int(fo_on(&m, batch(&b), "n1", MV("a1", 0, "n3"), "{'actor_id':'a2','instance':0}"), APPLY_OK,
+	       "failover with an unplaced replica");
+	ok(m.fo_tail && m.fo_tail->nassign == 2 && contains(m.fo_tail->error, "no healthy target") &&
+		   model_actor_get(&m, "a2")->placements[0].state == PL_FAILED,
+	   "unplaced: recorded, failed, the replica stays on n1 failed (%s)", m.fo_tail ? m.fo_tail->error : "");
+	model_release(&m);
+
+	static const struct {
+		const char *node, *moves, *name, *message;
+		int code;
+	} stale[] = {
+		{"n1", MV("zz", 0, "n3"), "unknown actor", "failover plan of node 'n1' is out of date", APPLY_STALE},
+		{"n1", MV("a2", 5, "n3"), "no such instance", "failover plan of node 'n1' is out of date", APPLY_STALE},
+		{"n1", MV("a2", 1, "n3"), "replica on another node", "failover plan of node 'n1' is out of date",
+		 APPLY_STALE},
+		{"n1", MV("a1", 0, "nx"), "unknown target", "failover plan of node 'n1' is out of date", APPLY_STALE},
+		{"n1", MV("a1", 0, "n1"), "to the node itself", "failover plan of node 'n1' is out of date", APPLY_STALE},
+		{"n1", MV("a1", 0, "n2") "," MV("a1", 0, "n3"), "same replica twice",
+		 "failover plan of node 'n1' is out of date", APPLY_STALE},
+		{"n1", MV("a2", 0, "n3") "," MV("a1", 0, "n4"), "second move without room",
+		 "failover plan of node 'n1' is out of date: insufficient cpu: 200 free, 500 required",
+		 APPLY_STALE},
+		{"n1", MV("a1", 0, "n4") "," MV("zz", 0, "n3"), "unfit move before an unknown actor",
+		 "failover plan of node 'n1' is out of date: insufficient cpu: 200 free, 500 required",
+		 APPLY_STALE},
+		{"n2", MV("a2", 1, "n3"), "healthy node", "node 'n2' is healthy again: no failover", APPLY_CONFLICT},
+		{"nx", "", "unknown node", "node 'nx' not found", APPLY_NOT_FOUND},
+	};
+	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+		fo_setup(&m);
+		char *before = dump(&m);
+		int rc = fo_on(&m, batch(&b), stale[i].node, stale[i].moves, "");
+		ok(rc == stale[i].code && b->n == 0, "stale failover (%s): refused (%d), no rows", stale[i].name, rc);
+		is_str(R.message, stale[i].message, "stale failover (%s): message", stale[i].name);
+		same_state(before, &m, "stale failover: nothing changed");
+		free(before);
+		model_release(&m);
+	}
+
+	/* The drain's words for the same refusals. */
+	static const struct {
+		const char *moves, *name, *message;
+	} dstale[] = {
+		{MV("zz", 0, "n3"), "unknown actor", "drain plan of node 'n1' is out of date"},
+		{MV("a1", 0, "n2") "," MV("a1", 0, "n3"), "same replica twice",
+		 "drain plan of node 'n1' is out of date: a1#0 moved twice"},
+		{MV("a2", 0, "n3") "," MV("a1", 0, "n4"), "second move without room",
+		 "drain plan of node 'n1' is out of date: n4: insufficient cpu: 200 free, 500 required"},
+		{MV("a1", 0, "n4") "," MV("zz", 0, "n3"), "unfit move before an unknown actor",
+		 "drain plan of node 'n1' is out of date"},
+	};
+	for (size_t i = 0; i < sizeof(dstale) / sizeof(dstale[0]); i++) {
+		drain_setup(&m);
+		char *before = dump(&m);
+		is_int(drain_on(&m, batch(&b), "n1", dstale[i].moves), APPLY_STALE, "stale drain (%s): refused",
+		       dstale[i].name);
+		is_str(R.message, dstale[i].message, "stale drain (%s): message", dstale[i].name);
+		same_state(before, &m, "stale drain: nothing changed");
+		free(before);
+		model_release(&m);
+	}
+	proj_batch_free(b);
+}
+
 int main(void)
 {
-	tap_plan(256);
+	tap_plan(304);
 	test_node_put();
 	test_flags_delete();
 	test_actor_create();
@@ -890,5 +991,6 @@ int main(void)
 	test_entry_time();
 	test_policy();
 	test_drain();
+	test_failover();
 	return tap_done();
 }
