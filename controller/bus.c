@@ -243,10 +243,81 @@ static void on_reconnected(natsConnection *nc, void *closure)
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-	(void)nc;
 	(void)sub;
-	(void)closure;
-	log_warn("nats: %s", natsStatus_GetText(err));
+	struct bus *b = closure;
+	const char *text = NULL;
+	if (err == NATS_CONNECTION_AUTH_FAILED && natsConnection_GetLastError(nc, &text) == err)
+		log_warn("nats: the server refused latticed's credentials (%s); retrying: check --nats-creds (%s)", text,
+			 b->cfg->nats_creds[0] ? b->cfg->nats_creds : "none given");
+	else
+		log_warn("nats: %s", natsStatus_GetText(err));
+}
+
+static int split_urls(char *buf, const char **urls, int max);
+
+/* One plain connection attempt (no retry), to learn why the bus's connection
+ * was closed: nats.c before 3.12 closes a connection whose first attempt
+ * reached a server that then refused it (bad credentials, TLS) as "no server
+ * available", forgetting the server's answer. why gets that answer. */
+static natsStatus probe(const struct bus *b, char *why, size_t whylen)
+{
+	char *buf = strdup(b->cfg->nats);
+	const char *urls[32];
+	int n = buf ? split_urls(buf, urls, 32) : -1;
+	natsOptions *o = NULL;
+	natsConnection *nc = NULL;
+	natsStatus s = n > 0 ? natsOptions_Create(&o) : NATS_NO_MEMORY;
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(o, urls, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(o, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetAllowReconnect(o, false);
+	if (s == NATS_OK && b->cfg->nats_creds[0])
+		s = natsOptions_SetUserCredentialsFromFiles(o, b->cfg->nats_creds, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&nc, o);
+	const char *last = s == NATS_OK ? NULL : nats_GetLastError(NULL);
+	const char *at = last ? strstr(last, "): ") : NULL; /* "(conn.c:1905): Authorization Violation" */
+	snprintf(why, whylen, "%s", at ? at + 3 : last ? last : natsStatus_GetText(s));
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(o);
+	free(buf);
+	return s;
+}
+
+/* nats.c closes the connection for good when a server refuses the same
+ * credentials twice in a row (so at once when they are wrong at start), or a
+ * first attempt fails after the TCP connection was made (nats.c < 3.12), or on
+ * a server error it does not retry. Nothing connects after that: the log says
+ * why and what to do. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+	struct bus *b = closure;
+	atomic_store(&b->stats.connected, 0);
+	pthread_mutex_lock(&b->lock);
+	bool stopping = b->stopping;
+	pthread_mutex_unlock(&b->lock);
+	if (stopping)
+		return; /* our own close (bus_close) */
+	const char *text = NULL;
+	char why[256];
+	natsStatus s = natsConnection_GetLastError(nc, &text);
+	snprintf(why, sizeof(why), "%s", text ? text : "");
+	if (s != NATS_CONNECTION_AUTH_FAILED) {
+		natsStatus ps = probe(b, why, sizeof(why));
+		if (ps == NATS_CONNECTION_AUTH_FAILED)
+			s = ps;
+		else if (ps == NATS_OK)
+			snprintf(why, sizeof(why), "%s; a new connection works", natsStatus_GetText(s));
+	}
+	if (s == NATS_CONNECTION_AUTH_FAILED)
+		log_error("nats: %s refused latticed's credentials (%s); no longer trying to connect: check "
+			  "--nats-creds (%s) against the account on the server, then restart latticed",
+			  b->cfg->nats, why, b->cfg->nats_creds[0] ? b->cfg->nats_creds : "none given");
+	else
+		log_error("nats: the connection to %s is closed for good (%s); no longer trying to connect: "
+			  "restart latticed", b->cfg->nats, why);
 }
 
 /* JetStream's answer to one asynchronous publish (nats.c thread). */
@@ -883,6 +954,8 @@ int bus_init(struct bus *b, const struct config *cfg, uv_loop_t *loop, const str
 		s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
 	if (s == NATS_OK)
 		s = natsOptions_SetErrorHandler(opts, on_error, b);
+	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(opts, on_closed, b);
 	if (s == NATS_OK && cfg->nats_creds && cfg->nats_creds[0])
 		s = natsOptions_SetUserCredentialsFromFiles(opts, cfg->nats_creds, NULL);
 	free(buf);

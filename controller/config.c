@@ -367,6 +367,23 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 		snprintf(err, errlen, "--raft-address: '%s' is not IP:PORT", c->raft_address);
 		return CONFIG_ERROR;
 	}
+	if (c->nats_creds[0] != '\0' && c->nats[0] == '\0') {
+		snprintf(err, errlen, "--nats-creds is given without --nats: give the NATS URL too, or drop it");
+		return CONFIG_ERROR;
+	}
+	if (c->nats_creds[0] != '\0') {
+		/* nats.c reads the file only when it connects, and one it cannot read
+		 * looks like a NATS that never answers: say so now. */
+		FILE *f = fopen(c->nats_creds, "r");
+		struct stat st;
+		int e = f == NULL ? errno : fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+		if (f != NULL)
+			fclose(f);
+		if (e != 0) {
+			snprintf(err, errlen, "--nats-creds: cannot read '%s': %s", c->nats_creds, strerror(e));
+			return CONFIG_ERROR;
+		}
+	}
 	return CONFIG_OK;
 }
 

@@ -214,6 +214,17 @@ static int parse_opts(int argc, char **argv, struct opts *o, int *help)
 	enum log_level lvl;
 	if (log_level_parse(o->log_level, &lvl) < 0)
 		return bad("--log-level '%s': want debug, info, warn or error%s", o->log_level, "");
+	if (o->creds) {
+		/* nats.c reads it only when it connects, and one it cannot read looks
+		 * like a NATS that never answers: say so now. */
+		FILE *f = fopen(o->creds, "r");
+		struct stat st;
+		int e = f == NULL ? errno : fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+		if (f != NULL)
+			fclose(f);
+		if (e != 0)
+			return bad("--nats-creds: cannot read '%s': %s", o->creds, strerror(e));
+	}
 	log_set_level(lvl);
 	return 0;
 }
@@ -316,7 +327,75 @@ static void on_connected(natsConnection *nc, void *closure)
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-	log_warn("NATS: asynchronous error: %s", natsStatus_GetText(err));
+	const struct opts *o = closure;
+	const char *text = NULL;
+	if (err == NATS_CONNECTION_AUTH_FAILED && natsConnection_GetLastError(nc, &text) == err)
+		log_warn("NATS: the server refused the agent's credentials (%s); retrying: check --nats-creds (%s)",
+			 text, o->creds ? o->creds : "none given");
+	else
+		log_warn("NATS: asynchronous error: %s", natsStatus_GetText(err));
+}
+
+/* One plain connection attempt (no retry), to learn why the connection was
+ * closed: nats.c before 3.12 closes a connection whose first attempt reached a
+ * server that then refused it (bad credentials, TLS) as "no server available",
+ * forgetting the server's answer. why gets that answer. */
+static natsStatus probe(const struct opts *o, char *why, size_t whylen)
+{
+	char *buf = strdup(o->nats);
+	const char *urls[64];
+	int n = 0;
+	for (char *save = NULL, *u = buf ? strtok_r(buf, ",", &save) : NULL; u && n < 64; u = strtok_r(NULL, ",", &save))
+		if (*u)
+			urls[n++] = u;
+	natsOptions *no = NULL;
+	natsConnection *nc = NULL;
+	natsStatus s = n > 0 ? natsOptions_Create(&no) : NATS_NO_MEMORY;
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(no, urls, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetAllowReconnect(no, false);
+	if (s == NATS_OK && o->creds)
+		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&nc, no);
+	const char *last = s == NATS_OK ? NULL : nats_GetLastError(NULL);
+	const char *at = last ? strstr(last, "): ") : NULL; /* "(conn.c:1905): Authorization Violation" */
+	snprintf(why, whylen, "%s", at ? at + 3 : last ? last : natsStatus_GetText(s));
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(no);
+	free(buf);
+	return s;
+}
+
+/* nats.c closes the connection for good when a server refuses the same
+ * credentials twice in a row (so at once when they are wrong at start), or a
+ * first attempt fails after the TCP connection was made (nats.c < 3.12), or on
+ * a server error it does not retry. No heartbeat goes out after that: the log
+ * says why and what to do. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+	const struct opts *o = closure;
+	if (stop_requested)
+		return; /* our own close at shutdown */
+	const char *text = NULL;
+	char why[256];
+	natsStatus s = natsConnection_GetLastError(nc, &text);
+	snprintf(why, sizeof(why), "%s", text ? text : "");
+	if (s != NATS_CONNECTION_AUTH_FAILED) {
+		natsStatus ps = probe(o, why, sizeof(why));
+		if (ps == NATS_CONNECTION_AUTH_FAILED)
+			s = ps;
+		else if (ps == NATS_OK)
+			snprintf(why, sizeof(why), "%s; a new connection works", natsStatus_GetText(s));
+	}
+	if (s == NATS_CONNECTION_AUTH_FAILED)
+		log_error("NATS: %s refused the agent's credentials (%s); no longer trying to connect: check "
+			  "--nats-creds (%s) against the account on the server, then restart the agent",
+			  o->nats, why, o->creds ? o->creds : "none given");
+	else
+		log_error("NATS: the connection to %s is closed for good (%s); no longer trying to connect: "
+			  "restart the agent", o->nats, why);
 }
 
 static int js_publish(jsCtx *js, const char *subject, const char *msg_id, const char *data, size_t len)
@@ -619,7 +698,9 @@ int main(int argc, char **argv)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(nopts, on_reconnected, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetErrorHandler(nopts, on_error, NULL);
+		s = natsOptions_SetErrorHandler(nopts, on_error, &o);
+	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(nopts, on_closed, &o);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(nopts, agent_node_id(c.agent));
 	if (s != NATS_OK || n_urls == 0) {

@@ -1,6 +1,7 @@
 /* jsctl — plays the controller's side of docs/protocol.md for tests.
  *
- *   jsctl [-s] [-x SUBSTR] URL COMMAND ...
+ *   jsctl [-s] [-x SUBSTR] [-c CREDS] URL COMMAND ...
+ *                                 (-c: connect as the user of the .creds file CREDS)
  *   ensure L                      streams LATTICE_L_{CMD,ACK,SNAP} and consumers
  *                                 controller_ack, controller_snap, as protocol.md's tables
  *   consumer L NODE [ACKWAIT_MS]  creates agent_NODE (ack wait 30 s unless given)
@@ -27,7 +28,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: jsctl [-s] [-x SUBSTR] URL ensure L | consumer L NODE [ACKWAIT_MS] | delconsumer L NODE |\n"
+	fprintf(stderr, "usage: jsctl [-s] [-x SUBSTR] [-c CREDS] URL ensure L | consumer L NODE [ACKWAIT_MS] | delconsumer L NODE |\n"
 			"       publish L NODE FILE [MSGID] | acks L N TIMEOUT_MS | snaps L N TIMEOUT_MS |\n"
 			"       sub SUBJECT N TIMEOUT_MS | pending L NODE\n");
 	return 2;
@@ -269,12 +270,15 @@ int main(int argc, char **argv)
 	int with_subject = 0;
 	const char *skip[MAX_SKIP];
 	int n_skip = 0;
+	const char *creds = NULL;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-s") == 0)
 			with_subject = 1;
 		else if (strcmp(argv[i], "-x") == 0 && i + 1 < argc && n_skip < MAX_SKIP)
 			skip[n_skip++] = argv[++i];
+		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			creds = argv[++i];
 		else
 			return usage();
 	}
@@ -284,9 +288,20 @@ int main(int argc, char **argv)
 	char **a = argv + i + 2;
 	int na = argc - i - 2;
 	natsConnection *nc = NULL;
-	natsStatus st = natsConnection_ConnectTo(&nc, url);
-	if (st != NATS_OK)
-		return fail(url, st, 0);
+	natsOptions *opts = NULL;
+	natsStatus st = natsOptions_Create(&opts);
+	if (st == NATS_OK)
+		st = natsOptions_SetURL(opts, url);
+	if (st == NATS_OK && creds)
+		st = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL);
+	if (st == NATS_OK)
+		st = natsConnection_Connect(&nc, opts);
+	natsOptions_Destroy(opts);
+	if (st != NATS_OK) {
+		const char *last = nats_GetLastError(NULL);
+		fprintf(stderr, "jsctl: %s: %s%s%s\n", url, natsStatus_GetText(st), last ? ": " : "", last ? last : "");
+		return 1;
+	}
 	jsCtx *js = NULL;
 	jsOptions jo;
 	jsOptions_Init(&jo);
