@@ -76,6 +76,7 @@ struct bus {
 	bool fetcher_started;
 	atomic_uint_fast64_t published, publish_errors, acks;
 	void *hb_sub;         /* natsSubscription while leading (worker thread) */
+	atomic_int_fast64_t hb_lost_seen; /* hb_sub's messages nats.c dropped, as last counted */
 
 	/* worker thread: blocking JetStream calls */
 	pthread_t worker;
