@@ -368,6 +368,8 @@ static void reconcile(struct edge *e, int64_t now)
 		if (c->actor_id == NULL)
 			continue;
 		key_of(key, sizeof(key), c->actor_id, c->instance, c->node);
+		if (hmap_get(&open, key) != NULL)
+			continue; /* another open command of that replica there (a put would leak its key) */
 		char *k = strdup(key);
 		if (k == NULL || hmap_put(&open, k, k) != 0)
 			free(k);
