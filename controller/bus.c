@@ -14,6 +14,9 @@
 /* Heartbeats waiting for the loop; beyond this they are dropped (counted): a
  * loop that far behind is better off without them than out of memory. */
 #define BUS_EVENTS_MAX 100000
+/* Heartbeats nats.c holds for on_heartbeat to decode; beyond this it drops
+ * them (counted in on_heartbeat). */
+#define BUS_HB_PENDING_MAX 65536
 /* A set-up that failed (NATS away, a stream with contradicting settings) is
  * tried again after this long. */
 #define BUS_RETRY_MS 10000
@@ -104,13 +107,14 @@ static void event_free(struct bus_event *ev)
 }
 
 /* Queues ev for the loop (taken). Heartbeats beyond BUS_EVENTS_MAX are
- * dropped; publish outcomes and acks never are (each is one the loop awaits,
- * and their number is bounded by what is in flight). Returns false when ev
- * was dropped (and freed). */
+ * dropped and counted (overloaded); publish outcomes and acks never are (each
+ * is one the loop awaits, and their number is bounded by what is in flight).
+ * Returns false when ev was dropped (and freed). */
 static bool post_event(struct bus *b, struct bus_event *ev)
 {
 	pthread_mutex_lock(&b->lock);
-	bool keep = ev->kind != EV_HB || (b->leading && b->nev < BUS_EVENTS_MAX);
+	bool full = ev->kind == EV_HB && b->nev >= BUS_EVENTS_MAX;
+	bool keep = ev->kind != EV_HB || (b->leading && !full);
 	if (keep) {
 		ev->next = NULL;
 		if (b->ev_tail)
@@ -122,6 +126,12 @@ static bool post_event(struct bus *b, struct bus_event *ev)
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (!keep) {
+		if (full) {
+			char subject[128], why[128];
+			proto_subject(subject, sizeof(subject), b->cfg->lattice, "hb", ev->hb->profile.id);
+			snprintf(why, sizeof(why), "the leader's loop is behind: %d heartbeats wait for it", BUS_EVENTS_MAX);
+			bus_dropped(b, BUS_SUBJ_HB, PROTO_OVERLOADED, subject, why);
+		}
 		event_free(ev);
 		return false;
 	}
@@ -182,9 +192,23 @@ void bus_dropped(struct bus *b, enum bus_subject subj, enum proto_drop why, cons
 static void on_heartbeat(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	(void)nc;
-	(void)sub;
 	struct bus *b = closure;
 	const char *subject = natsMsg_GetSubject(msg);
+	/* Heartbeats nats.c dropped because this callback fell behind (more than
+	 * the subscription's pending limits): counted here, as the next message
+	 * is delivered (a drop leaves the pending queue full, so one comes). */
+	int64_t lost = 0;
+	if (natsSubscription_GetDropped(sub, &lost) == NATS_OK) {
+		int64_t seen = atomic_exchange(&b->hb_lost_seen, lost);
+		if (lost > seen) {
+			char why[160];
+			snprintf(why, sizeof(why), "%lld heartbeats more than the leader decodes (%d or 64 MiB wait already)",
+				 (long long)(lost - seen), BUS_HB_PENDING_MAX);
+			/* bus_dropped counts one of them */
+			atomic_fetch_add(&b->stats.dropped[BUS_SUBJ_HB][PROTO_OVERLOADED], (uint64_t)(lost - seen - 1));
+			bus_dropped(b, BUS_SUBJ_HB, PROTO_OVERLOADED, subject, why);
+		}
+	}
 	char err[256];
 	struct proto_hb *hb = calloc(1, sizeof(*hb));
 	enum proto_drop rc = hb == NULL ? PROTO_MALFORMED
@@ -245,6 +269,11 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 {
 	(void)sub;
 	struct bus *b = closure;
+	/* A slow consumer is the heartbeat subscription (the only one with a
+	 * callback) losing messages: on_heartbeat counts and logs them, one line
+	 * a second at most; nats.c would say it here again and again. */
+	if (err == NATS_SLOW_CONSUMER)
+		return;
 	const char *text = NULL;
 	if (err == NATS_CONNECTION_AUTH_FAILED && natsConnection_GetLastError(nc, &text) == err)
 		log_warn("nats: the server refused latticed's credentials (%s); retrying: check --nats-creds (%s)", text,
@@ -597,13 +626,15 @@ static void hb_subscribe(struct bus *b, bool on)
 		char subject[128];
 		proto_subject(subject, sizeof(subject), b->cfg->lattice, "hb", "*");
 		natsSubscription *sub = NULL;
+		atomic_store(&b->hb_lost_seen, 0); /* a new subscription counts from 0 */
 		natsStatus s = natsConnection_Subscribe(&sub, b->nc, subject, on_heartbeat, b);
 		if (s != NATS_OK) {
 			log_warn("nats: subscribing to %s: %s", subject, natsStatus_GetText(s));
 			return;
 		}
-		/* Heartbeats are cheap to lose, costly to hoard. */
-		natsSubscription_SetPendingLimits(sub, 65536, 64 * 1024 * 1024);
+		/* Heartbeats are cheap to lose, costly to hoard (what goes is counted
+		 * in on_heartbeat). */
+		natsSubscription_SetPendingLimits(sub, BUS_HB_PENDING_MAX, 64 * 1024 * 1024);
 		b->hb_sub = sub;
 	} else if (!on && b->hb_sub != NULL) {
 		natsSubscription_Unsubscribe(b->hb_sub);

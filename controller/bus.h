@@ -78,6 +78,7 @@ struct bus {
 	pthread_t fetcher;
 	bool fetcher_started;
 	void *hb_sub;         /* natsSubscription while leading (worker thread) */
+	atomic_int_fast64_t hb_lost_seen; /* hb_sub's messages nats.c dropped, as last counted */
 
 	/* worker thread: blocking JetStream calls */
 	pthread_t worker;

@@ -231,6 +231,10 @@ void edge_snapshot(struct edge *e, struct proto_snap *sn, void *msg)
 		holds |= strcmp(a->placements[i].node->spec.id, sn->node_id) == 0;
 	if (a && a->mig)
 		holds |= strcmp(a->mig->from->spec.id, sn->node_id) == 0;
+	/* A migration's checkpoint: the open migration's id, from its source. Any
+	 * other snapshot is periodic, whatever migration_id it carries. */
+	bool checkpoint = a && a->mig && sn->migration_id && strcmp(a->mig->id, sn->migration_id) == 0 &&
+			  strcmp(a->mig->from->spec.id, sn->node_id) == 0;
 	if (!e->leading) {
 		bus_msg_done(msg, false);
 	} else if (sn->state_version == 0) {
@@ -244,7 +248,7 @@ void edge_snapshot(struct edge *e, struct proto_snap *sn, void *msg)
 	} else if (a->snap && sn->state_version <= a->snap->state_version) {
 		bus_dropped(&l->bus, BUS_SUBJ_SNAP, PROTO_STALE, subject, "a snapshot not newer than the one held");
 		bus_msg_done(msg, true);
-	} else if (a->snap && sn->migration_id == NULL && loop_wallclock_ms() - a->snap->taken_ms < EDGE_SNAP_MIN_MS) {
+	} else if (a->snap && !checkpoint && loop_wallclock_ms() - a->snap->taken_ms < EDGE_SNAP_MIN_MS) {
 		/* Every snapshot is a log entry (up to 256 KiB): periodic ones are
 		 * kept at most once per EDGE_SNAP_MIN_MS per actor; a migration's
 		 * checkpoint always is. */
@@ -364,6 +368,8 @@ static void reconcile(struct edge *e, int64_t now)
 		if (c->actor_id == NULL)
 			continue;
 		key_of(key, sizeof(key), c->actor_id, c->instance, c->node);
+		if (hmap_get(&open, key) != NULL)
+			continue; /* another open command of that replica there (a put would leak its key) */
 		char *k = strdup(key);
 		if (k == NULL || hmap_put(&open, k, k) != 0)
 			free(k);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 static const char *const drop_names[PROTO_DROPS] = {"ok",	"malformed", "oversized",
-						    "spoofed", "stale",	     "unknown"};
+						    "spoofed", "stale",	     "unknown", "overloaded"};
 
 const char *proto_drop_name(enum proto_drop d)
 {

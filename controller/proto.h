@@ -27,6 +27,7 @@ enum proto_drop {
 	PROTO_SPOOFED,   /* the subject and the body name different nodes */
 	PROTO_STALE,     /* an old seq, or from an agent instance already replaced */
 	PROTO_UNKNOWN,   /* names a command or node the lattice does not know */
+	PROTO_OVERLOADED, /* more than the leader can take in: its queues are full (bus.c) */
 	PROTO_DROPS
 };
 const char *proto_drop_name(enum proto_drop d);
