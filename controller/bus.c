@@ -256,6 +256,9 @@ static void on_disconnected(natsConnection *nc, void *closure)
 	struct bus *b = closure;
 	if (atomic_exchange(&b->stats.connected, 0))
 		log_warn("nats: disconnected; reconnecting in the background");
+	/* Nothing is published or fetched until the set-up after the reconnect:
+	 * a publication now would wait in nats.c's buffer and time out. */
+	atomic_store(&b->stats.streams_ok, 0);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -744,7 +747,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* ---- fetcher thread: agents' acks --------------------------------------------------------- */
+/* ---- fetcher threads: agents' acks and snapshots ---------------------------------------- */
 
 /* Decodes an agent's ack or snapshot and posts it to the loop with its
  * message, which is acked once the entry it causes is committed. */
@@ -824,52 +827,59 @@ static natsStatus fetch_some(struct bus *b, natsSubscription *sub, int timeout_m
 	return s;
 }
 
+/* One thread per consumer (controller_ack, controller_snap), each with its own
+ * fetch of up to 200 ms: a short poll of one between fetches of the other
+ * would leave requests open on the server that no one waits for. */
+struct fetcher {
+	struct bus *b;
+	enum bus_subject subj;
+};
+
 static void *fetcher_main(void *arg)
 {
-	struct bus *b = arg;
+	struct fetcher *f = arg;
+	struct bus *b = f->b;
+	bool acks = f->subj == BUS_SUBJ_ACK;
+	natsSubscription **sub = (natsSubscription **)(acks ? &b->ack_sub : &b->snap_sub);
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
 		bool stop = b->stopping, leading = b->leading;
 		pthread_mutex_unlock(&b->lock);
 		if (stop)
 			break;
+		/* The subscription stays while this replica leads, across reconnects
+		 * and set-ups (its durable does): one dropped while its fetch request
+		 * is open on the server loses what the server delivers to it until the
+		 * consumer's ack wait (10 s) redelivers it. */
 		if (!leading || !atomic_load(&b->stats.streams_ok)) {
-			if (b->ack_sub) {
-				natsSubscription_Destroy(b->ack_sub); /* the durables stay */
-				b->ack_sub = NULL;
+			if (!leading && *sub) {
+				natsSubscription_Destroy(*sub); /* the durable stays */
+				*sub = NULL;
 			}
-			if (b->snap_sub) {
-				natsSubscription_Destroy(b->snap_sub);
-				b->snap_sub = NULL;
-			}
-			struct timespec ts = {0, 100 * 1000000};
+			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		if (pull_bind(b, (natsSubscription **)&b->ack_sub, b->streams[1], "ack", "controller_ack") != 0 ||
-		    pull_bind(b, (natsSubscription **)&b->snap_sub, b->streams[2], "snap", "controller_snap") != 0) {
+		if (pull_bind(b, sub, acks ? b->streams[1] : b->streams[2], acks ? "ack" : "snap",
+			      acks ? "controller_ack" : "controller_snap") != 0) {
 			struct timespec ts = {1, 0};
 			nanosleep(&ts, NULL);
 			continue;
 		}
 		int64_t t0 = mono_ms();
-		natsStatus s1 = fetch_some(b, b->ack_sub, 200, BUS_SUBJ_ACK);
-		natsStatus s2 = fetch_some(b, b->snap_sub, s1 == NATS_OK ? 1 : 100, BUS_SUBJ_SNAP);
+		natsStatus s = fetch_some(b, *sub, 200, f->subj);
 		/* nats.c before 3.6.1 may answer a fetch with a timeout at once (#631):
 		 * never spin on it. */
-		if (s1 != NATS_OK && s2 != NATS_OK && mono_ms() - t0 < 20) {
+		if (s != NATS_OK && mono_ms() - t0 < 20) {
 			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
 	}
-	if (b->ack_sub) {
-		natsSubscription_Destroy(b->ack_sub);
-		b->ack_sub = NULL;
+	if (*sub) {
+		natsSubscription_Destroy(*sub);
+		*sub = NULL;
 	}
-	if (b->snap_sub) {
-		natsSubscription_Destroy(b->snap_sub);
-		b->snap_sub = NULL;
-	}
+	free(f);
 	return NULL;
 }
 
@@ -1033,11 +1043,21 @@ int bus_init(struct bus *b, const struct config *cfg, uv_loop_t *loop, const str
 		return -1;
 	}
 	b->worker_started = true;
-	if (pthread_create(&b->fetcher, NULL, fetcher_main, b) != 0) {
-		snprintf(err, errlen, "nats: cannot start the fetcher thread");
-		return -1;
+	for (int i = 0; i < 2; i++) {
+		struct fetcher *f = calloc(1, sizeof(*f));
+		if (f == NULL) {
+			snprintf(err, errlen, "nats: out of memory");
+			return -1;
+		}
+		f->b = b;
+		f->subj = i == 0 ? BUS_SUBJ_ACK : BUS_SUBJ_SNAP;
+		if (pthread_create(&b->fetchers[i], NULL, fetcher_main, f) != 0) {
+			free(f);
+			snprintf(err, errlen, "nats: cannot start a fetcher thread");
+			return -1;
+		}
+		b->nfetchers++;
 	}
-	b->fetcher_started = true;
 	return 0;
 }
 
@@ -1139,8 +1159,8 @@ void bus_close(struct bus *b)
 	pthread_mutex_unlock(&b->lock);
 	if (b->worker_started)
 		pthread_join(b->worker, NULL);
-	if (b->fetcher_started)
-		pthread_join(b->fetcher, NULL);
+	for (int i = 0; i < b->nfetchers; i++)
+		pthread_join(b->fetchers[i], NULL);
 	if (b->pjs)
 		js_PublishAsyncComplete(b->pjs, &(jsPubOptions){.MaxWait = 1000});
 	if (b->nc)

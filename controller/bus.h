@@ -74,9 +74,9 @@ struct bus {
 	struct bus_stats stats;
 	void *nc, *js, *opts; /* natsConnection, jsCtx, natsOptions */
 	void *pjs;            /* jsCtx for commands: asynchronous publishes */
-	void *ack_sub, *snap_sub; /* fetcher thread: pull subscriptions to controller_ack, _snap */
-	pthread_t fetcher;
-	bool fetcher_started;
+	void *ack_sub, *snap_sub; /* each its fetcher thread's: pull subscriptions to controller_ack, _snap */
+	pthread_t fetchers[2];    /* acks, snapshots */
+	int nfetchers;
 	void *hb_sub;         /* natsSubscription while leading (worker thread) */
 	atomic_int_fast64_t hb_lost_seen; /* hb_sub's messages nats.c dropped, as last counted */
 

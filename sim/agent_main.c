@@ -434,11 +434,11 @@ static void try_bind(struct conn *c)
 		if (!c->bind_logged) {
 			if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr)
 				log_info("consumer %s on stream %s does not exist yet (the controller creates it); "
-					 "heartbeating and retrying every second",
+					 "heartbeating and retrying every 250 ms",
 					 agent_consumer(a), agent_cmd_stream(a));
 			else
 				log_warn("consumer %s on stream %s: cannot look it up: %s (JetStream error %d); "
-					 "retrying every second",
+					 "retrying every 250 ms",
 					 agent_consumer(a), agent_cmd_stream(a), natsStatus_GetText(s), (int)jerr);
 			c->bind_logged = 1;
 		}
@@ -453,7 +453,7 @@ static void try_bind(struct conn *c)
 	if (s != NATS_OK) {
 		c->sub = NULL;
 		if (!c->bind_logged)
-			log_warn("consumer %s: cannot bind: %s (JetStream error %d); retrying every second",
+			log_warn("consumer %s: cannot bind: %s (JetStream error %d); retrying every 250 ms",
 				 agent_consumer(a), natsStatus_GetText(s), (int)jerr);
 		c->bind_logged = 1;
 		return;
@@ -769,7 +769,7 @@ int main(int argc, char **argv)
 		}
 		agent_tick(c.agent, now);
 		if (!c.sub && now >= c.next_bind) {
-			c.next_bind = now + 1000;
+			c.next_bind = now + 250;
 			if (connected)
 				try_bind(&c);
 		}
@@ -780,6 +780,8 @@ int main(int argc, char **argv)
 		 * a core. */
 		if (wait > 500)
 			wait = 500;
+		if (!c.sub && wait > 100)
+			wait = 100; /* not bound: the next try is due soon */
 		if (wait < 1)
 			wait = 1;
 		if (c.sub && connected)
