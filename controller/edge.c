@@ -16,7 +16,7 @@ struct edge_seen {
 	char id[SPEC_TOKEN_MAX + 1];
 	int64_t last_ms;      /* monotonic time of the last heartbeat */
 	int64_t last_wall_ms; /* the leader's wall clock then (what the model records) */
-	int64_t back_ms;      /* when it was heard again after a silence (damping) */
+	int64_t good_ms;      /* since when it is neither silent nor erroring (0: it is; damping) */
 	char instance[PROTO_INSTANCE_MAX + 1], prev_instance[PROTO_INSTANCE_MAX + 1];
 	int64_t seq;
 	int64_t cpu_measured, memory_measured_mb, error_count, policy_version;
@@ -174,9 +174,6 @@ void edge_heartbeat(struct edge *e, struct proto_hb *hb, int64_t now)
 		free(hb);
 		return;
 	}
-	int64_t timeout = e->loop->cfg->heartbeat_timeout_ms;
-	if (s->last_ms == 0 || (timeout > 0 && now - s->last_ms > timeout))
-		s->back_ms = now;
 	if (strcmp(hb->instance, s->instance) != 0) {
 		if (s->instance[0])
 			log_info("node %s: agent restarted (instance %s, was %s)", s->id, hb->instance, s->instance);
@@ -524,8 +521,13 @@ static bool node_report(struct edge *e, const struct model_node *n, int64_t now,
 			want = NODE_UNHEALTHY;
 		else
 			want = s->error_count > 0 ? NODE_DEGRADED : NODE_HEALTHY;
-		/* Damping: a flapping node waits before it is trusted again. */
-		if (n->status == NODE_UNHEALTHY && want != NODE_UNHEALTHY && now - s->back_ms < hold_ms(e, s, now))
+		if (want == NODE_UNHEALTHY)
+			s->good_ms = 0;
+		else if (s->good_ms == 0)
+			s->good_ms = now;
+		/* Damping: a flapping node waits before it is trusted again, the hold
+		 * counted from when it came good (heard again, or its errors cleared). */
+		if (n->status == NODE_UNHEALTHY && want != NODE_UNHEALTHY && now - s->good_ms < hold_ms(e, s, now))
 			want = NODE_UNHEALTHY;
 	} else if (silent) {
 		/* Never heard since this leader took over, one whole timeout ago. */

@@ -98,6 +98,9 @@ is "$(until_eq healthy node_field edge-1 status)" healthy "heard again: healthy"
 is "$(events_for edge-1)" "healthy>unhealthy,unhealthy>healthy" "each change is one node.status event"
 
 # 5. Errors: degraded, then unhealthy at --max-error-count (5); then damping.
+# Longer than the hold since the last silence: the hold must run from when the
+# errors clear (it once ran from the last silence and so was over already).
+beat_for edge-1 5
 beat edge-1 2
 is "$(until_eq degraded node_field edge-1 status)" degraded "error_count 2: degraded"
 is "$(node_field edge-1 error_count)" 2 "... with the error count recorded"
