@@ -32,6 +32,10 @@ is "$(get /v1/nodes/e2 '"\(.region) \(.labels.tier) \(.cpu_capacity) \(.memory_m
 AGENT_VERSION=$("$AGENT" --help | sed -n 's/.*--agent-version.*(default: \(.*\))$/\1/p')
 like_version() { get /v1/nodes/e2 .agent_version; }
 is "$(until_eq "$AGENT_VERSION" like_version)" "$AGENT_VERSION" "... and the agent's version ($AGENT_VERSION)"
+# "Each published once" below needs the agents bound before the commands come
+# (a command that waits longer than --command-timeout-ms is published again).
+bound() { grep -l "bound to consumer" "$T_DIR"/agent-e[123].log 2>/dev/null | wc -l; }
+until_eq 3 bound >/dev/null
 
 # 2. Actors: start commands, acked by the agents -> running.
 for i in 1 2 3 4 5 6; do
