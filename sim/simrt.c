@@ -371,6 +371,7 @@ struct simrt {
 	atomic_uint epoch; /* + 1 per reconnect: every pull request is asked again */
 	atomic_int failed;
 	atomic_int in_cb; /* delivery callbacks running (simrt_stop waits for them) */
+	atomic_int closed; /* on_closed ran (free_rt waits for it) */
 	atomic_uint_fast64_t applied, acks, msg_acks, naks, terms, heartbeats, pulls, errors;
 };
 
@@ -574,12 +575,16 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 static void on_closed(natsConnection *nc, void *closure)
 {
 	struct simrt *rt = closure;
-	if (atomic_load(&rt->stopping))
+	if (atomic_load(&rt->stopping)) {
+		/* free_rt waits for this before it frees rt: touch nothing after */
+		atomic_store(&rt->closed, 1);
 		return;
+	}
 	const char *text = NULL;
 	natsStatus s = natsConnection_GetLastError(nc, &text);
 	log_error("NATS: the connection is closed for good (%s%s%s); no longer trying: restart lattice-sim",
 		  natsStatus_GetText(s), text ? ": " : "", text ? text : "");
+	atomic_store(&rt->closed, 1); /* last: free_rt may free rt from here on */
 }
 
 static void issue_pull(struct worker *w, struct sagent *sa, int64_t now)
@@ -866,8 +871,9 @@ static void *worker_main(void *arg)
 		}
 		if (!connected && wake < now + 100)
 			wake = now + 100;
-		/* Coarse: a wake-up handles every agent due within 5 ms, so 2,000
-		 * agents beating each second do not cost 2,000 wake-ups. */
+		/* Coarse: at most one wake-up per 5 ms, handling every agent that
+		 * became due since, so 2,000 agents beating each second do not cost
+		 * 2,000 wake-ups (a heartbeat is at most ~5 ms late). */
 		if (wake < now + 5)
 			wake = now + 5;
 		pthread_mutex_lock(&w->mu);
@@ -894,9 +900,11 @@ static void *worker_main(void *arg)
 				n = 0;
 			}
 		}
-		memcpy(batch, w->q, n * sizeof(*batch));
-		memmove(w->q, w->q + n, (w->qn - n) * sizeof(*w->q));
-		w->qn -= n;
+		if (n) { /* (memcpy of NULL is undefined even for 0 bytes) */
+			memcpy(batch, w->q, n * sizeof(*batch));
+			memmove(w->q, w->q + n, (w->qn - n) * sizeof(*w->q));
+			w->qn -= n;
+		}
 		pthread_mutex_unlock(&w->mu);
 		if (stop || atomic_load(&rt->failed)) {
 			for (size_t i = 0; i < n; i++)
@@ -954,6 +962,14 @@ static void free_rt(struct simrt *rt)
 		free(w->q);
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
+	}
+	if (rt->nc) {
+		/* nats.c calls on_closed on its own thread after the close: wait
+		 * for it (5 s at most), or it would read rt after it is freed. */
+		atomic_store(&rt->stopping, 1);
+		natsConnection_Close(rt->nc);
+		for (int i = 0; i < 5000 && !atomic_load(&rt->closed); i++)
+			usleep(1000);
 	}
 	natsConnection_Destroy(rt->nc);
 	natsOptions_Destroy(rt->nopts);
