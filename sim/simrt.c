@@ -94,6 +94,9 @@ void simrt_scenario_free(struct simrt_scenario *sc)
 	}
 	free(sc->groups);
 	free(sc->lattice);
+	json_decref(sc->cluster);
+	json_decref(sc->workload);
+	json_decref(sc->nemeses);
 	free(sc);
 }
 
@@ -195,13 +198,18 @@ int simrt_scenario_parse(struct simrt_scenario **out, const char *json, size_t l
 		serr(err, errlen, "want a JSON object");
 		goto out;
 	}
-	static const char *const keys[] = {"lattice", "heartbeat_ms", "snapshot_ms", "agents", NULL};
+	static const char *const keys[] = {"lattice",  "heartbeat_ms", "snapshot_ms", "agents", "duration_s",
+					   "settle_s", "cluster",      "workload",    "nemeses", NULL};
 	if (only_keys(root, keys, "scenario", err, errlen) < 0)
 		goto out;
 	const char *lattice = "default";
 	sc->heartbeat_ms = 1000;
 	sc->snapshot_ms = 5000;
+	sc->duration_s = 60;
+	sc->settle_s = 30;
 	if (get_str(root, "lattice", 64, &lattice, "", err, errlen) < 0 ||
+	    get_int(root, "duration_s", 1, 86400, &sc->duration_s, "", err, errlen) < 0 ||
+	    get_int(root, "settle_s", 0, 3600, &sc->settle_s, "", err, errlen) < 0 ||
 	    get_int(root, "heartbeat_ms", 10, 3600000, &sc->heartbeat_ms, "", err, errlen) < 0 ||
 	    get_int(root, "snapshot_ms", 0, 86400000, &sc->snapshot_ms, "", err, errlen) < 0)
 		goto out;
@@ -213,6 +221,20 @@ int simrt_scenario_parse(struct simrt_scenario **out, const char *json, size_t l
 		serr(err, errlen, "out of memory");
 		goto out;
 	}
+	static const struct {
+		const char *key;
+		int array;
+	} parts[] = {{"cluster", 0}, {"workload", 0}, {"nemeses", 1}};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *v = json_object_get(root, parts[i].key);
+		if (v && (parts[i].array ? !json_is_array(v) : !json_is_object(v))) {
+			serr(err, errlen, "%s: want %s", parts[i].key, parts[i].array ? "an array" : "an object");
+			goto out;
+		}
+	}
+	sc->cluster = json_incref(json_object_get(root, "cluster"));
+	sc->workload = json_incref(json_object_get(root, "workload"));
+	sc->nemeses = json_incref(json_object_get(root, "nemeses"));
 	json_t *agents = json_object_get(root, "agents");
 	if (!agents || !json_is_array(agents) || json_array_size(agents) == 0) {
 		serr(err, errlen, "agents: want a non-empty array of agent groups");

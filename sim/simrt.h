@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "agent.h"
 
 /* ---- scenario ------------------------------------------------------------- */
@@ -44,6 +46,14 @@ struct simrt_scenario {
 	struct simrt_group *groups;
 	size_t n_groups;
 	size_t n_agents; /* sum of the counts */
+	/* The chaos run's keys (docs/chaos.md "Scenario keys"), kept as JSON for
+	 * their own parsers (cluster.c, work.c, nemesis.c); NULL when absent.
+	 * Owned by the scenario. */
+	json_t *cluster;
+	json_t *workload;
+	json_t *nemeses;
+	long long duration_s; /* workload and faults; default 60 */
+	long long settle_s;   /* after them, before the final state is read; default 30 */
 };
 
 /* Parses a scenario from JSON text (len bytes, borrowed). Strict: unknown
