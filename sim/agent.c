@@ -165,6 +165,16 @@ uint64_t agent_applied_count(const struct agent *a)
 	return a->applied;
 }
 
+long long agent_policy_version(const struct agent *a)
+{
+	return a->policy_version;
+}
+
+void agent_list(struct agent *a, void (*fn)(void *ctx, const struct driver_status *st), void *ctx)
+{
+	a->drv->ops->list(a->drv, fn, ctx);
+}
+
 const char *agent_subject_hb(const struct agent *a) { return a->subj_hb; }
 const char *agent_subject_cmd(const struct agent *a) { return a->subj_cmd; }
 const char *agent_subject_ack(const struct agent *a) { return a->subj_ack; }

@@ -115,6 +115,10 @@ int agent_error_count(struct agent *a, int64_t now);
 void agent_note_error(struct agent *a, int64_t now);
 /* Commands applied since open (not replays, not refusals). */
 uint64_t agent_applied_count(const struct agent *a);
+/* The version of the last security_policy applied (0: none). */
+long long agent_policy_version(const struct agent *a);
+/* Calls fn for each instance the driver has (strings borrowed for the call). */
+void agent_list(struct agent *a, void (*fn)(void *ctx, const struct driver_status *st), void *ctx);
 
 /* Subjects (borrowed, live as long as a): lattice.L.{hb,cmd,ack,snap}.<node_id>. */
 const char *agent_subject_hb(const struct agent *a);

@@ -1,7 +1,9 @@
 /* simrt — lattice-sim's runtime: see simrt.h. */
 #include "simrt.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <nats/nats.h>
 #include <pthread.h>
@@ -18,11 +20,6 @@
 #include "driver.h"
 #include "log.h"
 
-#define SIMRT_MAX_AGENTS 100000
-#define SIMRT_MAX_LABELS 64
-
-/* ---- scenario ------------------------------------------------------------- */
-
 static int serr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int serr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -33,302 +30,9 @@ static int serr(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static int only_keys(json_t *obj, const char *const *keys, const char *where, char *err, size_t errlen)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(obj, k, v) {
-		int known = 0;
-		for (size_t i = 0; keys[i]; i++)
-			known |= strcmp(k, keys[i]) == 0;
-		if (!known) {
-			char list[256] = "";
-			for (size_t i = 0; keys[i]; i++)
-				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", keys[i]);
-			return serr(err, errlen, "%s: unknown key '%s' (known: %s)", where, k, list);
-		}
-	}
-	return 0;
-}
-
-/* An optional integer key in [min, max]; absent keeps *out. */
-static int get_int(json_t *obj, const char *key, long long min, long long max, long long *out, const char *where,
-		   char *err, size_t errlen)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return serr(err, errlen, "%s%s: want an integer %lld-%lld", where, key, min, max);
-	*out = json_integer_value(v);
-	return 0;
-}
-
-/* An optional string key of 1-maxlen characters; absent keeps *out. */
-static int get_str(json_t *obj, const char *key, size_t maxlen, const char **out, const char *where, char *err,
-		   size_t errlen)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!v)
-		return 0;
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > maxlen ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return serr(err, errlen, "%s%s: want a string of 1-%zu characters", where, key, maxlen);
-	*out = json_string_value(v);
-	return 0;
-}
-
-void simrt_scenario_free(struct simrt_scenario *sc)
-{
-	if (!sc)
-		return;
-	for (size_t g = 0; g < sc->n_groups; g++) {
-		struct simrt_group *gr = &sc->groups[g];
-		free(gr->prefix);
-		free(gr->region);
-		for (size_t i = 0; i < gr->n_labels; i++) {
-			free((char *)gr->labels[i].key);
-			free((char *)gr->labels[i].value);
-		}
-		free(gr->labels);
-	}
-	free(sc->groups);
-	free(sc->lattice);
-	json_decref(sc->cluster);
-	json_decref(sc->workload);
-	json_decref(sc->nemeses);
-	free(sc);
-}
-
-const struct simrt_group *simrt_scenario_node(const struct simrt_scenario *sc, size_t i, char *buf, size_t len)
-{
-	for (size_t g = 0; g < sc->n_groups; g++) {
-		if (i < (size_t)sc->groups[g].count) {
-			snprintf(buf, len, "%s-%04zu", sc->groups[g].prefix, i);
-			return &sc->groups[g];
-		}
-		i -= (size_t)sc->groups[g].count;
-	}
-	return NULL;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int parse_group(json_t *ja, size_t gi, struct simrt_group *gr, char *err, size_t errlen)
-{
-	char where[48];
-	snprintf(where, sizeof(where), "agents[%zu]", gi);
-	if (!json_is_object(ja))
-		return serr(err, errlen, "%s: want an object", where);
-	static const char *const keys[] = {"count", "prefix", "region", "labels", "cpu_capacity", "memory_mb", NULL};
-	if (only_keys(ja, keys, where, err, errlen) < 0)
-		return -1;
-	snprintf(where, sizeof(where), "agents[%zu].", gi);
-	if (!json_object_get(ja, "count"))
-		return serr(err, errlen, "%scount is required", where);
-	if (!json_object_get(ja, "prefix"))
-		return serr(err, errlen, "%sprefix is required", where);
-	const char *prefix = NULL, *region = "default";
-	long long count = 0, cpu = 4000, mem = 4096;
-	if (get_int(ja, "count", 1, SIMRT_MAX_AGENTS, &count, where, err, errlen) < 0 ||
-	    get_str(ja, "prefix", 58, &prefix, where, err, errlen) < 0 ||
-	    get_str(ja, "region", 128, &region, where, err, errlen) < 0 ||
-	    get_int(ja, "cpu_capacity", 0, 1LL << 40, &cpu, where, err, errlen) < 0 ||
-	    get_int(ja, "memory_mb", 0, 1LL << 40, &mem, where, err, errlen) < 0)
-		return -1;
-	/* the longest id it makes must be a subject token */
-	char probe[96];
-	snprintf(probe, sizeof(probe), "%s-%04lld", prefix, count - 1);
-	if (!agent_valid_token(prefix) || !agent_valid_token(probe))
-		return serr(err, errlen,
-			    "%sprefix '%s': node ids %s-0000... must be subject tokens: 1-64 of A-Z a-z 0-9 _ -", where,
-			    prefix, prefix);
-	gr->count = count;
-	gr->cpu_capacity = cpu;
-	gr->memory_mb = mem;
-	gr->prefix = strdup(prefix);
-	gr->region = strdup(region);
-	if (!gr->prefix || !gr->region)
-		return serr(err, errlen, "out of memory");
-	json_t *labels = json_object_get(ja, "labels");
-	if (labels) {
-		if (!json_is_object(labels))
-			return serr(err, errlen, "%slabels: want an object of strings", where);
-		if (json_object_size(labels) > SIMRT_MAX_LABELS)
-			return serr(err, errlen, "%slabels: at most %d", where, SIMRT_MAX_LABELS);
-		gr->labels = calloc(json_object_size(labels) + 1, sizeof(*gr->labels));
-		if (!gr->labels)
-			return serr(err, errlen, "out of memory");
-		const char *k;
-		json_t *v;
-		json_object_foreach(labels, k, v) {
-			if (!*k || strlen(k) > 63)
-				return serr(err, errlen, "%slabels: key '%s': want 1-63 characters", where, k);
-			if (!json_is_string(v) || json_string_length(v) > 256 ||
-			    strlen(json_string_value(v)) != json_string_length(v))
-				return serr(err, errlen, "%slabels.%s: want a string of at most 256 characters", where, k);
-			char *kk = strdup(k), *vv = strdup(json_string_value(v));
-			gr->labels[gr->n_labels++] = (struct agent_label){kk, vv};
-			if (!kk || !vv)
-				return serr(err, errlen, "out of memory");
-		}
-	}
-	return 0;
-}
-
-int simrt_scenario_parse(struct simrt_scenario **out, const char *json, size_t len, char *err, size_t errlen)
-{
-	*out = NULL;
-	json_error_t je;
-	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return serr(err, errlen, "line %d column %d: %s", je.line, je.column, je.text);
-	struct simrt_scenario *sc = calloc(1, sizeof(*sc));
-	char **ids = NULL;
-	size_t n_ids = 0;
-	int rc = -1;
-	if (!sc) {
-		serr(err, errlen, "out of memory");
-		goto out;
-	}
-	if (!json_is_object(root)) {
-		serr(err, errlen, "want a JSON object");
-		goto out;
-	}
-	static const char *const keys[] = {"lattice",  "heartbeat_ms", "snapshot_ms", "agents", "duration_s",
-					   "settle_s", "cluster",      "workload",    "nemeses", NULL};
-	if (only_keys(root, keys, "scenario", err, errlen) < 0)
-		goto out;
-	const char *lattice = "default";
-	sc->heartbeat_ms = 1000;
-	sc->snapshot_ms = 5000;
-	sc->duration_s = 60;
-	sc->settle_s = 30;
-	if (get_str(root, "lattice", 64, &lattice, "", err, errlen) < 0 ||
-	    get_int(root, "duration_s", 1, 86400, &sc->duration_s, "", err, errlen) < 0 ||
-	    get_int(root, "settle_s", 0, 3600, &sc->settle_s, "", err, errlen) < 0 ||
-	    get_int(root, "heartbeat_ms", 10, 3600000, &sc->heartbeat_ms, "", err, errlen) < 0 ||
-	    get_int(root, "snapshot_ms", 0, 86400000, &sc->snapshot_ms, "", err, errlen) < 0)
-		goto out;
-	if (!agent_valid_token(lattice)) {
-		serr(err, errlen, "lattice '%s': want a subject token (1-64 of A-Z a-z 0-9 _ -)", lattice);
-		goto out;
-	}
-	if (!(sc->lattice = strdup(lattice))) {
-		serr(err, errlen, "out of memory");
-		goto out;
-	}
-	static const struct {
-		const char *key;
-		int array;
-	} parts[] = {{"cluster", 0}, {"workload", 0}, {"nemeses", 1}};
-	for (size_t i = 0; i < 3; i++) {
-		json_t *v = json_object_get(root, parts[i].key);
-		if (v && (parts[i].array ? !json_is_array(v) : !json_is_object(v))) {
-			serr(err, errlen, "%s: want %s", parts[i].key, parts[i].array ? "an array" : "an object");
-			goto out;
-		}
-	}
-	sc->cluster = json_incref(json_object_get(root, "cluster"));
-	sc->workload = json_incref(json_object_get(root, "workload"));
-	sc->nemeses = json_incref(json_object_get(root, "nemeses"));
-	json_t *agents = json_object_get(root, "agents");
-	if (!agents || !json_is_array(agents) || json_array_size(agents) == 0) {
-		serr(err, errlen, "agents: want a non-empty array of agent groups");
-		goto out;
-	}
-	sc->groups = calloc(json_array_size(agents), sizeof(*sc->groups));
-	if (!sc->groups) {
-		serr(err, errlen, "out of memory");
-		goto out;
-	}
-	for (size_t g = 0; g < json_array_size(agents); g++) {
-		sc->n_groups++; /* freed with the scenario even when half filled */
-		if (parse_group(json_array_get(agents, g), g, &sc->groups[g], err, errlen) < 0)
-			goto out;
-		sc->n_agents += (size_t)sc->groups[g].count;
-	}
-	if (sc->n_agents > SIMRT_MAX_AGENTS) {
-		serr(err, errlen, "agents: %zu in all; at most %d", sc->n_agents, SIMRT_MAX_AGENTS);
-		goto out;
-	}
-	/* Duplicate node ids (two groups with one prefix, or "a" 10 and "a-0"...). */
-	ids = calloc(sc->n_agents, sizeof(*ids));
-	if (!ids) {
-		serr(err, errlen, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < sc->n_agents; i++) {
-		char id[96];
-		simrt_scenario_node(sc, i, id, sizeof(id));
-		if (!(ids[i] = strdup(id))) {
-			serr(err, errlen, "out of memory");
-			goto out;
-		}
-		n_ids++;
-	}
-	qsort(ids, n_ids, sizeof(*ids), cmp_str);
-	for (size_t i = 1; i < sc->n_agents; i++)
-		if (strcmp(ids[i - 1], ids[i]) == 0) {
-			serr(err, errlen, "agents: node id '%s' is made by more than one group (prefixes must differ)",
-			     ids[i]);
-			goto out;
-		}
-	rc = 0;
-	*out = sc;
-	sc = NULL;
-out:
-	for (size_t i = 0; i < n_ids; i++)
-		free(ids[i]);
-	free(ids);
-	simrt_scenario_free(sc);
-	json_decref(root);
-	return rc;
-}
-
-int simrt_scenario_load(struct simrt_scenario **out, const char *path, char *err, size_t errlen)
-{
-	*out = NULL;
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return serr(err, errlen, "%s: %s", path, strerror(errno));
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 > cap) {
-			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return serr(err, errlen, "%s: out of memory", path);
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-		if (len > (16u << 20)) {
-			free(buf);
-			fclose(f);
-			return serr(err, errlen, "%s: larger than 16 MiB", path);
-		}
-	}
-	int rerr = ferror(f);
-	fclose(f);
-	if (rerr) {
-		free(buf);
-		return serr(err, errlen, "%s: read error", path);
-	}
-	char msg[400];
-	int rc = simrt_scenario_parse(out, buf, len, msg, sizeof(msg));
-	free(buf);
-	if (rc < 0)
-		serr(err, errlen, "%s: %s", path, msg);
-	return rc;
 }
 
 /* ---- runtime -------------------------------------------------------------- */
@@ -351,6 +55,28 @@ struct sagent {
 	int missing_logged;
 	int64_t pull_deadline, next_pull, next_hb, next_tick;
 	int touched;        /* scratch of a round */
+	/* Faults (simrt_fault), touched only by the owning worker. */
+	int down;           /* DOWN_* */
+	int cut;            /* no NATS in or out */
+	int64_t ack_delay_ms;
+	int life, disk;     /* processes and state dirs so far (history lines) */
+};
+
+enum { DOWN_NO, DOWN_FROZEN, DOWN_CRASHED };
+
+struct ctl {
+	size_t idx;
+	enum simrt_fault f;
+	int64_t arg;
+};
+
+/* An ack held back by SIMRT_SLOW_ACKS: published when due, then the command
+ * message acked. */
+struct delayed {
+	size_t idx;
+	int64_t due;
+	natsMsg *m;
+	char *ack, *ack_msg_id, *command_id;
 };
 
 struct qitem {
@@ -372,6 +98,11 @@ struct worker {
 	size_t first, n; /* its agents: rt->agents[first .. first+n) */
 	unsigned epoch;  /* rt->epoch when it last re-issued its pulls */
 	unsigned rnd;
+	struct ctl *ctl; /* queued faults, under mu */
+	size_t ctln, ctlcap;
+	struct delayed *dl; /* its own only */
+	size_t dln, dlcap;
+	int paused;      /* under mu: it saw rt->pause and waits */
 };
 
 struct simrt {
@@ -394,6 +125,12 @@ struct simrt {
 	atomic_int failed;
 	atomic_int in_cb; /* delivery callbacks running (simrt_stop waits for them) */
 	atomic_int closed; /* on_closed ran (free_rt waits for it) */
+	atomic_int pause;  /* simrt_view: the workers wait */
+	char **ids;        /* node id of each agent: routing must not touch an agent core */
+	struct hist *hist;
+	char *state_dir, *agent_version;
+	char uniq[17];
+	unsigned inst_base;
 	atomic_uint_fast64_t applied, acks, msg_acks, naks, terms, heartbeats, pulls, errors;
 };
 
@@ -423,6 +160,8 @@ static unsigned rnd_next(unsigned *s)
 static int publish_snapshot(void *ctx, const char *subject, const char *msg_id, const char *json, size_t len)
 {
 	struct sagent *sa = ctx;
+	if (sa->cut)
+		return -1; /* SIMRT_CUT: no NATS */
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MsgId = msg_id;
@@ -484,7 +223,7 @@ static long agent_of_ack(struct simrt *rt, const char *reply)
 	size_t lo = 0, hi = rt->n;
 	while (lo < hi) { /* rt->by_id is sorted by node id */
 		size_t mid = (lo + hi) / 2;
-		int c = strcmp(agent_node_id(rt->agents[rt->by_id[mid]].a), id);
+		int c = strcmp(rt->ids[rt->by_id[mid]], id);
 		if (c == 0)
 			return (long)rt->by_id[mid];
 		if (c < 0)
@@ -686,6 +425,67 @@ static void settle(struct simrt *rt, natsMsg *m, const char *what)
 		natsConnection_PublishString(rt->nc, reply, what);
 }
 
+static int open_agent(struct simrt *rt, size_t i, int64_t now, char *err, size_t errlen);
+
+static void delayed_free(struct delayed *d)
+{
+	natsMsg_Destroy(d->m);
+	free(d->ack);
+	free(d->ack_msg_id);
+	free(d->command_id);
+}
+
+/* A history line about agent sa (docs/chaos.md "Agents"). */
+static void hist_agent(struct simrt *rt, struct sagent *sa, const char *f)
+{
+	if (rt->hist)
+		hist_writen(rt->hist, json_pack("{s:s, s:s, s:s, s:i, s:i}", "type", "agent", "f", f, "node",
+						rt->ids[sa - rt->agents], "life", sa->life, "disk", sa->disk));
+}
+
+/* "applied": what the command was, from its message (the reply has only its id). */
+static void hist_applied(struct simrt *rt, struct sagent *sa, natsMsg *m, const struct agent_reply *r)
+{
+	if (!rt->hist)
+		return;
+	json_t *cmd = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+	json_t *line = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s}", "type", "agent", "f", "applied", "node",
+				 rt->ids[sa - rt->agents], "life", sa->life, "disk", sa->disk, "command",
+				 r->command_id ? r->command_id : "", "status", r->ok ? "ok" : "error");
+	if (line && cmd) {
+		json_t *p = json_object_get(cmd, "payload"), *v;
+		if (json_is_string(v = json_object_get(cmd, "command_type")))
+			json_object_set(line, "kind", v);
+		if (json_is_string(v = json_object_get(p, "actor_id")))
+			json_object_set(line, "actor", v);
+		if (json_is_integer(v = json_object_get(p, "instance")))
+			json_object_set(line, "instance", v);
+		if (json_is_integer(v = json_object_get(p, "version")))
+			json_object_set(line, "version", v);
+	}
+	json_decref(cmd);
+	hist_writen(rt->hist, line);
+}
+
+/* SIMRT_SLOW_ACKS: keeps the message and the ack for later (flush_delayed).
+ * Takes *m and r's strings on success. */
+static int hold_ack(struct worker *w, size_t idx, natsMsg **m, struct agent_reply *r, int64_t now)
+{
+	if (w->dln == w->dlcap) {
+		size_t nc = w->dlcap ? w->dlcap * 2 : 64;
+		struct delayed *nd = realloc(w->dl, nc * sizeof(*nd));
+		if (!nd)
+			return -1;
+		w->dl = nd;
+		w->dlcap = nc;
+	}
+	w->dl[w->dln++] = (struct delayed){idx, now + w->rt->agents[idx].ack_delay_ms, *m, r->ack, r->ack_msg_id,
+					   r->command_id};
+	*m = NULL;
+	r->ack = r->ack_msg_id = r->command_id = NULL;
+	return 0;
+}
+
 /* One round of command messages (sorted by agent): apply each with its journal
  * records unsynced, one fsync per agent, every ack published asynchronously
  * and awaited together, then the command messages acked. As lattice-agent's
@@ -732,13 +532,16 @@ static void handle_commands(struct worker *w, struct qitem *it, size_t n, int64_
 			return;
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		if (r[i].applied)
+			hist_applied(rt, &rt->agents[it[i].idx], it[i].m, &r[i]);
 	atomic_store(&w->ack_failed, 0);
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = 5000;
 	int sent = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (r[i].verdict != AGENT_ACK)
+		if (r[i].verdict != AGENT_ACK || rt->agents[it[i].idx].ack_delay_ms > 0)
 			continue;
 		struct sagent *sa = &rt->agents[it[i].idx];
 		natsMsg *am = NULL;
@@ -784,6 +587,8 @@ static void handle_commands(struct worker *w, struct qitem *it, size_t n, int64_
 			atomic_fetch_add(&rt->naks, 1);
 			break;
 		case AGENT_ACK:
+			if (sa->ack_delay_ms > 0 && hold_ack(w, it[i].idx, &it[i].m, &r[i], now) == 0)
+				break;
 			if (failed) {
 				agent_note_error(sa->a, now);
 				settle(rt, it[i].m, "-NAK {\"delay\":1000000000}");
@@ -812,6 +617,10 @@ static void handle_queued(struct worker *w, struct qitem *it, size_t n, int64_t 
 	for (size_t i = 0; i < n; i++) {
 		struct sagent *sa = &rt->agents[it[i].idx];
 		const char *status = NULL;
+		if (sa->down || sa->cut) { /* lost on the way: left unacked, redelivered after ack_wait */
+			natsMsg_Destroy(it[i].m);
+			continue;
+		}
 		if (natsMsg_GetDataLength(it[i].m) == 0 && natsMsgHeader_Get(it[i].m, "Status", &status) == NATS_OK &&
 		    status) {
 			if (it[i].gen == sa->gen)
@@ -840,6 +649,171 @@ static void handle_queued(struct worker *w, struct qitem *it, size_t n, int64_t 
 		handle_commands(w, it, nc, now);
 }
 
+/* Held acks that are due, of agents that are up and connected: published
+ * together and awaited, then their command messages acked (NAKed when a
+ * publish failed). *wake is lowered to the next one due. */
+static void flush_delayed(struct worker *w, int64_t now, int64_t *wake)
+{
+	struct simrt *rt = w->rt;
+	int sent = 0;
+	atomic_store(&w->ack_failed, 0);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 5000;
+	for (size_t i = 0; i < w->dln; i++) {
+		struct delayed *d = &w->dl[i];
+		struct sagent *sa = &rt->agents[d->idx];
+		if (sa->down || sa->cut)
+			continue;
+		if (d->due > now) {
+			if (d->due < *wake)
+				*wake = d->due;
+			continue;
+		}
+		natsMsg *am = NULL;
+		natsStatus s = natsMsg_Create(&am, agent_subject_ack(sa->a), NULL, d->ack, (int)strlen(d->ack));
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(am, "Nats-Msg-Id", d->ack_msg_id);
+		if (s == NATS_OK)
+			s = js_PublishMsgAsync(w->js, &am, &po);
+		natsMsg_Destroy(am);
+		if (s != NATS_OK)
+			atomic_fetch_add(&w->ack_failed, 1);
+		d->due = -1; /* sent: settled below */
+		sent++;
+	}
+	if (!sent)
+		return;
+	jsPubOptions wo;
+	jsPubOptions_Init(&wo);
+	wo.MaxWait = 6000;
+	if (js_PublishAsyncComplete(w->js, &wo) != NATS_OK)
+		atomic_fetch_add(&w->ack_failed, 1);
+	int failed = atomic_load(&w->ack_failed) > 0;
+	size_t k = 0;
+	for (size_t i = 0; i < w->dln; i++) {
+		struct delayed *d = &w->dl[i];
+		if (d->due != -1) {
+			w->dl[k++] = *d;
+			continue;
+		}
+		if (failed) {
+			settle(rt, d->m, "-NAK {\"delay\":1000000000}");
+			atomic_fetch_add(&rt->naks, 1);
+		} else {
+			settle(rt, d->m, "+ACK");
+			atomic_fetch_add(&rt->msg_acks, 1);
+			atomic_fetch_add(&rt->acks, 1);
+			log_info("%s: acked command %s (held back)", rt->ids[d->idx], d->command_id);
+		}
+		delayed_free(d);
+	}
+	w->dln = k;
+	if (failed)
+		atomic_fetch_add(&rt->errors, 1);
+}
+
+/* Removes every file of a state dir (a new disk); the dir stays. */
+static void wipe_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+}
+
+/* Faults queued by simrt_fault, in order. */
+static void run_ctl(struct worker *w, int64_t now)
+{
+	struct simrt *rt = w->rt;
+	pthread_mutex_lock(&w->mu);
+	struct ctl *c = w->ctl;
+	size_t n = w->ctln;
+	w->ctl = NULL;
+	w->ctln = w->ctlcap = 0;
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct sagent *sa = &rt->agents[c[i].idx];
+		switch (c[i].f) {
+		case SIMRT_FREEZE:
+			if (sa->down == DOWN_NO) {
+				sa->down = DOWN_FROZEN;
+				hist_agent(rt, sa, "dead");
+			}
+			break;
+		case SIMRT_THAW:
+			if (sa->down == DOWN_FROZEN) {
+				sa->down = DOWN_NO;
+				sa->outstanding = 0;
+				sa->next_pull = sa->next_hb = sa->next_tick = now;
+				hist_agent(rt, sa, "alive");
+			}
+			break;
+		case SIMRT_CRASH:
+			if (sa->down == DOWN_CRASHED)
+				break;
+			{ /* its held acks die with it */
+				size_t k = 0;
+				for (size_t j = 0; j < w->dln; j++)
+					if (w->dl[j].idx == c[i].idx)
+						delayed_free(&w->dl[j]);
+					else
+						w->dl[k++] = w->dl[j];
+				w->dln = k;
+			}
+			agent_close(sa->a);
+			sa->a = NULL;
+			sa->down = DOWN_CRASHED;
+			sa->bound = 0;
+			sa->outstanding = 0;
+			hist_agent(rt, sa, "crash");
+			break;
+		case SIMRT_RESTART:
+		case SIMRT_RESTART_EMPTY: {
+			if (sa->down != DOWN_CRASHED)
+				break;
+			if (c[i].f == SIMRT_RESTART_EMPTY) {
+				char dir[4096 + 100];
+				snprintf(dir, sizeof(dir), "%s/%s", rt->state_dir, rt->ids[c[i].idx]);
+				wipe_dir(dir);
+				sa->disk++;
+			}
+			sa->life++;
+			char err[600];
+			if (open_agent(rt, c[i].idx, now, err, sizeof(err)) < 0) {
+				log_error("restart of %s failed: %s", rt->ids[c[i].idx], err);
+				atomic_fetch_add(&rt->errors, 1);
+				break;
+			}
+			sa->down = DOWN_NO;
+			sa->outstanding = 0;
+			sa->ack_delay_ms = 0;
+			sa->next_pull = sa->next_hb = sa->next_tick = now;
+			hist_agent(rt, sa, "restart");
+			break;
+		}
+		case SIMRT_CUT:
+			sa->cut = 1;
+			break;
+		case SIMRT_UNCUT:
+			if (sa->cut) {
+				sa->cut = 0;
+				sa->outstanding = 0;
+				sa->next_pull = sa->next_hb = now;
+			}
+			break;
+		case SIMRT_SLOW_ACKS:
+			sa->ack_delay_ms = c[i].arg > 0 ? c[i].arg : 0;
+			break;
+		}
+	}
+	free(c);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -847,17 +821,30 @@ static void *worker_main(void *arg)
 	struct qitem *batch = NULL;
 	size_t bcap = 0;
 	for (;;) {
+		if (atomic_load(&rt->pause) && !atomic_load(&rt->stopping)) { /* simrt_view reads the agents */
+			pthread_mutex_lock(&w->mu);
+			w->paused = 1;
+			while (atomic_load(&rt->pause) && !atomic_load(&rt->stopping))
+				pthread_cond_wait(&w->cv, &w->mu);
+			w->paused = 0;
+			pthread_mutex_unlock(&w->mu);
+		}
 		int64_t now = mono_ms();
+		run_ctl(w, now);
 		/* what is due among its agents, and when the next thing is */
 		int connected = natsConnection_Status(rt->nc) == NATS_CONN_STATUS_CONNECTED;
 		unsigned ep = atomic_load(&rt->epoch);
 		int reissue = ep != w->epoch;
 		w->epoch = ep;
 		int64_t wake = now + 500;
+		if (w->dln)
+			flush_delayed(w, now, &wake);
 		for (size_t i = w->first; i < w->first + w->n && !atomic_load(&rt->failed); i++) {
 			struct sagent *sa = &rt->agents[i];
+			if (sa->down)
+				continue;
 			if (now >= sa->next_hb) {
-				if (connected) {
+				if (connected && !sa->cut) {
 					char *hb = agent_heartbeat(sa->a, now, 0, 0);
 					if (hb) {
 						natsStatus s = natsConnection_PublishString(rt->nc, agent_subject_hb(sa->a), hb);
@@ -878,15 +865,15 @@ static void *worker_main(void *arg)
 				sa->outstanding = 0;
 				sa->next_pull = now;
 			}
-			if (connected && ((!sa->outstanding && now >= sa->next_pull) ||
-					  (sa->outstanding && now >= sa->pull_deadline))) {
+			if (connected && !sa->cut &&
+			    ((!sa->outstanding && now >= sa->next_pull) || (sa->outstanding && now >= sa->pull_deadline))) {
 				if (sa->outstanding && sa->bound)
 					log_debug("%s: pull request unanswered; asking again", agent_node_id(sa->a));
 				issue_pull(w, sa, now);
 			}
 			int64_t due = sa->next_hb < sa->next_tick ? sa->next_hb : sa->next_tick;
 			int64_t p = sa->outstanding ? sa->pull_deadline : sa->next_pull;
-			if (p < due)
+			if (p < due && !sa->cut)
 				due = p;
 			if (due < wake)
 				wake = due;
@@ -908,7 +895,7 @@ static void *worker_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		while (w->qn == 0 && !atomic_load(&rt->stopping))
+		while (w->qn == 0 && w->ctln == 0 && !atomic_load(&rt->stopping) && !atomic_load(&rt->pause))
 			if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
 				break;
 		int stop = atomic_load(&rt->stopping);
@@ -967,6 +954,43 @@ static int make_dir(const char *dir)
 	return -1;
 }
 
+/* Opens agent i's core from its state dir (replaying its journal), with an
+ * instance id unique to this process and life. */
+static int open_agent(struct simrt *rt, size_t i, int64_t now, char *err, size_t errlen)
+{
+	struct sagent *sa = &rt->agents[i];
+	const struct simrt_scenario *sc = rt->sc;
+	char id[96], dir[4096 + 100], inst[17];
+	const struct simrt_group *g = simrt_scenario_node(sc, i, id, sizeof(id));
+	snprintf(dir, sizeof(dir), "%s/%s", rt->state_dir, id);
+	if (make_dir(dir) < 0)
+		return serr(err, errlen, "state dir %s: cannot create it: %s", dir, strerror(errno));
+	/* unique per agent and per start: a new instance tells the controller the process changed */
+	snprintf(inst, sizeof(inst), "%08x%08x", rt->inst_base + (unsigned)(sa->life - 1) * 2654435761u,
+		 (unsigned)i & 0xffffffffu);
+	struct agent_config cfg = {
+		.lattice = sc->lattice,
+		.node_id = id,
+		.region = g->region,
+		.labels = g->labels,
+		.n_labels = g->n_labels,
+		.cpu_capacity = g->cpu_capacity,
+		.memory_mb = g->memory_mb,
+		.agent_version = rt->agent_version,
+		.agent_instance = inst,
+		.snapshot_interval_ms = sc->snapshot_ms,
+		.usage_from_requests = 1,
+	};
+	struct agent_io io = {.ctx = sa, .wall_ms = wall_ms, .publish_snapshot = publish_snapshot};
+	struct driver *drv = driver_sim_new();
+	char aerr[512];
+	if (!drv || agent_open(&sa->a, &cfg, &io, drv, dir, now, aerr, sizeof(aerr)) < 0) {
+		sa->a = NULL;
+		return serr(err, errlen, "agent %s: %s", id, drv ? aerr : "out of memory");
+	}
+	return 0;
+}
+
 static void free_rt(struct simrt *rt)
 {
 	if (rt->sub)
@@ -975,6 +999,8 @@ static void free_rt(struct simrt *rt)
 		if (rt->agents[i].a)
 			agent_close(rt->agents[i].a);
 		free(rt->agents[i].pull_subj);
+		if (rt->ids)
+			free(rt->ids[i]);
 	}
 	for (int i = 0; i < rt->nw; i++) {
 		struct worker *w = &rt->workers[i];
@@ -982,6 +1008,10 @@ static void free_rt(struct simrt *rt)
 		for (size_t j = 0; j < w->qn; j++)
 			natsMsg_Destroy(w->q[j].m);
 		free(w->q);
+		for (size_t j = 0; j < w->dln; j++)
+			delayed_free(&w->dl[j]);
+		free(w->dl);
+		free(w->ctl);
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
 	}
@@ -998,6 +1028,9 @@ static void free_rt(struct simrt *rt)
 	free(rt->workers);
 	free(rt->agents);
 	free(rt->by_id);
+	free(rt->ids);
+	free(rt->state_dir);
+	free(rt->agent_version);
 	free(rt->inbox);
 	free(rt->urls_buf);
 	free(rt);
@@ -1050,44 +1083,34 @@ int simrt_start(struct simrt **out, const struct simrt_scenario *sc, const struc
 		return serr(err, errlen, "--state-dir %s: cannot create it: %s", o->state_dir, strerror(e));
 	}
 	int64_t now = mono_ms();
+	memcpy(rt->uniq, uniq, sizeof(rt->uniq));
+	rt->inst_base = (unsigned)rnd[0] << 24 | (unsigned)rnd[1] << 16 | (unsigned)rnd[2] << 8 | rnd[3];
+	rt->hist = o->hist;
+	rt->ids = calloc(sc->n_agents, sizeof(*rt->ids));
+	rt->state_dir = strdup(o->state_dir);
+	rt->agent_version = strdup(o->agent_version);
+	if (!rt->ids || !rt->state_dir || !rt->agent_version) {
+		free_rt(rt);
+		return serr(err, errlen, "out of memory");
+	}
 	for (size_t i = 0; i < sc->n_agents; i++) {
 		struct sagent *sa = &rt->agents[i];
 		sa->w = &rt->workers[0];
 		for (int k = 0; k < rt->nw; k++)
 			if (i >= rt->workers[k].first && i < rt->workers[k].first + rt->workers[k].n)
 				sa->w = &rt->workers[k];
-		char id[96], dir[4096 + 100], inst[17];
-		const struct simrt_group *g = simrt_scenario_node(sc, i, id, sizeof(id));
-		snprintf(dir, sizeof(dir), "%s/%s", o->state_dir, id);
-		if (make_dir(dir) < 0) {
-			int e = errno;
+		char id[96];
+		simrt_scenario_node(sc, i, id, sizeof(id));
+		if (!(rt->ids[i] = strdup(id))) {
 			free_rt(rt);
-			return serr(err, errlen, "state dir %s: cannot create it: %s", dir, strerror(e));
-		}
-		snprintf(inst, sizeof(inst), "%s", uniq);
-		snprintf(inst + 8, sizeof(inst) - 8, "%08x", (unsigned)i & 0xffffffffu); /* unique per agent and per start */
-		struct agent_config cfg = {
-			.lattice = sc->lattice,
-			.node_id = id,
-			.region = g->region,
-			.labels = g->labels,
-			.n_labels = g->n_labels,
-			.cpu_capacity = g->cpu_capacity,
-			.memory_mb = g->memory_mb,
-			.agent_version = o->agent_version,
-			.agent_instance = inst,
-			.snapshot_interval_ms = sc->snapshot_ms,
-			.usage_from_requests = 1,
-		};
-		struct agent_io io = {.ctx = sa, .wall_ms = wall_ms, .publish_snapshot = publish_snapshot};
-		struct driver *drv = driver_sim_new();
-		char aerr[512];
-		if (!drv || agent_open(&sa->a, &cfg, &io, drv, dir, now, aerr, sizeof(aerr)) < 0) {
-			sa->a = NULL;
-			free_rt(rt);
-			return serr(err, errlen, "agent %s: %s", id, drv ? aerr : "out of memory");
+			return serr(err, errlen, "out of memory");
 		}
 		rt->n = i + 1;
+		sa->life = sa->disk = 1;
+		if (open_agent(rt, i, now, err, errlen) < 0) {
+			free_rt(rt);
+			return -1;
+		}
 		size_t sl = strlen(agent_cmd_stream(sa->a)) + strlen(agent_consumer(sa->a)) + 40;
 		if (!(sa->pull_subj = malloc(sl))) {
 			free_rt(rt);
@@ -1105,7 +1128,7 @@ int simrt_start(struct simrt **out, const struct simrt_scenario *sc, const struc
 		return serr(err, errlen, "out of memory");
 	}
 	for (size_t i = 0; i < rt->n; i++)
-		pairs[i] = (struct idpair){agent_node_id(rt->agents[i].a), i};
+		pairs[i] = (struct idpair){rt->ids[i], i};
 	qsort(pairs, rt->n, sizeof(*pairs), cmp_str); /* the id is the first member */
 	for (size_t i = 0; i < rt->n; i++)
 		rt->by_id[i] = pairs[i].idx;
@@ -1261,4 +1284,95 @@ void simrt_stop(struct simrt *rt)
 		pthread_join(w->th, NULL);
 	}
 	free_rt(rt);
+}
+
+size_t simrt_agents(const struct simrt *rt)
+{
+	return rt->n;
+}
+
+const char *simrt_agent_id(const struct simrt *rt, size_t idx)
+{
+	return idx < rt->n ? rt->ids[idx] : NULL;
+}
+
+long simrt_agent_find(const struct simrt *rt, const char *node_id)
+{
+	size_t lo = 0, hi = rt->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(rt->ids[rt->by_id[mid]], node_id);
+		if (c == 0)
+			return (long)rt->by_id[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+int simrt_fault(struct simrt *rt, size_t idx, enum simrt_fault f, int64_t arg)
+{
+	if (idx >= rt->n)
+		return -1;
+	struct worker *w = rt->agents[idx].w;
+	pthread_mutex_lock(&w->mu);
+	if (w->ctln == w->ctlcap) {
+		size_t nc = w->ctlcap ? w->ctlcap * 2 : 64;
+		struct ctl *n = realloc(w->ctl, nc * sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&w->mu);
+			return -1;
+		}
+		w->ctl = n;
+		w->ctlcap = nc;
+	}
+	w->ctl[w->ctln++] = (struct ctl){idx, f, arg};
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+static void view_instance(void *ctx, const struct driver_status *st)
+{
+	if (st->state == DRIVER_RUNNING || st->state == DRIVER_STARTING)
+		json_array_append_new(ctx, json_pack("[s, I]", st->actor_id, (json_int_t)st->instance));
+}
+
+json_t *simrt_view(struct simrt *rt)
+{
+	atomic_store(&rt->pause, 1);
+	for (int i = 0; i < rt->nw; i++) { /* wait until every worker stands still */
+		struct worker *w = &rt->workers[i];
+		for (;;) {
+			pthread_mutex_lock(&w->mu);
+			int p = w->paused || !w->started;
+			pthread_cond_signal(&w->cv);
+			pthread_mutex_unlock(&w->mu);
+			if (p)
+				break;
+			usleep(1000);
+		}
+	}
+	/* run_ctl may still hold faults queued after the pause: they are not
+	 * applied yet, which is what the view shows. */
+	json_t *out = json_object();
+	for (size_t i = 0; out && i < rt->n; i++) {
+		struct sagent *sa = &rt->agents[i];
+		json_t *running = json_array();
+		if (sa->a)
+			agent_list(sa->a, view_instance, running);
+		json_object_set_new(out, rt->ids[i],
+				    json_pack("{s:b, s:b, s:i, s:i, s:I, s:o}", "alive", sa->down == DOWN_NO, "cut",
+					      sa->cut, "life", sa->life, "disk", sa->disk, "policy_version",
+					      (json_int_t)(sa->a ? agent_policy_version(sa->a) : 0), "running", running));
+	}
+	atomic_store(&rt->pause, 0);
+	for (int i = 0; i < rt->nw; i++) {
+		pthread_mutex_lock(&rt->workers[i].mu);
+		pthread_cond_broadcast(&rt->workers[i].cv);
+		pthread_mutex_unlock(&rt->workers[i].mu);
+	}
+	return out;
 }

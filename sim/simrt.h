@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "hist.h"
 
 /* ---- scenario ------------------------------------------------------------- */
 
@@ -78,6 +79,7 @@ struct simrt_options {
 	const char *agent_version;
 	int threads;           /* workers, >= 1 */
 	int64_t pull_expires_ms; /* expiry of a bound agent's pull request; 0: 30,000 */
+	struct hist *hist;     /* NULL: none; else agent lines (docs/chaos.md) are written to it */
 };
 
 struct simrt_stats {
@@ -107,5 +109,32 @@ void simrt_get_stats(struct simrt *rt, struct simrt_stats *st);
 int simrt_failed(struct simrt *rt);
 /* Stops the workers, closes the agents (nothing written) and the connection. */
 void simrt_stop(struct simrt *rt);
+
+/* ---- faults (docs/chaos.md "nemeses") ---------------------------------------- */
+
+size_t simrt_agents(const struct simrt *rt);
+/* Node id of agent idx (borrowed, lives as long as rt). */
+const char *simrt_agent_id(const struct simrt *rt, size_t idx);
+/* Index of node_id, or -1. */
+long simrt_agent_find(const struct simrt *rt, const char *node_id);
+
+enum simrt_fault {
+	SIMRT_FREEZE,        /* stops: no heartbeats, commands left unacked (a hung or unreachable node) */
+	SIMRT_THAW,          /* goes on where it stopped */
+	SIMRT_CRASH,         /* the process dies: its actors are gone, its disk stays */
+	SIMRT_RESTART,       /* a crashed agent starts again from its state dir */
+	SIMRT_RESTART_EMPTY, /* ... from an empty state dir (a new disk) */
+	SIMRT_CUT,           /* loses NATS: nothing in or out, but keeps running */
+	SIMRT_UNCUT,
+	SIMRT_SLOW_ACKS,     /* arg: every ack published arg ms late (0: on time again) */
+};
+/* Queues fault f for agent idx to the worker owning it (applied within a few
+ * ms, in the order queued). A fault that does not apply (RESTART of a running
+ * agent, THAW of one not frozen) is ignored. History lines: crash, restart,
+ * dead (frozen), alive (thawed). Returns 0, -1 on a bad index or OOM. */
+int simrt_fault(struct simrt *rt, size_t idx, enum simrt_fault f, int64_t arg);
+/* What every agent runs now, for final.json's "agents" (docs/chaos.md): the
+ * workers are paused while it is read. Owned by the caller. */
+json_t *simrt_view(struct simrt *rt);
 
 #endif

@@ -140,7 +140,7 @@ bad_scenario() {
 	echo "exit $?"
 }
 is "$(bad_scenario '{"agents":[{"count":1,"prefix":"x"}],"nemesis":1}')" \
-	"lattice-sim: scenario $T_DIR/bad.json: scenario: unknown key 'nemesis' (known: lattice, heartbeat_ms, snapshot_ms, agents)
+	"lattice-sim: scenario $T_DIR/bad.json: scenario: unknown key 'nemesis' (known: lattice, heartbeat_ms, snapshot_ms, agents, duration_s, settle_s, cluster, workload, nemeses)
 exit 2" "an unknown key: exit 2, named"
 is "$(bad_scenario '{"agents":[{"count":2,"prefix":"x"},{"count":1,"prefix":"x"}]}')" \
 	"lattice-sim: scenario $T_DIR/bad.json: agents: node id 'x-0000' is made by more than one group (prefixes must differ)

@@ -28,7 +28,7 @@ static void refused(const char *json, const char *want, const char *name)
 
 int main(void)
 {
-	tap_plan(36);
+	tap_plan(41);
 	char err[512], id[96];
 
 	struct simrt_scenario *sc = parse(
@@ -64,10 +64,25 @@ int main(void)
 	sc = parse("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}]}", err, sizeof(err));
 	ok(sc && strcmp(sc->lattice, "default") == 0 && sc->heartbeat_ms == 1000 && sc->snapshot_ms == 5000,
 	   "defaults: lattice default, heartbeat 1000 ms, snapshots 5000 ms");
+	ok(sc && sc->duration_s == 60 && sc->settle_s == 30 && !sc->cluster && !sc->workload && !sc->nemeses,
+	   "defaults of a chaos run: 60 s, settle 30 s, no cluster/workload/nemeses keys");
+	simrt_scenario_free(sc);
+	sc = parse("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}],\"duration_s\":20,\"settle_s\":0,"
+		   "\"cluster\":{\"replicas\":3},\"workload\":{\"clients\":2},\"nemeses\":[{\"at_s\":1}]}",
+		   err, sizeof(err));
+	ok(sc && sc->duration_s == 20 && sc->settle_s == 0 && json_is_object(sc->cluster) &&
+		   json_integer_value(json_object_get(sc->workload, "clients")) == 2 && json_array_size(sc->nemeses) == 1,
+	   "the chaos keys are kept for their parsers (%s)", sc ? "" : err);
 	simrt_scenario_free(sc);
 
-	refused("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}],\"nemeses\":[]}", "unknown key 'nemeses'",
+	refused("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}],\"nemesis\":[]}", "unknown key 'nemesis'",
 		"an unknown top-level key");
+	refused("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}],\"nemeses\":{}}", "nemeses: want an array",
+		"nemeses must be an array");
+	refused("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}],\"workload\":[]}", "workload: want an object",
+		"workload must be an object");
+	refused("{\"agents\":[{\"count\":1,\"prefix\":\"x\"}],\"settle_s\":-1}", "settle_s: want an integer 0-3600",
+		"settle_s out of range");
 	refused("{\"agents\":[{\"count\":1,\"prefix\":\"x\",\"cpu\":1}]}", "agents[0]: unknown key 'cpu'",
 		"an unknown group key");
 	refused("{\"agents\":[{\"count\":0,\"prefix\":\"x\"}]}", "agents[0].count: want an integer 1-100000",
