@@ -214,7 +214,7 @@ static int line(struct conn *c, size_t max, size_t *off, size_t *n)
 {
 	size_t scan = c->pos;
 	for (;;) {
-		char *nl = memchr(c->buf + scan, '\n', c->len - scan);
+		char *nl = c->len > scan ? memchr(c->buf + scan, '\n', c->len - scan) : NULL;
 		if (nl) {
 			size_t end = (size_t)(nl - c->buf);
 			*off = c->pos;
