@@ -193,6 +193,8 @@ static void *node_poller(void *arg)
 			}
 			json_decref(j);
 			httpc_resp_free(&r);
+			if (st < 0) /* the leader does not answer: not once per node, try next round */
+				break;
 		}
 		int64_t now = mono_ms();
 		if (next < now)
