@@ -162,7 +162,9 @@ group_dump() {
 	local i=$1 t
 	for t in ${GROUP_TABLES:-$GROUP_ALL_TABLES}; do
 		echo "== $t"
-		group_psql "$i" "SELECT * FROM $t ORDER BY 1" 2>&1
+		# sorted whole: ORDER BY 1 leaves rows with one key (placements of
+		# an actor, by actor_id) in any order
+		group_psql "$i" "SELECT * FROM $t ORDER BY 1" 2>&1 | LC_ALL=C sort
 	done
 	echo "== applied"
 	group_psql "$i" "SELECT applied_index FROM lattice_state" 2>&1
