@@ -124,9 +124,35 @@ static int memo_add(struct memo *m, const uint64_t *bits, int64_t state)
 }
 
 struct frame {
-	struct ent *e;
-	int64_t state; /* before e's operation */
+	struct ent *e, *w; /* w: the info write linearized just before e, or NULL */
+	int64_t state;     /* before them */
 };
+
+static bool is_info_write(const struct linear_op *o)
+{
+	return o->kind == LINEAR_WRITE && o->ret == LINEAR_PENDING;
+}
+
+/* An info write of value v that may go now: a call still in the list before
+ * its first return (every such call is concurrent with the present point of
+ * the search). Any one will do: they differ only in their call times, all past. */
+static struct ent *info_write_of(struct ent *head, const struct linear_op *ops, const size_t *keep, int64_t v)
+{
+	for (struct ent *x = head->next; x && x->call; x = x->next) {
+		const struct linear_op *o = &ops[keep[x->op]];
+		if (is_info_write(o) && o->value == v)
+			return x;
+	}
+	return NULL;
+}
+
+static void bit_set(uint64_t *bits, size_t i, bool on)
+{
+	if (on)
+		bits[i / 64] |= (uint64_t)1 << (i % 64);
+	else
+		bits[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
 
 int linear_check(const struct linear_op *ops, size_t n, int64_t init, uint64_t budget,
 		 struct linear_outcome *out)
@@ -188,21 +214,40 @@ int linear_check(const struct linear_op *ops, size_t n, int64_t init, uint64_t b
 		list[i].next = i + 1 < 2 * m ? &list[i + 1] : NULL;
 	}
 
+	/* Info writes are never linearized on their own: one that no read sees
+	 * changes nothing a read can tell (a blind write overwritten, or never
+	 * applied), and one that a read sees can be moved to just before the
+	 * first read that sees it (its lin point may be as late as we like). So a
+	 * read of v, when the register does not hold v, may take an info write of
+	 * v with it. This keeps the search from trying every subset of the
+	 * pending info writes at every point. */
+	size_t left = 0; /* operations that must be linearized */
+	for (size_t i = 0; i < m; i++)
+		left += !is_info_write(&ops[keep[i]]);
 	int64_t state = init;
 	size_t sp = 0;
 	long best = -1;
 	struct ent *e = head->next;
-	while (head->next) {
+	while (left > 0) {
 		if (++out->steps > budget) {
 			out->result = LINEAR_UNKNOWN;
 			break;
 		}
 		if (e->call) {
 			const struct linear_op *o = &ops[keep[e->op]];
+			if (is_info_write(o)) {
+				e = e->next;
+				continue;
+			}
+			struct ent *w = NULL;
 			bool legal = o->kind == LINEAR_WRITE || o->value == state;
-			int64_t next = o->kind == LINEAR_WRITE ? o->value : state;
+			if (!legal)
+				legal = (w = info_write_of(head, ops, keep, o->value)) != NULL;
+			int64_t next = o->value; /* a write's, or what the read saw */
 			if (legal) {
-				bits[e->op / 64] |= (uint64_t)1 << (e->op % 64);
+				bit_set(bits, e->op, true);
+				if (w)
+					bit_set(bits, w->op, true);
 				int r = memo_add(&memo, bits, next);
 				if (r == -1)
 					goto out;
@@ -211,15 +256,22 @@ int linear_check(const struct linear_op *ops, size_t n, int64_t init, uint64_t b
 					break;
 				}
 				if (r == 1) {
-					stack[sp++] = (struct frame){e, state};
+					stack[sp++] = (struct frame){e, w, state};
 					state = next;
+					if (w)
+						lift(w);
 					lift(e);
+					left--;
 					e = head->next;
 					continue;
 				}
-				bits[e->op / 64] &= ~((uint64_t)1 << (e->op % 64));
+				bit_set(bits, e->op, false);
+				if (w)
+					bit_set(bits, w->op, false);
 			}
 			e = e->next;
+		} else if (is_info_write(&ops[keep[e->op]])) {
+			e = e->next; /* (only after a read given with ret LINEAR_PENDING) */
 		} else {
 			/* e's operation returned before it could be linearized here */
 			if ((long)sp > best) {
@@ -232,8 +284,13 @@ int linear_check(const struct linear_op *ops, size_t n, int64_t init, uint64_t b
 			}
 			struct frame f = stack[--sp];
 			state = f.state;
-			bits[f.e->op / 64] &= ~((uint64_t)1 << (f.e->op % 64));
+			bit_set(bits, f.e->op, false);
 			unlift(f.e);
+			if (f.w) {
+				bit_set(bits, f.w->op, false);
+				unlift(f.w);
+			}
+			left++;
 			e = f.e->next;
 		}
 	}

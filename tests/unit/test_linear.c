@@ -11,6 +11,46 @@
 #define R(v, c, r) {LINEAR_READ, (v), (c), (r)}
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Brute force for small histories: some subset of the info writes happen,
+ * in some order that respects real time (x before y when x returned before y
+ * was called, at different ms), and every read sees the last write before it. */
+static int bf_order(const struct linear_op *h, size_t n, unsigned use, unsigned done, int64_t v)
+{
+	if ((done & use) == use)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!(use >> i & 1) || (done >> i & 1))
+			continue;
+		int blocked = 0; /* some other pending op returned before i was called */
+		for (size_t j = 0; j < n && !blocked; j++)
+			blocked = j != i && (use >> j & 1) && !(done >> j & 1) && h[j].ret < h[i].call;
+		if (blocked)
+			continue;
+		if (h[i].kind == LINEAR_READ && h[i].value != v)
+			continue;
+		if (bf_order(h, n, use, done | 1u << i, h[i].kind == LINEAR_WRITE ? h[i].value : v))
+			return 1;
+	}
+	return 0;
+}
+
+static int brute_force(const struct linear_op *h, size_t n)
+{
+	unsigned must = 0, info = 0;
+	for (size_t i = 0; i < n; i++)
+		if (h[i].kind == LINEAR_WRITE && h[i].ret == LINEAR_PENDING)
+			info |= 1u << i;
+		else
+			must |= 1u << i;
+	/* every subset of the info writes */
+	for (unsigned sub = info;; sub = (sub - 1) & info) {
+		if (bf_order(h, n, must | sub, 0, LINEAR_ABSENT))
+			return 1;
+		if (sub == 0)
+			return 0;
+	}
+}
+
 static enum linear_result run(const struct linear_op *ops, size_t n, uint64_t budget, struct linear_outcome *o)
 {
 	struct linear_outcome tmp;
@@ -23,7 +63,7 @@ static enum linear_result run(const struct linear_op *ops, size_t n, uint64_t bu
 
 int main(void)
 {
-	tap_plan(21);
+	tap_plan(25);
 	struct linear_outcome o;
 
 	/* sequential */
@@ -72,14 +112,23 @@ int main(void)
 	struct linear_op notie[] = {W(1, 0, 10), R(A, 11, 20)};
 	is_int(run(notie, N(notie), 0, NULL), LINEAR_VIOLATION, "... one ms later they are not");
 
-	/* the budget: many concurrent info writes and reads that no order explains */
-	struct linear_op big[40];
+	/* the budget: 30 concurrent writes, then reads no order explains (1, 2,
+	 * 1): the search must try every subset of the writes before giving up */
+	struct linear_op big[33];
+	for (int i = 0; i < 30; i++)
+		big[i] = (struct linear_op)W(i + 1, i, 1000);
+	big[30] = (struct linear_op)R(1, 1100, 1110);
+	big[31] = (struct linear_op)R(2, 1120, 1130);
+	big[32] = (struct linear_op)R(1, 1140, 1150);
+	is_int(run(big, N(big), 5000, &o), LINEAR_UNKNOWN, "a search past its budget is unknown, not a violation");
+	ok(o.steps <= 5001, "it stopped at its budget (%llu steps)", (unsigned long long)o.steps);
+	/* many info writes do not make it hard: a read can only take one with it */
 	for (int i = 0; i < 30; i++)
 		big[i] = (struct linear_op)W(i + 1, i, P);
-	for (int i = 30; i < 40; i++)
-		big[i] = (struct linear_op)R(1000 + i, 100 + 10 * i, 105 + 10 * i);
-	is_int(run(big, N(big), 50, &o), LINEAR_UNKNOWN, "a search past its budget is unknown, not a violation");
-	ok(o.steps <= 51, "it stopped at its budget (%llu steps)", (unsigned long long)o.steps);
+	is_int(run(big, N(big), 5000, &o), LINEAR_VIOLATION, "30 pending info writes, reads 1, 2, 1: a violation, found");
+	ok(o.steps < 5000, "... within the budget (%llu steps)", (unsigned long long)o.steps);
+	big[32] = (struct linear_op)R(3, 1140, 1150);
+	is_int(run(big, N(big), 5000, &o), LINEAR_OK, "... and reads 1, 2, 3 are fine");
 
 	/* random linearizable histories: each op takes effect at a random point
 	 * inside its interval; reads return the value at that point */
@@ -129,6 +178,30 @@ int main(void)
 			}
 	}
 	is_int(bad, 0, "200 random linearizable histories pass");
+	/* small random histories, any verdict: the same as the brute force's */
+	int differ = 0, viol = 0;
+	for (int round = 0; round < 3000; round++) {
+		enum { K = 7 };
+		struct linear_op h[K];
+		for (int i = 0; i < K; i++) {
+			int64_t c = rand() % 40, len = 1 + rand() % 15;
+			h[i] = (struct linear_op){rand() % 3 ? LINEAR_WRITE : LINEAR_READ, rand() % 4 == 0 ? A : rand() % 3,
+						  c, c + len};
+			if (h[i].kind == LINEAR_WRITE && rand() % 3 == 0)
+				h[i].ret = P;
+		}
+		enum linear_result r = run(h, K, 0, NULL);
+		int want = brute_force(h, K);
+		viol += !want;
+		if ((r == LINEAR_OK) != want || r == LINEAR_UNKNOWN) {
+			if (differ++ < 3)
+				for (int i = 0; i < K; i++)
+					tap_diag("  %s %lld [%lld, %lld]", h[i].kind == LINEAR_WRITE ? "w" : "r",
+						 (long long)h[i].value, (long long)h[i].call, (long long)h[i].ret);
+		}
+	}
+	is_int(differ, 0, "3000 small random histories: the search agrees with a brute force (%d not linearizable)",
+	       viol);
 	ok(caught >= 190, "a read of a value never written is caught (%d of ~200)", caught);
 	return tap_done();
 }
