@@ -125,7 +125,15 @@ void check_violation(struct ctx *c, const char *check, const char *key, json_t *
 		if (json_array_append(ev, lines[i]) != 0)
 			c->oom = 1;
 	free(lines);
-	json_t *v = json_pack("{s:s, s:s, s:s}", "check", check, "key", key ? key : "", "message", msg);
+	/* a message cut at its buffer's end may end inside a UTF-8 sequence */
+	json_t *jm = json_string(msg);
+	if (!jm) {
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		jm = json_string(msg);
+	}
+	json_t *v = json_pack("{s:s, s:s, s:o}", "check", check, "key", key ? key : "", "message", jm);
 	if (v && extra && json_object_update(v, extra) != 0)
 		c->oom = 1;
 	json_decref(extra);
@@ -212,9 +220,15 @@ static bool is_actor_op(const char *f)
 	return false;
 }
 
-static int op_id_cmp(const void *a, const void *b)
+/* op id -> its index in c->ops, sorted by id for bsearch */
+struct op_ix {
+	json_int_t id;
+	size_t i;
+};
+
+static int op_ix_cmp(const void *a, const void *b)
 {
-	const struct op *x = a, *y = b;
+	const struct op_ix *x = a, *y = b;
 	return (x->id > y->id) - (x->id < y->id);
 }
 
@@ -234,7 +248,7 @@ static int read_history(struct ctx *c)
 	if (!(c->ops = calloc(ninv ? ninv : 1, sizeof(*c->ops))))
 		return c->oom = 1, -1;
 	/* invokes in t order: each op's place; completions find theirs by id */
-	struct op *byid = NULL;
+	struct op_ix *byid = NULL;
 	for (size_t i = 0; i < n; i++) {
 		json_t *l = json_array_get(c->history, i);
 		if (strcmp(jstr(l, "type"), "invoke") != 0)
@@ -256,12 +270,9 @@ static int read_history(struct ctx *c)
 	}
 	if (!(byid = malloc((c->nops ? c->nops : 1) * sizeof(*byid))))
 		return c->oom = 1, -1;
-	/* a sorted copy holds each op's index in c->ops in t0... find by id */
-	for (size_t i = 0; i < c->nops; i++) {
-		byid[i] = c->ops[i];
-		byid[i].t0 = (int64_t)i; /* the index, in the copy */
-	}
-	qsort(byid, c->nops, sizeof(*byid), op_id_cmp);
+	for (size_t i = 0; i < c->nops; i++)
+		byid[i] = (struct op_ix){c->ops[i].id, i};
+	qsort(byid, c->nops, sizeof(*byid), op_ix_cmp);
 	for (size_t i = 1; i < c->nops; i++)
 		if (byid[i].id == byid[i - 1].id) {
 			snprintf(c->err, c->errlen, "history: op %lld is invoked twice", (long long)byid[i].id);
@@ -276,11 +287,11 @@ static int read_history(struct ctx *c)
 		if (strcmp(type, "ok") == 0 || strcmp(type, "fail") == 0 || strcmp(type, "info") == 0) {
 			if (!jint(l, "op", &id))
 				continue;
-			struct op key = {.id = id};
-			struct op *b = bsearch(&key, byid, c->nops, sizeof(*byid), op_id_cmp);
+			struct op_ix key = {.id = id};
+			struct op_ix *b = bsearch(&key, byid, c->nops, sizeof(*byid), op_ix_cmp);
 			if (!b)
 				continue; /* its invoke was lost (the history says so) */
-			struct op *o = &c->ops[b->t0];
+			struct op *o = &c->ops[b->i];
 			if (o->cmp)
 				continue; /* a second completion: the first one counts */
 			o->cmp = l;
@@ -290,16 +301,18 @@ static int read_history(struct ctx *c)
 			const char *node = jstr(l, "node"), *cmd = jstr(l, "command");
 			struct vec *v;
 			if (node && (!(v = mm_at(&c->node_ln, node, true)) || vec_push(v, l) != 0))
-				return c->oom = 1, -1;
+				c->oom = 1;
 			if (cmd && (!(v = mm_at(&c->cmd_ln, cmd, true)) || vec_push(v, l) != 0))
-				return c->oom = 1, -1;
+				c->oom = 1;
 		} else if (strcmp(type, "observe") == 0 && jstr(l, "node")) {
 			struct vec *v = mm_at(&c->node_ln, jstr(l, "node"), true);
 			if (!v || vec_push(v, l) != 0)
-				return c->oom = 1, -1;
+				c->oom = 1;
 		}
 	}
 	free(byid);
+	if (c->oom)
+		return -1;
 	/* faults: a start names its targets, its end only its id */
 	struct mm fault_targets = {0};
 	for (size_t i = 0; i < n; i++) {
