@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libpq-dev libmicrohttpd-dev libnats-dev libjansson-dev libraft-dev libuv1-dev libzstd-dev
       postgresql-15 postgresql-client-15 nats-server curl jq prometheus wrk clang
-      libssl-dev) # libcrypto: only tests/tools/natsjwt (edge_auth.sh), see docs/testing.md
+      libssl-dev libxml2-utils) # libxml2-utils: xmllint in test_report; libcrypto: only tests/tools/natsjwt (edge_auth.sh), see docs/testing.md
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
