@@ -742,7 +742,8 @@ json_t *report_build(const char *name, json_t *scenario, json_t *history, json_t
 
 	json_t *vio = violations_section(violations);
 	ms_t nv = json_integer_value(json_object_get(vio, "total"));
-	json_object_set_new(rep, "scenario", json_string(name ? name : "run"));
+	json_t *jname = json_string(name ? name : "run"); /* NULL: not UTF-8 (a name cut short) */
+	json_object_set_new(rep, "scenario", jname ? jname : json_string("run"));
 	json_object_set_new(rep, "verdict", json_string(nv ? "violations" : "pass"));
 	json_object_set_new(rep, "run", run);
 	json_object_set_new(rep, "faults", faults);
@@ -944,14 +945,18 @@ static void scenario_name(const char *dir, json_t *scenario, json_t *history, ch
 	const char *s = jstr(scenario, "name");
 	size_t i;
 	json_t *l;
-	if (!s)
-		json_array_foreach(history, i, l)
-		{
-			if (is(jstr(l, "type"), "run") && is(jstr(l, "f"), "start")) {
-				s = jstr(l, "scenario");
-				break;
-			}
+	if (s && s[0]) {
+		snprintf(out, len, "%s", s);
+		return;
+	}
+	s = NULL;
+	json_array_foreach(history, i, l)
+	{
+		if (is(jstr(l, "type"), "run") && is(jstr(l, "f"), "start")) {
+			s = jstr(l, "scenario");
+			break;
 		}
+	}
 	if (!s) {
 		s = dir;
 		size_t n = strlen(s);
