@@ -6,6 +6,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libpq-dev libmicrohttpd-dev libnats-dev libjansson-dev libraft-dev libuv1-dev libzstd-dev
       postgresql-15 postgresql-client-15 nats-server curl jq prometheus wrk clang
       libssl-dev # libcrypto: only tests/tools/natsjwt (edge_auth.sh), see docs/testing.md
+      libxml2-utils # xmllint: test_report, chaos_smoke.sh (timeline.svg)
       iproute2 iptables) # network namespaces and partitions of a chaos run (sim/cluster.c, chaos_cluster.sh)
 missing=()
 for p in "${PKGS[@]}"; do

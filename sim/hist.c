@@ -156,7 +156,7 @@ int hist_load(const char *path, json_t **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		rc = -1;
 	}
-	if (rc == 0)
+	if (rc == 0 && n > 0) /* an empty history: v is NULL, which qsort must not get (UBSan) */
 		qsort(v, n, sizeof(*v), cmp_tline);
 	for (size_t i = 0; i < n; i++) {
 		if (rc == 0 && json_array_append_new(arr, v[i].obj) < 0) {
