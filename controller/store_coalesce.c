@@ -14,7 +14,7 @@
  *     every upsert (enum proj_stmt), so ON DELETE CASCADE still removes what the
  *     old row owned, and never a row the segment writes;
  *   - PROJ_ACTOR_DELETE also drops the segment's earlier PROJ_PLACEMENTS_SET of
- *     that actor and its earlier link upserts (whatever of them the database
+ *     that actor, its earlier link upserts and its snapshot (whatever of them the database
  *     holds already, the cascade removes; written afterwards they would outlive
  *     their actor);
  *   - events are appended in log order and never coalesced (writing one twice
@@ -280,12 +280,12 @@ int co_add(struct wr_co *co, uint64_t index, const struct proj_change *ch)
 	return 0;
 }
 
-/* true when an upsert of placements or of a link lost its actor to a later
- * PROJ_ACTOR_DELETE of the segment. */
+/* true when an upsert of placements, of a link or of a snapshot lost its actor
+ * to a later PROJ_ACTOR_DELETE of the segment. */
 static bool co_orphaned(const struct wr_co *co, const struct wr_ent *e)
 {
 	const char *actor;
-	if (e->table == WT_PLACEMENTS)
+	if (e->table == WT_PLACEMENTS || e->table == WT_SNAPSHOTS)
 		actor = e->up->params[0];
 	else if (e->table == WT_LINKS)
 		actor = e->up->params[1];

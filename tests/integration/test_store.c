@@ -1286,7 +1286,7 @@ int main(void)
 		printf("Bail out! cannot connect: %s\n", PQerrorMessage(adm));
 		return 1;
 	}
-	tap_plan(256);
+	tap_plan(257);
 	mk_objects();
 	test_migrations();
 	test_constraints();

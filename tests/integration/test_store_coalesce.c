@@ -195,6 +195,12 @@ void test_coalesce(struct store **sp, uint64_t *idx, uint64_t *seq)
 	proj_placements(b, &ca5);
 	cl5.spec.timeout_ms = 1;
 	proj_link(b, &cl5);
+	/* and their snapshots (an agent's checkpoint of each, as after a migration) */
+	struct model_actor_snap snap3 = {7, "eyJjb3VudCI6MX0=", "c-n1", 1000};
+	ca3.snap = &snap3;
+	proj_snapshot(b, &ca3);
+	ca5.snap = &snap3;
+	proj_snapshot(b, &ca5);
 	co_submit(s, b);
 	b = co_batch(idx, seq);
 	proj_actor_delete(b, "c-a3");
@@ -278,6 +284,9 @@ void test_coalesce(struct store **sp, uint64_t *idx, uint64_t *seq)
 		   count_where("placements", "actor_id IN ('c-a3', 'c-a5')") == 0 &&
 		   count_where("links", "id IN ('c-l3', 'c-l5')") == 0,
 	   "actor delete: the transaction's earlier placements and links of it are gone");
+	is_int(count_where("snapshots", "actor_id IN ('c-a3', 'c-a5')"), 0,
+	       "... and its earlier snapshots (found by lattice-sim's smoke run: a restarted replica's "
+	       "projection was stuck on the foreign key)");
 	/* 4, 5 */
 	is_str(ids_like("nodes", "c-%", buf, sizeof(buf)), "c-n1,c-n2,c-n4",
 	       "node deletes: changed+deleted, created+deleted, deleted");
