@@ -2,9 +2,11 @@
  * observer (docs/chaos.md "The workload"): one request per connection
  * (Connection: close), plain sockets, no dependency.
  *
- * Every call has ONE deadline for the whole exchange (resolve, connect, send,
+ * Every call has ONE deadline for the whole exchange (connect, send,
  * receive), so a replica that is partitioned away, stopped (SIGSTOP) or
- * trickling bytes never holds a caller longer than timeout_ms.
+ * trickling bytes never holds a caller longer than timeout_ms. (A host name,
+ * not a literal address, is looked up first with getaddrinfo, which the
+ * deadline does not bound: the chaos run uses literals.)
  *
  * An answer (any status, with a complete body: Content-Length, chunked, or up
  * to the close) is told apart from no answer (refused, reset, timeout, a
