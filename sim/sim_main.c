@@ -12,7 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "log.h"
+#include "report.h"
+#include "run.h"
 #include "simrt.h"
 
 #ifndef PACKAGE_VERSION
@@ -59,7 +62,9 @@ static const struct opt_doc {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lattice-sim --scenario FILE --state-dir DIR [options]\n\n");
+	fprintf(f, "usage: lattice-sim --scenario FILE --state-dir DIR [options]   (agents only)\n"
+		   "       lattice-sim run --scenario FILE --out DIR [options]        (a chaos run: run --help)\n"
+		   "       lattice-sim check DIR | report DIR\n\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", opt_docs[i].name, opt_docs[i].arg ? " " : "",
@@ -156,8 +161,167 @@ static void log_progress(struct simrt *rt, const char *when)
 		 (unsigned long long)st.errors);
 }
 
+/* ---- lattice-sim run | check | report (docs/chaos.md) ------------------------- */
+
+/* The program beside this one (build tree: ../NAME; installed: ./NAME), or
+ * NAME to be found in PATH. */
+static const char *beside(const char *name, char *buf, size_t len)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(buf, len, "%s/%s", self, name);
+			if (access(buf, X_OK) == 0)
+				return buf;
+			snprintf(buf, len, "%s/../%s", self, name);
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	return name;
+}
+
+/* NAME's path in PATH (the cluster execs by path), or NAME. */
+static const char *in_path(const char *name, char *buf, size_t len)
+{
+	const char *path = getenv("PATH");
+	char dirs[4096];
+	snprintf(dirs, sizeof(dirs), "%s", path ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, len, "%s/%s", *d ? d : ".", name);
+		if (access(buf, X_OK) == 0)
+			return buf;
+	}
+	return name;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f, "usage: lattice-sim run --scenario FILE --out DIR [options]\n"
+		   "       lattice-sim check DIR     (check a recorded run again: DIR/violations.json)\n"
+		   "       lattice-sim report DIR    (write its report again: summary.txt, report.json, timeline.svg)\n\n"
+		   "  --scenario FILE        the scenario (docs/chaos.md)\n"
+		   "  --out DIR              the run dir: history, final state, report, logs (new or empty)\n"
+		   "  --seed N               repeatable choices of targets and workload (default: from the clock, printed)\n"
+		   "  --threads N            agent worker threads (default: 2)\n"
+		   "  --latticed PATH        (default: the latticed beside lattice-sim, else PATH)\n"
+		   "  --schema-dir DIR       latticed's migrations (default: " LATTICE_SCHEMA_DIR ")\n"
+		   "  --pg-bindir DIR        initdb and postgres (default: /usr/lib/postgresql/15/bin)\n"
+		   "  --nats-server PATH     (default: nats-server in PATH)\n"
+		   "  --keep                 leave the lattice up after the run until SIGINT/SIGTERM\n"
+		   "  --log-level LEVEL      debug, info, warn or error (default: info)\n"
+		   "Exit status: 0 no violation, 1 violations (or the run failed), 2 bad input.\n");
+}
+
+static int main_run(int argc, char **argv)
+{
+	char lbuf[4200], nbuf[4200];
+	struct run_options ro = {.latticed = beside("latticed", lbuf, sizeof(lbuf)),
+				 .schema_dir = LATTICE_SCHEMA_DIR,
+				 .pg_bindir = "/usr/lib/postgresql/15/bin",
+				 .nats_server = in_path("nats-server", nbuf, sizeof(nbuf)),
+				 .threads = 2};
+	const char *level = "info";
+	int have_seed = 0;
+	enum { R_SCEN = 1, R_OUT, R_SEED, R_THREADS, R_LATTICED, R_SCHEMA, R_PG, R_NATS, R_KEEP, R_LOG, R_HELP };
+	static const struct option lo[] = {
+		{"scenario", required_argument, NULL, R_SCEN},	  {"out", required_argument, NULL, R_OUT},
+		{"seed", required_argument, NULL, R_SEED},	  {"threads", required_argument, NULL, R_THREADS},
+		{"latticed", required_argument, NULL, R_LATTICED}, {"schema-dir", required_argument, NULL, R_SCHEMA},
+		{"pg-bindir", required_argument, NULL, R_PG},	  {"nats-server", required_argument, NULL, R_NATS},
+		{"keep", no_argument, NULL, R_KEEP},		  {"log-level", required_argument, NULL, R_LOG},
+		{"help", no_argument, NULL, R_HELP},		  {0, 0, 0, 0}};
+	int c;
+	long long v;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case R_SCEN: ro.scenario = optarg; break;
+		case R_OUT: ro.out = optarg; break;
+		case R_SEED:
+			if (parse_int(optarg, 0, 9007199254740991LL, &v) < 0)
+				return bad("--seed '%s': want a non-negative integer", optarg);
+			ro.seed = (uint64_t)v;
+			have_seed = 1;
+			break;
+		case R_THREADS:
+			if (parse_int(optarg, 1, 64, &v) < 0)
+				return bad("--threads '%s': want 1 to 64", optarg);
+			ro.threads = (int)v;
+			break;
+		case R_LATTICED: ro.latticed = optarg; break;
+		case R_SCHEMA: ro.schema_dir = optarg; break;
+		case R_PG: ro.pg_bindir = optarg; break;
+		case R_NATS: ro.nats_server = optarg; break;
+		case R_KEEP: ro.keep = 1; break;
+		case R_LOG: level = optarg; break;
+		case R_HELP: run_usage(stdout); return 0;
+		default: return bad("run: unknown option or missing value: '%s' (see lattice-sim run --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad("run: unexpected argument '%s'", argv[optind]);
+	if (!ro.scenario || !ro.out)
+		return bad("run: --scenario and --out are required%s", "");
+	enum log_level lvl;
+	if (log_level_parse(level, &lvl) < 0)
+		return bad("--log-level '%s': want debug, info, warn or error", level);
+	log_set_level(lvl);
+	struct stat st;
+	if (stat(ro.schema_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return bad("--schema-dir %s: not a directory (give latticed's migrations)", ro.schema_dir);
+	if (!have_seed) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ro.seed = ((uint64_t)ts.tv_sec * 1000003u) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
+		ro.seed &= 9007199254740991ULL; /* exact in any JSON reader */
+	}
+	log_info("lattice-sim run: seed %llu (--seed %llu repeats the choices)", (unsigned long long)ro.seed,
+		 (unsigned long long)ro.seed);
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int rc = run_main(&ro, &stop_requested);
+	nats_Close();
+	return rc;
+}
+
+static int main_dir(const char *what, int argc, char **argv)
+{
+	if (argc != 3 || argv[2][0] == '-') {
+		fprintf(stderr, "usage: lattice-sim %s DIR\n", what);
+		return 2;
+	}
+	char err[1024];
+	if (!strcmp(what, "check")) {
+		size_t n = 0;
+		if (check_dir(argv[2], &n, err, sizeof(err)) < 0) {
+			fprintf(stderr, "lattice-sim check: %s\n", err);
+			return 2;
+		}
+		printf("%zu violation%s\n", n, n == 1 ? "" : "s");
+		return n ? 1 : 0;
+	}
+	if (report_dir(argv[2], err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim report: %s\n", err);
+		return 2;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "run"))
+		return main_run(argc - 1, argv + 1);
+	if (argc >= 2 && (!strcmp(argv[1], "check") || !strcmp(argv[1], "report")))
+		return main_dir(argv[1], argc, argv);
 	struct opts o;
 	int help = 0;
 	int rc = parse_opts(argc, argv, &o, &help);

@@ -112,6 +112,7 @@ static const struct planted planted[] = {
 	{"stale_read", 1, "stale_read", "w-1", {{300, "invoke"}, {310, "ok"}, {200, "invoke"}, {210, "ok"}, {110, "ok"}}},
 	{"double_apply", 1, "double_apply", "c-1", {{100, "agent"}, {5600, "agent"}, {5500, "agent"}}},
 	{"stuck_command", 1, "stuck_command", "c-2", {{2000, "agent"}}},
+	{"stuck_command_dead_node", 1, "stuck_command", "c-4", {{0, NULL}}},
 	{"replicas_differ", 1, "replicas_differ", "w-1", {{100, "invoke"}, {150, "ok"}}},
 	{"failover", 1, "failover", "w-1", {{1000, "nemesis"}, {1000, "agent"}, {4100, "observe"}, {120, "agent"}}},
 	{"migration", 2, "migration", "w-1", {{700, "invoke"}, {710, "ok"}, {120, "agent"}, {750, "agent"}}},
@@ -121,7 +122,7 @@ static const struct planted planted[] = {
 
 int main(void)
 {
-	tap_plan(86);
+	tap_plan(91);
 	char err[256];
 
 	/* ---- clean histories pass ---- */
@@ -160,6 +161,14 @@ int main(void)
 		   "%s: %s has a message", p->dir, p->check);
 		json_decref(res);
 	}
+
+	/* a command published to a node dead at the end waits in its consumer: not stuck */
+	res = run_dir("stuck_command_dead_node");
+	is_int(json_integer_value(json_object_get(json_object_get(json_object_get(res, "checks"), "stuck_command"),
+						  "waiting_for_dead_node")),
+	       1, "stuck_command: c-3, published to dead n3, is counted as waiting, not stuck");
+	ok(find(res, "stuck_command", "c-3") == NULL, "... and is no violation");
+	json_decref(res);
 
 	/* the lost write names the replica that lost it, and only that one */
 	res = run_dir("lost_write");

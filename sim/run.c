@@ -1,0 +1,394 @@
+/* run — see run.h. */
+#include "run.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cluster.h"
+#include "collect.h"
+#include "hist.h"
+#include "httpc.h"
+#include "log.h"
+#include "nemesis.h"
+#include "observe.h"
+#include "report.h"
+#include "simrt.h"
+#include "work.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0"
+#endif
+
+struct run {
+	const struct run_options *o;
+	volatile sig_atomic_t *stop;
+	struct simrt_scenario *sc;
+	json_t *scenario_json;
+	struct cluster_cfg ccfg;
+	struct work_cfg wcfg;
+	struct nemesis_plan plan;
+	struct hist *h;
+	struct cluster *cl;
+	struct simrt *rt;
+	struct observe *obs;
+	struct work *wk;
+	struct nemesis_run *nr;
+	const char *urls[CLUSTER_MAX_REPLICAS];
+};
+
+/* ---- nemesis_env over the cluster and the observer ----------------------------- */
+
+static int e_leader(void *ctx)
+{
+	return observe_leader(((struct run *)ctx)->obs);
+}
+static int e_kill(void *ctx, int i, char *err, size_t l)
+{
+	return cluster_replica_kill(((struct run *)ctx)->cl, i, err, l);
+}
+static int e_start(void *ctx, int i, char *err, size_t l)
+{
+	return cluster_replica_start(((struct run *)ctx)->cl, i, err, l);
+}
+static int e_pg_stop(void *ctx, int i, int kill9, char *err, size_t l)
+{
+	return cluster_pg_stop(((struct run *)ctx)->cl, i, kill9, err, l);
+}
+static int e_pg_start(void *ctx, int i, char *err, size_t l)
+{
+	return cluster_pg_start(((struct run *)ctx)->cl, i, err, l);
+}
+static int e_nats_stop(void *ctx, char *err, size_t l)
+{
+	return cluster_nats_stop(((struct run *)ctx)->cl, err, l);
+}
+static int e_nats_start(void *ctx, char *err, size_t l)
+{
+	return cluster_nats_start(((struct run *)ctx)->cl, err, l);
+}
+static int e_cut(void *ctx, int i, int j, char *err, size_t l)
+{
+	return cluster_cut(((struct run *)ctx)->cl, i, j, err, l);
+}
+static int e_heal(void *ctx, char *err, size_t l)
+{
+	return cluster_heal(((struct run *)ctx)->cl, err, l);
+}
+static void e_watch(void *ctx, const char *const *ids, size_t n)
+{
+	if (observe_watch_nodes(((struct run *)ctx)->obs, ids, (int)n) < 0)
+		log_warn("observer: out of memory: %zu nodes not followed", n);
+}
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static void run_line(struct run *r, const char *f)
+{
+	hist_writen(r->h, json_pack("{s:s, s:s}", "type", "run", "f", f));
+}
+
+/* Sleeps ms in slices, returns -1 when a signal asked to stop. */
+static int nap(struct run *r, int64_t ms)
+{
+	for (int64_t t = 0; t < ms; t += 100) {
+		if (*r->stop)
+			return -1;
+		usleep((useconds_t)((ms - t < 100 ? ms - t : 100) * 1000));
+	}
+	return *r->stop ? -1 : 0;
+}
+
+static int mkdir_new(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%.1000s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/history.jsonl", dir);
+	if (access(p, F_OK) == 0) {
+		snprintf(err, errlen, "%.1000s holds a run already (history.jsonl): give a new --out", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_json(const char *dir, const char *name, json_t *j, char *err, size_t errlen)
+{
+	char p[4096], tmp[4200];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	if (json_dump_file(j, tmp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 || rename(tmp, p) < 0) {
+		snprintf(err, errlen, "cannot write %.1000s", p);
+		return -1;
+	}
+	return 0;
+}
+
+/* applied_index and projected_index of a replica, from its GET /v1/cluster. */
+static void replica_indexes(const char *url, json_t *rep)
+{
+	struct httpc_resp resp = {0};
+	char err[256];
+	if (httpc_do(url, "GET", "/v1/cluster", NULL, 3000, &resp, err, sizeof(err)) == 200) {
+		json_t *j = json_loads(resp.body, 0, NULL);
+		json_t *a = json_object_get(j, "applied_index"), *p = json_object_get(j, "projected_index");
+		if (json_is_integer(a))
+			json_object_set(rep, "applied_index", a);
+		if (json_is_integer(p))
+			json_object_set(rep, "projected_index", p);
+		json_decref(j);
+	}
+	httpc_resp_free(&resp);
+}
+
+/* final.json: every replica's database (also of a replica whose latticed is
+ * down: its database is still there) and what every agent runs. */
+static int collect(struct run *r, char *err, size_t errlen)
+{
+	json_t *agents = simrt_view(r->rt);
+	json_t *dead = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(agents, k, v) if (!json_is_true(json_object_get(v, "alive")))
+		json_array_append_new(dead, json_string(k));
+	json_t *reps = json_array();
+	for (int i = 1; i <= r->ccfg.replicas; i++) {
+		json_t *rep = NULL;
+		char e[512];
+		if (collect_replica(cluster_pg_conninfo(r->cl, i), i, &rep, e, sizeof(e)) < 0) {
+			log_error("final state: replica %d's database: %s", i, e);
+			rep = json_pack("{s:i, s:b, s:s}", "replica", i, "alive", 0, "error", e);
+		} else {
+			json_object_set_new(rep, "alive", json_boolean(cluster_replica_alive(r->cl, i)));
+			replica_indexes(r->urls[i - 1], rep);
+		}
+		json_array_append_new(reps, rep);
+	}
+	json_t *final = NULL;
+	if (collect_final(reps, agents, dead, hist_now(r->h), &final, err, errlen) < 0)
+		return -1;
+	int rc = write_json(r->o->out, "final.json", final, err, errlen);
+	json_decref(final);
+	return rc;
+}
+
+static int wait_bound(struct run *r, int64_t timeout_ms)
+{
+	int64_t t0 = hist_now(r->h);
+	struct simrt_stats st;
+	for (;;) {
+		simrt_get_stats(r->rt, &st);
+		if (st.bound == st.agents)
+			return 0;
+		if (hist_now(r->h) - t0 > timeout_ms) {
+			log_error("only %llu of %llu agents are bound to their consumers after %lld s",
+				  (unsigned long long)st.bound, (unsigned long long)st.agents, (long long)timeout_ms / 1000);
+			return -1;
+		}
+		if (nap(r, 250) < 0)
+			return -1;
+	}
+}
+
+static void teardown(struct run *r)
+{
+	if (r->nr)
+		nemesis_stop(r->nr, 1);
+	r->nr = NULL;
+	work_free(r->wk); /* stops it first */
+	r->wk = NULL;
+	if (r->obs)
+		observe_stop(r->obs);
+	r->obs = NULL;
+	if (r->rt)
+		simrt_stop(r->rt);
+	r->rt = NULL;
+	if (r->cl)
+		cluster_down(r->cl);
+	r->cl = NULL;
+}
+
+static int load_scenario(struct run *r, char *err, size_t errlen)
+{
+	const struct run_options *o = r->o;
+	char e[1024];
+	if (simrt_scenario_load(&r->sc, o->scenario, e, sizeof(e)) < 0) {
+		snprintf(err, errlen, "scenario %s", e);
+		return -1;
+	}
+	json_error_t je;
+	if (!(r->scenario_json = json_load_file(o->scenario, JSON_REJECT_DUPLICATES, &je))) {
+		snprintf(err, errlen, "scenario %s: %s", o->scenario, je.text);
+		return -1;
+	}
+	if (cluster_parse(r->sc->cluster, &r->ccfg, e, sizeof(e)) < 0 ||
+	    work_parse(r->sc->workload, &r->wcfg, e, sizeof(e)) < 0 ||
+	    nemesis_parse(r->sc->nemeses, r->ccfg.replicas, r->ccfg.netns, r->sc->duration_s * 1000, &r->plan, e,
+			  sizeof(e)) < 0) {
+		snprintf(err, errlen, "scenario %s: %s", o->scenario, e);
+		return -1;
+	}
+	/* policy selectors pick among the scenario's regions */
+	for (size_t g = 0; g < r->sc->n_groups && r->wcfg.n_regions < WORK_MAX_REGIONS; g++) {
+		int seen = 0;
+		for (int k = 0; k < r->wcfg.n_regions; k++)
+			seen |= !strcmp(r->wcfg.regions[k], r->sc->groups[g].region);
+		if (!seen && strlen(r->sc->groups[g].region) < sizeof(r->wcfg.regions[0]))
+			snprintf(r->wcfg.regions[r->wcfg.n_regions++], sizeof(r->wcfg.regions[0]), "%s",
+				 r->sc->groups[g].region);
+	}
+	return 0;
+}
+
+int run_main(const struct run_options *o, volatile sig_atomic_t *stop)
+{
+	struct run run = {.o = o, .stop = stop}, *r = &run;
+	char err[2048];
+	int status = 1;
+	if (load_scenario(r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: %s\n", err);
+		status = 2;
+		goto out;
+	}
+	char logs[4096], agents_dir[4096], hpath[4096];
+	snprintf(logs, sizeof(logs), "%s/logs", o->out);
+	snprintf(agents_dir, sizeof(agents_dir), "%s/agents", o->out);
+	snprintf(hpath, sizeof(hpath), "%s/history.jsonl", o->out);
+	if (mkdir_new(o->out, err, sizeof(err)) < 0 || mkdir_new(logs, err, sizeof(err)) < 0 ||
+	    write_json(o->out, "scenario.json", r->scenario_json, err, sizeof(err)) < 0 ||
+	    !(r->h = hist_open(hpath, err, sizeof(err)))) {
+		fprintf(stderr, "lattice-sim run: %s\n", err);
+		status = 2;
+		goto out;
+	}
+	hist_writen(r->h, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s}", "type", "run", "f", "start", "scenario",
+				    o->scenario, "seed", (json_int_t)o->seed, "agents", (json_int_t)r->sc->n_agents,
+				    "duration_ms", (json_int_t)r->sc->duration_s * 1000, "replicas", r->ccfg.replicas,
+				    "version", PACKAGE_VERSION));
+	log_info("run: %zu agents, %d replicas, %lld s of workload and %zu faults, then %lld s to settle; out %s",
+		 r->sc->n_agents, r->ccfg.replicas, r->sc->duration_s, r->plan.n, r->sc->settle_s, o->out);
+
+	struct cluster_env cenv = {.dir = o->out,
+				   .latticed = o->latticed,
+				   .schema_dir = o->schema_dir,
+				   .pg_bindir = o->pg_bindir,
+				   .nats_server = o->nats_server,
+				   .lattice = r->sc->lattice,
+				   .heartbeat_ms = (int)r->sc->heartbeat_ms};
+	if (cluster_up(&r->cl, &r->ccfg, &cenv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: the lattice did not come up: %s\n", err);
+		goto out;
+	}
+	for (int i = 1; i <= r->ccfg.replicas; i++) {
+		r->urls[i - 1] = cluster_api_url(r->cl, i);
+		log_info("run: replica %d at %s", i, r->urls[i - 1]);
+	}
+	run_line(r, "lattice_up");
+	struct simrt_options so = {.nats = cluster_nats_url(r->cl),
+				   .state_dir = agents_dir,
+				   .agent_version = "lattice-sim " PACKAGE_VERSION,
+				   .threads = o->threads > 0 ? o->threads : 2,
+				   .hist = r->h};
+	if (simrt_start(&r->rt, r->sc, &so, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: agents: %s\n", err);
+		goto out;
+	}
+	if (observe_start(&r->obs, r->urls, r->ccfg.replicas, r->h, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: observer: %s\n", err);
+		goto out;
+	}
+	if (wait_bound(r, 180000) < 0)
+		goto out;
+	run_line(r, "agents_up");
+	log_info("run: every agent is bound; the workload and the faults start");
+	if (work_start(&r->wk, &r->wcfg, r->urls, r->ccfg.replicas, r->h, o->seed, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: workload: %s\n", err);
+		goto out;
+	}
+	struct nemesis_env env = {.ctx = r,
+				  .replicas = r->ccfg.replicas,
+				  .leader = e_leader,
+				  .replica_kill = e_kill,
+				  .replica_start = e_start,
+				  .pg_stop = e_pg_stop,
+				  .pg_start = e_pg_start,
+				  .nats_stop = e_nats_stop,
+				  .nats_start = e_nats_start,
+				  .cut = e_cut,
+				  .heal = e_heal,
+				  .watch_nodes = e_watch};
+	/* The faults' clock starts with the workload: at_s counts from here. */
+	struct nemesis_plan shifted = r->plan;
+	int64_t base = hist_now(r->h);
+	for (size_t i = 0; i < shifted.n; i++)
+		shifted.v[i].at_ms += base;
+	if (nemesis_start(&r->nr, &shifted, r->sc, r->rt, &env, r->h, o->seed, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: faults: %s\n", err);
+		goto out;
+	}
+	if (nap(r, r->sc->duration_s * 1000) < 0)
+		goto out;
+	work_free(r->wk);
+	r->wk = NULL;
+	run_line(r, "workload_end");
+	int64_t last_end = 0;
+	for (size_t i = 0; i < shifted.n; i++)
+		if (shifted.v[i].at_ms + shifted.v[i].for_ms > last_end)
+			last_end = shifted.v[i].at_ms + shifted.v[i].for_ms;
+	while (!nemesis_done(r->nr) && hist_now(r->h) < last_end + 120000)
+		if (nap(r, 200) < 0)
+			goto out;
+	nemesis_stop(r->nr, 0); /* what still lasts ends now; dead agents stay dead */
+	r->nr = NULL;
+	run_line(r, "faults_end");
+	log_info("run: faults over; settling for %lld s", r->sc->settle_s);
+	if (nap(r, r->sc->settle_s * 1000) < 0)
+		goto out;
+	run_line(r, "settled");
+	if (collect(r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: final state: %s\n", err);
+		goto out;
+	}
+	if (o->keep) {
+		log_info("run: --keep: the lattice stays up until SIGINT/SIGTERM (replica 1 at %s)", r->urls[0]);
+		while (!*stop)
+			usleep(200000);
+	}
+	teardown(r);
+	run_line(r, "end");
+	hist_close(r->h);
+	r->h = NULL;
+	size_t nv = 0;
+	if (check_dir(o->out, &nv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: checker: %s\n", err);
+		goto out;
+	}
+	if (report_dir(o->out, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lattice-sim run: report: %s\n", err);
+		goto out;
+	}
+	status = nv ? 1 : 0;
+	log_info("run: %zu violation%s; report in %s/summary.txt, picture in %s/timeline.svg", nv, nv == 1 ? "" : "s",
+		 o->out, o->out);
+out:
+	if (*stop)
+		fprintf(stderr, "lattice-sim run: stopped by a signal; the lattice is torn down, the run dir kept\n");
+	teardown(r);
+	if (r->h) {
+		run_line(r, "end");
+		hist_close(r->h);
+	}
+	nemesis_plan_free(&r->plan);
+	cluster_cfg_free(&r->ccfg);
+	json_decref(r->scenario_json);
+	simrt_scenario_free(r->sc);
+	return status;
+}
