@@ -259,7 +259,9 @@ static void infra_lane(struct svg *s, const char *id, const char *label, const c
 		secs(b, sizeof(b), t1);
 		if (is(kind, "pg"))
 			fmt(what, sizeof(what), "%s %s", first_target(f),
-			    json_is_true(json_object_get(f, "kill")) ? "kill -9" : "restart");
+			    json_is_true(json_object_get(f, "kill")) || (jstr(f, "detail") && strstr(jstr(f, "detail"), "kill -9"))
+				    ? "kill -9"
+				    : "restart");
 		else
 			fmt(what, sizeof(what), "restart");
 		band(s, t0, t1, y + 2, h - 4, colour, NULL, what, "#000",
