@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,9 @@ static int write_json(const char *dir, const char *name, json_t *j, char *err, s
 	return 0;
 }
 
-/* applied_index and projected_index of a replica, from its GET /v1/cluster. */
+/* applied_index and projected_index of a replica, from its GET /v1/cluster
+ * (projected_index only when rep has none: the collector's is the index its
+ * database was read at). */
 static void replica_indexes(const char *url, json_t *rep)
 {
 	struct httpc_resp resp = {0};
@@ -142,36 +145,132 @@ static void replica_indexes(const char *url, json_t *rep)
 		json_t *a = json_object_get(j, "applied_index"), *p = json_object_get(j, "projected_index");
 		if (json_is_integer(a))
 			json_object_set(rep, "applied_index", a);
-		if (json_is_integer(p))
+		if (json_is_integer(p) && !json_is_integer(json_object_get(rep, "projected_index")))
 			json_object_set(rep, "projected_index", p);
 		json_decref(j);
 	}
 	httpc_resp_free(&resp);
 }
 
+struct coll {
+	const char *conninfo, *url;
+	int replica;
+	json_t *rep;
+	char err[512];
+	pthread_t th;
+};
+
+static void *coll_main(void *arg)
+{
+	struct coll *c = arg;
+	if (collect_replica(c->conninfo, c->replica, &c->rep, c->err, sizeof(c->err)) < 0)
+		c->rep = NULL;
+	return NULL;
+}
+
+/* The projected index of every replica that answers, if they are all equal
+ * (else -1). */
+static long long same_index(struct run *r)
+{
+	long long idx = -1;
+	for (int i = 1; i <= r->ccfg.replicas; i++) {
+		if (!cluster_replica_alive(r->cl, i))
+			continue;
+		json_t *rep = json_object();
+		replica_indexes(r->urls[i - 1], rep);
+		json_t *p = json_object_get(rep, "projected_index"), *a = json_object_get(rep, "applied_index");
+		long long v = json_is_integer(p) && json_equal(p, a) ? (long long)json_integer_value(p) : -2;
+		json_decref(rep);
+		if (v < 0 || (idx >= 0 && v != idx))
+			return -1;
+		idx = v;
+	}
+	return idx;
+}
+
+/* Every replica's database read at once, in parallel. */
+static json_t *collect_dbs(struct run *r)
+{
+	struct coll c[CLUSTER_MAX_REPLICAS];
+	int n = r->ccfg.replicas;
+	for (int i = 0; i < n; i++) {
+		c[i] = (struct coll){.conninfo = cluster_pg_conninfo(r->cl, i + 1), .url = r->urls[i], .replica = i + 1};
+		if (pthread_create(&c[i].th, NULL, coll_main, &c[i]) != 0)
+			coll_main(&c[i]), c[i].th = 0;
+	}
+	json_t *reps = json_array();
+	for (int i = 0; i < n; i++) {
+		if (c[i].th)
+			pthread_join(c[i].th, NULL);
+		json_t *rep = c[i].rep;
+		if (!rep) {
+			log_error("final state: replica %d's database: %s", i + 1, c[i].err);
+			rep = json_pack("{s:i, s:b, s:s}", "replica", i + 1, "alive", 0, "error", c[i].err);
+		} else {
+			json_object_set_new(rep, "alive", json_boolean(cluster_replica_alive(r->cl, i + 1)));
+			replica_indexes(r->urls[i], rep);
+		}
+		json_array_append_new(reps, rep);
+	}
+	return reps;
+}
+
+/* Whether the live replicas' databases were read at one index. */
+static int dbs_at_one_index(json_t *reps)
+{
+	json_t *first = NULL, *rep;
+	size_t i;
+	json_array_foreach(reps, i, rep)
+	{
+		if (!json_is_true(json_object_get(rep, "alive")))
+			continue;
+		json_t *p = json_object_get(rep, "projected_index");
+		if (!json_is_integer(p))
+			return 0;
+		if (first && !json_equal(first, p))
+			return 0;
+		first = p;
+	}
+	return 1;
+}
+
 /* final.json: every replica's database (also of a replica whose latticed is
- * down: its database is still there) and what every agent runs. */
+ * down: its database is still there) and what every agent runs. The log never
+ * stands still (agents' heartbeats and snapshots become entries), so the
+ * agents are held still for a moment (well under a heartbeat timeout) while
+ * the replicas finish projecting one index and their databases are read
+ * together; tried again a few times until they were read at one index. */
 static int collect(struct run *r, char *err, size_t errlen)
 {
-	json_t *agents = simrt_view(r->rt);
+	json_t *reps = NULL, *agents = NULL;
+	int64_t hold = r->ccfg.heartbeat_timeout_ms / 2;
+	for (int attempt = 1; attempt <= 10; attempt++) {
+		json_decref(reps);
+		json_decref(agents);
+		simrt_pause(r->rt);
+		int64_t t0 = hist_now(r->h);
+		long long prev = -1, idx;
+		while ((idx = same_index(r)) < 0 || idx != prev) {
+			prev = idx;
+			if (hist_now(r->h) - t0 > hold)
+				break;
+			usleep(100000);
+		}
+		agents = simrt_view(r->rt);
+		reps = collect_dbs(r);
+		simrt_resume(r->rt);
+		if (dbs_at_one_index(reps))
+			break;
+		log_info("final state: the replicas' databases were read at different indexes; again in 3 s (%d/10)",
+			 attempt);
+		if (attempt < 10 && nap(r, 3000) < 0)
+			break;
+	}
 	json_t *dead = json_array();
 	const char *k;
 	json_t *v;
 	json_object_foreach(agents, k, v) if (!json_is_true(json_object_get(v, "alive")))
 		json_array_append_new(dead, json_string(k));
-	json_t *reps = json_array();
-	for (int i = 1; i <= r->ccfg.replicas; i++) {
-		json_t *rep = NULL;
-		char e[512];
-		if (collect_replica(cluster_pg_conninfo(r->cl, i), i, &rep, e, sizeof(e)) < 0) {
-			log_error("final state: replica %d's database: %s", i, e);
-			rep = json_pack("{s:i, s:b, s:s}", "replica", i, "alive", 0, "error", e);
-		} else {
-			json_object_set_new(rep, "alive", json_boolean(cluster_replica_alive(r->cl, i)));
-			replica_indexes(r->urls[i - 1], rep);
-		}
-		json_array_append_new(reps, rep);
-	}
 	json_t *final = NULL;
 	if (collect_final(reps, agents, dead, hist_now(r->h), &final, err, errlen) < 0)
 		return -1;

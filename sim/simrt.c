@@ -1340,7 +1340,7 @@ static void view_instance(void *ctx, const struct driver_status *st)
 		json_array_append_new(ctx, json_pack("[s, I]", st->actor_id, (json_int_t)st->instance));
 }
 
-json_t *simrt_view(struct simrt *rt)
+void simrt_pause(struct simrt *rt)
 {
 	atomic_store(&rt->pause, 1);
 	for (int i = 0; i < rt->nw; i++) { /* wait until every worker stands still */
@@ -1355,6 +1355,23 @@ json_t *simrt_view(struct simrt *rt)
 			usleep(1000);
 		}
 	}
+}
+
+void simrt_resume(struct simrt *rt)
+{
+	atomic_store(&rt->pause, 0);
+	for (int i = 0; i < rt->nw; i++) {
+		pthread_mutex_lock(&rt->workers[i].mu);
+		pthread_cond_broadcast(&rt->workers[i].cv);
+		pthread_mutex_unlock(&rt->workers[i].mu);
+	}
+}
+
+json_t *simrt_view(struct simrt *rt)
+{
+	int was = atomic_load(&rt->pause);
+	if (!was)
+		simrt_pause(rt);
 	/* run_ctl may still hold faults queued after the pause: they are not
 	 * applied yet, which is what the view shows. */
 	json_t *out = json_object();
@@ -1368,11 +1385,7 @@ json_t *simrt_view(struct simrt *rt)
 					      sa->cut, "life", sa->life, "disk", sa->disk, "policy_version",
 					      (json_int_t)(sa->a ? agent_policy_version(sa->a) : 0), "running", running));
 	}
-	atomic_store(&rt->pause, 0);
-	for (int i = 0; i < rt->nw; i++) {
-		pthread_mutex_lock(&rt->workers[i].mu);
-		pthread_cond_broadcast(&rt->workers[i].cv);
-		pthread_mutex_unlock(&rt->workers[i].mu);
-	}
+	if (!was)
+		simrt_resume(rt);
 	return out;
 }

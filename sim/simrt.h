@@ -133,8 +133,15 @@ enum simrt_fault {
  * agent, THAW of one not frozen) is ignored. History lines: crash, restart,
  * dead (frozen), alive (thawed). Returns 0, -1 on a bad index or OOM. */
 int simrt_fault(struct simrt *rt, size_t idx, enum simrt_fault f, int64_t arg);
+/* Holds every agent still (no heartbeats, commands, acks or snapshots: the
+ * worker threads wait) until simrt_resume; returns once they all stand still.
+ * Messages arriving meanwhile wait in the queues. Keep it short: a pause
+ * longer than the heartbeat timeout makes the nodes look dead. */
+void simrt_pause(struct simrt *rt);
+void simrt_resume(struct simrt *rt);
 /* What every agent runs now, for final.json's "agents" (docs/chaos.md): the
- * workers are paused while it is read. Owned by the caller. */
+ * workers are paused while it is read (if they are not already). Owned by the
+ * caller. */
 json_t *simrt_view(struct simrt *rt);
 
 #endif

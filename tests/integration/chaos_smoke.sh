@@ -24,8 +24,9 @@ done
 [ -x "$PGBIN/initdb" ] || skip_all "PostgreSQL server binaries not found in $PGBIN"
 [ -x "$SIM" ] || bail "lattice-sim not built at $SIM"
 
-plan 14
+plan 15
 T_DIR=$(mktemp -d /tmp/lattice-chaos.XXXXXX) || bail "mktemp failed"
+chmod 755 "$T_DIR" # PostgreSQL runs as user postgres: the run dir must be reachable
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T_DIR/sanitizer"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T_DIR/sanitizer"
 SIM_PID=
@@ -41,12 +42,13 @@ timeout -s INT 600 "$SIM" run --scenario "$top_srcdir/sim/scenarios/smoke.json" 
 	--schema-dir "$top_srcdir/schema" --latticed "$top_builddir/latticed" --pg-bindir "$PGBIN" \
 	--seed "${CHAOS_SEED:-7}" >"$T_DIR/sim.out" 2>"$T_DIR/sim.log" &
 SIM_PID=$!
+RUN_PID=$SIM_PID
 wait "$SIM_PID"
 rc=$?
 SIM_PID=
 is "$rc" 0 "lattice-sim run: exit 0 (no violation)" || { tail -30 "$T_DIR/sim.log" | sed 's/^/# /'; cat "$T_DIR/sim.out" | sed 's/^/# /'; }
-ok "grep -q 'VIOLATIONS: none' '$RUN/summary.txt'" "summary.txt: VIOLATIONS: none" ||
-	sed 's/^/# /' "$RUN/summary.txt" 2>/dev/null
+grep -q 'VIOLATIONS: none' "$RUN/summary.txt"
+ok $? "summary.txt: VIOLATIONS: none" || sed 's/^/# /' "$RUN/summary.txt" 2>/dev/null
 
 H=$RUN/history.jsonl
 is "$(jq -s -c '[.[] | select(.type == "nemesis")] | group_by(.f) | map("\(.[0].f):\(map(.phase) | sort | join(","))") ' "$H")" \
@@ -57,23 +59,25 @@ is "$(jq -s '[.[] | select(.type == "invoke")] | length' "$H")" \
 	"every request of the workload has its answer"
 is "$(jq -s -c '[.[] | select(.type == "invoke") | .f] | unique' "$H")" \
 	'["create","delete","migrate","policy","read","scale"]' "the workload sent every kind of request"
-ok "[ \"\$(jq -s '[.[] | select(.type == \"observe\" and .f == \"leader\")] | length' '$H')\" -ge 2 ]" \
-	"the observer saw the leader change (killed, isolated)"
+[ "$(jq -s '[.[] | select(.type == "observe" and .f == "leader")] | length' "$H")" -ge 2 ]
+ok $? "the observer saw the leader change (killed, isolated)"
 is "$(jq -s -c '[.[] | select(.type == "agent" and (.f == "crash" or .f == "restart" or .f == "dead"))] | group_by(.f) | map("\(.[0].f) \(length)")' "$H")" \
 	'["crash 2","dead 2","restart 2"]' "agent lines: 2 dead, 2 crashed, 2 restarted"
-ok "[ \"\$(jq -s '[.[] | select(.type == \"agent\" and .f == \"applied\")] | length' '$H')\" -gt 20 ]" \
-	"the agents applied commands (applied lines)"
+[ "$(jq -s '[.[] | select(.type == "agent" and .f == "applied")] | length' "$H")" -gt 20 ]
+ok $? "the agents applied commands (applied lines)"
 is "$(jq -c '[.replicas[] | select(.alive) | .digest] | unique | length' "$RUN/final.json")" 1 \
 	"final.json: the live replicas' databases are identical"
 is "$(jq -c '.replicas | length' "$RUN/final.json")" 3 "final.json: three replicas"
-ok "jq -e '.violations | type == \"array\"' '$RUN/report.json' >/dev/null || jq -e . '$RUN/report.json' >/dev/null" \
-	"report.json is JSON"
-ok "xmllint --noout '$RUN/timeline.svg'" "timeline.svg is well-formed XML"
+jq -e . "$RUN/report.json" >/dev/null
+ok $? "report.json is JSON"
+xmllint --noout "$RUN/timeline.svg"
+ok $? "timeline.svg is well-formed XML"
 "$SIM" check "$RUN" >"$T_DIR/check.out" 2>&1
 is "$?:$(tail -1 "$T_DIR/check.out")" "0:0 violations" "lattice-sim check DIR agrees: 0 violations"
-is "$(ip netns list | grep -c "lsim$$\|lsim-" ; ps -eo args | grep -c '[l]atticed .*--data-dir '"$RUN")" "$(printf '0\n0')" \
+is "$(ip netns list | grep -c "lattice-chaos-${RUN_PID}[a-z]-"; ps -eo args | grep -c "[l]atticed .*$RUN/")" "$(printf '0\n0')" \
 	"nothing of the run is left: no namespace, no latticed"
-if ls "$T_DIR"/sanitizer.* >/dev/null 2>&1; then
-	diag "sanitizer reports:"; head -50 "$T_DIR"/sanitizer.* | sed 's/^/# /'
+! ls "$T_DIR"/sanitizer.* >/dev/null 2>&1
+if ! ok $? "no sanitizer report (lattice-sim, latticed)"; then
+	head -50 "$T_DIR"/sanitizer.* | sed 's/^/# /'
 fi
 done_testing
