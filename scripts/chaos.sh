@@ -42,10 +42,10 @@ for name in "${scenarios[@]}"; do
 		jq -r --arg n "$name" --arg rc "${rc[$name]}" '
 		  def f(x): if x == null then "-" else (x | tostring) end;
 		  [$n, $rc, f(.violations.total),
-		   "\(f(.detection.p50))/\(f(.detection.p99))/\(f(.detection.max))",
-		   "\(f(.failover.p50))/\(f(.failover.p99))/\(f(.failover.max))",
-		   f(.displaced), f(.leader_changes.count),
-		   "\(f(.commands.sent)) sent \(f(.commands.acked)) acked \(f(.commands.failed)) failed"] | @tsv' "$r" |
+		   "\(f(.detection.p50_ms))/\(f(.detection.p99_ms))/\(f(.detection.max_ms))",
+		   "\(f(.failover.p50_ms))/\(f(.failover.p99_ms))/\(f(.failover.max_ms))",
+		   f(.failover.displaced), f(.leaders.changes),
+		   "\(f(.commands.sent)) sent \(f(.commands.acked)) acked \(f(.commands.retried)) retried \(f(.commands.failed)) failed"] | @tsv' "$r" |
 			awk -F'\t' '{ printf "%-16s %-6s %-10s %-22s %-22s %-9s %-8s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
 	else
 		printf '%-16s %-6s (no report: see %s)\n' "$name" "${rc[$name]}" "$OUT/$name.log"

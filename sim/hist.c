@@ -52,7 +52,7 @@ int hist_write(struct hist *h, json_t *obj)
 		rc = 0;
 		json_object_foreach(obj, k, v) if (strcmp(k, "t") != 0 && json_object_set(line, k, v) < 0) rc = -1;
 	}
-	char *s = rc == 0 ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	char *s = rc == 0 ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
 	json_decref(line);
 	rc = -1;
 	if (s) {

@@ -77,30 +77,26 @@ static bool sleep_until(struct observe *o, int64_t at)
 	return go;
 }
 
-/* With o->mu held: the agreement of the answering replicas; a line when it
- * changed. */
+/* With o->mu held: the leader a majority of all the replicas name (in one
+ * term: a raft leader of a term is unique, and one named by a majority leads
+ * it); a line when it changed. So a restarting replica that knows no leader
+ * yet, or an old leader cut off by a partition that still thinks it leads,
+ * does not hide the leader the others follow. */
 static void agree(struct observe *o)
 {
-	int answering = 0, leader = 0;
+	int leader = 0;
 	uint64_t term = 0;
-	bool split = false;
 	for (int i = 0; i < o->n; i++) {
 		const struct slot *s = &o->slots[i];
-		if (!s->answered)
+		if (!s->answered || s->leader == 0 || s->leader > (uint64_t)o->n)
 			continue;
-		answering++;
-		if (s->leader == 0 || s->leader > (uint64_t)o->n) {
-			split = true;
-		} else if (leader == 0) {
+		int votes = 0;
+		for (int j = 0; j < o->n; j++)
+			votes += o->slots[j].answered && o->slots[j].leader == s->leader && o->slots[j].term == s->term;
+		if (2 * votes > o->n && (leader == 0 || s->term > term)) {
 			leader = (int)s->leader;
 			term = s->term;
-		} else if ((uint64_t)leader != s->leader || term != s->term) {
-			split = true;
 		}
-	}
-	if (answering == 0 || split) {
-		leader = 0;
-		term = 0;
 	}
 	if (o->written && leader == o->leader && term == o->term)
 		return;

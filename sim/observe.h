@@ -1,7 +1,7 @@
 /* observe — the chaos run's observer (docs/chaos.md "Observations", "The
  * observer"): it polls every replica's GET /v1/cluster every 250 ms and writes
- * an `observe leader` line each time the leader the answering replicas agree
- * on changes; it follows the status of the nodes it is asked to watch (GET
+ * an `observe leader` line each time the leader a majority of the replicas
+ * name (in one term) changes; it follows the status of the nodes it is asked to watch (GET
  * /v1/nodes/{id} on the agreed leader every 500 ms) and writes an `observe
  * node_status` line at each change. The nemeses ask it for the current leader
  * or a live follower.
@@ -28,8 +28,8 @@ struct observe;
 int observe_start(struct observe **out, const char *const *api_urls, int n_replicas, struct hist *h, char *err,
 		  size_t errlen);
 
-/* The replica every answering replica names as leader, in one term (0: none
- * agrees, or none answers). */
+/* The replica a majority of all the replicas name as leader, in one term (0:
+ * no majority names one). */
 int observe_leader(struct observe *o);
 /* The term of that leader (0 when none). */
 uint64_t observe_term(struct observe *o);

@@ -196,6 +196,7 @@ struct idx {
 	json_t *status;	 /* node -> observe node_status lines */
 	json_t *applied; /* node -> agent applied actor_start/actor_stop lines */
 	json_t *starts;	 /* "actor\ninstance" -> applied actor_start lines with status ok */
+	json_t *shrinks; /* actor -> invokes of delete and scale (they may remove an instance) */
 };
 
 static void build_index(json_t *history, struct idx *x)
@@ -203,12 +204,15 @@ static void build_index(json_t *history, struct idx *x)
 	x->status = json_object();
 	x->applied = json_object();
 	x->starts = json_object();
+	x->shrinks = json_object();
 	size_t i;
 	json_t *l;
 	char key[512];
 	json_array_foreach(history, i, l)
 	{
 		const char *type = jstr(l, "type"), *f = jstr(l, "f"), *node = jstr(l, "node");
+		if (is(type, "invoke") && (is(f, "delete") || is(f, "scale")) && jstr(l, "key"))
+			index_add(x->shrinks, jstr(l, "key"), l);
 		if (!node)
 			continue;
 		if (is(type, "observe") && is(f, "node_status") && jstr(l, "status"))
@@ -231,6 +235,28 @@ static void free_index(struct idx *x)
 	json_decref(x->status);
 	json_decref(x->applied);
 	json_decref(x->starts);
+	json_decref(x->shrinks);
+}
+
+/* Whether the workload asked to delete the actor, or to scale it to no more
+ * than inst replicas, between from and to (to < 0: any time after from): its
+ * instance may be gone on purpose, not displaced. */
+static int removed_by_workload(struct idx *x, const char *actor, ms_t inst, ms_t from, ms_t to)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(json_object_get(x->shrinks, actor), i, l)
+	{
+		ms_t t = jint_or(l, "t", 0);
+		if (t < from || (to >= 0 && t >= to))
+			continue;
+		if (is(jstr(l, "f"), "delete"))
+			return 1;
+		json_t *r = json_object_get(json_object_get(l, "value"), "replicas");
+		if (json_is_integer(r) && json_integer_value(r) <= inst)
+			return 1;
+	}
+	return 0;
 }
 
 /* The first replica of final.json that is alive and has a commands table: the
@@ -392,11 +418,28 @@ static json_t *failover_one(const struct fault *F, const char *node, struct idx 
 	qsort(keys, n, sizeof(*keys), cmp_str);
 	json_t *targets = json_object_get(F->line, "targets");
 	ms_t last = -1;
-	size_t moved = 0;
+	size_t moved = 0, removed = 0;
 	for (k = 0; k < n; k++) {
 		json_t *ai = json_object_get(run, keys[k]);
 		const char *actor = json_string_value(json_array_get(ai, 0));
 		ms_t inst = (ms_t)json_integer_value(json_array_get(ai, 1));
+		/* when it last started there, and its first start elsewhere after the fault */
+		ms_t since = 0, next = -1;
+		size_t i;
+		json_t *l;
+		json_array_foreach(json_object_get(x->starts, keys[k]), i, l)
+		{
+			ms_t t = jint_or(l, "t", 0);
+			const char *on = jstr(l, "node");
+			if (t <= F->start && is(on, node))
+				since = t;
+			if (next < 0 && t >= F->start && !is(on, node) && !array_has_str(targets, on))
+				next = t;
+		}
+		if (removed_by_workload(x, actor, inst, since, next)) {
+			removed++; /* deleted or scaled down by the workload: not displaced */
+			continue;
+		}
 		json_t *o = json_object();
 		json_object_set_new(o, "actor", json_string(actor));
 		json_object_set_new(o, "instance", json_integer(inst));
@@ -405,8 +448,6 @@ static json_t *failover_one(const struct fault *F, const char *node, struct idx 
 		json_object_set_new(o, "source", json_string(source));
 		json_object_set_new(o, "start_ms", json_integer(F->start));
 		json_t *to = json_null(), *at = json_null(), *ms = json_null();
-		size_t i;
-		json_t *l;
 		json_array_foreach(json_object_get(x->starts, keys[k]), i, l)
 		{
 			ms_t t = jint_or(l, "t", 0);
@@ -431,7 +472,8 @@ static json_t *failover_one(const struct fault *F, const char *node, struct idx 
 	json_t *s = json_object();
 	json_object_set_new(s, "node", json_string(node));
 	json_object_set_new(s, "fault", json_integer(F->id));
-	json_object_set_new(s, "displaced", json_integer((json_int_t)n));
+	json_object_set_new(s, "displaced", json_integer((json_int_t)(n - removed)));
+	json_object_set_new(s, "removed", json_integer((json_int_t)removed));
 	json_object_set_new(s, "moved", json_integer((json_int_t)moved));
 	json_object_set_new(s, "last_ms", last >= 0 ? json_integer(last) : json_null());
 	json_decref(run);
@@ -618,6 +660,50 @@ static json_t *workload_section(json_t *history, ms_t run_end)
 	return o;
 }
 
+/* What the run cost the machine (procstat.c's "resources" lines): per group
+ * of processes, the mean and highest CPU (% of one core) and the highest
+ * resident memory. */
+static json_t *resources_section(json_t *history)
+{
+	json_t *acc = json_object(), *line;
+	size_t i;
+	json_array_foreach(history, i, line)
+	{
+		if (!is(jstr(line, "type"), "observe") || !is(jstr(line, "f"), "resources"))
+			continue;
+		const char *g;
+		json_t *v;
+		json_object_foreach(json_object_get(line, "groups"), g, v)
+		{
+			json_t *a = json_object_get(acc, g);
+			if (!a) {
+				a = json_pack("{s:f, s:f, s:f, s:i, s:i}", "cpu_sum", 0.0, "cpu_pct_max", 0.0, "rss_mib_max",
+					      0.0, "samples", 0, "procs", 0);
+				json_object_set_new(acc, g, a);
+			}
+			double c = json_number_value(json_object_get(v, "cpu_pct"));
+			double m = json_number_value(json_object_get(v, "rss_mib"));
+			json_object_set_new(a, "cpu_sum", json_real(json_number_value(json_object_get(a, "cpu_sum")) + c));
+			if (c > json_number_value(json_object_get(a, "cpu_pct_max")))
+				json_object_set_new(a, "cpu_pct_max", json_real(c));
+			if (m > json_number_value(json_object_get(a, "rss_mib_max")))
+				json_object_set_new(a, "rss_mib_max", json_real(m));
+			json_object_set_new(a, "samples", json_integer(json_integer_value(json_object_get(a, "samples")) + 1));
+			json_object_set(a, "procs", json_object_get(v, "procs"));
+		}
+	}
+	const char *g;
+	json_t *a;
+	json_object_foreach(acc, g, a)
+	{
+		json_int_t n = json_integer_value(json_object_get(a, "samples"));
+		double mean = n ? json_number_value(json_object_get(a, "cpu_sum")) / (double)n : 0;
+		json_object_set_new(a, "cpu_pct_mean", json_real((double)(long)(mean * 10) / 10.0));
+		json_object_del(a, "cpu_sum");
+	}
+	return acc;
+}
+
 static json_t *violations_section(json_t *violations)
 {
 	json_t *o = json_object(), *by = json_object(), *list = json_array();
@@ -752,6 +838,7 @@ json_t *report_build(const char *name, json_t *scenario, json_t *history, json_t
 	json_object_set_new(rep, "commands", commands_section(ref));
 	json_object_set_new(rep, "leaders", leaders_section(history, run_end));
 	json_object_set_new(rep, "workload", workload_section(history, run_end));
+	json_object_set_new(rep, "resources", resources_section(history));
 	json_object_set_new(rep, "violations", vio);
 	return rep;
 }
@@ -871,6 +958,20 @@ int report_summary(FILE *f, json_t *rep)
 	put_ms(f, json_object_get(wl, "p50_ms"));
 	put_ms(f, json_object_get(wl, "p99_ms"));
 	fputs("\n\n", f);
+
+	json_t *res = json_object_get(rep, "resources");
+	if (json_object_size(res)) {
+		fprintf(f, "%-18s %9s %9s %9s %9s\n", "machine", "procs", "cpu% avg", "cpu% max", "rss MiB");
+		json_object_foreach(res, k, v)
+		{
+			char name[32];
+			fprintf(f, "  %-16s %9lld %9.1f %9.1f %9.1f\n", clean(name, sizeof(name), k, 16), gi(v, "procs"),
+				json_number_value(json_object_get(v, "cpu_pct_mean")),
+				json_number_value(json_object_get(v, "cpu_pct_max")),
+				json_number_value(json_object_get(v, "rss_mib_max")));
+		}
+		fputs("  (cpu%: of one core, sampled every 5 s; rss: the highest sample)\n\n", f);
+	}
 
 	if (!nv) {
 		fputs("VIOLATIONS: none\n", f);

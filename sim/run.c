@@ -19,6 +19,7 @@
 #include "log.h"
 #include "nemesis.h"
 #include "observe.h"
+#include "procstat.h"
 #include "report.h"
 #include "simrt.h"
 #include "work.h"
@@ -41,6 +42,7 @@ struct run {
 	struct observe *obs;
 	struct work *wk;
 	struct nemesis_run *nr;
+	struct procstat *ps;
 	const char *urls[CLUSTER_MAX_REPLICAS];
 };
 
@@ -81,6 +83,10 @@ static int e_cut(void *ctx, int i, int j, char *err, size_t l)
 static int e_heal(void *ctx, char *err, size_t l)
 {
 	return cluster_heal(((struct run *)ctx)->cl, err, l);
+}
+static size_t e_pids(void *ctx, pid_t *out, size_t n)
+{
+	return cluster_pids(((struct run *)ctx)->cl, out, n);
 }
 static void e_watch(void *ctx, const char *const *ids, size_t n)
 {
@@ -307,6 +313,8 @@ static void teardown(struct run *r)
 	if (r->obs)
 		observe_stop(r->obs);
 	r->obs = NULL;
+	procstat_stop(r->ps);
+	r->ps = NULL;
 	if (r->rt)
 		simrt_stop(r->rt);
 	r->rt = NULL;
@@ -391,6 +399,8 @@ int run_main(const struct run_options *o, volatile sig_atomic_t *stop)
 		log_info("run: replica %d at %s", i, r->urls[i - 1]);
 	}
 	run_line(r, "lattice_up");
+	if (!(r->ps = procstat_start(r->h, 5000, e_pids, r)))
+		log_warn("run: the resource sampler did not start (no resources lines)");
 	struct simrt_options so = {.nats = cluster_nats_url(r->cl),
 				   .state_dir = agents_dir,
 				   .agent_version = "lattice-sim " PACKAGE_VERSION,
