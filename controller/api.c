@@ -1,4 +1,5 @@
 #include "api.h"
+#include "chaosrep.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -1040,6 +1041,46 @@ static enum http_next h_write(struct api *a, struct http_req *req, struct api_ca
 	return HTTP_RESPOND;
 }
 
+/* GET /v1/chaos/report[/timeline.svg]: the newest chaos run's report under
+ * --chaos-reports (files read on this thread: small, and only asked by a
+ * dashboard now and then). */
+static enum http_next h_chaos(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	(void)req;
+	const char *dir = a->cfg->chaos_reports;
+	if (!dir || !*dir) {
+		http_error(resp, 404, "not_found",
+			   "no chaos reports are served: start latticed with --chaos-reports DIR (docs/chaos.md)");
+		return HTTP_RESPOND;
+	}
+	int svg = call->route->arg == 1;
+	char *buf = NULL, run[256], err[512];
+	size_t len = 0;
+	int rc = chaosrep_read(dir, svg ? "timeline.svg" : "report.json", &buf, &len, run, err, sizeof(err));
+	if (rc < 0) {
+		http_error(resp, rc == -1 ? 404 : 500, rc == -1 ? "not_found" : "internal", "%s", err);
+		return HTTP_RESPOND;
+	}
+	if (svg) {
+		resp->status = 200;
+		resp->text = buf;
+		resp->content_type = "image/svg+xml";
+		return HTTP_RESPOND;
+	}
+	json_error_t je;
+	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	free(buf);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		http_error(resp, 500, "internal", "chaos report %s: report.json is not a JSON object", run);
+		return HTTP_RESPOND;
+	}
+	json_object_set_new(j, "run_dir", json_string(run));
+	resp->status = 200;
+	resp->body = j;
+	return HTTP_RESPOND;
+}
+
 /* ---- route table ----------------------------------------------------------------------------- */
 
 #define READ_PARAMS "min_index,consistent"
@@ -1050,6 +1091,8 @@ static const struct route routes[] = {
 	{"GET", "/readyz", MR_HEALTH, h_readyz, 0, ""},
 	{"GET", "/metrics", MR_OTHER, h_metrics, 0, ""},
 	{"GET", "/v1/cluster", MR_READ, h_cluster, 0, ""},
+	{"GET", "/v1/chaos/report", MR_OTHER, h_chaos, 0, ""},
+	{"GET", "/v1/chaos/report/timeline.svg", MR_OTHER, h_chaos, 1, ""},
 	{"POST", "/v1/cluster/members", MR_WRITE, h_cluster_write, OP_MEMBER_ADD, ""},
 	{"DELETE", "/v1/cluster/members/{id}", MR_WRITE, h_cluster_write, OP_MEMBER_REMOVE, ""},
 	{"POST", "/v1/cluster/transfer", MR_WRITE, h_cluster_write, OP_TRANSFER, ""},

@@ -90,6 +90,9 @@ static const struct opt config_opts[] = {
 	 "takes them, then removed"},
 	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
 	 "directory of the SQL migrations"},
+	{"chaos-reports", OPT_STR, O(chaos_reports), "", 0, 0, "DIR",
+	 "serve the newest chaos report under DIR (lattice-sim run --out DIR/NAME) at GET /v1/chaos/report "
+	 "and /v1/chaos/report/timeline.svg, for the dashboard; \"\" serves none (docs/chaos.md)"},
 	{"lattice", OPT_STR, O(lattice), "default", 0, 0, "NAME",
 	 "lattice name: a NATS subject token (1-64 of A-Z a-z 0-9 _ -) in every subject and stream name"},
 	{"nats", OPT_STR, O(nats), "", 0, 0, "URL[,URL...]",
