@@ -45,7 +45,7 @@ struct bus_event {
 	struct proto_hb *hb;   /* EV_HB */
 	struct proto_ack *ack; /* EV_ACK */
 	struct proto_snap *snap; /* EV_SNAP */
-	natsMsg *msg;          /* EV_ACK, EV_SNAP */
+	void *msg;             /* EV_ACK, EV_SNAP: a struct bus_msg (bus_msg_done) */
 	char *id, *err;        /* EV_PUBLISHED (err NULL: ok) */
 	int64_t at_ms;
 	struct bus_event *next;
@@ -100,7 +100,7 @@ static void event_free(struct bus_event *ev)
 		proto_snap_free(ev->snap);
 		free(ev->snap);
 	}
-	natsMsg_Destroy(ev->msg);
+	bus_msg_done(ev->msg, false); /* not handed over: JetStream redelivers it */
 	free(ev->id);
 	free(ev->err);
 	free(ev);
@@ -751,11 +751,25 @@ static void *worker_main(void *arg)
 
 /* Decodes an agent's ack or snapshot and posts it to the loop with its
  * message, which is acked once the entry it causes is committed. */
-static void take(struct bus *b, natsMsg *m, enum bus_subject subj)
+/* A JetStream message handed to the loop (cbs.ack, cbs.snapshot): it came on
+ * a plain subscription (fetch_some), so it is acked by publishing +ACK to its
+ * reply subject on the connection it came from (bus_msg_done). */
+struct bus_msg {
+	natsMsg *m;
+	natsConnection *nc;
+};
+
+static void take(struct bus *b, natsMsg *nm, enum bus_subject subj)
 {
-	const char *subject = natsMsg_GetSubject(m);
-	const void *body = natsMsg_GetData(m);
-	size_t len = (size_t)natsMsg_GetDataLength(m);
+	struct bus_msg *m = malloc(sizeof(*m));
+	if (m == NULL) {
+		natsMsg_Destroy(nm); /* out of memory: JetStream redelivers it */
+		return;
+	}
+	*m = (struct bus_msg){nm, b->nc};
+	const char *subject = natsMsg_GetSubject(nm);
+	const void *body = natsMsg_GetData(nm);
+	size_t len = (size_t)natsMsg_GetDataLength(nm);
 	struct bus_event *ev = calloc(1, sizeof(*ev));
 	if (ev != NULL && subj == BUS_SUBJ_ACK) {
 		ev->kind = EV_ACK;
@@ -788,43 +802,92 @@ static void take(struct bus *b, natsMsg *m, enum bus_subject subj)
 	post_event(b, ev);
 }
 
-/* Binds *sub to durable `name` on stream `stream` (subjects lattice.L.kind.>). */
-static int pull_bind(struct bus *b, natsSubscription **sub, const char *stream, const char *kind, const char *name)
+/* The fetchers speak JetStream's pull protocol themselves (as lattice-sim
+ * does): a request on $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> with a
+ * reply inbox of their own, the messages read from a plain synchronous
+ * subscription on it. nats.c 3.4.1's natsSubscription_Fetch writes past its
+ * array of batch messages when more than half a batch of late messages (of an
+ * earlier request that expired on our side first) waits in the subscription:
+ * under a flood of acks that corrupted the heap and crashed the leader
+ * (lattice-sim's policy-churn scenario; docs/chaos.md). A late message here
+ * is just the next one read. */
+struct puller {
+	natsSubscription *sub;
+	char inbox[80];
+	char next[300]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> */
+};
+
+#define PULL_BATCH 256
+
+/* Subscribes p to an inbox of its own, for durable `name` on stream `stream`. */
+static int pull_bind(struct bus *b, struct puller *p, const char *stream, const char *name)
 {
-	if (*sub)
+	if (p->sub)
 		return 0;
-	char subject[128];
-	proto_subject(subject, sizeof(subject), b->cfg->lattice, kind, ">");
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Stream = stream;
-	so.Consumer = name;
-	jsErrCode jerr = 0;
-	natsStatus s = js_PullSubscribe(sub, b->js, subject, name, NULL, &so, &jerr);
+	natsInbox *inbox = NULL;
+	natsStatus s = natsInbox_Create(&inbox);
+	if (s == NATS_OK) {
+		snprintf(p->inbox, sizeof(p->inbox), "%s", inbox);
+		natsInbox_Destroy(inbox);
+		snprintf(p->next, sizeof(p->next), "$JS.API.CONSUMER.MSG.NEXT.%s.%s", stream, name);
+		s = natsConnection_SubscribeSync(&p->sub, b->nc, p->inbox);
+	}
+	/* a backlog of acks must not hit the default pending limit (drops) */
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(p->sub, -1, -1);
 	if (s != NATS_OK) {
-		log_warn("nats: binding to %s: %s (%d)", name, natsStatus_GetText(s), (int)jerr);
-		*sub = NULL;
+		log_warn("nats: subscribing for %s: %s", name, natsStatus_GetText(s));
+		natsSubscription_Destroy(p->sub);
+		p->sub = NULL;
 		return -1;
 	}
 	return 0;
 }
 
-/* One fetch from sub; each message to take(). Returns what Fetch returned. */
-static natsStatus fetch_some(struct bus *b, natsSubscription *sub, int timeout_ms, enum bus_subject subj)
+static void pull_unbind(struct puller *p)
 {
-	natsMsgList list = {0};
-	jsErrCode jerr = 0;
-	natsStatus s = natsSubscription_Fetch(&list, sub, 256, timeout_ms, &jerr);
-	if (s == NATS_OK) {
-		for (int i = 0; i < list.Count; i++) {
-			take(b, list.Msgs[i], subj);
-			list.Msgs[i] = NULL;
+	natsSubscription_Destroy(p->sub); /* the durable stays */
+	p->sub = NULL;
+}
+
+/* One pull request for up to PULL_BATCH messages, waiting up to timeout_ms;
+ * each message to take(). NATS_OK when some came, NATS_TIMEOUT when none. */
+static natsStatus fetch_some(struct bus *b, struct puller *p, int timeout_ms, enum bus_subject subj)
+{
+	char body[96];
+	int n = snprintf(body, sizeof(body), "{\"batch\":%d,\"expires\":%lld}", PULL_BATCH,
+			 (long long)timeout_ms * 1000000LL);
+	natsStatus s = natsConnection_PublishRequest(b->nc, p->next, p->inbox, body, n);
+	if (s != NATS_OK)
+		return s;
+	int64_t deadline = mono_ms() + timeout_ms + 100; /* the server's expiry comes first */
+	int got = 0;
+	for (;;) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return got ? NATS_OK : NATS_TIMEOUT;
+		natsMsg *m = NULL;
+		s = natsSubscription_NextMsg(&m, p->sub, left);
+		if (s == NATS_TIMEOUT)
+			return got ? NATS_OK : NATS_TIMEOUT;
+		if (s != NATS_OK)
+			return s;
+		const char *status = NULL;
+		if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
+			int code = atoi(status);
+			natsMsg_Destroy(m);
+			if (code == 100) /* an idle heartbeat (none asked for) */
+				continue;
+			/* 404/408: the request (or an earlier one) ended; anything else
+			 * (409 consumer deleted, leadership change; 503) is logged */
+			if (code != 404 && code != 408)
+				log_debug("nats: pull request on %s: status %d", p->next, code);
+			return got ? NATS_OK : code == 404 || code == 408 ? NATS_TIMEOUT : NATS_ERR;
 		}
-	} else if (s != NATS_TIMEOUT) {
-		log_debug("nats: fetching: %s (%d)", natsStatus_GetText(s), (int)jerr);
+		take(b, m, subj);
+		if (++got >= PULL_BATCH)
+			return NATS_OK;
 	}
-	natsMsgList_Destroy(&list);
-	return s;
 }
 
 /* One thread per consumer (controller_ack, controller_snap), each with its own
@@ -840,7 +903,7 @@ static void *fetcher_main(void *arg)
 	struct fetcher *f = arg;
 	struct bus *b = f->b;
 	bool acks = f->subj == BUS_SUBJ_ACK;
-	natsSubscription **sub = (natsSubscription **)(acks ? &b->ack_sub : &b->snap_sub);
+	struct puller pl = {0}, *p = &pl;
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
 		bool stop = b->stopping, leading = b->leading;
@@ -852,22 +915,20 @@ static void *fetcher_main(void *arg)
 		 * is open on the server loses what the server delivers to it until the
 		 * consumer's ack wait (10 s) redelivers it. */
 		if (!leading || !atomic_load(&b->stats.streams_ok)) {
-			if (!leading && *sub) {
-				natsSubscription_Destroy(*sub); /* the durable stays */
-				*sub = NULL;
-			}
+			if (!leading && p->sub)
+				pull_unbind(p);
 			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		if (pull_bind(b, sub, acks ? b->streams[1] : b->streams[2], acks ? "ack" : "snap",
-			      acks ? "controller_ack" : "controller_snap") != 0) {
+		if (pull_bind(b, p, acks ? b->streams[1] : b->streams[2], acks ? "controller_ack" : "controller_snap") !=
+		    0) {
 			struct timespec ts = {1, 0};
 			nanosleep(&ts, NULL);
 			continue;
 		}
 		int64_t t0 = mono_ms();
-		natsStatus s = fetch_some(b, *sub, 200, f->subj);
+		natsStatus s = fetch_some(b, p, 200, f->subj);
 		/* nats.c before 3.6.1 may answer a fetch with a timeout at once (#631):
 		 * never spin on it. */
 		if (s != NATS_OK && mono_ms() - t0 < 20) {
@@ -875,21 +936,22 @@ static void *fetcher_main(void *arg)
 			nanosleep(&ts, NULL);
 		}
 	}
-	if (*sub) {
-		natsSubscription_Destroy(*sub);
-		*sub = NULL;
-	}
+	if (p->sub)
+		pull_unbind(p);
 	free(f);
 	return NULL;
 }
 
 void bus_msg_done(void *msg, bool ok)
 {
-	if (msg == NULL)
+	struct bus_msg *bm = msg;
+	if (bm == NULL)
 		return;
-	if (ok)
-		natsMsg_Ack(msg, NULL);
-	natsMsg_Destroy(msg);
+	const char *reply = natsMsg_GetReply(bm->m);
+	if (ok && reply && *reply)
+		natsConnection_PublishString(bm->nc, reply, "+ACK");
+	natsMsg_Destroy(bm->m);
+	free(bm);
 }
 
 /* ---- loop side ---------------------------------------------------------------------------- */

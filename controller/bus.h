@@ -74,7 +74,6 @@ struct bus {
 	struct bus_stats stats;
 	void *nc, *js, *opts; /* natsConnection, jsCtx, natsOptions */
 	void *pjs;            /* jsCtx for commands: asynchronous publishes */
-	void *ack_sub, *snap_sub; /* each its fetcher thread's: pull subscriptions to controller_ack, _snap */
 	pthread_t fetchers[2];    /* acks, snapshots */
 	int nfetchers;
 	void *hb_sub;         /* natsSubscription while leading (worker thread) */
@@ -125,7 +124,7 @@ void bus_publish(struct bus *b, struct bus_cmd *cmds, size_t n);
  * both arrays and their strings transferred. */
 void bus_publish_core(struct bus *b, char **subjects, char **bodies, size_t n);
 /* Any thread: acks (ok) or drops (!ok: JetStream redelivers it) a message
- * handed over by cbs.ack, and frees it. */
+ * handed over by cbs.ack or cbs.snapshot (an opaque handle), and frees it. */
 void bus_msg_done(void *msg, bool ok);
 /* Loop thread: stop the worker, close the connection, close the async handle
  * (the loop must run once more to finish closing it). */
