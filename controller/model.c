@@ -687,8 +687,10 @@ static void apply_node_drain(struct model *m, struct entry *e, struct proj_batch
 		model_mig_cancel(m, e, a, "the node was drained", out);
 		model_cmd_start(m, e, a, (size_t)e->moves[i].instance, out);
 		model_cmd_stop(m, e, a->spec.id, a->generation, e->moves[i].instance, n->spec.id, "moved", out);
-		if (out)
+		if (out) { /* the row too: generation and updated_at changed */
+			proj_actor(out, a);
 			proj_placements(out, a);
+		}
 	}
 	if (out)
 		proj_node(out, n);

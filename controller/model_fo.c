@@ -213,8 +213,10 @@ void model_fo_apply(struct model *m, struct entry *e, struct proj_batch *out, st
 		a->updated_ms = e->at_ms;
 		model_cmd_start(m, e, a, (size_t)mv->instance, out);
 		model_cmd_stop(m, e, a->spec.id, a->generation, mv->instance, n->spec.id, "failover_fencing", out);
-		if (out)
+		if (out) { /* the row too: generation and updated_at changed */
+			proj_actor(out, a);
 			proj_placements(out, a);
+		}
 		struct model_fo_assign *as = &f->assign[f->nmoved++];
 		as->actor_id = model_need(m, strdup(a->spec.id), "a failover");
 		as->instance = mv->instance;

@@ -13,7 +13,7 @@
 #     counted; a nats-server restart mid-stream loses no command.
 . "$(dirname "$0")/lib.sh"
 
-plan 40
+plan 41
 lib_init
 nats_start || bail "cannot start nats-server"
 . "$(dirname "$0")/edge_lib.sh"
@@ -78,6 +78,16 @@ for a in $moved; do
 	case $p in "$victim":*) elsewhere=0 ;; *:running) ;; *) elsewhere=0 ;; esac
 done
 is "$elsewhere" 1 "every actor of the dead node runs elsewhere ($moved)"
+# The failover bumped each moved actor's generation: PostgreSQL has it too (a
+# no-op PATCH answers the model's generation).
+same_gen=1
+for a in $moved; do
+	req GET "/v1/actors/$a"
+	g=$(jqr .generation)
+	req PATCH "/v1/actors/$a" "{\"replicas\": $(jqr .replicas)}"
+	[ "$STATUS $(jqr .generation)" = "200 $g" ] || same_gen=0
+done
+is "$same_gen" 1 "after the failover, reads and a no-op PATCH agree on each moved actor's generation"
 is "$(get "/v1/commands?node=$victim" '[.items[] | select(.payload.reason == "failover_fencing" and .status != "acked")] | length')" \
 	"$(echo "$moved" | wc -w)" "a failover_fencing actor_stop waits for the dead node per moved actor"
 req GET '/v1/events?since=0&limit=1000'
