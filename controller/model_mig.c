@@ -98,6 +98,12 @@ void model_mig_cancel(struct model *m, const struct entry *e, struct model_actor
 	struct model_migration *g = a->mig;
 	if (g == NULL)
 		return;
+	/* The target's start may still reach it (it waits in the target's consumer
+	 * while the node is away, and a JetStream redelivery can come minutes
+	 * later): a stop queued behind it, newer in fencing order, keeps the target
+	 * from running a copy nobody placed there. */
+	if (g->step == MIG_STARTING)
+		model_cmd_stop(m, e, a->spec.id, a->generation, g->instance, g->to->spec.id, "migration_cancelled", out);
 	if (g->step != MIG_STOPPING) {
 		model_node_account(m, g->to, g->cpu, g->mem, -1);
 		if ((size_t)g->instance < a->nplacements && a->placements[g->instance].state == PL_MIGRATING)

@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$top_srcdir/tests/lib/protocol.sh"
 
-plan 36
+plan 43
 lib_init
 nats_start || bail "cannot start nats-server"
 # Every message of the run, to check against docs/protocol.md at the end.
@@ -91,6 +91,30 @@ req POST /v1/actors/counter/migrate '{"to":"e1"}'
 is "$STATUS $(jqr .error.code)" "400 unknown_field" "an unknown field is 400"
 req POST /v1/actors/nope/migrate '{}'
 is "$STATUS" 404 "migrating an unknown actor is 404"
+
+# 3b. A migration cancelled while its target's agent is paused: the start waiting
+# in the target's consumer is fenced by a stop behind it, so the target does not
+# end up running a second copy when it resumes (lattice-sim's split-regions run:
+# a flapping target ran the actor beside the one a later migration placed).
+now_on=$(get /v1/actors/counter '.placements[0].node_id')
+t2=e1
+[ "$now_on" = e1 ] && t2=e2
+starting() { get "/v1/commands?node=$t2" '[.items[] | select(.command_type == "actor_start" and .actor_id == "counter")] | length'; }
+starts0=$(starting)
+kill -STOP "${APID[$t2]}"
+req POST /v1/actors/counter/migrate "{\"target_node\":\"$t2\"}"
+is "$STATUS" 202 "a migration to $t2, whose agent is paused"
+is "$(until_eq $((starts0 + 1)) starting)" $((starts0 + 1)) "... its start waits for $t2"
+req PATCH /v1/actors/counter '{"replicas": 2}'
+is "$STATUS" 200 "a scale of the actor cancels the migration (instance 0 stays where it ran)"
+cancelled() { get "/v1/commands?node=$t2" '[.items[] | select(.command_type == "actor_stop" and .actor_id == "counter" and .payload.reason == "migration_cancelled") | .status] | join(",")'; }
+is "$(until_eq published cancelled)" published "the cancel queues a stop (migration_cancelled) behind the start"
+kill -CONT "${APID[$t2]}"
+is "$(until_eq acked cancelled)" acked "$t2 resumes: it applies the start, then that stop"
+inst0() { get /v1/actors/counter '.placements[0] | "\(.node_id):\(.state)"'; }
+is "$(until_eq "$now_on:running" inst0)" "$now_on:running" "instance 0 still runs where it ran"
+req PATCH /v1/actors/counter '{"replicas": 1}'
+is "$STATUS" 200 "back to one replica"
 
 # 4. Policy sync: a new version reaches every node it covers.
 req POST /v1/policies '{"policy_id":"eu-only","allowed_contracts":["wasmcloud:keyvalue","wasmcloud:http"],"max_actor_memory_mb":512,"selector":{"regions":["eu"]}}'

@@ -806,8 +806,10 @@ static void test_drain(void)
 		   a2->placements[1].state == PL_RUNNING,
 	   "drain: both replicas moved and pending again; the other replica untouched (still running)");
 	check_invariants(&m, "drain: targets account the moved replicas");
-	/* Only the drained node's own record changes (cordoned, draining). */
-	is_str(kinds(b), "placements_set,placements_set,node_upsert,event_insert", "drain: rows emitted");
+	/* The moved actors' rows (generation bumped) and placements; of the
+	 * nodes, only the drained one's own record changes (cordoned, draining). */
+	is_str(kinds(b), "actor_upsert,placements_set,actor_upsert,placements_set,node_upsert,event_insert",
+	       "drain: rows emitted");
 	is_str(ev(b, 4), "node.drained", "drain: event kind");
 	proj_batch_free(b);
 	b = NULL;
