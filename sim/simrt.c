@@ -52,6 +52,7 @@ struct sagent {
 	int outstanding;
 	int delivered;      /* messages of the current request */
 	atomic_int bound;   /* its consumer answered (read by simrt_get_stats) */
+	atomic_int queued;  /* its command messages waiting in the worker's queue */
 	int missing_logged;
 	int64_t pull_deadline, next_pull, next_hb, next_tick;
 	int touched;        /* scratch of a round */
@@ -288,6 +289,8 @@ static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
 	}
 	static atomic_uint seq;
 	w->q[w->qn++] = (struct qitem){m, (uint32_t)idx, (uint32_t)gen, atomic_fetch_add(&seq, 1)};
+	if (natsMsg_GetDataLength(m) > 0)
+		atomic_fetch_add(&rt->agents[idx].queued, 1);
 	if (w->qn == 1)
 		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
@@ -617,6 +620,8 @@ static void handle_queued(struct worker *w, struct qitem *it, size_t n, int64_t 
 	for (size_t i = 0; i < n; i++) {
 		struct sagent *sa = &rt->agents[it[i].idx];
 		const char *status = NULL;
+		if (natsMsg_GetDataLength(it[i].m) > 0)
+			atomic_fetch_sub(&sa->queued, 1);
 		if (sa->down || sa->cut) { /* lost on the way: left unacked, redelivered after ack_wait */
 			natsMsg_Destroy(it[i].m);
 			continue;
@@ -865,7 +870,10 @@ static void *worker_main(void *arg)
 				sa->outstanding = 0;
 				sa->next_pull = now;
 			}
-			if (connected && !sa->cut &&
+			/* No new request while this agent's messages still wait in the
+			 * queue: a worker that falls behind must not pile up requests
+			 * (each up to PULL_BATCH messages) and grow the queue without bound. */
+			if (connected && !sa->cut && atomic_load(&sa->queued) == 0 &&
 			    ((!sa->outstanding && now >= sa->next_pull) || (sa->outstanding && now >= sa->pull_deadline))) {
 				if (sa->outstanding && sa->bound)
 					log_debug("%s: pull request unanswered; asking again", agent_node_id(sa->a));
