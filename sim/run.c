@@ -139,23 +139,30 @@ static int write_json(const char *dir, const char *name, json_t *j, char *err, s
 	return 0;
 }
 
+/* GET path on url: the JSON answer of a 200 within timeout_ms, or NULL. */
+static json_t *get_json(const char *url, const char *path, int timeout_ms)
+{
+	struct httpc_resp resp = {0};
+	char err[256];
+	json_t *j = NULL;
+	if (httpc_do(url, "GET", path, NULL, timeout_ms, &resp, err, sizeof(err)) == 200)
+		j = json_loads(resp.body, 0, NULL);
+	httpc_resp_free(&resp);
+	return j;
+}
+
 /* applied_index and projected_index of a replica, from its GET /v1/cluster
  * (projected_index only when rep has none: the collector's is the index its
  * database was read at). */
 static void replica_indexes(const char *url, json_t *rep)
 {
-	struct httpc_resp resp = {0};
-	char err[256];
-	if (httpc_do(url, "GET", "/v1/cluster", NULL, 3000, &resp, err, sizeof(err)) == 200) {
-		json_t *j = json_loads(resp.body, 0, NULL);
-		json_t *a = json_object_get(j, "applied_index"), *p = json_object_get(j, "projected_index");
-		if (json_is_integer(a))
-			json_object_set(rep, "applied_index", a);
-		if (json_is_integer(p) && !json_is_integer(json_object_get(rep, "projected_index")))
-			json_object_set(rep, "projected_index", p);
-		json_decref(j);
-	}
-	httpc_resp_free(&resp);
+	json_t *j = get_json(url, "/v1/cluster", 3000);
+	json_t *a = json_object_get(j, "applied_index"), *p = json_object_get(j, "projected_index");
+	if (json_is_integer(a))
+		json_object_set(rep, "applied_index", a);
+	if (json_is_integer(p) && !json_is_integer(json_object_get(rep, "projected_index")))
+		json_object_set(rep, "projected_index", p);
+	json_decref(j);
 }
 
 struct coll {
@@ -289,17 +296,9 @@ static int collect(struct run *r, char *err, size_t errlen)
 static json_t *leader_list(struct run *r, const char *path)
 {
 	int l = observe_leader(r->obs);
-	if (!l)
-		return NULL;
-	struct httpc_resp resp = {0};
-	char err[256];
-	json_t *items = NULL;
-	if (httpc_do(r->urls[l - 1], "GET", path, NULL, 5000, &resp, err, sizeof(err)) == 200) {
-		json_t *j = json_loads(resp.body, 0, NULL);
-		items = json_incref(json_object_get(j, "items"));
-		json_decref(j);
-	}
-	httpc_resp_free(&resp);
+	json_t *j = l ? get_json(r->urls[l - 1], path, 5000) : NULL;
+	json_t *items = json_incref(json_object_get(j, "items"));
+	json_decref(j);
 	return json_is_array(items) ? items : (json_decref(items), NULL);
 }
 

@@ -221,18 +221,7 @@ static long agent_of_ack(struct simrt *rt, const char *reply)
 		return -1;
 	memcpy(id, tok[ci] + 6, len[ci] - 6);
 	id[len[ci] - 6] = '\0';
-	size_t lo = 0, hi = rt->n;
-	while (lo < hi) { /* rt->by_id is sorted by node id */
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(rt->ids[rt->by_id[mid]], id);
-		if (c == 0)
-			return (long)rt->by_id[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
+	return simrt_agent_find(rt, id);
 }
 
 /* nats.c's delivery thread: hand the message to the worker owning its agent.
@@ -1307,7 +1296,7 @@ const char *simrt_agent_id(const struct simrt *rt, size_t idx)
 long simrt_agent_find(const struct simrt *rt, const char *node_id)
 {
 	size_t lo = 0, hi = rt->n;
-	while (lo < hi) {
+	while (lo < hi) { /* rt->by_id is sorted by node id */
 		size_t mid = (lo + hi) / 2;
 		int c = strcmp(rt->ids[rt->by_id[mid]], node_id);
 		if (c == 0)
