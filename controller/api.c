@@ -677,8 +677,9 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		f.node_id = http_query(req, "node");
 		f.status = http_query(req, "status");
 		if (f.status && strcmp(f.status, "pending") && strcmp(f.status, "published") &&
-		    strcmp(f.status, "acked") && strcmp(f.status, "failed")) {
-			http_error(resp, 400, "invalid_query", "status must be pending, published, acked or failed");
+		    strcmp(f.status, "acked") && strcmp(f.status, "failed") && strcmp(f.status, "superseded")) {
+			http_error(resp, 400, "invalid_query",
+				   "status must be pending, published, acked, failed or superseded");
 			return HTTP_RESPOND;
 		}
 	} else if (o == QUERY_PROVIDERS) {

@@ -243,7 +243,7 @@ int entry_encode(const struct entry *e, void **buf, size_t *len)
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
-	wr_int(&w, "v", e->term ? 3 : e->idem_key ? 2 : 1);
+	wr_int(&w, "v", e->version > 3 ? e->version : e->term ? 3 : e->idem_key ? 2 : 1);
 	if (e->term) {
 		jw_key(&w, "term");
 		jw_uint(&w, e->term);
@@ -941,6 +941,7 @@ static int head_read(struct rd *r, const json_t *o, struct entry *e)
 	if (json_integer_value(v) > ENTRY_VERSION)
 		return rd_fail(r, ENTRY_E_VERSION, "v", "format version %lld is newer than this build reads (1 to %d)",
 			       (long long)json_integer_value(v), ENTRY_VERSION);
+	e->version = (int)json_integer_value(v);
 	const char *op = json_string_value(json_object_get(o, "op"));
 	if (op == NULL)
 		return rd_fail(r, ENTRY_E_MALFORMED, "op", "must be a string");

@@ -27,7 +27,10 @@ struct jw;
  * leader of this build proposes carries it, and apply writes the commands an
  * entry causes (the outbox, model_cmd.c) only for entries that do, so an entry
  * an older build wrote replays as it did then. */
-#define ENTRY_VERSION 3
+/* Version 4 changes what apply does, not the fields: a newer security_policy
+ * command for a node supersedes that node's older ones (model_cmd.c), so an
+ * entry older than it replays without that. */
+#define ENTRY_VERSION 4
 
 /* The largest quantity (millicores, MiB, counts, replicas, milliseconds) an entry
  * may carry: far above every API maximum, so tightening those never makes a log
@@ -141,6 +144,7 @@ struct entry {
 	struct entry_cmd_update *updates; /* COMMAND_UPDATE */
 	size_t nupdates;
 	uint64_t term; /* the proposing leader's term (version 3); 0: an older entry */
+	int version;   /* "v": as decoded; 0 (unset) encodes as the oldest that holds the fields */
 	struct entry_move *unplaced; /* FAILOVER: replicas with no home (to_node NULL) */
 	size_t nunplaced;
 	int64_t detected_ms; /* FAILOVER: when the node was found unhealthy */

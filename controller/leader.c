@@ -316,6 +316,7 @@ void leader_propose(struct loop *l, struct op *op)
 	if (e->who == NULL)
 		e->who = strdup("api");
 	e->term = l->raft.current_term; /* the commands it causes carry it (fencing) */
+	e->version = ENTRY_VERSION;
 	void *buf;
 	size_t len;
 	if (entry_encode(e, &buf, &len) != 0) {

@@ -120,7 +120,9 @@ struct model_policy {
  * replicated and survive any crash; the leader publishes them (outbox.c) and
  * records publications, acks and failures back through the log. */
 enum cmd_type { CMD_ACTOR_START = 0, CMD_ACTOR_STOP, CMD_ACTOR_MIGRATE, CMD_CONFIG_UPDATE, CMD_SECURITY_POLICY, CMD_TYPES };
-enum cmd_status { CMD_PENDING = 0, CMD_PUBLISHED, CMD_ACKED, CMD_FAILED, CMD_STATUSES };
+/* superseded: a security_policy a newer one for the same node made moot
+ * before it was acked (model_cmd.c); finished, like acked and failed. */
+enum cmd_status { CMD_PENDING = 0, CMD_PUBLISHED, CMD_ACKED, CMD_FAILED, CMD_SUPERSEDED, CMD_STATUSES };
 
 /* Finished commands (acked, failed) the model keeps, newest; older ones are
  * only in PostgreSQL. Open commands are all kept. */
@@ -143,6 +145,11 @@ struct model_command {
 	char *error; /* NULL: none */
 	struct model_command *prev, *next; /* its list: open (oldest first) or done (oldest first) */
 };
+
+static inline bool model_cmd_open(const struct model_command *c)
+{
+	return c->status == CMD_PENDING || c->status == CMD_PUBLISHED;
+}
 
 struct model_cmd_list {
 	struct model_command *head, *tail;
@@ -199,7 +206,8 @@ struct model {
 	struct model_idem *idem_oldest, *idem_newest;
 	struct hmap commands;              /* id -> struct model_command (open and kept finished) */
 	struct model_cmd_list cmd_open;    /* pending and published, oldest first */
-	struct model_cmd_list cmd_done;    /* acked and failed, oldest first (at most MODEL_CMD_DONE_MAX) */
+	struct model_cmd_list cmd_done;    /* acked, failed, superseded, oldest first (at most MODEL_CMD_DONE_MAX) */
+	struct hmap cmd_policy;            /* node id -> its open security_policy commands (model_cmd.c) */
 	unsigned cmd_next;                 /* n of the next command id in the entry being applied */
 	struct hmap failovers;             /* id -> struct model_failover */
 	struct model_failover *fo_head, *fo_tail; /* oldest first */
@@ -306,6 +314,9 @@ const char *model_fo_step_name(enum fo_step s);
 const char *model_cmd_status_name(enum cmd_status s);
 /* Lookup (borrowed; NULL when absent or no longer kept). */
 struct model_command *model_command_get(const struct model *m, const char *id);
+/* The open security_policy commands for node, oldest (lowest generation)
+ * first; *n their count. Borrowed, valid until the next apply. */
+struct model_command *const *model_cmd_policy_open(const struct model *m, const char *node, size_t *n);
 const char *model_placement_state_name(enum placement_state s);
 
 /* ---- snapshots (model_snap.c; the format: docs/snapshots.md) ---------------- */

@@ -13,7 +13,15 @@
 
 static const char *const type_names[CMD_TYPES] = {"actor_start", "actor_stop", "actor_migrate", "config_update",
 						   "security_policy"};
-static const char *const status_names[CMD_STATUSES] = {"pending", "published", "acked", "failed"};
+static const char *const status_names[CMD_STATUSES] = {"pending", "published", "acked", "failed", "superseded"};
+
+/* A node's open security_policy commands, by generation: what a newer one
+ * supersedes, and what the outbox asks before publishing one. */
+struct pol_set {
+	char *node;
+	struct model_command **c;
+	size_t n, cap;
+};
 
 const char *model_cmd_type_name(enum cmd_type t)
 {
@@ -28,6 +36,7 @@ const char *model_cmd_status_name(enum cmd_status s)
 void model_cmd_init(struct model *m)
 {
 	hmap_init(&m->commands);
+	hmap_init(&m->cmd_policy);
 	memset(&m->cmd_open, 0, sizeof(m->cmd_open));
 	memset(&m->cmd_done, 0, sizeof(m->cmd_done));
 }
@@ -49,6 +58,14 @@ void model_cmd_release(struct model *m)
 	while ((c = hmap_next(&m->commands, &pos)) != NULL)
 		cmd_free(c);
 	hmap_release(&m->commands);
+	pos = 0;
+	struct pol_set *ps;
+	while ((ps = hmap_next(&m->cmd_policy, &pos)) != NULL) {
+		free(ps->node);
+		free(ps->c);
+		free(ps);
+	}
+	hmap_release(&m->cmd_policy);
 	model_cmd_init(m);
 }
 
@@ -83,10 +100,58 @@ static void list_remove(struct model_cmd_list *l, struct model_command *c)
 	l->n--;
 }
 
+struct model_command *const *model_cmd_policy_open(const struct model *m, const char *node, size_t *n)
+{
+	const struct pol_set *ps = hmap_get(&m->cmd_policy, node);
+	*n = ps ? ps->n : 0;
+	return ps ? ps->c : NULL;
+}
+
+static void pol_add(struct model *m, struct model_command *c)
+{
+	struct pol_set *ps = hmap_get(&m->cmd_policy, c->node);
+	if (ps == NULL) {
+		ps = model_need(m, calloc(1, sizeof(*ps)), "a node's policy commands");
+		ps->node = model_need(m, strdup(c->node), "a node's policy commands");
+		if (hmap_put(&m->cmd_policy, ps->node, ps) != 0)
+			model_oom(m, "a node's policy commands");
+	}
+	if (ps->n == ps->cap) {
+		ps->cap = ps->cap ? ps->cap * 2 : 4;
+		ps->c = model_need(m, realloc(ps->c, ps->cap * sizeof(*ps->c)), "a node's policy commands");
+	}
+	size_t i = ps->n; /* new ones come last; a snapshot's may come in any order */
+	while (i > 0 && ps->c[i - 1]->generation > c->generation) {
+		ps->c[i] = ps->c[i - 1];
+		i--;
+	}
+	ps->c[i] = c;
+	ps->n++;
+}
+
+static void pol_remove(struct model *m, const struct model_command *c)
+{
+	struct pol_set *ps = hmap_get(&m->cmd_policy, c->node);
+	size_t i = 0;
+	while (ps && i < ps->n && ps->c[i] != c)
+		i++;
+	if (ps == NULL || i == ps->n)
+		return;
+	memmove(&ps->c[i], &ps->c[i + 1], (ps->n - i - 1) * sizeof(*ps->c));
+	if (--ps->n == 0) {
+		hmap_del(&m->cmd_policy, ps->node);
+		free(ps->node);
+		free(ps->c);
+		free(ps);
+	}
+}
+
 /* A finished command moves to the done list; the oldest finished ones beyond
  * MODEL_CMD_DONE_MAX are forgotten (PostgreSQL keeps them). */
 static void finish(struct model *m, struct model_command *c)
 {
+	if (c->type == CMD_SECURITY_POLICY)
+		pol_remove(m, c);
 	list_remove(&m->cmd_open, c);
 	list_append(&m->cmd_done, c);
 	while (m->cmd_done.n > MODEL_CMD_DONE_MAX) {
@@ -103,8 +168,50 @@ int model_cmd_restore(struct model *m, struct model_command *c)
 		return -1;
 	if (hmap_put(&m->commands, c->id, c) != 0)
 		model_oom(m, "the command map");
-	list_append(c->status == CMD_PENDING || c->status == CMD_PUBLISHED ? &m->cmd_open : &m->cmd_done, c);
+	list_append(model_cmd_open(c) ? &m->cmd_open : &m->cmd_done, c);
+	if (c->type == CMD_SECURITY_POLICY && model_cmd_open(c))
+		pol_add(m, c);
 	return 0;
+}
+
+/* Finishes c as superseded by the command by (a newer security_policy for the
+ * same node, or one that finished after it). */
+static void supersede(struct model *m, const struct entry *e, struct model_command *c,
+		      const struct model_command *by, struct proj_batch *out)
+{
+	char why[160];
+	snprintf(why, sizeof(why), "superseded by %s, a newer security_policy for the node", by->id);
+	c->status = CMD_SUPERSEDED;
+	c->updated_ms = c->acked_ms = e->at_ms;
+	free(c->error);
+	c->error = model_need(m, strdup(why), "a command's error");
+	model_cmd_finish(m, c, out);
+}
+
+/* Supersedes node's open security_policy commands older than by: all of them
+ * (pending_only false: by was published or finished), or only those not
+ * published yet (by is new: one on its way stays open until by is published
+ * or finishes; the outbox holds by back while it is). Entry format 4 and newer
+ * only, so an older log replays as it did. */
+static void supersede_older(struct model *m, const struct entry *e, const struct model_command *by,
+			    bool pending_only, struct proj_batch *out)
+{
+	if (e->version < 4)
+		return;
+	size_t n;
+	struct model_command *const *open = model_cmd_policy_open(m, by->node, &n);
+	if (n == 0)
+		return;
+	/* supersede() changes the set: work on a copy. */
+	struct model_command **old = model_need(m, malloc(n * sizeof(*old)), "a node's policy commands");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (open[i] != by && open[i]->generation < by->generation &&
+		    (!pending_only || open[i]->status == CMD_PENDING))
+			old[k++] = open[i];
+	for (size_t i = 0; i < k; i++)
+		supersede(m, e, old[i], by, out);
+	free(old);
 }
 
 struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum cmd_type type,
@@ -136,6 +243,8 @@ struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum
 	c->payload = payload;
 	c->status = CMD_PENDING;
 	c->created_ms = c->updated_ms = e->at_ms;
+	if (type == CMD_SECURITY_POLICY)
+		supersede_older(m, e, c, true, out);
 	if (model_cmd_restore(m, c) != 0) /* an id is never made twice: the index is unique */
 		model_oom(m, "a command id made twice");
 	if (out)
@@ -240,12 +349,22 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 		struct entry_cmd_update *u = &e->updates[i];
 		struct model_command *c = model_command_get(m, u->command_id);
 		/* Gone from memory, or finished already (a late or repeated report). */
-		if (c == NULL || c->status == CMD_ACKED || c->status == CMD_FAILED)
+		if (c == NULL || !model_cmd_open(c))
 			continue;
 		c->updated_ms = e->at_ms;
 		if (u->attempts > c->attempts)
 			c->attempts = u->attempts;
 		enum cmd_status st = (enum cmd_status)u->status;
+		/* A policy refused (stale: the agent has a newer one) or given up
+		 * while a newer one for its node is open: that one decides. */
+		if (st == CMD_FAILED && c->type == CMD_SECURITY_POLICY && e->version >= 4) {
+			size_t n;
+			struct model_command *const *open = model_cmd_policy_open(m, c->node, &n);
+			if (n > 0 && open[n - 1]->generation > c->generation) {
+				supersede(m, e, c, open[n - 1], out);
+				continue;
+			}
+		}
 		if (st == CMD_PUBLISHED) {
 			c->status = CMD_PUBLISHED;
 			c->published_ms = e->at_ms;
@@ -286,6 +405,10 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 				p->state = PL_FAILED;
 			if (c->type == CMD_ACTOR_START && (c->status == CMD_ACKED || c->status == CMD_FAILED))
 				model_fo_start_done(m, e, c, c->status == CMD_ACKED, out);
+			/* Older policies for the node are moot once this one is on its
+			 * way (the node gets it after them) or finished. */
+			if (c->type == CMD_SECURITY_POLICY)
+				supersede_older(m, e, c, false, out);
 			if (c->type == CMD_SECURITY_POLICY && c->status == CMD_ACKED) {
 				/* The node applied it: its version is now what it reported. */
 				struct model_node *n = model_node_get(m, c->node);
@@ -298,7 +421,7 @@ void model_cmd_apply_update(struct model *m, struct entry *e, struct proj_batch 
 			if (out && p && p->state != was)
 				proj_placements(out, a);
 		}
-		if (c->status == CMD_ACKED || c->status == CMD_FAILED)
+		if (!model_cmd_open(c))
 			model_cmd_finish(m, c, out);
 		else if (out)
 			proj_command(out, c);

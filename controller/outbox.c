@@ -23,6 +23,14 @@ struct ob_track {
 	bool held;         /* that publication is not in the log yet (see hold_ms) */
 };
 
+/* A node's security_policy on its way: the next waits for its ack or until. */
+struct ob_flight {
+	char *node;
+	char *id;
+	uint64_t generation;
+	int64_t until_ms;
+};
+
 /* A publication waiting to be written to the log (FIFO: all wait as long). */
 struct ob_held {
 	char *id;
@@ -54,6 +62,7 @@ void outbox_init(struct outbox *o, struct loop *l, bool enabled)
 	o->loop = l;
 	o->enabled = enabled;
 	hmap_init(&o->track);
+	hmap_init(&o->flight);
 }
 
 static void pend_clear(struct outbox *o)
@@ -91,8 +100,56 @@ static void track_clear(struct outbox *o)
 	hmap_init(&o->track);
 }
 
+static void flight_del(struct outbox *o, struct ob_flight *f)
+{
+	hmap_del(&o->flight, f->node);
+	free(f->node);
+	free(f->id);
+	free(f);
+}
+
+static void flight_clear(struct outbox *o)
+{
+	size_t pos = 0;
+	struct ob_flight *f;
+	while ((f = hmap_next(&o->flight, &pos)) != NULL) {
+		free(f->node);
+		free(f->id);
+		free(f);
+	}
+	hmap_release(&o->flight);
+	hmap_init(&o->flight);
+}
+
+/* Records c, a security_policy just published, as its node's one on its way
+ * until until_ms. Out of memory: not recorded (the next may go sooner). */
+static void flight_set(struct outbox *o, const struct model_command *c, int64_t until_ms)
+{
+	struct ob_flight *f = hmap_get(&o->flight, c->node);
+	if (f == NULL) {
+		f = calloc(1, sizeof(*f));
+		if (f == NULL || (f->node = strdup(c->node)) == NULL || hmap_put(&o->flight, f->node, f) != 0) {
+			if (f)
+				free(f->node);
+			free(f);
+			return;
+		}
+	}
+	char *id = strdup(c->id);
+	if (id == NULL) {
+		flight_del(o, f);
+		return;
+	}
+	free(f->id);
+	f->id = id;
+	f->generation = c->generation;
+	f->until_ms = until_ms;
+}
+
 void outbox_release(struct outbox *o)
 {
+	flight_clear(o);
+	hmap_release(&o->flight);
 	pend_clear(o);
 	free(o->pend);
 	free(o->msgs);
@@ -306,6 +363,32 @@ static char *message(const struct model *m, const struct model_command *c, size_
 	return jw_take(&w, len);
 }
 
+/* Whether c, a security_policy, waits: a node gets one policy at a time, the
+ * newest. An older one is not published again once a newer one exists (the
+ * newer one's publication supersedes it), and the newest waits while another
+ * is on its way (published less than its timeout ago and not acked: the
+ * flight map, which also remembers one the model already superseded), so a
+ * node that acks slowly gets the latest policy once per round trip instead of
+ * every version, each retried. */
+static bool policy_waits(struct outbox *o, const struct model_command *c, int64_t now)
+{
+	size_t n;
+	struct model_command *const *open = model_cmd_policy_open(&o->loop->model, c->node, &n);
+	if (n == 0)
+		return false;
+	if (open[n - 1] != c)
+		return true;
+	const struct ob_flight *f = hmap_get(&o->flight, c->node);
+	if (f && now < f->until_ms && strcmp(f->id, c->id) != 0)
+		return true;
+	for (size_t i = 0; i + 1 < n; i++) {
+		const struct ob_track *t = hmap_get(&o->track, open[i]->id);
+		if (t == NULL ? open[i]->status == CMD_PUBLISHED : t->busy || now < t->next_ms)
+			return true;
+	}
+	return false;
+}
+
 static void scan(struct outbox *o, int64_t now)
 {
 	const struct config *cfg = o->loop->cfg;
@@ -314,6 +397,8 @@ static void scan(struct outbox *o, int64_t now)
 	for (const struct model_command *c = o->loop->model.cmd_open.head; c && n < OUTBOX_BATCH; c = c->next) {
 		struct ob_track *t = track(o, c, now);
 		if (t == NULL || t->busy || now < t->next_ms)
+			continue;
+		if (c->type == CMD_SECURITY_POLICY && policy_waits(o, c, now))
 			continue;
 		if (c->attempts >= cfg->command_max_attempts) {
 			char why[160];
@@ -355,9 +440,17 @@ static void scan(struct outbox *o, int64_t now)
 		free(batch);
 }
 
-/* Forgets what it tracked of commands that are no longer open. */
-static void sweep(struct outbox *o)
+/* Forgets what it tracked of commands that are no longer open, and
+ * policies on their way whose timeout has passed. */
+static void sweep(struct outbox *o, int64_t now)
 {
+	size_t fpos = 0, nf = 0;
+	struct ob_flight *f, *done[64];
+	while (nf < 64 && (f = hmap_next(&o->flight, &fpos)) != NULL)
+		if (f->until_ms <= now)
+			done[nf++] = f;
+	for (size_t i = 0; i < nf; i++)
+		flight_del(o, done[i]);
 	size_t pos = 0, ngone = 0;
 	struct ob_track *t;
 	struct ob_track **gone = calloc(o->track.n + 1, sizeof(*gone));
@@ -365,7 +458,7 @@ static void sweep(struct outbox *o)
 		return;
 	while ((t = hmap_next(&o->track, &pos)) != NULL) {
 		const struct model_command *c = model_command_get(&o->loop->model, t->id);
-		if (!t->busy && (c == NULL || c->status == CMD_ACKED || c->status == CMD_FAILED))
+		if (!t->busy && (c == NULL || !model_cmd_open(c)))
 			gone[ngone++] = t;
 	}
 	for (size_t i = 0; i < ngone; i++) {
@@ -402,6 +495,7 @@ void outbox_tick(struct outbox *o, int64_t now)
 		pend_clear(o);
 		held_clear(o);
 		track_clear(o);
+		flight_clear(o);
 		if (leading)
 			log_info("outbox: leading; %zu open commands to publish or watch", o->loop->model.cmd_open.n);
 	}
@@ -414,7 +508,7 @@ void outbox_tick(struct outbox *o, int64_t now)
 	release_held(o, now);
 	propose(o, now);
 	if (now >= o->next_sweep_ms) {
-		sweep(o);
+		sweep(o, now);
 		o->next_sweep_ms = now + 1000;
 	}
 }
@@ -435,6 +529,9 @@ void outbox_published(struct outbox *o, const char *id, bool ok, const char *err
 	 * update saying this one happened is applied by then. */
 	t->busy = false;
 	t->next_ms = now + backoff_ms(o, t->attempt);
+	const struct model_command *c = model_command_get(&o->loop->model, id);
+	if (c && c->type == CMD_SECURITY_POLICY)
+		flight_set(o, c, t->next_ms);
 	struct ob_held *h = calloc(1, sizeof(*h));
 	if (h == NULL || (h->id = strdup(id)) == NULL) {
 		free(h);
@@ -455,6 +552,11 @@ void outbox_ack(struct outbox *o, struct proto_ack *a, void *msg)
 	const struct model_command *c = o->leading ? model_command_get(&o->loop->model, a->command_id) : NULL;
 	char subject[160];
 	proto_subject(subject, sizeof(subject), o->loop->cfg->lattice, "ack", a->node_id);
+	struct ob_flight *f = c && c->type == CMD_SECURITY_POLICY && strcmp(c->node, a->node_id) == 0
+				      ? hmap_get(&o->flight, c->node)
+				      : NULL;
+	if (f && c->generation >= f->generation)
+		flight_del(o, f); /* the node has it, or a newer one: the next may go */
 	if (!o->leading) {
 		bus_msg_done(msg, false);
 	} else if (c == NULL) {
@@ -465,8 +567,8 @@ void outbox_ack(struct outbox *o, struct proto_ack *a, void *msg)
 		snprintf(why, sizeof(why), "command %s is for node %s", c->id, c->node);
 		bus_dropped(&o->loop->bus, BUS_SUBJ_ACK, PROTO_SPOOFED, subject, why);
 		bus_msg_done(msg, true);
-	} else if (c->status == CMD_ACKED || c->status == CMD_FAILED) {
-		bus_msg_done(msg, true); /* a repeated ack: already in the log */
+	} else if (!model_cmd_open(c)) {
+		bus_msg_done(msg, true); /* a repeated ack, or one for a superseded command */
 	} else {
 		struct ob_track *t = track(o, c, loop_now_ms());
 		int64_t attempts = c->attempts;

@@ -10,7 +10,9 @@
  *
  * When to publish again is soft state (memory, this leader only): a new
  * leader publishes every pending command at once and waits one timeout before
- * publishing a published one again. Loop thread only. */
+ * publishing a published one again. A node gets one security_policy at a time,
+ * the newest: the next waits until the node acks it or its timeout passes
+ * (older ones are superseded in the model, model_cmd.c). Loop thread only. */
 #ifndef LATTICE_OUTBOX_H
 #define LATTICE_OUTBOX_H
 
@@ -32,6 +34,7 @@ struct outbox {
 	struct loop *loop; /* borrowed */
 	bool enabled, leading;
 	struct hmap track; /* command id -> struct ob_track (owned) */
+	struct hmap flight; /* node id -> struct ob_flight (owned): its security_policy on its way */
 	int64_t next_scan_ms, next_sweep_ms;
 	/* Updates waiting to be proposed, and the JetStream messages of the acks
 	 * among them (acked once the update is applied). */

@@ -258,7 +258,7 @@ void check_stuck_command(struct ctx *c)
 	{
 		const char *id = jstr(row, "command_id"), *st = jstr(row, "status");
 		checked++;
-		if (!id || !st || strcmp(st, "acked") == 0 || strcmp(st, "failed") == 0)
+		if (!id || !st || strcmp(st, "acked") == 0 || strcmp(st, "failed") == 0 || strcmp(st, "superseded") == 0)
 			continue;
 		const char *type = jstr(row, "command_type"), *node = jstr(row, "target_node"),
 			   *actor = jstr(row, "actor_id");

@@ -483,7 +483,7 @@ static json_t *failover_one(const struct fault *F, const char *node, struct idx 
 static json_t *commands_section(json_t *ref)
 {
 	json_t *o = json_object(), *by = json_object();
-	ms_t sent = 0, acked = 0, retried = 0, failed = 0;
+	ms_t sent = 0, acked = 0, retried = 0, failed = 0, superseded = 0;
 	size_t i;
 	json_t *c;
 	json_array_foreach(json_object_get(json_object_get(ref, "tables"), "commands"), i, c)
@@ -492,6 +492,7 @@ static json_t *commands_section(json_t *ref)
 		sent++;
 		acked += is(st, "acked");
 		failed += is(st, "failed");
+		superseded += is(st, "superseded");
 		retried += jint_or(c, "attempts", 1) > 1;
 		count_in(by, st ? st : "?");
 	}
@@ -500,6 +501,7 @@ static json_t *commands_section(json_t *ref)
 	json_object_set_new(o, "acked", json_integer(acked));
 	json_object_set_new(o, "retried", json_integer(retried));
 	json_object_set_new(o, "failed", json_integer(failed));
+	json_object_set_new(o, "superseded", json_integer(superseded));
 	json_object_set_new(o, "by_status", by);
 	return o;
 }
@@ -922,9 +924,9 @@ int report_summary(FILE *f, json_t *rep)
 	fprintf(f, "   of %lld displaced, %lld not moved\n", gi(fo, "displaced"), gi(fo, "not_moved"));
 	fprintf(f, "%-18s %9lld\n\n", "displaced actors", gi(fo, "displaced"));
 
-	fprintf(f, "%-18s %9s %9s %9s %9s\n", "", "sent", "acked", "retried", "failed");
-	fprintf(f, "%-18s %9lld %9lld %9lld %9lld", "commands", gi(cmd, "sent"), gi(cmd, "acked"), gi(cmd, "retried"),
-		gi(cmd, "failed"));
+	fprintf(f, "%-18s %9s %9s %9s %9s %10s\n", "", "sent", "acked", "retried", "failed", "superseded");
+	fprintf(f, "%-18s %9lld %9lld %9lld %9lld %10lld", "commands", gi(cmd, "sent"), gi(cmd, "acked"),
+		gi(cmd, "retried"), gi(cmd, "failed"), gi(cmd, "superseded"));
 	if (json_is_integer(json_object_get(cmd, "replica")))
 		fprintf(f, "   (replica %lld)\n", gi(cmd, "replica"));
 	else

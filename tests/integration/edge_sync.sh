@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$top_srcdir/tests/lib/protocol.sh"
 
-plan 43
+plan 49
 lib_init
 nats_start || bail "cannot start nats-server"
 # Every message of the run, to check against docs/protocol.md at the end.
@@ -125,14 +125,36 @@ is "$(get /v1/nodes/u1 '"\(.policy_version) \(.policy_target)"')" "0 0" "the us 
 req GET '/v1/commands?node=e1'
 is "$(jqr '[.items[] | select(.command_type == "security_policy")] | last | .payload | "\(.allowed_contracts | join(" ")) \(.max_actor_memory_mb)"')" \
 	"wasmcloud:http wasmcloud:keyvalue 512" "the command carries the merged policy"
+applied_policies() { grep -c "applied command .* (security_policy" "$T_DIR/agent-e2.log"; }
+applied_before=$(applied_policies)
 kill -STOP "${APID[e2]}"
-req PUT /v1/policies/eu-only '{"allowed_contracts":["wasmcloud:http"],"selector":{"regions":["eu"]}}'
-is "$STATUS" 200 "a new version while e2's agent is paused"
+puts=""
+for mem in 256 320 384 448 512; do
+	req PUT /v1/policies/eu-only "{\"allowed_contracts\":[\"wasmcloud:http\"],\"max_actor_memory_mb\":$mem,\"selector\":{\"regions\":[\"eu\"]}}"
+	puts="$puts$STATUS "
+done
+is "$puts" "200 200 200 200 200 " "five new versions while e2's agent is paused"
 behind() { get /v1/policies/eu-only '[.drift.nodes_behind[].node_id] | join(",")'; }
 is "$(until_eq e2 behind)" e2 "GET /v1/policies/{id} lists e2 as behind"
 is "$(until_eq 1 metric lattice_nodes_policy_behind)" 1 "lattice_nodes_policy_behind counts it"
+# A node gets one policy at a time, the newest: older ones not sent yet are
+# superseded (docs/protocol.md, "Policy sync"), none is retried behind a newer one.
+e2_policy() { get '/v1/commands?node=e2&limit=1000' "[.items[] | select(.command_type == \"security_policy\" and (.status | IN($1)))] | length"; }
+open_now=$(e2_policy '"pending","published"')
+is "$([ "$open_now" -ge 1 ] && [ "$open_now" -le 2 ] && echo yes || echo "no: $open_now")" yes \
+	"e2: $open_now policy command(s) open (at most one on its way and the newest waiting), not five"
+sup=$(e2_policy '"superseded"')
+is "$([ "$sup" -ge 3 ] && echo yes || echo "no: $sup")" yes "e2: the versions between were superseded ($sup)"
+req GET '/v1/commands?status=superseded&limit=1000'
+is "$STATUS $(jqr '(.items | length) as $n | [.items[] | select(.command_type == "security_policy" and (.error | startswith("superseded by c")))] | length == $n and $n >= 3')" "200 true" \
+	"GET /v1/commands?status=superseded lists them, each naming what superseded it"
 kill -CONT "${APID[e2]}"
 is "$(until_eq "" behind)" "" "e2 resumes and catches up: nobody behind"
+is "$(until_eq 0 e2_policy '"pending","published"')" 0 "no policy command left open for e2"
+n_applied=$(( $(applied_policies) - applied_before ))
+is "$([ "$n_applied" -ge 1 ] && [ "$n_applied" -le 3 ] && echo yes || echo "no: $n_applied")" yes \
+	"e2's agent applied $n_applied policy commands for five versions"
+is "$(get /v1/nodes/e2 '.policy_version == .policy_target')" true "e2 is on the newest version"
 is "$(get /v1/policies/eu-only .drift.nodes_covered)" 2 "the policy covers two nodes"
 
 # 5. Reconciliation: an agent restarted with an empty disk gets its actors back.

@@ -122,7 +122,7 @@ static const struct planted planted[] = {
 
 int main(void)
 {
-	tap_plan(91);
+	tap_plan(92);
 	char err[256];
 
 	/* ---- clean histories pass ---- */
@@ -168,6 +168,12 @@ int main(void)
 						  "waiting_for_dead_node")),
 	       1, "stuck_command: c-3, published to dead n3, is counted as waiting, not stuck");
 	ok(find(res, "stuck_command", "c-3") == NULL, "... and is no violation");
+	json_decref(res);
+
+	/* a superseded security_policy is finished, like acked and failed */
+	res = run_dir("stuck_command");
+	ok(find(res, "stuck_command", "c-2") != NULL && find(res, "stuck_command", "c-5") == NULL,
+	   "stuck_command: c-2 (published, open) is stuck; c-5 (superseded) is not");
 	json_decref(res);
 
 	/* the lost write names the replica that lost it, and only that one */

@@ -465,8 +465,8 @@ static void test_refusals(void)
 	refuses("{'v':1,'op':'node_delete','target':'a\\u0000b'}", "a string holding NUL", MALFORMED, NULL);
 
 	/* Newer than this build: the replica must stop, not skip (fsm.c). */
-	refuses("{'v':4,'op':'node_delete','target':'x'}", "format version 4", ENTRY_E_VERSION, "format version",
-		"3", NULL);
+	refuses("{'v':5,'op':'node_delete','target':'x'}", "format version 5", ENTRY_E_VERSION, "format version",
+		"4", NULL);
 	refuses("{'v':99,'op':'node_teleport','target':'x'}", "version 99 with an op unknown here",
 		ENTRY_E_VERSION, "99", NULL);
 	refuses("{'v':1,'op':'node_explode','target':'x'}", "an unknown op", ENTRY_E_OP, "node_explode", NULL);

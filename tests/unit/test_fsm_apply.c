@@ -238,9 +238,9 @@ static void test_malformed_skipped(void)
 static void test_newer_format_stops(void)
 {
 	struct outcome o;
-	run_child(child_apply_text, "{'v':4,'op':'node_delete','at':2,'target':'n1'}", &o);
-	stopped(&o, "upgrade this replica", "format version 4",
-		"an entry of format version 4: the replica stops, saying to upgrade");
+	run_child(child_apply_text, "{'v':5,'op':'node_delete','at':2,'target':'n1'}", &o);
+	stopped(&o, "upgrade this replica", "format version 5",
+		"an entry of format version 5: the replica stops, saying to upgrade");
 	run_child(child_apply_text, "{'v':1,'op':'node_teleport','at':2,'target':'n1'}", &o);
 	stopped(&o, "upgrade this replica", "node_teleport",
 		"an op this build does not know: the replica stops, saying to upgrade");

@@ -218,8 +218,9 @@ static void fixture(const char *tmp)
 	       "failover                   3      4100      4400      4400   of 3 displaced, 0 not moved",
 	       "summary: failover n p50 p99 max");
 	is_str(line_of(sum, "displaced actors"), "displaced actors           3", "summary: displaced actors");
-	is_str(line_of(sum, "commands"), "commands                  15        14         3         1   (replica 1)",
-	       "summary: commands sent acked retried failed");
+	is_str(line_of(sum, "commands"),
+	       "commands                  15        14         3         1          0   (replica 1)",
+	       "summary: commands sent acked retried failed superseded");
 	is_str(line_of(sum, "leader changes"), "leader changes     2  (11.8 s r2, 21.5 s r3)  no leader 1.7 s",
 	       "summary: leader changes");
 	is_str(line_of(sum, "  all"), "  all                      9         7         1         1        50       100",
