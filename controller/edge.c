@@ -348,11 +348,11 @@ static uint64_t fnv(uint64_t h, const char *s, int64_t n)
 	return (h ^ (uint64_t)n) * 1099511628211ULL;
 }
 
-/* Compares each live node's last heartbeat with the placements the lattice
- * holds for it; a difference seen on two passes in a row (so not just a
- * heartbeat sent before an ack) and not already being fixed by an open
- * command is proposed as a reconcile entry: start what it should run, stop
- * what it should not. */
+/* Compares each heartbeating node's last heartbeat with the placements the
+ * lattice holds for it; a difference seen on two passes in a row (so not just
+ * a heartbeat sent before an ack) and not already being fixed by an open
+ * command is proposed as a reconcile entry: start what it should run (not on
+ * an unhealthy node), stop what it should not. */
 static void reconcile(struct edge *e, int64_t now)
 {
 	struct loop *l = e->loop;
@@ -390,11 +390,14 @@ static void reconcile(struct edge *e, int64_t now)
 	struct edge_seen *s;
 	while ((s = hmap_next(&e->seen, &pos)) != NULL) {
 		const struct model_node *n = model_node_get(m, s->id);
-		if (s->hb == NULL || n == NULL || n->status == NODE_UNHEALTHY || (timeout > 0 && now - s->last_ms > timeout))
+		if (s->hb == NULL || n == NULL || (timeout > 0 && now - s->last_ms > timeout))
 			continue;
 		struct refs starts = {0}, stops = {0};
 		uint64_t h = 1469598103934665603ULL;
-		struct refs *want = hmap_get(&expect, s->id);
+		/* A node unhealthy while it heartbeats (erring, or held by flap
+		 * damping) gets no starts (its replicas are failed over or wait for
+		 * it), but what it runs that it should not is stopped now. */
+		struct refs *want = n->status == NODE_UNHEALTHY ? NULL : hmap_get(&expect, s->id);
 		for (size_t i = 0; want && i < want->n; i++) {
 			key_of(key, sizeof(key), want->v[i].actor_id, want->v[i].instance, s->id);
 			if (!hb_lists(s->hb, want->v[i].actor_id, want->v[i].instance) && !hmap_get(&open, key)) {

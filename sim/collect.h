@@ -17,21 +17,35 @@
  * connection string) into one "replicas[]" element of final.json:
  *   {"replica", "alive": true, "applied_index": null, "projected_index",
  *    "tables": {actors, placements, nodes, commands, failovers, policies},
- *    "digest"}
+ *    "commands_summary": {"total", "retried", "by_status": {status: n}},
+ *    "digests": {table: hex}, "digest"}
  * Every table is read in one REPEATABLE READ transaction (one snapshot),
  * rows sorted by primary key; every column but the per-replica bookkeeping
  * (docs/chaos.md lists them); timestamps as integer ms since the epoch.
- * "digest" is the lower-case hex SHA-256 of the canonical dump of "tables"
- * (collect_digest). "alive" and "applied_index" are the caller's to set (the
- * database can be read while its latticed is down; the applied index is the
- * replica's, from its API). *out is owned by the caller. Returns 0, or -1 with
- * err (connection, query) and *out untouched. */
+ * "commands" holds the open commands only (pending, published); the summary
+ * counts them all. digests[table] is the hex SHA-256 of the concatenated md5s
+ * of every row's JSON text in key order (computed by PostgreSQL, finished
+ * commands included); "digest" is collect_digest of them. "alive" and
+ * "applied_index" are the caller's to set (the database can be read while its
+ * latticed is down; the applied index is the replica's, from its API). *out
+ * is owned by the caller. Returns 0, or -1 with err (connection, query) and
+ * *out untouched. */
 int collect_replica(const char *conninfo, int replica, json_t **out, char *err, size_t errlen);
 
-/* The digest of a "tables" object (borrowed): SHA-256 of its compact JSON dump
- * with object keys sorted, as 64 hex digits into hex (65 bytes). Returns 0, or
- * -1 when it cannot be dumped. */
-int collect_digest(json_t *tables, char hex[65]);
+/* collect_replica in two steps, so the snapshot can be taken while the
+ * agents stand still and the reading done after: collect_begin connects and
+ * takes the REPEATABLE READ snapshot (*out owned by the caller: pass it to
+ * collect_finish or collect_abort); collect_finish reads it into *out and
+ * frees s, also on error. Same returns and errors as collect_replica. */
+struct collect_snap;
+int collect_begin(const char *conninfo, int replica, struct collect_snap **out, char *err, size_t errlen);
+int collect_finish(struct collect_snap *s, json_t **out, char *err, size_t errlen);
+void collect_abort(struct collect_snap *s);
+
+/* The digest of a "digests" object (borrowed): SHA-256 of the lines
+ * "<table>:<hex>\n", tables in COLLECT_TABLES order, as 64 hex digits into
+ * hex (65 bytes). Returns 0, or -1 when a table's digest is missing. */
+int collect_digest(json_t *digests, char hex[65]);
 
 /* Assembles final.json: {"t", "replicas", "agents", "dead_nodes"}. replicas
  * (an array of collect_replica's elements), agents (node id -> {"alive",

@@ -480,21 +480,39 @@ static json_t *failover_one(const struct fault *F, const char *node, struct idx 
 	return s;
 }
 
+/* Counts the commands of one replica: from its commands_summary (the
+ * collector's counts of every command), or else from its rows (a final.json
+ * without one holds every command). */
 static json_t *commands_section(json_t *ref)
 {
 	json_t *o = json_object(), *by = json_object();
 	ms_t sent = 0, acked = 0, retried = 0, failed = 0, superseded = 0;
 	size_t i;
-	json_t *c;
-	json_array_foreach(json_object_get(json_object_get(ref, "tables"), "commands"), i, c)
-	{
-		const char *st = jstr(c, "status");
-		sent++;
-		acked += is(st, "acked");
-		failed += is(st, "failed");
-		superseded += is(st, "superseded");
-		retried += jint_or(c, "attempts", 1) > 1;
-		count_in(by, st ? st : "?");
+	json_t *c, *sum = json_object_get(ref, "commands_summary");
+	if (json_is_object(sum)) {
+		const char *st;
+		json_t *n;
+		json_object_foreach(json_object_get(sum, "by_status"), st, n)
+		{
+			ms_t k = json_integer_value(n);
+			acked += is(st, "acked") ? k : 0;
+			failed += is(st, "failed") ? k : 0;
+			superseded += is(st, "superseded") ? k : 0;
+			json_object_set_new(by, st, json_integer(k));
+		}
+		sent = jint_or(sum, "total", 0);
+		retried = jint_or(sum, "retried", 0);
+	} else {
+		json_array_foreach(json_object_get(json_object_get(ref, "tables"), "commands"), i, c)
+		{
+			const char *st = jstr(c, "status");
+			sent++;
+			acked += is(st, "acked");
+			failed += is(st, "failed");
+			superseded += is(st, "superseded");
+			retried += jint_or(c, "attempts", 1) > 1;
+			count_in(by, st ? st : "?");
+		}
 	}
 	json_object_set_new(o, "replica", ref ? json_integer(jint_or(ref, "replica", 0)) : json_null());
 	json_object_set_new(o, "sent", json_integer(sent));

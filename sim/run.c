@@ -166,7 +166,7 @@ static void replica_indexes(const char *url, json_t *rep)
 }
 
 struct coll {
-	const char *conninfo, *url;
+	struct collect_snap *snap; /* NULL: collect_begin failed (err says why) */
 	int replica;
 	json_t *rep;
 	char err[512];
@@ -176,8 +176,9 @@ struct coll {
 static void *coll_main(void *arg)
 {
 	struct coll *c = arg;
-	if (collect_replica(c->conninfo, c->replica, &c->rep, c->err, sizeof(c->err)) < 0)
+	if (!c->snap || collect_finish(c->snap, &c->rep, c->err, sizeof(c->err)) < 0)
 		c->rep = NULL;
+	c->snap = NULL;
 	return NULL;
 }
 
@@ -201,16 +202,24 @@ static long long same_index(struct run *r)
 	return idx;
 }
 
-/* Every replica's database read at once, in parallel. */
-static json_t *collect_dbs(struct run *r)
+/* Takes every replica database's snapshot, one after the other (quick: a
+ * connection and one query each), while the agents stand still. */
+static void collect_snaps(struct run *r, struct coll *c)
 {
-	struct coll c[CLUSTER_MAX_REPLICAS];
+	for (int i = 0; i < r->ccfg.replicas; i++) {
+		c[i] = (struct coll){.replica = i + 1};
+		if (collect_begin(cluster_pg_conninfo(r->cl, i + 1), i + 1, &c[i].snap, c[i].err, sizeof(c[i].err)) < 0)
+			c[i].snap = NULL;
+	}
+}
+
+/* Reads every snapshot collect_snaps took, in parallel. */
+static json_t *collect_dbs(struct run *r, struct coll *c)
+{
 	int n = r->ccfg.replicas;
-	for (int i = 0; i < n; i++) {
-		c[i] = (struct coll){.conninfo = cluster_pg_conninfo(r->cl, i + 1), .url = r->urls[i], .replica = i + 1};
+	for (int i = 0; i < n; i++)
 		if (pthread_create(&c[i].th, NULL, coll_main, &c[i]) != 0)
 			coll_main(&c[i]), c[i].th = 0;
-	}
 	json_t *reps = json_array();
 	for (int i = 0; i < n; i++) {
 		if (c[i].th)
@@ -251,8 +260,9 @@ static int dbs_at_one_index(json_t *reps)
  * down: its database is still there) and what every agent runs. The log never
  * stands still (agents' heartbeats and snapshots become entries), so the
  * agents are held still for a moment (well under a heartbeat timeout) while
- * the replicas finish projecting one index and their databases are read
- * together; tried again a few times until they were read at one index. */
+ * the replicas finish projecting one index and a snapshot of each database
+ * is taken; the snapshots are read after; tried again a few times until they
+ * were taken at one index. */
 static int collect(struct run *r, char *err, size_t errlen)
 {
 	json_t *reps = NULL, *agents = NULL;
@@ -270,8 +280,13 @@ static int collect(struct run *r, char *err, size_t errlen)
 			usleep(100000);
 		}
 		agents = simrt_view(r->rt);
-		reps = collect_dbs(r);
+		struct coll c[CLUSTER_MAX_REPLICAS];
+		collect_snaps(r, c);
+		/* The snapshots are taken: the agents go on (heartbeats must not stop
+		 * for longer than a moment, or their nodes turn unhealthy) while the
+		 * databases are read. */
 		simrt_resume(r->rt);
+		reps = collect_dbs(r, c);
 		if (dbs_at_one_index(reps))
 			break;
 		log_info("final state: the replicas' databases were read at different indexes; again in 3 s (%d/10)",

@@ -3,11 +3,12 @@
 # "replicas[]" element (docs/chaos.md): a latticed writes nodes, actors and a
 # policy through its API; the tool (tests/tools/collect) reads them back with
 # rows sorted by primary key, timestamps as ms, projected_index from
-# lattice_state; the digest is the SHA-256 of the keys-sorted compact dump (jq
-# recomputes it), two reads of one database give one digest, and a write
-# through the API or a changed column of any row changes it.
+# lattice_state; finished commands counted (commands_summary), not kept as
+# rows; a digest per table (PostgreSQL hashes every row) and one over them (jq
+# recomputes it); two reads of one database give one digest, and a write
+# through the API or a changed column of any row, kept or not, changes it.
 . "$(dirname "$0")/lib.sh"
-plan 18
+plan 22
 COLLECT=$top_builddir/tests/tools/collect
 [ -x "$COLLECT" ] || bail "tests/tools/collect not built"
 lib_init
@@ -53,8 +54,10 @@ is "$(q '[.tables.policies[] | "\(.policy_id)/\(.version)/\(.max_actor_memory_mb
 ca=$(pg_psql r1 "SELECT (extract(epoch FROM created_at) * 1000)::bigint FROM actors WHERE id = 'w-a'")
 is "$(q '.tables.actors[0].created_at')" "$ca" "timestamps as integer ms since the epoch"
 is "$(q '.tables | keys | join(" ")')" "actors commands failovers nodes placements policies" "the six tables"
-is "$(q '.digest')" "$(printf '%s' "$el" | jq -S -c '.tables' | tr -d '\n' | sha256sum | cut -d' ' -f1)" \
-	"digest = sha256 of the keys-sorted compact dump of tables"
+lines() { printf '%s' "$1" | jq -j '. as $e | "actors placements nodes commands failovers policies" | split(" ")[] | "\(.):\($e.digests[.])\n"'; }
+is "$(q '.digest')" "$(lines "$el" | sha256sum | cut -d' ' -f1)" \
+	"digest = sha256 of the lines <table>:<its digest>, tables in order"
+is "$(q '[.digests[] | test("^[0-9a-f]{64}$")] | [length, all] | @text')" "[6,true]" "a digest per table, 64 hex digits"
 
 d1=$(q '.digest')
 is "$("$COLLECT" "$CONN" 1 | jq -r .digest)" "$d1" "a second collect of the same database: the same digest"
@@ -72,6 +75,20 @@ ok "$([ "$STATUS" = 200 ] && [ -n "$d2" ] && [ "$d2" != "$d1" ]; echo $?)" "a sc
 pg_psql r1 "UPDATE nodes SET labels = '{\"tier\":\"b\"}' WHERE id = 'n1'" >/dev/null
 d3=$("$COLLECT" "$CONN" 1 | jq -r .digest)
 ok "$([ -n "$d3" ] && [ "$d3" != "$d2" ]; echo $?)" "a changed column of one row changes the digest"
+
+# Finished commands: counted and digested, not kept as rows.
+pg_psql r1 "UPDATE commands SET status = 'acked' WHERE command_id = (SELECT min(command_id) FROM commands)" >/dev/null
+el=$("$COLLECT" "$CONN" 1)
+q() { printf '%s' "$el" | jq -r "$1"; }
+is "$(q '[(.tables.commands | length), .commands_summary.total, .commands_summary.by_status.acked] | @text')" \
+	"[$(pg_psql r1 "SELECT count(*) FROM commands WHERE status IN ('pending', 'published')"),$(pg_psql r1 'SELECT count(*) FROM commands'),1]" \
+	"commands: the open ones as rows; commands_summary counts all, the acked one included"
+is "$(q '[.tables.commands[] | .status] | unique | join(" ")')" "pending" "no finished command among the rows"
+before=$el
+pg_psql r1 "UPDATE commands SET error = 'x' WHERE status = 'acked'" >/dev/null
+el=$("$COLLECT" "$CONN" 1)
+is "$(jq -n --argjson a "$before" --argjson b "$el" -r '[$a.digests | keys[] | select($a.digests[.] != $b.digests[.])] | join(" ")')" \
+	"commands" "a column of a finished command changes that table's digest, and only it"
 
 # final.json: two reads of one database are two identical replicas
 fin=$("$COLLECT" --final "$CONN" "$CONN")

@@ -15,7 +15,7 @@
 # (servers.sh nats_pub), so it can send what no real agent would.
 . "$(dirname "$0")/lib.sh"
 
-plan 54
+plan 57
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
 . "$(dirname "$0")/edge_lib.sh" # until_eq, metric (no agents here: this script plays them)
@@ -23,15 +23,16 @@ NATS_PORT=$(free_port) || bail "no free port"
 TIMEOUT_MS=2000
 START=(--heartbeat-timeout-ms "$TIMEOUT_MS" --heartbeat-interval-ms 200)
 
-# hb NODE SEQ [ERRORS] [INSTANCE] [REGION]: a heartbeat body
+# hb NODE SEQ [ERRORS] [INSTANCE] [REGION] [ACTORS]: a heartbeat body
 hb() {
-	printf '{"node_id":"%s","region":"%s","labels":{"zone":"a"},"cpu_capacity":4000,"memory_mb":8192,"cpu_measured":300,"memory_measured_mb":900,"actors":[],"error_count":%s,"policy_version":0,"agent_version":"test-agent 1","agent_instance":"%s","seq":%s,"sent_at":"2026-12-02T10:00:00.000Z"}' \
-		"$1" "${5:-eu}" "${3:-0}" "${4:-inst1}" "$2"
+	printf '{"node_id":"%s","region":"%s","labels":{"zone":"a"},"cpu_capacity":4000,"memory_mb":8192,"cpu_measured":300,"memory_measured_mb":900,"actors":%s,"error_count":%s,"policy_version":0,"agent_version":"test-agent 1","agent_instance":"%s","seq":%s,"sent_at":"2026-12-02T10:00:00.000Z"}' \
+		"$1" "${5:-eu}" "${6:-[]}" "${3:-0}" "${4:-inst1}" "$2"
 }
-SEQ=0
-beat() { # NODE [ERRORS] [INSTANCE]: one heartbeat with the next seq
-	SEQ=$((SEQ + 1))
-	nats_pub "lattice.default.hb.$1" "$(hb "$1" "$SEQ" "${2:-0}" "${3:-inst1}")"
+SEQ=0 # the last one sent; see beat
+beat() { # NODE [ERRORS] [INSTANCE] [ACTORS]: one heartbeat with the next seq (kept in a file: until_eq runs it in subshells)
+	SEQ=$(($(cat "$T_DIR/seq" 2>/dev/null || echo 0) + 1))
+	echo "$SEQ" >"$T_DIR/seq"
+	nats_pub "lattice.default.hb.$1" "$(hb "$1" "$SEQ" "${2:-0}" "${3:-inst1}" eu "${4:-[]}")"
 }
 node_field() { # NODE FIELD
 	req GET "/v1/nodes/$1"
@@ -115,6 +116,22 @@ beat_for edge-1 4
 beat_status() { beat edge-1 >/dev/null; node_field edge-1 status; }
 is "$(until_eq healthy beat_status)" healthy "... and is healthy again after the hold"
 
+# 5b. A node unhealthy while it heartbeats (errors here; flap damping holds
+# one the same way) is still reconciled: an instance it runs that the lattice
+# never placed there (a stray, e.g. started before a failover moved it) is
+# stopped, not left until the node is trusted again.
+GHOST='[{"actor_id":"ghost","instance":0,"state":"running","state_version":0}]'
+beat edge-1 5 inst1 "$GHOST"
+is "$(until_eq unhealthy node_field edge-1 status)" unhealthy "edge-1 errs (error_count 5): unhealthy, heartbeats going on"
+ghost_stop() {
+	beat edge-1 5 inst1 "$GHOST" >/dev/null
+	get '/v1/commands?node=edge-1' '[.items[] | select(.command_type == "actor_stop" and .actor_id == "ghost") | .payload.reason] | join(",")'
+}
+is "$(until_eq reconcile ghost_stop)" reconcile "a stray it reports is stopped by reconciliation although the node is unhealthy"
+beat_for edge-1 1
+beat_status() { beat edge-1 >/dev/null; node_field edge-1 status; }
+is "$(until_eq healthy beat_status)" healthy "edge-1 recovers"
+
 # 6. Bad messages: dropped, counted, never fatal.
 nats_pub lattice.default.hb.edge-1 '{"node_id": "edge-1", "region":'
 nats_pub lattice.default.hb.edge-1 "$(hb edge-2 999)"
@@ -133,7 +150,7 @@ nats_pub 'lattice.default.hb.bad.token' "$(hb bad 1)"
 req GET /healthz
 is "$STATUS" 200 "latticed is alive after the bad messages"
 # A new agent instance (a restarted agent) starts its seq again.
-SEQ=0
+echo 0 >"$T_DIR/seq"
 beat edge-1 0 inst2
 is "$(until_eq 1 bash -c "grep -c 'agent restarted (instance inst2' $T_DIR/a/latticed.log")" 1 "a restarted agent (new instance, seq 1) is heard"
 nats_pub lattice.default.hb.edge-1 "$(hb edge-1 500 0 inst1)"
@@ -163,7 +180,7 @@ wait "$BEATER" 2>/dev/null
 nats_restart || bail "nats restart failed"
 is "$(until_eq 1 bash -c "v=\$(curl -s $API/metrics | awk '\$1==\"lattice_nats_reconnects_total\"{print \$2}'); [ \"\${v:-0}\" -ge 1 ] && echo 1")" 1 \
 	"latticed reconnects after a nats-server restart"
-SEQ=2000
+echo 2000 >"$T_DIR/seq"
 beat_for edge-1 3 0 inst2
 before=$(metric lattice_nats_heartbeats_total)
 beat edge-1 0 inst2
