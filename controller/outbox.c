@@ -23,12 +23,16 @@ struct ob_track {
 	bool held;         /* that publication is not in the log yet (see hold_ms) */
 };
 
-/* A node's security_policy on its way: the next waits for its ack or until. */
+/* A node's security_policy on its way: the next waits for its ack or until.
+ * unacked: publications to the node since its last policy ack; each doubles
+ * the wait (up to OUTBOX_BACKOFF_MAX_MS), so a node, or a leader, that falls
+ * behind on policy gets fewer of them, not one per version. */
 struct ob_flight {
 	char *node;
 	char *id;
 	uint64_t generation;
 	int64_t until_ms;
+	unsigned unacked;
 };
 
 /* A publication waiting to be written to the log (FIFO: all wait as long). */
@@ -121,11 +125,20 @@ static void flight_clear(struct outbox *o)
 	hmap_init(&o->flight);
 }
 
-/* Records c, a security_policy just published, as its node's one on its way
- * until until_ms. Out of memory: not recorded (the next may go sooner). */
-static void flight_set(struct outbox *o, const struct model_command *c, int64_t until_ms)
+/* Records c, a security_policy just published at now, as its node's one on
+ * its way: for c's own timeout (until_ms), longer when earlier ones are not
+ * acked yet. Out of memory: not recorded (the next may go sooner). */
+static void flight_set(struct outbox *o, const struct model_command *c, int64_t now, int64_t until_ms)
 {
 	struct ob_flight *f = hmap_get(&o->flight, c->node);
+	unsigned unacked = f ? f->unacked + 1 : 0;
+	int64_t wait = o->loop->cfg->command_timeout_ms;
+	for (unsigned i = 0; i < unacked && wait < OUTBOX_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > OUTBOX_BACKOFF_MAX_MS)
+		wait = OUTBOX_BACKOFF_MAX_MS;
+	if (now + wait > until_ms)
+		until_ms = now + wait;
 	if (f == NULL) {
 		f = calloc(1, sizeof(*f));
 		if (f == NULL || (f->node = strdup(c->node)) == NULL || hmap_put(&o->flight, f->node, f) != 0) {
@@ -144,6 +157,7 @@ static void flight_set(struct outbox *o, const struct model_command *c, int64_t 
 	f->id = id;
 	f->generation = c->generation;
 	f->until_ms = until_ms;
+	f->unacked = unacked;
 }
 
 void outbox_release(struct outbox *o)
@@ -369,7 +383,7 @@ static char *message(const struct model *m, const struct model_command *c, size_
  * is on its way (published less than its timeout ago and not acked: the
  * flight map, which also remembers one the model already superseded), so a
  * node that acks slowly gets the latest policy once per round trip instead of
- * every version, each retried. */
+ * every version, each retried; one that does not ack, ever less often. */
 static bool policy_waits(struct outbox *o, const struct model_command *c, int64_t now)
 {
 	size_t n;
@@ -446,8 +460,10 @@ static void sweep(struct outbox *o, int64_t now)
 {
 	size_t fpos = 0, nf = 0;
 	struct ob_flight *f, *done[64];
+	/* Kept a while past its wait: its count of unacked publications is what
+	 * the next one's wait grows from. */
 	while (nf < 64 && (f = hmap_next(&o->flight, &fpos)) != NULL)
-		if (f->until_ms <= now)
+		if (f->until_ms + OUTBOX_BACKOFF_MAX_MS <= now)
 			done[nf++] = f;
 	for (size_t i = 0; i < nf; i++)
 		flight_del(o, done[i]);
@@ -531,7 +547,7 @@ void outbox_published(struct outbox *o, const char *id, bool ok, const char *err
 	t->next_ms = now + backoff_ms(o, t->attempt);
 	const struct model_command *c = model_command_get(&o->loop->model, id);
 	if (c && c->type == CMD_SECURITY_POLICY)
-		flight_set(o, c, t->next_ms);
+		flight_set(o, c, now, t->next_ms);
 	struct ob_held *h = calloc(1, sizeof(*h));
 	if (h == NULL || (h->id = strdup(id)) == NULL) {
 		free(h);
