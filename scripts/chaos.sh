@@ -45,7 +45,7 @@ for name in "${scenarios[@]}"; do
 		   "\(f(.detection.p50_ms))/\(f(.detection.p99_ms))/\(f(.detection.max_ms))",
 		   "\(f(.failover.p50_ms))/\(f(.failover.p99_ms))/\(f(.failover.max_ms))",
 		   f(.failover.displaced), f(.leaders.changes),
-		   "\(f(.commands.sent)) sent \(f(.commands.acked)) acked \(f(.commands.retried)) retried \(f(.commands.failed)) failed"] | @tsv' "$r" |
+		   "\(f(.commands.sent)) sent \(f(.commands.acked)) acked \(f(.commands.retried)) retried \(f(.commands.failed)) failed \(f(.commands.superseded)) superseded"] | @tsv' "$r" |
 			awk -F'\t' '{ printf "%-16s %-6s %-10s %-22s %-22s %-9s %-8s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
 	else
 		printf '%-16s %-6s (no report: see %s)\n' "$name" "${rc[$name]}" "$OUT/$name.log"

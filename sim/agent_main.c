@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "journal.h"
 #include "driver.h"
 #include "log.h"
 
@@ -581,31 +582,6 @@ static void fetch_some(struct conn *c, int timeout_ms)
 	usleep(100 * 1000);
 }
 
-/* mkdir -p: the state dir and any parent it lacks. */
-static int make_dir(const char *dir)
-{
-	char path[4096];
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
-		struct stat st;
-		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-			return 0;
-		errno = ENOTDIR;
-	}
-	return -1;
-}
-
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -617,7 +593,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (make_dir(o.state_dir) < 0) {
+	if (journal_make_dir(o.state_dir) < 0) {
 		fprintf(stderr, "lattice-agent: --state-dir %s: cannot create it: %s\n", o.state_dir, strerror(errno));
 		return 1;
 	}

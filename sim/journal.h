@@ -28,6 +28,9 @@ typedef int (*journal_replay_fn)(void *ctx, const char *rec, size_t len);
  * and cuts a torn tail. path is copied. On success *out owns the journal. */
 int journal_open(struct journal **out, const char *path, journal_replay_fn fn, void *ctx, char *err,
 		 size_t errlen);
+/* mkdir -p (mode 0700): an agent's state dir and any parent it lacks.
+ * Returns 0 when dir is a directory afterwards, else -1 with errno set. */
+int journal_make_dir(const char *dir);
 /* Closes the file and frees j (NULL is fine). Does not sync. */
 void journal_close(struct journal *j);
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "journal.h"
 #include "log.h"
 
 static int serr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -926,31 +927,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* mkdir -p. */
-static int make_dir(const char *dir)
-{
-	char path[4096];
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
-		struct stat st;
-		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-			return 0;
-		errno = ENOTDIR;
-	}
-	return -1;
-}
-
 /* Opens agent i's core from its state dir (replaying its journal), with an
  * instance id unique to this process and life. */
 static int open_agent(struct simrt *rt, size_t i, int64_t now, char *err, size_t errlen)
@@ -960,7 +936,7 @@ static int open_agent(struct simrt *rt, size_t i, int64_t now, char *err, size_t
 	char id[96], dir[4096 + 100], inst[17];
 	const struct simrt_group *g = simrt_scenario_node(sc, i, id, sizeof(id));
 	snprintf(dir, sizeof(dir), "%s/%s", rt->state_dir, id);
-	if (make_dir(dir) < 0)
+	if (journal_make_dir(dir) < 0)
 		return serr(err, errlen, "state dir %s: cannot create it: %s", dir, strerror(errno));
 	/* unique per agent and per start: a new instance tells the controller the process changed */
 	snprintf(inst, sizeof(inst), "%08x%08x", rt->inst_base + (unsigned)(sa->life - 1) * 2654435761u,
@@ -1074,7 +1050,7 @@ int simrt_start(struct simrt **out, const struct simrt_scenario *sc, const struc
 	}
 
 	/* The agents: each its own state dir, sim driver and identity. */
-	if (make_dir(o->state_dir) < 0) {
+	if (journal_make_dir(o->state_dir) < 0) {
 		int e = errno;
 		free_rt(rt);
 		return serr(err, errlen, "--state-dir %s: cannot create it: %s", o->state_dir, strerror(e));
