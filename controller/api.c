@@ -348,6 +348,9 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	g.links = st.links;
 	g.policies = st.policies;
 	g.commands_open = st.commands_open;
+	g.commands_acked = st.commands_acked;
+	g.commands_failed = st.commands_failed;
+	g.commands_superseded = st.commands_superseded;
 	g.failovers_open = st.failovers_open;
 	g.fsm_applied = st.fsm_applied;
 	g.fsm_rejected = st.fsm_rejected;

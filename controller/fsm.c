@@ -253,6 +253,9 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 	}
 	/* The point of no return: nothing below fails. */
 	raft_free(buf->base);
+	/* Metrics' counts go on across a restore. */
+	fresh.count_since_ms = f->model->count_since_ms;
+	memcpy(fresh.cmd_finished, f->model->cmd_finished, sizeof(fresh.cmd_finished));
 	model_release(f->model);
 	*f->model = fresh;
 	/* hmap keys point into the objects, not into `fresh`, so the move is safe;

@@ -353,6 +353,9 @@ void loop_publish_status(struct loop *l)
 	s.links = l->model.links.n;
 	s.policies = l->model.policies.n;
 	s.commands_open = l->model.cmd_open.n;
+	s.commands_acked = l->model.cmd_finished[CMD_ACKED];
+	s.commands_failed = l->model.cmd_finished[CMD_FAILED];
+	s.commands_superseded = l->model.cmd_finished[CMD_SUPERSEDED];
 	s.failovers_open = l->model.failovers.n - l->model.nfo_done;
 	s.fsm_applied = l->fsm.applied;
 	s.fsm_rejected = l->fsm.rejected;
@@ -625,6 +628,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->store = store;
 	pthread_mutex_init(&l->lock, NULL);
 	model_init(&l->model);
+	l->model.count_since_ms = loop_wallclock_ms(); /* metrics count what happens from now on */
 	char host[256];
 	int port;
 	config_split_hostport(cfg->listen, host, sizeof(host), &port);

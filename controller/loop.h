@@ -41,6 +41,7 @@ struct loop_status {
 	char disk_reason[512]; /* why not, "" when disk_ok */
 	size_t nodes, actors, providers, links, policies;
 	size_t commands_open, failovers_open; /* pending or published; in progress */
+	uint64_t commands_acked, commands_failed, commands_superseded; /* finished since start */
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
 };
 

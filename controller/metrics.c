@@ -187,6 +187,12 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	put(&b, "# HELP lattice_commands_open Commands not acked or failed yet (pending or published).\n"
 		"# TYPE lattice_commands_open gauge\nlattice_commands_open %llu\n",
 	    (unsigned long long)g->commands_open);
+	put(&b, "# HELP lattice_commands_finished_total Commands this replica saw finish since it started "
+		"(applied from the log), by status.\n# TYPE lattice_commands_finished_total counter\n");
+	put(&b, "lattice_commands_finished_total{status=\"acked\"} %llu\n", (unsigned long long)g->commands_acked);
+	put(&b, "lattice_commands_finished_total{status=\"failed\"} %llu\n", (unsigned long long)g->commands_failed);
+	put(&b, "lattice_commands_finished_total{status=\"superseded\"} %llu\n",
+	    (unsigned long long)g->commands_superseded);
 	put(&b, "# HELP lattice_failovers_in_progress Failovers not completed or failed yet.\n"
 		"# TYPE lattice_failovers_in_progress gauge\nlattice_failovers_in_progress %llu\n",
 	    (unsigned long long)g->failovers_open);

@@ -33,6 +33,7 @@ struct metrics_gauges {
 	int is_leader, writable, pg_up;
 	uint64_t nodes, actors, providers, links, policies;
 	uint64_t commands_open, failovers_open;
+	uint64_t commands_acked, commands_failed, commands_superseded;
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
 	uint64_t pg_transactions, pg_batches, pg_changes, pg_errors, pg_reconnects;
 	uint64_t queue_bytes, spool_bytes, spooled;

@@ -1182,6 +1182,7 @@ void model_apply(struct model *m, struct entry *e, uint64_t index, struct proj_b
 {
 	memset(res, 0, sizeof(*res));
 	m->applying = index; /* for model_oom's message, and command ids */
+	m->applying_at_ms = e->at_ms;
 	m->cmd_next = 0;
 	const struct model_idem *seen = e->idem_key ? model_idem_get(m, e->idem_key) : NULL;
 	if (seen && seen->at_ms >= e->at_ms - MODEL_IDEM_WINDOW_MS) {

@@ -208,6 +208,11 @@ struct model {
 	struct model_cmd_list cmd_open;    /* pending and published, oldest first */
 	struct model_cmd_list cmd_done;    /* acked, failed, superseded, oldest first (at most MODEL_CMD_DONE_MAX) */
 	struct hmap cmd_policy;            /* node id -> its open security_policy commands (model_cmd.c) */
+	/* Commands finished by entries written at or after count_since_ms, by
+	 * status (metrics: the replay of older entries at a start is not news). */
+	uint64_t cmd_finished[CMD_STATUSES];
+	int64_t count_since_ms;
+	int64_t applying_at_ms; /* the time of the entry being applied */
 	unsigned cmd_next;                 /* n of the next command id in the entry being applied */
 	struct hmap failovers;             /* id -> struct model_failover */
 	struct model_failover *fo_head, *fo_tail; /* oldest first */

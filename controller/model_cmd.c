@@ -39,6 +39,7 @@ void model_cmd_init(struct model *m)
 	hmap_init(&m->cmd_policy);
 	memset(&m->cmd_open, 0, sizeof(m->cmd_open));
 	memset(&m->cmd_done, 0, sizeof(m->cmd_done));
+	memset(m->cmd_finished, 0, sizeof(m->cmd_finished)); /* count_since_ms is the caller's */
 }
 
 static void cmd_free(struct model_command *c)
@@ -152,6 +153,8 @@ static void finish(struct model *m, struct model_command *c)
 {
 	if (c->type == CMD_SECURITY_POLICY)
 		pol_remove(m, c);
+	if (m->applying_at_ms >= m->count_since_ms)
+		m->cmd_finished[c->status]++;
 	list_remove(&m->cmd_open, c);
 	list_append(&m->cmd_done, c);
 	while (m->cmd_done.n > MODEL_CMD_DONE_MAX) {

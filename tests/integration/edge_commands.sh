@@ -9,7 +9,7 @@
 #   - GET /v1/commands filters by node and status; bad filters are 400.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 20
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
@@ -53,6 +53,8 @@ is "$(get /v1/actors/a1 '.placements[0].state')" failed "the placement is failed
 is "$(metric lattice_commands_open)" 0 "a failed command is no longer open"
 req GET '/v1/events?since=0&limit=100'
 is "$(jqr '[.items[] | select(.kind == "command.failed")] | length')" 1 "a command.failed event"
+is "$(metric 'lattice_commands_finished_total{status="failed"}') $(metric 'lattice_commands_finished_total{status="acked"}')" "1 0" \
+	"lattice_commands_finished_total counts it by status"
 
 # A restarted leader resumes what is pending.
 nats_stop
