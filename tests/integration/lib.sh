@@ -49,7 +49,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T_DIR/sanitizer"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T_DIR/sanitizer"
 
 if [ "$TAP_FINAL" != lib_final_check ]; then # once, even if sourced twice
-	TAP_EXTRA=$((TAP_EXTRA + 1))
+	TAP_EXTRA=$((TAP_EXTRA + 2))
 	TAP_FINAL=lib_final_check
 fi
 
@@ -143,6 +143,29 @@ lib_final_check() {
 		done
 	fi
 	ok "$([ -z "$bad" ]; echo $?)" "latticed stopped with SIGTERM and exited 0 ($runs stops), no sanitizer report"
+	lib_contract_check
+}
+
+# Every REST response the file received through req, checked against
+# api/openapi.yaml (tests/lib/contract_check.js: documented status, required
+# headers, JSON body schema), so the spec and the server cannot drift.
+lib_contract_check() {
+	local ex=$T_DIR/exchanges.jsonl n rc
+	if [ ! -s "$ex" ]; then
+		ok 0 "no REST response to check against api/openapi.yaml (this file sent none through req)"
+		return
+	fi
+	n=$(wc -l <"$ex")
+	declare -F protocol_setup >/dev/null || . "$top_srcdir/tests/lib/protocol.sh"
+	if ! protocol_setup; then
+		skip_point "$PROTOCOL_WHY" "every REST response ($n) matches api/openapi.yaml"
+		return
+	fi
+	PROTOCOL_NODE_MODULES=$PROTOCOL_MODULES node "$top_srcdir/tests/lib/contract_check.js" \
+		"$top_srcdir/api/openapi.yaml" "$ex" >"$T_DIR/contract.out" 2>&1
+	rc=$?
+	grep -v '^# contract:' "$T_DIR/contract.out" | head -40
+	ok $rc "every REST response ($n) matches api/openapi.yaml (status, required headers, body schema)"
 }
 
 lib_cleanup() {
@@ -255,6 +278,10 @@ req() {
 	rm -f "$T_DIR/last.body" "$HDRS"
 	STATUS=$(curl "${args[@]}" "$API$path" 2>"$T_DIR/last.curlerr") || STATUS=000
 	BODY=$(cat "$T_DIR/last.body" 2>/dev/null)
+	# Every exchange, for the check against api/openapi.yaml (contract.sh).
+	jq -cn --arg m "$method" --arg p "$path" --arg s "$STATUS" --rawfile b "${T_DIR}/last.body" \
+		--rawfile h "$HDRS" '{method: $m, path: $p, status: ($s | tonumber), head: $h, body: $b}' \
+		>>"$T_DIR/exchanges.jsonl" 2>/dev/null || true
 }
 jqr() { printf '%s' "$BODY" | jq -r "$1" 2>/dev/null; }
 header() { grep -i "^$1:" "$HDRS" 2>/dev/null | head -1 | sed 's/^[^:]*: *//; s/\r$//'; }

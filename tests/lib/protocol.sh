@@ -48,6 +48,7 @@
 
 PROTOCOL_AJV_VERSION=8.20.0
 PROTOCOL_AJV_FORMATS_VERSION=3.0.1
+PROTOCOL_JS_YAML_VERSION=4.1.0 # api/openapi.yaml for the REST contract check (tests/lib/contract_check.js)
 PROTOCOL_SCHEMAS=${PROTOCOL_SCHEMAS:-$top_srcdir/api/nats}
 PROTOCOL_CHECK=$top_srcdir/tests/lib/protocol_check.js
 NATSCAP=${NATSCAP:-${top_builddir:-$top_srcdir}/tests/tools/natscap}
@@ -81,16 +82,18 @@ protocol_setup() {
 		command -v flock >/dev/null && flock 9
 		have() { node -p "require(process.argv[1]).version" "$cache/node_modules/$1/package.json" 2>/dev/null; }
 		[ "$(have ajv)" = "$PROTOCOL_AJV_VERSION" ] &&
-			[ "$(have ajv-formats)" = "$PROTOCOL_AJV_FORMATS_VERSION" ] && exit 0
-		echo "installing ajv@$PROTOCOL_AJV_VERSION ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION into $cache"
+			[ "$(have ajv-formats)" = "$PROTOCOL_AJV_FORMATS_VERSION" ] &&
+			[ "$(have js-yaml)" = "$PROTOCOL_JS_YAML_VERSION" ] && exit 0
+		echo "installing ajv@$PROTOCOL_AJV_VERSION ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION js-yaml@$PROTOCOL_JS_YAML_VERSION into $cache"
 		${TIMEOUT:-timeout 600} npm install --prefix "$cache" --save-exact --no-audit --no-fund \
-			--loglevel=error "ajv@$PROTOCOL_AJV_VERSION" "ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION"
+			--loglevel=error "ajv@$PROTOCOL_AJV_VERSION" "ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION" \
+			"js-yaml@$PROTOCOL_JS_YAML_VERSION"
 	) 9>"$cache/.lock" >"$log" 2>&1
 	rc=$?
 	grep -v '^[[:space:]]*$' "$log" | sed 's/^/# /'
 	rm -f "$log"
 	if [ $rc -ne 0 ] || [ ! -f "$cache/node_modules/ajv/dist/2020.js" ] ||
-		[ ! -f "$cache/node_modules/ajv-formats/package.json" ]; then
+		[ ! -f "$cache/node_modules/ajv-formats/package.json" ] || [ ! -f "$cache/node_modules/js-yaml/package.json" ]; then
 		PROTOCOL_WHY="npm install ajv@$PROTOCOL_AJV_VERSION ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION into $cache failed (exit $rc)"
 		return 1
 	fi
