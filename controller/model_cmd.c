@@ -52,6 +52,13 @@ static void cmd_free(struct model_command *c)
 	free(c);
 }
 
+static void pol_free(struct pol_set *ps)
+{
+	free(ps->node);
+	free(ps->c);
+	free(ps);
+}
+
 void model_cmd_release(struct model *m)
 {
 	size_t pos = 0;
@@ -61,11 +68,8 @@ void model_cmd_release(struct model *m)
 	hmap_release(&m->commands);
 	pos = 0;
 	struct pol_set *ps;
-	while ((ps = hmap_next(&m->cmd_policy, &pos)) != NULL) {
-		free(ps->node);
-		free(ps->c);
-		free(ps);
-	}
+	while ((ps = hmap_next(&m->cmd_policy, &pos)) != NULL)
+		pol_free(ps);
 	hmap_release(&m->cmd_policy);
 	model_cmd_init(m);
 }
@@ -141,9 +145,7 @@ static void pol_remove(struct model *m, const struct model_command *c)
 	memmove(&ps->c[i], &ps->c[i + 1], (ps->n - i - 1) * sizeof(*ps->c));
 	if (--ps->n == 0) {
 		hmap_del(&m->cmd_policy, ps->node);
-		free(ps->node);
-		free(ps->c);
-		free(ps);
+		pol_free(ps);
 	}
 }
 

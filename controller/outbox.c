@@ -128,15 +128,13 @@ static void flight_clear(struct outbox *o)
 /* Records c, a security_policy just published at now, as its node's one on
  * its way: for c's own timeout (until_ms), longer when earlier ones are not
  * acked yet. Out of memory: not recorded (the next may go sooner). */
+static int64_t backoff_ms(const struct outbox *o, int64_t attempt);
+
 static void flight_set(struct outbox *o, const struct model_command *c, int64_t now, int64_t until_ms)
 {
 	struct ob_flight *f = hmap_get(&o->flight, c->node);
 	unsigned unacked = f ? f->unacked + 1 : 0;
-	int64_t wait = o->loop->cfg->command_timeout_ms;
-	for (unsigned i = 0; i < unacked && wait < OUTBOX_BACKOFF_MAX_MS; i++)
-		wait *= 2;
-	if (wait > OUTBOX_BACKOFF_MAX_MS)
-		wait = OUTBOX_BACKOFF_MAX_MS;
+	int64_t wait = backoff_ms(o, (int64_t)unacked + 1); /* the timeout, doubled per unacked one */
 	if (now + wait > until_ms)
 		until_ms = now + wait;
 	if (f == NULL) {
@@ -454,8 +452,9 @@ static void scan(struct outbox *o, int64_t now)
 		free(batch);
 }
 
-/* Forgets what it tracked of commands that are no longer open, and
- * policies on their way whose timeout has passed. */
+/* Forgets what it tracked of commands that are no longer open, and the
+ * policies on their way of nodes quiet for OUTBOX_BACKOFF_MAX_MS past their
+ * wait (their unacked count goes with them). */
 static void sweep(struct outbox *o, int64_t now)
 {
 	size_t fpos = 0, nf = 0;

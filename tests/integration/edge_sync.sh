@@ -154,7 +154,8 @@ is "$(until_eq 0 e2_policy '"pending","published"')" 0 "no policy command left o
 n_applied=$(( $(applied_policies) - applied_before ))
 is "$([ "$n_applied" -ge 1 ] && [ "$n_applied" -le 3 ] && echo yes || echo "no: $n_applied")" yes \
 	"e2's agent applied $n_applied policy commands for five versions"
-is "$(get /v1/nodes/e2 '.policy_version == .policy_target')" true "e2 is on the newest version"
+on_newest() { get /v1/nodes/e2 '.policy_version == .policy_target'; }
+is "$(until_eq true on_newest)" true "e2 is on the newest version (a heartbeat sent before the ack may still report the older one for a moment)"
 is "$(get /v1/policies/eu-only .drift.nodes_covered)" 2 "the policy covers two nodes"
 
 # 5. Reconciliation: an agent restarted with an empty disk gets its actors back.
