@@ -15,6 +15,7 @@
 #include "ops.h"
 #include "query.h"
 #include "spec.h"
+#include "sse.h"
 #include "store.h"
 
 #define API_FORWARDED_HEADER "X-Lattice-Forwarded" /* sent by a replica passing a request on */
@@ -361,6 +362,11 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	g.raft_refused_self = raftnet_refused(&a->loop->net, RAFTNET_SELF);
 	g.raft_refused_no_peer = raftnet_refused(&a->loop->net, RAFTNET_NO_PEER);
 	g.bus = a->loop->bus.enabled ? &a->loop->bus.stats : NULL;
+	struct sse_stats es;
+	if (a->sse) {
+		sse_get_stats(a->sse, &es);
+		g.sse = &es;
+	}
 	if (a->store) {
 		struct store_stats ss;
 		store_stats(a->store, &ss);
@@ -746,6 +752,17 @@ static enum http_next h_policy_versions(struct api *a, struct http_req *req, str
 	return HTTP_RESPOND;
 }
 
+/* Accept names text/event-stream (an EventSource sends just that). */
+static bool wants_event_stream(struct http_req *req)
+{
+	const char *acc = http_header(req, "Accept");
+	static const char want[] = "text/event-stream";
+	for (const char *p = acc; p && *p; p++)
+		if (strncasecmp(p, want, sizeof(want) - 1) == 0)
+			return true;
+	return false;
+}
+
 /* GET /v1/events?since=N[&wait=S]: with wait, an empty answer is held until an
  * entry is applied (or S seconds pass), so dashboards can long-poll. Events this
  * replica does not hold right after N (its database was rebuilt from a snapshot)
@@ -774,10 +791,25 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 	PGconn *c = reader(a, resp, &idx);
 	if (c == NULL)
 		return HTTP_RESPOND;
+	const char *lei = http_header(req, "Last-Event-ID");
+	bool stream = wants_event_stream(req);
+	if (stream && lei) {
+		if (parse_u64(lei, UINT64_MAX / 2, &since) != 0) {
+			http_error(resp, 400, "invalid_header",
+				   "Last-Event-ID must be the seq of an event this stream sent (a non-negative integer)");
+			return HTTP_RESPOND;
+		}
+		s = lei;
+	}
 	json_t *items = NULL;
 	uint64_t last = since, first = 0;
 	char err[256] = "";
-	int rc = query_events(c, since, s == NULL, (int64_t)limit, &items, &last, &first, err, sizeof(err));
+	int rc;
+	if (stream && s == NULL)
+		rc = query_events_head(c, &since, err, sizeof(err)); /* a live stream: from the newest on */
+	else
+		rc = query_events(c, since, s == NULL, stream ? 1 : (int64_t)limit, &items, &last, &first, err,
+				  sizeof(err));
 	if (rc == QUERY_GONE) {
 		http_error(resp, 410, "events_compacted",
 			   "this replica does not hold events %llu to %llu (its database was rebuilt from a Raft "
@@ -794,6 +826,16 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 	if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
 		resp->index = idx;
+		return HTTP_RESPOND;
+	}
+	if (stream) {
+		json_decref(items);
+		resp->index = idx;
+		if (a->sse == NULL) {
+			http_error(resp, 500, "internal", "this replica has no event stream service");
+			return HTTP_RESPOND;
+		}
+		sse_open(a->sse, req, since, s == NULL, resp);
 		return HTTP_RESPOND;
 	}
 	if (json_array_size(items) == 0 && wait > 0 && !call->long_polled) {

@@ -13,12 +13,14 @@
 struct loop;
 struct store;
 struct config;
+struct sse;
 
 struct api {
 	struct loop *loop;
 	struct store *store;
 	const struct config *cfg;
 	struct metrics metrics;
+	struct sse *sse; /* GET /v1/events as server-sent events; NULL: none */
 };
 
 void api_init(struct api *a, struct loop *loop, struct store *store, const struct config *cfg);

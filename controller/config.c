@@ -73,6 +73,12 @@ static const struct opt config_opts[] = {
 	 "close a connection whose request body did not arrive within this after its headers"},
 	{"http-connection-memory", OPT_INT, O(http_connection_memory), "65536", 32768, 16777216, "BYTES",
 	 "memory per REST API connection for its request line, headers and buffers"},
+	{"max-event-streams", OPT_INT, O(max_event_streams), "256", 0, 100000, "N",
+	 "server-sent event streams (GET /v1/events, Accept: text/event-stream) open at once; more are "
+	 "refused with 503 too_many_event_streams; 0: none"},
+	{"event-stream-buffer", OPT_INT, O(event_stream_buffer), "262144", 4096, 67108864, "BYTES",
+	 "events one stream may hold unsent; a client further behind gets a final overflow event and is "
+	 "closed"},
 	{"snapshot-threshold", OPT_INT, O(snapshot_threshold), "32768", 16, 100000000, "N",
 	 "take a Raft snapshot after this many new entries"},
 	{"snapshot-trailing", OPT_INT, O(snapshot_trailing), "1024", 0, 100000000, "N",

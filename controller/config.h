@@ -34,6 +34,8 @@ struct config {
 	int64_t http_header_timeout_ms;
 	int64_t http_body_timeout_ms;
 	int64_t http_connection_memory; /* bytes */
+	int64_t max_event_streams;
+	int64_t event_stream_buffer; /* bytes */
 	int64_t snapshot_threshold;
 	int64_t snapshot_trailing;
 	int64_t read_wait_max_ms;

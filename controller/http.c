@@ -220,8 +220,76 @@ void http_error(struct http_resp *resp, int status, const char *code, const char
 		resp->body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", "(unprintable message)");
 }
 
+/* A streamed answer's context, owned by its MHD_Response (freed in
+ * stream_free): the request may be gone before the response is. */
+struct http_streamer {
+	struct http_stream s;
+	struct MHD_Connection *conn;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_streamer *st = cls;
+	(void)pos;
+	ssize_t n = st->s.read(st->s.cls, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing yet: park the connection rather than have libmicrohttpd call
+	 * again at once (a busy loop). Its suspend cancels a resume that came
+	 * first, in which case we are called again. */
+	if (n == 0)
+		MHD_suspend_connection(st->conn);
+	return n;
+}
+
+static void stream_free(void *cls)
+{
+	struct http_streamer *st = cls;
+	st->s.done(st->s.cls);
+	free(st);
+}
+
+static struct MHD_Response *stream_response(struct http_req *req, struct http_resp *resp)
+{
+	struct http_streamer *st = malloc(sizeof(*st));
+	if (st == NULL) {
+		resp->stream.done(resp->stream.cls);
+		return NULL;
+	}
+	st->s = resp->stream;
+	st->conn = req->conn;
+	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (fd && st->s.sndbuf > 0)
+		setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &st->s.sndbuf, sizeof(st->s.sndbuf));
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+	if (r == NULL)
+		stream_free(st);
+	return r;
+}
+
 static enum MHD_Result send_resp(struct http_req *req, struct http_resp *resp)
 {
+	if (resp->stream.read != NULL) {
+		struct MHD_Response *r = stream_response(req, resp);
+		memset(&resp->stream, 0, sizeof(resp->stream));
+		if (r == NULL)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+		if (resp->cache_control)
+			MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, resp->cache_control);
+		/* nginx buffers answers unless told not to: events would arrive late. */
+		MHD_add_response_header(r, "X-Accel-Buffering", "no");
+		char idx[32];
+		snprintf(idx, sizeof(idx), "%llu", (unsigned long long)resp->index);
+		MHD_add_response_header(r, "X-Lattice-Index", idx);
+		enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
+		MHD_destroy_response(r);
+		req->responded = true;
+		struct http *h = req->http;
+		if (h->cfg.observe)
+			h->cfg.observe(h->cfg.arg, req, resp->status, (double)(now_us() - req->started_us) / 1e6);
+		return ret;
+	}
 	char *buf = NULL;
 	size_t len = 0;
 	const char *ctype = resp->content_type;
@@ -256,6 +324,8 @@ static enum MHD_Result send_resp(struct http_req *req, struct http_resp *resp)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
 	if (resp->retry_after[0])
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, resp->retry_after);
+	if (resp->cache_control)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, resp->cache_control);
 	enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
 	MHD_destroy_response(r);
 	req->responded = true;

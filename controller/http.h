@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define HTTP_BODY_MAX (1024 * 1024)
 /* Limits http.c answers itself, in JSON, before libmicrohttpd's own (which are
@@ -27,6 +28,27 @@ struct http;
 struct http_req;
 struct http_conn;
 
+#define HTTP_STREAM_END (-1) /* http_stream.read: the answer is complete */
+
+/* An answer sent as it is produced (server-sent events). read runs on the
+ * connection's thread whenever the socket can take more: it copies 1..max
+ * bytes into buf and returns how many, or HTTP_STREAM_END, or 0 when it has
+ * nothing yet. After a 0 http.c parks (suspends) the connection until
+ * http_resume(req) is called: before returning 0, read must record that the
+ * stream is parked, so whoever adds data later knows to resume it (a resume
+ * that comes before the park cancels it, and read is simply called again).
+ * done runs exactly once, after the last read, when the answer is over or the
+ * connection closed for any reason; req is gone by then. */
+struct http_stream {
+	ssize_t (*read)(void *cls, char *buf, size_t max);
+	void (*done)(void *cls);
+	void *cls;
+	/* The socket's send buffer (SO_SNDBUF), 0: the system's. Linux grows an
+	 * unset one to megabytes for a client that does not read: kernel memory
+	 * a slow client should not get. */
+	int sndbuf;
+};
+
 /* A response; body is owned by it (NULL: no body). */
 struct http_resp {
 	int status;
@@ -37,6 +59,8 @@ struct http_resp {
 	char allow[64];     /* Allow header for 405, "" none */
 	char retry_after[16]; /* Retry-After header (seconds), "" none */
 	uint64_t index;     /* X-Lattice-Index */
+	struct http_stream stream; /* stream.read set: a streamed answer (no body/text) */
+	const char *cache_control; /* Cache-Control header, NULL none */
 };
 
 enum http_next { HTTP_RESPOND = 0, HTTP_SUSPEND = 1 };

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "sse.h"
 #include "store.h"
 
 /* From SIGTERM/SIGINT to exit, at most (docs/configuration.md, "Signals"):
@@ -28,12 +29,16 @@ struct lattice {
 	struct loop loop;
 	struct api api;
 	struct http *http;
+	struct sse *sse;
 	uv_signal_t sigterm, sigint;
 };
 
+/* The store's writer thread, after each commit. */
 static void on_projected(void *arg, uint64_t index)
 {
-	loop_projected(arg, index);
+	struct lattice *lt = arg;
+	loop_projected(&lt->loop, index);
+	sse_notify(lt->sse, index);
 }
 
 /* The store asks (on the loop thread, which submits its batches) whether the
@@ -144,11 +149,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	disk_set_spool(&lt.loop.disk, spool, sc.queue_max);
-	if (store_start(lt.store, on_projected, &lt.loop) != 0) {
+	/* Event streams read what the writer commits (sse_notify): their pump
+	 * starts before it. */
+	struct sse_config ec = {
+		.max_streams = (unsigned)lt.cfg.max_event_streams,
+		.buffer_max = (size_t)lt.cfg.event_stream_buffer,
+		/* Well inside the idle timeout, so a quiet stream is never closed as idle. */
+		.keepalive_ms = lt.cfg.http_idle_timeout_s * 1000 / 2 < SSE_KEEPALIVE_MS_DEFAULT
+					? (int)(lt.cfg.http_idle_timeout_s * 1000 / 2)
+					: SSE_KEEPALIVE_MS_DEFAULT,
+	};
+	if (sse_start(&lt.sse, lt.store, store_applied_index(lt.store), &ec, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (store_start(lt.store, on_projected, &lt) != 0) {
 		log_error("cannot start the PostgreSQL writer thread");
 		return 1;
 	}
 	api_init(&lt.api, &lt.loop, lt.store, &lt.cfg);
+	lt.api.sse = lt.sse;
 	nofile_fit((rlim_t)lt.cfg.http_connection_limit + 256);
 	char host[256];
 	int port = 0;
@@ -181,7 +201,9 @@ int main(int argc, char **argv)
 
 	loop_run(&lt.loop);
 
+	sse_stop(lt.sse); /* no connection may stay parked past http_stop */
 	http_stop(lt.http);
+	sse_free(lt.sse);
 	int64_t since = lt.loop.close_started_ms ? lt.loop.close_started_ms : loop_now_ms();
 	int64_t left = since + LATTICED_SHUTDOWN_MS - LATTICED_SHUTDOWN_TAIL_MS - loop_now_ms();
 	int flushed = store_stop(lt.store, left > 0 ? (int)left : 0);

@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include "bus.h"
+#include "sse.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -178,6 +179,21 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	    (unsigned long long)g->raft_refused_no_peer);
 	if (g->bus)
 		render_bus(&b, g->bus);
+	if (g->sse) {
+		gauge(&b, "lattice_event_streams", "Server-sent event streams open (GET /v1/events).", g->sse->streams);
+		counter(&b, "lattice_event_streams_opened_total", "Server-sent event streams opened.", g->sse->opened);
+		counter(&b, "lattice_event_streams_refused_total",
+			"Server-sent event streams refused (--max-event-streams reached, or stopping).", g->sse->refused);
+		counter(&b, "lattice_event_streams_cut_total",
+			"Server-sent event streams ended because their client stopped reading (overflow).",
+			g->sse->overflowed);
+		counter(&b, "lattice_event_stream_events_total", "Events queued to server-sent event streams.",
+			g->sse->events_sent);
+		counter(&b, "lattice_event_stream_reads_total",
+			"Reads of new events from PostgreSQL for the event streams (one serves every stream at the same "
+			"place).",
+			g->sse->reads);
+	}
 	put(&b, "# HELP lattice_objects Objects in the model.\n# TYPE lattice_objects gauge\n");
 	put(&b, "lattice_objects{kind=\"node\"} %llu\n", (unsigned long long)g->nodes);
 	put(&b, "lattice_objects{kind=\"actor\"} %llu\n", (unsigned long long)g->actors);

@@ -9,6 +9,7 @@
 
 struct bus_stats;
 struct loop_status;
+struct sse_stats;
 struct store_stats;
 
 #define METRICS_BUCKETS 12
@@ -40,6 +41,7 @@ struct metrics_gauges {
 	/* connections to the raft port refused (raftnet), by reason */
 	uint64_t raft_refused_not_member, raft_refused_wrong_address, raft_refused_self, raft_refused_no_peer;
 	struct bus_stats *bus; /* NATS (borrowed); NULL: --nats not given, none rendered */
+	const struct sse_stats *sse; /* event streams (borrowed); NULL: none rendered */
 };
 
 /* Renders everything; the caller frees the result. NULL when out of memory.

@@ -67,6 +67,7 @@ static const char query_versions_sql[] =
 static const char query_events_sql[] =
 	"SELECT seq, doc::text FROM api_events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint";
 static const char query_applied_sql[] = "SELECT applied_index FROM lattice_state";
+static const char query_head_sql[] = "SELECT coalesce(max(seq), 0) FROM events";
 
 static void query_err(char *err, size_t errlen, const char *msg)
 {
@@ -90,6 +91,7 @@ enum {
 	QS_VERSIONS = QS_LIST + 7,
 	QS_EVENTS,
 	QS_APPLIED,
+	QS_HEAD,
 	QS_COUNT
 };
 
@@ -99,7 +101,10 @@ static const char *query_sql(int stmt)
 		return query_get_sql[stmt - QS_GET];
 	if (stmt < QS_VERSIONS)
 		return query_list_sql[stmt - QS_LIST];
-	return stmt == QS_VERSIONS ? query_versions_sql : stmt == QS_EVENTS ? query_events_sql : query_applied_sql;
+	return stmt == QS_VERSIONS ? query_versions_sql
+	       : stmt == QS_EVENTS ? query_events_sql
+	       : stmt == QS_APPLIED ? query_applied_sql
+				    : query_head_sql;
 }
 
 static const unsigned int query_types[QP_COUNT] = {
@@ -350,14 +355,15 @@ int query_events(PGconn *c, uint64_t since, bool from_oldest, int64_t limit, jso
 	return rc;
 }
 
-int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen)
+/* One row, one unsigned number: lattice_state.applied_index or max(seq). */
+static int query_one_u64(PGconn *c, int stmt, uint64_t *out, char *err, size_t errlen)
 {
 	int rc;
-	PGresult *r = query_run(c, QS_APPLIED, 0, NULL, &rc, err, errlen);
+	PGresult *r = query_run(c, stmt, 0, NULL, &rc, err, errlen);
 	if (!r)
 		return rc;
 	if (PQntuples(r) != 1) {
-		query_err(err, errlen, "lattice_state has no row: was the schema migrated?");
+		query_err(err, errlen, "no row (lattice_state empty): was the schema migrated?");
 		rc = QUERY_ERROR;
 	} else {
 		*out = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
@@ -365,4 +371,14 @@ int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen)
 	}
 	PQclear(r);
 	return rc;
+}
+
+int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen)
+{
+	return query_one_u64(c, QS_APPLIED, out, err, errlen);
+}
+
+int query_events_head(PGconn *c, uint64_t *out, char *err, size_t errlen)
+{
+	return query_one_u64(c, QS_HEAD, out, err, errlen);
 }

@@ -70,6 +70,9 @@ int query_policy_versions(PGconn *c, const char *policy_id, json_t **items, char
 int query_events(PGconn *c, uint64_t since, bool from_oldest, int64_t limit, json_t **items, uint64_t *last_seq,
 		 uint64_t *first_seq, char *err, size_t errlen);
 
+/* The seq of the newest event this database holds; 0 when it holds none. */
+int query_events_head(PGconn *c, uint64_t *out, char *err, size_t errlen);
+
 /* The highest log index this database holds (lattice_state.applied_index). */
 int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen);
 

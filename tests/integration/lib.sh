@@ -5,7 +5,8 @@
 #   lattice_start NAME [FLAGS...]   start a replica with its own database/data dir
 #   lattice_stop [TIMEOUT_S]        SIGTERM it and wait; sets LATTICED_EXIT
 #   lattice_kill                    SIGKILL it (a crash, on purpose)
-#   req METHOD PATH [BODY [CTYPE]]  HTTP request; sets STATUS, BODY, HDRS (file)
+#   req METHOD PATH [BODY [CTYPE]]  HTTP request; sets STATUS, BODY, HDRS (file);
+#                                   extra headers from the array REQ_HEADERS
 #   jqr FILTER                      jq -r FILTER on the last BODY
 #   header NAME                     a header of the last response
 #   err                             "STATUS error.code" of the last response
@@ -36,6 +37,7 @@ LATTICED_EXIT=
 API=
 T_DIR=
 LIB_PIDS=() # every latticed lattice_start started: "pid name"
+REQ_HEADERS=()
 
 command -v jq >/dev/null || skip_all "jq is not installed"
 command -v curl >/dev/null || skip_all "curl is not installed"
@@ -275,6 +277,8 @@ req() {
 	if [ $# -ge 3 ]; then
 		args+=(-H "Content-Type: $ctype" --data-binary "$data")
 	fi
+	local h
+	for h in "${REQ_HEADERS[@]}"; do args+=(-H "$h"); done
 	rm -f "$T_DIR/last.body" "$HDRS"
 	STATUS=$(curl "${args[@]}" "$API$path" 2>"$T_DIR/last.curlerr") || STATUS=000
 	BODY=$(cat "$T_DIR/last.body" 2>/dev/null)
