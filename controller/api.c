@@ -1,5 +1,6 @@
 #include "api.h"
 #include "chaosrep.h"
+#include "ui.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -31,7 +32,6 @@ typedef enum http_next (*route_fn)(struct api *a, struct http_req *req, struct a
 struct route {
 	const char *method;
 	const char *pattern; /* segments; "{id}" matches one id */
-	enum metrics_route_class cls;
 	route_fn fn;
 	int arg;              /* op kind or query object */
 	const char *params;   /* accepted query parameters, comma-separated */
@@ -361,6 +361,16 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	g.raft_refused_wrong_address = raftnet_refused(&a->loop->net, RAFTNET_WRONG_ADDRESS);
 	g.raft_refused_self = raftnet_refused(&a->loop->net, RAFTNET_SELF);
 	g.raft_refused_no_peer = raftnet_refused(&a->loop->net, RAFTNET_NO_PEER);
+	g.leader_changes = st.leader_changes;
+	g.placed = st.placed;
+	g.place_refused = st.place_refused;
+	g.failovers_completed = st.failovers_completed;
+	g.failovers_failed = st.failovers_failed;
+	g.place = &st.place;
+	g.failover = &st.failover;
+	g.command_rtt = &st.command_rtt;
+	g.heartbeat_gap = &st.heartbeat_gap;
+	g.heartbeat_age_max_ms = st.heartbeat_age_max_ms;
 	g.bus = a->loop->bus.enabled ? &a->loop->bus.stats : NULL;
 	struct sse_stats es;
 	if (a->sse) {
@@ -1127,55 +1137,128 @@ static enum http_next h_chaos(struct api *a, struct http_req *req, struct api_ca
 	return HTTP_RESPOND;
 }
 
+/* GET /v1/summary: counts for dashboards, so they never list everything. */
+static enum http_next h_summary(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	uint64_t idx;
+	PGconn *c = reader(a, resp, &idx);
+	if (c == NULL)
+		return HTTP_RESPOND;
+	json_t *sum = NULL;
+	char err[256] = "";
+	int rc = query_summary(c, &sum, err, sizeof(err));
+	if (rc != QUERY_OK) {
+		err_query(resp, rc, err);
+	} else {
+		json_object_set_new(sum, "index", json_integer((json_int_t)idx));
+		resp_json(a, resp, 200, sum);
+	}
+	resp->index = idx;
+	return HTTP_RESPOND;
+}
+
+/* The dashboard (docs/ui.md): GET /ui redirects to /ui/, which is index.html;
+ * GET /ui/NAME is a file of --ui-dir. Its pages may load only from here. */
+static enum http_next h_ui(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	(void)req;
+	if (call->route->arg == 0) {
+		resp->status = 301;
+		resp->text = strdup("the dashboard is at /ui/\n");
+		snprintf(resp->location, sizeof(resp->location), "/ui/");
+		return HTTP_RESPOND;
+	}
+	const char *name = call->route->arg == 1 ? "index.html" : call->id;
+	char *buf = NULL, err[512];
+	size_t len = 0;
+	int rc = ui_read(a->cfg->ui_dir, name, &buf, &len, err, sizeof(err));
+	if (rc < 0) {
+		if (rc == -1 && call->route->arg == 1)
+			http_error(resp, 404, "not_found",
+				   "the dashboard's files are not installed in %s (make install puts them there; "
+				   "--ui-dir names another directory)",
+				   a->cfg->ui_dir);
+		else
+			http_error(resp, rc == -1 ? 404 : 500, rc == -1 ? "not_found" : "internal", "%s", err);
+		return HTTP_RESPOND;
+	}
+	resp->status = 200;
+	resp->text = buf;
+	resp->text_len = len;
+	if (len == 0) { /* an empty file: send it as such, not as strlen's guess */
+		free(buf);
+		resp->text = strdup("");
+	}
+	resp->content_type = ui_content_type(name);
+	resp->cache_control = "no-cache";
+	static const char *const hdrs[] = {
+		"Content-Security-Policy",
+		"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+		"X-Content-Type-Options", "nosniff",
+		"Referrer-Policy", "no-referrer",
+	};
+	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++)
+		resp->headers[i] = hdrs[i];
+	return HTTP_RESPOND;
+}
+
 /* ---- route table ----------------------------------------------------------------------------- */
 
 #define READ_PARAMS "min_index,consistent"
 #define LIST_PARAMS "limit,after,min_index,consistent"
 
 static const struct route routes[] = {
-	{"GET", "/healthz", MR_HEALTH, h_healthz, 0, ""},
-	{"GET", "/readyz", MR_HEALTH, h_readyz, 0, ""},
-	{"GET", "/metrics", MR_OTHER, h_metrics, 0, ""},
-	{"GET", "/v1/cluster", MR_READ, h_cluster, 0, ""},
-	{"GET", "/v1/chaos/report", MR_OTHER, h_chaos, 0, ""},
-	{"GET", "/v1/chaos/report/timeline.svg", MR_OTHER, h_chaos, 1, ""},
-	{"POST", "/v1/cluster/members", MR_WRITE, h_cluster_write, OP_MEMBER_ADD, ""},
-	{"DELETE", "/v1/cluster/members/{id}", MR_WRITE, h_cluster_write, OP_MEMBER_REMOVE, ""},
-	{"POST", "/v1/cluster/transfer", MR_WRITE, h_cluster_write, OP_TRANSFER, ""},
-	{"POST", "/v1/cluster/read-index", MR_READ, h_cluster_write, OP_READ_INDEX, ""},
-	{"POST", "/v1/nodes", MR_WRITE, h_write, OP_NODE_CREATE, ""},
-	{"GET", "/v1/nodes", MR_READ, h_list, QUERY_NODES, LIST_PARAMS ",region,status,label"},
-	{"GET", "/v1/nodes/{id}", MR_READ, h_get, QUERY_NODES, READ_PARAMS},
-	{"DELETE", "/v1/nodes/{id}", MR_WRITE, h_write, OP_NODE_DELETE, ""},
-	{"POST", "/v1/nodes/{id}/cordon", MR_WRITE, h_write, OP_NODE_CORDON, ""},
-	{"POST", "/v1/nodes/{id}/uncordon", MR_WRITE, h_write, OP_NODE_UNCORDON, ""},
-	{"POST", "/v1/nodes/{id}/drain", MR_WRITE, h_write, OP_NODE_DRAIN, ""},
-	{"POST", "/v1/actors", MR_WRITE, h_write, OP_ACTOR_CREATE, ""},
-	{"GET", "/v1/actors", MR_READ, h_list, QUERY_ACTORS, LIST_PARAMS ",node"},
-	{"GET", "/v1/actors/{id}", MR_READ, h_get, QUERY_ACTORS, READ_PARAMS},
-	{"PATCH", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_PATCH, ""},
-	{"DELETE", "/v1/actors/{id}", MR_WRITE, h_write, OP_ACTOR_DELETE, ""},
-	{"POST", "/v1/actors/{id}/migrate", MR_WRITE, h_write, OP_ACTOR_MIGRATE, ""},
-	{"POST", "/v1/providers", MR_WRITE, h_write, OP_PROVIDER_CREATE, ""},
-	{"GET", "/v1/providers", MR_READ, h_list, QUERY_PROVIDERS, LIST_PARAMS ",contract_id"},
-	{"GET", "/v1/providers/{id}", MR_READ, h_get, QUERY_PROVIDERS, READ_PARAMS},
-	{"DELETE", "/v1/providers/{id}", MR_WRITE, h_write, OP_PROVIDER_DELETE, ""},
-	{"POST", "/v1/links", MR_WRITE, h_write, OP_LINK_CREATE, ""},
-	{"GET", "/v1/links", MR_READ, h_list, QUERY_LINKS, LIST_PARAMS ",actor_id,provider_id,contract_id"},
-	{"GET", "/v1/links/{id}", MR_READ, h_get, QUERY_LINKS, READ_PARAMS},
-	{"DELETE", "/v1/links/{id}", MR_WRITE, h_write, OP_LINK_DELETE, ""},
-	{"POST", "/v1/policies", MR_WRITE, h_write, OP_POLICY_CREATE, ""},
-	{"GET", "/v1/policies", MR_READ, h_list, QUERY_POLICIES, LIST_PARAMS},
-	{"GET", "/v1/policies/{id}", MR_READ, h_get, QUERY_POLICIES, READ_PARAMS},
-	{"PUT", "/v1/policies/{id}", MR_WRITE, h_write, OP_POLICY_UPDATE, ""},
-	{"GET", "/v1/policies/{id}/versions", MR_READ, h_policy_versions, 0, READ_PARAMS},
-	{"POST", "/v1/schedule/plan", MR_READ, h_plan, 0, "nodes,limit,after"},
-	{"GET", "/v1/commands", MR_READ, h_list, QUERY_COMMANDS, LIST_PARAMS ",node,status"},
-	{"GET", "/v1/commands/{id}", MR_READ, h_get, QUERY_COMMANDS, READ_PARAMS},
-	{"GET", "/v1/failovers", MR_READ, h_list, QUERY_FAILOVERS, LIST_PARAMS ",node,status"},
-	{"GET", "/v1/failovers/{id}", MR_READ, h_get, QUERY_FAILOVERS, READ_PARAMS},
-	{"POST", "/v1/nodes/{id}/failover-plan", MR_READ, h_failover_plan, 0, ""},
-	{"GET", "/v1/events", MR_READ, h_events, 0, "since,limit,wait,min_index,consistent"},
+	{"GET", "/healthz", h_healthz, 0, ""},
+	{"GET", "/readyz", h_readyz, 0, ""},
+	{"GET", "/metrics", h_metrics, 0, ""},
+	{"GET", "/v1/cluster", h_cluster, 0, ""},
+	{"GET", "/v1/chaos/report", h_chaos, 0, ""},
+	{"GET", "/v1/chaos/report/timeline.svg", h_chaos, 1, ""},
+	{"POST", "/v1/cluster/members", h_cluster_write, OP_MEMBER_ADD, ""},
+	{"DELETE", "/v1/cluster/members/{id}", h_cluster_write, OP_MEMBER_REMOVE, ""},
+	{"POST", "/v1/cluster/transfer", h_cluster_write, OP_TRANSFER, ""},
+	{"POST", "/v1/cluster/read-index", h_cluster_write, OP_READ_INDEX, ""},
+	{"POST", "/v1/nodes", h_write, OP_NODE_CREATE, ""},
+	{"GET", "/v1/nodes", h_list, QUERY_NODES, LIST_PARAMS ",region,status,label"},
+	{"GET", "/v1/nodes/{id}", h_get, QUERY_NODES, READ_PARAMS},
+	{"DELETE", "/v1/nodes/{id}", h_write, OP_NODE_DELETE, ""},
+	{"POST", "/v1/nodes/{id}/cordon", h_write, OP_NODE_CORDON, ""},
+	{"POST", "/v1/nodes/{id}/uncordon", h_write, OP_NODE_UNCORDON, ""},
+	{"POST", "/v1/nodes/{id}/drain", h_write, OP_NODE_DRAIN, ""},
+	{"POST", "/v1/actors", h_write, OP_ACTOR_CREATE, ""},
+	{"GET", "/v1/actors", h_list, QUERY_ACTORS, LIST_PARAMS ",node"},
+	{"GET", "/v1/actors/{id}", h_get, QUERY_ACTORS, READ_PARAMS},
+	{"PATCH", "/v1/actors/{id}", h_write, OP_ACTOR_PATCH, ""},
+	{"DELETE", "/v1/actors/{id}", h_write, OP_ACTOR_DELETE, ""},
+	{"POST", "/v1/actors/{id}/migrate", h_write, OP_ACTOR_MIGRATE, ""},
+	{"POST", "/v1/providers", h_write, OP_PROVIDER_CREATE, ""},
+	{"GET", "/v1/providers", h_list, QUERY_PROVIDERS, LIST_PARAMS ",contract_id"},
+	{"GET", "/v1/providers/{id}", h_get, QUERY_PROVIDERS, READ_PARAMS},
+	{"DELETE", "/v1/providers/{id}", h_write, OP_PROVIDER_DELETE, ""},
+	{"POST", "/v1/links", h_write, OP_LINK_CREATE, ""},
+	{"GET", "/v1/links", h_list, QUERY_LINKS, LIST_PARAMS ",actor_id,provider_id,contract_id"},
+	{"GET", "/v1/links/{id}", h_get, QUERY_LINKS, READ_PARAMS},
+	{"DELETE", "/v1/links/{id}", h_write, OP_LINK_DELETE, ""},
+	{"POST", "/v1/policies", h_write, OP_POLICY_CREATE, ""},
+	{"GET", "/v1/policies", h_list, QUERY_POLICIES, LIST_PARAMS},
+	{"GET", "/v1/policies/{id}", h_get, QUERY_POLICIES, READ_PARAMS},
+	{"PUT", "/v1/policies/{id}", h_write, OP_POLICY_UPDATE, ""},
+	{"GET", "/v1/policies/{id}/versions", h_policy_versions, 0, READ_PARAMS},
+	{"POST", "/v1/schedule/plan", h_plan, 0, "nodes,limit,after"},
+	{"GET", "/v1/commands", h_list, QUERY_COMMANDS, LIST_PARAMS ",node,status"},
+	{"GET", "/v1/commands/{id}", h_get, QUERY_COMMANDS, READ_PARAMS},
+	{"GET", "/v1/failovers", h_list, QUERY_FAILOVERS, LIST_PARAMS ",node,status"},
+	{"GET", "/v1/failovers/{id}", h_get, QUERY_FAILOVERS, READ_PARAMS},
+	{"POST", "/v1/nodes/{id}/failover-plan", h_failover_plan, 0, ""},
+	{"GET", "/v1/events", h_events, 0, "since,limit,wait,min_index,consistent"},
+	{"GET", "/v1/summary", h_summary, 0, READ_PARAMS},
+	{"GET", "/ui", h_ui, 0, ""},
+	{"GET", "/ui/", h_ui, 1, ""},
+	{"GET", "/ui/{id}", h_ui, 2, ""},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -1241,7 +1324,13 @@ void api_init(struct api *a, struct loop *loop, struct store *store, const struc
 	a->loop = loop;
 	a->store = store;
 	a->cfg = cfg;
-	metrics_init(&a->metrics);
+	const char *methods[NROUTES], *patterns[NROUTES];
+	for (size_t i = 0; i < NROUTES; i++) {
+		methods[i] = routes[i].method;
+		patterns[i] = routes[i].pattern;
+	}
+	if (metrics_init(&a->metrics, NROUTES, methods, patterns) != 0)
+		log_warn("out of memory: HTTP requests will not be counted in /metrics");
 }
 
 enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *resp)
@@ -1329,8 +1418,7 @@ void api_observe(void *arg, const struct http_req *req, int status, double secon
 {
 	struct api *a = arg;
 	const struct api_call *call = req->state;
-	enum metrics_route_class rc = call ? call->route->cls : MR_OTHER;
-	metrics_observe_http(&a->metrics, rc, status, seconds);
+	metrics_observe_http(&a->metrics, call ? (size_t)(call->route - routes) : NROUTES, status, seconds);
 	if (status >= 500)
 		log_warn("%s %s -> %d", req->method, req->url, status);
 	else

@@ -96,6 +96,8 @@ static const struct opt config_opts[] = {
 	 "takes them, then removed"},
 	{"schema-dir", OPT_STR, O(schema_dir), LATTICE_SCHEMA_DIR, 0, 0, "DIR",
 	 "directory of the SQL migrations"},
+	{"ui-dir", OPT_STR, O(ui_dir), LATTICE_UI_DIR, 0, 0, "DIR",
+	 "the dashboard's files (HTML, CSS, JavaScript), served at /ui/"},
 	{"chaos-reports", OPT_STR, O(chaos_reports), "", 0, 0, "DIR",
 	 "serve the newest chaos report under DIR (lattice-sim run --out DIR/NAME) at GET /v1/chaos/report "
 	 "and /v1/chaos/report/timeline.svg, for the dashboard; \"\" serves none (docs/chaos.md)"},

@@ -44,6 +44,7 @@ struct config {
 	int64_t projection_queue_mb; /* the projection's queue in memory; beyond it, the spool */
 	char *schema_dir;
 	char *chaos_reports; /* "" none */
+	char *ui_dir;
 	char *lattice; /* lattice name (NATS subjects): a subject token */
 	char *nats;       /* --nats URL[,URL...] ("" : no edge protocol) */
 	char *nats_creds; /* "" none */

@@ -36,6 +36,7 @@ void edge_init(struct edge *e, struct loop *l, bool enabled)
 	e->enabled = enabled;
 	hmap_init(&e->seen);
 	hmap_init(&e->consumers);
+	durhist_init(&e->hb_gap, DURHIST_SLOW);
 }
 
 static void seen_free(struct edge_seen *s)
@@ -174,6 +175,9 @@ void edge_heartbeat(struct edge *e, struct proto_hb *hb, int64_t now)
 		free(hb);
 		return;
 	}
+	/* Gaps within one agent instance: a restart's silence is not lag. */
+	if (s->last_ms > 0 && strcmp(hb->instance, s->instance) == 0)
+		durhist_add(&e->hb_gap, (now - s->last_ms) * 1000);
 	if (strcmp(hb->instance, s->instance) != 0) {
 		if (s->instance[0])
 			log_info("node %s: agent restarted (instance %s, was %s)", s->id, hb->instance, s->instance);
@@ -695,10 +699,15 @@ void edge_tick(struct edge *e, int64_t now)
 		uint64_t behind = 0, down = 0;
 		size_t pos = 0;
 		const struct model_node *n;
+		int64_t oldest = 0;
 		while ((n = hmap_next(&e->loop->model.nodes, &pos)) != NULL) {
 			behind += n->policy_version < n->policy_target;
 			down += n->status == NODE_UNHEALTHY;
+			const struct edge_seen *s = hmap_get(&e->seen, n->spec.id);
+			if (s && s->last_ms > 0 && now - s->last_ms > oldest)
+				oldest = now - s->last_ms;
 		}
+		e->hb_age_max_ms = e->leading ? oldest : 0;
 		atomic_store(&e->loop->bus.stats.nodes_policy_behind, behind);
 		atomic_store(&e->loop->bus.stats.nodes_unhealthy, down);
 		e->next_census_ms = now + 1000;

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "durhist.h"
 #include "hmap.h"
 
 struct loop;
@@ -54,6 +55,8 @@ struct edge {
 	int64_t next_reconcile_ms; /* next comparison of heartbeats with placements */
 	bool report_inflight;  /* an OP_NODE_REPORT is on its way */
 	uint64_t reports, profiles; /* proposed (stats, tests) */
+	struct durhist hb_gap;        /* between two heartbeats of one agent instance (metrics) */
+	int64_t hb_age_max_ms;     /* at the last census: the oldest last heartbeat (metrics) */
 };
 
 void edge_init(struct edge *e, struct loop *l, bool enabled);

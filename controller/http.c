@@ -304,7 +304,7 @@ static enum MHD_Result send_resp(struct http_req *req, struct http_resp *resp)
 	} else if (resp->text != NULL) {
 		buf = resp->text;
 		resp->text = NULL;
-		len = strlen(buf);
+		len = resp->text_len ? resp->text_len : strlen(buf);
 		ctype = ctype ? ctype : "text/plain; charset=utf-8";
 	}
 	struct MHD_Response *r =
@@ -326,6 +326,8 @@ static enum MHD_Result send_resp(struct http_req *req, struct http_resp *resp)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, resp->retry_after);
 	if (resp->cache_control)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, resp->cache_control);
+	for (size_t i = 0; i + 1 < sizeof(resp->headers) / sizeof(resp->headers[0]) && resp->headers[i]; i += 2)
+		MHD_add_response_header(r, resp->headers[i], resp->headers[i + 1]);
 	enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
 	MHD_destroy_response(r);
 	req->responded = true;

@@ -53,7 +53,7 @@ struct http_stream {
 struct http_resp {
 	int status;
 	json_t *body;       /* JSON body, or */
-	char *text;         /* plain text body (malloc'd), e.g. /metrics */
+	char *text;         /* plain text body (malloc'd, NUL-terminated), e.g. /metrics */
 	const char *content_type;
 	char location[300]; /* Location header, "" none */
 	char allow[64];     /* Allow header for 405, "" none */
@@ -61,6 +61,8 @@ struct http_resp {
 	uint64_t index;     /* X-Lattice-Index */
 	struct http_stream stream; /* stream.read set: a streamed answer (no body/text) */
 	const char *cache_control; /* Cache-Control header, NULL none */
+	size_t text_len;           /* text's length when it may hold NULs; 0: strlen */
+	const char *headers[8];    /* more headers: name, value, ... (static strings), NULL ends */
 };
 
 enum http_next { HTTP_RESPOND = 0, HTTP_SUSPEND = 1 };

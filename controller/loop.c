@@ -361,6 +361,21 @@ void loop_publish_status(struct loop *l)
 	s.fsm_rejected = l->fsm.rejected;
 	s.fsm_undecodable = l->fsm.undecodable;
 	s.snapshots = l->fsm.snapshots;
+	if (lid != 0 && lid != l->stats.last_leader) {
+		if (l->stats.last_leader != 0)
+			l->stats.leader_changes++;
+		l->stats.last_leader = lid;
+	}
+	s.leader_changes = l->stats.leader_changes;
+	s.placed = l->stats.placed;
+	s.place_refused = l->stats.place_refused;
+	s.place = l->stats.place;
+	s.failovers_completed = l->model.fo_finished[FO_COMPLETED];
+	s.failovers_failed = l->model.fo_finished[FO_FAILED];
+	s.failover = l->model.fo_duration;
+	s.command_rtt = l->model.cmd_rtt;
+	s.heartbeat_gap = l->edge.hb_gap;
+	s.heartbeat_age_max_ms = (uint64_t)l->edge.hb_age_max_ms;
 	pthread_mutex_lock(&l->lock);
 	l->status = s;
 	pthread_mutex_unlock(&l->lock);
@@ -629,6 +644,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	pthread_mutex_init(&l->lock, NULL);
 	model_init(&l->model);
 	l->model.count_since_ms = loop_wallclock_ms(); /* metrics count what happens from now on */
+	durhist_init(&l->stats.place, DURHIST_FAST);
 	char host[256];
 	int port;
 	config_split_hostport(cfg->listen, host, sizeof(host), &port);

@@ -21,6 +21,7 @@
 #include "failover.h"
 #include "fsm.h"
 #include "fwd.h"
+#include "durhist.h"
 #include "leader.h"
 #include "model.h"
 #include "outbox.h"
@@ -43,6 +44,22 @@ struct loop_status {
 	size_t commands_open, failovers_open; /* pending or published; in progress */
 	uint64_t commands_acked, commands_failed, commands_superseded; /* finished since start */
 	uint64_t fsm_applied, fsm_rejected, fsm_undecodable, snapshots;
+	/* /metrics: counted by this replica since it started */
+	uint64_t leader_changes;       /* the leader it knows of changed to another */
+	uint64_t placed, place_refused; /* instances the leader placed; requests refused for room */
+	struct durhist place;             /* the leader choosing nodes for one request */
+	uint64_t failovers_completed, failovers_failed;
+	struct durhist failover;          /* node found dead -> failover finished */
+	struct durhist command_rtt;       /* command published -> acked */
+	struct durhist heartbeat_gap;     /* between two heartbeats of one agent, on the leader */
+	uint64_t heartbeat_age_max_ms; /* the oldest last heartbeat among the nodes, on the leader */
+};
+
+/* What the loop counts for /metrics beyond the model (loop thread). */
+struct loop_stats {
+	uint64_t leader_changes, last_leader;
+	uint64_t placed, place_refused;
+	struct durhist place;
 };
 
 struct loop {
@@ -76,6 +93,7 @@ struct loop {
 	int inflight; /* submitted ops not yet done (lock) */
 
 	struct loop_status status; /* lock */
+	struct loop_stats stats;
 	char instance_id[40];
 	char api_url[256];
 	struct fwd fwd;         /* HTTP to other replicas (cluster.c) */

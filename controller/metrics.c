@@ -3,31 +3,57 @@
 #include "bus.h"
 #include "sse.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 static const double metrics_bounds[METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 						      0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
-static const char *const route_names[MR_COUNT] = {"health", "read", "write", "other"};
 
-void metrics_init(struct metrics *m)
+int metrics_init(struct metrics *m, size_t nroutes, const char *const *methods, const char *const *patterns)
 {
 	memset(m, 0, sizeof(*m));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	m->routes = calloc(nroutes + 1, sizeof(*m->routes));
+	if (m->routes == NULL)
+		return -1;
+	m->nroutes = nroutes;
+	for (size_t i = 0; i < nroutes; i++) {
+		m->routes[i].method = methods[i];
+		m->routes[i].pattern = patterns[i];
+	}
+	m->routes[nroutes].method = "";
+	m->routes[nroutes].pattern = "unmatched";
+	return 0;
 }
 
-void metrics_observe_http(struct metrics *m, enum metrics_route_class rc, int status, double seconds)
+void metrics_release(struct metrics *m)
 {
-	int cls = status / 100;
-	if (cls < 1 || cls > 5)
-		cls = 5;
-	atomic_fetch_add(&m->http[rc][cls], 1);
+	free(m->routes);
+	m->routes = NULL;
+}
+
+void metrics_observe_http(struct metrics *m, size_t route, int status, double seconds)
+{
+	if (m->routes == NULL)
+		return;
+	struct metrics_route *r = &m->routes[route < m->nroutes ? route : m->nroutes];
+	if (status >= 100 && status < 100 + METRICS_CODES)
+		atomic_fetch_add(&r->code[status - 100], 1);
 	for (int i = 0; i < METRICS_BUCKETS; i++)
-		if (seconds <= metrics_bounds[i])
-			atomic_fetch_add(&m->dur_bucket[rc][i], 1);
-	atomic_fetch_add(&m->dur_count[rc], 1);
-	atomic_fetch_add(&m->dur_sum_us[rc], (uint_fast64_t)(seconds * 1e6 + 0.5)); /* to the microsecond */
+		if (seconds <= metrics_bounds[i]) {
+			atomic_fetch_add(&r->dur_bucket[i], 1);
+			break;
+		}
+	atomic_fetch_add(&r->dur_count, 1);
+	atomic_fetch_add(&r->dur_sum_us, (uint_fast64_t)(seconds * 1e6 + 0.5)); /* to the microsecond */
 }
 
 struct buf {
@@ -67,6 +93,11 @@ __attribute__((format(printf, 2, 3))) static void put(struct buf *b, const char 
 static void gauge(struct buf *b, const char *name, const char *help, uint64_t v)
 {
 	put(b, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+}
+
+static void gauge_s(struct buf *b, const char *name, const char *help, double v)
+{
+	put(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.3f\n", name, help, name, name, v);
 }
 
 static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
@@ -111,32 +142,110 @@ static void render_bus(struct buf *b, struct bus_stats *s)
 	    (unsigned long long)atomic_load(&s->errors_jetstream));
 }
 
+/* Requests by method, route (the pattern of the route table, "unmatched" for
+ * none) and exact status; durations by method and route. Series that never
+ * counted anything are left out. */
+static void render_http(struct buf *b, struct metrics *m)
+{
+	if (m->routes == NULL)
+		return;
+	put(b, "# HELP lattice_http_requests_total HTTP requests answered, by method, route and status code.\n"
+	       "# TYPE lattice_http_requests_total counter\n");
+	for (size_t r = 0; r <= m->nroutes; r++)
+		for (size_t c = 0; c < METRICS_CODES; c++) {
+			uint64_t v = atomic_load(&m->routes[r].code[c]);
+			if (v)
+				put(b, "lattice_http_requests_total{method=\"%s\",route=\"%s\",code=\"%d\"} %llu\n",
+				    m->routes[r].method, m->routes[r].pattern, (int)c + 100, (unsigned long long)v);
+		}
+	put(b, "# HELP lattice_http_request_duration_seconds Time from a request's headers to its answer, by method "
+	       "and route.\n# TYPE lattice_http_request_duration_seconds histogram\n");
+	for (size_t r = 0; r <= m->nroutes; r++) {
+		const struct metrics_route *rt = &m->routes[r];
+		uint64_t cnt = atomic_load(&rt->dur_count), cum = 0;
+		if (cnt == 0)
+			continue;
+		for (int i = 0; i < METRICS_BUCKETS; i++) {
+			cum += atomic_load(&rt->dur_bucket[i]);
+			put(b, "lattice_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
+			    rt->method, rt->pattern, metrics_bounds[i], (unsigned long long)cum);
+		}
+		put(b, "lattice_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
+		    rt->method, rt->pattern, (unsigned long long)cnt);
+		put(b, "lattice_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n", rt->method,
+		    rt->pattern, (double)atomic_load(&rt->dur_sum_us) / 1e6);
+		put(b, "lattice_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n", rt->method,
+		    rt->pattern, (unsigned long long)cnt);
+	}
+}
+
+static void histogram(struct buf *b, const char *name, const char *help, const struct durhist *h)
+{
+	put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	uint64_t cum = 0;
+	for (int i = 0; i < DURHIST_BUCKETS; i++) {
+		cum += h->bucket[i];
+		put(b, "%s_bucket{le=\"%g\"} %llu\n", name, durhist_bound(h, i), (unsigned long long)cum);
+	}
+	put(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)h->count, name,
+	    (double)h->sum_us / 1e6, name, (unsigned long long)h->count);
+}
+
+/* The process_* family every Prometheus client library exports, from /proc. */
+static void render_process(struct buf *b, const struct metrics *m)
+{
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/self/stat", "r");
+	char line[1024];
+	if (f && tick > 0 && page > 0 && fgets(line, sizeof(line), f)) {
+		/* Fields after the command name, which may hold spaces: from the last ')'. */
+		const char *p = strrchr(line, ')');
+		unsigned long long utime = 0, stime = 0, vsize = 0, rss = 0;
+		if (p && sscanf(p + 2,
+				"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u "
+				"%llu %llu",
+				&utime, &stime, &vsize, &rss) == 4) {
+			put(b, "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n"
+			       "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+			    (double)(utime + stime) / (double)tick);
+			put(b, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+			       "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
+			    vsize);
+			put(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+			       "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+			    rss * (unsigned long long)page);
+		}
+	}
+	if (f)
+		fclose(f);
+	unsigned long long fds = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL)
+			fds += e->d_name[0] != '.';
+		closedir(d);
+		put(b, "# HELP process_open_fds Number of open file descriptors.\n"
+		       "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
+		    fds > 0 ? fds - 1 : 0); /* not the one opendir holds */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		put(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		       "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+		    (unsigned long long)rl.rlim_cur);
+	put(b, "# HELP process_start_time_seconds Start time of the process since the Unix epoch in seconds.\n"
+	       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+	    m->start_time);
+}
+
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 {
 	struct buf b = {malloc(8192), 0, 8192, 0};
 	if (b.p == NULL)
 		return NULL;
 	b.p[0] = '\0';
-	put(&b, "# HELP lattice_http_requests_total HTTP requests answered, by route class and status class.\n"
-		"# TYPE lattice_http_requests_total counter\n");
-	for (int r = 0; r < MR_COUNT; r++)
-		for (int c = 1; c <= 5; c++)
-			put(&b, "lattice_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", route_names[r], c,
-			    (unsigned long long)atomic_load(&m->http[r][c]));
-	put(&b, "# HELP lattice_http_request_duration_seconds Time from request to response.\n"
-		"# TYPE lattice_http_request_duration_seconds histogram\n");
-	for (int r = 0; r < MR_COUNT; r++) {
-		for (int i = 0; i < METRICS_BUCKETS; i++)
-			put(&b, "lattice_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-			    route_names[r], metrics_bounds[i], (unsigned long long)atomic_load(&m->dur_bucket[r][i]));
-		uint64_t cnt = atomic_load(&m->dur_count[r]);
-		put(&b, "lattice_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-		    route_names[r], (unsigned long long)cnt);
-		put(&b, "lattice_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[r],
-		    (double)atomic_load(&m->dur_sum_us[r]) / 1e6);
-		put(&b, "lattice_http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[r],
-		    (unsigned long long)cnt);
-	}
+	render_http(&b, m);
 	counter(&b, "lattice_writes_ok_total", "Writes committed and projected.", atomic_load(&m->writes_ok));
 	counter(&b, "lattice_writes_failed_total", "Writes refused or failed.", atomic_load(&m->writes_failed));
 	gauge(&b, "lattice_raft_term", "Current Raft term.", g->term);
@@ -177,8 +286,38 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	    (unsigned long long)g->raft_refused_self);
 	put(&b, "lattice_raft_refused_connections_total{reason=\"no_peer\"} %llu\n",
 	    (unsigned long long)g->raft_refused_no_peer);
+	counter(&b, "lattice_raft_leader_changes_total",
+		"Times the leader this replica knows of changed to another replica (since it started).",
+		g->leader_changes);
+	put(&b, "# HELP lattice_placements_total Placement decisions of the leader: instances placed, requests "
+		"refused for want of room.\n# TYPE lattice_placements_total counter\n");
+	put(&b, "lattice_placements_total{result=\"placed\"} %llu\n", (unsigned long long)g->placed);
+	put(&b, "lattice_placements_total{result=\"insufficient_resources\"} %llu\n",
+	    (unsigned long long)g->place_refused);
+	if (g->place)
+		histogram(&b, "lattice_placement_duration_seconds",
+			  "Time the leader took to choose nodes for one request's placements.", g->place);
+	put(&b, "# HELP lattice_failovers_total Failovers finished (applied from the log since this replica started), "
+		"by status.\n# TYPE lattice_failovers_total counter\n");
+	put(&b, "lattice_failovers_total{status=\"completed\"} %llu\n", (unsigned long long)g->failovers_completed);
+	put(&b, "lattice_failovers_total{status=\"failed\"} %llu\n", (unsigned long long)g->failovers_failed);
+	if (g->failover)
+		histogram(&b, "lattice_failover_duration_seconds",
+			  "From a node found dead to its failover finished (the replacements started), by the log's "
+			  "clock.",
+			  g->failover);
+	if (g->command_rtt)
+		histogram(&b, "lattice_command_round_trip_seconds",
+			  "From a command published to its ack recorded, by the log's clock.", g->command_rtt);
 	if (g->bus)
 		render_bus(&b, g->bus);
+	if (g->bus && g->heartbeat_gap) {
+		histogram(&b, "lattice_heartbeat_interval_seconds",
+			  "Time between two heartbeats of one agent, as the leader received them.", g->heartbeat_gap);
+		gauge_s(&b, "lattice_heartbeat_age_max_seconds",
+			"On the leader: the age of the oldest last heartbeat among the nodes (0 elsewhere).",
+			(double)g->heartbeat_age_max_ms / 1000);
+	}
 	if (g->sse) {
 		gauge(&b, "lattice_event_streams", "Server-sent event streams open (GET /v1/events).", g->sse->streams);
 		counter(&b, "lattice_event_streams_opened_total", "Server-sent event streams opened.", g->sse->opened);
@@ -212,6 +351,7 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 	put(&b, "# HELP lattice_failovers_in_progress Failovers not completed or failed yet.\n"
 		"# TYPE lattice_failovers_in_progress gauge\nlattice_failovers_in_progress %llu\n",
 	    (unsigned long long)g->failovers_open);
+	render_process(&b, m);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

@@ -5,6 +5,7 @@
 #define LATTICE_METRICS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct bus_stats;
@@ -12,22 +13,32 @@ struct loop_status;
 struct sse_stats;
 struct store_stats;
 
+#include "durhist.h"
+
 #define METRICS_BUCKETS 12
+#define METRICS_CODES 500 /* statuses 100..599, counted exactly */
 
-enum metrics_route_class { MR_HEALTH = 0, MR_READ, MR_WRITE, MR_OTHER, MR_COUNT };
-
-struct metrics {
-	/* http requests by route class and status class (1xx..5xx) */
-	atomic_uint_fast64_t http[MR_COUNT][6];
-	/* request duration histogram per route class, seconds */
-	atomic_uint_fast64_t dur_bucket[MR_COUNT][METRICS_BUCKETS];
-	atomic_uint_fast64_t dur_count[MR_COUNT];
-	atomic_uint_fast64_t dur_sum_us[MR_COUNT];
-	atomic_uint_fast64_t writes_ok, writes_failed;
+/* One route of the API's table (the last one counts requests no route took). */
+struct metrics_route {
+	const char *method, *pattern; /* borrowed, static */
+	atomic_uint_fast64_t code[METRICS_CODES];
+	atomic_uint_fast64_t dur_bucket[METRICS_BUCKETS]; /* not cumulative */
+	atomic_uint_fast64_t dur_count, dur_sum_us;
 };
 
-void metrics_init(struct metrics *m);
-void metrics_observe_http(struct metrics *m, enum metrics_route_class rc, int status, double seconds);
+struct metrics {
+	struct metrics_route *routes; /* nroutes + 1 (owned); NULL: out of memory, nothing counted */
+	size_t nroutes;
+	atomic_uint_fast64_t writes_ok, writes_failed;
+	double start_time; /* Unix seconds, for process_start_time_seconds */
+};
+
+/* methods[i], patterns[i] name route i (borrowed: static strings). Returns 0,
+ * or -1 when out of memory (then HTTP requests are not counted). */
+int metrics_init(struct metrics *m, size_t nroutes, const char *const *methods, const char *const *patterns);
+void metrics_release(struct metrics *m);
+/* route: an index of the table, or nroutes for a request no route took. */
+void metrics_observe_http(struct metrics *m, size_t route, int status, double seconds);
 
 struct metrics_gauges {
 	uint64_t term, commit_index, applied_index, last_index, projected_index, backlog;
@@ -40,6 +51,11 @@ struct metrics_gauges {
 	uint64_t queue_bytes, spool_bytes, spooled;
 	/* connections to the raft port refused (raftnet), by reason */
 	uint64_t raft_refused_not_member, raft_refused_wrong_address, raft_refused_self, raft_refused_no_peer;
+	uint64_t leader_changes;
+	uint64_t placed, place_refused;
+	uint64_t failovers_completed, failovers_failed;
+	const struct durhist *place, *failover, *command_rtt, *heartbeat_gap; /* borrowed; NULL: not rendered */
+	uint64_t heartbeat_age_max_ms;
 	struct bus_stats *bus; /* NATS (borrowed); NULL: --nats not given, none rendered */
 	const struct sse_stats *sse; /* event streams (borrowed); NULL: none rendered */
 };

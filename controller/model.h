@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "durhist.h"
 #include "hmap.h"
 #include "sched.h"
 #include "spec.h"
@@ -211,6 +212,9 @@ struct model {
 	/* Commands finished by entries written at or after count_since_ms, by
 	 * status (metrics: the replay of older entries at a start is not news). */
 	uint64_t cmd_finished[CMD_STATUSES];
+	struct durhist cmd_rtt;      /* published -> acked, of those commands */
+	uint64_t fo_finished[FO_STATUSES]; /* failovers finished by those entries, by status */
+	struct durhist fo_duration;  /* node found dead -> failover finished, of those */
 	int64_t count_since_ms;
 	int64_t applying_at_ms; /* the time of the entry being applied */
 	unsigned cmd_next;                 /* n of the next command id in the entry being applied */

@@ -40,6 +40,7 @@ void model_cmd_init(struct model *m)
 	memset(&m->cmd_open, 0, sizeof(m->cmd_open));
 	memset(&m->cmd_done, 0, sizeof(m->cmd_done));
 	memset(m->cmd_finished, 0, sizeof(m->cmd_finished)); /* count_since_ms is the caller's */
+	durhist_init(&m->cmd_rtt, DURHIST_SLOW);
 }
 
 static void cmd_free(struct model_command *c)
@@ -155,8 +156,12 @@ static void finish(struct model *m, struct model_command *c)
 {
 	if (c->type == CMD_SECURITY_POLICY)
 		pol_remove(m, c);
-	if (m->applying_at_ms >= m->count_since_ms)
+	if (m->applying_at_ms >= m->count_since_ms) {
 		m->cmd_finished[c->status]++;
+		/* Entry times, so every replica counts the same round trip. */
+		if (c->status == CMD_ACKED && c->published_ms > 0)
+			durhist_add(&m->cmd_rtt, (m->applying_at_ms - c->published_ms) * 1000);
+	}
 	list_remove(&m->cmd_open, c);
 	list_append(&m->cmd_done, c);
 	while (m->cmd_done.n > MODEL_CMD_DONE_MAX) {

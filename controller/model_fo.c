@@ -35,6 +35,8 @@ void model_fo_init(struct model *m)
 	hmap_init(&m->failovers);
 	m->fo_head = m->fo_tail = NULL;
 	m->nfo_done = 0;
+	memset(m->fo_finished, 0, sizeof(m->fo_finished));
+	durhist_init(&m->fo_duration, DURHIST_SLOW);
 }
 
 void model_fo_free(struct model_failover *f)
@@ -112,6 +114,10 @@ static void finish(struct model *m, const struct entry *e, struct model_failover
 	if (failed && f->error == NULL)
 		f->error = model_need(m, strdup("failover failed: a replacement did not start"), "a failover");
 	m->nfo_done++;
+	if (m->applying_at_ms >= m->count_since_ms) {
+		m->fo_finished[f->status]++;
+		durhist_add(&m->fo_duration, (f->finished_ms - f->detected_ms) * 1000);
+	}
 	model_event(m, out, e, failed ? "failover.failed" : "failover.completed", "failover", f->id,
 		    model_need(m,
 			       json_pack("{s:s,s:I,s:I,s:s?}", "node_id", f->node, "moved", (json_int_t)f->nmoved,

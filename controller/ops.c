@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "cluster.h"
 #include "jw.h"
@@ -125,6 +126,22 @@ static int plan_to_entry(struct entry *e, const struct sched_choice *c, size_t n
 	return 0;
 }
 
+/* sched_place for a write's plan, timed and counted for /metrics
+ * (lattice_placements_total, lattice_placement_duration_seconds). */
+static int place(struct loop *l, const struct sched_request *req, struct sched_choice *out, char *cursor)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = sched_place(&l->model, req, out, cursor);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	durhist_add(&l->stats.place, (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	if (rc == SCHED_OK)
+		l->stats.placed += req->count > 0 ? (uint64_t)req->count : 1;
+	else if (rc == SCHED_INSUFFICIENT)
+		l->stats.place_refused++;
+	return rc;
+}
+
 static int plan_actor_create(struct loop *l, struct op *op)
 {
 	struct actor_spec *s = &op->entry.actor;
@@ -142,7 +159,7 @@ static int plan_actor_create(struct loop *l, struct op *op)
 	char cursor[SPEC_ID_MAX + 1] = "";
 	if (c == NULL)
 		return op_fail(op, 503, "out_of_memory", "out of memory"), -1;
-	int rc = sched_place(&l->model, &req, c, cursor);
+	int rc = place(l, &req, c, cursor);
 	if (rc == SCHED_INSUFFICIENT) {
 		free(c);
 		return op_fail(op, 409, "insufficient_resources", "actor scale failed: insufficient resources"), -1;
@@ -209,7 +226,7 @@ static int plan_actor_patch(struct loop *l, struct op *op)
 			req.count = (int64_t)add;
 			req.holding = holding;
 			req.nholding = keep;
-			int src = sched_place(m, &req, c, cursor);
+			int src = place(l, &req, c, cursor);
 			if (src == SCHED_INSUFFICIENT) {
 				op_fail(op, 409, "insufficient_resources", "actor scale failed: insufficient resources");
 				rc = -1;
@@ -303,7 +320,7 @@ static int plan_drain(struct loop *l, struct op *op)
 			req.nholding = nh;
 			struct sched_choice c;
 			char cursor[SPEC_ID_MAX + 1] = "";
-			if (sched_place(m, &req, &c, cursor) != SCHED_OK) {
+			if (place(l, &req, &c, cursor) != SCHED_OK) {
 				json_array_append_new(stuck, json_pack("{s:s,s:I}", "actor_id", a->spec.id, "instance",
 								       (json_int_t)i));
 				continue;
@@ -403,7 +420,7 @@ static int plan_migrate(struct loop *l, struct op *op)
 		sched_index_update(&m->sched, p->node);
 		struct sched_choice c;
 		char cursor[SPEC_ID_MAX + 1] = "";
-		if (sched_place(m, &req, &c, cursor) == SCHED_OK)
+		if (place(l, &req, &c, cursor) == SCHED_OK)
 			to = c.node;
 		p->node->cordoned = cordoned;
 		sched_index_update(&m->sched, p->node);

@@ -68,6 +68,44 @@ static const char query_events_sql[] =
 	"SELECT seq, doc::text FROM api_events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint";
 static const char query_applied_sql[] = "SELECT applied_index FROM lattice_state";
 static const char query_head_sql[] = "SELECT coalesce(max(seq), 0) FROM events";
+/* Counts for dashboards (GET /v1/summary): one row, one JSON document. A
+ * region's usage sums api_nodes' (base + placements), as node reads show it. */
+static const char query_summary_sql[] =
+	"SELECT json_build_object("
+	" 'nodes', json_build_object("
+	"  'total', (SELECT count(*) FROM nodes),"
+	"  'by_status', (SELECT json_build_object("
+	"    'healthy', count(*) FILTER (WHERE status = 'healthy'),"
+	"    'degraded', count(*) FILTER (WHERE status = 'degraded'),"
+	"    'unhealthy', count(*) FILTER (WHERE status = 'unhealthy')) FROM nodes),"
+	"  'cordoned', (SELECT count(*) FROM nodes WHERE cordoned),"
+	"  'draining', (SELECT count(*) FROM nodes WHERE draining),"
+	"  'policy_behind', (SELECT count(*) FROM nodes WHERE policy_version < policy_target),"
+	"  'regions', (SELECT coalesce(json_agg(r ORDER BY r.region), '[]') FROM ("
+	"    SELECT v.region, count(*) AS total,"
+	"     json_build_object('healthy', count(*) FILTER (WHERE v.status = 'healthy'),"
+	"      'degraded', count(*) FILTER (WHERE v.status = 'degraded'),"
+	"      'unhealthy', count(*) FILTER (WHERE v.status = 'unhealthy')) AS by_status,"
+	"     count(*) FILTER (WHERE n.cordoned) AS cordoned,"
+	"     count(*) FILTER (WHERE n.policy_version < n.policy_target) AS policy_behind,"
+	"     sum(n.cpu_capacity) AS cpu_capacity, sum(v.cpu_used) AS cpu_used,"
+	"     sum(n.memory_mb) AS memory_mb, sum(v.memory_used_mb) AS memory_used_mb,"
+	"     sum(v.actor_count) AS actor_count"
+	"    FROM api_nodes v JOIN nodes n ON n.id = v.id GROUP BY v.region) r)),"
+	" 'actors', json_build_object("
+	"  'total', (SELECT count(*) FROM actors),"
+	"  'instances', (SELECT count(*) FROM placements),"
+	"  'by_state', (SELECT coalesce(json_object_agg(state, c), '{}') FROM"
+	"   (SELECT state, count(*) AS c FROM placements GROUP BY state) s)),"
+	" 'commands', json_build_object('by_status', (SELECT json_build_object("
+	"   'pending', count(*) FILTER (WHERE status = 'pending'),"
+	"   'published', count(*) FILTER (WHERE status = 'published'),"
+	"   'acked', count(*) FILTER (WHERE status = 'acked'),"
+	"   'failed', count(*) FILTER (WHERE status = 'failed'),"
+	"   'superseded', count(*) FILTER (WHERE status = 'superseded')) FROM commands)),"
+	" 'failovers', json_build_object('by_status', (SELECT coalesce(json_object_agg(status, c), '{}') FROM"
+	"   (SELECT status, count(*) AS c FROM failovers GROUP BY status) s))"
+	")::text";
 
 static void query_err(char *err, size_t errlen, const char *msg)
 {
@@ -92,6 +130,7 @@ enum {
 	QS_EVENTS,
 	QS_APPLIED,
 	QS_HEAD,
+	QS_SUMMARY,
 	QS_COUNT
 };
 
@@ -104,7 +143,8 @@ static const char *query_sql(int stmt)
 	return stmt == QS_VERSIONS ? query_versions_sql
 	       : stmt == QS_EVENTS ? query_events_sql
 	       : stmt == QS_APPLIED ? query_applied_sql
-				    : query_head_sql;
+	       : stmt == QS_HEAD    ? query_head_sql
+				    : query_summary_sql;
 }
 
 static const unsigned int query_types[QP_COUNT] = {
@@ -381,4 +421,18 @@ int query_applied_index(PGconn *c, uint64_t *out, char *err, size_t errlen)
 int query_events_head(PGconn *c, uint64_t *out, char *err, size_t errlen)
 {
 	return query_one_u64(c, QS_HEAD, out, err, errlen);
+}
+
+int query_summary(PGconn *c, json_t **out, char *err, size_t errlen)
+{
+	int rc;
+	PGresult *r = query_run(c, QS_SUMMARY, 0, NULL, &rc, err, errlen);
+	if (!r)
+		return rc;
+	json_t *j = PQntuples(r) == 1 ? query_doc(r, 0, 0, err, errlen) : NULL;
+	PQclear(r);
+	if (j == NULL)
+		return QUERY_ERROR;
+	*out = j;
+	return QUERY_OK;
 }

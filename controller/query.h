@@ -70,6 +70,11 @@ int query_policy_versions(PGconn *c, const char *policy_id, json_t **items, char
 int query_events(PGconn *c, uint64_t since, bool from_oldest, int64_t limit, json_t **items, uint64_t *last_seq,
 		 uint64_t *first_seq, char *err, size_t errlen);
 
+/* Counts for dashboards (GET /v1/summary, api/openapi.yaml Summary): nodes by
+ * status and by region with their capacity and use, actors and instances,
+ * commands and failovers by status. */
+int query_summary(PGconn *c, json_t **out, char *err, size_t errlen);
+
 /* The seq of the newest event this database holds; 0 when it holds none. */
 int query_events_head(PGconn *c, uint64_t *out, char *err, size_t errlen);
 

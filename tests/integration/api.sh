@@ -73,7 +73,7 @@ case "$(header Content-Type)" in text/plain*) r=0 ;; *) r=1 ;; esac
 ok $r "/metrics Content-Type is text/plain ($(header Content-Type))"
 printf '%s\n' "$BODY" | grep -Eq '^lattice_raft_applied_index [0-9]+$'
 ok $? "/metrics has lattice_raft_applied_index"
-printf '%s\n' "$BODY" | grep -Eq '^lattice_http_requests_total\{route="health",code="2xx"\} [1-9][0-9]*$'
+printf '%s\n' "$BODY" | grep -Eq '^lattice_http_requests_total\{method="GET",route="/healthz",code="200"\} [1-9][0-9]*$'
 ok $? "/metrics has lattice_http_requests_total counting the health checks"
 printf '%s\n' "$BODY" | grep -q '^# TYPE lattice_http_requests_total counter$'
 ok $? "/metrics declares lattice_http_requests_total as a counter"

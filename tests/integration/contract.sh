@@ -3,7 +3,8 @@
 # (tests/lib/contract_check.js, run by tests/integration/lib.sh on what req
 # recorded) catches what it must: planted exchanges with an undocumented
 # status, a body that breaks its schema, an error code the spec does not list,
-# a missing required header and an unknown path are each named; documented
+# a missing required header, a Content-Type the response does not document
+# and an unknown path are each named; documented
 # ones (a percent-encoded path, the server's 404 and 405 error objects) pass.
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
@@ -13,7 +14,7 @@ command -v jq >/dev/null || skip_all "jq is not installed"
 protocol_setup || skip_all "$PROTOCOL_WHY"
 T=$(mktemp -d /tmp/lattice-contract.XXXXXX) || bail "mktemp failed"
 trap 'rm -rf "$T"' EXIT
-plan 8
+plan 9
 
 # ex METHOD PATH STATUS HEAD BODY: one exchange as lib.sh's req records it
 ex() { jq -cn --arg m "$1" --arg p "$2" --argjson s "$3" --arg h "$4" --arg b "$5" \
@@ -48,4 +49,6 @@ bad "a body that is not JSON" "not JSON" "$(ex GET /v1/nodes 200 "$H" 'oops')"
 bad "a 404 of an unknown path without the error object" "body" "$(ex GET /v1/nope 404 "$E" '{"message":"x"}')"
 bad "a required header missing (Location of a 201)" "required header Location missing" \
 	"$(ex POST /v1/nodes 201 "$H" "$NODE")"
+bad "a Content-Type the response does not document" "Content-Type 'text/html' not documented" \
+	"$(ex GET /v1/nodes 200 $'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Lattice-Index: 7\r\n' '{"items":[],"next":null}')"
 done_testing

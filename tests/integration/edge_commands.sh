@@ -9,7 +9,7 @@
 #   - GET /v1/commands filters by node and status; bad filters are 400.
 . "$(dirname "$0")/lib.sh"
 
-plan 20
+plan 21
 lib_init
 NATS_PORT=$(free_port) || bail "no free port"
 JSCTL=${JSCTL:-$top_builddir/tests/tools/jsctl}
@@ -72,6 +72,11 @@ req GET '/v1/commands?status=lost'
 is "$STATUS $(jqr .error.code)" "400 invalid_query" "an unknown status is 400"
 req GET /v1/commands/nope
 is "$STATUS" 404 "an unknown command is 404"
+
+# Round trips of the acked commands (published -> acked, by the log's clock).
+acked=$(get '/v1/commands?status=acked&limit=1000' '.items | length')
+is "$(metric lattice_command_round_trip_seconds_count)" "$acked" \
+	"lattice_command_round_trip_seconds counts each acked command once ($acked)"
 
 # The edge's metrics, as promtool wants them (metrics.sh checks a replica without NATS).
 ok "$([ "$(metric lattice_commands_published_total)" -ge 1 ] 2>/dev/null; echo $?)" \

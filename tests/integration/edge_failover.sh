@@ -13,7 +13,7 @@
 #     counted; a nats-server restart mid-stream loses no command.
 . "$(dirname "$0")/lib.sh"
 
-plan 41
+plan 44
 lib_init
 nats_start || bail "cannot start nats-server"
 . "$(dirname "$0")/edge_lib.sh"
@@ -93,6 +93,13 @@ is "$(get "/v1/commands?node=$victim" '[.items[] | select(.payload.reason == "fa
 req GET '/v1/events?since=0&limit=1000'
 is "$(jqr '[.items[] | select(.kind == "failover.started" or .kind == "failover.completed") | .kind] | join(",")')" \
 	"failover.started,failover.completed" "failover events"
+fo_ms=$(jqr '[.items[] | select(.kind == "failover.completed")][0].data.downtime_ms')
+is "$(metric 'lattice_failovers_total{status="completed"}') $(metric lattice_failover_duration_seconds_count)" "1 1" \
+	"/metrics: one failover completed, its duration in the histogram"
+ok "$(awk -v s="$(metric lattice_failover_duration_seconds_sum)" -v ms="$fo_ms" 'BEGIN { exit !(s * 1000 >= ms - 1 && s * 1000 <= ms + 1) }'; echo $?)" \
+	"lattice_failover_duration_seconds_sum ($(metric lattice_failover_duration_seconds_sum) s) is the event's downtime_ms ($fo_ms)"
+ok "$([ "$(metric lattice_heartbeat_interval_seconds_count)" -ge 5 ] && awk -v a="$(metric lattice_heartbeat_age_max_seconds)" 'BEGIN { exit !(a >= 0) }'; echo $?)" \
+	"heartbeat intervals ($(metric lattice_heartbeat_interval_seconds_count)) and the oldest heartbeat's age ($(metric lattice_heartbeat_age_max_seconds) s) in /metrics"
 
 # 5. The agent comes back: healthy again, its old copies stopped.
 agent_start "$victim" eu 1000

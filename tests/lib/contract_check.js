@@ -105,12 +105,19 @@ for (const line of lines) {
   }
   const content = resp && resp.content;
   if (!content) continue;
-  const json = content['application/json'] || content['application/problem+json'];
-  if (!json || !json.schema) continue;
+  // The body is checked as the media type the server says it is, which must
+  // be one the spec documents for this response.
+  const ctype = (ex.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  const mt = Object.keys(content).find((k) => k.split(';')[0].trim().toLowerCase() === ctype);
+  if (!mt) {
+    fail(`Content-Type '${ctype}' not documented (documented: ${Object.keys(content).join(', ')})`);
+    continue;
+  }
+  if (!/[/+]json$/.test(mt) || !content[mt].schema) continue;
   if (!ex.body) { fail('documented JSON body, got none'); continue; }
   let body;
   try { body = JSON.parse(ex.body); } catch (e) { fail(`body is not JSON: ${e.message}`); continue; }
-  const v = validator(`${rptr}/content/${esc(content['application/json'] ? 'application/json' : 'application/problem+json')}/schema`);
+  const v = validator(`${rptr}/content/${esc(mt)}/schema`);
   if (!v(body)) fail(ajv.errorsText(v.errors, { dataVar: 'body' }).slice(0, 400));
 }
 console.log(`# contract: ${n} exchange(s), ${bad} failure(s)`);

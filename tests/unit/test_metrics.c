@@ -19,9 +19,12 @@ static int has_line(const char *text, const char *line)
 
 int main(void)
 {
-	tap_plan(9);
+	tap_plan(12);
 	static struct metrics m;
-	metrics_init(&m);
+	static const char *const methods[] = {"GET"}, *const patterns[] = {"/v1/nodes/{id}"};
+	metrics_init(&m, 1, methods, patterns);
+	metrics_observe_http(&m, 0, 404, 0.0003);
+	metrics_observe_http(&m, 7, 413, 0.002); /* no route */
 	struct metrics_gauges g;
 	memset(&g, 0, sizeof(g));
 	g.term = UINT64_MAX;
@@ -42,6 +45,15 @@ int main(void)
 	ok(t && has_line(t, "lattice_raft_refused_connections_total{reason=\"wrong_address\"} 3"), "wrong_address");
 	ok(t && has_line(t, "lattice_raft_refused_connections_total{reason=\"self\"} 1"), "self");
 	ok(t && has_line(t, "lattice_raft_refused_connections_total{reason=\"no_peer\"} 0"), "no_peer");
+	ok(t && has_line(t, "lattice_http_requests_total{method=\"GET\",route=\"/v1/nodes/{id}\",code=\"404\"} 1"),
+	   "a request counted by method, route and exact code");
+	ok(t && has_line(t, "lattice_http_requests_total{method=\"\",route=\"unmatched\",code=\"413\"} 1"),
+	   "one no route took: route unmatched");
+	ok(t && has_line(t, "lattice_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/nodes/{id}\",le=\"0.0005\"} 1") &&
+		   has_line(t, "lattice_http_request_duration_seconds_bucket{method=\"\",route=\"unmatched\",le=\"0.001\"} 0") &&
+		   has_line(t, "lattice_http_request_duration_seconds_bucket{method=\"\",route=\"unmatched\",le=\"0.0025\"} 1"),
+	   "durations in cumulative buckets per route");
 	free(t);
+	metrics_release(&m);
 	return tap_done();
 }
