@@ -440,15 +440,69 @@ static bool token(const char *s, const char *extra)
 	return true;
 }
 
-int httpc_do(const char *base_url, const char *method, const char *path, const char *body, int timeout_ms,
-	     struct httpc_resp *r, char *err, size_t errlen)
+/* The extra header lines as one block of "line\r\n"s (malloc'd; "" for none),
+ * each checked to be "Name: value" without control characters, so a value from
+ * a config file cannot smuggle in a header or a second request. *has_ua: one of
+ * them is a User-Agent (it replaces ours). NULL when one is bad or memory ran out
+ * (err says which). */
+static char *extra_block(struct conn *c, const char *const *headers, bool *has_ua)
+{
+	size_t total = 1;
+	*has_ua = false;
+	for (size_t i = 0; headers && headers[i]; i++) {
+		const char *h = headers[i], *colon = strchr(h, ':');
+		size_t nl = colon ? (size_t)(colon - h) : 0;
+		bool good = colon && nl > 0;
+		for (size_t k = 0; good && h[k]; k++) {
+			unsigned char ch = (unsigned char)h[k];
+			if (k < nl) /* the name is a token: no space, no separator */
+				good = ch > 0x20 && ch < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", ch);
+			else /* the value: no control character but a tab */
+				good = (ch >= 0x20 || ch == '\t') && ch != 0x7f;
+		}
+		if (!good) {
+			/* the name only: the value may be a secret */
+			fail(c, HTTPC_BAD_REQUEST,
+			     "extra header %zu is not 'Name: value' on one line without control characters", i + 1);
+			return NULL;
+		}
+		if (nl == 10 && strncasecmp(h, "User-Agent", 10) == 0)
+			*has_ua = true;
+		total += strlen(h) + 2;
+	}
+	char *out = malloc(total);
+	if (!out) {
+		fail(c, HTTPC_BAD_REQUEST, "out of memory");
+		return NULL;
+	}
+	size_t w = 0;
+	for (size_t i = 0; headers && headers[i]; i++) {
+		size_t n = strlen(headers[i]);
+		memcpy(out + w, headers[i], n);
+		memcpy(out + w + n, "\r\n", 2);
+		w += n + 2;
+	}
+	out[w] = '\0';
+	return out;
+}
+
+/* httpc_do and httpc_do_ex: headers NULL sends exactly what httpc_do always has. */
+static int exchange(const char *base_url, const char *method, const char *path, const char *body,
+		    const char *const *headers, int timeout_ms, struct httpc_resp *r, bool *sent, char *err,
+		    size_t errlen)
 {
 	memset(r, 0, sizeof(*r));
+	if (sent)
+		*sent = false;
 	struct conn c = {.fd = -1, .deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0), .err = err, .errlen = errlen};
 	if (errlen)
 		err[0] = '\0';
 	if (!token(method, "()<>@,;:\\\"/[]?={}") || path[0] != '/' || !token(path, ""))
 		return fail(&c, HTTPC_BAD_REQUEST, "bad method '%s' or path '%s'", method, path);
+	bool has_ua = false;
+	char *extra = extra_block(&c, headers, &has_ua);
+	if (!extra)
+		return HTTPC_BAD_REQUEST;
 	int rc = open_conn(&c, base_url);
 	if (rc == 0) {
 		/* Host is what base_url says after http:// */
@@ -462,18 +516,22 @@ int httpc_do(const char *base_url, const char *method, const char *path, const c
 				 body ? "Content-Type: application/json\r\n" : "", blen);
 		char *req = NULL;
 		int n = asprintf(&req,
-				 "%s %s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: lattice-sim\r\nAccept: application/json\r\n"
-				 "Connection: close\r\n%s\r\n",
-				 method, path, (int)hl, host, clen);
-		if (n < 0)
+				 "%s %s HTTP/1.1\r\nHost: %.*s\r\n%sAccept: application/json\r\n"
+				 "Connection: close\r\n%s%s\r\n",
+				 method, path, (int)hl, host, has_ua ? "" : "User-Agent: lattice-sim\r\n", extra, clen);
+		if (n < 0) {
 			rc = fail(&c, HTTPC_BAD_REQUEST, "out of memory");
-		else if ((rc = send_all(&c, req, (size_t)n)) == 0 && blen > 0)
-			rc = send_all(&c, body, blen);
-		if (n >= 0)
+		} else {
+			if (sent) /* from here on the server may see some of it */
+				*sent = true;
+			if ((rc = send_all(&c, req, (size_t)n)) == 0 && blen > 0)
+				rc = send_all(&c, body, blen);
 			free(req);
+		}
 		if (rc == 0)
 			rc = read_answer(&c, method, r);
 	}
+	free(extra);
 	if (c.fd >= 0)
 		close(c.fd);
 	free(c.buf);
@@ -482,6 +540,19 @@ int httpc_do(const char *base_url, const char *method, const char *path, const c
 		memset(r, 0, sizeof(*r));
 	}
 	return rc;
+}
+
+int httpc_do(const char *base_url, const char *method, const char *path, const char *body, int timeout_ms,
+	     struct httpc_resp *r, char *err, size_t errlen)
+{
+	return exchange(base_url, method, path, body, NULL, timeout_ms, r, NULL, err, errlen);
+}
+
+int httpc_do_ex(const char *base_url, const char *method, const char *path, const char *body,
+		const char *const *headers, int timeout_ms, struct httpc_resp *r, bool *sent, char *err,
+		size_t errlen)
+{
+	return exchange(base_url, method, path, body, headers, timeout_ms, r, sent, err, errlen);
 }
 
 void httpc_resp_free(struct httpc_resp *r)

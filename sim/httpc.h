@@ -57,6 +57,18 @@ struct httpc_resp {
 int httpc_do(const char *base_url, const char *method, const char *path, const char *body, int timeout_ms,
 	     struct httpc_resp *r, char *err, size_t errlen);
 
+/* httpc_do with extra request headers, for latticectl (Authorization,
+ * Idempotency-Key, its own User-Agent). headers: NULL (exactly httpc_do's
+ * request), or a NULL-terminated array of "Name: value" lines without CRLF; a
+ * line with a control character or no "Name:" is HTTPC_BAD_REQUEST and nothing
+ * is sent. A User-Agent among them replaces httpc's own. sent (may be NULL) is
+ * set to whether any byte of the request may have reached the server: false
+ * after HTTPC_REFUSED, a connect that timed out, or bad input, so sending the
+ * request elsewhere cannot apply it twice. */
+int httpc_do_ex(const char *base_url, const char *method, const char *path, const char *body,
+		const char *const *headers, int timeout_ms, struct httpc_resp *r, bool *sent, char *err,
+		size_t errlen);
+
 /* Frees r->body and zeroes r. NULL is fine. */
 void httpc_resp_free(struct httpc_resp *r);
 

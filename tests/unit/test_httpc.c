@@ -3,12 +3,14 @@
  * (Content-Length, chunked in pieces, to the close, 1xx first, 204 held open,
  * never, a byte at a time, cut short, not HTTP). Timeouts here only guard
  * hangs; "within the deadline" is checked against a bound many times the
- * deadline, so a slow machine does not fail it. */
+ * deadline, so a slow machine does not fail it. httpc_do_ex (latticectl's
+ * extra headers and "was anything sent") is checked at the end. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +154,7 @@ static void server_end(struct server *s)
 
 int main(void)
 {
-	tap_plan(38);
+	tap_plan(54);
 	struct server s;
 	struct httpc_resp r;
 	char err[256];
@@ -268,6 +270,85 @@ int main(void)
 	is_int(rc, HTTPC_REFUSED, "connection refused: HTTPC_REFUSED (%s)", err);
 	ok(took < 15000, "... at once, not at the deadline (%lld ms)", (long long)took);
 	ok(strstr(err, "refused") != NULL, "... the message says so: %s", err);
+
+	/* httpc_do_ex: extra header lines go out as given, a User-Agent among them
+	 * replaces httpc's, and sent says the request went. */
+	server_start(&s, M_LENGTH);
+	const char *hdrs[] = {"Authorization: Bearer t0k3n", "Idempotency-Key: k-1", "User-Agent: latticectl/9", NULL};
+	bool sent = false;
+	rc = httpc_do_ex(s.url, "POST", "/v1/nodes", "{}", hdrs, 5000, &r, &sent, err, sizeof(err));
+	server_end(&s);
+	is_int(rc, 201, "httpc_do_ex with extra headers: the status (%s)", err);
+	ok(strstr(s.request, "\r\nAuthorization: Bearer t0k3n\r\n") && strstr(s.request, "\r\nIdempotency-Key: k-1\r\n"),
+	   "... the extra header lines are sent as given");
+	ok(strstr(s.request, "\r\nUser-Agent: latticectl/9\r\n") && !strstr(s.request, "lattice-sim"),
+	   "... a User-Agent among them replaces httpc's own");
+	ok(strstr(s.request, "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}") != NULL,
+	   "... the body still ends the request, after its Content-Type and Content-Length");
+	ok(sent, "... sent is true");
+	httpc_resp_free(&r);
+
+	/* NULL headers: httpc_do's request exactly (its User-Agent, no other line). */
+	server_start(&s, M_CHUNKED);
+	rc = httpc_do_ex(s.url, "GET", "/v1/cluster", NULL, NULL, 5000, &r, NULL, err, sizeof(err));
+	server_end(&s);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "GET /v1/cluster HTTP/1.1\r\nHost: %s\r\nUser-Agent: lattice-sim\r\nAccept: application/json\r\n"
+		 "Connection: close\r\n\r\n",
+		 strchr(s.url, '/') + 2);
+	is_int(rc, 200, "httpc_do_ex without headers (%s)", err);
+	is_str(s.request, want, "... sends byte for byte what httpc_do sends");
+	httpc_resp_free(&r);
+
+	/* A bad header line: nothing is sent, not even a connection. */
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t lal = sizeof(la);
+	bind(lfd, (struct sockaddr *)&la, sizeof(la));
+	listen(lfd, 4);
+	getsockname(lfd, (struct sockaddr *)&la, &lal);
+	char lurl[64];
+	snprintf(lurl, sizeof(lurl), "http://127.0.0.1:%d", ntohs(la.sin_port));
+	const char *const bad[][2] = {
+		{"Authorization: Bearer x\r\nX-Smuggled: 1", "a CRLF in a value"},
+		{"Authorization: Bearer x\ny", "a bare LF in a value"},
+		{"No colon here", "no colon"},
+		{": empty name", "an empty name"},
+		{"Bad Name: x", "a space in the name"},
+		{"X-Ctl: \x01", "a control character in the value"},
+	};
+	int accepted = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *one[] = {"Accept-Language: en", bad[i][0], NULL};
+		sent = true;
+		rc = httpc_do_ex(lurl, "GET", "/v1/nodes", NULL, one, 2000, &r, &sent, err, sizeof(err));
+		ok(rc == HTTPC_BAD_REQUEST && !sent && r.body == NULL, "a header line with %s: HTTPC_BAD_REQUEST, sent false (%s)",
+		   bad[i][1], err);
+		struct pollfd p = {.fd = lfd, .events = POLLIN};
+		accepted += poll(&p, 1, 0) > 0;
+	}
+	is_int(accepted, 0, "... and not one of them opened a connection");
+	close(lfd);
+
+	/* Refused: sent stays false (safe to send elsewhere). */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	al = sizeof(a);
+	a.sin_port = 0;
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	sent = true;
+	rc = httpc_do_ex(url, "POST", "/v1/nodes", "{}", hdrs, 5000, &r, &sent, err, sizeof(err));
+	close(fd);
+	ok(rc == HTTPC_REFUSED && !sent, "connection refused: sent false (%s)", err);
+
+	/* Sent but never answered: sent true (the server may have acted on it). */
+	server_start(&s, M_SILENT);
+	sent = false;
+	rc = httpc_do_ex(s.url, "POST", "/v1/nodes", "{}", hdrs, 300, &r, &sent, err, sizeof(err));
+	server_end(&s);
+	ok(rc == HTTPC_TIMEOUT && sent, "no answer after sending: HTTPC_TIMEOUT with sent true (%s)", err);
 
 	/* Bad input: nothing is sent. */
 	rc = httpc_do("127.0.0.1:80", "GET", "/", NULL, 1000, &r, err, sizeof(err));
