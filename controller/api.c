@@ -603,6 +603,36 @@ static enum http_next h_failover_plan(struct api *a, struct http_req *req, struc
 	return HTTP_RESPOND;
 }
 
+/* GET /v1/policies/{id}/violations: what runs against the policy's current
+ * version (violations.h), from the model of this replica. */
+static enum http_next h_violations(struct api *a, struct http_req *req, struct api_call *call,
+				   struct http_resp *resp)
+{
+	if (!call->submitted) {
+		uint64_t limit = API_LIMIT_DEFAULT;
+		const char *ls = http_query(req, "limit");
+		if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
+			http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d",
+				   API_LIMIT_MAX);
+			return HTTP_RESPOND;
+		}
+		op_init(&call->op, OP_POLICY_VIOLATIONS);
+		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
+		call->op.plan.limit = (size_t)limit;
+		return submit(a, req, call, 5000);
+	}
+	if (call->op.http_status) {
+		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		return HTTP_RESPOND;
+	}
+	resp->status = 200;
+	resp->text = call->op.object_text;
+	resp->content_type = "application/json";
+	call->op.object_text = NULL;
+	resp->index = projected(a);
+	return HTTP_RESPOND;
+}
+
 /* ---- handlers: reads ------------------------------------------------------------------------ */
 
 /* This thread's PostgreSQL connection and the index the read will at least
@@ -1248,6 +1278,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/policies/{id}", h_get, QUERY_POLICIES, READ_PARAMS},
 	{"PUT", "/v1/policies/{id}", h_write, OP_POLICY_UPDATE, ""},
 	{"GET", "/v1/policies/{id}/versions", h_policy_versions, 0, READ_PARAMS},
+	{"GET", "/v1/policies/{id}/violations", h_violations, 0, "limit"},
 	{"POST", "/v1/schedule/plan", h_plan, 0, "nodes,limit,after"},
 	{"GET", "/v1/commands", h_list, QUERY_COMMANDS, LIST_PARAMS ",node,status"},
 	{"GET", "/v1/commands/{id}", h_get, QUERY_COMMANDS, READ_PARAMS},

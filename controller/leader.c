@@ -438,7 +438,8 @@ void leader_execute(struct loop *l, struct op *op)
 	bool leader = raft_state(&l->raft) == RAFT_LEADER;
 
 	/* Answered here, from the model or the projection, by any replica. */
-	if (op->kind == OP_CLUSTER || op->kind == OP_PLAN || op->kind == OP_FAILOVER_PLAN) {
+	if (op->kind == OP_CLUSTER || op->kind == OP_PLAN || op->kind == OP_FAILOVER_PLAN ||
+	    op->kind == OP_POLICY_VIOLATIONS) {
 		ops_answer_local(l, op);
 		loop_finish(l, op);
 		return;

@@ -17,6 +17,7 @@
 #include "render.h"
 #include "sched.h"
 #include "store.h"
+#include "violations.h"
 
 
 void op_init(struct op *op, enum op_kind kind)
@@ -554,7 +555,7 @@ static void answer_unchanged(struct loop *l, struct op *op)
 bool ops_is_write(enum op_kind k)
 {
 	return k != OP_PLAN && k != OP_CLUSTER && k != OP_WAIT && k != OP_READ_BARRIER && k != OP_READ_INDEX &&
-	       k != OP_FAILOVER_PLAN;
+	       k != OP_FAILOVER_PLAN && k != OP_POLICY_VIOLATIONS;
 }
 
 void ops_answer_local(struct loop *l, struct op *op)
@@ -565,6 +566,11 @@ void ops_answer_local(struct loop *l, struct op *op)
 	} else if (op->kind == OP_FAILOVER_PLAN) {
 		if (failover_dry_run(l, op))
 			return;
+	} else if (op->kind == OP_POLICY_VIOLATIONS) {
+		if (violations_render(&l->model, op->target, op->plan.limit, &op->object_text) == -1) {
+			op_fail(op, 404, "not_found", "policy '%s' not found", op->target);
+			return;
+		}
 	} else {
 		/* OP_PLAN. Written straight to text: the answer is bounded (a page of
 		 * the node list at most), and a jansson tree of it was most of the cost. */

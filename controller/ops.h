@@ -49,6 +49,7 @@ enum op_kind {
 	OP_COMMAND_UPDATE, /* commands published, acked, failed (entry.updates; outbox.c) */
 	OP_FAILOVER,       /* an unhealthy node's replicas moved (failover.c) */
 	OP_FAILOVER_PLAN,  /* POST /v1/nodes/{id}/failover-plan: a dry run, no log entry */
+	OP_POLICY_VIOLATIONS, /* GET /v1/policies/{id}/violations: from the model, no log entry */
 	OP_ACTOR_MIGRATE,  /* POST /v1/actors/{id}/migrate */
 	OP_SNAPSHOT_PUT,   /* an agent's state snapshot (edge.c) */
 	OP_RECONCILE,      /* what a node's heartbeats showed amiss (edge.c) */
@@ -87,7 +88,7 @@ struct op {
 	 * link/policy, or patch) and the URL's id into `target`. */
 	struct entry entry;
 	char target[SPEC_ID_MAX + 1];
-	struct sched_explain_opts plan; /* OP_PLAN: what the dry run lists */
+	struct sched_explain_opts plan; /* OP_PLAN: what the dry run lists; OP_POLICY_VIOLATIONS: limit */
 	int64_t deadline_ms; /* monotonic ms; the op fails with 503 after it */
 
 	/* Output, valid once done has been called. */

@@ -1031,6 +1031,9 @@ int ctl_run_policy_violations(struct ctl_ctx *x)
 			fprintf(stderr, "No violations found.\n");
 		else
 			print_generic(x, items);
+		json_int_t total = json_integer_value(json_object_get(r.json, "total"));
+		if (json_is_array(items) && total > (json_int_t)json_array_size(items))
+			fprintf(stderr, "(the first %zu of %lld violations)\n", json_array_size(items), (long long)total);
 	}
 	ctl_resp_free(&r);
 	return rc;
