@@ -77,8 +77,8 @@ static const struct opt config_opts[] = {
 	 "server-sent event streams (GET /v1/events, Accept: text/event-stream) open at once; more are "
 	 "refused with 503 too_many_event_streams; 0: none"},
 	{"event-stream-buffer", OPT_INT, O(event_stream_buffer), "262144", 4096, 67108864, "BYTES",
-	 "events one stream may hold unsent; a client further behind gets a final overflow event and is "
-	 "closed"},
+	 "events one stream may hold unsent; a client that leaves it full for the keep-alive interval "
+	 "(15 s) gets a final overflow event and the stream ends"},
 	{"snapshot-threshold", OPT_INT, O(snapshot_threshold), "32768", 16, 100000000, "N",
 	 "take a Raft snapshot after this many new entries"},
 	{"snapshot-trailing", OPT_INT, O(snapshot_trailing), "1024", 0, 100000000, "N",
