@@ -460,7 +460,17 @@ static int ensure_stream(struct bus *b, int i)
 	if (s == NATS_OK) {
 		char why[256];
 		int rc = stream_check(si->Config, subject, why, sizeof(why));
+		int64_t replicas = si->Config->Replicas > 0 ? si->Config->Replicas : 1;
 		jsStreamInfo_Destroy(si);
+		/* Not a contradiction: the stream works, with less (or more) redundancy
+		 * than asked. Changing it is the operator's call. */
+		if (rc == 0 && replicas != b->cfg->nats_replicas && !b->replicas_warned[i]) {
+			log_warn("nats: stream %s has %lld replica(s), --nats-replicas asks %lld; lattice does not change "
+				 "an existing stream (nats stream edit %s --replicas %lld)",
+				 b->streams[i], (long long)replicas, (long long)b->cfg->nats_replicas, b->streams[i],
+				 (long long)b->cfg->nats_replicas);
+			b->replicas_warned[i] = true;
+		}
 		if (rc != 0) {
 			atomic_fetch_add(&b->stats.errors_stream_config, 1);
 			log_error("nats: stream %s: %s; lattice does not change an existing stream: fix or delete it "
@@ -485,6 +495,7 @@ static int ensure_stream(struct bus *b, int i)
 	sc.Retention = js_LimitsPolicy;
 	sc.Duplicates = DUP_WINDOW_NS;
 	sc.MaxAge = want_streams[i].max_age_ns;
+	sc.Replicas = b->cfg->nats_replicas;
 	s = js_AddStream(&si, js, &sc, NULL, &jerr);
 	if (s != NATS_OK) {
 		atomic_fetch_add(&b->stats.errors_jetstream, 1);
@@ -492,7 +503,8 @@ static int ensure_stream(struct bus *b, int i)
 		return -1;
 	}
 	jsStreamInfo_Destroy(si);
-	log_info("nats: created stream %s (%s)", b->streams[i], subject);
+	log_info("nats: created stream %s (%s, %lld replica(s))", b->streams[i], subject,
+		 (long long)b->cfg->nats_replicas);
 	return 0;
 }
 

@@ -97,6 +97,7 @@ struct bus {
 	struct bus_event *ev_head, *ev_tail; /* lock */
 	size_t nev;                          /* lock */
 	char streams[3][80];                 /* LATTICE_<L>_CMD, _ACK, _SNAP */
+	bool replicas_warned[3];             /* an existing stream's replicas differ (said once) */
 	atomic_int_fast64_t drop_logged_ms;  /* rate limit of drop log lines */
 	atomic_uint_fast64_t drops_unlogged;
 };

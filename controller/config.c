@@ -107,6 +107,9 @@ static const struct opt config_opts[] = {
 	 "NATS server(s) with JetStream, for the edge protocol (docs/protocol.md); several URLs for a "
 	 "NATS cluster; \"\" runs without edge agents (no heartbeats, commands stay pending)"},
 	{"nats-creds", OPT_STR, O(nats_creds), "", 0, 0, "FILE", "NATS user credentials file (JWT + nkey seed)"},
+	{"nats-replicas", OPT_INT, O(nats_replicas), "1", 1, 5, "N",
+	 "JetStream replicas of the streams latticed creates: 3 on a NATS cluster of 3 or more servers, so a "
+	 "server's loss loses no command, ack or snapshot; an existing stream is not changed"},
 	{"command-timeout-ms", OPT_INT, O(command_timeout_ms), "5000", 100, 3600000, "MS",
 	 "a published command not acked within this is published again (the wait doubles each "
 	 "attempt, up to 60 s)"},

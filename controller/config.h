@@ -48,6 +48,7 @@ struct config {
 	char *lattice; /* lattice name (NATS subjects): a subject token */
 	char *nats;       /* --nats URL[,URL...] ("" : no edge protocol) */
 	char *nats_creds; /* "" none */
+	int64_t nats_replicas; /* JetStream replicas of the streams latticed creates */
 	int64_t command_timeout_ms;
 	int64_t command_max_attempts;
 };

@@ -17,6 +17,8 @@
  *                                 repeatable);
  *                                 prints "ready" on stderr once subscribed
  *   pending L NODE                prints agent_NODE's "num_pending num_ack_pending"
+ *   stream NAME                   prints "replicas R leader SERVER peers N" (N: the
+ *                                 other servers holding it; "-" and 0 without a cluster)
  * Exit status: 0, 1 (failed or timed out), 2 (usage). */
 #include <nats/nats.h>
 #include <stdio.h>
@@ -30,7 +32,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: jsctl [-s] [-x SUBSTR] [-c CREDS] URL ensure L | consumer L NODE [ACKWAIT_MS] | delconsumer L NODE |\n"
 			"       publish L NODE FILE [MSGID] | acks L N TIMEOUT_MS | snaps L N TIMEOUT_MS |\n"
-			"       sub SUBJECT N TIMEOUT_MS | pending L NODE\n");
+			"       sub SUBJECT N TIMEOUT_MS | pending L NODE | stream NAME\n");
 	return 2;
 }
 
@@ -340,6 +342,19 @@ int main(int argc, char **argv)
 			rc = 0;
 		} else {
 			rc = fail(name, st, e);
+		}
+	} else if (strcmp(cmd, "stream") == 0 && na == 1) {
+		jsStreamInfo *si = NULL;
+		jsErrCode e = 0;
+		st = js_GetStreamInfo(&si, js, a[0], NULL, &e);
+		if (st == NATS_OK) {
+			printf("replicas %lld leader %s peers %d\n", (long long)si->Config->Replicas,
+			       si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-",
+			       si->Cluster ? si->Cluster->ReplicasLen : 0);
+			jsStreamInfo_Destroy(si);
+			rc = 0;
+		} else {
+			rc = fail(a[0], st, e);
 		}
 	} else
 		rc = usage();
