@@ -26,6 +26,10 @@
 #      beside heartbeat timeout + 1 s); start/stop commands acked per second and
 #      their created->acked latency, beside ../shared/bench/jetstream.sh's raw
 #      JetStream publish in the same run
+#   8. reads at dashboard scale (issue 10, bench/reads.sh): GET /v1/nodes/{id} and
+#      100-node pages at c=64 on the leader and a follower of three replicas
+#      holding 10,000 nodes and 100,000 actors, beside nginx's static file
+#      (../shared/bench/http.sh) in the same run; writes alone and under reads
 # Servers run on loopback only and are stopped on exit. Prints a summary table.
 # Env: DUR (default 10), PG_DUR (default 5), SKIP_PG=1 skips pg.sh, NODES, ACTORS,
 #      MEM_SNAP (phase 4's --snapshot-threshold; default a quarter of the fill, so
@@ -33,7 +37,8 @@
 #      TAIL_SNAP (default 16384), TAIL_DIR (where phase 5's data dirs go; default
 #      the run's temp dir; /dev/shm takes the disk's own latency out of it),
 #      SKIP_GROUP=1 skips phase 6, ONLY_GROUP=1 runs phase 6 alone, FAILOVERS (default 5),
-#      SKIP_EDGE=1 skips phase 7, ONLY_EDGE=1 runs phase 7 alone, SKIP_JS=1 skips
+#      SKIP_EDGE=1 skips phase 7, ONLY_EDGE=1 runs phase 7 alone, SKIP_READS=1 skips
+#      phase 8, ONLY_READS=1 runs phase 8 alone (READ_NODES, READ_ACTORS), SKIP_JS=1 skips
 #      jetstream.sh in it; EDGE_* (bench/edge.sh: agents, actors, kills, repeats);
 #      KEEP_OUT=1 keeps the run's temp dir (logs, data dirs) for a look afterwards.
 set -uo pipefail
@@ -47,9 +52,10 @@ TAIL_SNAP=${TAIL_SNAP:-16384}
 SHARED=${SHARED:-$top_srcdir/../shared}
 . "$top_srcdir/tests/lib/servers.sh"
 . "$top_srcdir/bench/edge.sh"
+. "$top_srcdir/bench/reads.sh"
 # Phases 1-5 run unless one phase is asked for alone.
 MAIN=1
-[ "${ONLY_GROUP:-0}" = 1 ] || [ "${ONLY_EDGE:-0}" = 1 ] && MAIN=0
+[ "${ONLY_GROUP:-0}" = 1 ] || [ "${ONLY_EDGE:-0}" = 1 ] || [ "${ONLY_READS:-0}" = 1 ] && MAIN=0
 
 out=$(mktemp -d /tmp/lattice-bench.XXXXXX)
 LPID=
@@ -58,6 +64,7 @@ declare -A peer rate tailfig grp # figures by name; declared whatever phases run
 cleanup() {
 	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
 	declare -F group_cleanup >/dev/null && group_cleanup
+	reads_cleanup
 	edge_cleanup
 	servers_cleanup
 	[ ${#TAIL_DIRS[@]} -gt 0 ] && rm -rf "${TAIL_DIRS[@]}"
@@ -377,16 +384,26 @@ group_phase() {
 	grp[failovers]="${times[*]}"
 	group_cleanup
 }
-if [ "${SKIP_GROUP:-0}" != 1 ] && [ "${ONLY_EDGE:-0}" != 1 ] && command -v wrk >/dev/null && command -v jq >/dev/null; then
+if [ "${SKIP_GROUP:-0}" != 1 ] && [ "${ONLY_EDGE:-0}" != 1 ] && [ "${ONLY_READS:-0}" != 1 ] && command -v wrk >/dev/null && command -v jq >/dev/null; then
 	group_phase
 fi
 
 # 7. the edge protocol with real agents (bench/edge.sh).
-if [ "${SKIP_EDGE:-0}" != 1 ] && [ "${ONLY_GROUP:-0}" != 1 ]; then
+if [ "${SKIP_EDGE:-0}" != 1 ] && [ "${ONLY_GROUP:-0}" != 1 ] && [ "${ONLY_READS:-0}" != 1 ]; then
 	if [ -x "$top_builddir/sim/lattice-agent" ] && command -v jq >/dev/null; then
 		edge_phase
 	else
 		say "(edge phase skipped: needs sim/lattice-agent and jq)"
+	fi
+fi
+
+# 8. reads at dashboard scale (bench/reads.sh).
+if [ "${SKIP_READS:-0}" != 1 ] && [ "${ONLY_GROUP:-0}" != 1 ] && [ "${ONLY_EDGE:-0}" != 1 ]; then
+	if command -v wrk >/dev/null && command -v jq >/dev/null; then
+		cat "$out/post.lua" "$SHARED/bench/lua/summary.lua" >"$out/post_sum.lua"
+		reads_phase
+	else
+		say "(reads phase skipped: needs wrk and jq)"
 	fi
 fi
 
@@ -441,3 +458,4 @@ if [ -n "${edge[up.rate]:-}" ]; then
 	fi
 	say "| edge: $EDGE_AGENTS agents idle with $EDGE_ACTORS actors: CPU (% of a core) / RSS together | ${edge[idle_agents]}% / ${edge[rss_agents]} MiB | latticed ${edge[idle_lat]}% / ${edge[rss_lat]} MiB; nats-server ${edge[idle_nats]}% / ${edge[rss_nats]} MiB | — | — |"
 fi
+reads_summary

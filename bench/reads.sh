@@ -1,0 +1,137 @@
+# reads.sh — phase 8 of `make bench` (sourced by bench/run.sh): reads at
+# dashboard scale (issue 10, item 7). A group of three replicas holding
+# READ_NODES nodes and READ_ACTORS actors; wrk at c=64 for DUR s on
+#   GET /v1/nodes/{id}        (a random node of the fill each request)
+#   GET /v1/nodes?limit=100   (a page: the first one, then the cursor's pages)
+#   GET /healthz              (latticed's own ceiling)
+# on the leader and on a follower, beside nginx serving a static JSON file
+# (../shared/bench/http.sh) in the same run; then POST /v1/actors at c=16 for
+# DUR s alone and again while c=64 of node reads hit both followers.
+# Targets: a single-object GET >= 50% of nginx's static rate, a list page >=
+# 10%, p99 <= 10 ms, writes slowed by at most 10%.
+# Env: READ_NODES (default 10000), READ_ACTORS (100000), DUR.
+
+reads_cleanup() {
+	local p
+	for p in "${RPIDS[@]}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
+	for p in "${RPIDS[@]}"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+	RPIDS=()
+}
+RPIDS=()
+declare -A rd # figures by name
+
+# rd_wrk NAME URL C LUA: wrk for DUR s; rd[NAME] = "rps p50_ms p99_ms errors"
+rd_wrk() {
+	wrk -t2 -c"$3" -d"${DUR}s" --latency -s "$4" "$2" >"$out/reads-$1.txt" 2>&1
+	rd[$1]=$(wrk_sum "$out/reads-$1.txt")
+	say "$(printf '%-34s' "$1:") ${rd[$1]} (req/s p50_ms p99_ms errors)"
+}
+
+reads_phase() {
+	local nodes=${READ_NODES:-10000} actors=${READ_ACTORS:-100000} i
+	say ""
+	say "== reads at dashboard scale: 3 replicas, $nodes nodes, $actors actors; wrk c=64 for ${DUR} s each"
+	# The peer first, on a quiet machine: nginx's static file.
+	if [ -x "$SHARED/bench/http.sh" ]; then
+		RESULTS="$out/shared" DUR="$DUR" bash "$SHARED/bench/http.sh" reads >"$out/http.txt" 2>&1
+		# TSV: label, name, tool, settings, metric, value
+		rd[nginx]=$(awk -F'\t' '$2 == "http GET static json" && $4 ~ /c=64/ && $5 == "req/s" {print int($6)}' \
+			"$out/shared/http-reads.tsv" 2>/dev/null)
+		rd[nginx_p99]=$(awk -F'\t' '$2 == "http GET static json" && $4 ~ /c=64/ && $5 == "p99 ms" {print $6}' \
+			"$out/shared/http-reads.tsv" 2>/dev/null)
+		say "nginx static JSON, c=64 (../shared/bench/http.sh): ${rd[nginx]:-?} req/s, p99 ${rd[nginx_p99]:-?} ms"
+	else
+		say "($SHARED/bench/http.sh not found: no nginx figure)"
+	fi
+	local members="" hp=() rp=()
+	for i in 1 2 3; do hp[$i]=$(free_port); rp[$i]=$(free_port); members+="${members:+,}$i=127.0.0.1:${rp[$i]}"; done
+	for i in 1 2 3; do
+		pg_createdb "r$i" >"$out/r$i.ci"
+		"$top_builddir/latticed" --id "$i" --bootstrap --members "$members" --listen "127.0.0.1:${hp[$i]}" \
+			--data-dir "$out/r$i" --pg "$(cat "$out/r$i.ci")" --schema-dir "$top_srcdir/schema" \
+			--heartbeat-timeout-ms 0 --log-level warn >>"$out/r$i.log" 2>&1 &
+		RPIDS[$i]=$!
+	done
+	local L=
+	for _ in $(seq 1 300); do
+		L=$(curl -s --max-time 2 "http://127.0.0.1:${hp[1]}/v1/cluster" | jq -r '.leader.id // empty' 2>/dev/null)
+		[ -n "$L" ] && curl -sf "http://127.0.0.1:${hp[$L]}/readyz" >/dev/null && break
+		sleep 0.1
+	done
+	local F=$((L % 3 + 1)) F2=$(((L + 1) % 3 + 1))
+	"$top_builddir/bench/bench_api" nodes "127.0.0.1:${hp[$L]}" "$nodes" 16 >"$out/reads-fill-nodes.txt"
+	"$top_builddir/bench/bench_api" actors "127.0.0.1:${hp[$L]}" "$actors" 16 >"$out/reads-fill.txt"
+	# Every replica's PostgreSQL shows the whole fill before any read is timed.
+	local want
+	want=$(curl -s -D - -o /dev/null "http://127.0.0.1:${hp[$L]}/healthz" | awk 'tolower($1) == "x-lattice-index:" {print $2+0}')
+	for i in 1 2 3; do
+		for _ in $(seq 1 600); do
+			curl -sf -o /dev/null "http://127.0.0.1:${hp[$i]}/v1/nodes?limit=1&min_index=$want" && break
+			sleep 0.1
+		done
+	done
+	say "filled: $(tail -1 "$out/reads-fill.txt")"
+	cat >"$out/get_node.lua" <<LUA
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", string.format("/v1/nodes/bench-node-%06d", math.random(0, $((nodes - 1)))))
+end
+LUA
+	# Pages: the first, then each next one by its cursor (a dashboard paging on).
+	cat >"$out/list_nodes.lua" <<LUA
+math.randomseed(7)
+request = function()
+  local first = math.random(0, $((nodes > 100 ? nodes - 100 : 0)))
+  if first == 0 then return wrk.format("GET", "/v1/nodes?limit=100") end
+  return wrk.format("GET", string.format("/v1/nodes?limit=100&after=bench-node-%06d", first - 1))
+end
+LUA
+	for f in get_node list_nodes; do cat "$out/$f.lua" "$SHARED/bench/lua/summary.lua" >"$out/$f-sum.lua"; done
+	cat "$SHARED/bench/lua/summary.lua" >"$out/plain-sum.lua"
+	wrk -t2 -c64 -d3s -s "$out/get_node-sum.lua" "http://127.0.0.1:${hp[$L]}" >/dev/null 2>&1 # warm-up
+	local who
+	for who in leader follower; do
+		local h=${hp[$L]}
+		[ "$who" = follower ] && h=${hp[$F]}
+		rd_wrk "healthz.$who" "http://127.0.0.1:$h/healthz" 64 "$out/plain-sum.lua"
+		rd_wrk "get.$who" "http://127.0.0.1:$h" 64 "$out/get_node-sum.lua"
+		rd_wrk "list.$who" "http://127.0.0.1:$h" 64 "$out/list_nodes-sum.lua"
+	done
+	# Writes alone, then under reads on both followers.
+	wrk -t2 -c16 -d3s -s "$out/post_sum.lua" "http://127.0.0.1:${hp[$L]}/v1/actors" >/dev/null 2>&1 # warm-up
+	rd_wrk "writes.alone" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
+	wrk -t1 -c32 -d"$((DUR + 2))s" -s "$out/get_node-sum.lua" "http://127.0.0.1:${hp[$F]}" >"$out/reads-bg1.txt" 2>&1 &
+	local b1=$!
+	wrk -t1 -c32 -d"$((DUR + 2))s" -s "$out/list_nodes-sum.lua" "http://127.0.0.1:${hp[$F2]}" >"$out/reads-bg2.txt" 2>&1 &
+	local b2=$!
+	sleep 1
+	rd_wrk "writes.reads" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
+	wait "$b1" "$b2"
+	say "background reads during it: $(wrk_sum "$out/reads-bg1.txt") (GET), $(wrk_sum "$out/reads-bg2.txt") (pages)"
+	reads_cleanup
+}
+
+# reads_summary: the table rows of phase 8 (after the others).
+reads_summary() {
+	[ -n "${rd[get.leader]:-}" ] || return 0
+	local n=${rd[nginx]:-0} who
+	say ""
+	say "reads at dashboard scale (${READ_NODES:-10000} nodes, ${READ_ACTORS:-100000} actors; nginx static c=64: ${n:-?} req/s)"
+	say "| read, c=64 | req/s | p99 ms | vs nginx | target | |"
+	say "|---|---|---|---|---|---|"
+	for who in leader follower; do
+		local g=(${rd[get.$who]}) l=(${rd[list.$who]}) hz=(${rd[healthz.$who]})
+		say "| GET /v1/nodes/{id}, $who | ${g[0]} | ${g[2]} | $(ratio "${g[0]}" "$n") | >= 50%, p99 <= 10 ms | $(reads_met "${g[0]}" "$n" 50 "${g[2]}") |"
+		say "| GET /v1/nodes?limit=100, $who | ${l[0]} | ${l[2]} | $(ratio "${l[0]}" "$n") | >= 10%, p99 <= 10 ms | $(reads_met "${l[0]}" "$n" 10 "${l[2]}") |"
+		say "| GET /healthz, $who | ${hz[0]} | ${hz[2]} | $(ratio "${hz[0]}" "$n") | (ceiling) | |"
+	done
+	local wa=(${rd[writes.alone]}) wr=(${rd[writes.reads]})
+	local slow
+	slow=$(awk -v a="${wa[0]}" -v b="${wr[0]}" 'BEGIN{ if (a > 0) printf "%.0f", 100 * (a - b) / a; else print "?" }')
+	say "| POST /v1/actors c=16 alone / under follower reads | ${wa[0]} / ${wr[0]} | ${wa[2]} / ${wr[2]} | slower by ${slow}% | <= 10% | $(awk -v s="$slow" 'BEGIN{ print (s != "?" && s <= 10) ? "met" : "missed" }') |"
+}
+
+# reads_met RPS NGINX PCT P99: met when RPS >= PCT% of NGINX and P99 <= 10 ms.
+reads_met() {
+	awk -v r="$1" -v n="$2" -v p="$3" -v q="$4" 'BEGIN{ print (n > 0 && r >= n * p / 100 && q <= 10) ? "met" : "missed" }'
+}
