@@ -1184,6 +1184,7 @@ static enum http_next h_summary(struct api *a, struct http_req *req, struct api_
 		err_query(resp, rc, err);
 	} else {
 		json_object_set_new(sum, "index", json_integer((json_int_t)idx));
+		json_object_set_new(sum, "chaos_report", json_boolean(a->cfg->chaos_reports[0] != '\0'));
 		resp_json(a, resp, 200, sum);
 	}
 	resp->index = idx;

@@ -69,29 +69,36 @@ static const char query_events_sql[] =
 static const char query_applied_sql[] = "SELECT applied_index FROM lattice_state";
 static const char query_head_sql[] = "SELECT coalesce(max(seq), 0) FROM events";
 /* Counts for dashboards (GET /v1/summary): one row, one JSON document. A
- * region's usage sums api_nodes' (base + placements), as node reads show it. */
+ * region's use is its nodes' base load plus the requests of the placements on
+ * them, summed in one join (api_nodes' per-node aggregate, run for every node,
+ * took half a second at 10,000 nodes and 100,000 actors). */
 static const char query_summary_sql[] =
+	"WITH nr AS (SELECT region, count(*) AS total,"
+	"   count(*) FILTER (WHERE status = 'healthy') AS healthy,"
+	"   count(*) FILTER (WHERE status = 'degraded') AS degraded,"
+	"   count(*) FILTER (WHERE status = 'unhealthy') AS unhealthy,"
+	"   count(*) FILTER (WHERE cordoned) AS cordoned, count(*) FILTER (WHERE draining) AS draining,"
+	"   count(*) FILTER (WHERE policy_version < policy_target) AS policy_behind,"
+	"   sum(cpu_capacity) AS cpu_capacity, sum(memory_mb) AS memory_mb, sum(base_cpu_used) AS base_cpu,"
+	"   sum(base_memory_used_mb) AS base_mem, sum(base_actor_count) AS base_actors"
+	"  FROM nodes GROUP BY region),"
+	" ru AS (SELECT n.region, sum(a.cpu_required) AS cpu, sum(a.memory_required_mb) AS mem, count(*) AS inst"
+	"  FROM placements p JOIN actors a ON a.id = p.actor_id JOIN nodes n ON n.id = p.node_id GROUP BY n.region),"
+	" r AS (SELECT nr.region, nr.total,"
+	"   json_build_object('healthy', nr.healthy, 'degraded', nr.degraded, 'unhealthy', nr.unhealthy) AS by_status,"
+	"   nr.cordoned, nr.policy_behind, nr.cpu_capacity, nr.base_cpu + coalesce(ru.cpu, 0) AS cpu_used,"
+	"   nr.memory_mb, nr.base_mem + coalesce(ru.mem, 0) AS memory_used_mb,"
+	"   nr.base_actors + coalesce(ru.inst, 0) AS actor_count"
+	"  FROM nr LEFT JOIN ru ON ru.region = nr.region)"
 	"SELECT json_build_object("
 	" 'nodes', json_build_object("
-	"  'total', (SELECT count(*) FROM nodes),"
-	"  'by_status', (SELECT json_build_object("
-	"    'healthy', count(*) FILTER (WHERE status = 'healthy'),"
-	"    'degraded', count(*) FILTER (WHERE status = 'degraded'),"
-	"    'unhealthy', count(*) FILTER (WHERE status = 'unhealthy')) FROM nodes),"
-	"  'cordoned', (SELECT count(*) FROM nodes WHERE cordoned),"
-	"  'draining', (SELECT count(*) FROM nodes WHERE draining),"
-	"  'policy_behind', (SELECT count(*) FROM nodes WHERE policy_version < policy_target),"
-	"  'regions', (SELECT coalesce(json_agg(r ORDER BY r.region), '[]') FROM ("
-	"    SELECT v.region, count(*) AS total,"
-	"     json_build_object('healthy', count(*) FILTER (WHERE v.status = 'healthy'),"
-	"      'degraded', count(*) FILTER (WHERE v.status = 'degraded'),"
-	"      'unhealthy', count(*) FILTER (WHERE v.status = 'unhealthy')) AS by_status,"
-	"     count(*) FILTER (WHERE n.cordoned) AS cordoned,"
-	"     count(*) FILTER (WHERE n.policy_version < n.policy_target) AS policy_behind,"
-	"     sum(n.cpu_capacity) AS cpu_capacity, sum(v.cpu_used) AS cpu_used,"
-	"     sum(n.memory_mb) AS memory_mb, sum(v.memory_used_mb) AS memory_used_mb,"
-	"     sum(v.actor_count) AS actor_count"
-	"    FROM api_nodes v JOIN nodes n ON n.id = v.id GROUP BY v.region) r)),"
+	"  'total', (SELECT coalesce(sum(total), 0) FROM nr),"
+	"  'by_status', (SELECT json_build_object('healthy', coalesce(sum(healthy), 0),"
+	"    'degraded', coalesce(sum(degraded), 0), 'unhealthy', coalesce(sum(unhealthy), 0)) FROM nr),"
+	"  'cordoned', (SELECT coalesce(sum(cordoned), 0) FROM nr),"
+	"  'draining', (SELECT coalesce(sum(draining), 0) FROM nr),"
+	"  'policy_behind', (SELECT coalesce(sum(policy_behind), 0) FROM nr),"
+	"  'regions', (SELECT coalesce(json_agg(r ORDER BY r.region), '[]') FROM r)),"
 	" 'actors', json_build_object("
 	"  'total', (SELECT count(*) FROM actors),"
 	"  'instances', (SELECT count(*) FROM placements),"
@@ -104,7 +111,8 @@ static const char query_summary_sql[] =
 	"   'failed', count(*) FILTER (WHERE status = 'failed'),"
 	"   'superseded', count(*) FILTER (WHERE status = 'superseded')) FROM commands)),"
 	" 'failovers', json_build_object('by_status', (SELECT coalesce(json_object_agg(status, c), '{}') FROM"
-	"   (SELECT status, count(*) AS c FROM failovers GROUP BY status) s))"
+	"   (SELECT status, count(*) AS c FROM failovers GROUP BY status) s)),"
+	" 'events', json_build_object('last_seq', (SELECT coalesce(max(seq), 0) FROM events))"
 	")::text";
 
 static void query_err(char *err, size_t errlen, const char *msg)

@@ -7,6 +7,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       postgresql-15 postgresql-client-15 nats-server curl jq prometheus wrk clang
       libssl-dev # libcrypto: only tests/tools/natsjwt (edge_auth.sh), see docs/testing.md
       libxml2-utils # xmllint: test_report, chaos_smoke.sh (timeline.svg)
+      groff-base systemd # groff, systemd-analyze: packaging.sh (man pages, units)
+      chromium fonts-dejavu-core # the headless browser of ui.sh and ui_scale.sh (puppeteer-core drives it)
       iproute2 iptables) # network namespaces and partitions of a chaos run (sim/cluster.c, chaos_cluster.sh)
 missing=()
 for p in "${PKGS[@]}"; do

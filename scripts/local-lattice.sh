@@ -356,7 +356,7 @@ replica_args() {
 	echo "$LATTICED"
 	printf '%s\n' --id "$1" "${@:2}" --listen "127.0.0.1:$((port + $1 - 1))" \
 		--data-dir "$run/replica$1" --pg "host=$run/pg user=postgres dbname=lattice$1" \
-		--schema-dir "$top/schema" --nats "nats://127.0.0.1:$nats_port"
+		--schema-dir "$top/schema" --ui-dir "$top/ui" --nats "nats://127.0.0.1:$nats_port"
 }
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" 2>/dev/null || true; }
@@ -603,7 +603,7 @@ else
 	AGENT=${LATTICE_AGENT:-$top/build/sim/lattice-agent}
 	# stale BIN DIR...: BIN is missing, or older than a file under DIR...
 	stale() { [ ! -x "$1" ] || [ -n "$(find "${@:2}" -newer "$1" 2>/dev/null | head -1)" ]; }
-	if stale "$LATTICED" "$top/controller" "$top/schema" ||
+	if stale "$LATTICED" "$top/controller" "$top/schema" "$top/ctl" ||
 		{ [ -z "${LATTICE_AGENT:-}" ] && stale "$AGENT" "$top/controller" "$top/sim"; }; then
 		echo "building latticed and lattice-agent..."
 		(cd "$top" && { [ -f configure ] || autoreconf -fi >/dev/null 2>&1; })
@@ -783,7 +783,9 @@ victim=$(jq -r -n --argjson a "${actors_j:-null}" --argjson ids "$(printf '%s\n'
 		printf '  replica %s  %-24s %-9s pid %-8s log %s\n' "$i" "$(api_of "$i")" "$role" \
 			"$(cat "$run/replica$i.pid")" "$run/replica$i.log"
 	done
+	echo "  dashboard    $api/ui/    (every replica serves it)"
 	echo "  try          curl $api/v1/nodes | jq    (any replica; writes go on to the leader)"
+	echo "  latticectl   $(dirname "$LATTICED")/ctl/latticectl --server $(for ((i = 1; i <= n; i++)); do printf '%s%s' "$([ "$i" = 1 ] || echo ,)" "$(api_of "$i")"; done) nodes"
 	echo "  cluster      curl $(api_of "$other")/v1/cluster | jq"
 	echo "  metrics      $api/metrics"
 	echo "  PostgreSQL   psql -h $run/pg -U postgres lattice1    (replica N's database: latticeN)"
