@@ -246,7 +246,9 @@ void config_usage(FILE *out)
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
 		fprintf(out, "  %-30s %s", left, o->doc);
-		if (o->def && o->kind != OPT_BOOL)
+		/* A doc that ends in its own [default] (a computed one) says it already. */
+		size_t dl = strlen(o->doc);
+		if (o->def && o->kind != OPT_BOOL && !(dl && o->doc[dl - 1] == ']'))
 			fprintf(out, " [%s]", o->def);
 		fprintf(out, "\n");
 	}
