@@ -1225,10 +1225,11 @@ static enum http_next h_ui(struct api *a, struct http_req *req, struct api_call 
 	}
 	resp->content_type = ui_content_type(name);
 	resp->cache_control = "no-cache";
+	static const char csp[] = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+				  "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+				  "form-action 'self'";
 	static const char *const hdrs[] = {
-		"Content-Security-Policy",
-		"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+		"Content-Security-Policy", csp,
 		"X-Content-Type-Options", "nosniff",
 		"Referrer-Policy", "no-referrer",
 	};

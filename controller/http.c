@@ -686,6 +686,12 @@ void http_resume(struct http_req *req)
 	MHD_resume_connection(req->conn);
 }
 
+int http_fd(struct http_req *req)
+{
+	const union MHD_ConnectionInfo *i = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return i ? (int)i->connect_fd : -1;
+}
+
 const char *http_query(struct http_req *req, const char *key)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);

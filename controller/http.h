@@ -130,6 +130,9 @@ void http_stop(struct http *h);
 void http_suspend(struct http_req *req);
 /* Any thread: continue a suspended request (its handler is called again). */
 void http_resume(struct http_req *req);
+/* The request's socket (-1 unknown): for a streamed answer to look whether
+ * its client is still there while the connection is parked (http_stream). */
+int http_fd(struct http_req *req);
 /* The value of a hex digit, or -1 (percent-decoding, here and in api.c). */
 int http_hexval(char c);
 /* A query-string argument, or NULL. */

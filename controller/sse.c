@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
@@ -28,6 +29,7 @@ struct sse_stream {
 	/* Valid while parked: the connection is suspended (or about to be) and
 	 * only our resume lets it go on, so it cannot close under us. */
 	struct http_req *req;
+	int fd;    /* its socket: valid while parked, like req */
 	char *buf; /* unsent bytes are [off, len) */
 	size_t off, len, cap;
 	uint64_t cursor;     /* seq of the last event put into buf */
@@ -59,6 +61,10 @@ struct sse {
 	size_t nwake, capwake;
 	int64_t db_retry_ms;
 	int64_t db_warned_ms;
+	/* When the parked streams were last looked at for gone clients; a
+	 * refused stream asks for a look at once (probe). */
+	bool probe;
+	int64_t probed_ms;
 	atomic_uint_fast64_t opened, refused, overflowed, events_sent, reads;
 };
 
@@ -208,6 +214,7 @@ int sse_open(struct sse *h, struct http_req *req, uint64_t after, int from_oldes
 	}
 	st->hub = h;
 	st->req = req;
+	st->fd = http_fd(req);
 	st->cursor = after;
 	st->from_oldest = from_oldest != 0;
 	st->fresh = true;
@@ -218,6 +225,12 @@ int sse_open(struct sse *h, struct http_req *req, uint64_t after, int from_oldes
 		free(st->buf);
 		free(st);
 		atomic_fetch_add(&h->refused, 1);
+		pthread_mutex_lock(&h->mu);
+		if (!h->probe) {
+			h->probe = true;
+			pthread_cond_signal(&h->cv);
+		}
+		pthread_mutex_unlock(&h->mu);
 		if (stopping)
 			http_error(resp, 503, "shutting_down", "this replica is shutting down; open the stream on another");
 		else if (h->cfg.max_streams == 0)
@@ -404,6 +417,15 @@ static bool pump_round(struct sse *h, PGconn *c, struct batch *b)
 	return more;
 }
 
+/* End-of-file (or an error) on a socket we only peek at. Bytes waiting (a
+ * pipelined request) are not a sign of anything. */
+static bool client_gone(int fd)
+{
+	char c;
+	ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* Hub locked. A comment line to every stream quiet since keepalive_ms, the
  * final overflow event to every stream full as long; returns when the next
  * is due. */
@@ -411,6 +433,18 @@ static int64_t keepalive(struct sse *h, int64_t now)
 {
 	static const char ka[] = ": keep-alive\n\n";
 	int64_t next = now + h->cfg.keepalive_ms;
+	/* A client that went away while its stream was parked is seen by nobody
+	 * (libmicrohttpd neither reads nor writes a suspended connection): once a
+	 * second, and at once when a stream was refused, look at each parked
+	 * socket. End-of-file there ends the stream, which frees its place. The
+	 * socket is the connection's as long as it is parked. */
+	bool look = h->probe || now - h->probed_ms >= 1000;
+	if (look) {
+		h->probe = false;
+		h->probed_ms = now;
+	} else if (h->probed_ms + 1000 < next) {
+		next = h->probed_ms + 1000;
+	}
 	for (struct sse_stream *st = h->streams; st; st = st->next) {
 		if (st->closing)
 			continue;
@@ -428,6 +462,11 @@ static int64_t keepalive(struct sse *h, int64_t now)
 			}
 			if (cut < next)
 				next = cut;
+			continue;
+		}
+		if (look && st->parked && st->fd >= 0 && client_gone(st->fd)) {
+			st->closing = true;
+			wake(h, st);
 			continue;
 		}
 		int64_t due = st->last_put_ms + h->cfg.keepalive_ms;

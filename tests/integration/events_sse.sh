@@ -6,7 +6,7 @@
 # the stream limit, one database read for many streams, and a clean shutdown
 # with streams open.
 . "$(dirname "$0")/lib.sh"
-plan 31
+plan 34
 
 SLOWREAD=$top_builddir/tests/integration/slowread
 [ -x "$SLOWREAD" ] || bail "slowread not built at $SLOWREAD"
@@ -183,5 +183,24 @@ t1=$(date +%s%N)
 is "$LATTICED_EXIT" 0 "latticed exits 0 with streams open"
 ok "$(wait "${SPID[after]}"; [ $? = 0 ] && [ $(((t1 - t0) / 1000000)) -lt 10000 ] && echo 0 || echo 1)" \
 	"the streams ended cleanly (curl exit 0), the stop took $(((t1 - t0) / 1000000)) ms"
+
+# 32-34: a client gone while its stream was parked (nothing to send) would be
+# noticed only at the next write (the keep-alive: 15 s here); latticed looks at
+# parked sockets every second, and at once when a stream is refused, so the
+# gone one's place frees up long before that.
+lattice_start b --max-event-streams 2
+stream p1 "$API/v1/events"
+stream p2 "$API/v1/events"
+is "$(streams_open 2)" 2 "a second replica with --max-event-streams 2: both taken"
+stream_stop p1 # gone; its stream stays parked
+REQ_HEADERS=('Accept: text/event-stream')
+req GET /v1/events
+REQ_HEADERS=()
+is "$(err)" "503 too_many_event_streams" "the next is refused"
+t0=$(date +%s%N)
+n=$(for _ in $(seq 1 100); do [ "$(metric lattice_event_streams)" = 1 ] && break; sleep 0.1; done; metric lattice_event_streams)
+t1=$(date +%s%N)
+is "$n" 1 "the gone client's place is free after $(((t1 - t0) / 1000000)) ms (the keep-alive would take 15 s)"
+stream_stop p2
 
 done_testing
