@@ -679,12 +679,12 @@ static void test_actor_write(void)
 {
 	static const char *const actors[] = {
 		"{'id':'a','module':'m','cpu_required':0,'memory_required_mb':0}",
-		"{'id':'echo','name':'Echo \\\\ \\\" é/€','module':'ghcr.io/x/echo:1','cpu_required':500,"
-		"'memory_required_mb':256,'preferred_region':'eu-west','constraints':{'tier':'edge','zone':'a \\\" b'},"
-		"'priority':200,'max_latency_ms':50,'replicas':3,'strategy':'round_robin',"
-		"'contracts':['wasmcloud:httpserver','wasmcloud:keyvalue']}",
-		"{'id':'b','module':'m','cpu_required':1,'memory_required_mb':1,'constraints':{},"
-		"'contracts':[]}",
+		("{'id':'echo','name':'Echo \\\\ \\\" é/€','module':'ghcr.io/x/echo:1','cpu_required':500,"
+		 "'memory_required_mb':256,'preferred_region':'eu-west','constraints':{'tier':'edge','zone':'a \\\" b'},"
+		 "'priority':200,'max_latency_ms':50,'replicas':3,'strategy':'round_robin',"
+		 "'contracts':['wasmcloud:httpserver','wasmcloud:keyvalue']}"),
+		("{'id':'b','module':'m','cpu_required':1,'memory_required_mb':1,'constraints':{},"
+		 "'contracts':[]}"),
 	};
 	int same = 0;
 	for (size_t i = 0; i < sizeof(actors) / sizeof(actors[0]); i++) {

@@ -88,7 +88,10 @@ static const char *quoted_or_none(bool none, const char *s)
 	static char buf[4][96];
 	static int k;
 	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof(buf[k]), none ? "" : "'%s'", s);
+	if (none)
+		buf[k][0] = '\0';
+	else
+		snprintf(buf[k], sizeof(buf[k]), "'%s'", s);
 	return buf[k];
 }
 

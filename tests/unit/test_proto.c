@@ -24,8 +24,8 @@ static char *hb_with(const char *key, const char *field)
 		"\"memory_mb\":8192",
 		"\"cpu_measured\":350",
 		"\"memory_measured_mb\":1210",
-		"\"actors\":[{\"actor_id\":\"thumb\",\"state\":\"running\",\"state_version\":12},"
-		"{\"actor_id\":\"echo\",\"instance\":1,\"state\":\"starting\",\"state_version\":0}]",
+		("\"actors\":[{\"actor_id\":\"thumb\",\"state\":\"running\",\"state_version\":12},"
+		 "{\"actor_id\":\"echo\",\"instance\":1,\"state\":\"starting\",\"state_version\":0}]"),
 		"\"error_count\":0",
 		"\"policy_version\":3",
 		"\"agent_version\":\"lattice-agent 0.8.0\"",
