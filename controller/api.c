@@ -18,6 +18,7 @@
 #include "spec.h"
 #include "sse.h"
 #include "store.h"
+#include "view.h"
 
 #define API_FORWARDED_HEADER "X-Lattice-Forwarded" /* sent by a replica passing a request on */
 #define API_IDEM_HEADER "Idempotency-Key"
@@ -646,11 +647,38 @@ static PGconn *reader(struct api *a, struct http_resp *resp, uint64_t *idx)
 	return c;
 }
 
+/* Nodes and actors come from the applied model's view when it is ready
+ * (view.h): its index is at least the projection's, so min_index and
+ * read-your-writes hold as they do for PostgreSQL. */
+static enum view_kind view_kind_of(enum query_obj o)
+{
+	return o == QUERY_NODES ? VIEW_NODES : o == QUERY_ACTORS ? VIEW_ACTORS : VIEW_KINDS;
+}
+
 static enum http_next h_get(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	enum http_next next;
 	if (!read_barrier(a, req, call, resp, &next))
 		return next;
+	enum view_kind vk = view_kind_of((enum query_obj)call->route->arg);
+	if (vk != VIEW_KINDS && view_ready(a->loop->view)) {
+		char *text = NULL;
+		uint64_t vidx = 0;
+		int vrc = view_get(a->loop->view, vk, call->id, &text, &vidx);
+		if (vrc == 0) {
+			resp->status = 200;
+			resp->text = text;
+			resp->content_type = "application/json";
+			resp->index = vidx;
+			return HTTP_RESPOND;
+		}
+		if (vrc == -1) {
+			http_error(resp, 404, "not_found", "%s '%s' not found", vk == VIEW_NODES ? "node" : "actor",
+				   call->id);
+			resp->index = vidx ? vidx : projected(a);
+			return HTTP_RESPOND;
+		}
+	}
 	uint64_t idx;
 	PGconn *c = reader(a, resp, &idx);
 	if (c == NULL)
@@ -749,6 +777,18 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 	if (f.contract_id && !spec_contract_valid(f.contract_id)) {
 		http_error(resp, 400, "invalid_query", "contract_id must look like namespace:name (lowercase)");
 		return HTTP_RESPOND;
+	}
+	enum view_kind vk = view_kind_of(o);
+	if (vk != VIEW_KINDS && view_ready(a->loop->view)) {
+		char *text = NULL;
+		uint64_t vidx = 0;
+		if (view_list(a->loop->view, vk, &f, &text, &vidx) == 0) {
+			resp->status = 200;
+			resp->text = text;
+			resp->content_type = "application/json";
+			resp->index = vidx;
+			return HTTP_RESPOND;
+		}
 	}
 	uint64_t idx;
 	PGconn *c = reader(a, resp, &idx);

@@ -22,6 +22,7 @@
 #include "members.h"
 #include "ops.h"
 #include "store.h"
+#include "view.h"
 
 #define LOOP_TICK_MS 20
 /* raft_uv's default open segment size, set explicitly because disk.c's
@@ -395,6 +396,14 @@ static void flush_cb(uv_check_t *c)
 	bool waiting = l->wait_head != NULL;
 	pthread_mutex_unlock(&l->lock);
 	fsm_flush(&l->fsm);
+	if (l->view) {
+		if (l->fsm.restores != l->view_restores) { /* a snapshot replaced the model */
+			l->view_restores = l->fsm.restores;
+			view_invalidate(l->view);
+		}
+		uint64_t applied = raft_last_applied(&l->raft);
+		view_publish(l->view, &l->model, applied, applied < l->fsm.store_applied);
+	}
 	if (waiting)
 		wake_waiters(l);
 }
@@ -444,6 +453,8 @@ static void on_heartbeat(void *arg, struct proto_hb *hb, int64_t now_ms)
 static void publish_events(void *arg, const struct proj_batch *chain)
 {
 	struct loop *l = arg;
+	if (l->view)
+		view_note(l->view, chain);
 	if (!l->bus.enabled || !l->edge.leading || !atomic_load(&l->bus.stats.connected))
 		return;
 	size_t n = 0, cap = 0;
@@ -643,6 +654,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->store = store;
 	pthread_mutex_init(&l->lock, NULL);
 	model_init(&l->model);
+	l->view = view_new(); /* NULL (out of memory): reads stay on PostgreSQL */
 	l->model.count_since_ms = loop_wallclock_ms(); /* metrics count what happens from now on */
 	durhist_init(&l->stats.place, DURHIST_FAST);
 	char host[256];
@@ -802,6 +814,8 @@ void loop_close(struct loop *l)
 	outbox_release(&l->outbox);
 	failover_release(&l->failover);
 	model_release(&l->model);
+	view_free(l->view);
+	l->view = NULL;
 	pthread_mutex_destroy(&l->lock);
 }
 

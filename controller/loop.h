@@ -94,6 +94,8 @@ struct loop {
 
 	struct loop_status status; /* lock */
 	struct loop_stats stats;
+	struct view *view;          /* nodes and actors for API reads (view.h); NULL: none */
+	uint64_t view_restores;     /* fsm.restores when the view last saw it */
 	char instance_id[40];
 	char api_url[256];
 	struct fwd fwd;         /* HTTP to other replicas (cluster.c) */
