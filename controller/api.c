@@ -652,7 +652,8 @@ static PGconn *reader(struct api *a, struct http_resp *resp, uint64_t *idx)
  * read-your-writes hold as they do for PostgreSQL. */
 static enum view_kind view_kind_of(enum query_obj o)
 {
-	return o == QUERY_NODES ? VIEW_NODES : o == QUERY_ACTORS ? VIEW_ACTORS : VIEW_KINDS;
+	enum view_kind k = o == QUERY_NODES ? VIEW_NODES : o == QUERY_ACTORS ? VIEW_ACTORS : VIEW_KINDS;
+	return k != VIEW_KINDS && view_serves(k) ? k : VIEW_KINDS;
 }
 
 static enum http_next h_get(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)

@@ -154,9 +154,10 @@ int main(int argc, char **argv)
 	struct sse_config ec = {
 		.max_streams = (unsigned)lt.cfg.max_event_streams,
 		.buffer_max = (size_t)lt.cfg.event_stream_buffer,
-		/* Well inside the idle timeout, so a quiet stream is never closed as idle. */
-		.keepalive_ms = lt.cfg.http_idle_timeout_s * 1000 / 2 < SSE_KEEPALIVE_MS_DEFAULT
-					? (int)(lt.cfg.http_idle_timeout_s * 1000 / 2)
+		/* Well inside the idle timeout, so a quiet stream is never closed as
+		 * idle (a third: a late keep-alive still comes in time). */
+		.keepalive_ms = lt.cfg.http_idle_timeout_s * 1000 / 3 < SSE_KEEPALIVE_MS_DEFAULT
+					? (int)(lt.cfg.http_idle_timeout_s * 1000 / 3)
 					: SSE_KEEPALIVE_MS_DEFAULT,
 	};
 	if (sse_start(&lt.sse, lt.store, store_applied_index(lt.store), &ec, err, sizeof(err)) != 0) {
@@ -203,7 +204,6 @@ int main(int argc, char **argv)
 
 	sse_stop(lt.sse); /* no connection may stay parked past http_stop */
 	http_stop(lt.http);
-	sse_free(lt.sse);
 	int64_t since = lt.loop.close_started_ms ? lt.loop.close_started_ms : loop_now_ms();
 	int64_t left = since + LATTICED_SHUTDOWN_MS - LATTICED_SHUTDOWN_TAIL_MS - loop_now_ms();
 	int flushed = store_stop(lt.store, left > 0 ? (int)left : 0);
@@ -212,6 +212,9 @@ int main(int argc, char **argv)
 			 "replays it from the Raft log",
 			 LATTICED_SHUTDOWN_MS / 1000);
 	store_close(lt.store);
+	/* After the writer thread, which calls sse_notify after each commit. */
+	sse_free(lt.sse);
+	lt.sse = NULL;
 	loop_close(&lt.loop);
 	config_free(&lt.cfg);
 	log_info("stopped");

@@ -165,6 +165,9 @@ void model_release(struct model *m)
 		sched_index_remove(&m->sched, v);
 		model_node_free(v);
 	}
+	free(m->touched);
+	m->touched = NULL;
+	m->ntouched = m->captouched = 0;
 	pos = 0;
 	while ((v = hmap_next(&m->providers, &pos)) != NULL)
 		model_provider_free(v);
@@ -236,6 +239,49 @@ struct model_actor *model_actor_get(const struct model *m, const char *id)
 	return hmap_get(&m->actors, id);
 }
 
+/* Remembers that n's accounted usage changed, for the read view. */
+static void touch(struct model *m, struct model_node *n)
+{
+	if (n->touched || m->touched_all)
+		return;
+	if (m->ntouched == m->captouched) {
+		size_t cap = m->captouched ? m->captouched * 2 : 64;
+		struct model_node **t = realloc(m->touched, cap * sizeof(*t));
+		if (t == NULL) {
+			m->touched_all = true; /* the view renders every node instead */
+			return;
+		}
+		m->touched = t;
+		m->captouched = cap;
+	}
+	m->touched[m->ntouched++] = n;
+	n->touched = true;
+}
+
+static void untouch(struct model *m, struct model_node *n)
+{
+	if (!n->touched)
+		return;
+	for (size_t i = 0; i < m->ntouched; i++)
+		if (m->touched[i] == n) {
+			m->touched[i] = m->touched[--m->ntouched];
+			break;
+		}
+	n->touched = false;
+}
+
+size_t model_take_touched(struct model *m, struct model_node ***out, bool *all)
+{
+	size_t n = m->ntouched;
+	for (size_t i = 0; i < n; i++)
+		m->touched[i]->touched = false;
+	*out = m->touched;
+	*all = m->touched_all;
+	m->ntouched = 0;
+	m->touched_all = false;
+	return n;
+}
+
 void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign)
 {
 	n->cpu_used += sign * cpu;
@@ -243,6 +289,7 @@ void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int6
 	n->actor_count += sign;
 	n->nplacements += sign;
 	index_update(m, n);
+	touch(m, n);
 }
 
 const char *model_node_status_name(enum node_status s)
@@ -714,6 +761,7 @@ static void apply_node_delete(struct model *m, struct entry *e, struct proj_batc
 	}
 	sched_index_remove(&m->sched, n);
 	hmap_del(&m->nodes, n->spec.id);
+	untouch(m, n);
 	if (out)
 		proj_node_delete(out, n->spec.id);
 	emit_event(m, out, e, "node.deleted", "node", n->spec.id, NULL);

@@ -47,6 +47,7 @@ struct model_node {
 	struct sched_node sched;
 	struct model_policy **policies; /* covering policies, sorted by id (borrowed) */
 	size_t npolicies;
+	bool touched; /* in model.touched (its accounted usage changed) */
 };
 
 struct model_placement {
@@ -216,6 +217,12 @@ struct model {
 	uint64_t fo_finished[FO_STATUSES]; /* failovers finished by those entries, by status */
 	struct durhist fo_duration;  /* node found dead -> failover finished, of those */
 	int64_t count_since_ms;
+	/* Nodes whose accounted usage changed since the loop last took them
+	 * (model_take_touched; the read view renders them again). Not state:
+	 * no entry, snapshot or digest sees it. touched_all: the list overflowed. */
+	struct model_node **touched;
+	size_t ntouched, captouched;
+	bool touched_all;
 	int64_t applying_at_ms; /* the time of the entry being applied */
 	unsigned cmd_next;                 /* n of the next command id in the entry being applied */
 	struct hmap failovers;             /* id -> struct model_failover */
@@ -310,6 +317,10 @@ int model_actor_contracts(const struct model *m, const struct model_actor *a, st
  * and re-files it in the scheduler index (out of memory there aborts: an index
  * missing a node would go on planning without it). */
 void model_node_account(struct model *m, struct model_node *n, int64_t cpu, int64_t mem, int sign);
+/* The nodes model_node_account changed since the last call (borrowed; valid
+ * until the model changes), and whether more changed than it could keep
+ * (then every node counts as changed). Clears the list. */
+size_t model_take_touched(struct model *m, struct model_node ***out, bool *all);
 
 /* Room on n for one more request, by capacity alone (unknown capacity: yes). The
  * leader's plan and apply's re-check of a resource change both use it. */

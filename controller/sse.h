@@ -66,7 +66,8 @@ int sse_open(struct sse *h, struct http_req *req, uint64_t after, int from_oldes
  * and stops the pump. Call before http_stop: libmicrohttpd must not be stopped
  * with a parked connection. */
 void sse_stop(struct sse *h);
-/* After http_stop (no stream is left). NULL is fine. */
+/* After http_stop (no stream is left) and after the store's writer thread has
+ * ended (it calls sse_notify). NULL is fine. */
 void sse_free(struct sse *h);
 
 void sse_get_stats(struct sse *h, struct sse_stats *out);

@@ -7,11 +7,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "hmap.h"
 #include "jw.h"
+#include "log.h"
 #include "model.h"
 #include "otree.h"
 #include "proj.h"
@@ -28,8 +30,6 @@ struct vitem {
 	char *region, *status;      /* nodes */
 	char **lkeys, **lvals;      /* nodes: labels */
 	size_t nlabels;
-	char **nodes;               /* actors: the nodes of its placements */
-	size_t nnodes;
 };
 
 /* Ids to render again (keys owned: the strdup'd id is also the value). */
@@ -39,15 +39,15 @@ struct dirty {
 
 struct view {
 	pthread_rwlock_t lock;
-	struct otree trees[VIEW_KINDS]; /* lock */
+	struct otree nodes; /* lock */
 	/* The applied index the trees reflect. Set under the write lock with a
 	 * change; without one (an iteration that touched no node or actor) it
 	 * moves on by itself: the trees are what they were at the new index too. */
 	atomic_uint_fast64_t index;
 	atomic_bool ready;
 	/* loop thread only */
-	struct dirty dirty[VIEW_KINDS];
-	bool all; /* render everything again */
+	struct dirty dirty; /* node ids to render again */
+	bool all;           /* render every node again */
 };
 
 static int item_cmp(const struct otree_link *a, const struct otree_link *b)
@@ -74,9 +74,6 @@ static void item_free(struct vitem *it)
 	}
 	free(it->lkeys);
 	free(it->lvals);
-	for (size_t i = 0; i < it->nnodes; i++)
-		free(it->nodes[i]);
-	free(it->nodes);
 	free(it);
 }
 
@@ -132,31 +129,12 @@ fail:
 	return NULL;
 }
 
-static struct vitem *render_actor_item(const struct model_actor *a)
+static void mark(struct view *v, const char *id)
 {
-	struct vitem *it = calloc(1, sizeof(*it));
-	if (it == NULL || (it->json = render_actor_text(a)) == NULL || (it->id = strdup(a->spec.id)) == NULL)
-		goto fail;
-	it->len = strlen(it->json);
-	if (a->nplacements && (it->nodes = calloc(a->nplacements, sizeof(char *))) == NULL)
-		goto fail;
-	for (size_t i = 0; i < a->nplacements; i++) {
-		const struct model_node *n = a->placements[i].node;
-		if (n && (it->nodes[it->nnodes++] = strdup(n->spec.id)) == NULL)
-			goto fail;
-	}
-	return it;
-fail:
-	item_free(it);
-	return NULL;
-}
-
-static void mark(struct view *v, enum view_kind k, const char *id)
-{
-	if (v->all || id == NULL || hmap_get(&v->dirty[k].ids, id))
+	if (v->all || id == NULL || hmap_get(&v->dirty.ids, id))
 		return;
 	char *key = strdup(id);
-	if (key == NULL || hmap_put(&v->dirty[k].ids, key, key) != 0) {
+	if (key == NULL || hmap_put(&v->dirty.ids, key, key) != 0) {
 		free(key);
 		v->all = true; /* out of memory: render everything rather than miss one */
 	}
@@ -179,12 +157,7 @@ void view_note(struct view *v, const struct proj_batch *chain)
 			switch (c->kind) {
 			case PROJ_NODE_UPSERT:
 			case PROJ_NODE_DELETE:
-				mark(v, VIEW_NODES, c->params[0]);
-				break;
-			case PROJ_ACTOR_UPSERT:
-			case PROJ_ACTOR_DELETE:
-			case PROJ_PLACEMENTS_SET:
-				mark(v, VIEW_ACTORS, c->params[0]);
+				mark(v, c->params[0]);
 				break;
 			case PROJ_RESET:
 				v->all = true;
@@ -201,87 +174,60 @@ void view_invalidate(struct view *v)
 	v->all = true;
 }
 
-/* A new item for every id marked (NULL: gone from the model); the nodes an
- * actor leaves or joins are marked first, since their usage changes. */
+/* A new item for every node marked (NULL: gone from the model). */
 struct change {
-	enum view_kind k;
 	const char *id; /* the dirty set's key (freed with it, after the change) */
 	struct vitem *item;
 };
 
 static int build_changes(struct view *v, const struct model *m, struct change **out, size_t *nout)
 {
-	size_t pos = 0;
-	char *id;
-	/* Actors first: they mark nodes. */
-	while ((id = hmap_next(&v->dirty[VIEW_ACTORS].ids, &pos)) != NULL) {
-		const struct vitem *old = tree_find(&v->trees[VIEW_ACTORS], id);
-		for (size_t i = 0; old && i < old->nnodes; i++)
-			mark(v, VIEW_NODES, old->nodes[i]);
-		const struct model_actor *a = model_actor_get(m, id);
-		for (size_t i = 0; a && i < a->nplacements; i++)
-			if (a->placements[i].node)
-				mark(v, VIEW_NODES, a->placements[i].node->spec.id);
-	}
-	size_t n = v->dirty[VIEW_ACTORS].ids.n + v->dirty[VIEW_NODES].ids.n, k = 0;
+	size_t n = v->dirty.ids.n, k = 0, pos = 0;
 	struct change *ch = n ? calloc(n, sizeof(*ch)) : NULL;
+	const char *id;
 	if (n && ch == NULL)
 		return -1;
-	for (int kind = 0; kind < VIEW_KINDS; kind++) {
-		pos = 0;
-		while ((id = hmap_next(&v->dirty[kind].ids, &pos)) != NULL) {
-			ch[k].k = (enum view_kind)kind;
-			ch[k].id = id;
-			if (kind == VIEW_NODES) {
-				const struct model_node *nd = model_node_get(m, id);
-				ch[k].item = nd ? render_node_item(nd) : NULL;
-				if (nd && ch[k].item == NULL)
-					goto oom;
-			} else {
-				const struct model_actor *a = model_actor_get(m, id);
-				ch[k].item = a ? render_actor_item(a) : NULL;
-				if (a && ch[k].item == NULL)
-					goto oom;
-			}
-			k++;
+	while ((id = hmap_next(&v->dirty.ids, &pos)) != NULL) {
+		const struct model_node *nd = model_node_get(m, id);
+		ch[k].id = id;
+		ch[k].item = nd ? render_node_item(nd) : NULL;
+		if (nd && ch[k].item == NULL) {
+			for (size_t i = 0; i < k; i++)
+				item_free(ch[i].item);
+			free(ch);
+			return -1;
 		}
+		k++;
 	}
 	*out = ch;
 	*nout = k;
 	return 0;
-oom:
-	for (size_t i = 0; i <= k; i++)
-		item_free(ch[i].item);
-	free(ch);
-	return -1;
 }
 
-/* Every node and actor of m into fresh trees. */
-static int build_all(const struct model *m, struct otree trees[VIEW_KINDS])
+/* Every node of m into a fresh tree. */
+static int build_all(const struct model *m, struct otree *tree)
 {
-	otree_init(&trees[VIEW_NODES], item_cmp);
-	otree_init(&trees[VIEW_ACTORS], item_cmp);
+	otree_init(tree, item_cmp);
 	size_t pos = 0;
 	const struct model_node *n;
 	while ((n = hmap_next(&m->nodes, &pos)) != NULL) {
 		struct vitem *it = render_node_item(n);
 		if (it == NULL)
 			return -1;
-		otree_insert(&trees[VIEW_NODES], &it->link);
-	}
-	pos = 0;
-	const struct model_actor *a;
-	while ((a = hmap_next(&m->actors, &pos)) != NULL) {
-		struct vitem *it = render_actor_item(a);
-		if (it == NULL)
-			return -1;
-		otree_insert(&trees[VIEW_ACTORS], &it->link);
+		otree_insert(tree, &it->link);
 	}
 	return 0;
 }
 
-void view_publish(struct view *v, const struct model *m, uint64_t index, bool replaying)
+void view_publish(struct view *v, struct model *m, uint64_t index, bool replaying)
 {
+	/* Nodes whose usage changed (an actor placed, moved, resized, gone). */
+	struct model_node **touched;
+	bool all;
+	size_t nt = model_take_touched(m, &touched, &all);
+	v->all |= all;
+	for (size_t i = 0; i < nt && !v->all; i++)
+		mark(v, touched[i]->spec.id);
 	if (replaying) {
 		/* Entries PostgreSQL already held come without batches: whatever is
 		 * noted now is covered by the whole build once the replay is done. */
@@ -289,27 +235,29 @@ void view_publish(struct view *v, const struct model *m, uint64_t index, bool re
 		return;
 	}
 	if (v->all) {
-		struct otree fresh[VIEW_KINDS];
-		if (build_all(m, fresh) != 0) {
-			for (int k = 0; k < VIEW_KINDS; k++)
-				tree_clear(&fresh[k]);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		struct otree fresh;
+		if (build_all(m, &fresh) != 0) {
+			tree_clear(&fresh);
 			return; /* out of memory: still all to do; the old view stays */
 		}
-		struct otree old[VIEW_KINDS];
 		pthread_rwlock_wrlock(&v->lock);
-		memcpy(old, v->trees, sizeof(old));
-		memcpy(v->trees, fresh, sizeof(fresh));
+		struct otree old = v->nodes;
+		v->nodes = fresh;
 		atomic_store(&v->index, index);
 		pthread_rwlock_unlock(&v->lock);
 		atomic_store(&v->ready, true);
-		for (int k = 0; k < VIEW_KINDS; k++) {
-			tree_clear(&old[k]);
-			dirty_clear(&v->dirty[k]);
-		}
+		tree_clear(&old);
+		dirty_clear(&v->dirty);
 		v->all = false;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		log_info("read view built at index %llu: %zu nodes in %.1f ms on the loop thread",
+			 (unsigned long long)index, v->nodes.n,
+			 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 		return;
 	}
-	if (v->dirty[VIEW_NODES].ids.n == 0 && v->dirty[VIEW_ACTORS].ids.n == 0) {
+	if (v->dirty.ids.n == 0) {
 		if (atomic_load(&v->ready))
 			atomic_store(&v->index, index);
 		return;
@@ -322,12 +270,11 @@ void view_publish(struct view *v, const struct model *m, uint64_t index, bool re
 	}
 	pthread_rwlock_wrlock(&v->lock);
 	for (size_t i = 0; i < n; i++) {
-		struct otree *t = &v->trees[ch[i].k];
-		struct vitem *old = tree_find(t, ch[i].id);
+		struct vitem *old = tree_find(&v->nodes, ch[i].id);
 		if (old)
-			otree_remove(t, &old->link);
+			otree_remove(&v->nodes, &old->link);
 		if (ch[i].item)
-			otree_insert(t, &ch[i].item->link);
+			otree_insert(&v->nodes, &ch[i].item->link);
 		ch[i].item = old; /* freed below, outside the lock */
 	}
 	atomic_store(&v->index, index);
@@ -335,8 +282,7 @@ void view_publish(struct view *v, const struct model *m, uint64_t index, bool re
 	for (size_t i = 0; i < n; i++)
 		item_free(ch[i].item);
 	free(ch);
-	for (int k = 0; k < VIEW_KINDS; k++)
-		dirty_clear(&v->dirty[k]);
+	dirty_clear(&v->dirty);
 }
 
 /* ---- reading (any thread) ----------------------------------------------------- */
@@ -346,13 +292,18 @@ bool view_ready(struct view *v)
 	return v && atomic_load(&v->ready);
 }
 
+bool view_serves(enum view_kind k)
+{
+	return k == VIEW_NODES;
+}
+
 int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint64_t *index)
 {
-	if (!view_ready(v))
+	if (!view_ready(v) || !view_serves(k))
 		return -2;
 	int rc = -1;
 	pthread_rwlock_rdlock(&v->lock);
-	const struct vitem *it = tree_find(&v->trees[k], id);
+	const struct vitem *it = tree_find(&v->nodes, id);
 	if (it) {
 		char *copy = malloc(it->len + 1);
 		if (copy) {
@@ -368,34 +319,25 @@ int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint
 	return rc;
 }
 
-static bool matches(enum view_kind k, const struct vitem *it, const struct query_filter *f)
+static bool matches(const struct vitem *it, const struct query_filter *f)
 {
-	if (k == VIEW_NODES) {
-		if (f->region && strcmp(f->region, it->region) != 0)
-			return false;
-		if (f->status && strcmp(f->status, it->status) != 0)
-			return false;
-		if (f->label_key) {
-			size_t i = 0;
-			while (i < it->nlabels && strcmp(it->lkeys[i], f->label_key) != 0)
-				i++;
-			if (i == it->nlabels || (f->label_value && strcmp(f->label_value, it->lvals[i]) != 0))
-				return false;
-		}
-		return true;
-	}
-	if (f->node_id) {
+	if (f->region && strcmp(f->region, it->region) != 0)
+		return false;
+	if (f->status && strcmp(f->status, it->status) != 0)
+		return false;
+	if (f->label_key) {
 		size_t i = 0;
-		while (i < it->nnodes && strcmp(it->nodes[i], f->node_id) != 0)
+		while (i < it->nlabels && strcmp(it->lkeys[i], f->label_key) != 0)
 			i++;
-		return i < it->nnodes;
+		if (i == it->nlabels || (f->label_value && strcmp(f->label_value, it->lvals[i]) != 0))
+			return false;
 	}
 	return true;
 }
 
 int view_list(struct view *v, enum view_kind k, const struct query_filter *f, char **json, uint64_t *index)
 {
-	if (!view_ready(v))
+	if (!view_ready(v) || !view_serves(k))
 		return -2;
 	int64_t limit = f->limit <= 0 ? QUERY_LIMIT_DEFAULT : f->limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : f->limit;
 	struct jw w;
@@ -404,14 +346,14 @@ int view_list(struct view *v, enum view_kind k, const struct query_filter *f, ch
 	jw_key(&w, "items");
 	jw_arr(&w);
 	pthread_rwlock_rdlock(&v->lock);
-	const struct otree *t = &v->trees[k];
+	const struct otree *t = &v->nodes;
 	struct otree_link *l = f->after ? otree_upper_bound(t, f->after, item_keycmp) : otree_first(t);
 	int64_t n = 0;
 	const struct vitem *last = NULL;
 	bool more = false;
 	for (; l; l = otree_next(l)) {
 		const struct vitem *it = otree_entry(l, struct vitem, link);
-		if (!matches(k, it, f))
+		if (!matches(it, f))
 			continue;
 		if (n == limit) {
 			more = true;
@@ -450,10 +392,8 @@ struct view *view_new(void)
 		free(v);
 		return NULL;
 	}
-	for (int k = 0; k < VIEW_KINDS; k++) {
-		otree_init(&v->trees[k], item_cmp);
-		hmap_init(&v->dirty[k].ids);
-	}
+	otree_init(&v->nodes, item_cmp);
+	hmap_init(&v->dirty.ids);
 	v->all = true;
 	return v;
 }
@@ -462,10 +402,8 @@ void view_free(struct view *v)
 {
 	if (v == NULL)
 		return;
-	for (int k = 0; k < VIEW_KINDS; k++) {
-		tree_clear(&v->trees[k]);
-		dirty_clear(&v->dirty[k]);
-	}
+	tree_clear(&v->nodes);
+	dirty_clear(&v->dirty);
 	pthread_rwlock_destroy(&v->lock);
 	free(v);
 }

@@ -1,13 +1,15 @@
-/* view — what API reads of nodes and actors are served from (SPEC: "a
+/* view — what API reads of nodes are served from (SPEC: "a
  * read-only view of the applied model published by the loop at an index"):
- * each object's JSON as GET shows it, rendered by the loop thread from the
+ * each node's JSON as GET shows it, rendered by the loop thread from the
  * model and published once per loop iteration under a read-write lock, with
  * the applied index it reflects. HTTP threads copy answers out under the read
  * lock; they never touch the model and never see a half-applied entry.
+ * Actors are not kept (their text would double a replica's memory at 100,000
+ * actors): reads of actors stay on PostgreSQL.
  *
- * What changed is learned from the iteration's projection batches (the same
- * changes PostgreSQL gets): a node's row, an actor's row or its placements
- * (which change the usage of the nodes it leaves and the ones it joins). The
+ * What changed is learned from the iteration's projection batches (a node's
+ * row) and from the model's list of nodes whose accounted usage changed
+ * (model_take_touched: an actor placed, moved, resized or deleted). The
  * whole view is built again after a reset or a restored snapshot, and once
  * the start-up replay (entries PostgreSQL already held make no batch) is done;
  * until then it is not ready and reads go to PostgreSQL.
@@ -36,12 +38,17 @@ void view_free(struct view *v);
 void view_note(struct view *v, const struct proj_batch *chain);
 /* Loop thread: everything is to be rendered again (a restore, a start). */
 void view_invalidate(struct view *v);
-/* Loop thread: renders what changed from m and publishes it at index. When
- * replaying is true (the start-up replay is not done) nothing is published. */
-void view_publish(struct view *v, const struct model *m, uint64_t index, bool replaying);
+/* Loop thread: renders what changed from m (taking m's touched nodes) and
+ * publishes it at index. When replaying is true (the start-up replay is not
+ * done) nothing is published. */
+void view_publish(struct view *v, struct model *m, uint64_t index, bool replaying);
 
-/* Any thread. False until the first publication (reads then go to PostgreSQL). */
+/* Any thread. False until the first publication (reads then go to PostgreSQL).
+ * view_serves(VIEW_ACTORS) is false: actors are always read from PostgreSQL. */
 bool view_ready(struct view *v);
+/* Whether reads of this kind are answered from the view (nodes; not actors
+ * yet: their text would double the replica's memory at 100,000 actors). */
+bool view_serves(enum view_kind k);
 /* The object's JSON (malloc'd, the caller frees) and the index it reflects.
  * Returns 0, -1 when there is no such object, -2 when out of memory or not
  * ready. */
