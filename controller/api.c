@@ -549,6 +549,21 @@ static int parse_plan_query(struct http_req *req, struct sched_explain_opts *o, 
 	return 0;
 }
 
+/* The answer the loop wrote as JSON text for a dry run or a model read. */
+static enum http_next loop_answer(struct api *a, struct api_call *call, struct http_resp *resp)
+{
+	if (call->op.http_status) {
+		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
+		return HTTP_RESPOND;
+	}
+	resp->status = 200;
+	resp->text = call->op.object_text;
+	resp->content_type = "application/json";
+	call->op.object_text = NULL;
+	resp->index = projected(a);
+	return HTTP_RESPOND;
+}
+
 static enum http_next h_plan(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	if (!call->submitted) {
@@ -569,17 +584,7 @@ static enum http_next h_plan(struct api *a, struct http_req *req, struct api_cal
 		}
 		return submit(a, req, call, 5000);
 	}
-	if (call->op.http_status) {
-		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
-		return HTTP_RESPOND;
-	}
-	/* The loop wrote the answer as text. */
-	resp->status = 200;
-	resp->text = call->op.object_text;
-	resp->content_type = "application/json";
-	call->op.object_text = NULL;
-	resp->index = projected(a);
-	return HTTP_RESPOND;
+	return loop_answer(a, call, resp); /* the loop wrote it as text */
 }
 
 /* POST /v1/nodes/{id}/failover-plan: where each actor of the node would go if
@@ -592,16 +597,7 @@ static enum http_next h_failover_plan(struct api *a, struct http_req *req, struc
 		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
 		return submit(a, req, call, 5000);
 	}
-	if (call->op.http_status) {
-		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
-		return HTTP_RESPOND;
-	}
-	resp->status = 200;
-	resp->text = call->op.object_text;
-	resp->content_type = "application/json";
-	call->op.object_text = NULL;
-	resp->index = projected(a);
-	return HTTP_RESPOND;
+	return loop_answer(a, call, resp);
 }
 
 /* GET /v1/policies/{id}/violations: what runs against the policy's current
@@ -622,16 +618,7 @@ static enum http_next h_violations(struct api *a, struct http_req *req, struct a
 		call->op.plan.limit = (size_t)limit;
 		return submit(a, req, call, 5000);
 	}
-	if (call->op.http_status) {
-		http_error(resp, call->op.http_status, call->op.code, "%s", call->op.message);
-		return HTTP_RESPOND;
-	}
-	resp->status = 200;
-	resp->text = call->op.object_text;
-	resp->content_type = "application/json";
-	call->op.object_text = NULL;
-	resp->index = projected(a);
-	return HTTP_RESPOND;
+	return loop_answer(a, call, resp);
 }
 
 /* ---- handlers: reads ------------------------------------------------------------------------ */
