@@ -1,4 +1,6 @@
-#include "api.h"
+/* api — routing, reads and the replica's own answers (health, metrics, the
+ * dashboard's files); writes are in api_write.c. */
+#include "api_call.h"
 #include "chaosrep.h"
 #include "ui.h"
 
@@ -9,9 +11,7 @@
 #include <strings.h>
 
 #include "config.h"
-#include "fwd.h"
 #include "log.h"
-#include "members.h"
 #include "loop.h"
 #include "ops.h"
 #include "query.h"
@@ -19,35 +19,6 @@
 #include "sse.h"
 #include "store.h"
 #include "view.h"
-
-#define API_FORWARDED_HEADER "X-Lattice-Forwarded" /* sent by a replica passing a request on */
-#define API_IDEM_HEADER "Idempotency-Key"
-#define API_IDEM_KEY_MAX 255
-#define API_LIMIT_DEFAULT 100
-#define API_LIMIT_MAX 1000
-
-struct api_call;
-typedef enum http_next (*route_fn)(struct api *a, struct http_req *req, struct api_call *call,
-				   struct http_resp *resp);
-
-struct route {
-	const char *method;
-	const char *pattern; /* segments; "{id}" matches one id */
-	route_fn fn;
-	int arg;              /* op kind or query object */
-	const char *params;   /* accepted query parameters, comma-separated */
-};
-
-/* Per-request state, kept across suspend/resume. */
-struct api_call {
-	const struct route *route;
-	char id[SPEC_ID_MAX + 1]; /* the {id} of the URL */
-	struct op op;
-	bool submitted;
-	atomic_bool done;
-	struct http_req *req;
-	bool long_polled; /* /v1/events: already waited for new events */
-};
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -70,20 +41,20 @@ static void call_done(struct op *op)
 
 /* What this replica's PostgreSQL shows (rowless entries counted): the index
  * a read at least reflects. */
-static uint64_t projected(struct api *a)
+uint64_t api_projected(struct api *a)
 {
 	return loop_projected_index(a->loop);
 }
 
-static void resp_json(struct api *a, struct http_resp *resp, int status, json_t *body)
+void api_resp_json(struct api *a, struct http_resp *resp, int status, json_t *body)
 {
 	resp->status = status;
 	resp->body = body;
-	resp->index = projected(a);
+	resp->index = api_projected(a);
 }
 
 /* The leader's answer to a request this replica sent on, as it came. */
-static enum http_next relay(struct http_resp *resp, struct op *op)
+enum http_next api_relay(struct http_resp *resp, struct op *op)
 {
 	resp->status = op->relay_status;
 	resp->text = op->object_text;
@@ -96,13 +67,13 @@ static enum http_next relay(struct http_resp *resp, struct op *op)
 }
 
 /* An op's error as the answer. */
-static void op_error(struct http_resp *resp, const struct op *op)
+void api_op_error(struct http_resp *resp, const struct op *op)
 {
 	http_error(resp, op->http_status, op->code, "%s", op->message);
 	snprintf(resp->retry_after, sizeof(resp->retry_after), "%s", op->retry_after);
 }
 
-static void err_spec(struct http_resp *resp, const struct spec_err *e)
+void api_err_spec(struct http_resp *resp, const struct spec_err *e)
 {
 	int status = strcmp(e->code, "out_of_memory") == 0 ? 503 : 400;
 	http_error(resp, status, e->code, "%s", e->message);
@@ -118,7 +89,7 @@ static void err_query(struct http_resp *resp, int rc, const char *msg)
 
 /* Hands the op to the loop and suspends the request until it is done. The
  * request as sent goes with it, in case the loop sends it on to the leader. */
-static enum http_next submit(struct api *a, struct http_req *req, struct api_call *call, int64_t timeout_ms)
+enum http_next api_submit(struct api *a, struct http_req *req, struct api_call *call, int64_t timeout_ms)
 {
 	struct op_raw *raw = &call->op.raw;
 	raw->method = req->method;
@@ -200,7 +171,7 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+int api_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
 		return -1;
@@ -221,15 +192,15 @@ static bool read_barrier(struct api *a, struct http_req *req, struct api_call *c
 	*next = HTTP_RESPOND;
 	if (call->submitted) {
 		if (call->op.http_status) {
-			op_error(resp, &call->op);
-			resp->index = projected(a);
+			api_op_error(resp, &call->op);
+			resp->index = api_projected(a);
 			return false;
 		}
 		return true;
 	}
 	uint64_t want = 0;
 	const char *mi = http_query(req, "min_index");
-	if (mi && parse_u64(mi, UINT64_MAX / 2, &want) != 0) {
+	if (mi && api_parse_u64(mi, UINT64_MAX / 2, &want) != 0) {
 		http_error(resp, 400, "invalid_query", "min_index must be a non-negative integer");
 		return false;
 	}
@@ -243,14 +214,14 @@ static bool read_barrier(struct api *a, struct http_req *req, struct api_call *c
 		 * after this read arrived, then waits for PostgreSQL to show it. */
 		op_init(&call->op, OP_READ_BARRIER);
 		call->op.index = want;
-		*next = submit(a, req, call, a->cfg->read_wait_max_ms);
+		*next = api_submit(a, req, call, a->cfg->read_wait_max_ms);
 		return false;
 	}
-	if (want == 0 || projected(a) >= want)
+	if (want == 0 || api_projected(a) >= want)
 		return true;
 	op_init(&call->op, OP_WAIT);
 	call->op.index = want;
-	*next = submit(a, req, call, a->cfg->read_wait_max_ms);
+	*next = api_submit(a, req, call, a->cfg->read_wait_max_ms);
 	return false;
 }
 
@@ -258,7 +229,7 @@ static int parse_page(struct http_req *req, struct query_filter *f, struct http_
 {
 	uint64_t limit = API_LIMIT_DEFAULT;
 	const char *ls = http_query(req, "limit");
-	if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
+	if (ls && (api_parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
 		http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d", API_LIMIT_MAX);
 		return -1;
 	}
@@ -277,7 +248,7 @@ static enum http_next h_healthz(struct api *a, struct http_req *req, struct api_
 {
 	(void)req;
 	(void)call;
-	resp_json(a, resp, 200, json_pack("{s:s}", "status", "ok"));
+	api_resp_json(a, resp, 200, json_pack("{s:s}", "status", "ok"));
 	return HTTP_RESPOND;
 }
 
@@ -381,7 +352,7 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	if (a->store) {
 		struct store_stats ss;
 		store_stats(a->store, &ss);
-		g.projected_index = projected(a);
+		g.projected_index = api_projected(a);
 		g.backlog = store_backlog(a->store);
 		g.pg_up = store_healthy(a->store);
 		g.pg_transactions = ss.transactions;
@@ -400,29 +371,29 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	}
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-	resp->index = projected(a);
+	resp->index = api_projected(a);
 	return HTTP_RESPOND;
 }
 
 /* ---- handlers: loop queries ------------------------------------------------------------- */
 
 /* The answer of an op that computed a JSON result on the loop. */
-static enum http_next answer_result(struct api *a, struct api_call *call, struct http_resp *resp)
+enum http_next api_answer_result(struct api *a, struct api_call *call, struct http_resp *resp)
 {
 	if (call->op.relayed)
-		return relay(resp, &call->op);
+		return api_relay(resp, &call->op);
 	if (call->op.http_status) {
-		op_error(resp, &call->op);
+		api_op_error(resp, &call->op);
 		return HTTP_RESPOND;
 	}
 	if (call->op.object_text) { /* rendered as text (cluster: exact unsigned values) */
-		resp_json(a, resp, 200, NULL);
+		api_resp_json(a, resp, 200, NULL);
 		resp->text = call->op.object_text;
 		resp->content_type = "application/json";
 		call->op.object_text = NULL;
 		return HTTP_RESPOND;
 	}
-	resp_json(a, resp, 200, call->op.result);
+	api_resp_json(a, resp, 200, call->op.result);
 	call->op.result = NULL;
 	return HTTP_RESPOND;
 }
@@ -431,96 +402,9 @@ static enum http_next h_cluster(struct api *a, struct http_req *req, struct api_
 {
 	if (!call->submitted) {
 		op_init(&call->op, OP_CLUSTER);
-		return submit(a, req, call, 5000);
+		return api_submit(a, req, call, 5000);
 	}
-	return answer_result(a, call, resp);
-}
-
-/* POST /v1/cluster/members {"id", "raft_address", "api_url"}: add a member (as a
- * spare, caught up, then a voter) or record its URL; DELETE .../{id}: remove
- * it; POST /v1/cluster/transfer {"to"}: hand leadership over; POST
- * /v1/cluster/read-index: the leader's commit index, leadership confirmed (a
- * follower's consistent read). All answered by the leader. */
-static enum http_next h_cluster_write(struct api *a, struct http_req *req, struct api_call *call,
-				      struct http_resp *resp)
-{
-	enum op_kind kind = (enum op_kind)call->route->arg;
-	if (call->submitted) {
-		enum http_next n = answer_result(a, call, resp);
-		if (!call->op.relayed && call->op.http_status == 0) {
-			resp->index = call->op.index ? call->op.index : resp->index;
-			if (kind == OP_MEMBER_ADD && call->op.entry.flag)
-				resp->status = 201; /* it was not a member before */
-		}
-		return n;
-	}
-	op_init(&call->op, kind);
-	json_t *body = NULL;
-	struct spec_err e;
-	if (kind == OP_MEMBER_REMOVE) {
-		uint64_t id;
-		if (parse_u64(call->id, INT32_MAX, &id) != 0 || id == 0) {
-			http_error(resp, 400, "invalid_id", "a member id is a Raft server id (1 to %d)", INT32_MAX);
-			return HTTP_RESPOND;
-		}
-		call->op.entry.member_id = id;
-	}
-	if (req->body_len > 0 && spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
-		err_spec(resp, &e);
-		return HTTP_RESPOND;
-	}
-	const char *bad = NULL;
-	const char *key;
-	json_t *v;
-	json_object_foreach(body, key, v)
-	{
-		bool known = (kind == OP_MEMBER_ADD && (strcmp(key, "id") == 0 || strcmp(key, "raft_address") == 0 ||
-							 strcmp(key, "api_url") == 0)) ||
-			     (kind == OP_TRANSFER && strcmp(key, "to") == 0);
-		if (!known) {
-			bad = key;
-			break;
-		}
-	}
-	if (bad) {
-		http_error(resp, 400, "unknown_field", "unknown field '%.100s'", bad);
-		json_decref(body);
-		return HTTP_RESPOND;
-	}
-	if (kind == OP_MEMBER_ADD) {
-		json_t *id = json_object_get(body, "id");
-		const char *addr = json_string_value(json_object_get(body, "raft_address"));
-		const char *url = json_string_value(json_object_get(body, "api_url"));
-		char hp[64];
-		bool ok = false;
-		if (!json_is_integer(id) || json_integer_value(id) < 1 || json_integer_value(id) > INT32_MAX) {
-			http_error(resp, 400, "invalid_field", "id must be a Raft server id (1 to %d)", INT32_MAX);
-		} else if (addr == NULL || members_address_valid(addr) != 0) {
-			http_error(resp, 400, "invalid_field", "raft_address must be an IPv4 address IP:PORT");
-		} else if (url == NULL || strlen(url) > 200 || fwd_hostport(url, hp, sizeof(hp)) != 0) {
-			http_error(resp, 400, "invalid_field", "api_url must be an http://IP:PORT URL");
-		} else {
-			call->op.entry.member_id = (uint64_t)json_integer_value(id);
-			snprintf(call->op.raft_address, sizeof(call->op.raft_address), "%s", addr);
-			call->op.entry.api_url = strdup(url);
-			ok = true;
-		}
-		if (!ok) {
-			json_decref(body);
-			return HTTP_RESPOND;
-		}
-	} else if (kind == OP_TRANSFER) {
-		json_t *to = json_object_get(body, "to");
-		if (to != NULL && !json_is_null(to) &&
-		    (!json_is_integer(to) || json_integer_value(to) < 1 || json_integer_value(to) > INT32_MAX)) {
-			http_error(resp, 400, "invalid_field", "to must be a Raft server id (1 to %d)", INT32_MAX);
-			json_decref(body);
-			return HTTP_RESPOND;
-		}
-		call->op.transfer_to = json_is_integer(to) ? (uint64_t)json_integer_value(to) : 0;
-	}
-	json_decref(body);
-	return submit(a, req, call, kind == OP_READ_INDEX ? a->cfg->read_wait_max_ms : a->cfg->write_timeout_ms);
+	return api_answer_result(a, call, resp);
 }
 
 /* ?nodes=true[&limit=N][&after=ID]: a page of the per-node list besides the
@@ -560,7 +444,7 @@ static enum http_next loop_answer(struct api *a, struct api_call *call, struct h
 	resp->text = call->op.object_text;
 	resp->content_type = "application/json";
 	call->op.object_text = NULL;
-	resp->index = projected(a);
+	resp->index = api_projected(a);
 	return HTTP_RESPOND;
 }
 
@@ -573,16 +457,16 @@ static enum http_next h_plan(struct api *a, struct http_req *req, struct api_cal
 		if (parse_plan_query(req, &call->op.plan, resp) != 0)
 			return HTTP_RESPOND;
 		if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
-			err_spec(resp, &e);
+			api_err_spec(resp, &e);
 			return HTTP_RESPOND;
 		}
 		int rc = spec_actor_from_json(body, &call->op.entry.actor, &e);
 		json_decref(body);
 		if (rc != 0) {
-			err_spec(resp, &e);
+			api_err_spec(resp, &e);
 			return HTTP_RESPOND;
 		}
-		return submit(a, req, call, 5000);
+		return api_submit(a, req, call, 5000);
 	}
 	return loop_answer(a, call, resp); /* the loop wrote it as text */
 }
@@ -595,7 +479,7 @@ static enum http_next h_failover_plan(struct api *a, struct http_req *req, struc
 	if (!call->submitted) {
 		op_init(&call->op, OP_FAILOVER_PLAN);
 		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
-		return submit(a, req, call, 5000);
+		return api_submit(a, req, call, 5000);
 	}
 	return loop_answer(a, call, resp);
 }
@@ -608,7 +492,7 @@ static enum http_next h_violations(struct api *a, struct http_req *req, struct a
 	if (!call->submitted) {
 		uint64_t limit = API_LIMIT_DEFAULT;
 		const char *ls = http_query(req, "limit");
-		if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
+		if (ls && (api_parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
 			http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d",
 				   API_LIMIT_MAX);
 			return HTTP_RESPOND;
@@ -616,7 +500,7 @@ static enum http_next h_violations(struct api *a, struct http_req *req, struct a
 		op_init(&call->op, OP_POLICY_VIOLATIONS);
 		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
 		call->op.plan.limit = (size_t)limit;
-		return submit(a, req, call, 5000);
+		return api_submit(a, req, call, 5000);
 	}
 	return loop_answer(a, call, resp);
 }
@@ -627,7 +511,7 @@ static enum http_next h_violations(struct api *a, struct http_req *req, struct a
  * reflect (taken before the query); NULL with resp filled when unreachable. */
 static PGconn *reader(struct api *a, struct http_resp *resp, uint64_t *idx)
 {
-	*idx = projected(a);
+	*idx = api_projected(a);
 	PGconn *c = a->store ? store_conn(a->store) : NULL;
 	if (c == NULL)
 		err_query(resp, QUERY_UNAVAILABLE, "no connection");
@@ -639,8 +523,7 @@ static PGconn *reader(struct api *a, struct http_resp *resp, uint64_t *idx)
  * read-your-writes hold as they do for PostgreSQL. */
 static enum view_kind view_kind_of(enum query_obj o)
 {
-	enum view_kind k = o == QUERY_NODES ? VIEW_NODES : o == QUERY_ACTORS ? VIEW_ACTORS : VIEW_KINDS;
-	return k != VIEW_KINDS && view_serves(k) ? k : VIEW_KINDS;
+	return o == QUERY_NODES ? VIEW_NODES : o == QUERY_ACTORS ? VIEW_ACTORS : VIEW_KINDS;
 }
 
 static enum http_next h_get(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
@@ -663,7 +546,7 @@ static enum http_next h_get(struct api *a, struct http_req *req, struct api_call
 		if (vrc == -1) {
 			http_error(resp, 404, "not_found", "%s '%s' not found", vk == VIEW_NODES ? "node" : "actor",
 				   call->id);
-			resp->index = vidx ? vidx : projected(a);
+			resp->index = vidx ? vidx : api_projected(a);
 			return HTTP_RESPOND;
 		}
 	}
@@ -680,7 +563,7 @@ static enum http_next h_get(struct api *a, struct http_req *req, struct api_call
 	} else if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
 	} else {
-		resp_json(a, resp, 200, obj);
+		api_resp_json(a, resp, 200, obj);
 	}
 	resp->index = idx;
 	return HTTP_RESPOND;
@@ -789,7 +672,7 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 	if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
 	} else {
-		resp_json(a, resp, 200,
+		api_resp_json(a, resp, 200,
 			  json_pack("{s:o,s:o}", "items", items, "next", nxt ? json_string(nxt) : json_null()));
 	}
 	free(nxt);
@@ -815,7 +698,7 @@ static enum http_next h_policy_versions(struct api *a, struct http_req *req, str
 	else if (rc != QUERY_OK)
 		err_query(resp, rc, err);
 	else
-		resp_json(a, resp, 200, json_pack("{s:o,s:n}", "items", items, "next"));
+		api_resp_json(a, resp, 200, json_pack("{s:o,s:n}", "items", items, "next"));
 	resp->index = idx;
 	return HTTP_RESPOND;
 }
@@ -843,15 +726,15 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 		return next;
 	uint64_t since = 0, limit = API_LIMIT_DEFAULT, wait = 0;
 	const char *s = http_query(req, "since"), *ls = http_query(req, "limit"), *ws = http_query(req, "wait");
-	if (s && parse_u64(s, UINT64_MAX / 2, &since) != 0) {
+	if (s && api_parse_u64(s, UINT64_MAX / 2, &since) != 0) {
 		http_error(resp, 400, "invalid_query", "since must be a non-negative integer");
 		return HTTP_RESPOND;
 	}
-	if (ls && (parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
+	if (ls && (api_parse_u64(ls, API_LIMIT_MAX, &limit) != 0 || limit == 0)) {
 		http_error(resp, 400, "invalid_query", "limit must be an integer between 1 and %d", API_LIMIT_MAX);
 		return HTTP_RESPOND;
 	}
-	if (ws && parse_u64(ws, 60, &wait) != 0) {
+	if (ws && api_parse_u64(ws, 60, &wait) != 0) {
 		http_error(resp, 400, "invalid_query", "wait must be a number of seconds between 0 and 60");
 		return HTTP_RESPOND;
 	}
@@ -862,7 +745,7 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 	const char *lei = http_header(req, "Last-Event-ID");
 	bool stream = wants_event_stream(req);
 	if (stream && lei) {
-		if (parse_u64(lei, UINT64_MAX / 2, &since) != 0) {
+		if (api_parse_u64(lei, UINT64_MAX / 2, &since) != 0) {
 			http_error(resp, 400, "invalid_header",
 				   "Last-Event-ID must be the seq of an event this stream sent (a non-negative integer)");
 			return HTTP_RESPOND;
@@ -912,248 +795,15 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 		op_release(&call->op);
 		op_init(&call->op, OP_WAIT);
 		call->op.index = idx + 1; /* the next entry this replica projects */
-		return submit(a, req, call, (int64_t)wait * 1000);
+		return api_submit(a, req, call, (int64_t)wait * 1000);
 	}
-	resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)last));
+	api_resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)last));
 	resp->index = idx;
 	return HTTP_RESPOND;
 }
 
 /* ---- handlers: writes ------------------------------------------------------------------------ */
 
-static const char *const obj_paths[] = {"nodes", "actors", "providers", "links", "policies"};
-
-/* Parses the body into the op's entry; returns 0 or fills resp. */
-/* POST /v1/actors/{id}/migrate: {"target_node": id, "instance": n}, both
- * optional (no body at all is fine too). */
-static int parse_migrate(struct http_req *req, struct op *op, struct http_resp *resp)
-{
-	if (req->body_len == 0)
-		return 0;
-	struct spec_err e;
-	json_t *body = NULL;
-	if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
-		err_spec(resp, &e);
-		return -1;
-	}
-	const char *key;
-	json_t *v;
-	int rc = 0;
-	json_object_foreach(body, key, v) {
-		if (strcmp(key, "target_node") == 0) {
-			const char *t = json_string_value(v);
-			if (t == NULL || !spec_node_id_valid(t)) {
-				http_error(resp, 400, "invalid_field",
-					   "field 'target_node' must be a node id (1 to 64 characters of A-Z a-z 0-9 _ -)");
-				rc = -1;
-				break;
-			}
-			snprintf(op->migrate_to, sizeof(op->migrate_to), "%s", t);
-		} else if (strcmp(key, "instance") == 0) {
-			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= SPEC_REPLICAS_MAX) {
-				http_error(resp, 400, "invalid_field", "field 'instance' must be an integer from 0 to %lld",
-					   SPEC_REPLICAS_MAX - 1);
-				rc = -1;
-				break;
-			}
-			op->migrate_instance = json_integer_value(v);
-		} else {
-			http_error(resp, 400, "unknown_field", "unknown field '%.64s' (target_node and instance are known)",
-				   key);
-			rc = -1;
-			break;
-		}
-	}
-	json_decref(body);
-	return rc;
-}
-
-static int parse_write_body(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
-{
-	(void)a;
-	struct op *op = &call->op;
-	struct spec_err e;
-	json_t *body = NULL;
-	bool needs_body = true;
-	switch (op->kind) {
-	case OP_NODE_CORDON:
-	case OP_NODE_UNCORDON:
-	case OP_NODE_DRAIN:
-	case OP_NODE_DELETE:
-	case OP_ACTOR_DELETE:
-	case OP_PROVIDER_DELETE:
-	case OP_LINK_DELETE:
-		needs_body = false;
-		break;
-	case OP_ACTOR_MIGRATE:
-		return parse_migrate(req, op, resp);
-	default:
-		break;
-	}
-	if (!needs_body) {
-		/* Tolerate an empty object, refuse anything else: it would be ignored. */
-		if (req->body_len > 0) {
-			if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
-				err_spec(resp, &e);
-				return -1;
-			}
-			size_t n = json_object_size(body);
-			json_decref(body);
-			if (n > 0) {
-				http_error(resp, 400, "unknown_field", "this request takes no body");
-				return -1;
-			}
-		}
-		return 0;
-	}
-	if (spec_parse_body(req->body, req->body_len, &body, &e) != 0) {
-		err_spec(resp, &e);
-		return -1;
-	}
-	int rc = 0;
-	switch (op->kind) {
-	case OP_NODE_CREATE: rc = spec_node_from_json(body, &op->entry.node, &e); break;
-	case OP_ACTOR_CREATE: rc = spec_actor_from_json(body, &op->entry.actor, &e); break;
-	case OP_ACTOR_PATCH: rc = spec_actor_patch_from_json(body, &op->entry.patch, &e); break;
-	case OP_PROVIDER_CREATE: rc = spec_provider_from_json(body, &op->entry.provider, &e); break;
-	case OP_LINK_CREATE: rc = spec_link_from_json(body, &op->entry.link, &e); break;
-	case OP_POLICY_CREATE:
-	case OP_POLICY_UPDATE: rc = spec_policy_from_json(body, &op->entry.policy, &e); break;
-	default: break;
-	}
-	json_decref(body);
-	if (rc != 0) {
-		err_spec(resp, &e);
-		return -1;
-	}
-	if (op->kind == OP_POLICY_UPDATE && op->entry.policy.policy_id &&
-	    strcmp(op->entry.policy.policy_id, call->id) != 0) {
-		http_error(resp, 400, "invalid_field", "policy_id '%s' in the body does not match the URL's '%s'",
-			   op->entry.policy.policy_id, call->id);
-		return -1;
-	}
-	return 0;
-}
-
-static enum query_obj write_obj(enum op_kind k)
-{
-	switch (k) {
-	case OP_ACTOR_CREATE:
-	case OP_ACTOR_PATCH:
-	case OP_ACTOR_DELETE:
-	case OP_ACTOR_MIGRATE: return QUERY_ACTORS;
-	case OP_PROVIDER_CREATE:
-	case OP_PROVIDER_DELETE: return QUERY_PROVIDERS;
-	case OP_LINK_CREATE:
-	case OP_LINK_DELETE: return QUERY_LINKS;
-	case OP_POLICY_CREATE:
-	case OP_POLICY_UPDATE: return QUERY_POLICIES;
-	default: return QUERY_NODES;
-	}
-}
-
-/* Idempotency-Key on a POST: 1 to API_IDEM_KEY_MAX visible ASCII characters.
- * The request's fingerprint (method, path, body) tells a retry from a reuse of
- * the key for another request. Returns 0, or -1 with resp filled. */
-static int idem_key(struct http_req *req, struct op *op, struct http_resp *resp)
-{
-	const char *k = http_header(req, API_IDEM_HEADER);
-	if (k == NULL || strcmp(req->method, "POST") != 0)
-		return 0;
-	size_t n = strlen(k);
-	bool ok = n >= 1 && n <= API_IDEM_KEY_MAX;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = k[i] > 0x20 && k[i] < 0x7f;
-	if (!ok) {
-		http_error(resp, 400, "invalid_header",
-			   "Idempotency-Key must be 1 to %d visible ASCII characters (a UUID, say)", API_IDEM_KEY_MAX);
-		return -1;
-	}
-	/* FNV-1a over method, path and body, with separators. */
-	uint64_t h = 1469598103934665603ULL;
-	const char *parts[3] = {req->method, req->path ? req->path : req->url, req->body ? req->body : ""};
-	size_t lens[3] = {strlen(parts[0]), strlen(parts[1]), req->body ? req->body_len : 0};
-	for (int p = 0; p < 3; p++) {
-		for (size_t i = 0; i < lens[p]; i++)
-			h = (h ^ (unsigned char)parts[p][i]) * 1099511628211ULL;
-		h = (h ^ 0xff) * 1099511628211ULL;
-	}
-	if ((op->entry.idem_key = strdup(k)) == NULL) {
-		http_error(resp, 503, "out_of_memory", "out of memory");
-		return -1;
-	}
-	op->entry.idem_fp = h;
-	return 0;
-}
-
-static enum http_next h_write(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
-{
-	enum op_kind kind = (enum op_kind)call->route->arg;
-	if (!call->submitted) {
-		op_init(&call->op, kind);
-		snprintf(call->op.target, sizeof(call->op.target), "%s", call->id);
-		if (idem_key(req, &call->op, resp) != 0 || parse_write_body(a, req, call, resp) != 0) {
-			resp->index = projected(a);
-			atomic_fetch_add(&a->metrics.writes_failed, 1);
-			return HTTP_RESPOND;
-		}
-		return submit(a, req, call, a->cfg->write_timeout_ms);
-	}
-	struct op *op = &call->op;
-	if (op->relayed) {
-		atomic_fetch_add(op->relay_status < 300 ? &a->metrics.writes_ok : &a->metrics.writes_failed, 1);
-		return relay(resp, op);
-	}
-	if (op->http_status) {
-		atomic_fetch_add(&a->metrics.writes_failed, 1);
-		op_error(resp, op);
-		resp->index = op->index ? op->index : projected(a);
-		return HTTP_RESPOND;
-	}
-	atomic_fetch_add(&a->metrics.writes_ok, 1);
-	resp->index = op->index;
-	if (kind == OP_NODE_DELETE || kind == OP_ACTOR_DELETE || kind == OP_PROVIDER_DELETE || kind == OP_LINK_DELETE) {
-		resp->status = 204;
-		return HTTP_RESPOND;
-	}
-	/* PostgreSQL now shows the write; the loop rendered the object from the
-	 * model in the same shape, which saves reading it back. */
-	enum query_obj o = write_obj(kind);
-	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
-		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
-	json_t *obj = op->object;
-	op->object = NULL;
-	char err[256] = "";
-	int rc = QUERY_OK;
-	if (obj == NULL && op->object_text == NULL) {
-		PGconn *c = a->store ? store_conn(a->store) : NULL;
-		rc = c ? query_get(c, o, op->id, &obj, err, sizeof(err)) : QUERY_UNAVAILABLE;
-	}
-	if (rc != QUERY_OK) {
-		/* Committed, but we cannot show it: say so rather than pretend. */
-		http_error(resp, 503, "database_unavailable",
-			   "committed at index %llu, but reading it back from PostgreSQL failed: %s",
-			   (unsigned long long)op->index, rc == QUERY_NOT_FOUND ? "not found" : err);
-		resp->index = op->index;
-		return HTTP_RESPOND;
-	}
-	if (kind == OP_NODE_DRAIN && op->result) {
-		json_object_set_new(op->result, "node", obj);
-		obj = op->result;
-		op->result = NULL;
-	}
-	resp->status = created ? 201 : kind == OP_ACTOR_MIGRATE ? 202 : 200;
-	if (op->object_text) { /* rendered as text (actors) */
-		resp->text = op->object_text;
-		resp->content_type = "application/json";
-		op->object_text = NULL;
-	} else {
-		resp->body = obj;
-	}
-	if (created)
-		snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
-	return HTTP_RESPOND;
-}
 
 /* GET /v1/chaos/report[/timeline.svg]: the newest chaos run's report under
  * --chaos-reports (files read on this thread: small, and only asked by a
@@ -1213,7 +863,7 @@ static enum http_next h_summary(struct api *a, struct http_req *req, struct api_
 	} else {
 		json_object_set_new(sum, "index", json_integer((json_int_t)idx));
 		json_object_set_new(sum, "chaos_report", json_boolean(a->cfg->chaos_reports[0] != '\0'));
-		resp_json(a, resp, 200, sum);
+		api_resp_json(a, resp, 200, sum);
 	}
 	resp->index = idx;
 	return HTTP_RESPOND;
@@ -1278,35 +928,35 @@ static const struct route routes[] = {
 	{"GET", "/v1/cluster", h_cluster, 0, ""},
 	{"GET", "/v1/chaos/report", h_chaos, 0, ""},
 	{"GET", "/v1/chaos/report/timeline.svg", h_chaos, 1, ""},
-	{"POST", "/v1/cluster/members", h_cluster_write, OP_MEMBER_ADD, ""},
-	{"DELETE", "/v1/cluster/members/{id}", h_cluster_write, OP_MEMBER_REMOVE, ""},
-	{"POST", "/v1/cluster/transfer", h_cluster_write, OP_TRANSFER, ""},
-	{"POST", "/v1/cluster/read-index", h_cluster_write, OP_READ_INDEX, ""},
-	{"POST", "/v1/nodes", h_write, OP_NODE_CREATE, ""},
+	{"POST", "/v1/cluster/members", api_cluster_write, OP_MEMBER_ADD, ""},
+	{"DELETE", "/v1/cluster/members/{id}", api_cluster_write, OP_MEMBER_REMOVE, ""},
+	{"POST", "/v1/cluster/transfer", api_cluster_write, OP_TRANSFER, ""},
+	{"POST", "/v1/cluster/read-index", api_cluster_write, OP_READ_INDEX, ""},
+	{"POST", "/v1/nodes", api_write, OP_NODE_CREATE, ""},
 	{"GET", "/v1/nodes", h_list, QUERY_NODES, LIST_PARAMS ",region,status,label"},
 	{"GET", "/v1/nodes/{id}", h_get, QUERY_NODES, READ_PARAMS},
-	{"DELETE", "/v1/nodes/{id}", h_write, OP_NODE_DELETE, ""},
-	{"POST", "/v1/nodes/{id}/cordon", h_write, OP_NODE_CORDON, ""},
-	{"POST", "/v1/nodes/{id}/uncordon", h_write, OP_NODE_UNCORDON, ""},
-	{"POST", "/v1/nodes/{id}/drain", h_write, OP_NODE_DRAIN, ""},
-	{"POST", "/v1/actors", h_write, OP_ACTOR_CREATE, ""},
+	{"DELETE", "/v1/nodes/{id}", api_write, OP_NODE_DELETE, ""},
+	{"POST", "/v1/nodes/{id}/cordon", api_write, OP_NODE_CORDON, ""},
+	{"POST", "/v1/nodes/{id}/uncordon", api_write, OP_NODE_UNCORDON, ""},
+	{"POST", "/v1/nodes/{id}/drain", api_write, OP_NODE_DRAIN, ""},
+	{"POST", "/v1/actors", api_write, OP_ACTOR_CREATE, ""},
 	{"GET", "/v1/actors", h_list, QUERY_ACTORS, LIST_PARAMS ",node"},
 	{"GET", "/v1/actors/{id}", h_get, QUERY_ACTORS, READ_PARAMS},
-	{"PATCH", "/v1/actors/{id}", h_write, OP_ACTOR_PATCH, ""},
-	{"DELETE", "/v1/actors/{id}", h_write, OP_ACTOR_DELETE, ""},
-	{"POST", "/v1/actors/{id}/migrate", h_write, OP_ACTOR_MIGRATE, ""},
-	{"POST", "/v1/providers", h_write, OP_PROVIDER_CREATE, ""},
+	{"PATCH", "/v1/actors/{id}", api_write, OP_ACTOR_PATCH, ""},
+	{"DELETE", "/v1/actors/{id}", api_write, OP_ACTOR_DELETE, ""},
+	{"POST", "/v1/actors/{id}/migrate", api_write, OP_ACTOR_MIGRATE, ""},
+	{"POST", "/v1/providers", api_write, OP_PROVIDER_CREATE, ""},
 	{"GET", "/v1/providers", h_list, QUERY_PROVIDERS, LIST_PARAMS ",contract_id"},
 	{"GET", "/v1/providers/{id}", h_get, QUERY_PROVIDERS, READ_PARAMS},
-	{"DELETE", "/v1/providers/{id}", h_write, OP_PROVIDER_DELETE, ""},
-	{"POST", "/v1/links", h_write, OP_LINK_CREATE, ""},
+	{"DELETE", "/v1/providers/{id}", api_write, OP_PROVIDER_DELETE, ""},
+	{"POST", "/v1/links", api_write, OP_LINK_CREATE, ""},
 	{"GET", "/v1/links", h_list, QUERY_LINKS, LIST_PARAMS ",actor_id,provider_id,contract_id"},
 	{"GET", "/v1/links/{id}", h_get, QUERY_LINKS, READ_PARAMS},
-	{"DELETE", "/v1/links/{id}", h_write, OP_LINK_DELETE, ""},
-	{"POST", "/v1/policies", h_write, OP_POLICY_CREATE, ""},
+	{"DELETE", "/v1/links/{id}", api_write, OP_LINK_DELETE, ""},
+	{"POST", "/v1/policies", api_write, OP_POLICY_CREATE, ""},
 	{"GET", "/v1/policies", h_list, QUERY_POLICIES, LIST_PARAMS},
 	{"GET", "/v1/policies/{id}", h_get, QUERY_POLICIES, READ_PARAMS},
-	{"PUT", "/v1/policies/{id}", h_write, OP_POLICY_UPDATE, ""},
+	{"PUT", "/v1/policies/{id}", api_write, OP_POLICY_UPDATE, ""},
 	{"GET", "/v1/policies/{id}/versions", h_policy_versions, 0, READ_PARAMS},
 	{"GET", "/v1/policies/{id}/violations", h_violations, 0, "limit"},
 	{"POST", "/v1/schedule/plan", h_plan, 0, "nodes,limit,after"},
@@ -1398,7 +1048,7 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 {
 	struct api *a = arg;
 	struct api_call *call = req->state;
-	resp->index = projected(a); /* handlers that know better override it */
+	resp->index = api_projected(a); /* handlers that know better override it */
 	if (call != NULL)
 		return call->route->fn(a, req, call, resp);
 
@@ -1421,7 +1071,7 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 			memcpy(id, tmp, sizeof(id));
 		}
 	}
-	resp->index = projected(a);
+	resp->index = api_projected(a);
 	if (found == NULL) {
 		if (path_known) {
 			http_error(resp, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", req->method,
@@ -1472,7 +1122,7 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 
 uint64_t api_index(void *arg)
 {
-	return projected(arg);
+	return api_projected(arg);
 }
 
 void api_observe(void *arg, const struct http_req *req, int status, double seconds)

@@ -1,7 +1,8 @@
 /* api — the REST API: one route table (method, path, handler, accepted query
  * parameters) drives dispatch, 404/405 answers and the route listing; one error
- * table maps codes to HTTP statuses. Reads are served from this replica's
- * PostgreSQL; writes become ops for the loop thread. */
+ * table maps codes to HTTP statuses. Reads of nodes and actors are served
+ * from the applied model's view (view.h), the others from this replica's
+ * PostgreSQL; writes become ops for the loop thread (api_write.c). */
 #ifndef LATTICE_API_H
 #define LATTICE_API_H
 

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "tswait.h"
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
@@ -668,15 +669,7 @@ static void *worker_main(void *arg)
 		while (!b->stopping && b->jobs_head == NULL &&
 		       !(b->leading && b->retry_at_ms != 0 && b->retry_at_ms <= mono_ms())) {
 			if (b->leading && b->retry_at_ms != 0) {
-				int64_t wait = b->retry_at_ms - mono_ms();
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_sec += wait / 1000;
-				ts.tv_nsec += (wait % 1000) * 1000000;
-				if (ts.tv_nsec >= 1000000000) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000;
-				}
+				struct timespec ts = tswait_after(CLOCK_REALTIME, b->retry_at_ms - mono_ms());
 				pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 			} else {
 				pthread_cond_wait(&b->cond, &b->lock);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tswait.h"
 
 /* Why a request is answered before the handler sees it (http_req.refuse). */
 enum { REFUSE_NONE = 0, REFUSE_URI_TOO_LONG, REFUSE_TOO_MANY_ARGS };
@@ -189,17 +190,7 @@ static void *reaper_main(void *arg)
 				next = h->reaped_logged_ms + REAPER_LOG_MS;
 		}
 		h->reaper_wake_ms = next;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t wait = next - now_ms();
-		if (wait < 0)
-			wait = 0;
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = tswait_after(CLOCK_MONOTONIC, next - now_ms());
 		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 	}
 	pthread_mutex_unlock(&h->mu);

@@ -49,7 +49,7 @@ json_t *render_node(const struct model_node *n)
 }
 
 /* Timestamps as the API shows them: RFC 3339, or null before the epoch's first ms. */
-static void write_time(struct jw *w, int64_t ms)
+void render_write_time(struct jw *w, int64_t ms)
 {
 	char buf[40];
 	if (ms <= 0) {
@@ -90,9 +90,9 @@ char *render_actor_text(const struct model_actor *a)
 	jw_key(&w, "generation");
 	jw_uint(&w, a->generation);
 	jw_key(&w, "created_at");
-	write_time(&w, a->created_ms);
+	render_write_time(&w, a->created_ms);
 	jw_key(&w, "updated_at");
-	write_time(&w, a->updated_ms);
+	render_write_time(&w, a->updated_ms);
 	jw_obj_end(&w);
 	return jw_take(&w, NULL);
 }

@@ -51,5 +51,7 @@ struct render_member {
 char *render_cluster(const struct render_cluster *c);
 /* "2026-11-22T01:02:03.456Z" (UTC, milliseconds) into buf (>= 32 bytes). */
 void render_time(int64_t ms, char *buf, size_t len);
+/* Appends render_time's text, or null for ms <= 0. */
+void render_write_time(struct jw *w, int64_t ms);
 
 #endif

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "query.h"
 #include "store.h"
+#include "tswait.h"
 
 #define SSE_BATCH 256        /* events per read of the database */
 #define SSE_KEYS_MAX 16      /* distinct stream positions read per round */
@@ -510,15 +511,7 @@ static void *pump_main(void *arg)
 				next = h->db_retry_ms;
 			if (next > now + SSE_IDLE_WAIT_MS)
 				next = now + SSE_IDLE_WAIT_MS;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			int64_t wait = next - now;
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			struct timespec ts = tswait_after(CLOCK_MONOTONIC, next - now);
 			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 			continue;
 		}

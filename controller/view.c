@@ -19,6 +19,7 @@
 #include "proj.h"
 #include "query.h"
 #include "render.h"
+#include "vactor.h"
 
 /* One object as the API shows it, with what list filters look at. Owned by
  * its tree; immutable once published (a change publishes a new item). */
@@ -39,15 +40,17 @@ struct dirty {
 
 struct view {
 	pthread_rwlock_t lock;
-	struct otree nodes; /* lock */
+	struct otree nodes;  /* lock; struct vitem */
+	struct otree actors; /* lock; struct vactor */
 	/* The applied index the trees reflect. Set under the write lock with a
 	 * change; without one (an iteration that touched no node or actor) it
 	 * moves on by itself: the trees are what they were at the new index too. */
 	atomic_uint_fast64_t index;
 	atomic_bool ready;
 	/* loop thread only */
-	struct dirty dirty; /* node ids to render again */
-	bool all;           /* render every node again */
+	struct dirty dirty;   /* node ids to render again */
+	struct dirty adirty;  /* actor ids to pack again */
+	bool all;             /* build everything again */
 };
 
 static int item_cmp(const struct otree_link *a, const struct otree_link *b)
@@ -58,6 +61,16 @@ static int item_cmp(const struct otree_link *a, const struct otree_link *b)
 static int item_keycmp(const void *key, const struct otree_link *b)
 {
 	return strcmp(key, otree_entry(b, struct vitem, link)->id);
+}
+
+static int act_cmp(const struct otree_link *a, const struct otree_link *b)
+{
+	return strcmp(vactor_id(otree_entry(a, struct vactor, link)), vactor_id(otree_entry(b, struct vactor, link)));
+}
+
+static int act_keycmp(const void *key, const struct otree_link *b)
+{
+	return strcmp(key, vactor_id(otree_entry(b, struct vactor, link)));
 }
 
 static void item_free(struct vitem *it)
@@ -84,12 +97,28 @@ static struct vitem *tree_find(const struct otree *t, const char *id)
 	return it && strcmp(it->id, id) == 0 ? it : NULL;
 }
 
+static struct vactor *act_find(const struct otree *t, const char *id)
+{
+	struct otree_link *l = otree_lower_bound(t, id, act_keycmp);
+	struct vactor *r = l ? otree_entry(l, struct vactor, link) : NULL;
+	return r && strcmp(vactor_id(r), id) == 0 ? r : NULL;
+}
+
 static void tree_clear(struct otree *t)
 {
 	struct otree_link *l;
 	while ((l = otree_first(t)) != NULL) {
 		otree_remove(t, l);
 		item_free(otree_entry(l, struct vitem, link));
+	}
+}
+
+static void act_clear(struct otree *t)
+{
+	struct otree_link *l;
+	while ((l = otree_first(t)) != NULL) {
+		otree_remove(t, l);
+		free(otree_entry(l, struct vactor, link));
 	}
 }
 
@@ -129,12 +158,12 @@ fail:
 	return NULL;
 }
 
-static void mark(struct view *v, const char *id)
+static void mark(struct view *v, struct dirty *d, const char *id)
 {
-	if (v->all || id == NULL || hmap_get(&v->dirty.ids, id))
+	if (v->all || id == NULL || hmap_get(&d->ids, id))
 		return;
 	char *key = strdup(id);
-	if (key == NULL || hmap_put(&v->dirty.ids, key, key) != 0) {
+	if (key == NULL || hmap_put(&d->ids, key, key) != 0) {
 		free(key);
 		v->all = true; /* out of memory: render everything rather than miss one */
 	}
@@ -157,7 +186,12 @@ void view_note(struct view *v, const struct proj_batch *chain)
 			switch (c->kind) {
 			case PROJ_NODE_UPSERT:
 			case PROJ_NODE_DELETE:
-				mark(v, c->params[0]);
+				mark(v, &v->dirty, c->params[0]);
+				break;
+			case PROJ_ACTOR_UPSERT:
+			case PROJ_ACTOR_DELETE:
+			case PROJ_PLACEMENTS_SET:
+				mark(v, &v->adirty, c->params[0]);
 				break;
 			case PROJ_RESET:
 				v->all = true;
@@ -174,49 +208,138 @@ void view_invalidate(struct view *v)
 	v->all = true;
 }
 
-/* A new item for every node marked (NULL: gone from the model). */
+/* A new object for every id marked (NULL: gone from the model). */
 struct change {
 	const char *id; /* the dirty set's key (freed with it, after the change) */
-	struct vitem *item;
+	void *obj;      /* struct vitem (nodes), struct vactor (actors) */
 };
 
-static int build_changes(struct view *v, const struct model *m, struct change **out, size_t *nout)
+static void obj_free(enum view_kind k, void *obj)
 {
-	size_t n = v->dirty.ids.n, k = 0, pos = 0;
-	struct change *ch = n ? calloc(n, sizeof(*ch)) : NULL;
-	const char *id;
-	if (n && ch == NULL)
+	if (k == VIEW_NODES)
+		item_free(obj);
+	else
+		free(obj);
+}
+
+static void changes_free(enum view_kind k, struct change *ch, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		obj_free(k, ch[i].obj);
+	free(ch);
+}
+
+static int build_changes(struct view *v, const struct model *m, enum view_kind k, struct change **out,
+			 size_t *nout)
+{
+	struct dirty *d = k == VIEW_NODES ? &v->dirty : &v->adirty;
+	size_t n = d->ids.n, i = 0, pos = 0;
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return 0;
+	struct change *ch = calloc(n, sizeof(*ch));
+	if (ch == NULL)
 		return -1;
-	while ((id = hmap_next(&v->dirty.ids, &pos)) != NULL) {
-		const struct model_node *nd = model_node_get(m, id);
-		ch[k].id = id;
-		ch[k].item = nd ? render_node_item(nd) : NULL;
-		if (nd && ch[k].item == NULL) {
-			for (size_t i = 0; i < k; i++)
-				item_free(ch[i].item);
-			free(ch);
+	const char *id;
+	while ((id = hmap_next(&d->ids, &pos)) != NULL) {
+		const void *src;
+		if (k == VIEW_NODES) {
+			const struct model_node *nd = model_node_get(m, id);
+			ch[i].obj = nd ? render_node_item(nd) : NULL;
+			src = nd;
+		} else {
+			const struct model_actor *ac = model_actor_get(m, id);
+			ch[i].obj = ac ? vactor_pack(ac) : NULL;
+			src = ac;
+		}
+		ch[i].id = id;
+		if (src && ch[i].obj == NULL) {
+			changes_free(k, ch, i);
 			return -1;
 		}
-		k++;
+		i++;
 	}
 	*out = ch;
-	*nout = k;
+	*nout = i;
 	return 0;
 }
 
-/* Every node of m into a fresh tree. */
-static int build_all(const struct model *m, struct otree *tree)
+/* Under the write lock: each change replaces its id's object; the old ones
+ * are left in ch, to be freed outside the lock. */
+static void apply_changes(struct view *v, enum view_kind k, struct change *ch, size_t n)
 {
-	otree_init(tree, item_cmp);
+	struct otree *t = k == VIEW_NODES ? &v->nodes : &v->actors;
+	for (size_t i = 0; i < n; i++) {
+		struct otree_link *old, *fresh;
+		if (k == VIEW_NODES) {
+			struct vitem *it = tree_find(t, ch[i].id);
+			old = it ? &it->link : NULL;
+			fresh = ch[i].obj ? &((struct vitem *)ch[i].obj)->link : NULL;
+			ch[i].obj = it;
+		} else {
+			struct vactor *r = act_find(t, ch[i].id);
+			old = r ? &r->link : NULL;
+			fresh = ch[i].obj ? &((struct vactor *)ch[i].obj)->link : NULL;
+			ch[i].obj = r;
+		}
+		if (old)
+			otree_remove(t, old);
+		if (fresh)
+			otree_insert(t, fresh);
+	}
+}
+
+/* Every node and actor of m into fresh trees. */
+static int build_all(const struct model *m, struct otree *nodes, struct otree *actors)
+{
+	otree_init(nodes, item_cmp);
+	otree_init(actors, act_cmp);
 	size_t pos = 0;
 	const struct model_node *n;
 	while ((n = hmap_next(&m->nodes, &pos)) != NULL) {
 		struct vitem *it = render_node_item(n);
 		if (it == NULL)
 			return -1;
-		otree_insert(tree, &it->link);
+		otree_insert(nodes, &it->link);
+	}
+	pos = 0;
+	const struct model_actor *a;
+	while ((a = hmap_next(&m->actors, &pos)) != NULL) {
+		struct vactor *r = vactor_pack(a);
+		if (r == NULL)
+			return -1;
+		otree_insert(actors, &r->link);
 	}
 	return 0;
+}
+
+static void publish_all(struct view *v, const struct model *m, uint64_t index)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct otree nodes, actors;
+	if (build_all(m, &nodes, &actors) != 0) {
+		tree_clear(&nodes);
+		act_clear(&actors);
+		return; /* out of memory: still all to do; the old view stays */
+	}
+	pthread_rwlock_wrlock(&v->lock);
+	struct otree old_nodes = v->nodes, old_actors = v->actors;
+	v->nodes = nodes;
+	v->actors = actors;
+	atomic_store(&v->index, index);
+	pthread_rwlock_unlock(&v->lock);
+	atomic_store(&v->ready, true);
+	tree_clear(&old_nodes);
+	act_clear(&old_actors);
+	dirty_clear(&v->dirty);
+	dirty_clear(&v->adirty);
+	v->all = false;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("read view built at index %llu: %zu nodes, %zu actors in %.1f ms on the loop thread",
+		 (unsigned long long)index, v->nodes.n, v->actors.n,
+		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 }
 
 void view_publish(struct view *v, struct model *m, uint64_t index, bool replaying)
@@ -227,7 +350,7 @@ void view_publish(struct view *v, struct model *m, uint64_t index, bool replayin
 	size_t nt = model_take_touched(m, &touched, &all);
 	v->all |= all;
 	for (size_t i = 0; i < nt && !v->all; i++)
-		mark(v, touched[i]->spec.id);
+		mark(v, &v->dirty, touched[i]->spec.id);
 	if (replaying) {
 		/* Entries PostgreSQL already held come without batches: whatever is
 		 * noted now is covered by the whole build once the replay is done. */
@@ -235,54 +358,30 @@ void view_publish(struct view *v, struct model *m, uint64_t index, bool replayin
 		return;
 	}
 	if (v->all) {
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		struct otree fresh;
-		if (build_all(m, &fresh) != 0) {
-			tree_clear(&fresh);
-			return; /* out of memory: still all to do; the old view stays */
-		}
-		pthread_rwlock_wrlock(&v->lock);
-		struct otree old = v->nodes;
-		v->nodes = fresh;
-		atomic_store(&v->index, index);
-		pthread_rwlock_unlock(&v->lock);
-		atomic_store(&v->ready, true);
-		tree_clear(&old);
-		dirty_clear(&v->dirty);
-		v->all = false;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		log_info("read view built at index %llu: %zu nodes in %.1f ms on the loop thread",
-			 (unsigned long long)index, v->nodes.n,
-			 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		publish_all(v, m, index);
 		return;
 	}
-	if (v->dirty.ids.n == 0) {
+	if (v->dirty.ids.n == 0 && v->adirty.ids.n == 0) {
 		if (atomic_load(&v->ready))
 			atomic_store(&v->index, index);
 		return;
 	}
-	struct change *ch = NULL;
-	size_t n = 0;
-	if (build_changes(v, m, &ch, &n) != 0) {
+	struct change *nch = NULL, *ach = NULL;
+	size_t nn = 0, na = 0;
+	if (build_changes(v, m, VIEW_NODES, &nch, &nn) != 0 || build_changes(v, m, VIEW_ACTORS, &ach, &na) != 0) {
+		changes_free(VIEW_NODES, nch, nn);
 		v->all = true; /* try again whole at the next iteration */
 		return;
 	}
 	pthread_rwlock_wrlock(&v->lock);
-	for (size_t i = 0; i < n; i++) {
-		struct vitem *old = tree_find(&v->nodes, ch[i].id);
-		if (old)
-			otree_remove(&v->nodes, &old->link);
-		if (ch[i].item)
-			otree_insert(&v->nodes, &ch[i].item->link);
-		ch[i].item = old; /* freed below, outside the lock */
-	}
+	apply_changes(v, VIEW_NODES, nch, nn);
+	apply_changes(v, VIEW_ACTORS, ach, na);
 	atomic_store(&v->index, index);
 	pthread_rwlock_unlock(&v->lock);
-	for (size_t i = 0; i < n; i++)
-		item_free(ch[i].item);
-	free(ch);
+	changes_free(VIEW_NODES, nch, nn);
+	changes_free(VIEW_ACTORS, ach, na);
 	dirty_clear(&v->dirty);
+	dirty_clear(&v->adirty);
 }
 
 /* ---- reading (any thread) ----------------------------------------------------- */
@@ -292,30 +391,38 @@ bool view_ready(struct view *v)
 	return v && atomic_load(&v->ready);
 }
 
-bool view_serves(enum view_kind k)
-{
-	return k == VIEW_NODES;
-}
-
 int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint64_t *index)
 {
-	if (!view_ready(v) || !view_serves(k))
+	if (!view_ready(v))
 		return -2;
 	int rc = -1;
+	char *copy = NULL;
+	struct vactor *acopy = NULL;
 	pthread_rwlock_rdlock(&v->lock);
-	const struct vitem *it = tree_find(&v->nodes, id);
-	if (it) {
-		char *copy = malloc(it->len + 1);
-		if (copy) {
-			memcpy(copy, it->json, it->len + 1);
-			*json = copy;
-			*index = atomic_load(&v->index);
-			rc = 0;
-		} else {
-			rc = -2;
+	if (k == VIEW_NODES) {
+		const struct vitem *it = tree_find(&v->nodes, id);
+		if (it) {
+			copy = malloc(it->len + 1);
+			if (copy)
+				memcpy(copy, it->json, it->len + 1);
+			rc = copy ? 0 : -2;
+		}
+	} else {
+		const struct vactor *r = act_find(&v->actors, id);
+		if (r) {
+			acopy = vactor_copy(r);
+			rc = acopy ? 0 : -2;
 		}
 	}
+	*index = atomic_load(&v->index);
 	pthread_rwlock_unlock(&v->lock);
+	if (acopy) {
+		copy = vactor_text(acopy);
+		free(acopy);
+		rc = copy ? 0 : -2;
+	}
+	if (rc == 0)
+		*json = copy;
 	return rc;
 }
 
@@ -335,41 +442,85 @@ static bool matches(const struct vitem *it, const struct query_filter *f)
 	return true;
 }
 
+/* Under the read lock: a page of nodes, their text appended to w. */
+static const char *list_nodes(struct view *v, const struct query_filter *f, int64_t limit, struct jw *w)
+{
+	const struct otree *t = &v->nodes;
+	struct otree_link *l = f->after ? otree_upper_bound(t, f->after, item_keycmp) : otree_first(t);
+	int64_t n = 0;
+	const struct vitem *last = NULL;
+	for (; l; l = otree_next(l)) {
+		const struct vitem *it = otree_entry(l, struct vitem, link);
+		if (!matches(it, f))
+			continue;
+		if (n == limit)
+			return last ? last->id : NULL;
+		jw_json(w, it->json, it->len);
+		last = it;
+		n++;
+	}
+	return NULL;
+}
+
+/* Under the read lock: copies of a page of actors (out[0..*n), malloc'd);
+ * returns whether more follow. -1: out of memory. */
+static int list_actors(struct view *v, const struct query_filter *f, int64_t limit, struct vactor **out, int64_t *n)
+{
+	const struct otree *t = &v->actors;
+	struct otree_link *l = f->after ? otree_upper_bound(t, f->after, act_keycmp) : otree_first(t);
+	*n = 0;
+	for (; l; l = otree_next(l)) {
+		const struct vactor *r = otree_entry(l, struct vactor, link);
+		if (f->node_id && !vactor_on_node(r, f->node_id))
+			continue;
+		if (*n == limit)
+			return 1;
+		if ((out[*n] = vactor_copy(r)) == NULL)
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
 int view_list(struct view *v, enum view_kind k, const struct query_filter *f, char **json, uint64_t *index)
 {
-	if (!view_ready(v) || !view_serves(k))
+	if (!view_ready(v))
 		return -2;
 	int64_t limit = f->limit <= 0 ? QUERY_LIMIT_DEFAULT : f->limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : f->limit;
+	struct vactor **acts = NULL;
+	if (k == VIEW_ACTORS && (acts = calloc((size_t)limit, sizeof(*acts))) == NULL)
+		return -2;
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
 	jw_key(&w, "items");
 	jw_arr(&w);
+	int64_t na = 0;
+	int more = 0;
+	char next[SPEC_ID_MAX + 1] = "";
 	pthread_rwlock_rdlock(&v->lock);
-	const struct otree *t = &v->nodes;
-	struct otree_link *l = f->after ? otree_upper_bound(t, f->after, item_keycmp) : otree_first(t);
-	int64_t n = 0;
-	const struct vitem *last = NULL;
-	bool more = false;
-	for (; l; l = otree_next(l)) {
-		const struct vitem *it = otree_entry(l, struct vitem, link);
-		if (!matches(it, f))
-			continue;
-		if (n == limit) {
-			more = true;
-			break;
-		}
-		jw_json(&w, it->json, it->len);
-		last = it;
-		n++;
+	if (k == VIEW_NODES) {
+		const char *last = list_nodes(v, f, limit, &w);
+		if (last)
+			snprintf(next, sizeof(next), "%s", last);
+	} else {
+		more = list_actors(v, f, limit, acts, &na);
 	}
-	jw_arr_end(&w);
-	jw_key(&w, "next");
-	jw_str(&w, more && last ? last->id : NULL);
 	*index = atomic_load(&v->index);
 	pthread_rwlock_unlock(&v->lock);
+	/* Actors are rendered outside the lock, from the copies. */
+	for (int64_t i = 0; i < na; i++)
+		vactor_write(&w, acts[i]);
+	if (more == 1 && na > 0)
+		snprintf(next, sizeof(next), "%s", vactor_id(acts[na - 1]));
+	for (int64_t i = 0; i < na; i++)
+		free(acts[i]);
+	free(acts);
+	jw_arr_end(&w);
+	jw_key(&w, "next");
+	jw_str(&w, next[0] ? next : NULL);
 	jw_obj_end(&w);
-	*json = jw_take(&w, NULL);
+	*json = more < 0 ? NULL : jw_take(&w, NULL);
 	jw_free(&w);
 	return *json ? 0 : -2;
 }
@@ -393,7 +544,9 @@ struct view *view_new(void)
 		return NULL;
 	}
 	otree_init(&v->nodes, item_cmp);
+	otree_init(&v->actors, act_cmp);
 	hmap_init(&v->dirty.ids);
+	hmap_init(&v->adirty.ids);
 	v->all = true;
 	return v;
 }
@@ -403,7 +556,9 @@ void view_free(struct view *v)
 	if (v == NULL)
 		return;
 	tree_clear(&v->nodes);
+	act_clear(&v->actors);
 	dirty_clear(&v->dirty);
+	dirty_clear(&v->adirty);
 	pthread_rwlock_destroy(&v->lock);
 	free(v);
 }

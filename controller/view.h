@@ -1,18 +1,19 @@
-/* view — what API reads of nodes are served from (SPEC: "a
+/* view — what API reads of nodes and actors are served from (SPEC: "a
  * read-only view of the applied model published by the loop at an index"):
- * each node's JSON as GET shows it, rendered by the loop thread from the
- * model and published once per loop iteration under a read-write lock, with
- * the applied index it reflects. HTTP threads copy answers out under the read
- * lock; they never touch the model and never see a half-applied entry.
- * Actors are not kept (their text would double a replica's memory at 100,000
- * actors): reads of actors stay on PostgreSQL.
+ * each node's JSON as GET shows it, each actor packed (vactor.h: a third of
+ * its text), built by the loop thread from the model and published once per
+ * loop iteration under a read-write lock, with the applied index it
+ * reflects. HTTP threads copy answers out under the read lock (actors are
+ * rendered after it is released); they never touch the model and never see
+ * a half-applied entry.
  *
  * What changed is learned from the iteration's projection batches (a node's
- * row) and from the model's list of nodes whose accounted usage changed
- * (model_take_touched: an actor placed, moved, resized or deleted). The
- * whole view is built again after a reset or a restored snapshot, and once
- * the start-up replay (entries PostgreSQL already held make no batch) is done;
- * until then it is not ready and reads go to PostgreSQL.
+ * or an actor's rows) and from the model's list of nodes whose accounted
+ * usage changed (model_take_touched: an actor placed, moved, resized or
+ * deleted). The whole view is built again after a reset or a restored
+ * snapshot, and once the start-up replay (entries PostgreSQL already held
+ * make no batch) is done; until then it is not ready and reads go to
+ * PostgreSQL.
  *
  * Threads: view_note, view_publish, view_invalidate on the loop thread;
  * view_get, view_list, view_ready on any thread. */
@@ -43,12 +44,8 @@ void view_invalidate(struct view *v);
  * done) nothing is published. */
 void view_publish(struct view *v, struct model *m, uint64_t index, bool replaying);
 
-/* Any thread. False until the first publication (reads then go to PostgreSQL).
- * view_serves(VIEW_ACTORS) is false: actors are always read from PostgreSQL. */
+/* Any thread. False until the first publication (reads then go to PostgreSQL). */
 bool view_ready(struct view *v);
-/* Whether reads of this kind are answered from the view (nodes; not actors
- * yet: their text would double the replica's memory at 100,000 actors). */
-bool view_serves(enum view_kind k);
 /* The object's JSON (malloc'd, the caller frees) and the index it reflects.
  * Returns 0, -1 when there is no such object, -2 when out of memory or not
  * ready. */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "tswait.h"
 
 static const char *const names[] = {
 	[NEM_KILL_AGENTS] = "kill_agents",   [NEM_CRASH_AGENTS] = "crash_agents", [NEM_FLAP_AGENTS] = "flap_agents",
@@ -666,14 +667,7 @@ static void *run_main(void *arg)
 		int64_t d = r->n_acts ? r->acts[best].t - now : 1000;
 		if (d > 1000)
 			d = 1000;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += d / 1000;
-		ts.tv_nsec += (d % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = tswait_after(CLOCK_MONOTONIC, d);
 		pthread_cond_timedwait(&r->cv, &r->mu, &ts);
 	}
 	pthread_mutex_unlock(&r->mu);

@@ -1,5 +1,6 @@
 /* procstat — see procstat.h. */
 #include "procstat.h"
+#include "tswait.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -151,13 +152,7 @@ static void *ps_main(void *arg)
 	sample(p, 0);
 	pthread_mutex_lock(&p->mu);
 	while (!p->stop) {
-		struct timespec ts = last;
-		ts.tv_sec += p->period_ms / 1000;
-		ts.tv_nsec += (long)(p->period_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = tswait_add(last, p->period_ms);
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == 0 || p->stop)
 			continue;
 		struct timespec now;

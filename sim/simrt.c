@@ -20,6 +20,7 @@
 #include "driver.h"
 #include "journal.h"
 #include "log.h"
+#include "tswait.h"
 
 static int serr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int serr(char *err, size_t errlen, const char *fmt, ...)
@@ -884,15 +885,7 @@ static void *worker_main(void *arg)
 		if (wake < now + 5)
 			wake = now + 5;
 		pthread_mutex_lock(&w->mu);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t delta = wake - now;
-		ts.tv_sec += delta / 1000;
-		ts.tv_nsec += (delta % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = tswait_after(CLOCK_MONOTONIC, wake - now);
 		while (w->qn == 0 && w->ctln == 0 && !atomic_load(&rt->stopping) && !atomic_load(&rt->pause))
 			if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
 				break;

@@ -360,15 +360,23 @@ const clusterKick = throttle(loadCluster, 1000);
 // Commands go out and are acked, and placements go from starting to running,
 // without an event of their own: after an event that starts such work, the
 // pages that show it are looked at once more a little later.
+// While an instance on screen is still on its way (an ack not in yet: a slow
+// agent, a failover's replacement), the look is repeated, further apart each
+// time, a dozen times at most after the last event.
 const FOLLOW_UP_MS = 2500;
-let followUp = null;
-function later() {
+const SETTLING = new Set(['pending', 'starting', 'migrating', 'stopping']);
+const settling = () => [actors, nodeActors].some((p) =>
+  (p.items || []).some((a) => (a.placements || []).some((pl) => SETTLING.has(pl.state))));
+let followUp = null, followUps = 0;
+function later(again) {
   if (followUp) return;
+  if (!again) followUps = 0;
   followUp = setTimeout(() => {
     followUp = null;
     for (const p of [actors, nodeActors, commands]) p.kick();
     summaryKick();
-  }, FOLLOW_UP_MS);
+    setTimeout(() => { if (!followUp && settling() && ++followUps < 12) later(true); }, 1000);
+  }, FOLLOW_UP_MS * Math.min(4, 1 + followUps));
 }
 
 function onEvent(ev) {

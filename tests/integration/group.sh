@@ -91,11 +91,11 @@ greq "$L" POST /v1/nodes "$(node c)"
 IC=$(header X-Lattice-Index)
 ok "$([ "$IA" -lt "$IB" ] 2>/dev/null && [ "$IB" -lt "$IC" ]; echo $?)" \
 	"... with the leader's X-Lattice-Index: between those of the writes to the leader before and after it ($IA < $IB < $IC)"
-# Nodes are read from the applied model (view.c): an actor, read from PostgreSQL,
-# shows what a held-back projection does.
-greq "$L" POST /v1/actors '{"id":"held-b","module":"m","cpu_required":1,"memory_required_mb":1}'
-greq "$F" GET /v1/actors/held-b
-is "$(err)" "404 not_found" "the follower's PostgreSQL does not show the next write yet: a plain read of it there (an actor) is 404"
+# Nodes and actors are read from the applied model (view.c): a provider, read
+# from PostgreSQL, shows what a held-back projection does.
+greq "$L" POST /v1/providers '{"id":"held-b","contract_id":"KeyValue","image":"ghcr.io/x/kv:1"}'
+greq "$F" GET /v1/providers/held-b
+is "$(err)" "404 not_found" "the follower's PostgreSQL does not show the next write yet: a plain read of it there (a provider) is 404"
 API=$(group_api "$F") req_bg min GET "/v1/nodes/b?min_index=$IB"
 sleep 1.5
 ok "$(req_bg_done min; [ $? != 0 ]; echo $?)" "a read there with ?min_index=$IB waits for its PostgreSQL"
@@ -112,9 +112,9 @@ done
 pg_hold "r$F"
 greq "$F2" POST /v1/nodes "$(node d)"
 is "$STATUS" 201 "a write to the other follower is acknowledged"
-greq "$F2" POST /v1/actors '{"id":"held-d","module":"m","cpu_required":1,"memory_required_mb":1}'
-greq "$F" GET /v1/actors/held-d
-is "$(err)" "404 not_found" "the first follower (PostgreSQL held back) does not show a write to a plain read (an actor)"
+greq "$F2" POST /v1/providers '{"id":"held-d","contract_id":"KeyValue","image":"ghcr.io/x/kv:1"}'
+greq "$F" GET /v1/providers/held-d
+is "$(err)" "404 not_found" "the first follower (PostgreSQL held back) does not show a write to a plain read (a provider)"
 API=$(group_api "$F") req_bg cons GET "/v1/nodes/d?consistent=true"
 API=$(group_api "$F") req_bg conslist GET "/v1/nodes?consistent=true"
 sleep 1.5

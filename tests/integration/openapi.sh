@@ -15,6 +15,8 @@
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 # shellcheck source=tests/lib/tap.sh
 . "$top_srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/npm.sh
+. "$top_srcdir/tests/lib/npm.sh"
 
 export LC_ALL=C
 REDOCLY_VERSION=2.77.0
@@ -83,35 +85,16 @@ node_ok() {
 }
 
 run_lint() {
-	local cache bin log have rc
-	if [ -n "${LATTICE_OPENAPI_CACHE:-}" ]; then
-		cache=$LATTICE_OPENAPI_CACHE
-	elif [ -n "${XDG_CACHE_HOME:-}" ] || [ -n "${HOME:-}" ]; then
-		cache=${XDG_CACHE_HOME:-$HOME/.cache}/lattice-openapi
-	else
-		cache=${TMPDIR:-/tmp}/lattice-openapi-$(id -u)
-	fi
+	local cache bin log rc
+	cache=$(npm_cache openapi "${LATTICE_OPENAPI_CACHE:-}")
 	bin=$cache/node_modules/.bin/redocly
-	mkdir -p "$cache" || { ok 1 "redocly lint: cannot create $cache"; return; }
-	log=$(mktemp "${TMPDIR:-/tmp}/lattice-openapi.XXXXXX")
-	(
-		# One install at a time, even across concurrent runs.
-		command -v flock >/dev/null && flock 9
-		have=$(node -p "require(process.argv[1]).version" \
-			"$cache/node_modules/@redocly/cli/package.json" 2>/dev/null)
-		[ "$have" = "$REDOCLY_VERSION" ] && [ -x "$bin" ] && exit 0
-		echo "installing @redocly/cli@$REDOCLY_VERSION into $cache"
-		${TIMEOUT:-timeout 600} npm install --prefix "$cache" --save-exact --no-audit --no-fund \
-			--loglevel=error "@redocly/cli@$REDOCLY_VERSION"
-	) 9>"$cache/.lock" >"$log" 2>&1
+	npm_pinned "$cache" "@redocly/cli@$REDOCLY_VERSION"
 	rc=$?
 	if [ $rc -ne 0 ] || [ ! -x "$bin" ]; then
-		sed 's/^/#   /' "$log"
-		rm -f "$log"
-		ok 1 "redocly lint: npm install @redocly/cli@$REDOCLY_VERSION failed (exit $rc)"
+		ok 1 "redocly lint: npm install @redocly/cli@$REDOCLY_VERSION into $cache failed (exit $rc)"
 		return
 	fi
-	grep -v '^[[:space:]]*$' "$log" | sed 's/^/# /'
+	log=$(mktemp "${TMPDIR:-/tmp}/lattice-openapi.XXXXXX")
 	# Exits non-zero on errors only; warnings are listed and pass.
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_COLOR=1 \
 		"$bin" lint --config "$CONFIG" "$SPEC" >"$log" 2>&1

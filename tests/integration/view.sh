@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Nodes are read from the applied model's view (controller/view.c, docs/api.md
-# "Where reads come from"): every answer must equal what the replica's
-# PostgreSQL shows (api_nodes; actors, read from PostgreSQL, are checked the
-# same way) once it has caught up —
+# Nodes and actors are read from the applied model's view (controller/view.c,
+# vactor.c; docs/api.md "Where reads come from"): every answer must equal what
+# the replica's PostgreSQL shows (api_nodes, api_actors) once it has caught up —
 # each object, whole pages, and pages under every filter — after creates,
 # scaling, resource changes, migrations, cordons, drains and deletes, after a
 # restart (the replay rebuilds it), and on a replica that joined by a Raft

@@ -13,20 +13,12 @@
 # browser_node SCRIPT ARGS...  runs a Node.js script that can require('puppeteer-core')
 #   and finds chromium in $CHROMIUM.
 
+. "$(dirname "${BASH_SOURCE[0]}")/npm.sh"
+
 BROWSER_PUPPETEER_VERSION=24.43.1 # the last line whose engines allow Node 18 and 20 (25.x needs Node 22)
 BROWSER_WHY=
 BROWSER_MODULES=
 BROWSER_BIN=
-
-browser_cache() {
-	if [ -n "${LATTICE_BROWSER_CACHE:-}" ]; then
-		echo "$LATTICE_BROWSER_CACHE"
-	elif [ -n "${XDG_CACHE_HOME:-}" ] || [ -n "${HOME:-}" ]; then
-		echo "${XDG_CACHE_HOME:-$HOME/.cache}/lattice-browser"
-	else
-		echo "${TMPDIR:-/tmp}/lattice-browser-$(id -u)"
-	fi
-}
 
 browser_setup() {
 	[ -n "$BROWSER_MODULES" ] && return 0
@@ -42,22 +34,10 @@ browser_setup() {
 		BROWSER_WHY="node and npm are needed to drive chromium (scripts/deps.sh installs them)"
 		return 1
 	fi
-	local cache log rc
-	cache=$(browser_cache)
-	mkdir -p "$cache" || { BROWSER_WHY="cannot create $cache"; return 1; }
-	log=$(mktemp "${TMPDIR:-/tmp}/lattice-browser.XXXXXX")
-	(
-		# One install at a time, even across concurrent runs.
-		command -v flock >/dev/null && flock 9
-		[ "$(node -p "require(process.argv[1]).version" "$cache/node_modules/puppeteer-core/package.json" 2>/dev/null)" = \
-			"$BROWSER_PUPPETEER_VERSION" ] && exit 0
-		echo "installing puppeteer-core@$BROWSER_PUPPETEER_VERSION into $cache"
-		PUPPETEER_SKIP_DOWNLOAD=1 ${TIMEOUT:-timeout 600} npm install --prefix "$cache" --save-exact --no-audit --no-fund \
-			--loglevel=error "puppeteer-core@$BROWSER_PUPPETEER_VERSION"
-	) 9>"$cache/.lock" >"$log" 2>&1
+	local cache rc
+	cache=$(npm_cache browser "${LATTICE_BROWSER_CACHE:-}")
+	npm_pinned "$cache" "puppeteer-core@$BROWSER_PUPPETEER_VERSION"
 	rc=$?
-	grep -v '^[[:space:]]*$' "$log" | sed 's/^/# /'
-	rm -f "$log"
 	if [ $rc -ne 0 ] || [ ! -f "$cache/node_modules/puppeteer-core/package.json" ]; then
 		BROWSER_WHY="npm install puppeteer-core@$BROWSER_PUPPETEER_VERSION into $cache failed (exit $rc)"
 		return 1

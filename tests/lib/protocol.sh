@@ -46,6 +46,8 @@
 # protocol_schema NAME FILE...  validates files against one schema (heartbeat,
 #   command, ack, snapshot, event) only.
 
+. "$(dirname "${BASH_SOURCE[0]}")/npm.sh"
+
 PROTOCOL_AJV_VERSION=8.20.0
 PROTOCOL_AJV_FORMATS_VERSION=3.0.1
 PROTOCOL_JS_YAML_VERSION=4.1.0 # api/openapi.yaml for the REST contract check (tests/lib/contract_check.js)
@@ -57,41 +59,17 @@ PROTOCOL_MODULES=
 NATSCAP_PID=
 NATSCAP_DIR=
 
-protocol_cache() {
-	if [ -n "${LATTICE_PROTOCOL_CACHE:-}" ]; then
-		echo "$LATTICE_PROTOCOL_CACHE"
-	elif [ -n "${XDG_CACHE_HOME:-}" ] || [ -n "${HOME:-}" ]; then
-		echo "${XDG_CACHE_HOME:-$HOME/.cache}/lattice-protocol"
-	else
-		echo "${TMPDIR:-/tmp}/lattice-protocol-$(id -u)"
-	fi
-}
-
 protocol_setup() {
 	[ -n "$PROTOCOL_MODULES" ] && return 0
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		PROTOCOL_WHY="node and npm are needed to validate messages (scripts/deps.sh installs them)"
 		return 1
 	fi
-	local cache log rc
-	cache=$(protocol_cache)
-	mkdir -p "$cache" || { PROTOCOL_WHY="cannot create $cache"; return 1; }
-	log=$(mktemp "${TMPDIR:-/tmp}/lattice-protocol.XXXXXX")
-	(
-		# One install at a time, even across concurrent runs.
-		command -v flock >/dev/null && flock 9
-		have() { node -p "require(process.argv[1]).version" "$cache/node_modules/$1/package.json" 2>/dev/null; }
-		[ "$(have ajv)" = "$PROTOCOL_AJV_VERSION" ] &&
-			[ "$(have ajv-formats)" = "$PROTOCOL_AJV_FORMATS_VERSION" ] &&
-			[ "$(have js-yaml)" = "$PROTOCOL_JS_YAML_VERSION" ] && exit 0
-		echo "installing ajv@$PROTOCOL_AJV_VERSION ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION js-yaml@$PROTOCOL_JS_YAML_VERSION into $cache"
-		${TIMEOUT:-timeout 600} npm install --prefix "$cache" --save-exact --no-audit --no-fund \
-			--loglevel=error "ajv@$PROTOCOL_AJV_VERSION" "ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION" \
-			"js-yaml@$PROTOCOL_JS_YAML_VERSION"
-	) 9>"$cache/.lock" >"$log" 2>&1
+	local cache rc
+	cache=$(npm_cache protocol "${LATTICE_PROTOCOL_CACHE:-}")
+	npm_pinned "$cache" "ajv@$PROTOCOL_AJV_VERSION" "ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION" \
+		"js-yaml@$PROTOCOL_JS_YAML_VERSION"
 	rc=$?
-	grep -v '^[[:space:]]*$' "$log" | sed 's/^/# /'
-	rm -f "$log"
 	if [ $rc -ne 0 ] || [ ! -f "$cache/node_modules/ajv/dist/2020.js" ] ||
 		[ ! -f "$cache/node_modules/ajv-formats/package.json" ] || [ ! -f "$cache/node_modules/js-yaml/package.json" ]; then
 		PROTOCOL_WHY="npm install ajv@$PROTOCOL_AJV_VERSION ajv-formats@$PROTOCOL_AJV_FORMATS_VERSION into $cache failed (exit $rc)"

@@ -237,11 +237,16 @@ async function run(browser) {
   await shot(page, 'ui-node-down.png', { fullPage: false, clip: await clipOf(page, '#nodes-panel', '#failovers-panel') });
 
   // ---- 5. a node's detail: click the node the actor moved to ----
-  const movedTo = await page.evaluate(() => {
+  // The row moves off the dead node once the page looks at the actor again
+  // (the failover's event, or the follow-up look after the new instance is
+  // acked): wait for that, rather than read the row as it still is.
+  const movedOk = await waitFor(page, (dead) => {
     const tr = document.querySelector('#actors tr[data-id="ui-actor-1"]');
     const chip = tr && tr.querySelector('.chip.running button');
-    return chip ? chip.textContent : null;
-  });
+    return !!chip && chip.textContent !== dead;
+  }, actorNode);
+  const movedTo = movedOk ? await page.evaluate(() =>
+    document.querySelector('#actors tr[data-id="ui-actor-1"] .chip.running button').textContent) : null;
   let detailOk = false;
   if (movedTo) {
     await page.click(`#nodes tr[data-id="${movedTo}"] th button`);
@@ -251,7 +256,7 @@ async function run(browser) {
         !!document.querySelector('#node-actors tr[data-id="ui-actor-1"]');
     }, movedTo);
   }
-  point(detailOk, `moved to ${movedTo}; detail: ${(await text(page, '#node-detail') || '').slice(0, 300)}`);
+  point(detailOk, `moved to ${movedTo} (from ${actorNode}); actor row: ${await text(page, '#actors tr[data-id="ui-actor-1"]')}; detail: ${(await text(page, '#node-detail') || '').slice(0, 300)}`);
 
   // ---- 6. pagination over 123 nodes ----
   const reg = await ask('register_nodes 120');

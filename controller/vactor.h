@@ -1,0 +1,46 @@
+/* vactor — an actor as the read view keeps it: one allocation holding what
+ * GET /v1/actors/{id} shows, packed (numbers as numbers, strings once, no
+ * JSON keys), about a third of the rendered text. The loop thread packs it
+ * from the model; HTTP threads copy it out under the view's lock (one
+ * memcpy: offsets are relative) and render the JSON outside it.
+ *
+ * vactor_write renders exactly what render_actor_text renders from the
+ * model actor it was packed from (test_vactor holds the two together). */
+#ifndef LATTICE_VACTOR_H
+#define LATTICE_VACTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "otree.h"
+
+struct jw;
+struct model_actor;
+
+struct vactor {
+	struct otree_link link; /* the view's tree (meaningless in a copy) */
+	uint32_t size;          /* bytes of the whole allocation */
+	uint16_t nconstraints, ncontracts, nplacements;
+	uint8_t strategy;
+	int64_t cpu, mem, priority, max_latency, replicas;
+	uint64_t generation;
+	int64_t created_ms, updated_ms;
+	/* Offsets from the start of the struct: id, name, module, region, then
+	 * nconstraints key/value pairs, ncontracts strings; placements. */
+	uint32_t id, name, module, region, strs, places;
+};
+
+/* Packs a (malloc'd; free() it). NULL when out of memory. */
+struct vactor *vactor_pack(const struct model_actor *a);
+/* A copy of r (malloc'd), NULL when out of memory. */
+struct vactor *vactor_copy(const struct vactor *r);
+const char *vactor_id(const struct vactor *r);
+/* Whether one of its instances is placed on node_id. */
+bool vactor_on_node(const struct vactor *r, const char *node_id);
+/* Appends the actor's JSON object to w. */
+void vactor_write(struct jw *w, const struct vactor *r);
+/* The same as text (malloc'd), NULL when out of memory. */
+char *vactor_text(const struct vactor *r);
+
+#endif

@@ -1,0 +1,93 @@
+/* vactor: the packed actor the read view keeps renders exactly what
+ * render_actor_text renders from the model actor (GET /v1/actors/{id} must
+ * not depend on where the answer came from). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jw.h"
+#include "model.h"
+#include "model_fixture.h"
+#include "proj.h"
+#include "render.h"
+#include "tap.h"
+#include "vactor.h"
+
+/* Packs the actor, copies the record, renders both; each must equal the model's text. */
+static void same_as_model(const struct model_actor *a, const char *name)
+{
+	char *want = render_actor_text(a);
+	struct vactor *r = vactor_pack(a);
+	ok(r != NULL, "%s: packed", name);
+	if (r == NULL) {
+		free(want);
+		return;
+	}
+	struct vactor *c = vactor_copy(r);
+	char *got = vactor_text(r), *got_copy = c ? vactor_text(c) : NULL;
+	is_str(got, want, "%s: renders as the model actor", name);
+	is_str(got_copy, want, "%s: so does a copy (offsets are relative)", name);
+	is_str(vactor_id(r), a->spec.id, "%s: id", name);
+	ok(r->size < strlen(want), "%s: packed (%u bytes) smaller than its text (%zu)", name, r->size, strlen(want));
+	free(got);
+	free(got_copy);
+	free(want);
+	free(c);
+	free(r);
+}
+
+int main(void)
+{
+	tap_plan(29);
+	struct model m;
+	model_init(&m);
+	base_nodes(&m);
+	is_int(apply_j(&m, NULL,
+		       "'op':'node_put','flag':0,'node':{'id':'g1','region':'eu','cpu_capacity':4000,"
+		       "'memory_mb':8192,'labels':{'tier':'gold','zone':'b'}}"),
+	       APPLY_OK, "a labelled node");
+
+	is_int(create_on(&m, NULL, "a1", "'cpu_required':500,'memory_required_mb':256", "'n1'"), APPLY_OK,
+	       "a1: created");
+	is_int(create_on(&m, NULL, "a2",
+			 "'name':'second \\\"one\\\"','cpu_required':100,'memory_required_mb':64,'replicas':3,"
+			 "'preferred_region':'eu','constraints':{'tier':'gold','zone':'b'},'priority':7,"
+			 "'max_latency_ms':40,'strategy':'round_robin','contracts':['HttpServer','KeyValue']",
+			 "'g1','g1','g1'"),
+	       APPLY_OK, "a2: created with every field");
+	const struct model_actor *a1 = model_actor_get(&m, "a1"), *a2 = model_actor_get(&m, "a2");
+	ok(a1 && a2, "both in the model");
+	if (!a1 || !a2)
+		return tap_done();
+	same_as_model(a1, "defaults");
+	same_as_model(a2, "every field");
+
+	struct vactor *r = vactor_pack(a2);
+	ok(r && vactor_on_node(r, "g1"), "on its node");
+	ok(r && !vactor_on_node(r, "n1") && !vactor_on_node(r, "g"), "not on others (whole ids)");
+	free(r);
+
+	/* An instance not placed anywhere (its node gone, no room elsewhere). */
+	struct model_actor *mut = model_actor_get(&m, "a2");
+	struct model_node *keep = mut->placements[0].node;
+	for (size_t i = 0; i < mut->nplacements; i++)
+		mut->placements[i].node = NULL;
+	same_as_model(mut, "instances without a node");
+	r = vactor_pack(mut);
+	ok(r && !vactor_on_node(r, "g1"), "an instance without a node is on none");
+	free(r);
+	for (size_t i = 0; i < mut->nplacements; i++)
+		mut->placements[i].node = keep;
+
+	/* Scaling and a later update change generation and updated_at. */
+	is_int(update_on(&m, NULL, "a1", "'replicas':2", "'n3'"), APPLY_OK, "a1: scaled to 2");
+	same_as_model(model_actor_get(&m, "a1"), "after scaling");
+
+	/* The name defaults to the id: kept once. */
+	r = vactor_pack(a1);
+	ok(r && r->name == r->id, "a default name shares the id's bytes");
+	free(r);
+
+	model_release(&m);
+	return tap_done();
+}
