@@ -158,16 +158,20 @@ static void flight_set(struct outbox *o, const struct model_command *c, int64_t 
 	f->unacked = unacked;
 }
 
+/* Idempotent: the loop releases the outbox when it begins to close and again
+ * in loop_close. */
 void outbox_release(struct outbox *o)
 {
 	flight_clear(o);
-	hmap_release(&o->flight);
 	pend_clear(o);
 	free(o->pend);
+	o->pend = NULL;
+	o->cappend = 0;
 	free(o->msgs);
+	o->msgs = NULL;
+	o->capmsgs = 0;
 	held_clear(o);
 	track_clear(o);
-	hmap_release(&o->track);
 }
 
 static struct ob_track *track(struct outbox *o, const struct model_command *c, int64_t now)
