@@ -12,7 +12,8 @@
 # req/s on each follower), and under saturating reads (c=32 on each follower).
 # Targets: a single-object GET >= 50% of nginx's static rate, a list page >=
 # 10%, p99 <= 10 ms, writes slowed by at most 10%.
-# Env: READ_NODES (default 10000), READ_ACTORS (100000), DUR.
+# Env: READ_NODES (default 10000), READ_ACTORS (100000), DUR, READ_LATTICED_ARGS
+# (more latticed options, e.g. "--http-nice 0" to see what the default 10 does).
 
 reads_cleanup() {
 	local p
@@ -52,7 +53,7 @@ reads_phase() {
 		pg_createdb "r$i" >"$out/r$i.ci"
 		"$top_builddir/latticed" --id "$i" --bootstrap --members "$members" --listen "127.0.0.1:${hp[$i]}" \
 			--data-dir "$out/r$i" --pg "$(cat "$out/r$i.ci")" --schema-dir "$top_srcdir/schema" \
-			--heartbeat-timeout-ms 0 --log-level warn >>"$out/r$i.log" 2>&1 &
+			--heartbeat-timeout-ms 0 --log-level warn ${READ_LATTICED_ARGS:-} >>"$out/r$i.log" 2>&1 &
 		RPIDS[$i]=$!
 	done
 	local L=
