@@ -60,6 +60,21 @@ char *jw_take(struct jw *w, size_t *len)
 	return p;
 }
 
+char *jw_take_fit(struct jw *w, size_t *len)
+{
+	size_t cap = w->cap, n = 0;
+	void *(*realloc_fn)(void *, size_t) = w->realloc_fn ? w->realloc_fn : realloc;
+	char *p = jw_take(w, &n);
+	if (p && cap - (n + 1) >= 32) {
+		char *q = realloc_fn(p, n + 1);
+		if (q) /* else keep the larger buffer */
+			p = q;
+	}
+	if (len)
+		*len = n;
+	return p;
+}
+
 void jw_raw(struct jw *w, const char *s, size_t n)
 {
 	if (w->oom)

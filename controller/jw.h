@@ -37,6 +37,9 @@ void jw_free(struct jw *w);
 /* The text (from w's allocator: the caller frees it) and its length, or NULL
  * when oom; w is left empty, with its allocator, either way. */
 char *jw_take(struct jw *w, size_t *len);
+/* jw_take for a text kept long (a command's payload in the model): its buffer
+ * cut to its length (a short text otherwise keeps the 256 bytes it began with). */
+char *jw_take_fit(struct jw *w, size_t *len);
 
 void jw_obj(struct jw *w);
 void jw_obj_end(struct jw *w);

@@ -291,7 +291,7 @@ struct model_command *model_cmd_start_on(struct model *m, const struct entry *e,
 	jw_key(&w, "snapshot");
 	jw_null(&w);
 	jw_obj_end(&w);
-	char *payload = model_need(m, jw_take(&w, NULL), "a command's payload");
+	char *payload = model_need(m, jw_take_fit(&w, NULL), "a command's payload");
 	return model_cmd_add(m, e, CMD_ACTOR_START, node->spec.id, a->spec.id, (int64_t)instance, a->generation,
 			     (int64_t)a->generation, payload, out);
 }
@@ -325,7 +325,7 @@ void model_cmd_stop(struct model *m, const struct entry *e, const char *actor_id
 	jw_key(&w, "reason");
 	jw_str(&w, reason);
 	jw_obj_end(&w);
-	char *payload = model_need(m, jw_take(&w, NULL), "a command's payload");
+	char *payload = model_need(m, jw_take_fit(&w, NULL), "a command's payload");
 	model_cmd_add(m, e, CMD_ACTOR_STOP, node, actor_id, instance, generation, 0, payload, out);
 }
 

@@ -171,7 +171,7 @@ void model_mig_apply(struct model *m, struct entry *e, struct proj_batch *out, s
 	jw_str(&w, to->spec.id);
 	jw_obj_end(&w);
 	model_cmd_add(m, e, CMD_ACTOR_MIGRATE, g->from->spec.id, a->spec.id, inst, a->generation, 0,
-		      model_need(m, jw_take(&w, NULL), "a command's payload"), out);
+		      model_need(m, jw_take_fit(&w, NULL), "a command's payload"), out);
 	model_event(m, out, e, "actor.migrating", "actor", a->spec.id,
 		    model_need(m,
 			       json_pack("{s:s,s:I,s:s,s:s,s:s}", "migration_id", g->id, "instance", (json_int_t)inst,

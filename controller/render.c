@@ -5,13 +5,67 @@
 
 #include "jw.h"
 
-void render_time(int64_t ms, char *buf, size_t len)
+static void render_time_libc(int64_t ms, char *buf, size_t len)
 {
 	time_t s = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&s, &tm);
 	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static char *digits(char *p, unsigned v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + n;
+}
+
+/* The civil date of a day count since 1970-01-01 (proleptic Gregorian), by
+ * 400-year eras of 146,097 days whose years start on March 1st, so that the
+ * leap day is the era-year's last. */
+static void civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t z = days + 719468; /* days since 0000-03-01 */
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);                            /* 0..146096 */
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                 /* 0..365, from March 1st */
+	unsigned mp = (5 * doy + 2) / 153;                                      /* 0 = March */
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* Every timestamp of every API answer goes through here (a page of 100 actors
+ * has 200): written digit by digit, ten times cheaper than gmtime_r and
+ * strftime, which remain for what this does not cover (before 1970, after
+ * 9999, a short buffer). test_render holds the two equal. */
+void render_time(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 0 || len < 25 || ms >= 253402300800000LL) { /* 10000-01-01 */
+		render_time_libc(ms, buf, len);
+		return;
+	}
+	int64_t s = ms / 1000, days = s / 86400;
+	unsigned sod = (unsigned)(s % 86400), m, d;
+	int64_t y;
+	civil(days, &y, &m, &d);
+	char *p = digits(buf, (unsigned)y, 4);
+	*p++ = '-';
+	p = digits(p, m, 2);
+	*p++ = '-';
+	p = digits(p, d, 2);
+	*p++ = 'T';
+	p = digits(p, sod / 3600, 2);
+	*p++ = ':';
+	p = digits(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = digits(p, sod % 60, 2);
+	*p++ = '.';
+	p = digits(p, (unsigned)(ms % 1000), 3);
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 static json_t *time_or_null(int64_t ms)

@@ -22,7 +22,7 @@ static const char *at(const struct vactor *r, uint32_t off)
 
 static const struct vplace *places(const struct vactor *r)
 {
-	return (const struct vplace *)((const char *)r + r->places);
+	return (const struct vplace *)(r + 1);
 }
 
 /* Appends s (its NUL too) at *pos; returns its offset. */
@@ -50,8 +50,12 @@ struct vactor *vactor_pack(const struct model_actor *a)
 		size += strlen(s->contracts.items[i]) + 1;
 	for (size_t i = 0; i < a->nplacements; i++)
 		size += a->placements[i].node ? strlen(a->placements[i].node->spec.id) + 1 : 0;
+	/* Beyond what the API accepts (so never in the model): no record. */
 	if (size > UINT32_MAX || s->constraints.n > UINT16_MAX || s->contracts.n > UINT16_MAX ||
-	    a->nplacements > UINT16_MAX)
+	    a->nplacements > UINT16_MAX || s->replicas < 0 || s->replicas > UINT16_MAX || s->priority < 0 ||
+	    s->priority > UINT8_MAX || s->cpu_required < INT32_MIN || s->cpu_required > INT32_MAX ||
+	    s->memory_required_mb < INT32_MIN || s->memory_required_mb > INT32_MAX ||
+	    s->max_latency_ms < INT32_MIN || s->max_latency_ms > INT32_MAX)
 		return NULL;
 	struct vactor *r = calloc(1, size);
 	if (r == NULL)
@@ -62,15 +66,14 @@ struct vactor *vactor_pack(const struct model_actor *a)
 	r->ncontracts = (uint16_t)s->contracts.n;
 	r->nplacements = (uint16_t)a->nplacements;
 	r->strategy = (uint8_t)s->strategy;
-	r->cpu = s->cpu_required;
-	r->mem = s->memory_required_mb;
-	r->priority = s->priority;
-	r->max_latency = s->max_latency_ms;
-	r->replicas = s->replicas;
+	r->cpu = (int32_t)s->cpu_required;
+	r->mem = (int32_t)s->memory_required_mb;
+	r->priority = (uint8_t)s->priority;
+	r->max_latency = (int32_t)s->max_latency_ms;
+	r->replicas = (uint16_t)s->replicas;
 	r->generation = a->generation;
 	r->created_ms = a->created_ms;
 	r->updated_ms = a->updated_ms;
-	r->places = (uint32_t)sizeof(struct vactor);
 	size_t pos = head;
 	r->id = put(base, &pos, s->id);
 	r->name = s->name == NULL ? 0 : own_name ? put(base, &pos, s->name) : r->id;
@@ -83,7 +86,7 @@ struct vactor *vactor_pack(const struct model_actor *a)
 	}
 	for (size_t i = 0; i < s->contracts.n; i++)
 		put(base, &pos, s->contracts.items[i]);
-	struct vplace *p = (struct vplace *)(base + r->places);
+	struct vplace *p = (struct vplace *)(r + 1);
 	for (size_t i = 0; i < a->nplacements; i++) {
 		const struct model_placement *mp = &a->placements[i];
 		p[i].state_version = mp->state_version;

@@ -21,14 +21,16 @@ struct model_actor;
 struct vactor {
 	struct otree_link link; /* the view's tree (meaningless in a copy) */
 	uint32_t size;          /* bytes of the whole allocation */
-	uint16_t nconstraints, ncontracts, nplacements;
-	uint8_t strategy;
-	int64_t cpu, mem, priority, max_latency, replicas;
+	uint16_t nconstraints, ncontracts, nplacements, replicas;
+	uint8_t strategy, priority;
+	/* spec.c's ranges: SPEC_CPU_MAX, SPEC_MEMORY_MAX, SPEC_LATENCY_MAX fit */
+	int32_t cpu, mem, max_latency;
 	uint64_t generation;
 	int64_t created_ms, updated_ms;
 	/* Offsets from the start of the struct: id, name, module, region, then
-	 * nconstraints key/value pairs, ncontracts strings; placements. */
-	uint32_t id, name, module, region, strs, places;
+	 * nconstraints key/value pairs, ncontracts strings. The placements
+	 * follow the struct. */
+	uint32_t id, name, module, region, strs;
 };
 
 /* Packs a (malloc'd; free() it). NULL when out of memory. */

@@ -207,9 +207,36 @@ static void test_random(void)
 	jw_free(&w);
 }
 
+/* jw_take_fit gives back the buffer's slack: a command's payload of ~150
+ * bytes, kept for each of 100,000 pending commands, held 256. */
+static size_t last_realloc;
+static void *rec_realloc(void *p, size_t n)
+{
+	last_realloc = n;
+	return realloc(p, n);
+}
+
+static void test_fit(void)
+{
+	struct jw w;
+	jw_init_alloc(&w, rec_realloc, free);
+	jw_obj(&w);
+	jw_key(&w, "actor_id");
+	jw_str(&w, "a1");
+	jw_obj_end(&w);
+	size_t n = 0;
+	char *t = jw_take_fit(&w, &n);
+	is_str(t, "{\"actor_id\":\"a1\"}", "jw_take_fit: the text");
+	ok(n == strlen("{\"actor_id\":\"a1\"}") && last_realloc == n + 1,
+	   "... in a buffer cut to its length (%zu bytes asked for, %zu long)", last_realloc, n);
+	free(t);
+	jw_free(&w);
+}
+
 int main(void)
 {
-	tap_plan(13);
+	tap_plan(15);
+	test_fit();
 	test_basics();
 	test_random();
 	text(NULL);

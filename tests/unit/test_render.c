@@ -1,16 +1,73 @@
 /* test_render — GET /v1/cluster's text (render_cluster): the exact shape, and
  * raft's unsigned 64-bit ids, terms and indexes printed exactly above INT64_MAX
- * (jansson's json_int_t printed 2^64-1 as -1). */
+ * (jansson's json_int_t printed 2^64-1 as -1). And render_time, written digit
+ * by digit, equal to gmtime_r + strftime everywhere. */
 #include "render.h"
 #include "tap.h"
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* What render_time wrote before it was written by hand. */
+static void libc_time(int64_t ms, char *buf, size_t len)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* Returns the first ms where the two differ, or -1. */
+static int64_t time_differs(int64_t ms)
+{
+	char a[40], b[40];
+	render_time(ms, a, sizeof(a));
+	libc_time(ms, b, sizeof(b));
+	if (strcmp(a, b) != 0) {
+		tap_diag("  %lld: %s against %s", (long long)ms, a, b);
+		return ms;
+	}
+	return -1;
+}
+
+static void test_time(void)
+{
+	/* Edges: the epoch's first ms, leap days (2000 is a leap year, 1900 and
+	 * 2100 are not), year ends, the last ms before 10000. */
+	static const int64_t edges[] = {1, 999, 1000, 86399999, 86400000, 951782400000LL, 951868799999LL,
+					 951868800000LL, 4107456000000LL, 4107542400000LL, 946684799999LL,
+					 946684800000LL, 1700000000123LL, 253402300799999LL, 253402300800000LL,
+					 253402300800001LL};
+	int64_t bad = -1;
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]) && bad < 0; i++)
+		bad = time_differs(edges[i]);
+	ok(bad < 0, "render_time equals strftime at the edges (leap days, year ends, 9999 -> 10000)");
+	/* Every day from 1970 to 2400 at a changing time of day. */
+	bad = -1;
+	for (int64_t day = 0; day < 157000 && bad < 0; day++)
+		bad = time_differs(day * 86400000LL + (day * 7919) % 86400000LL);
+	ok(bad < 0, "... and on every day from 1970 to 2399");
+	/* Random instants up to 9999. */
+	uint64_t x = 88172645463325252ULL;
+	bad = -1;
+	for (int i = 0; i < 200000 && bad < 0; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		bad = time_differs((int64_t)(x % 253402300800000ULL) + 1);
+	}
+	ok(bad < 0, "... and at 200,000 random instants");
+}
 
 int main(void)
 {
-	tap_plan(5);
+	tap_plan(8);
+	test_time();
 	struct raft_configuration c;
 	raft_configuration_init(&c);
 	raft_configuration_add(&c, 1, "127.0.0.1:9001", RAFT_VOTER);
