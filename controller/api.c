@@ -532,7 +532,7 @@ static enum http_next h_get(struct api *a, struct http_req *req, struct api_call
 	if (!read_barrier(a, req, call, resp, &next))
 		return next;
 	enum view_kind vk = view_kind_of((enum query_obj)call->route->arg);
-	if (vk != VIEW_KINDS && view_ready(a->loop->view)) {
+	if (vk != VIEW_KINDS && view_ready(a->loop->view, api_projected(a))) {
 		char *text = NULL;
 		uint64_t vidx = 0;
 		int vrc = view_get(a->loop->view, vk, call->id, &text, &vidx);
@@ -650,7 +650,7 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 		return HTTP_RESPOND;
 	}
 	enum view_kind vk = view_kind_of(o);
-	if (vk != VIEW_KINDS && view_ready(a->loop->view)) {
+	if (vk != VIEW_KINDS && view_ready(a->loop->view, api_projected(a))) {
 		char *text = NULL;
 		uint64_t vidx = 0;
 		if (view_list(a->loop->view, vk, &f, &text, &vidx) == 0) {

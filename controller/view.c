@@ -386,14 +386,14 @@ void view_publish(struct view *v, struct model *m, uint64_t index, bool replayin
 
 /* ---- reading (any thread) ----------------------------------------------------- */
 
-bool view_ready(struct view *v)
+bool view_ready(struct view *v, uint64_t min_index)
 {
-	return v && atomic_load(&v->ready);
+	return v && atomic_load(&v->ready) && atomic_load(&v->index) >= min_index;
 }
 
 int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint64_t *index)
 {
-	if (!view_ready(v))
+	if (!view_ready(v, 0))
 		return -2;
 	int rc = -1;
 	char *copy = NULL;
@@ -484,7 +484,7 @@ static int list_actors(struct view *v, const struct query_filter *f, int64_t lim
 
 int view_list(struct view *v, enum view_kind k, const struct query_filter *f, char **json, uint64_t *index)
 {
-	if (!view_ready(v))
+	if (!view_ready(v, 0))
 		return -2;
 	int64_t limit = f->limit <= 0 ? QUERY_LIMIT_DEFAULT : f->limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : f->limit;
 	struct vactor **acts = NULL;

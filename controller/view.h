@@ -44,8 +44,12 @@ void view_invalidate(struct view *v);
  * done) nothing is published. */
 void view_publish(struct view *v, struct model *m, uint64_t index, bool replaying);
 
-/* Any thread. False until the first publication (reads then go to PostgreSQL). */
-bool view_ready(struct view *v);
+/* Any thread. Whether the view may answer a read that must reflect at least
+ * min_index (what this replica's PostgreSQL shows): false until the first
+ * publication, and while the published view is older than that (a replica
+ * restoring a snapshot or replaying keeps its old view until it is built
+ * again); such reads go to PostgreSQL. */
+bool view_ready(struct view *v, uint64_t min_index);
 /* The object's JSON (malloc'd, the caller frees) and the index it reflects.
  * Returns 0, -1 when there is no such object, -2 when out of memory or not
  * ready. */
