@@ -75,10 +75,11 @@ char *jw_take_fit(struct jw *w, size_t *len)
 	return p;
 }
 
-void jw_raw(struct jw *w, const char *s, size_t n)
+/* Room for n more bytes and the NUL; false when out of memory. */
+static bool jw_room(struct jw *w, size_t n)
 {
 	if (w->oom)
-		return;
+		return false;
 	if (w->cap - w->len < n + 1) {
 		size_t cap = w->cap ? w->cap : 256;
 		while (cap - w->len < n + 1)
@@ -86,11 +87,23 @@ void jw_raw(struct jw *w, const char *s, size_t n)
 		char *np = w->realloc_fn ? w->realloc_fn(w->p, cap) : realloc(w->p, cap);
 		if (np == NULL) {
 			w->oom = true;
-			return;
+			return false;
 		}
 		w->p = np;
 		w->cap = cap;
 	}
+	return true;
+}
+
+void jw_reserve(struct jw *w, size_t n)
+{
+	(void)jw_room(w, n);
+}
+
+void jw_raw(struct jw *w, const char *s, size_t n)
+{
+	if (!jw_room(w, n))
+		return;
 	memcpy(w->p + w->len, s, n);
 	w->len += n;
 	w->p[w->len] = '\0';
@@ -200,6 +213,13 @@ void jw_key(struct jw *w, const char *k)
 	jw_sep(w);
 	jw_quoted(w, k);
 	jw_c(w, ':');
+	w->after_key = true;
+}
+
+void jw_key_lit(struct jw *w, const char *quoted_colon, size_t n)
+{
+	jw_sep(w);
+	jw_raw(w, quoted_colon, n);
 	w->after_key = true;
 }
 

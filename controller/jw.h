@@ -33,6 +33,9 @@ void jw_init(struct jw *w);
 void jw_init_alloc(struct jw *w, void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
 /* Empties w for reuse, keeping its buffer. */
 void jw_reset(struct jw *w);
+/* Room for n more bytes now, so a long text grows once instead of doubling
+ * (and copying) its way up. */
+void jw_reserve(struct jw *w, size_t n);
 void jw_free(struct jw *w);
 /* The text (from w's allocator: the caller frees it) and its length, or NULL
  * when oom; w is left empty, with its allocator, either way. */
@@ -47,6 +50,11 @@ void jw_arr(struct jw *w);
 void jw_arr_end(struct jw *w);
 /* In an object: the key of the value that follows. */
 void jw_key(struct jw *w, const char *k);
+/* A key that needs no escaping, given quoted with its colon: what jw_key
+ * writes, without scanning it. Use JW_KEY(w, "name") for a literal; records
+ * rendered by the thousand (a page of actors) write ~20 keys each. */
+void jw_key_lit(struct jw *w, const char *quoted_colon, size_t n);
+#define JW_KEY(w, k) jw_key_lit((w), "\"" k "\":", sizeof("\"" k "\":") - 1)
 void jw_str(struct jw *w, const char *s); /* NULL: null */
 void jw_int(struct jw *w, int64_t v);
 void jw_uint(struct jw *w, uint64_t v);

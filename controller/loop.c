@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,29 +220,58 @@ void loop_submit(struct loop *l, struct op *op)
 	uv_async_send(&l->wake);
 }
 
+/* Effective projected index from a published pair. */
+static uint64_t projected_of(struct loop *l, uint64_t applied, uint64_t rows)
+{
+	if (l->store == NULL)
+		return applied;
+	uint64_t p = store_projected(l->store);
+	return p >= rows && applied > p ? applied : p;
+}
+
 /* Effective projected index; caller holds l->lock. */
 static uint64_t projected_locked(struct loop *l)
 {
-	if (l->store == NULL)
-		return l->pub_applied;
-	uint64_t p = store_projected(l->store);
-	return p >= l->pub_rows && l->pub_applied > p ? l->pub_applied : p;
+	return projected_of(l, l->pub_applied, l->pub_rows);
+}
+
+/* The published pair, consistent, without the lock (see loop.h). */
+static void pub_read(struct loop *l, uint64_t *applied, uint64_t *rows)
+{
+	for (;;) {
+		uint64_t s = atomic_load(&l->pub_seq);
+		if (s & 1) {
+			sched_yield(); /* the loop is between its two stores */
+			continue;
+		}
+		*applied = atomic_load(&l->pub_applied);
+		*rows = atomic_load(&l->pub_rows);
+		if (atomic_load(&l->pub_seq) == s)
+			return;
+	}
+}
+
+/* Loop thread, under l->lock. */
+static void pub_write(struct loop *l, uint64_t applied, uint64_t rows)
+{
+	atomic_fetch_add(&l->pub_seq, 1);
+	atomic_store(&l->pub_applied, applied);
+	atomic_store(&l->pub_rows, rows);
+	atomic_fetch_add(&l->pub_seq, 1);
 }
 
 uint64_t loop_projected_index(struct loop *l)
 {
-	pthread_mutex_lock(&l->lock);
-	uint64_t p = projected_locked(l);
-	pthread_mutex_unlock(&l->lock);
-	return p;
+	uint64_t a, r;
+	pub_read(l, &a, &r);
+	return projected_of(l, a, r);
 }
 
 void loop_indices(struct loop *l, uint64_t *applied, uint64_t *projected)
 {
-	pthread_mutex_lock(&l->lock);
-	uint64_t p = projected_locked(l);
-	*applied = l->pub_applied;
-	pthread_mutex_unlock(&l->lock);
+	uint64_t r;
+	pub_read(l, applied, &r);
+	uint64_t p = projected_of(l, *applied, r);
 	/* Only while raft replays its log at start-up can PostgreSQL be ahead of
 	 * the model; what a reader can rely on then is the applied index. */
 	*projected = p < *applied ? p : *applied;
@@ -391,8 +421,7 @@ static void flush_cb(uv_check_t *c)
 	struct loop *l = c->data;
 	leader_flush(l); /* what this iteration's callbacks proposed */
 	pthread_mutex_lock(&l->lock);
-	l->pub_applied = raft_last_applied(&l->raft);
-	l->pub_rows = l->fsm.rows_index;
+	pub_write(l, raft_last_applied(&l->raft), l->fsm.rows_index);
 	bool waiting = l->wait_head != NULL;
 	pthread_mutex_unlock(&l->lock);
 	fsm_flush(&l->fsm);
@@ -679,7 +708,7 @@ int loop_init(struct loop *l, const struct config *cfg, struct store *store, cha
 	l->fsm.store = store;
 	l->fsm.store_applied = store ? store_applied_index(store) : 0;
 	l->fsm.rows_index = l->fsm.store_applied;
-	l->pub_rows = l->fsm.rows_index;
+	pub_write(l, 0, l->fsm.rows_index);
 	l->fsm.proposed = leader_proposed;
 	l->fsm.proposed_applied = leader_applied;
 	l->fsm.proposed_arg = l;

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -85,9 +86,13 @@ struct loop {
 	uv_timer_t tick;
 	uv_check_t flush; /* after each loop iteration: proposals to raft, applied batches to the store */
 	uv_prepare_t propose; /* before each poll: proposals to raft */
-	/* Published after every loop iteration (lock), for loop_projected_index:
-	 * the applied index and the fsm's rows_index at that moment. */
-	uint64_t pub_applied, pub_rows;
+	/* Published after every loop iteration, for loop_projected_index: the
+	 * applied index and the fsm's rows_index at that moment. Written under
+	 * lock and a sequence count (odd while writing): HTTP workers, which
+	 * read the pair for every answer's X-Lattice-Index, do so without the
+	 * lock, so tens of thousands of reads a second neither queue on it nor,
+	 * preempted while holding it, stall the loop. */
+	_Atomic uint64_t pub_seq, pub_applied, pub_rows;
 	bool closing;
 	int64_t close_started_ms;
 	int inflight; /* submitted ops not yet done (lock) */

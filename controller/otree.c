@@ -95,6 +95,22 @@ void otree_insert(struct otree *t, struct otree_link *link)
 	link->left = link->right = NULL;
 	link->parent = parent;
 	link->height = 1;
+	/* A new leaf sits right before its parent (a left child) or right after. */
+	if (parent == NULL) {
+		link->prev = link->next = NULL;
+	} else if (at == &parent->left) {
+		link->next = parent;
+		link->prev = parent->prev;
+		if (parent->prev)
+			parent->prev->next = link;
+		parent->prev = link;
+	} else {
+		link->prev = parent;
+		link->next = parent->next;
+		if (parent->next)
+			parent->next->prev = link;
+		parent->next = link;
+	}
 	*at = link;
 	t->n++;
 	otree_rebalance(t, parent);
@@ -135,8 +151,12 @@ void otree_remove(struct otree *t, struct otree_link *link)
 		otree_replace_child(t, parent, link, child);
 		fix = parent;
 	}
+	if (link->prev)
+		link->prev->next = link->next;
+	if (link->next)
+		link->next->prev = link->prev;
 	/* A cleared link (height 0) is visibly out of every tree. */
-	link->left = link->right = link->parent = NULL;
+	link->left = link->right = link->parent = link->prev = link->next = NULL;
 	link->height = 0;
 	t->n--;
 	otree_rebalance(t, fix);
@@ -149,11 +169,7 @@ struct otree_link *otree_first(const struct otree *t)
 
 struct otree_link *otree_next(const struct otree_link *link)
 {
-	if (link->right)
-		return otree_min(link->right);
-	while (link->parent && link->parent->right == link)
-		link = link->parent;
-	return link->parent;
+	return link->next;
 }
 
 struct otree_link *otree_lower_bound(const struct otree *t, const void *key, otree_keycmp_fn keycmp)

@@ -2,7 +2,9 @@
  *
  * The caller embeds a struct otree_link in its objects and supplies a total order.
  * Nothing is allocated: insert/remove only relink. O(log n) insert, remove, lower
- * bound; O(1) amortised next. Not thread-safe. */
+ * bound; O(1) next: each link also holds its neighbours in order, so a walk
+ * (a page of a list) touches one object per step, not the path between them.
+ * Not thread-safe. */
 #ifndef LATTICE_OTREE_H
 #define LATTICE_OTREE_H
 
@@ -10,6 +12,7 @@
 
 struct otree_link {
 	struct otree_link *left, *right, *parent;
+	struct otree_link *prev, *next; /* in order */
 	int height;
 };
 

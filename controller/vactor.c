@@ -122,22 +122,22 @@ bool vactor_on_node(const struct vactor *r, const char *node_id)
 void vactor_write(struct jw *w, const struct vactor *r)
 {
 	jw_obj(w);
-	jw_key(w, "id");
+	JW_KEY(w, "id");
 	jw_str(w, at(r, r->id));
 	if (r->name) {
-		jw_key(w, "name");
+		JW_KEY(w, "name");
 		jw_str(w, at(r, r->name));
 	}
-	jw_key(w, "module");
+	JW_KEY(w, "module");
 	jw_str(w, at(r, r->module));
-	jw_key(w, "cpu_required");
+	JW_KEY(w, "cpu_required");
 	jw_int(w, r->cpu);
-	jw_key(w, "memory_required_mb");
+	JW_KEY(w, "memory_required_mb");
 	jw_int(w, r->mem);
-	jw_key(w, "preferred_region");
+	JW_KEY(w, "preferred_region");
 	jw_str(w, at(r, r->region));
 	const char *s = at(r, r->strs);
-	jw_key(w, "constraints");
+	JW_KEY(w, "constraints");
 	jw_obj(w);
 	for (size_t i = 0; i < r->nconstraints; i++) {
 		jw_key(w, s);
@@ -146,42 +146,42 @@ void vactor_write(struct jw *w, const struct vactor *r)
 		s += strlen(s) + 1;
 	}
 	jw_obj_end(w);
-	jw_key(w, "priority");
+	JW_KEY(w, "priority");
 	jw_int(w, r->priority);
-	jw_key(w, "max_latency_ms");
+	JW_KEY(w, "max_latency_ms");
 	jw_int(w, r->max_latency);
-	jw_key(w, "replicas");
+	JW_KEY(w, "replicas");
 	jw_int(w, r->replicas);
-	jw_key(w, "strategy");
+	JW_KEY(w, "strategy");
 	jw_str(w, spec_strategy_name((enum actor_strategy)r->strategy));
-	jw_key(w, "contracts");
+	JW_KEY(w, "contracts");
 	jw_arr(w);
 	for (size_t i = 0; i < r->ncontracts; i++) {
 		jw_str(w, s);
 		s += strlen(s) + 1;
 	}
 	jw_arr_end(w);
-	jw_key(w, "placements");
+	JW_KEY(w, "placements");
 	jw_arr(w);
 	const struct vplace *p = places(r);
 	for (size_t i = 0; i < r->nplacements; i++) {
 		jw_obj(w);
-		jw_key(w, "instance");
+		JW_KEY(w, "instance");
 		jw_uint(w, i);
-		jw_key(w, "node_id");
+		JW_KEY(w, "node_id");
 		jw_str(w, at(r, p[i].node));
-		jw_key(w, "state");
+		JW_KEY(w, "state");
 		jw_str(w, model_placement_state_name((enum placement_state)p[i].state));
-		jw_key(w, "state_version");
+		JW_KEY(w, "state_version");
 		jw_int(w, p[i].state_version);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
-	jw_key(w, "generation");
+	JW_KEY(w, "generation");
 	jw_uint(w, r->generation);
-	jw_key(w, "created_at");
+	JW_KEY(w, "created_at");
 	render_write_time(w, r->created_ms);
-	jw_key(w, "updated_at");
+	JW_KEY(w, "updated_at");
 	render_write_time(w, r->updated_ms);
 	jw_obj_end(w);
 }

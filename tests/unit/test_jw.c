@@ -233,10 +233,59 @@ static void test_fit(void)
 	jw_free(&w);
 }
 
+/* JW_KEY writes what jw_key writes, commas included; jw_reserve grows the
+ * buffer once, and what follows fits without another realloc. */
+static void test_key_lit(void)
+{
+	struct jw a, b;
+	jw_init(&a);
+	jw_init(&b);
+	jw_obj(&a);
+	jw_obj(&b);
+	jw_key(&a, "id");
+	JW_KEY(&b, "id");
+	jw_str(&a, "x");
+	jw_str(&b, "x");
+	jw_key(&a, "memory_required_mb");
+	JW_KEY(&b, "memory_required_mb");
+	jw_obj(&a);
+	jw_obj(&b);
+	jw_key(&a, "k");
+	JW_KEY(&b, "k");
+	jw_int(&a, 1);
+	jw_int(&b, 1);
+	jw_obj_end(&a);
+	jw_obj_end(&b);
+	jw_obj_end(&a);
+	jw_obj_end(&b);
+	char *ta = jw_take(&a, NULL), *tb = jw_take(&b, NULL);
+	is_str(tb, "{\"id\":\"x\",\"memory_required_mb\":{\"k\":1}}", "JW_KEY: keys with their commas");
+	ok(ta && tb && strcmp(ta, tb) == 0, "... the same text as jw_key's");
+	free(ta);
+	free(tb);
+	jw_free(&a);
+	jw_free(&b);
+
+	struct jw w;
+	jw_init_alloc(&w, rec_realloc, free);
+	last_realloc = 0;
+	jw_reserve(&w, 10000);
+	size_t first = last_realloc;
+	last_realloc = 0;
+	jw_arr(&w);
+	for (int i = 0; i < 1000; i++)
+		jw_int(&w, 12345678);
+	jw_arr_end(&w);
+	ok(first >= 10001 && last_realloc == 0 && w.len == 2 + 1000 * 9 - 1,
+	   "jw_reserve: one allocation of %zu bytes, none for the 8,999 bytes after", first);
+	jw_free(&w);
+}
+
 int main(void)
 {
-	tap_plan(15);
+	tap_plan(18);
 	test_fit();
+	test_key_lit();
 	test_basics();
 	test_random();
 	text(NULL);

@@ -43,16 +43,18 @@ static int item_key(const struct otree_link *l)
 	return otree_entry(l, struct item, link)->key;
 }
 
-/* In-order walk must list exactly the present keys, ascending. */
+/* In-order walk must list exactly the present keys, ascending, each link's
+ * prev naming the one before it. */
 static bool check_order(const struct otree *t, const bool *present)
 {
-	const struct otree_link *l = otree_first(t);
+	const struct otree_link *l = otree_first(t), *last = NULL;
 	size_t n = 0;
 	for (int k = 0; k < KEYS; k++) {
 		if (!present[k])
 			continue;
-		if (!l || item_key(l) != k)
+		if (!l || item_key(l) != k || l->prev != last)
 			return false;
+		last = l;
 		l = otree_next(l);
 		n++;
 	}
