@@ -139,7 +139,14 @@ struct model_command {
 	uint64_t term;       /* of the entry that wrote it */
 	uint64_t generation; /* the object's, when written (fencing) */
 	int64_t config_version;
-	char *payload; /* the message's payload, JSON object text */
+	/* The message's payload, JSON object text; NULL for an actor_start in its
+	 * usual form (no snapshot, config {}), written from module, cpu and
+	 * memory when asked (model_cmd_payload): ~200 bytes less for each of
+	 * the starts a lattice without agents keeps open. */
+	char *payload;
+	const char *module; /* such an actor_start's module (NULL otherwise) */
+	int64_t cpu_required, memory_required_mb; /* ... and its resources */
+	bool payload_own; /* payload is an allocation of its own (else inside c's) */
 	enum cmd_status status;
 	int64_t attempts;
 	int64_t created_ms, updated_ms, published_ms, acked_ms; /* 0: not yet */
@@ -334,6 +341,12 @@ const char *model_fo_step_name(enum fo_step s);
 const char *model_cmd_status_name(enum cmd_status s);
 /* Lookup (borrowed; NULL when absent or no longer kept). */
 struct model_command *model_command_get(const struct model *m, const char *id);
+/* c's payload, JSON object text: malloc'd (the caller frees it); NULL when out
+ * of memory. */
+char *model_cmd_payload(const struct model_command *c);
+struct jw;
+/* c's payload written into w as a value. */
+void model_cmd_write_payload(struct jw *w, const struct model_command *c);
 /* The open security_policy commands for node, oldest (lowest generation)
  * first; *n their count. Borrowed, valid until the next apply. */
 struct model_command *const *model_cmd_policy_open(const struct model *m, const char *node, size_t *n);

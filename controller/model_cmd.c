@@ -43,14 +43,134 @@ void model_cmd_init(struct model *m)
 	durhist_init(&m->cmd_rtt, DURHIST_SLOW);
 }
 
-static void cmd_free(struct model_command *c)
+void model_cmd_free(struct model_command *c)
 {
-	free(c->id);
-	free(c->node);
-	free(c->actor_id);
-	free(c->payload);
+	if (c == NULL)
+		return;
+	if (c->payload_own)
+		free(c->payload);
 	free(c->error);
 	free(c);
+}
+
+/* An actor_start's payload in its usual form (model_cmd_start_on's). */
+static void write_start(struct jw *w, const char *actor_id, int64_t instance, const char *module, int64_t cpu,
+			int64_t mem)
+{
+	jw_obj(w);
+	JW_KEY(w, "actor_id");
+	jw_str(w, actor_id);
+	JW_KEY(w, "instance");
+	jw_int(w, instance);
+	JW_KEY(w, "module");
+	jw_str(w, module);
+	JW_KEY(w, "cpu_required");
+	jw_int(w, cpu);
+	JW_KEY(w, "memory_required_mb");
+	jw_int(w, mem);
+	JW_KEY(w, "config");
+	jw_json(w, "{}", 2);
+	JW_KEY(w, "snapshot");
+	jw_null(w);
+	jw_obj_end(w);
+}
+
+void model_cmd_write_payload(struct jw *w, const struct model_command *c)
+{
+	if (c->payload)
+		jw_json(w, c->payload, strlen(c->payload));
+	else
+		write_start(w, c->actor_id, c->instance, c->module, c->cpu_required, c->memory_required_mb);
+}
+
+char *model_cmd_payload(const struct model_command *c)
+{
+	if (c->payload)
+		return strdup(c->payload);
+	struct jw w;
+	jw_init(&w);
+	model_cmd_write_payload(&w, c);
+	return jw_take(&w, NULL);
+}
+
+/* Whether t's payload text is an actor_start's usual form: then *module,
+ * *cpu and *mem are its values (module borrowed from *doc, which the caller
+ * frees). Decided by writing the usual form back: equal text, or not. */
+static bool start_usual(const struct model_command *t, json_t **doc, const char **module, int64_t *cpu,
+			int64_t *mem)
+{
+	*doc = NULL;
+	if (t->type != CMD_ACTOR_START || t->payload == NULL || t->actor_id == NULL)
+		return false;
+	json_t *p = json_loads(t->payload, 0, NULL);
+	json_t *mo = json_object_get(p, "module"), *cp = json_object_get(p, "cpu_required"),
+	       *me = json_object_get(p, "memory_required_mb");
+	if (!json_is_string(mo) || !json_is_integer(cp) || !json_is_integer(me)) {
+		json_decref(p);
+		return false;
+	}
+	struct jw w;
+	jw_init(&w);
+	write_start(&w, t->actor_id, t->instance, json_string_value(mo), json_integer_value(cp),
+		    json_integer_value(me));
+	bool same = !w.oom && strcmp(w.p, t->payload) == 0;
+	jw_free(&w);
+	if (!same) {
+		json_decref(p);
+		return false;
+	}
+	*doc = p;
+	*module = json_string_value(mo);
+	*cpu = json_integer_value(cp);
+	*mem = json_integer_value(me);
+	return true;
+}
+
+/* Copies s (NULL: none) to *at, returning where it now is. */
+static char *pack_str(char **at, const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *p = memcpy(*at, s, n);
+	*at += n;
+	return p;
+}
+
+struct model_command *model_cmd_pack(const struct model_command *t)
+{
+	json_t *doc = NULL;
+	const char *module = t->payload ? NULL : t->module;
+	int64_t cpu = t->cpu_required, mem = t->memory_required_mb;
+	if (t->payload && start_usual(t, &doc, &module, &cpu, &mem) == false)
+		module = NULL;
+	const char *payload = module ? NULL : t->payload;
+	size_t size = sizeof(struct model_command) + strlen(t->id) + 1 + strlen(t->node) + 1 +
+		      (t->actor_id ? strlen(t->actor_id) + 1 : 0) + (payload ? strlen(payload) + 1 : 0) +
+		      (module ? strlen(module) + 1 : 0);
+	struct model_command *c = malloc(size);
+	if (c == NULL) {
+		json_decref(doc);
+		return NULL;
+	}
+	*c = *t;
+	char *at = (char *)(c + 1);
+	c->id = pack_str(&at, t->id);
+	c->node = pack_str(&at, t->node);
+	c->actor_id = pack_str(&at, t->actor_id);
+	c->payload = pack_str(&at, payload);
+	c->module = pack_str(&at, module);
+	c->cpu_required = module ? cpu : 0;
+	c->memory_required_mb = module ? mem : 0;
+	c->payload_own = false;
+	c->prev = c->next = NULL;
+	c->error = NULL;
+	json_decref(doc);
+	if (t->error && (c->error = strdup(t->error)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
 }
 
 static void pol_free(struct pol_set *ps)
@@ -65,7 +185,7 @@ void model_cmd_release(struct model *m)
 	size_t pos = 0;
 	struct model_command *c;
 	while ((c = hmap_next(&m->commands, &pos)) != NULL)
-		cmd_free(c);
+		model_cmd_free(c);
 	hmap_release(&m->commands);
 	pos = 0;
 	struct pol_set *ps;
@@ -168,7 +288,7 @@ static void finish(struct model *m, struct model_command *c)
 		struct model_command *old = m->cmd_done.head;
 		list_remove(&m->cmd_done, old);
 		hmap_del(&m->commands, old->id);
-		cmd_free(old);
+		model_cmd_free(old);
 	}
 }
 
@@ -224,41 +344,47 @@ static void supersede_older(struct model *m, const struct entry *e, const struct
 	free(old);
 }
 
-struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum cmd_type type,
-				    const char *node, const char *actor_id, int64_t instance,
-				    uint64_t generation, int64_t config_version, char *payload,
-				    struct proj_batch *out)
+/* model_cmd_add with t's type, node, actor_id, instance, config_version and
+ * payload or start form (borrowed). */
+static struct model_command *cmd_add(struct model *m, const struct entry *e, struct model_command *t,
+				     struct proj_batch *out)
 {
-	if (e->term == 0) {
-		free(payload);
-		return NULL;
-	}
-	struct model_command *c = model_need(m, calloc(1, sizeof(*c)), "a command");
 	char id[64];
 	snprintf(id, sizeof(id), "c%llu-%u", (unsigned long long)m->applying, m->cmd_next++);
-	c->id = model_need(m, strdup(id), "a command");
-	c->type = type;
-	c->node = model_need(m, strdup(node), "a command");
-	c->actor_id = actor_id ? model_need(m, strdup(actor_id), "a command") : NULL;
-	c->instance = instance;
-	c->term = e->term;
+	t->id = id;
+	t->term = e->term;
 	/* Fencing orders commands by (term, generation): the log index of the
 	 * change orders them for every object, also across a delete and a
 	 * re-create of the same id, and a stop for an actor the lattice no longer
 	 * holds (reconciliation) is newer than anything an agent applied for it.
 	 * (generation, the object's own count, is kept out of it.) */
-	(void)generation;
-	c->generation = m->applying;
-	c->config_version = config_version != 0 ? (int64_t)m->applying : 0;
-	c->payload = payload;
-	c->status = CMD_PENDING;
-	c->created_ms = c->updated_ms = e->at_ms;
-	if (type == CMD_SECURITY_POLICY)
+	t->generation = m->applying;
+	t->config_version = t->config_version != 0 ? (int64_t)m->applying : 0;
+	t->status = CMD_PENDING;
+	t->created_ms = t->updated_ms = e->at_ms;
+	struct model_command *c = model_need(m, model_cmd_pack(t), "a command");
+	if (c->type == CMD_SECURITY_POLICY)
 		supersede_older(m, e, c, true, out);
 	if (model_cmd_restore(m, c) != 0) /* an id is never made twice: the index is unique */
 		model_oom(m, "a command id made twice");
 	if (out)
 		proj_command(out, c);
+	return c;
+}
+
+struct model_command *model_cmd_add(struct model *m, const struct entry *e, enum cmd_type type,
+				    const char *node, const char *actor_id, int64_t instance,
+				    uint64_t generation, int64_t config_version, char *payload,
+				    struct proj_batch *out)
+{
+	(void)generation; /* see cmd_add */
+	struct model_command *c = NULL;
+	if (e->term != 0) {
+		struct model_command t = {.type = type, .node = (char *)node, .actor_id = (char *)actor_id,
+					  .instance = instance, .config_version = config_version, .payload = payload};
+		c = cmd_add(m, e, &t, out);
+	}
+	free(payload);
 	return c;
 }
 
@@ -273,39 +399,32 @@ struct model_command *model_cmd_start_on(struct model *m, const struct entry *e,
 {
 	if (e->term == 0)
 		return NULL;
-	struct jw w;
-	jw_init(&w);
-	jw_obj(&w);
-	jw_key(&w, "actor_id");
-	jw_str(&w, a->spec.id);
-	jw_key(&w, "instance");
-	jw_int(&w, (int64_t)instance);
-	jw_key(&w, "module");
-	jw_str(&w, a->spec.module);
-	jw_key(&w, "cpu_required");
-	jw_int(&w, a->spec.cpu_required);
-	jw_key(&w, "memory_required_mb");
-	jw_int(&w, a->spec.memory_required_mb);
-	jw_key(&w, "config");
-	jw_json(&w, "{}", 2);
-	jw_key(&w, "snapshot");
-	jw_null(&w);
-	jw_obj_end(&w);
-	char *payload = model_need(m, jw_take_fit(&w, NULL), "a command's payload");
-	return model_cmd_add(m, e, CMD_ACTOR_START, node->spec.id, a->spec.id, (int64_t)instance, a->generation,
-			     (int64_t)a->generation, payload, out);
+	struct model_command t = {.type = CMD_ACTOR_START,
+				  .node = node->spec.id,
+				  .actor_id = a->spec.id,
+				  .instance = (int64_t)instance,
+				  .config_version = (int64_t)a->generation,
+				  .module = a->spec.module,
+				  .cpu_required = a->spec.cpu_required,
+				  .memory_required_mb = a->spec.memory_required_mb};
+	return cmd_add(m, e, &t, out);
 }
 
 void model_cmd_want_snapshot(struct model *m, struct model_command *c, int64_t version, struct proj_batch *out)
 {
-	json_t *p = model_need(m, json_loads(c->payload, 0, NULL), "a command's payload");
+	char *was = model_need(m, model_cmd_payload(c), "a command's payload");
+	json_t *p = model_need(m, json_loads(was, 0, NULL), "a command's payload");
+	free(was);
 	if (json_object_set_new(p, "snapshot", model_need(m, json_pack("{s:I}", "state_version", (json_int_t)version),
 							  "a command's payload")) != 0)
 		model_oom(m, "a command's payload");
 	char *text = model_need(m, json_dumps(p, JSON_COMPACT), "a command's payload");
 	json_decref(p);
-	free(c->payload);
+	if (c->payload_own)
+		free(c->payload);
 	c->payload = text;
+	c->payload_own = true;
+	c->module = NULL;
 	if (out)
 		proj_command(out, c);
 }

@@ -27,6 +27,13 @@ void model_event(struct model *m, struct proj_batch *out, const struct entry *e,
 /* ---- the command outbox (model_cmd.c) ---- */
 void model_cmd_init(struct model *m);
 void model_cmd_release(struct model *m);
+/* A command in one allocation with its id, node, actor id and payload (or
+ * module), copied from t's (borrowed; error is strdup'd): the outbox keeps a
+ * command per replica to start, and four small allocations each cost more
+ * than the text. An actor_start whose payload text is its usual form is kept
+ * without it (model.h). NULL when out of memory. Free with model_cmd_free. */
+struct model_command *model_cmd_pack(const struct model_command *t);
+void model_cmd_free(struct model_command *c);
 /* Writes a command caused by entry e (only when e carries a term: older entries
  * wrote none), projected into out. payload is JSON object text (taken).
  * Returns the command (borrowed), or NULL when e writes none. */

@@ -951,11 +951,16 @@ static int restore_command(struct sd_stream *st, const json_t *o, size_t i)
 		sd_oom(st->c);
 		goto out;
 	}
-	if (model_cmd_restore(st->m, c) != 0) {
-		sd_fail(st->c, "%s: command '%.60s' appears twice", what, c->id);
+	struct model_command *packed = model_cmd_pack(c);
+	if (packed == NULL) {
+		sd_oom(st->c);
 		goto out;
 	}
-	c = NULL;
+	if (model_cmd_restore(st->m, packed) != 0) {
+		sd_fail(st->c, "%s: command '%.60s' appears twice", what, c->id);
+		model_cmd_free(packed);
+		goto out;
+	}
 	rc = 0;
 out:
 	if (c) {

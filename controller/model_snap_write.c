@@ -225,7 +225,7 @@ static void snap_command(struct jw *w, const struct model_command *c)
 	jw_uint(w, c->generation);
 	w_int(w, "config_version", c->config_version);
 	jw_key(w, "payload");
-	jw_json(w, c->payload, strlen(c->payload));
+	model_cmd_write_payload(w, c);
 	w_str(w, "status", model_cmd_status_name(c->status));
 	w_int(w, "attempts", c->attempts);
 	w_int(w, "created_ms", c->created_ms);

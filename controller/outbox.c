@@ -318,7 +318,9 @@ static void propose(struct outbox *o, int64_t now)
 static char *start_payload(const struct model *m, const struct model_command *c, bool *wait)
 {
 	const struct model_actor *a = c->actor_id ? model_actor_get(m, c->actor_id) : NULL;
-	json_t *p = json_loads(c->payload, 0, NULL);
+	char *text = model_cmd_payload(c);
+	json_t *p = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
 	/* A migration's start names the checkpoint it needs: wait for it to be
 	 * recorded, OUTBOX_SNAPSHOT_WAIT_MS at most. */
 	json_int_t want = json_integer_value(json_object_get(json_object_get(p, "snapshot"), "state_version"));
@@ -372,8 +374,10 @@ static char *message(const struct model *m, const struct model_command *c, size_
 	jw_key(&w, "issued_at");
 	jw_str(&w, issued);
 	jw_key(&w, "payload");
-	const char *pl = payload ? payload : c->payload;
-	jw_json(&w, pl, strlen(pl));
+	if (payload)
+		jw_json(&w, payload, strlen(payload));
+	else
+		model_cmd_write_payload(&w, c);
 	jw_obj_end(&w);
 	free(payload);
 	return jw_take(&w, len);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
 #include "model.h"
 #include "render.h"
 #include "spec.h"
@@ -409,7 +410,18 @@ void proj_command(struct proj_batch *b, const struct model_command *cmd)
 	p_uint(b, c, cmd->term);
 	p_uint(b, c, cmd->generation);
 	p_int(b, c, cmd->config_version);
-	p_str(b, c, cmd->payload);
+	if (cmd->payload) {
+		p_str(b, c, cmd->payload);
+	} else { /* an actor_start kept in its usual form: its text, written now */
+		struct jw w;
+		jw_init(&w);
+		model_cmd_write_payload(&w, cmd);
+		if (w.oom)
+			b->failed = 1;
+		else
+			p_strn(b, c, w.p, w.len);
+		jw_free(&w);
+	}
 	p_str(b, c, model_cmd_status_name(cmd->status));
 	p_int(b, c, cmd->attempts);
 	p_int(b, c, cmd->created_ms);

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
 #include "model.h"
 #include "model_fixture.h"
+#include "model_int.h"
 #include "proj.h"
 #include "tap.h"
 
@@ -234,9 +236,82 @@ static void test_snapshot(void)
 	model_release(&r);
 }
 
+/* An actor_start in its usual form is kept without its payload text
+ * (model_cmd_pack): the text it gives, projects and snapshots is what it
+ * was; any other payload is kept as it is. */
+static void test_compact_start(void)
+{
+	struct model m, r;
+	struct proj_batch *b = NULL;
+	setup(&m, &b);
+	is_int(apply_v(&m, batch(&b), 4,
+		       "'op':'actor_create','actor':{'id':'a1'," MODULE
+		       ",'cpu_required':250,'memory_required_mb':96},'placements':['n1']"),
+	       APPLY_OK, "an actor created on n1 at term 1");
+	const char *want = "{\"actor_id\":\"a1\",\"instance\":0,\"module\":\"ghcr.io/lattice/echo:1\","
+			   "\"cpu_required\":250,\"memory_required_mb\":96,\"config\":{},\"snapshot\":null}";
+	const struct model_command *c = m.cmd_open.tail;
+	ok(c && c->type == CMD_ACTOR_START && c->payload == NULL && c->module &&
+		   strcmp(c->module, "ghcr.io/lattice/echo:1") == 0,
+	   "its actor_start keeps no payload text, only the module and resources");
+	char *text = c ? model_cmd_payload(c) : NULL;
+	is_str(text, want, "... and gives the payload text in its usual form");
+	free(text);
+	const struct proj_change *pc = find_kind(b, PROJ_COMMAND_UPSERT);
+	is_str(pc && pc->nparams > 8 ? pc->params[8] : NULL, want, "... which is what PostgreSQL gets");
+
+	size_t len;
+	char *snap = model_snapshot_dump(&m, 99, &len);
+	model_init(&r);
+	char err[256] = "";
+	is_int(model_restore_text(&r, snap, len, NULL, err, sizeof(err)), MODEL_SNAP_OK, "restored %s", err);
+	const struct model_command *rc = c ? model_command_get(&r, c->id) : NULL;
+	text = rc ? model_cmd_payload(rc) : NULL;
+	ok(rc && rc->payload == NULL && text && strcmp(text, want) == 0,
+	   "a snapshot writes the text and a restore packs it again");
+	free(text);
+	raft_free(snap);
+
+	/* Not the usual form: kept as text, byte for byte. */
+	const char *odd[] = {
+		"{\"actor_id\":\"a1\",\"instance\":0,\"module\":\"m\",\"cpu_required\":1,\"memory_required_mb\":1,"
+		"\"config\":{\"k\":\"v\"},\"snapshot\":null}",
+		"{\"instance\":0,\"actor_id\":\"a1\",\"module\":\"m\",\"cpu_required\":1,\"memory_required_mb\":1,"
+		"\"config\":{},\"snapshot\":null}",
+		"{\"actor_id\":\"a2\",\"instance\":0,\"module\":\"m\",\"cpu_required\":1,\"memory_required_mb\":1,"
+		"\"config\":{},\"snapshot\":null}",
+		"{\"actor_id\":\"a1\",\"instance\":0,\"module\":\"m\",\"cpu_required\":1,\"memory_required_mb\":1,"
+		"\"config\":{},\"snapshot\":{\"state_version\":3}}",
+	};
+	int kept = 0;
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		struct model_command t = {.id = "c9-0", .type = CMD_ACTOR_START, .node = "n1", .actor_id = "a1",
+					  .payload = (char *)odd[i]};
+		struct model_command *p = model_cmd_pack(&t);
+		char *pt = p ? model_cmd_payload(p) : NULL;
+		kept += p && p->payload && p->module == NULL && pt && strcmp(pt, odd[i]) == 0;
+		free(pt);
+		model_cmd_free(p);
+	}
+	is_int(kept, 4, "other config, key order, actor or a snapshot: the payload kept as text");
+
+	struct model_command *mc = model_command_get(&r, c ? c->id : "");
+	if (mc)
+		model_cmd_want_snapshot(&r, mc, 7, NULL);
+	text = mc ? model_cmd_payload(mc) : NULL;
+	ok(mc && mc->payload_own && text && contains(text, "\"snapshot\":{\"state_version\":7}") &&
+		   contains(text, "\"cpu_required\":250"),
+	   "a start that waits for a snapshot gets a payload text of its own");
+	free(text);
+	proj_batch_free(b);
+	model_release(&m);
+	model_release(&r);
+}
+
 int main(void)
 {
-	tap_plan(45);
+	tap_plan(53);
+	test_compact_start();
 	test_pending_superseded();
 	test_published_waits_for_ack();
 	test_publication_supersedes();
