@@ -141,6 +141,42 @@ request = function()
 end
 delay = function() return 16 end
 LUA
+	# A second peer: nginx serving a page of 100 nodes and one of 100 actors,
+	# as lattice renders them, as static files: what a page of this size costs
+	# the machine (loopback, wrk parsing it) with no rendering at all.
+	if command -v nginx >/dev/null; then
+		local nd=$out/nginx np
+		np=$(free_port)
+		mkdir -p "$nd/www" "$nd/tmp"
+		curl -s "http://127.0.0.1:${hp[$L]}/v1/nodes?limit=100&after=bench-node-004999" >"$nd/www/nodes.json"
+		curl -s "http://127.0.0.1:${hp[$L]}/v1/actors?limit=100&after=$(sed -n 50000p "$out/actor-ids.txt")" >"$nd/www/actors.json"
+		chmod -R a+rX "$nd"
+		cat >"$nd/nginx.conf" <<NGX
+worker_processes 2;
+pid $nd/nginx.pid;
+error_log $nd/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on; tcp_nopush on; tcp_nodelay on;
+    keepalive_requests 1000000;
+    client_body_temp_path $nd/tmp/body; proxy_temp_path $nd/tmp/proxy; fastcgi_temp_path $nd/tmp/fcgi;
+    uwsgi_temp_path $nd/tmp/uwsgi; scgi_temp_path $nd/tmp/scgi;
+    types { application/json json; }
+    server { listen 127.0.0.1:$np; root $nd/www; }
+}
+NGX
+		nginx -c "$nd/nginx.conf" -p "$nd" -g 'daemon off;' >>"$nd/error.log" 2>&1 &
+		local ngx=$!
+		RPIDS[9]=$ngx # stopped by reads_cleanup if the run ends here
+		for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$np/nodes.json" && break; sleep 0.1; done
+		rd_wrk "nginx.npage" "http://127.0.0.1:$np/nodes.json" 64 "$out/plain-sum.lua"
+		rd_wrk "nginx.apage" "http://127.0.0.1:$np/actors.json" 64 "$out/plain-sum.lua"
+		kill -TERM "$ngx" 2>/dev/null
+		wait "$ngx" 2>/dev/null
+		unset 'RPIDS[9]'
+		say "(static pages: $(wc -c <"$nd/www/nodes.json") bytes of nodes, $(wc -c <"$nd/www/actors.json") of actors)"
+	fi
 	for f in get_node list_nodes get_actor list_actors dash; do cat "$out/$f.lua" "$SHARED/bench/lua/summary.lua" >"$out/$f-sum.lua"; done
 	cat "$SHARED/bench/lua/summary.lua" >"$out/plain-sum.lua"
 	wrk -t2 -c64 -d3s -s "$out/get_node-sum.lua" "http://127.0.0.1:${hp[$L]}" >/dev/null 2>&1 # warm-up
@@ -206,6 +242,11 @@ reads_summary() {
 		say "| GET /v1/actors?limit=100, $who | ${al[0]} | ${al[2]} | $(ratio "${al[0]}" "$n") | >= 10%, p99 <= 10 ms | $(reads_met "${al[0]}" "$n" 10 "${al[2]}") |"
 		say "| GET /healthz, $who | ${hz[0]} | ${hz[2]} | $(ratio "${hz[0]}" "$n") | (ceiling) | |"
 	done
+	if [ -n "${rd[nginx.npage]:-}" ]; then
+		local np=(${rd[nginx.npage]}) ap=(${rd[nginx.apage]})
+		say "| nginx: the same page of 100 nodes as a static file | ${np[0]} | ${np[2]} | $(ratio "${np[0]}" "$n") | (a page's ceiling here) | |"
+		say "| nginx: the same page of 100 actors as a static file | ${ap[0]} | ${ap[2]} | $(ratio "${ap[0]}" "$n") | (a page's ceiling here) | |"
+	fi
 	local wa=(${rd[writes.alone]}) wd=(${rd[writes.dash]}) wr=(${rd[writes.reads]})
 	local slow sdash
 	slow=$(awk -v a="${wa[0]}" -v b="${wr[0]}" 'BEGIN{ if (a > 0) printf "%.0f", 100 * (a - b) / a; else print "?" }')

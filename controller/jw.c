@@ -109,7 +109,7 @@ void jw_raw(struct jw *w, const char *s, size_t n)
 	w->p[w->len] = '\0';
 }
 
-static void jw_c(struct jw *w, char c)
+static inline void jw_c(struct jw *w, char c)
 {
 	if (!w->oom && w->cap - w->len >= 2) {
 		w->p[w->len++] = c;
@@ -214,6 +214,19 @@ void jw_key(struct jw *w, const char *k)
 	jw_quoted(w, k);
 	jw_c(w, ':');
 	w->after_key = true;
+}
+
+void jw_str_plain(struct jw *w, const char *s, size_t n)
+{
+	jw_sep(w);
+	if (!jw_room(w, n + 2))
+		return;
+	char *p = w->p + w->len;
+	p[0] = '"';
+	memcpy(p + 1, s, n);
+	p[n + 1] = '"';
+	p[n + 2] = '\0';
+	w->len += n + 2;
 }
 
 void jw_key_lit(struct jw *w, const char *quoted_colon, size_t n)

@@ -56,6 +56,9 @@ void jw_key(struct jw *w, const char *k);
 void jw_key_lit(struct jw *w, const char *quoted_colon, size_t n);
 #define JW_KEY(w, k) jw_key_lit((w), "\"" k "\":", sizeof("\"" k "\":") - 1)
 void jw_str(struct jw *w, const char *s); /* NULL: null */
+/* A string of n bytes known to need no escaping (a name from a table, digits
+ * and punctuation of a timestamp): jw_str without the scan. */
+void jw_str_plain(struct jw *w, const char *s, size_t n);
 void jw_int(struct jw *w, int64_t v);
 void jw_uint(struct jw *w, uint64_t v);
 void jw_bool(struct jw *w, bool v);

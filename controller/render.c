@@ -1,6 +1,7 @@
 #include "render.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "jw.h"
@@ -111,7 +112,7 @@ void render_write_time(struct jw *w, int64_t ms)
 		return;
 	}
 	render_time(ms, buf, sizeof(buf));
-	jw_str(w, buf);
+	jw_str_plain(w, buf, strlen(buf)); /* digits and -:T.Z: nothing to escape */
 }
 
 void render_placements(struct jw *w, const struct model_actor *a)

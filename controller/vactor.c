@@ -153,7 +153,8 @@ void vactor_write(struct jw *w, const struct vactor *r)
 	JW_KEY(w, "replicas");
 	jw_int(w, r->replicas);
 	JW_KEY(w, "strategy");
-	jw_str(w, spec_strategy_name((enum actor_strategy)r->strategy));
+	const char *strategy = spec_strategy_name((enum actor_strategy)r->strategy);
+	jw_str_plain(w, strategy, strlen(strategy)); /* names from a table */
 	JW_KEY(w, "contracts");
 	jw_arr(w);
 	for (size_t i = 0; i < r->ncontracts; i++) {
@@ -171,7 +172,8 @@ void vactor_write(struct jw *w, const struct vactor *r)
 		JW_KEY(w, "node_id");
 		jw_str(w, at(r, p[i].node));
 		JW_KEY(w, "state");
-		jw_str(w, model_placement_state_name((enum placement_state)p[i].state));
+		const char *state = model_placement_state_name((enum placement_state)p[i].state);
+		jw_str_plain(w, state, strlen(state));
 		JW_KEY(w, "state_version");
 		jw_int(w, p[i].state_version);
 		jw_obj_end(w);

@@ -256,11 +256,22 @@ static void test_key_lit(void)
 	jw_int(&b, 1);
 	jw_obj_end(&a);
 	jw_obj_end(&b);
+	jw_key(&a, "t");
+	JW_KEY(&b, "t");
+	jw_arr(&a);
+	jw_arr(&b);
+	jw_str(&a, "2026-12-04T03:24:49.123Z");
+	jw_str_plain(&b, "2026-12-04T03:24:49.123Z", 24);
+	jw_str(&a, "running");
+	jw_str_plain(&b, "running", 7);
+	jw_arr_end(&a);
+	jw_arr_end(&b);
 	jw_obj_end(&a);
 	jw_obj_end(&b);
 	char *ta = jw_take(&a, NULL), *tb = jw_take(&b, NULL);
-	is_str(tb, "{\"id\":\"x\",\"memory_required_mb\":{\"k\":1}}", "JW_KEY: keys with their commas");
-	ok(ta && tb && strcmp(ta, tb) == 0, "... the same text as jw_key's");
+	is_str(tb, "{\"id\":\"x\",\"memory_required_mb\":{\"k\":1},\"t\":[\"2026-12-04T03:24:49.123Z\",\"running\"]}",
+	       "JW_KEY, jw_str_plain: keys and strings with their commas");
+	ok(ta && tb && strcmp(ta, tb) == 0, "... the same text as jw_key's and jw_str's");
 	free(ta);
 	free(tb);
 	jw_free(&a);
