@@ -141,15 +141,21 @@ request = function()
 end
 delay = function() return 16 end
 LUA
-	# A second peer: nginx serving a page of 100 nodes and one of 100 actors,
+	for f in get_node list_nodes get_actor list_actors dash; do cat "$out/$f.lua" "$SHARED/bench/lua/summary.lua" >"$out/$f-sum.lua"; done
+	cat "$SHARED/bench/lua/summary.lua" >"$out/plain-sum.lua"
+	# A second peer: nginx serving a page of 100 nodes and one of 100 actors
+	# from the middle of the fill,
 	# as lattice renders them, as static files: what a page of this size costs
 	# the machine (loopback, wrk parsing it) with no rendering at all.
 	if command -v nginx >/dev/null; then
-		local nd=$out/nginx np
+		# Its own directory: nginx's workers (not root) cannot enter $out (0700).
+		local nd np
+		nd=$(mktemp -d /tmp/lattice-bench-nginx.XXXXXX)
+		chmod 755 "$nd"
 		np=$(free_port)
 		mkdir -p "$nd/www" "$nd/tmp"
-		curl -s "http://127.0.0.1:${hp[$L]}/v1/nodes?limit=100&after=bench-node-004999" >"$nd/www/nodes.json"
-		curl -s "http://127.0.0.1:${hp[$L]}/v1/actors?limit=100&after=$(sed -n 50000p "$out/actor-ids.txt")" >"$nd/www/actors.json"
+		curl -s "http://127.0.0.1:${hp[$L]}/v1/nodes?limit=100&after=$(printf "bench-node-%06d" $((nodes / 2)))" >"$nd/www/nodes.json"
+		curl -s "http://127.0.0.1:${hp[$L]}/v1/actors?limit=100&after=$(sed -n "$(($(wc -l <"$out/actor-ids.txt") / 2))p" "$out/actor-ids.txt")" >"$nd/www/actors.json"
 		chmod -R a+rX "$nd"
 		cat >"$nd/nginx.conf" <<NGX
 worker_processes 2;
@@ -176,9 +182,11 @@ NGX
 		wait "$ngx" 2>/dev/null
 		unset 'RPIDS[9]'
 		say "(static pages: $(wc -c <"$nd/www/nodes.json") bytes of nodes, $(wc -c <"$nd/www/actors.json") of actors)"
+		local e1 e2
+		e1=$(awk '{print $4}' <<<"${rd[nginx.npage]}") e2=$(awk '{print $4}' <<<"${rd[nginx.apage]}")
+		[ "${e1:-1}" = 0 ] && [ "${e2:-1}" = 0 ] || say "WARNING: nginx answered errors ($e1, $e2): see $nd/error.log; its page figures mean nothing"
+		[ "${e1:-1}" = 0 ] && [ "${e2:-1}" = 0 ] && rm -rf "$nd"
 	fi
-	for f in get_node list_nodes get_actor list_actors dash; do cat "$out/$f.lua" "$SHARED/bench/lua/summary.lua" >"$out/$f-sum.lua"; done
-	cat "$SHARED/bench/lua/summary.lua" >"$out/plain-sum.lua"
 	wrk -t2 -c64 -d3s -s "$out/get_node-sum.lua" "http://127.0.0.1:${hp[$L]}" >/dev/null 2>&1 # warm-up
 	local who
 	[ "${READ_WRITES_ONLY:-0}" = 1 ] || for who in leader follower; do
