@@ -47,6 +47,8 @@ struct view {
 	 * moves on by itself: the trees are what they were at the new index too. */
 	atomic_uint_fast64_t index;
 	atomic_bool ready;
+	uint64_t gen; /* lock; counts changes to the trees (a walk that let go of
+		       * the lock resumes only if it did not move) */
 	/* loop thread only */
 	struct dirty dirty;   /* node ids to render again */
 	struct dirty adirty;  /* actor ids to pack again */
@@ -328,6 +330,7 @@ static void publish_all(struct view *v, const struct model *m, uint64_t index)
 	struct otree old_nodes = v->nodes, old_actors = v->actors;
 	v->nodes = nodes;
 	v->actors = actors;
+	v->gen++;
 	atomic_store(&v->index, index);
 	pthread_rwlock_unlock(&v->lock);
 	atomic_store(&v->ready, true);
@@ -376,6 +379,7 @@ void view_publish(struct view *v, struct model *m, uint64_t index, bool replayin
 	pthread_rwlock_wrlock(&v->lock);
 	apply_changes(v, VIEW_NODES, nch, nn);
 	apply_changes(v, VIEW_ACTORS, ach, na);
+	v->gen++;
 	atomic_store(&v->index, index);
 	pthread_rwlock_unlock(&v->lock);
 	changes_free(VIEW_NODES, nch, nn);
@@ -462,19 +466,35 @@ static const char *list_nodes(struct view *v, const struct query_filter *f, int6
 	return NULL;
 }
 
+/* Actors a ?node= walk looks at under the read lock at a time: it may have to
+ * walk all of them (a node with few actors: 100,000 take ~20 ms), which must
+ * not hold the loop's next publication that long. */
+#define VIEW_WALK_CHUNK 4096
+
 /* Under the read lock: copies of a page of actors, in one allocation (*block,
  * malloc'd; out[0..*n) point into it); returns whether more follow. -1: out
- * of memory. */
+ * of memory; -2: the walk let go of the lock between chunks and the trees
+ * changed meanwhile (the lock is held again; nothing is copied). */
 static int list_actors(struct view *v, const struct query_filter *f, int64_t limit, struct vactor **out, int64_t *n,
 		       char **block)
 {
 	const struct otree *t = &v->actors;
 	struct otree_link *l = f->after ? otree_upper_bound(t, f->after, act_keycmp) : otree_first(t);
 	int more = 0;
-	size_t total = 0;
+	size_t total = 0, walked = 0;
+	uint64_t gen = v->gen;
 	*n = 0;
 	for (; l; l = otree_next(l)) {
 		const struct vactor *r = otree_entry(l, struct vactor, link);
+		if (++walked % VIEW_WALK_CHUNK == 0) {
+			/* Let the loop in; l and out[] stay valid only if nothing changed. */
+			pthread_rwlock_unlock(&v->lock);
+			pthread_rwlock_rdlock(&v->lock);
+			if (v->gen != gen) {
+				*n = 0;
+				return -2;
+			}
+		}
 		if (f->node_id && !vactor_on_node(r, f->node_id))
 			continue;
 		if (*n == limit) {
@@ -523,7 +543,10 @@ int view_list(struct view *v, enum view_kind k, const struct query_filter *f, ch
 		if (last)
 			snprintf(next, sizeof(next), "%s", last);
 	} else {
-		more = list_actors(v, f, limit, acts, &na, &block);
+		/* A walk that saw the trees change restarts; after three, PostgreSQL
+		 * answers (writes faster than a walk over every actor). */
+		for (int tries = 0; tries < 3 && (more = list_actors(v, f, limit, acts, &na, &block)) == -2; tries++)
+			;
 	}
 	*index = atomic_load(&v->index);
 	pthread_rwlock_unlock(&v->lock);
@@ -540,7 +563,7 @@ int view_list(struct view *v, enum view_kind k, const struct query_filter *f, ch
 	jw_obj_end(&w);
 	*json = more < 0 ? NULL : jw_take(&w, NULL);
 	jw_free(&w);
-	return *json ? 0 : -2;
+	return *json ? 0 : more == -2 ? -3 : -2;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */

@@ -57,7 +57,9 @@ int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint
 /* A page as GET /v1/nodes and /v1/actors answer it: {"items":[...],"next":...}
  * (malloc'd text). Filters as query_list's (nodes: region, status, label;
  * actors: node_id), keyset by id after f->after, f->limit items (<= 0: 100).
- * Returns 0 or -2 (out of memory, not ready). */
+ * Returns 0, -2 (out of memory, not ready) or -3 (a ?node= walk, which lets
+ * go of the lock every few thousand actors, kept seeing the view change):
+ * the caller asks PostgreSQL instead. */
 int view_list(struct view *v, enum view_kind k, const struct query_filter *f, char **json, uint64_t *index);
 
 #endif
