@@ -32,6 +32,19 @@ rd_wrk() {
 	say "$(printf '%-34s' "$1:") ${rd[$1]} (req/s p50_ms p99_ms errors)"
 }
 
+# writes_under NAME C LUA1 URL1 LUA2 URL2: POST /v1/actors at c=16 on the
+# leader (rd[writes.NAME]) while wrk reads URL1 and URL2 at c=C (one thread
+# each, DUR + 2 s; their figures in reads-bg1.txt and reads-bg2.txt).
+writes_under() {
+	wrk -t1 -c"$2" -d"$((DUR + 2))s" -s "$3" "$4" >"$out/reads-bg1.txt" 2>&1 &
+	local b1=$!
+	wrk -t1 -c"$2" -d"$((DUR + 2))s" -s "$5" "$6" >"$out/reads-bg2.txt" 2>&1 &
+	local b2=$!
+	sleep 1
+	rd_wrk "writes.$1" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
+	wait "$b1" "$b2"
+}
+
 reads_phase() {
 	local nodes=${READ_NODES:-10000} actors=${READ_ACTORS:-100000} i
 	say ""
@@ -201,35 +214,18 @@ NGX
 	# Writes alone, then under reads on both followers.
 	wrk -t2 -c16 -d3s -s "$out/post_sum.lua" "http://127.0.0.1:${hp[$L]}/v1/actors" >/dev/null 2>&1 # warm-up
 	rd_wrk "writes.alone" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
-	wrk -t1 -c16 -d"$((DUR + 2))s" -s "$out/dash-sum.lua" "http://127.0.0.1:${hp[$F]}" >"$out/reads-dash1.txt" 2>&1 &
-	local d1=$!
-	wrk -t1 -c16 -d"$((DUR + 2))s" -s "$out/dash-sum.lua" "http://127.0.0.1:${hp[$F2]}" >"$out/reads-dash2.txt" 2>&1 &
-	local d2=$!
-	sleep 1
-	rd_wrk "writes.dash" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
-	wait "$d1" "$d2"
-	rd[dash]="$(wrk_sum "$out/reads-dash1.txt") / $(wrk_sum "$out/reads-dash2.txt")"
+	writes_under dash 16 "$out/dash-sum.lua" "http://127.0.0.1:${hp[$F]}" "$out/dash-sum.lua" "http://127.0.0.1:${hp[$F2]}"
+	rd[dash]="$(wrk_sum "$out/reads-bg1.txt") / $(wrk_sum "$out/reads-bg2.txt")"
 	say "dashboard reads during it: ${rd[dash]}"
 	# Saturating reads (c=32 on each follower): node GETs and pages, then the
 	# control, /healthz, which touches neither the view nor PostgreSQL: what
 	# writes lose to the reads' CPU alone on this machine.
-	local bg kind
-	for bg in reads healthz; do
-		local bg1=$out/get_node-sum.lua bg2=$out/list_nodes-sum.lua u1=http://127.0.0.1:${hp[$F]} u2=http://127.0.0.1:${hp[$F2]}
-		if [ "$bg" = healthz ]; then
-			bg1=$out/plain-sum.lua bg2=$out/plain-sum.lua u1=$u1/healthz u2=$u2/healthz
-		fi
-		wrk -t1 -c32 -d"$((DUR + 2))s" -s "$bg1" "$u1" >"$out/reads-bg1.txt" 2>&1 &
-		local b1=$!
-		wrk -t1 -c32 -d"$((DUR + 2))s" -s "$bg2" "$u2" >"$out/reads-bg2.txt" 2>&1 &
-		local b2=$!
-		sleep 1
-		rd_wrk "writes.$bg" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
-		wait "$b1" "$b2"
-		kind="(GET), $(wrk_sum "$out/reads-bg2.txt") (pages)"
-		[ "$bg" = healthz ] && kind="/ $(wrk_sum "$out/reads-bg2.txt") (/healthz on each follower)"
-		say "background reads during it: $(wrk_sum "$out/reads-bg1.txt") $kind"
-	done
+	writes_under reads 32 "$out/get_node-sum.lua" "http://127.0.0.1:${hp[$F]}" \
+		"$out/list_nodes-sum.lua" "http://127.0.0.1:${hp[$F2]}"
+	say "background reads during it: $(wrk_sum "$out/reads-bg1.txt") (GET), $(wrk_sum "$out/reads-bg2.txt") (pages)"
+	writes_under healthz 32 "$out/plain-sum.lua" "http://127.0.0.1:${hp[$F]}/healthz" \
+		"$out/plain-sum.lua" "http://127.0.0.1:${hp[$F2]}/healthz"
+	say "background reads during it: $(wrk_sum "$out/reads-bg1.txt") / $(wrk_sum "$out/reads-bg2.txt") (/healthz on each follower)"
 	reads_cleanup
 }
 

@@ -141,7 +141,8 @@ lib_final_check() {
 		bad=1
 		for p in $reports; do
 			diag "sanitizer report in $p:"
-			grep -m1 -B2 -A30 -E 'ERROR: |runtime error:' "$p" | head -40 | sed 's/^/#   /'
+			# A report without an error line (a sanitizer WARNING) is shown whole.
+			{ grep -m1 -B2 -A30 -E 'ERROR: |runtime error:' "$p" || head -30 "$p"; } | head -40 | sed 's/^/#   /'
 		done
 	fi
 	ok "$([ -z "$bad" ]; echo $?)" "latticed stopped with SIGTERM and exited 0 ($runs stops), no sanitizer report"
