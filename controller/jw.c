@@ -181,31 +181,62 @@ static const bool jw_stop[256] = {
 	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
 };
 
+/* Whether any of the 8 bytes in x is a control character, '"' or '\\'
+ * (Hacker's Delight "has a byte less than" and "has a zero byte"). */
+static inline bool jw_word_stops(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+	uint64_t lt = (x - ones * 0x20) & ~x;
+	uint64_t zq = (q - ones) & ~q, zb = (b - ones) & ~b;
+	return ((lt | zq | zb) & highs) != 0;
+}
+
+char *jw_put_quoted(char *p, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s), i = 0;
+	*p++ = '"';
+	while (i < n) {
+		/* Eight plain bytes at a time: names and ids rarely need escapes. */
+		if (n - i >= 8) {
+			uint64_t x;
+			memcpy(&x, s + i, 8);
+			if (!jw_word_stops(x)) {
+				memcpy(p, &x, 8);
+				p += 8;
+				i += 8;
+				continue;
+			}
+		}
+		unsigned char ch = (unsigned char)s[i++];
+		if (!jw_stop[ch]) {
+			*p++ = (char)ch;
+			continue;
+		}
+		*p++ = '\\';
+		if (ch < 0x20) {
+			memcpy(p, "u00", 3);
+			p[3] = hex[ch >> 4];
+			p[4] = hex[ch & 15];
+			p += 5;
+		} else {
+			*p++ = (char)ch;
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
 /* s as a JSON string, without the comma bookkeeping. */
 static void jw_quoted(struct jw *w, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	const char *run = s;
-	jw_c(w, '"');
-	for (const char *p = s;; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (!jw_stop[ch])
-			continue;
-		jw_raw(w, run, (size_t)(p - run));
-		if (ch == '\0')
-			break;
-		char esc[6] = {'\\', (char)ch};
-		size_t n = 2;
-		if (ch < 0x20) {
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			n = 6;
-		}
-		jw_raw(w, esc, n);
-		run = p + 1;
-	}
-	jw_c(w, '"');
+	size_t n = strlen(s);
+	if (!jw_room(w, JW_QUOTED_MAX(n)))
+		return;
+	char *end = jw_put_quoted(w->p + w->len, s);
+	w->len = (size_t)(end - w->p);
+	w->p[w->len] = '\0';
 }
 
 void jw_key(struct jw *w, const char *k)
@@ -246,34 +277,54 @@ void jw_str(struct jw *w, const char *s)
 	jw_quoted(w, s);
 }
 
-void jw_uint(struct jw *w, uint64_t v)
+char *jw_put_uint(char *p, uint64_t v)
 {
-	char buf[24];
+	char buf[20];
 	size_t i = sizeof(buf);
 	do {
 		buf[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
+	memcpy(p, buf + i, sizeof(buf) - i);
+	return p + (sizeof(buf) - i);
+}
+
+char *jw_put_int(char *p, int64_t v)
+{
+	if (v >= 0)
+		return jw_put_uint(p, (uint64_t)v);
+	*p++ = '-';
+	return jw_put_uint(p, (uint64_t)0 - (uint64_t)v); /* INT64_MIN too: 19 digits */
+}
+
+void jw_uint(struct jw *w, uint64_t v)
+{
 	jw_sep(w);
-	jw_raw(w, buf + i, sizeof(buf) - i);
+	if (!jw_room(w, 20))
+		return;
+	w->len = (size_t)(jw_put_uint(w->p + w->len, v) - w->p);
+	w->p[w->len] = '\0';
 }
 
 void jw_int(struct jw *w, int64_t v)
 {
-	if (v >= 0) {
-		jw_uint(w, (uint64_t)v);
-		return;
-	}
-	char buf[24];
-	size_t i = sizeof(buf);
-	uint64_t u = (uint64_t)0 - (uint64_t)v; /* INT64_MIN too */
-	do {
-		buf[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	buf[--i] = '-';
 	jw_sep(w);
-	jw_raw(w, buf + i, sizeof(buf) - i);
+	if (!jw_room(w, 20))
+		return;
+	w->len = (size_t)(jw_put_int(w->p + w->len, v) - w->p);
+	w->p[w->len] = '\0';
+}
+
+char *jw_value_room(struct jw *w, size_t max)
+{
+	jw_sep(w);
+	return jw_room(w, max) ? w->p + w->len : NULL;
+}
+
+void jw_value_done(struct jw *w, char *end)
+{
+	w->len = (size_t)(end - w->p);
+	w->p[w->len] = '\0';
 }
 
 void jw_bool(struct jw *w, bool v)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define JW_MAX_DEPTH 63
 
@@ -71,5 +72,21 @@ void jw_tree(struct jw *w, const json_t *j);
 void jw_tree_new(struct jw *w, json_t *j);
 /* Bytes as they are, outside the comma bookkeeping (for non-JSON text). */
 void jw_raw(struct jw *w, const char *s, size_t n);
+
+/* A value the caller writes straight into the buffer, for records rendered by
+ * the thousand (a page of actors), where a call per key and value cost more
+ * than the text: jw_value_room places the comma the value needs and returns
+ * where to write at most max bytes (NULL when out of memory: w is oom); the
+ * caller writes with the jw_put_ helpers and hands the end to jw_value_done. */
+char *jw_value_room(struct jw *w, size_t max);
+void jw_value_done(struct jw *w, char *end);
+/* Each writes at p and returns the end. Bounds: jw_put_quoted at most
+ * JW_QUOTED_MAX(strlen(s)), the integers at most 20 bytes. */
+#define JW_QUOTED_MAX(n) (6 * (n) + 2)
+char *jw_put_quoted(char *p, const char *s);
+char *jw_put_uint(char *p, uint64_t v);
+char *jw_put_int(char *p, int64_t v);
+/* A literal: JW_PUT(p, ",\"id\":") */
+#define JW_PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
 
 #endif

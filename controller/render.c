@@ -22,6 +22,13 @@ static char *digits(char *p, unsigned v, int n)
 	return p + n;
 }
 
+static char *two(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
 /* The civil date of a day count since 1970-01-01 (proleptic Gregorian), by
  * 400-year eras of 146,097 days whose years start on March 1st, so that the
  * leap day is the era-year's last. */
@@ -42,31 +49,41 @@ static void civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
  * has 200): written digit by digit, about 8 times cheaper than gmtime_r and
  * strftime, which remain for what this does not cover (before 1970, after
  * 9999, a short buffer). test_render holds the two equal. */
-void render_time(int64_t ms, char *buf, size_t len)
+size_t render_time(int64_t ms, char *buf, size_t len)
 {
 	if (ms < 0 || len < 25 || ms >= 253402300800000LL) { /* 10000-01-01 */
 		render_time_libc(ms, buf, len);
-		return;
+		return strlen(buf);
 	}
+	/* A page of 100 actors renders 200 timestamps, mostly of a few days:
+	 * each thread keeps its last day's date. */
+	static _Thread_local int64_t last_day = -1;
+	static _Thread_local char last_date[11];
 	int64_t s = ms / 1000, days = s / 86400;
-	unsigned sod = (unsigned)(s % 86400), m, d;
-	int64_t y;
-	civil(days, &y, &m, &d);
-	char *p = digits(buf, (unsigned)y, 4);
-	*p++ = '-';
-	p = digits(p, m, 2);
-	*p++ = '-';
-	p = digits(p, d, 2);
-	*p++ = 'T';
-	p = digits(p, sod / 3600, 2);
+	unsigned sod = (unsigned)(s % 86400);
+	if (days != last_day) {
+		unsigned m, d;
+		int64_t y;
+		civil(days, &y, &m, &d);
+		char *p = digits(last_date, (unsigned)y, 4);
+		*p++ = '-';
+		p = two(p, m);
+		*p++ = '-';
+		p = two(p, d);
+		*p = 'T';
+		last_day = days;
+	}
+	memcpy(buf, last_date, 11);
+	char *p = two(buf + 11, sod / 3600);
 	*p++ = ':';
-	p = digits(p, sod / 60 % 60, 2);
+	p = two(p, sod / 60 % 60);
 	*p++ = ':';
-	p = digits(p, sod % 60, 2);
+	p = two(p, sod % 60);
 	*p++ = '.';
 	p = digits(p, (unsigned)(ms % 1000), 3);
 	*p++ = 'Z';
 	*p = '\0';
+	return 24;
 }
 
 static json_t *time_or_null(int64_t ms)
@@ -104,15 +121,21 @@ json_t *render_node(const struct model_node *n)
 }
 
 /* Timestamps as the API shows them: RFC 3339, or null before the epoch's first ms. */
+char *render_put_time(char *p, int64_t ms)
+{
+	if (ms <= 0)
+		return JW_PUT(p, "null");
+	*p = '"'; /* digits and -:T.Z: nothing to escape */
+	size_t n = render_time(ms, p + 1, RENDER_TIME_MAX - 1);
+	p[n + 1] = '"';
+	return p + n + 2;
+}
+
 void render_write_time(struct jw *w, int64_t ms)
 {
-	char buf[40];
-	if (ms <= 0) {
-		jw_null(w);
-		return;
-	}
-	render_time(ms, buf, sizeof(buf));
-	jw_str_plain(w, buf, strlen(buf)); /* digits and -:T.Z: nothing to escape */
+	char *p = jw_value_room(w, RENDER_TIME_MAX);
+	if (p)
+		jw_value_done(w, render_put_time(p, ms));
 }
 
 void render_placements(struct jw *w, const struct model_actor *a)

@@ -49,9 +49,13 @@ struct render_member {
 /* As JSON text (malloc'd). Raft's ids, terms and indexes are unsigned 64-bit
  * and printed exactly: jansson holds only int64, where 2^64-1 reads -1. */
 char *render_cluster(const struct render_cluster *c);
-/* "2026-11-22T01:02:03.456Z" (UTC, milliseconds) into buf (>= 32 bytes). */
-void render_time(int64_t ms, char *buf, size_t len);
+/* "2026-11-22T01:02:03.456Z" (UTC, milliseconds) into buf (>= 32 bytes);
+ * returns its length. */
+size_t render_time(int64_t ms, char *buf, size_t len);
 /* Appends render_time's text, or null for ms <= 0. */
 void render_write_time(struct jw *w, int64_t ms);
+/* The same written at p (at most RENDER_TIME_MAX bytes); returns the end. */
+#define RENDER_TIME_MAX 42
+char *render_put_time(char *p, int64_t ms);
 
 #endif

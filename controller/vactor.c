@@ -118,74 +118,90 @@ bool vactor_on_node(const struct vactor *r, const char *node_id)
 	return false;
 }
 
-/* Field for field what spec_actor_fields and render_actor_text write. */
+/* Every string byte escaped to six
+ * (each string's NUL in r->size pays its quotes and separators), each
+ * instance's keys, numbers and state name, and the fixed keys, numbers and
+ * timestamps of the object. */
+size_t vactor_text_max(const struct vactor *r)
+{
+	return 6 * (size_t)r->size + 128 * (size_t)r->nplacements + 400 + 2 * RENDER_TIME_MAX;
+}
+
+/* s, NULL as null. */
+static char *put_str(char *p, const char *s)
+{
+	return s ? jw_put_quoted(p, s) : JW_PUT(p, "null");
+}
+
+/* Field for field what spec_actor_fields and render_actor_text write, straight
+ * into w's buffer: a page renders 100 of these, and a call per key and value
+ * through jw's comma bookkeeping cost more than the text itself. */
 void vactor_write(struct jw *w, const struct vactor *r)
 {
-	jw_obj(w);
-	JW_KEY(w, "id");
-	jw_str(w, at(r, r->id));
+	char *p = jw_value_room(w, vactor_text_max(r));
+	if (p == NULL)
+		return;
+	p = JW_PUT(p, "{\"id\":");
+	p = put_str(p, at(r, r->id));
 	if (r->name) {
-		JW_KEY(w, "name");
-		jw_str(w, at(r, r->name));
+		p = JW_PUT(p, ",\"name\":");
+		p = put_str(p, at(r, r->name));
 	}
-	JW_KEY(w, "module");
-	jw_str(w, at(r, r->module));
-	JW_KEY(w, "cpu_required");
-	jw_int(w, r->cpu);
-	JW_KEY(w, "memory_required_mb");
-	jw_int(w, r->mem);
-	JW_KEY(w, "preferred_region");
-	jw_str(w, at(r, r->region));
+	p = JW_PUT(p, ",\"module\":");
+	p = put_str(p, at(r, r->module));
+	p = JW_PUT(p, ",\"cpu_required\":");
+	p = jw_put_int(p, r->cpu);
+	p = JW_PUT(p, ",\"memory_required_mb\":");
+	p = jw_put_int(p, r->mem);
+	p = JW_PUT(p, ",\"preferred_region\":");
+	p = put_str(p, at(r, r->region));
+	p = JW_PUT(p, ",\"constraints\":{");
 	const char *s = at(r, r->strs);
-	JW_KEY(w, "constraints");
-	jw_obj(w);
 	for (size_t i = 0; i < r->nconstraints; i++) {
-		jw_key(w, s);
+		if (i)
+			*p++ = ',';
+		p = jw_put_quoted(p, s);
+		*p++ = ':';
 		s += strlen(s) + 1;
-		jw_str(w, s);
+		p = jw_put_quoted(p, s);
 		s += strlen(s) + 1;
 	}
-	jw_obj_end(w);
-	JW_KEY(w, "priority");
-	jw_int(w, r->priority);
-	JW_KEY(w, "max_latency_ms");
-	jw_int(w, r->max_latency);
-	JW_KEY(w, "replicas");
-	jw_int(w, r->replicas);
-	JW_KEY(w, "strategy");
-	const char *strategy = spec_strategy_name((enum actor_strategy)r->strategy);
-	jw_str_plain(w, strategy, strlen(strategy)); /* names from a table */
-	JW_KEY(w, "contracts");
-	jw_arr(w);
+	p = JW_PUT(p, "},\"priority\":");
+	p = jw_put_int(p, r->priority);
+	p = JW_PUT(p, ",\"max_latency_ms\":");
+	p = jw_put_int(p, r->max_latency);
+	p = JW_PUT(p, ",\"replicas\":");
+	p = jw_put_int(p, r->replicas);
+	p = JW_PUT(p, ",\"strategy\":");
+	p = put_str(p, spec_strategy_name((enum actor_strategy)r->strategy));
+	p = JW_PUT(p, ",\"contracts\":[");
 	for (size_t i = 0; i < r->ncontracts; i++) {
-		jw_str(w, s);
+		if (i)
+			*p++ = ',';
+		p = jw_put_quoted(p, s);
 		s += strlen(s) + 1;
 	}
-	jw_arr_end(w);
-	JW_KEY(w, "placements");
-	jw_arr(w);
-	const struct vplace *p = places(r);
+	p = JW_PUT(p, "],\"placements\":[");
+	const struct vplace *pl = places(r);
 	for (size_t i = 0; i < r->nplacements; i++) {
-		jw_obj(w);
-		JW_KEY(w, "instance");
-		jw_uint(w, i);
-		JW_KEY(w, "node_id");
-		jw_str(w, at(r, p[i].node));
-		JW_KEY(w, "state");
-		const char *state = model_placement_state_name((enum placement_state)p[i].state);
-		jw_str_plain(w, state, strlen(state));
-		JW_KEY(w, "state_version");
-		jw_int(w, p[i].state_version);
-		jw_obj_end(w);
+		p = i ? JW_PUT(p, ",{\"instance\":") : JW_PUT(p, "{\"instance\":");
+		p = jw_put_uint(p, i);
+		p = JW_PUT(p, ",\"node_id\":");
+		p = put_str(p, at(r, pl[i].node));
+		p = JW_PUT(p, ",\"state\":");
+		p = put_str(p, model_placement_state_name((enum placement_state)pl[i].state));
+		p = JW_PUT(p, ",\"state_version\":");
+		p = jw_put_int(p, pl[i].state_version);
+		*p++ = '}';
 	}
-	jw_arr_end(w);
-	JW_KEY(w, "generation");
-	jw_uint(w, r->generation);
-	JW_KEY(w, "created_at");
-	render_write_time(w, r->created_ms);
-	JW_KEY(w, "updated_at");
-	render_write_time(w, r->updated_ms);
-	jw_obj_end(w);
+	p = JW_PUT(p, "],\"generation\":");
+	p = jw_put_uint(p, r->generation);
+	p = JW_PUT(p, ",\"created_at\":");
+	p = render_put_time(p, r->created_ms);
+	p = JW_PUT(p, ",\"updated_at\":");
+	p = render_put_time(p, r->updated_ms);
+	*p++ = '}';
+	jw_value_done(w, p);
 }
 
 char *vactor_text(const struct vactor *r)

@@ -13,13 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "otree.h"
-
 struct jw;
 struct model_actor;
 
 struct vactor {
-	struct otree_link link; /* the view's tree (meaningless in a copy) */
 	uint32_t size;          /* bytes of the whole allocation */
 	uint16_t nconstraints, ncontracts, nplacements, replicas;
 	uint8_t strategy, priority;
@@ -40,6 +37,8 @@ struct vactor *vactor_copy(const struct vactor *r);
 const char *vactor_id(const struct vactor *r);
 /* Whether one of its instances is placed on node_id. */
 bool vactor_on_node(const struct vactor *r, const char *node_id);
+/* The most vactor_write can write for r (every string byte escaped). */
+size_t vactor_text_max(const struct vactor *r);
 /* Appends the actor's JSON object to w. */
 void vactor_write(struct jw *w, const struct vactor *r);
 /* The same as text (malloc'd), NULL when out of memory. */

@@ -64,6 +64,25 @@ static void test_basics(void)
 	is_str(text(&w), "[-9223372036854775808,9223372036854775807,0,-1,18446744073709551615]",
 	       "integer limits");
 
+	/* Values written straight into the buffer get their commas like any other. */
+	jw_arr(&w);
+	jw_int(&w, 1);
+	char *p = jw_value_room(&w, 3 * 20 + 4 + JW_QUOTED_MAX(3));
+	p = JW_PUT(p, "[");
+	p = jw_put_int(p, INT64_MIN);
+	*p++ = ',';
+	p = jw_put_uint(p, UINT64_MAX);
+	*p++ = ',';
+	p = jw_put_int(p, -7);
+	*p++ = ',';
+	p = jw_put_quoted(p, "a\"\x01");
+	*p++ = ']';
+	jw_value_done(&w, p);
+	jw_null(&w);
+	jw_arr_end(&w);
+	is_str(text(&w), "[1,[-9223372036854775808,18446744073709551615,-7,\"a\\\"\\u0001\"],null]",
+	       "jw_value_room and the jw_put_ helpers: the same text, commas placed around it");
+
 	jw_arr(&w);
 	jw_str(&w, "q\"b\\s/\n\t\x01\x1f\x7f é");
 	jw_arr_end(&w);
@@ -100,6 +119,51 @@ static void test_basics(void)
 	jw_int(&w, 5);
 	is_str(text(&w), "5", "jw_reset empties the writer for reuse");
 	jw_free(&w);
+}
+
+/* ---- escapes at every position ------------------------------------------------ */
+
+/* JSON's escaping, byte by byte, as a reference for jw_put_quoted's word-wise scan. */
+static size_t ref_quoted(char *out, const char *s)
+{
+	size_t n = 0;
+	out[n++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			n += (size_t)sprintf(out + n, "\\%c", c);
+		else if (c < 0x20)
+			n += (size_t)sprintf(out + n, "\\u%04x", c);
+		else
+			out[n++] = (char)c;
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+	return n;
+}
+
+/* Strings of 0..40 bytes of 'a' with one byte of interest at each position
+ * (and two at once): every alignment of a stop in the 8-byte words. */
+static void test_positions(void)
+{
+	static const unsigned char odd[] = {'"', '\\', 0x01, 0x1f, 0x20, 0x7f, 0x80, 0xe9, 0xff, '/'};
+	int bad = 0, cases = 0;
+	char in[48], want[48 * 6 + 3], got[48 * 6 + 3];
+	for (size_t len = 0; len <= 40; len++)
+		for (size_t pos = 0; pos <= len; pos++)
+			for (size_t k = 0; k < sizeof(odd); k++) {
+				memset(in, 'a', len);
+				in[len] = '\0';
+				if (pos < len)
+					in[pos] = (char)odd[k];
+				if (len > 9)
+					in[len - 1 - pos % 9] = (char)odd[(k + 3) % sizeof(odd)];
+				size_t wn = ref_quoted(want, in);
+				char *end = jw_put_quoted(got, in);
+				bad += (size_t)(end - got) != wn || memcmp(got, want, wn) != 0;
+				cases++;
+			}
+	is_int(bad, 0, "jw_put_quoted escapes exactly as byte-wise JSON escaping, in %d strings with a stop at every position", cases);
 }
 
 /* ---- random documents ------------------------------------------------------ */
@@ -294,10 +358,11 @@ static void test_key_lit(void)
 
 int main(void)
 {
-	tap_plan(18);
+	tap_plan(20);
 	test_fit();
 	test_key_lit();
 	test_basics();
+	test_positions();
 	test_random();
 	text(NULL);
 	return tap_done();

@@ -29,6 +29,8 @@ static void same_as_model(const struct model_actor *a, const char *name)
 	is_str(got_copy, want, "%s: so does a copy (offsets are relative)", name);
 	is_str(vactor_id(r), a->spec.id, "%s: id", name);
 	ok(r->size < strlen(want), "%s: packed (%u bytes) smaller than its text (%zu)", name, r->size, strlen(want));
+	ok(strlen(want) <= vactor_text_max(r), "%s: text (%zu bytes) within vactor_text_max (%zu)", name, strlen(want),
+	   vactor_text_max(r));
 	free(got);
 	free(got_copy);
 	free(want);
@@ -38,7 +40,7 @@ static void same_as_model(const struct model_actor *a, const char *name)
 
 int main(void)
 {
-	tap_plan(29);
+	tap_plan(39);
 	struct model m;
 	model_init(&m);
 	base_nodes(&m);
@@ -78,6 +80,26 @@ int main(void)
 	free(r);
 	for (size_t i = 0; i < mut->nplacements; i++)
 		mut->placements[i].node = keep;
+
+	/* The worst case for vactor_write's bound: every byte of every string
+	 * escaped to six (\u0001), or to two (quotes, backslashes). */
+	char *saved_name = mut->spec.name, *saved_val = mut->spec.constraints.items[0].value;
+	char *saved_key = mut->spec.constraints.items[1].key, *saved_con = mut->spec.contracts.items[0];
+	char ctl[400], bs[400];
+	memset(ctl, 1, sizeof(ctl) - 1);
+	ctl[sizeof(ctl) - 1] = '\0';
+	memset(bs, '\\', sizeof(bs) - 1);
+	bs[sizeof(bs) - 1] = '\0';
+	bs[7] = '"';
+	mut->spec.name = ctl;
+	mut->spec.constraints.items[0].value = ctl;
+	mut->spec.constraints.items[1].key = bs;
+	mut->spec.contracts.items[0] = ctl;
+	same_as_model(mut, "every string escaped");
+	mut->spec.name = saved_name;
+	mut->spec.constraints.items[0].value = saved_val;
+	mut->spec.constraints.items[1].key = saved_key;
+	mut->spec.contracts.items[0] = saved_con;
 
 	/* Scaling and a later update change generation and updated_at. */
 	is_int(update_on(&m, NULL, "a1", "'replicas':2", "'n3'"), APPLY_OK, "a1: scaled to 2");
