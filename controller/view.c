@@ -15,7 +15,6 @@
 #include "jw.h"
 #include "log.h"
 #include "model.h"
-#include "otree.h"
 #include "ovec.h"
 #include "proj.h"
 #include "query.h"
@@ -23,9 +22,8 @@
 #include "vactor.h"
 
 /* One object as the API shows it, with what list filters look at. Owned by
- * its tree; immutable once published (a change publishes a new item). */
+ * the view; immutable once published (a change publishes a new item). */
 struct vitem {
-	struct otree_link link;
 	char *id;
 	char *json;
 	size_t len;
@@ -41,14 +39,14 @@ struct dirty {
 
 struct view {
 	pthread_rwlock_t lock;
-	struct otree nodes;  /* lock; struct vitem */
+	struct ovec nodes;   /* lock; struct vitem, by id */
 	struct ovec actors;  /* lock; struct vactor, by id */
-	/* The applied index the trees reflect. Set under the write lock with a
+	/* The applied index the sets reflect. Set under the write lock with a
 	 * change; without one (an iteration that touched no node or actor) it
-	 * moves on by itself: the trees are what they were at the new index too. */
+	 * moves on by itself: the sets are what they were at the new index too. */
 	atomic_uint_fast64_t index;
 	atomic_bool ready;
-	uint64_t gen; /* lock; counts changes to the trees (a walk that let go of
+	uint64_t gen; /* lock; counts changes to the sets (a walk that let go of
 		       * the lock resumes only if it did not move) */
 	/* loop thread only */
 	struct dirty dirty;   /* node ids to render again */
@@ -56,14 +54,9 @@ struct view {
 	bool all;             /* build everything again */
 };
 
-static int item_cmp(const struct otree_link *a, const struct otree_link *b)
+static const char *item_key(const void *it)
 {
-	return strcmp(otree_entry(a, struct vitem, link)->id, otree_entry(b, struct vitem, link)->id);
-}
-
-static int item_keycmp(const void *key, const struct otree_link *b)
-{
-	return strcmp(key, otree_entry(b, struct vitem, link)->id);
+	return ((const struct vitem *)it)->id;
 }
 
 static const char *act_key(const void *r)
@@ -88,21 +81,14 @@ static void item_free(struct vitem *it)
 	free(it);
 }
 
-static struct vitem *tree_find(const struct otree *t, const char *id)
+static void item_clear(struct ovec *o)
 {
-	struct otree_link *l = otree_lower_bound(t, id, item_keycmp);
-	struct vitem *it = l ? otree_entry(l, struct vitem, link) : NULL;
-	return it && strcmp(it->id, id) == 0 ? it : NULL;
-}
-
-
-static void tree_clear(struct otree *t)
-{
-	struct otree_link *l;
-	while ((l = otree_first(t)) != NULL) {
-		otree_remove(t, l);
-		item_free(otree_entry(l, struct vitem, link));
-	}
+	size_t run;
+	void *const *it;
+	for (struct ovec_pos p = {0, 0}; (it = ovec_run(o, p, &run)) != NULL; p.leaf++)
+		for (size_t i = 0; i < run; i++)
+			item_free(it[i]);
+	ovec_clear(o);
 }
 
 static void act_clear(struct ovec *o)
@@ -264,80 +250,71 @@ static int build_changes(struct view *v, const struct model *m, enum view_kind k
  * the caller takes it out of service). */
 static int apply_changes(struct view *v, enum view_kind k, struct change *ch, size_t n)
 {
+	struct ovec *o = k == VIEW_NODES ? &v->nodes : &v->actors;
 	for (size_t i = 0; i < n; i++) {
-		if (k == VIEW_NODES) {
-			struct vitem *it = tree_find(&v->nodes, ch[i].id);
-			if (it)
-				otree_remove(&v->nodes, &it->link);
-			if (ch[i].obj)
-				otree_insert(&v->nodes, &((struct vitem *)ch[i].obj)->link);
-			ch[i].obj = it;
-		} else if (ch[i].obj) {
+		if (ch[i].obj) {
 			void *old;
-			if (ovec_put(&v->actors, ch[i].obj, &old) != 0)
+			if (ovec_put(o, ch[i].obj, &old) != 0)
 				return -1; /* ch[i..] still hold their new objects: freed with ch */
 			ch[i].obj = old;
 		} else {
-			ch[i].obj = ovec_del(&v->actors, ch[i].id);
+			ch[i].obj = ovec_del(o, ch[i].id);
 		}
 	}
 	return 0;
 }
 
-/* Every node and actor of m into fresh trees. */
-static int build_all(const struct model *m, struct otree *nodes, struct ovec *actors)
+/* Every node and actor of m into fresh sets. */
+/* Every object of one kind of m, rendered into an array, then sorted into
+ * the ovec at once. */
+static int build_kind(const struct model *m, enum view_kind k, struct ovec *o)
 {
-	otree_init(nodes, item_cmp);
-	ovec_init(actors, act_key);
-	size_t pos = 0;
-	const struct model_node *n;
-	while ((n = hmap_next(&m->nodes, &pos)) != NULL) {
-		struct vitem *it = render_node_item(n);
-		if (it == NULL)
-			return -1;
-		otree_insert(nodes, &it->link);
-	}
-	/* Packed into an array, then sorted into the ovec at once. */
-	size_t na = m->actors.n, i = 0;
-	void **all = malloc((na ? na : 1) * sizeof(*all));
+	const struct hmap *src = k == VIEW_NODES ? &m->nodes : &m->actors;
+	size_t n = src->n, i = 0, pos = 0;
+	void **all = malloc((n ? n : 1) * sizeof(*all));
 	if (all == NULL)
 		return -1;
-	pos = 0;
-	const struct model_actor *a;
-	while (i < na && (a = hmap_next(&m->actors, &pos)) != NULL) {
-		if ((all[i] = vactor_pack(a)) == NULL)
+	const void *obj;
+	while (i < n && (obj = hmap_next(src, &pos)) != NULL) {
+		all[i] = k == VIEW_NODES ? (void *)render_node_item(obj) : (void *)vactor_pack(obj);
+		if (all[i] == NULL)
 			break;
 		i++;
 	}
-	int rc = i == na && ovec_build(actors, all, na) == 0 ? 0 : -1;
+	int rc = i == n && ovec_build(o, all, n) == 0 ? 0 : -1;
 	if (rc != 0)
 		for (size_t j = 0; j < i; j++)
-			free(all[j]);
+			obj_free(k, all[j]);
 	free(all);
 	return rc;
+}
+
+static int build_all(const struct model *m, struct ovec *nodes, struct ovec *actors)
+{
+	ovec_init(nodes, item_key);
+	ovec_init(actors, act_key);
+	return build_kind(m, VIEW_NODES, nodes) == 0 && build_kind(m, VIEW_ACTORS, actors) == 0 ? 0 : -1;
 }
 
 static void publish_all(struct view *v, const struct model *m, uint64_t index)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct otree nodes;
-	struct ovec actors;
+	struct ovec nodes, actors;
 	if (build_all(m, &nodes, &actors) != 0) {
-		tree_clear(&nodes);
+		item_clear(&nodes);
 		act_clear(&actors);
 		return; /* out of memory: still all to do; the old view stays */
 	}
 	pthread_rwlock_wrlock(&v->lock);
-	struct otree old_nodes = v->nodes;
-	struct ovec old_actors = v->actors;
+	struct ovec old_nodes = v->nodes, old_actors = v->actors;
 	v->nodes = nodes;
 	v->actors = actors;
 	v->gen++;
 	atomic_store(&v->index, index);
 	pthread_rwlock_unlock(&v->lock);
 	atomic_store(&v->ready, true);
-	tree_clear(&old_nodes);
+	item_clear(&old_nodes);
 	act_clear(&old_actors);
 	dirty_clear(&v->dirty);
 	dirty_clear(&v->adirty);
@@ -415,7 +392,7 @@ int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint
 	struct vactor *acopy = NULL;
 	pthread_rwlock_rdlock(&v->lock);
 	if (k == VIEW_NODES) {
-		const struct vitem *it = tree_find(&v->nodes, id);
+		const struct vitem *it = ovec_find(&v->nodes, id);
 		if (it) {
 			copy = malloc(it->len + 1);
 			if (copy)
@@ -457,26 +434,6 @@ static bool matches(const struct vitem *it, const struct query_filter *f)
 	return true;
 }
 
-/* Under the read lock: a page of nodes, their text appended to w. */
-static const char *list_nodes(struct view *v, const struct query_filter *f, int64_t limit, struct jw *w)
-{
-	const struct otree *t = &v->nodes;
-	struct otree_link *l = f->after ? otree_upper_bound(t, f->after, item_keycmp) : otree_first(t);
-	int64_t n = 0;
-	const struct vitem *last = NULL;
-	for (; l; l = otree_next(l)) {
-		const struct vitem *it = otree_entry(l, struct vitem, link);
-		if (!matches(it, f))
-			continue;
-		if (n == limit)
-			return last ? last->id : NULL;
-		jw_json(w, it->json, it->len);
-		last = it;
-		n++;
-	}
-	return NULL;
-}
-
 /* Actors a ?node= walk looks at under the read lock at a time: it may have to
  * walk all of them (a node with few actors: 100,000 take ~20 ms), which must
  * not hold the loop's next publication that long. */
@@ -493,6 +450,37 @@ static inline void prefetch_record(const void *r)
 	__builtin_prefetch(r);
 	__builtin_prefetch((const char *)r + 64);
 	__builtin_prefetch((const char *)r + 128);
+}
+
+/* Under the read lock: a page of nodes, their text appended to w; returns
+ * the last one's id when more follow (NULL: none). sel has room for limit. */
+static const char *list_nodes(struct view *v, const struct query_filter *f, int64_t limit, struct jw *w,
+			      const struct vitem **sel)
+{
+	const struct ovec *o = &v->nodes;
+	int64_t n = 0;
+	bool more = false;
+	size_t run;
+	void *const *it;
+	for (struct ovec_pos p = ovec_after(o, f->after); !more && (it = ovec_run(o, p, &run)) != NULL;
+	     p.leaf++, p.slot = 0) {
+		for (size_t i = 0; i < run; i++) {
+			if (i + VIEW_PREFETCH < run)
+				__builtin_prefetch(it[i + VIEW_PREFETCH]);
+			if (!matches(it[i], f))
+				continue;
+			if (n == limit) {
+				more = true;
+				break;
+			}
+			sel[n++] = it[i];
+			__builtin_prefetch(sel[n - 1]->json); /* the copy's first lines, on their way */
+			__builtin_prefetch(sel[n - 1]->json + 64);
+		}
+	}
+	for (int64_t i = 0; i < n; i++)
+		jw_json(w, sel[i]->json, sel[i]->len);
+	return more && n > 0 ? sel[n - 1]->id : NULL;
 }
 
 /* Under the read lock: copies of a page of actors, in one allocation (*block,
@@ -560,8 +548,9 @@ int view_list(struct view *v, enum view_kind k, const struct query_filter *f, ch
 	if (!view_ready(v, 0))
 		return -2;
 	int64_t limit = f->limit <= 0 ? QUERY_LIMIT_DEFAULT : f->limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : f->limit;
-	struct vactor **acts = NULL;
-	if (k == VIEW_ACTORS && (acts = calloc((size_t)limit, sizeof(*acts))) == NULL)
+	/* The page's objects (the view's nodes; copies of its actors). */
+	void **sel = calloc((size_t)limit, sizeof(*sel));
+	if (sel == NULL)
 		return -2;
 	struct jw w;
 	jw_init(&w);
@@ -574,24 +563,25 @@ int view_list(struct view *v, enum view_kind k, const struct query_filter *f, ch
 	char next[SPEC_ID_MAX + 1] = "", *block = NULL;
 	pthread_rwlock_rdlock(&v->lock);
 	if (k == VIEW_NODES) {
-		const char *last = list_nodes(v, f, limit, &w);
+		const char *last = list_nodes(v, f, limit, &w, (const struct vitem **)sel);
 		if (last)
 			snprintf(next, sizeof(next), "%s", last);
 	} else {
-		/* A walk that saw the trees change restarts; after three, PostgreSQL
+		/* A walk that saw the sets change restarts; after three, PostgreSQL
 		 * answers (writes faster than a walk over every actor). */
-		for (int tries = 0; tries < 3 && (more = list_actors(v, f, limit, acts, &na, &block)) == -2; tries++)
+		for (int tries = 0; tries < 3 && (more = list_actors(v, f, limit, (struct vactor **)sel, &na, &block)) == -2;
+		     tries++)
 			;
 	}
 	*index = atomic_load(&v->index);
 	pthread_rwlock_unlock(&v->lock);
 	/* Actors are rendered outside the lock, from the copies. */
 	for (int64_t i = 0; i < na; i++)
-		vactor_write(&w, acts[i]);
+		vactor_write(&w, sel[i]);
 	if (more == 1 && na > 0)
-		snprintf(next, sizeof(next), "%s", vactor_id(acts[na - 1]));
+		snprintf(next, sizeof(next), "%s", vactor_id(sel[na - 1]));
 	free(block);
-	free(acts);
+	free(sel);
 	jw_arr_end(&w);
 	jw_key(&w, "next");
 	jw_str(&w, next[0] ? next : NULL);
@@ -619,7 +609,7 @@ struct view *view_new(void)
 		free(v);
 		return NULL;
 	}
-	otree_init(&v->nodes, item_cmp);
+	ovec_init(&v->nodes, item_key);
 	ovec_init(&v->actors, act_key);
 	hmap_init(&v->dirty.ids);
 	hmap_init(&v->adirty.ids);
@@ -631,7 +621,7 @@ void view_free(struct view *v)
 {
 	if (v == NULL)
 		return;
-	tree_clear(&v->nodes);
+	item_clear(&v->nodes);
 	act_clear(&v->actors);
 	dirty_clear(&v->dirty);
 	dirty_clear(&v->adirty);
