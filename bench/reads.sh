@@ -10,8 +10,8 @@
 # (../shared/bench/http.sh) in the same run; then POST /v1/actors at c=16 for
 # DUR s under a dashboard load (node and actor reads at a fixed ~1,000 req/s
 # on each follower), under saturating reads (c=32 on each follower) and under
-# saturating /healthz (a CPU-only control), each compared with the mean of
-# writes alone just before and just after it.
+# saturating /healthz (a CPU-only control), each against writes alone in
+# alternating turns (READ_TURNS, default 5, of DUR/2 s each).
 # Targets: a single-object GET >= 50% of nginx's static rate, a list page >=
 # 10%, p99 <= 10 ms, writes slowed by at most 10%.
 # Env: READ_NODES (default 10000), READ_ACTORS (100000), DUR, READ_LATTICED_ARGS
@@ -47,12 +47,12 @@ writes_under() {
 	wait "$b1" "$b2"
 }
 
-# writes_compare NAME C LUA1 URL1 LUA2 URL2: READ_TURNS (3) turns of writes
+# writes_compare NAME C LUA1 URL1 LUA2 URL2: READ_TURNS (5) turns of writes
 # alone then writes_under the load, DUR/2 s each; rd[writes.NAME.alone] and
 # rd[writes.NAME] are the turns' means ("rps p50_ms p99_ms errors").
 writes_compare() {
 	local DUR=$(((DUR + 1) / 2)) t alone=() under=()
-	for t in $(seq 1 "${READ_TURNS:-3}"); do
+	for t in $(seq 1 "${READ_TURNS:-5}"); do
 		rd_wrk "writes.$1.alone.$t" "http://127.0.0.1:${hp[$L]}/v1/actors" 16 "$out/post_sum.lua"
 		alone+=("${rd[writes.$1.alone.$t]}")
 		writes_under "$1.$t" "$2" "$3" "$4" "$5" "$6"
@@ -282,7 +282,7 @@ writes_row() {
 	s=$(awk -v a="${a[0]:-0}" -v b="${u[0]:-0}" 'BEGIN{ if (a > 0) printf "%.0f", 100 * (a - b) / a; else print "?" }')
 	local verdict=
 	[ "$3" = "<= 10%" ] && verdict=$(awk -v s="$s" 'BEGIN{ print (s != "?" && s <= 10) ? "met" : "missed" }')
-	say "| POST /v1/actors c=16 alone / $2 (${READ_TURNS:-3} turns each) | ${a[0]:-?} / ${u[0]:-?} | ${a[2]:-?} / ${u[2]:-?} | slower by ${s}% | $3 | $verdict |"
+	say "| POST /v1/actors c=16 alone / $2 (${READ_TURNS:-5} turns each) | ${a[0]:-?} / ${u[0]:-?} | ${a[2]:-?} / ${u[2]:-?} | slower by ${s}% | $3 | $verdict |"
 }
 
 # reads_met RPS NGINX PCT P99: met when RPS >= PCT% of NGINX and P99 <= 10 ms.

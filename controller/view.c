@@ -435,7 +435,7 @@ static bool matches(const struct vitem *it, const struct query_filter *f)
 }
 
 /* Actors a ?node= walk looks at under the read lock at a time: it may have to
- * walk all of them (a node with few actors: 100,000 take ~20 ms), which must
+ * walk all of them (a node with few actors: 100,000 take 4-7 ms), which must
  * not hold the loop's next publication that long. */
 #define VIEW_WALK_CHUNK 4096
 
