@@ -1,6 +1,7 @@
 /* ovec — see ovec.h. */
 #include "ovec.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,38 @@ void *ovec_find(const struct ovec *o, const char *key)
 	return eq ? l->item[s] : NULL;
 }
 
+/* Leaf i and i + 1 into i (they fit). */
+static void merge(struct ovec *o, size_t i)
+{
+	struct ovec_leaf *a = o->leaf[i], *b = o->leaf[i + 1];
+	memcpy(a->item + a->n, b->item, b->n * sizeof(void *));
+	a->n += b->n;
+	free(b);
+	memmove(o->leaf + i + 1, o->leaf + i + 2, (o->nleaf - i - 2) * sizeof(*o->leaf));
+	o->nleaf--;
+}
+
+/* Keeps every two neighbouring leaves above three quarters of a leaf between
+ * them: merges leaf li with a neighbour while the two fit in that (room left
+ * for inserts). Called for each leaf that shrank (a delete, a split): only
+ * pairs with such a leaf can have fallen to it. */
+static void rebalance(struct ovec *o, size_t li)
+{
+	const size_t most = OVEC_LEAF * 3 / 4;
+	if (li >= o->nleaf)
+		li = o->nleaf ? o->nleaf - 1 : 0;
+	while (o->nleaf > 1) {
+		if (li + 1 < o->nleaf && o->leaf[li]->n + o->leaf[li + 1]->n <= most) {
+			merge(o, li);
+		} else if (li > 0 && o->leaf[li - 1]->n + o->leaf[li]->n <= most) {
+			merge(o, li - 1);
+			li--;
+		} else {
+			break;
+		}
+	}
+}
+
 int ovec_put(struct ovec *o, void *item, void **old)
 {
 	const char *key = o->key(item);
@@ -132,7 +165,8 @@ int ovec_put(struct ovec *o, void *item, void **old)
 		l->item[s] = item;
 		return 0;
 	}
-	if (l->n == OVEC_LEAF) {
+	bool split = l->n == OVEC_LEAF;
+	if (split) {
 		/* Split in halves; the new one goes after l. */
 		struct ovec_leaf *r = malloc(sizeof(*r));
 		if (r == NULL || leaf_room(o) != 0) {
@@ -155,18 +189,13 @@ int ovec_put(struct ovec *o, void *item, void **old)
 	l->item[s] = item;
 	l->n++;
 	o->n++;
+	if (split) {
+		/* Each half may now fit with its outer neighbour (a leaf of a few
+		 * items was fine beside a full one). */
+		rebalance(o, li + 1);
+		rebalance(o, li);
+	}
 	return 0;
-}
-
-/* Leaf i and i + 1 into i (they fit). */
-static void merge(struct ovec *o, size_t i)
-{
-	struct ovec_leaf *a = o->leaf[i], *b = o->leaf[i + 1];
-	memcpy(a->item + a->n, b->item, b->n * sizeof(void *));
-	a->n += b->n;
-	free(b);
-	memmove(o->leaf + i + 1, o->leaf + i + 2, (o->nleaf - i - 2) * sizeof(*o->leaf));
-	o->nleaf--;
 }
 
 void *ovec_del(struct ovec *o, const char *key)
@@ -188,22 +217,7 @@ void *ovec_del(struct ovec *o, const char *key)
 		memmove(o->leaf + li, o->leaf + li + 1, (o->nleaf - li - 1) * sizeof(*o->leaf));
 		o->nleaf--;
 	}
-	/* Keep every two neighbouring leaves above three quarters of a leaf
-	 * between them: merge while they fit in that (room left for inserts).
-	 * Only pairs with the leaf that shrank can have fallen to it. */
-	const size_t most = OVEC_LEAF * 3 / 4;
-	if (li >= o->nleaf)
-		li = o->nleaf ? o->nleaf - 1 : 0;
-	while (o->nleaf > 1) {
-		if (li + 1 < o->nleaf && o->leaf[li]->n + o->leaf[li + 1]->n <= most) {
-			merge(o, li);
-		} else if (li > 0 && o->leaf[li - 1]->n + o->leaf[li]->n <= most) {
-			merge(o, li - 1);
-			li--;
-		} else {
-			break;
-		}
-	}
+	rebalance(o, li);
 	return item;
 }
 

@@ -124,7 +124,9 @@ bool vactor_on_node(const struct vactor *r, const char *node_id)
  * timestamps of the object. */
 size_t vactor_text_max(const struct vactor *r)
 {
-	return 6 * (size_t)r->size + 128 * (size_t)r->nplacements + 400 + 2 * RENDER_TIME_MAX;
+	/* A name equal to the id is kept once and written twice. */
+	size_t shared = r->name && r->name == r->id ? JW_QUOTED_MAX(strlen(at(r, r->id))) + 8 : 0;
+	return 6 * (size_t)r->size + 128 * (size_t)r->nplacements + 400 + 2 * RENDER_TIME_MAX + shared;
 }
 
 /* s, NULL as null. */

@@ -360,8 +360,9 @@ void view_publish(struct view *v, struct model *m, uint64_t index, bool replayin
 	int rc = apply_changes(v, VIEW_NODES, nch, nn);
 	rc = rc == 0 ? apply_changes(v, VIEW_ACTORS, ach, na) : rc;
 	v->gen++;
-	atomic_store(&v->index, index);
-	if (rc != 0) {
+	if (rc == 0)
+		atomic_store(&v->index, index);
+	else {
 		/* Half applied: reads go to PostgreSQL until the whole view is
 		 * built again (at the next iteration, memory allowing). */
 		atomic_store(&v->ready, false);
@@ -391,6 +392,12 @@ int view_get(struct view *v, enum view_kind k, const char *id, char **json, uint
 	char *copy = NULL;
 	struct vactor *acopy = NULL;
 	pthread_rwlock_rdlock(&v->lock);
+	if (!atomic_load(&v->ready)) {
+		/* Taken out of service while this reader waited (a publication
+		 * that ran out of memory half way): PostgreSQL answers. */
+		pthread_rwlock_unlock(&v->lock);
+		return -2;
+	}
 	if (k == VIEW_NODES) {
 		const struct vitem *it = ovec_find(&v->nodes, id);
 		if (it) {
@@ -509,7 +516,7 @@ static int list_actors(struct view *v, const struct query_filter *f, int64_t lim
 					 * nothing changed. */
 					pthread_rwlock_unlock(&v->lock);
 					pthread_rwlock_rdlock(&v->lock);
-					if (v->gen != gen) {
+					if (v->gen != gen || !atomic_load(&v->ready)) {
 						*n = 0;
 						return -2;
 					}
@@ -565,14 +572,17 @@ int view_list(struct view *v, enum view_kind k, const struct query_filter *f, ch
 	int more = 0;
 	char next[SPEC_ID_MAX + 1] = "", *block = NULL;
 	pthread_rwlock_rdlock(&v->lock);
-	if (k == VIEW_NODES) {
+	if (!atomic_load(&v->ready)) {
+		more = -2; /* out of service while this reader waited (see view_get) */
+	} else if (k == VIEW_NODES) {
 		const char *last = list_nodes(v, f, limit, &w, (const struct vitem **)sel);
 		if (last)
 			snprintf(next, sizeof(next), "%s", last);
 	} else {
 		/* A walk that saw the sets change restarts; after three, PostgreSQL
 		 * answers (writes faster than a walk over every actor). */
-		for (int tries = 0; tries < 3 && (more = list_actors(v, f, limit, (struct vactor **)sel, &na, &block)) == -2;
+		for (int tries = 0; tries < 3 && atomic_load(&v->ready) &&
+				    (more = list_actors(v, f, limit, (struct vactor **)sel, &na, &block)) == -2;
 		     tries++)
 			;
 	}

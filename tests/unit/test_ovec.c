@@ -57,6 +57,16 @@ static bool check_shape(const struct ovec *o)
 	return n == o->n;
 }
 
+/* The leaves' counts alone (cheap enough for every operation): none empty,
+ * every two neighbours over three quarters of a leaf. */
+static bool check_pairs(const struct ovec *o)
+{
+	for (size_t i = 0; i < o->nleaf; i++)
+		if (o->leaf[i]->n == 0 || (i > 0 && o->leaf[i]->n + o->leaf[i - 1]->n <= OVEC_LEAF * 3 / 4))
+			return false;
+	return true;
+}
+
 /* A walk from the start lists exactly the present keys, with their versions. */
 static bool check_walk(const struct ovec *o)
 {
@@ -116,7 +126,7 @@ static bool check_find(const struct ovec *o)
 
 int main(void)
 {
-	tap_plan(13);
+	tap_plan(15);
 	srand(7);
 	names();
 	struct ovec o;
@@ -127,7 +137,7 @@ int main(void)
 	ok(run == 0, "empty: an empty walk");
 
 	/* Random puts (new, or replacing with the other version) and deletes. */
-	bool ok_ops = true, shape = true, walks = true;
+	bool ok_ops = true, shape = true, walks = true, pairs = true;
 	int n = 0;
 	for (int round = 0; round < 60000 && ok_ops; round++) {
 		int k = rand() % KEYS;
@@ -148,13 +158,14 @@ int main(void)
 			present[k] = 0;
 		}
 		ok_ops = ok_ops && o.n == (size_t)n;
+		pairs = pairs && check_pairs(&o);
 		if (round % 97 == 0) {
 			shape = shape && check_shape(&o);
 			walks = walks && check_walk(&o) && check_after(&o, 20);
 		}
 	}
 	ok(ok_ops, "60,000 random puts, replaces and deletes: each returns the item it replaced or removed");
-	ok(shape, "leaves never empty, in order, every two neighbours over three quarters of a leaf");
+	ok(shape && pairs, "leaves never empty, in order, every two neighbours over three quarters of a leaf (after every operation)");
 	ok(walks, "walks list exactly the present items in order; after(key) starts at the next one");
 	ok(check_find(&o), "every key found, or not, as present");
 
@@ -192,6 +203,26 @@ int main(void)
 	void *old = NULL;
 	ok(ovec_put(&o, &items[0][17], &old) == 0 && old == &items[1][17] && ovec_find(&o, items[0][17].key) == &items[0][17],
 	   "a put after the build replaces its key's item");
+	ovec_clear(&o);
+
+	/* A split next to a small leaf: built as 96 / 96 / 1, then inserts
+	 * into the middle split it; a half must not stay beside the 1. */
+	for (int k = 0; k < KEYS; k++)
+		present[k] = 0;
+	for (int k = 0; k < 193; k++) {
+		all[k] = &items[0][k * 2];
+		present[k * 2] = 1;
+	}
+	ok(ovec_build(&o, all, 193) == 0 && o.nleaf == 3 && o.leaf[2]->n == 1, "built as 96 / 96 / 1");
+	bool split_ok = true;
+	for (int k = 0; k < 40; k++) {
+		int key = 2 * (100 + k) + 1; /* between the middle leaf's keys */
+		void *old2;
+		split_ok = split_ok && ovec_put(&o, &items[0][key], &old2) == 0 && check_pairs(&o);
+		present[key] = 1;
+	}
+	ok(split_ok && check_shape(&o) && check_walk(&o), "inserts that split the middle leaf: %zu leaves, neighbours still over 3/4 of a leaf",
+	   o.nleaf);
 	free(all);
 	ovec_clear(&o);
 	return tap_done();
