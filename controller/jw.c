@@ -277,14 +277,29 @@ void jw_str(struct jw *w, const char *s)
 	jw_quoted(w, s);
 }
 
+/* "00".."99": two digits per division (a page of actors writes ~1,000
+ * numbers). */
+static const char jw_digits2[] = "00010203040506070809101112131415161718192021222324"
+				 "25262728293031323334353637383940414243444546474849"
+				 "50515253545556575859606162636465666768697071727374"
+				 "75767778798081828384858687888990919293949596979899";
+
 char *jw_put_uint(char *p, uint64_t v)
 {
 	char buf[20];
 	size_t i = sizeof(buf);
-	do {
-		buf[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+		v /= 100;
+		i -= 2;
+		memcpy(buf + i, jw_digits2 + 2 * r, 2);
+	}
+	if (v >= 10) {
+		i -= 2;
+		memcpy(buf + i, jw_digits2 + 2 * v, 2);
+	} else {
+		buf[--i] = (char)('0' + v);
+	}
 	memcpy(p, buf + i, sizeof(buf) - i);
 	return p + (sizeof(buf) - i);
 }

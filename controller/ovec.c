@@ -16,7 +16,45 @@ void ovec_clear(struct ovec *o)
 	for (size_t i = 0; i < o->nleaf; i++)
 		free(o->leaf[i]);
 	free(o->leaf);
+	free(o->lead);
 	ovec_init(o, o->key);
+}
+
+static struct ovec_lead lead_of(const char *key)
+{
+	unsigned char b[16] = {0};
+	for (size_t i = 0; i < sizeof(b) && key[i]; i++)
+		b[i] = (unsigned char)key[i];
+	struct ovec_lead d = {0, 0};
+	for (size_t i = 0; i < 8; i++) {
+		d.hi = d.hi << 8 | b[i];
+		d.lo = d.lo << 8 | b[8 + i];
+	}
+	return d;
+}
+
+/* leaf[i]'s first key changed (or the leaf is new at i). */
+static void set_lead(struct ovec *o, size_t i)
+{
+	o->lead[i] = lead_of(o->key(o->leaf[i]->item[0]));
+}
+
+/* A new leaf l at position i of the array (which has room). */
+static void leaf_insert(struct ovec *o, size_t i, struct ovec_leaf *l)
+{
+	memmove(o->leaf + i + 1, o->leaf + i, (o->nleaf - i) * sizeof(*o->leaf));
+	memmove(o->lead + i + 1, o->lead + i, (o->nleaf - i) * sizeof(*o->lead));
+	o->leaf[i] = l;
+	o->nleaf++;
+	set_lead(o, i);
+}
+
+/* Leaf i out of the array (not freed). */
+static void leaf_remove(struct ovec *o, size_t i)
+{
+	memmove(o->leaf + i, o->leaf + i + 1, (o->nleaf - i - 1) * sizeof(*o->leaf));
+	memmove(o->lead + i, o->lead + i + 1, (o->nleaf - i - 1) * sizeof(*o->lead));
+	o->nleaf--;
 }
 
 /* qsort's comparison has no context: the key function of the ovec being built. */
@@ -37,6 +75,10 @@ static int leaf_room(struct ovec *o)
 	if (l == NULL)
 		return -1;
 	o->leaf = l;
+	struct ovec_lead *d = realloc(o->lead, cap * sizeof(*d));
+	if (d == NULL)
+		return -1; /* the leaves' array grew, the cap did not: harmless */
+	o->lead = d;
 	o->cap = cap;
 	return 0;
 }
@@ -56,20 +98,30 @@ int ovec_build(struct ovec *o, void **items, size_t n)
 		}
 		l->n = n - i < fill ? n - i : fill;
 		memcpy(l->item, items + i, l->n * sizeof(*items));
-		o->leaf[o->nleaf++] = l;
+		leaf_insert(o, o->nleaf, l);
 	}
 	o->n = n;
 	return 0;
 }
 
 /* The leaf where key belongs: the last whose first key is not after it (the
- * first leaf when key sorts before everything). nleaf must be > 0. */
+ * first leaf when key sorts before everything). nleaf must be > 0. The leads
+ * decide without reading a leaf or an item, unless they are equal. */
 static size_t leaf_of(const struct ovec *o, const char *key)
 {
+	const struct ovec_lead k = lead_of(key);
 	size_t lo = 0, hi = o->nleaf; /* answer in [lo, hi) */
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(key, o->key(o->leaf[mid]->item[0])) < 0)
+		const struct ovec_lead *m = &o->lead[mid];
+		bool before;
+		if (k.hi != m->hi)
+			before = k.hi < m->hi;
+		else if (k.lo != m->lo)
+			before = k.lo < m->lo;
+		else
+			before = strcmp(key, o->key(o->leaf[mid]->item[0])) < 0;
+		if (before)
 			hi = mid;
 		else
 			lo = mid;
@@ -115,8 +167,7 @@ static void merge(struct ovec *o, size_t i)
 	memcpy(a->item + a->n, b->item, b->n * sizeof(void *));
 	a->n += b->n;
 	free(b);
-	memmove(o->leaf + i + 1, o->leaf + i + 2, (o->nleaf - i - 2) * sizeof(*o->leaf));
-	o->nleaf--;
+	leaf_remove(o, i + 1);
 }
 
 /* Keeps every two neighbouring leaves above three quarters of a leaf between
@@ -152,7 +203,7 @@ int ovec_put(struct ovec *o, void *item, void **old)
 		}
 		l->n = 1;
 		l->item[0] = item;
-		o->leaf[o->nleaf++] = l;
+		leaf_insert(o, 0, l);
 		o->n = 1;
 		return 0;
 	}
@@ -177,9 +228,7 @@ int ovec_put(struct ovec *o, void *item, void **old)
 		r->n = l->n - half;
 		memcpy(r->item, l->item + half, r->n * sizeof(void *));
 		l->n = half;
-		memmove(o->leaf + li + 2, o->leaf + li + 1, (o->nleaf - li - 1) * sizeof(*o->leaf));
-		o->leaf[li + 1] = r;
-		o->nleaf++;
+		leaf_insert(o, li + 1, r);
 		if (s > half) {
 			l = r;
 			s -= half;
@@ -189,6 +238,8 @@ int ovec_put(struct ovec *o, void *item, void **old)
 	l->item[s] = item;
 	l->n++;
 	o->n++;
+	if (s == 0) /* only in the first leaf: a key before every other */
+		set_lead(o, l == o->leaf[li] ? li : li + 1);
 	if (split) {
 		/* Each half may now fit with its outer neighbour (a leaf of a few
 		 * items was fine beside a full one). */
@@ -214,8 +265,9 @@ void *ovec_del(struct ovec *o, const char *key)
 	o->n--;
 	if (l->n == 0) {
 		free(l);
-		memmove(o->leaf + li, o->leaf + li + 1, (o->nleaf - li - 1) * sizeof(*o->leaf));
-		o->nleaf--;
+		leaf_remove(o, li);
+	} else if (s == 0) {
+		set_lead(o, li);
 	}
 	rebalance(o, li);
 	return item;

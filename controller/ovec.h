@@ -6,7 +6,9 @@
  * one or two leaves, so a walk reads its items' addresses without touching
  * the items and can fetch them from memory all at once (a tree's walk loads
  * each item to find the next: a cache miss per item, one after the other).
- * Lookups are binary searches (about log2(n) item keys read, as in a tree);
+ * Lookups are binary searches: first over the leaves, by the leading 16
+ * bytes of each leaf's first key kept beside the array of leaves (no item read
+ * unless those are equal), then within the leaf (log2(OVEC_LEAF) item keys);
  * an insert or delete moves at most a leaf's pointers, and a split or merge
  * the array of leaves (n / OVEC_LEAF pointers). Neighbouring leaves are
  * merged when they fit in three quarters of one, so every two of them hold
@@ -18,6 +20,7 @@
 #define LATTICE_OVEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define OVEC_LEAF 128
 
@@ -29,8 +32,15 @@ struct ovec_leaf {
 /* The item's key (a NUL-terminated string inside the item). */
 typedef const char *(*ovec_key_fn)(const void *item);
 
+/* A key's first 16 bytes (zeros past its end) as two big-endian numbers:
+ * leads compare as the keys do, unless equal (then the keys must be). */
+struct ovec_lead {
+	uint64_t hi, lo;
+};
+
 struct ovec {
 	struct ovec_leaf **leaf; /* nleaf leaves, each with n >= 1 items, in order */
+	struct ovec_lead *lead;  /* lead[i]: of leaf[i]'s first key (cap of them) */
 	size_t nleaf, cap;
 	size_t n; /* items */
 	ovec_key_fn key;

@@ -5,6 +5,7 @@
 #include "tap.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,9 +357,45 @@ static void test_key_lit(void)
 	jw_free(&w);
 }
 
+/* jw_put_uint/jw_put_int against snprintf: every power of ten and its
+ * neighbours (each digit count's edges), both limits, and random values. */
+static void test_put_numbers(void)
+{
+	char got[32], want[32];
+	int bad = 0, n = 0;
+	uint64_t p10 = 1;
+	for (int e = 0; e < 20; e++, p10 *= 10) {
+		uint64_t vs[] = {p10 - 1, p10, p10 + 1, p10 * 2 - 1, p10 * 9 + p10 - 1};
+		for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+			*jw_put_uint(got, vs[i]) = '\0';
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)vs[i]);
+			bad += strcmp(got, want) != 0;
+			*jw_put_int(got, -(int64_t)(vs[i] & INT64_MAX)) = '\0';
+			snprintf(want, sizeof(want), "%lld", -(long long)(vs[i] & INT64_MAX));
+			bad += strcmp(got, want) != 0;
+			n += 2;
+		}
+	}
+	srand(11);
+	for (int i = 0; i < 100000; i++) {
+		uint64_t v = (uint64_t)rand() << 42 ^ (uint64_t)rand() << 21 ^ (uint64_t)rand();
+		v >>= rand() % 64;
+		*jw_put_uint(got, v) = '\0';
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+		bad += strcmp(got, want) != 0;
+		*jw_put_int(got, (int64_t)v) = '\0';
+		snprintf(want, sizeof(want), "%lld", (long long)(int64_t)v);
+		bad += strcmp(got, want) != 0;
+		n += 2;
+	}
+	ok(bad == 0, "jw_put_uint/jw_put_int equal snprintf for %d values (every digit count's edges, random): %d differ",
+	   n, bad);
+}
+
 int main(void)
 {
-	tap_plan(20);
+	tap_plan(21);
+	test_put_numbers();
 	test_fit();
 	test_key_lit();
 	test_basics();

@@ -1,9 +1,11 @@
 /* test_ovec — random puts, replaces and deletes checked against a presence
  * array: finds, walks from any key, the count, and the leaves' invariants
  * (none empty, each in order and after the one before, every two neighbours
- * over three quarters of a leaf); a build from unsorted items; a mass delete
+ * over three quarters of a leaf, each leaf's lead that of its first key; keys
+ * whose leads are equal and keys shorter than a lead); a build from unsorted items; a mass delete
  * leaves no run of sparse leaves. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,7 @@
 
 struct item {
 	int version;
-	char key[12];
+	char key[32];
 };
 
 static const char *item_key(const void *it)
@@ -30,12 +32,31 @@ static void names(void)
 {
 	for (int v = 0; v < 2; v++)
 		for (int k = 0; k < KEYS; k++) {
-			snprintf(items[v][k].key, sizeof(items[v][k].key), "k%06d", k); /* sorts as k */
+			/* Sorts as k. Keys of even hundreds share their first 23
+			 * bytes (leads equal: the full keys decide), those of odd
+			 * hundreds are 8 bytes (leads padded with zeros). */
+			snprintf(items[v][k].key, sizeof(items[v][k].key), "k%04d-%s%02d", k / 100,
+				 k / 100 % 2 ? "" : "0123456789abcdef-", k % 100);
 			items[v][k].version = v;
 		}
 }
 
-/* The leaves' shape and order, and the count. */
+/* A key's first 16 bytes as two big-endian numbers, zeros past its end. */
+static struct ovec_lead lead_ref(const char *key)
+{
+	struct ovec_lead d = {0, 0};
+	size_t len = strlen(key);
+	for (size_t i = 0; i < 16; i++) {
+		uint64_t b = i < len ? (unsigned char)key[i] : 0;
+		if (i < 8)
+			d.hi |= b << (8 * (7 - i));
+		else
+			d.lo |= b << (8 * (15 - i));
+	}
+	return d;
+}
+
+/* The leaves' shape and order, each leaf's lead, and the count. */
 static bool check_shape(const struct ovec *o)
 {
 	size_t n = 0;
@@ -43,6 +64,9 @@ static bool check_shape(const struct ovec *o)
 	for (size_t i = 0; i < o->nleaf; i++) {
 		const struct ovec_leaf *l = o->leaf[i];
 		if (l->n == 0 || l->n > OVEC_LEAF)
+			return false;
+		struct ovec_lead want = lead_ref(item_key(l->item[0]));
+		if (o->lead[i].hi != want.hi || o->lead[i].lo != want.lo)
 			return false;
 		if (i > 0 && o->nleaf > 1 && l->n + o->leaf[i - 1]->n <= OVEC_LEAF * 3 / 4)
 			return false;
@@ -57,13 +81,18 @@ static bool check_shape(const struct ovec *o)
 	return n == o->n;
 }
 
-/* The leaves' counts alone (cheap enough for every operation): none empty,
- * every two neighbours over three quarters of a leaf. */
+/* The leaves' counts and leads alone (cheap enough for every operation):
+ * none empty, every two neighbours over three quarters of a leaf, each lead
+ * that of the leaf's first key. */
 static bool check_pairs(const struct ovec *o)
 {
-	for (size_t i = 0; i < o->nleaf; i++)
+	for (size_t i = 0; i < o->nleaf; i++) {
 		if (o->leaf[i]->n == 0 || (i > 0 && o->leaf[i]->n + o->leaf[i - 1]->n <= OVEC_LEAF * 3 / 4))
 			return false;
+		struct ovec_lead want = lead_ref(item_key(o->leaf[i]->item[0]));
+		if (o->lead[i].hi != want.hi || o->lead[i].lo != want.lo)
+			return false;
+	}
 	return true;
 }
 
@@ -165,7 +194,7 @@ int main(void)
 		}
 	}
 	ok(ok_ops, "60,000 random puts, replaces and deletes: each returns the item it replaced or removed");
-	ok(shape && pairs, "leaves never empty, in order, every two neighbours over three quarters of a leaf (after every operation)");
+	ok(shape && pairs, "leaves never empty, in order, every two neighbours over three quarters of a leaf, leads right (after every operation)");
 	ok(walks, "walks list exactly the present items in order; after(key) starts at the next one");
 	ok(check_find(&o), "every key found, or not, as present");
 
