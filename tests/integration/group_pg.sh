@@ -13,7 +13,7 @@
 # every other write is in all of them or in none, and the databases are identical.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/group_lib.sh"
-plan 17
+plan 18
 lib_init
 group_init 3
 for i in 1 2 3; do group_pg_own "$i"; done
@@ -77,5 +77,14 @@ from=$(group_writes_count)
 group_wait_acks "$from" 5 1 2 3
 ok $? "... the three acknowledge writes again"
 group_check "follower's PostgreSQL killed" 1 2 3
+
+# Through req, so these answers are also checked against api/openapi.yaml.
+L=$(group_leader)
+agree=
+for i in 1 2 3; do
+	greq "$i" GET /v1/cluster
+	agree+="$STATUS:$(jqr .leader.id) "
+done
+is "$agree" "200:$L 200:$L 200:$L " "afterwards each replica's GET /v1/cluster names the same leader ($L)"
 
 done_testing

@@ -17,7 +17,7 @@ export LC_ALL=C
 export XDG_CONFIG_HOME=$T_DIR/xdg
 unset LATTICE_SERVER LATTICE_TOKEN LATTICE_TIMEOUT LATTICECTL_CONFIG
 
-plan 11
+plan 12
 
 lib_init
 group_init 3
@@ -98,5 +98,8 @@ lcs "$A_L,$A_F" cluster status -o json
 is "$(jqo .leader.id)" "$N" "cluster status through the list (first dead) names the new leader ($N)"
 lcs "$A_L" nodes list
 is "$RC" 5 "only the dead leader given: exit 5"
+# Through req, so the answer is also checked against api/openapi.yaml.
+greq "$F" GET /v1/nodes/g1
+is "$STATUS $(jqr .id)" "200 g1" "the node latticectl created through a follower reads back through the REST API on that follower"
 
 done_testing
