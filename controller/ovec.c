@@ -238,8 +238,8 @@ int ovec_put(struct ovec *o, void *item, void **old)
 	l->item[s] = item;
 	l->n++;
 	o->n++;
-	if (s == 0) /* only in the first leaf: a key before every other */
-		set_lead(o, l == o->leaf[li] ? li : li + 1);
+	if (s == 0) /* only in the first leaf (a key before every other), never in a split's right half */
+		set_lead(o, li);
 	if (split) {
 		/* Each half may now fit with its outer neighbour (a leaf of a few
 		 * items was fine beside a full one). */
