@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -28,6 +29,9 @@ static void call_free(void *p)
 	if (c == NULL)
 		return;
 	op_release(&c->op);
+	json_decref(c->pg_resp.body);
+	free(c->pg_resp.text);
+	json_decref(c->pg_json);
 	free(c);
 }
 
@@ -83,6 +87,9 @@ static void err_query(struct http_resp *resp, int rc, const char *msg)
 {
 	if (rc == QUERY_UNAVAILABLE)
 		http_error(resp, 503, "database_unavailable", "this replica cannot reach its PostgreSQL: %s", msg);
+	else if (rc == QUERY_TIMEOUT)
+		http_error(resp, 503, "database_unavailable",
+			   "this replica's PostgreSQL did not answer the read in time (--pg-read-timeout-ms): %s", msg);
 	else
 		http_error(resp, 500, "internal", "query failed: %s", msg);
 }
@@ -107,6 +114,47 @@ enum http_next api_submit(struct api *a, struct http_req *req, struct api_call *
 	http_suspend(req);
 	loop_submit(a->loop, &call->op);
 	return HTTP_SUSPEND;
+}
+
+/* On a read thread: the read, then the request goes on. */
+static void pg_job(struct workq_job *j)
+{
+	struct api_call *call = (struct api_call *)(void *)((char *)j - offsetof(struct api_call, job));
+	call->pg(call->api, call);
+	call->pg_done = true;
+	/* After this the request may be freed by another thread: touch nothing. */
+	http_resume(call->req);
+}
+
+enum http_next api_pg_defer(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp,
+			    api_pg_fn pg)
+{
+	call->api = a;
+	call->req = req;
+	call->pg = pg;
+	call->pg_done = false;
+	call->job.fn = pg_job;
+	if (a->reads == NULL) { /* no read threads: here */
+		pg(a, call);
+		call->pg_done = true;
+		return call->route->fn(a, req, call, resp);
+	}
+	http_suspend(req);
+	if (workq_submit(a->reads, &call->job) != 0) {
+		http_error(&call->pg_resp, 503, "shutting_down", "this replica is shutting down; retry on another");
+		call->pg_done = true;
+		http_resume(req);
+	}
+	return HTTP_SUSPEND;
+}
+
+/* The answer a read thread built, moved into resp. */
+static enum http_next pg_answer(struct api_call *call, struct http_resp *resp)
+{
+	*resp = call->pg_resp;
+	memset(&call->pg_resp, 0, sizeof(call->pg_resp));
+	call->pg_done = false;
+	return HTTP_RESPOND;
 }
 
 /* "application/json", optionally followed by parameters ("; charset=utf-8"). */
@@ -260,13 +308,16 @@ static void add_reason(char *buf, size_t len, const char *reason)
 		snprintf(buf + n, len - n, "%s%s", n ? "; " : "", reason);
 }
 
+/* /readyz is not ready at once when a PostgreSQL read has waited this long
+ * for a read thread. */
+#define API_READS_STUCK_MS 1000
+
 /* Ready: this replica can serve what it is for. Its PostgreSQL answers on the
  * connection reads use (not only the writer's), a leader is known, and a
  * leader has applied its log and has room on disk to take writes. */
-static enum http_next h_readyz(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+static void pg_readyz(struct api *a, struct api_call *call)
 {
-	(void)req;
-	(void)call;
+	struct http_resp *resp = &call->pg_resp;
 	struct loop_status st;
 	loop_status(a->loop, &st);
 	char why[1536] = "";
@@ -290,15 +341,34 @@ static enum http_next h_readyz(struct api *a, struct http_req *req, struct api_c
 		add_reason(why, sizeof(why), "leader, still applying its log before it takes writes");
 	uint64_t applied, proj;
 	loop_indices(a->loop, &applied, &proj);
-	resp->index = proj;
 	if (why[0]) {
 		http_error(resp, 503, "not_ready", "%s", why);
+	} else {
+		resp->status = 200;
+		resp->body = json_pack("{s:s,s:b,s:I,s:I}", "status", "ready", "leader", st.state == RAFT_LEADER,
+				       "applied_index", (json_int_t)applied, "projected_index", (json_int_t)proj);
+	}
+	resp->index = proj;
+}
+
+/* On a read thread too: a PostgreSQL that does not answer holds the probe,
+ * not an HTTP worker. */
+static enum http_next h_readyz(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	if (call->pg_done)
+		return pg_answer(call, resp);
+	struct workq_stats ws;
+	if (a->reads && (workq_get_stats(a->reads, &ws), ws.oldest_wait_ms >= API_READS_STUCK_MS)) {
+		/* The probe would wait behind them: say why now. */
+		http_error(resp, 503, "not_ready",
+			   "this replica's PostgreSQL reads are backed up: %llu waiting for a read thread (the oldest "
+			   "for %.1f s), %llu running (--pg-read-threads %lld, --pg-read-timeout-ms %lld)",
+			   (unsigned long long)ws.waiting, (double)ws.oldest_wait_ms / 1000,
+			   (unsigned long long)ws.running, (long long)a->cfg->pg_read_threads,
+			   (long long)a->cfg->pg_read_timeout_ms);
 		return HTTP_RESPOND;
 	}
-	resp->status = 200;
-	resp->body = json_pack("{s:s,s:b,s:I,s:I}", "status", "ready", "leader", st.state == RAFT_LEADER,
-			       "applied_index", (json_int_t)applied, "projected_index", (json_int_t)proj);
-	return HTTP_RESPOND;
+	return api_pg_defer(a, req, call, resp, pg_readyz);
 }
 
 static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
@@ -348,6 +418,11 @@ static enum http_next h_metrics(struct api *a, struct http_req *req, struct api_
 	if (a->sse) {
 		sse_get_stats(a->sse, &es);
 		g.sse = &es;
+	}
+	struct workq_stats ws;
+	if (a->reads) {
+		workq_get_stats(a->reads, &ws);
+		g.reads = &ws;
 	}
 	if (a->store) {
 		struct store_stats ss;
@@ -507,15 +582,39 @@ static enum http_next h_violations(struct api *a, struct http_req *req, struct a
 
 /* ---- handlers: reads ------------------------------------------------------------------------ */
 
-/* This thread's PostgreSQL connection and the index the read will at least
- * reflect (taken before the query); NULL with resp filled when unreachable. */
+/* This (read) thread's PostgreSQL connection and the index the read will at
+ * least reflect (taken before the query); NULL with resp filled when
+ * unreachable. */
 static PGconn *reader(struct api *a, struct http_resp *resp, uint64_t *idx)
 {
 	*idx = api_projected(a);
 	PGconn *c = a->store ? store_conn(a->store) : NULL;
-	if (c == NULL)
+	if (c == NULL) {
 		err_query(resp, QUERY_UNAVAILABLE, "no connection");
+		resp->index = *idx;
+	}
 	return c;
+}
+
+static void pg_get(struct api *a, struct api_call *call)
+{
+	struct http_resp *resp = &call->pg_resp;
+	uint64_t idx;
+	PGconn *c = reader(a, resp, &idx);
+	if (c == NULL)
+		return;
+	json_t *obj = NULL;
+	char err[256] = "";
+	int rc = query_get(c, (enum query_obj)call->route->arg, call->id, &obj, err, sizeof(err));
+	if (rc == QUERY_NOT_FOUND) {
+		static const char *names[] = {"node", "actor", "provider", "link", "policy", "command", "failover"};
+		http_error(resp, 404, "not_found", "%s '%s' not found", names[call->route->arg], call->id);
+	} else if (rc != QUERY_OK) {
+		err_query(resp, rc, err);
+	} else {
+		api_resp_json(a, resp, 200, obj);
+	}
+	resp->index = idx;
 }
 
 /* Nodes and actors come from the applied model's view when it is ready
@@ -528,6 +627,8 @@ static enum view_kind view_kind_of(enum query_obj o)
 
 static enum http_next h_get(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
+	if (call->pg_done)
+		return pg_answer(call, resp);
 	enum http_next next;
 	if (!read_barrier(a, req, call, resp, &next))
 		return next;
@@ -550,45 +651,53 @@ static enum http_next h_get(struct api *a, struct http_req *req, struct api_call
 			return HTTP_RESPOND;
 		}
 	}
+	return api_pg_defer(a, req, call, resp, pg_get);
+}
+
+static void pg_list(struct api *a, struct api_call *call)
+{
+	struct http_resp *resp = &call->pg_resp;
 	uint64_t idx;
 	PGconn *c = reader(a, resp, &idx);
 	if (c == NULL)
-		return HTTP_RESPOND;
-	json_t *obj = NULL;
+		return;
+	json_t *items = NULL;
+	char *nxt = NULL;
 	char err[256] = "";
-	int rc = query_get(c, (enum query_obj)call->route->arg, call->id, &obj, err, sizeof(err));
-	if (rc == QUERY_NOT_FOUND) {
-		static const char *names[] = {"node", "actor", "provider", "link", "policy", "command", "failover"};
-		http_error(resp, 404, "not_found", "%s '%s' not found", names[call->route->arg], call->id);
-	} else if (rc != QUERY_OK) {
+	int rc = query_list(c, (enum query_obj)call->route->arg, &call->f, &items, &nxt, err, sizeof(err));
+	if (rc != QUERY_OK) {
 		err_query(resp, rc, err);
 	} else {
-		api_resp_json(a, resp, 200, obj);
+		api_resp_json(a, resp, 200,
+			      json_pack("{s:o,s:o}", "items", items, "next", nxt ? json_string(nxt) : json_null()));
 	}
+	free(nxt);
 	resp->index = idx;
-	return HTTP_RESPOND;
 }
 
 static enum http_next h_list(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
+	if (call->pg_done)
+		return pg_answer(call, resp);
 	enum http_next next;
 	if (!read_barrier(a, req, call, resp, &next))
 		return next;
-	struct query_filter f;
-	memset(&f, 0, sizeof(f));
-	if (parse_page(req, &f, resp) != 0)
+	/* Kept in the call: a read thread may run the query. */
+	struct query_filter *f = &call->f;
+	memset(f, 0, sizeof(*f));
+	if (parse_page(req, f, resp) != 0)
 		return HTTP_RESPOND;
 	enum query_obj o = (enum query_obj)call->route->arg;
-	char label_key[128] = "";
+	char *label_key = call->label_key;
 	if (o == QUERY_NODES) {
-		f.region = http_query(req, "region");
-		if (f.region && !spec_region_valid(f.region)) {
+		f->region = http_query(req, "region");
+		if (f->region && !spec_region_valid(f->region)) {
 			http_error(resp, 400, "invalid_query", "region must be 1-64 characters of A-Z a-z 0-9 . _ -");
 			return HTTP_RESPOND;
 		}
-		f.status = http_query(req, "status");
-		if (f.status && strcmp(f.status, "healthy") && strcmp(f.status, "degraded") &&
-		    strcmp(f.status, "unhealthy")) {
+		f->status = http_query(req, "status");
+		if (f->status && strcmp(f->status, "healthy") && strcmp(f->status, "degraded") &&
+		    strcmp(f->status, "unhealthy")) {
 			http_error(resp, 400, "invalid_query", "status must be healthy, degraded or unhealthy");
 			return HTTP_RESPOND;
 		}
@@ -597,47 +706,47 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 			/* KEY=VALUE: the label has that value; KEY alone: the node has it. */
 			const char *eq = strchr(label, '=');
 			size_t kl = eq ? (size_t)(eq - label) : strlen(label);
-			if (kl == 0 || kl >= sizeof(label_key)) {
+			if (kl == 0 || kl >= sizeof(call->label_key)) {
 				http_error(resp, 400, "invalid_query", "label must be KEY or KEY=VALUE");
 				return HTTP_RESPOND;
 			}
 			memcpy(label_key, label, kl);
 			label_key[kl] = '\0';
-			f.label_key = label_key;
-			f.label_value = eq ? eq + 1 : NULL;
-			if (!text_ok(label_key) || (f.label_value && !text_ok(f.label_value))) {
+			f->label_key = label_key;
+			f->label_value = eq ? eq + 1 : NULL;
+			if (!text_ok(label_key) || (f->label_value && !text_ok(f->label_value))) {
 				http_error(resp, 400, "invalid_query",
 					   "label must be valid UTF-8 without control characters");
 				return HTTP_RESPOND;
 			}
 		}
 	} else if (o == QUERY_ACTORS) {
-		f.node_id = http_query(req, "node");
+		f->node_id = http_query(req, "node");
 	} else if (o == QUERY_FAILOVERS) {
-		f.node_id = http_query(req, "node");
-		f.status = http_query(req, "status");
-		if (f.status && strcmp(f.status, "in_progress") && strcmp(f.status, "completed") &&
-		    strcmp(f.status, "failed")) {
+		f->node_id = http_query(req, "node");
+		f->status = http_query(req, "status");
+		if (f->status && strcmp(f->status, "in_progress") && strcmp(f->status, "completed") &&
+		    strcmp(f->status, "failed")) {
 			http_error(resp, 400, "invalid_query", "status must be in_progress, completed or failed");
 			return HTTP_RESPOND;
 		}
 	} else if (o == QUERY_COMMANDS) {
-		f.node_id = http_query(req, "node");
-		f.status = http_query(req, "status");
-		if (f.status && strcmp(f.status, "pending") && strcmp(f.status, "published") &&
-		    strcmp(f.status, "acked") && strcmp(f.status, "failed") && strcmp(f.status, "superseded")) {
+		f->node_id = http_query(req, "node");
+		f->status = http_query(req, "status");
+		if (f->status && strcmp(f->status, "pending") && strcmp(f->status, "published") &&
+		    strcmp(f->status, "acked") && strcmp(f->status, "failed") && strcmp(f->status, "superseded")) {
 			http_error(resp, 400, "invalid_query",
 				   "status must be pending, published, acked, failed or superseded");
 			return HTTP_RESPOND;
 		}
 	} else if (o == QUERY_PROVIDERS) {
-		f.contract_id = http_query(req, "contract_id");
+		f->contract_id = http_query(req, "contract_id");
 	} else if (o == QUERY_LINKS) {
-		f.actor_id = http_query(req, "actor_id");
-		f.provider_id = http_query(req, "provider_id");
-		f.contract_id = http_query(req, "contract_id");
+		f->actor_id = http_query(req, "actor_id");
+		f->provider_id = http_query(req, "provider_id");
+		f->contract_id = http_query(req, "contract_id");
 	}
-	const char *ids[] = {f.node_id, f.actor_id, f.provider_id};
+	const char *ids[] = {f->node_id, f->actor_id, f->provider_id};
 	for (size_t i = 0; i < 3; i++) {
 		if (ids[i] && !spec_id_valid(ids[i])) {
 			http_error(resp, 400, "invalid_query",
@@ -645,7 +754,7 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 			return HTTP_RESPOND;
 		}
 	}
-	if (f.contract_id && !spec_contract_valid(f.contract_id)) {
+	if (f->contract_id && !spec_contract_valid(f->contract_id)) {
 		http_error(resp, 400, "invalid_query", "contract_id must look like namespace:name (lowercase)");
 		return HTTP_RESPOND;
 	}
@@ -653,7 +762,7 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 	if (vk != VIEW_KINDS && view_ready(a->loop->view, api_projected(a))) {
 		char *text = NULL;
 		uint64_t vidx = 0;
-		if (view_list(a->loop->view, vk, &f, &text, &vidx) == 0) {
+		if (view_list(a->loop->view, vk, f, &text, &vidx) == 0) {
 			resp->status = 200;
 			resp->text = text;
 			resp->content_type = "application/json";
@@ -661,35 +770,16 @@ static enum http_next h_list(struct api *a, struct http_req *req, struct api_cal
 			return HTTP_RESPOND;
 		}
 	}
-	uint64_t idx;
-	PGconn *c = reader(a, resp, &idx);
-	if (c == NULL)
-		return HTTP_RESPOND;
-	json_t *items = NULL;
-	char *nxt = NULL;
-	char err[256] = "";
-	int rc = query_list(c, o, &f, &items, &nxt, err, sizeof(err));
-	if (rc != QUERY_OK) {
-		err_query(resp, rc, err);
-	} else {
-		api_resp_json(a, resp, 200,
-			  json_pack("{s:o,s:o}", "items", items, "next", nxt ? json_string(nxt) : json_null()));
-	}
-	free(nxt);
-	resp->index = idx;
-	return HTTP_RESPOND;
+	return api_pg_defer(a, req, call, resp, pg_list);
 }
 
-static enum http_next h_policy_versions(struct api *a, struct http_req *req, struct api_call *call,
-					struct http_resp *resp)
+static void pg_policy_versions(struct api *a, struct api_call *call)
 {
-	enum http_next next;
-	if (!read_barrier(a, req, call, resp, &next))
-		return next;
+	struct http_resp *resp = &call->pg_resp;
 	uint64_t idx;
 	PGconn *c = reader(a, resp, &idx);
 	if (c == NULL)
-		return HTTP_RESPOND;
+		return;
 	json_t *items = NULL;
 	char err[256] = "";
 	int rc = query_policy_versions(c, call->id, &items, err, sizeof(err));
@@ -700,7 +790,17 @@ static enum http_next h_policy_versions(struct api *a, struct http_req *req, str
 	else
 		api_resp_json(a, resp, 200, json_pack("{s:o,s:n}", "items", items, "next"));
 	resp->index = idx;
-	return HTTP_RESPOND;
+}
+
+static enum http_next h_policy_versions(struct api *a, struct http_req *req, struct api_call *call,
+					struct http_resp *resp)
+{
+	if (call->pg_done)
+		return pg_answer(call, resp);
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	return api_pg_defer(a, req, call, resp, pg_policy_versions);
 }
 
 /* Accept names text/event-stream (an EventSource sends just that). */
@@ -719,8 +819,90 @@ static bool wants_event_stream(struct http_req *req)
  * replica does not hold right after N (its database was rebuilt from a snapshot)
  * are 410 events_compacted with the next seq it holds, as etcd answers a
  * compacted revision; without since, the list starts at the oldest held. */
+/* On a read thread: the events asked for (or, for a live stream without a
+ * place to start, the newest seq). */
+static void pg_events(struct api *a, struct api_call *call)
+{
+	call->ev_idx = api_projected(a);
+	call->pg_json = NULL;
+	call->ev_last = call->ev_since;
+	call->ev_first = 0;
+	call->pg_err[0] = '\0';
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	if (c == NULL) {
+		call->pg_rc = QUERY_UNAVAILABLE;
+		snprintf(call->pg_err, sizeof(call->pg_err), "no connection");
+	} else if (call->ev_stream && call->ev_head) {
+		call->pg_rc = query_events_head(c, &call->ev_since, call->pg_err, sizeof(call->pg_err));
+	} else {
+		call->pg_rc = query_events(c, call->ev_since, call->ev_head, call->ev_stream ? 1 : (int64_t)call->ev_limit,
+					   &call->pg_json, &call->ev_last, &call->ev_first, call->pg_err,
+					   sizeof(call->pg_err));
+	}
+}
+
+/* Back on the HTTP thread with what pg_events found: the page, a stream, or
+ * a long poll (which reads again once something new is projected). */
+static enum http_next events_answer(struct api *a, struct http_req *req, struct api_call *call,
+				    struct http_resp *resp)
+{
+	call->pg_done = false;
+	json_t *items = call->pg_json;
+	call->pg_json = NULL;
+	uint64_t since = call->ev_since, first = call->ev_first, idx = call->ev_idx;
+	resp->index = idx;
+	if (call->pg_rc == QUERY_GONE) {
+		json_decref(items);
+		http_error(resp, 410, "events_compacted",
+			   "this replica does not hold events %llu to %llu (its database was rebuilt from a Raft "
+			   "snapshot, which keeps no event history); the first it holds after since=%llu is %llu: "
+			   "continue with since=%llu, or read the older events from a replica that has them",
+			   (unsigned long long)since + 1, (unsigned long long)first - 1, (unsigned long long)since,
+			   (unsigned long long)first, (unsigned long long)first - 1);
+		json_t *e = json_object_get(resp->body, "error");
+		if (e)
+			json_object_set_new(e, "first_seq", json_integer((json_int_t)first));
+		resp->index = idx;
+		return HTTP_RESPOND;
+	}
+	if (call->pg_rc != QUERY_OK) {
+		json_decref(items);
+		err_query(resp, call->pg_rc, call->pg_err);
+		resp->index = idx;
+		return HTTP_RESPOND;
+	}
+	if (call->ev_stream) {
+		json_decref(items);
+		if (a->sse == NULL) {
+			http_error(resp, 500, "internal", "this replica has no event stream service");
+			resp->index = idx;
+			return HTTP_RESPOND;
+		}
+		sse_open(a->sse, req, since, call->ev_head, resp);
+		return HTTP_RESPOND;
+	}
+	if (json_array_size(items) == 0 && call->ev_wait > 0 && !call->long_polled) {
+		json_decref(items);
+		call->long_polled = true;
+		op_release(&call->op);
+		op_init(&call->op, OP_WAIT);
+		call->op.index = idx + 1; /* the next entry this replica projects */
+		return api_submit(a, req, call, (int64_t)call->ev_wait * 1000);
+	}
+	api_resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)call->ev_last));
+	resp->index = idx;
+	return HTTP_RESPOND;
+}
+
+/* GET /v1/events?since=N[&wait=S]: with wait, an empty answer is held until an
+ * entry is applied (or S seconds pass), so dashboards can long-poll. Events this
+ * replica does not hold right after N (its database was rebuilt from a snapshot)
+ * are 410 events_compacted with the next seq it holds, as etcd answers a
+ * compacted revision; without since, the list starts at the oldest held. */
 static enum http_next h_events(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
+	if (call->pg_done)
+		return events_answer(a, req, call, resp);
 	enum http_next next;
 	if (!call->long_polled && !read_barrier(a, req, call, resp, &next))
 		return next;
@@ -738,10 +920,6 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 		http_error(resp, 400, "invalid_query", "wait must be a number of seconds between 0 and 60");
 		return HTTP_RESPOND;
 	}
-	uint64_t idx;
-	PGconn *c = reader(a, resp, &idx);
-	if (c == NULL)
-		return HTTP_RESPOND;
 	const char *lei = http_header(req, "Last-Event-ID");
 	bool stream = wants_event_stream(req);
 	if (stream && lei) {
@@ -752,54 +930,12 @@ static enum http_next h_events(struct api *a, struct http_req *req, struct api_c
 		}
 		s = lei;
 	}
-	json_t *items = NULL;
-	uint64_t last = since, first = 0;
-	char err[256] = "";
-	int rc;
-	if (stream && s == NULL)
-		rc = query_events_head(c, &since, err, sizeof(err)); /* a live stream: from the newest on */
-	else
-		rc = query_events(c, since, s == NULL, stream ? 1 : (int64_t)limit, &items, &last, &first, err,
-				  sizeof(err));
-	if (rc == QUERY_GONE) {
-		http_error(resp, 410, "events_compacted",
-			   "this replica does not hold events %llu to %llu (its database was rebuilt from a Raft "
-			   "snapshot, which keeps no event history); the first it holds after since=%llu is %llu: "
-			   "continue with since=%llu, or read the older events from a replica that has them",
-			   (unsigned long long)since + 1, (unsigned long long)first - 1, (unsigned long long)since,
-			   (unsigned long long)first, (unsigned long long)first - 1);
-		json_t *e = json_object_get(resp->body, "error");
-		if (e)
-			json_object_set_new(e, "first_seq", json_integer((json_int_t)first));
-		resp->index = idx;
-		return HTTP_RESPOND;
-	}
-	if (rc != QUERY_OK) {
-		err_query(resp, rc, err);
-		resp->index = idx;
-		return HTTP_RESPOND;
-	}
-	if (stream) {
-		json_decref(items);
-		resp->index = idx;
-		if (a->sse == NULL) {
-			http_error(resp, 500, "internal", "this replica has no event stream service");
-			return HTTP_RESPOND;
-		}
-		sse_open(a->sse, req, since, s == NULL, resp);
-		return HTTP_RESPOND;
-	}
-	if (json_array_size(items) == 0 && wait > 0 && !call->long_polled) {
-		json_decref(items);
-		call->long_polled = true;
-		op_release(&call->op);
-		op_init(&call->op, OP_WAIT);
-		call->op.index = idx + 1; /* the next entry this replica projects */
-		return api_submit(a, req, call, (int64_t)wait * 1000);
-	}
-	api_resp_json(a, resp, 200, json_pack("{s:o,s:I}", "items", items, "next", (json_int_t)last));
-	resp->index = idx;
-	return HTTP_RESPOND;
+	call->ev_since = since;
+	call->ev_limit = limit;
+	call->ev_wait = wait;
+	call->ev_stream = stream;
+	call->ev_head = s == NULL;
+	return api_pg_defer(a, req, call, resp, pg_events);
 }
 
 /* ---- handlers: writes ------------------------------------------------------------------------ */
@@ -846,15 +982,13 @@ static enum http_next h_chaos(struct api *a, struct http_req *req, struct api_ca
 }
 
 /* GET /v1/summary: counts for dashboards, so they never list everything. */
-static enum http_next h_summary(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+static void pg_summary(struct api *a, struct api_call *call)
 {
-	enum http_next next;
-	if (!read_barrier(a, req, call, resp, &next))
-		return next;
+	struct http_resp *resp = &call->pg_resp;
 	uint64_t idx;
 	PGconn *c = reader(a, resp, &idx);
 	if (c == NULL)
-		return HTTP_RESPOND;
+		return;
 	json_t *sum = NULL;
 	char err[256] = "";
 	int rc = query_summary(c, &sum, err, sizeof(err));
@@ -866,7 +1000,16 @@ static enum http_next h_summary(struct api *a, struct http_req *req, struct api_
 		api_resp_json(a, resp, 200, sum);
 	}
 	resp->index = idx;
-	return HTTP_RESPOND;
+}
+
+static enum http_next h_summary(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
+{
+	if (call->pg_done)
+		return pg_answer(call, resp);
+	enum http_next next;
+	if (!read_barrier(a, req, call, resp, &next))
+		return next;
+	return api_pg_defer(a, req, call, resp, pg_summary);
 }
 
 /* The dashboard (docs/ui.md): GET /ui redirects to /ui/, which is index.html;

@@ -2,7 +2,7 @@
  * parameters) drives dispatch, 404/405 answers and the route listing; one error
  * table maps codes to HTTP statuses. Reads of nodes and actors are served
  * from the applied model's view (view.h), the others from this replica's
- * PostgreSQL; writes become ops for the loop thread (api_write.c). */
+ * PostgreSQL on threads of their own (workq.h); writes become ops for the loop thread (api_write.c). */
 #ifndef LATTICE_API_H
 #define LATTICE_API_H
 
@@ -15,6 +15,7 @@ struct loop;
 struct store;
 struct config;
 struct sse;
+struct workq;
 
 struct api {
 	struct loop *loop;
@@ -22,6 +23,9 @@ struct api {
 	const struct config *cfg;
 	struct metrics metrics;
 	struct sse *sse; /* GET /v1/events as server-sent events; NULL: none */
+	/* Threads that run the PostgreSQL reads, so an HTTP worker never waits on
+	 * the database (--pg-read-threads); NULL: they run on the HTTP thread. */
+	struct workq *reads;
 };
 
 void api_init(struct api *a, struct loop *loop, struct store *store, const struct config *cfg);

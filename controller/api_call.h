@@ -13,7 +13,9 @@
 
 #include "api.h"
 #include "ops.h"
+#include "query.h"
 #include "spec.h"
+#include "workq.h"
 
 #define API_FORWARDED_HEADER "X-Lattice-Forwarded" /* sent by a replica passing a request on */
 #define API_IDEM_HEADER "Idempotency-Key"
@@ -22,6 +24,9 @@
 #define API_LIMIT_MAX 1000
 
 struct api_call;
+/* A PostgreSQL read: runs on a read thread (api_pg_defer) and leaves its
+ * answer in the call (pg_resp, or the events' fields). */
+typedef void (*api_pg_fn)(struct api *a, struct api_call *call);
 typedef enum http_next (*route_fn)(struct api *a, struct http_req *req, struct api_call *call,
 				   struct http_resp *resp);
 
@@ -42,6 +47,25 @@ struct api_call {
 	atomic_bool done;
 	struct http_req *req;
 	bool long_polled; /* /v1/events: already waited for new events */
+
+	/* A PostgreSQL read handed to the read threads (api_pg_defer): the
+	 * request stays suspended until pg has run; the handler is then entered
+	 * again with pg_done set. Nothing here is touched by both sides at once. */
+	struct workq_job job;
+	struct api *api;
+	api_pg_fn pg;
+	bool pg_done;
+	struct http_resp pg_resp; /* the answer pg built; moved into resp */
+	struct query_filter f;    /* lists: its strings point into the request's */
+	char label_key[128];
+	/* What pg found, for handlers that go on with it (query_rc, its JSON,
+	 * the message) */
+	int pg_rc;
+	json_t *pg_json;
+	char pg_err[256];
+	/* GET /v1/events: what was asked (parsed on the HTTP thread) and found */
+	uint64_t ev_since, ev_limit, ev_wait, ev_last, ev_first, ev_idx;
+	bool ev_stream, ev_head; /* ev_head: no since given (start at the oldest, or newest for a stream) */
 };
 
 /* What this replica's PostgreSQL shows (rowless entries counted): the index
@@ -59,6 +83,10 @@ void api_err_spec(struct http_resp *resp, const struct spec_err *e);
 enum http_next api_submit(struct api *a, struct http_req *req, struct api_call *call, int64_t timeout_ms);
 /* The answer of an op that computed a JSON result on the loop. */
 enum http_next api_answer_result(struct api *a, struct api_call *call, struct http_resp *resp);
+/* Runs pg on a read thread with the request suspended, then enters the route's
+ * handler again (call->pg_done). */
+enum http_next api_pg_defer(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp,
+			    api_pg_fn pg);
 /* A decimal without sign, at most max. Returns 0 or -1. */
 int api_parse_u64(const char *s, uint64_t max, uint64_t *out);
 

@@ -269,6 +269,54 @@ static int idem_key(struct http_req *req, struct op *op, struct http_resp *resp)
 	return 0;
 }
 
+/* On a read thread: the written object as PostgreSQL shows it. */
+static void pg_read_back(struct api *a, struct api_call *call)
+{
+	PGconn *c = a->store ? store_conn(a->store) : NULL;
+	call->pg_json = NULL;
+	snprintf(call->pg_err, sizeof(call->pg_err), "no connection");
+	call->pg_rc = c ? query_get(c, write_obj((enum op_kind)call->route->arg), call->op.id, &call->pg_json,
+				    call->pg_err, sizeof(call->pg_err))
+			: QUERY_UNAVAILABLE;
+}
+
+/* A committed write's answer: the object (obj taken, or the op's text) or why
+ * it cannot be shown. */
+static enum http_next write_answer(struct api_call *call, struct http_resp *resp, json_t *obj, int rc,
+				   const char *err)
+{
+	struct op *op = &call->op;
+	enum op_kind kind = (enum op_kind)call->route->arg;
+	enum query_obj o = write_obj(kind);
+	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
+		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
+	resp->index = op->index;
+	if (rc != QUERY_OK) {
+		json_decref(obj);
+		/* Committed, but we cannot show it: say so rather than pretend. */
+		http_error(resp, 503, "database_unavailable",
+			   "committed at index %llu, but reading it back from PostgreSQL failed: %s",
+			   (unsigned long long)op->index, rc == QUERY_NOT_FOUND ? "not found" : err);
+		return HTTP_RESPOND;
+	}
+	if (kind == OP_NODE_DRAIN && op->result) {
+		json_object_set_new(op->result, "node", obj);
+		obj = op->result;
+		op->result = NULL;
+	}
+	resp->status = created ? 201 : kind == OP_ACTOR_MIGRATE ? 202 : 200;
+	if (op->object_text) { /* rendered as text (actors) */
+		resp->text = op->object_text;
+		resp->content_type = "application/json";
+		op->object_text = NULL;
+	} else {
+		resp->body = obj;
+	}
+	if (created)
+		snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
+	return HTTP_RESPOND;
+}
+
 enum http_next api_write(struct api *a, struct http_req *req, struct api_call *call, struct http_resp *resp)
 {
 	enum op_kind kind = (enum op_kind)call->route->arg;
@@ -293,6 +341,12 @@ enum http_next api_write(struct api *a, struct http_req *req, struct api_call *c
 		resp->index = op->index ? op->index : api_projected(a);
 		return HTTP_RESPOND;
 	}
+	if (call->pg_done) { /* read back by pg_read_back (counted before) */
+		call->pg_done = false;
+		json_t *obj = call->pg_json;
+		call->pg_json = NULL;
+		return write_answer(call, resp, obj, call->pg_rc, call->pg_err);
+	}
 	atomic_fetch_add(&a->metrics.writes_ok, 1);
 	resp->index = op->index;
 	if (kind == OP_NODE_DELETE || kind == OP_ACTOR_DELETE || kind == OP_PROVIDER_DELETE || kind == OP_LINK_DELETE) {
@@ -300,40 +354,11 @@ enum http_next api_write(struct api *a, struct http_req *req, struct api_call *c
 		return HTTP_RESPOND;
 	}
 	/* PostgreSQL now shows the write; the loop rendered the object from the
-	 * model in the same shape, which saves reading it back. */
-	enum query_obj o = write_obj(kind);
-	bool created = kind == OP_NODE_CREATE || kind == OP_ACTOR_CREATE || kind == OP_PROVIDER_CREATE ||
-		       kind == OP_LINK_CREATE || kind == OP_POLICY_CREATE;
+	 * model in the same shape, which saves reading it back (it did not when
+	 * the object was gone again by the time the loop answered). */
 	json_t *obj = op->object;
 	op->object = NULL;
-	char err[256] = "";
-	int rc = QUERY_OK;
-	if (obj == NULL && op->object_text == NULL) {
-		PGconn *c = a->store ? store_conn(a->store) : NULL;
-		rc = c ? query_get(c, o, op->id, &obj, err, sizeof(err)) : QUERY_UNAVAILABLE;
-	}
-	if (rc != QUERY_OK) {
-		/* Committed, but we cannot show it: say so rather than pretend. */
-		http_error(resp, 503, "database_unavailable",
-			   "committed at index %llu, but reading it back from PostgreSQL failed: %s",
-			   (unsigned long long)op->index, rc == QUERY_NOT_FOUND ? "not found" : err);
-		resp->index = op->index;
-		return HTTP_RESPOND;
-	}
-	if (kind == OP_NODE_DRAIN && op->result) {
-		json_object_set_new(op->result, "node", obj);
-		obj = op->result;
-		op->result = NULL;
-	}
-	resp->status = created ? 201 : kind == OP_ACTOR_MIGRATE ? 202 : 200;
-	if (op->object_text) { /* rendered as text (actors) */
-		resp->text = op->object_text;
-		resp->content_type = "application/json";
-		op->object_text = NULL;
-	} else {
-		resp->body = obj;
-	}
-	if (created)
-		snprintf(resp->location, sizeof(resp->location), "/v1/%s/%s", obj_paths[o], op->id);
-	return HTTP_RESPOND;
+	if (obj == NULL && op->object_text == NULL)
+		return api_pg_defer(a, req, call, resp, pg_read_back);
+	return write_answer(call, resp, obj, QUERY_OK, "");
 }

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -59,7 +60,14 @@ static const struct opt config_opts[] = {
 	{"max-error-count", OPT_INT, O(max_error_count), "5", 1, 1000000, "N",
 	 "a node reporting this many errors is unhealthy"},
 	{"log-level", OPT_STR, O(log_level), "info", 0, 0, "LEVEL", "debug, info, warn or error"},
-	{"http-threads", OPT_INT, O(http_threads), "4", 1, 256, "N", "REST API worker threads"},
+	{"http-threads", OPT_INT, O(http_threads), "0", 0, 256, "N",
+	 "REST API worker threads; 0: one per online CPU, at least 2"},
+	{"pg-read-threads", OPT_INT, O(pg_read_threads), "4", 1, 256, "N",
+	 "threads that run the REST API's PostgreSQL reads (each keeps one connection to --pg), so a "
+	 "slow query never holds an API worker"},
+	{"pg-read-timeout-ms", OPT_INT, O(pg_read_timeout_ms), "10000", 0, 3600000, "MS",
+	 "a REST API read that PostgreSQL has not answered within this is cancelled (503 "
+	 "database_unavailable): a lock or a runaway query holds no read thread for longer; 0: no limit"},
 	{"http-connection-limit", OPT_INT, O(http_connection_limit), "1024", 1, 1000000, "N",
 	 "REST API connections open at once, all clients together; more wait in the listen queue"},
 	{"http-per-address-limit", OPT_INT, O(http_per_address_limit), "128", 0, 1000000, "N",
@@ -325,6 +333,13 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
 	if (log_level_parse(c->log_level, &l) != 0) {
 		snprintf(err, errlen, "--log-level: '%s' is not debug, info, warn or error", c->log_level);
 		return CONFIG_ERROR;
+	}
+	if (c->http_threads == 0) {
+		/* The workers never wait on PostgreSQL or the loop (their requests
+		 * are suspended), so more of them than cores only lengthens the
+		 * tail; two keep one slow request from holding the rest. */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->http_threads = n < 2 ? 2 : n > 256 ? 256 : n;
 	}
 	if (c->http_connection_limit < c->http_threads) {
 		/* libmicrohttpd splits the limit among the threads. */

@@ -28,6 +28,8 @@ struct config {
 	int64_t max_error_count;
 	char *log_level;
 	int64_t http_threads;
+	int64_t pg_read_threads;
+	int64_t pg_read_timeout_ms;
 	int64_t http_connection_limit;
 	int64_t http_per_address_limit; /* 0: none */
 	int64_t http_idle_timeout_s;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sse.h"
+#include "workq.h"
 #include "store.h"
 
 /* From SIGTERM/SIGINT to exit, at most (docs/configuration.md, "Signals"):
@@ -130,6 +131,7 @@ int main(int argc, char **argv)
 		/* loop_init sets the disk guard up before raft can hand over a batch */
 		.room = on_spool_room,
 		.room_arg = &lt.loop.disk,
+		.read_timeout_ms = (unsigned)lt.cfg.pg_read_timeout_ms,
 	};
 	if (store_open(&lt.store, &sc, err, sizeof(err)) != 0) {
 		log_error("PostgreSQL: %s", err);
@@ -170,6 +172,10 @@ int main(int argc, char **argv)
 	}
 	api_init(&lt.api, &lt.loop, lt.store, &lt.cfg);
 	lt.api.sse = lt.sse;
+	if (workq_start(&lt.api.reads, (unsigned)lt.cfg.pg_read_threads, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	nofile_fit((rlim_t)lt.cfg.http_connection_limit + 256);
 	char host[256];
 	int port = 0;
@@ -193,7 +199,8 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	log_info("REST API listening on http://%s:%d", host, http_port(lt.http));
+	log_info("REST API listening on http://%s:%d (%lld worker threads, %lld PostgreSQL read threads)", host,
+		 http_port(lt.http), (long long)lt.cfg.http_threads, (long long)lt.cfg.pg_read_threads);
 	uv_signal_init(&lt.loop.uv, &lt.sigterm);
 	uv_signal_init(&lt.loop.uv, &lt.sigint);
 	lt.sigterm.data = lt.sigint.data = &lt;
@@ -203,7 +210,12 @@ int main(int argc, char **argv)
 	loop_run(&lt.loop);
 
 	sse_stop(lt.sse); /* no connection may stay parked past http_stop */
+	/* Nor suspended on a read: the queued ones run (a PostgreSQL that went away
+	 * fails them at once), new ones get 503 shutting_down. */
+	workq_stop(lt.api.reads);
 	http_stop(lt.http);
+	workq_free(lt.api.reads);
+	lt.api.reads = NULL;
 	int64_t since = lt.loop.close_started_ms ? lt.loop.close_started_ms : loop_now_ms();
 	int64_t left = since + LATTICED_SHUTDOWN_MS - LATTICED_SHUTDOWN_TAIL_MS - loop_now_ms();
 	int flushed = store_stop(lt.store, left > 0 ? (int)left : 0);

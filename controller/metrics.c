@@ -2,6 +2,7 @@
 
 #include "bus.h"
 #include "sse.h"
+#include "workq.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -332,6 +333,12 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 			"Reads of new events from PostgreSQL for the event streams (one serves every stream at the same "
 			"place).",
 			g->sse->reads);
+	}
+	if (g->reads) {
+		gauge(&b, "lattice_api_pg_reads_waiting",
+		      "REST API reads of PostgreSQL queued for a read thread (--pg-read-threads).", g->reads->waiting);
+		gauge(&b, "lattice_api_pg_reads_running", "REST API reads of PostgreSQL running now.", g->reads->running);
+		counter(&b, "lattice_api_pg_reads_total", "REST API reads of PostgreSQL finished.", g->reads->done);
 	}
 	put(&b, "# HELP lattice_objects Objects in the model.\n# TYPE lattice_objects gauge\n");
 	put(&b, "lattice_objects{kind=\"node\"} %llu\n", (unsigned long long)g->nodes);

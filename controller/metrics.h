@@ -11,6 +11,7 @@
 struct bus_stats;
 struct loop_status;
 struct sse_stats;
+struct workq_stats;
 struct store_stats;
 
 #include "durhist.h"
@@ -58,6 +59,7 @@ struct metrics_gauges {
 	uint64_t heartbeat_age_max_ms;
 	struct bus_stats *bus; /* NATS (borrowed); NULL: --nats not given, none rendered */
 	const struct sse_stats *sse; /* event streams (borrowed); NULL: none rendered */
+	const struct workq_stats *reads; /* the API's PostgreSQL read threads (borrowed); NULL: none */
 };
 
 /* Renders everything; the caller frees the result. NULL when out of memory.

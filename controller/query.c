@@ -248,6 +248,8 @@ static PGresult *query_run(PGconn *c, int stmt, int n, const char *const *params
 			      strncmp(st, "57P0", 4) == 0
 		      ? QUERY_UNAVAILABLE
 		      : QUERY_ERROR;
+	if (*rc == QUERY_ERROR && strcmp(st, "57014") == 0) /* query_canceled */
+		*rc = QUERY_TIMEOUT;
 	PQclear(r);
 	return NULL;
 }

@@ -20,6 +20,7 @@ enum query_rc {
 	QUERY_UNAVAILABLE, /* no connection, or it broke: answer 503, try again */
 	QUERY_ERROR,       /* anything else (a bug, a schema mismatch): answer 500 */
 	QUERY_GONE,        /* what was asked for is no longer held here (events_compacted) */
+	QUERY_TIMEOUT,     /* PostgreSQL cancelled it (statement_timeout, a lock held too long): 503 */
 };
 
 enum query_obj { QUERY_NODES, QUERY_ACTORS, QUERY_PROVIDERS, QUERY_LINKS, QUERY_POLICIES, QUERY_COMMANDS,

@@ -286,6 +286,8 @@ int store_open(struct store **out, const struct store_config *cfg, char *err, si
 	if (!s)
 		goto nomem;
 	s->conninfo = strdup(cfg->conninfo);
+	if (cfg->read_timeout_ms)
+		snprintf(s->read_options, sizeof(s->read_options), "-c statement_timeout=%u", cfg->read_timeout_ms);
 	if (!s->conninfo) {
 		free(s);
 		goto nomem;
@@ -311,7 +313,7 @@ int store_open(struct store **out, const struct store_config *cfg, char *err, si
 	s->room = cfg->room;
 	s->room_arg = cfg->room_arg;
 
-	s->wc = store_connect(cfg->conninfo, "lattice-writer");
+	s->wc = store_connect(cfg->conninfo, "lattice-writer", NULL);
 	if (!s->wc)
 		goto nomem_close;
 	if (PQstatus(s->wc) != CONNECTION_OK) {
@@ -1072,7 +1074,7 @@ static void wr_connect(struct store *s)
 		wr_backoff(s);
 		return;
 	}
-	s->wc = store_connect(s->conninfo, "lattice-writer");
+	s->wc = store_connect(s->conninfo, "lattice-writer", NULL);
 	if (!s->wc || PQstatus(s->wc) != CONNECTION_OK) {
 		wr_conn_lost(s, s->wc ? PQerrorMessage(s->wc) : "out of memory");
 		return;

@@ -59,6 +59,10 @@ struct store_config {
 	size_t queue_max; /* bytes of batches held in memory before spooling; 0: no bound */
 	store_room_fn room; /* NULL: the spool grows while writes succeed */
 	void *room_arg;
+	/* Readers' statements (store_conn) are cancelled after this long, so a
+	 * lock or a runaway query cannot hold a reader forever; 0: no limit. A
+	 * statement_timeout in conninfo's options overrides it. */
+	unsigned read_timeout_ms;
 };
 
 /* Connects, takes the projection lock (refused, with a message naming the

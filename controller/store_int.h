@@ -19,6 +19,7 @@ struct store_reader; /* store_read.c */
 
 struct store {
 	char *conninfo;
+	char read_options[64]; /* libpq "options" of reader connections ("": none) */
 	char *group_id, *instance_id; /* whose the database is: this replica */
 	uint64_t replica_id;
 	uint64_t open_applied;

@@ -56,10 +56,11 @@ static void store_notice(void *arg, const PGresult *r)
 		store_log("PostgreSQL: %s", PQresultErrorMessage(r));
 }
 
-PGconn *store_connect(const char *conninfo, const char *appname)
+PGconn *store_connect(const char *conninfo, const char *appname, const char *options)
 {
-	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-	const char *const vals[] = {STORE_CONNECT_TIMEOUT, appname, conninfo, NULL};
+	/* conninfo comes after ours: what it says wins. */
+	const char *const keys[] = {"connect_timeout", "fallback_application_name", "options", "dbname", NULL};
+	const char *const vals[] = {STORE_CONNECT_TIMEOUT, appname, options ? options : "", conninfo, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (c)
 		PQsetNoticeReceiver(c, store_notice, NULL);

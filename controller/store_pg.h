@@ -19,9 +19,10 @@ struct store_stmt {
 __attribute__((format(printf, 3, 4))) void store_err(char *err, size_t errlen, const char *fmt, ...);
 /* One line on stderr: the operator's view of a writer that is stuck or recovering. */
 __attribute__((format(printf, 1, 2))) void store_log(const char *fmt, ...);
-/* Connects (blocking), with a connect timeout and an application_name that the
- * conninfo may override. Never NULL unless out of memory; check PQstatus. */
-PGconn *store_connect(const char *conninfo, const char *appname);
+/* Connects (blocking), with a connect timeout, an application_name and libpq
+ * options (NULL: none) that the conninfo may override. Never NULL unless out
+ * of memory; check PQstatus. */
+PGconn *store_connect(const char *conninfo, const char *appname, const char *options);
 /* Runs one statement, unprepared (blocking); returns the result when its status
  * is want, else NULL with a message in err. */
 PGresult *store_exec(PGconn *c, const struct store_stmt *st, const char *const *params,

@@ -55,7 +55,7 @@ PGconn *store_conn(struct store *s)
 			return NULL;
 		r->s = s;
 		r->epoch = atomic_load(&s->epoch);
-		r->c = store_connect(s->conninfo, "lattice-reader");
+		r->c = store_connect(s->conninfo, "lattice-reader", s->read_options[0] ? s->read_options : NULL);
 		if (!r->c || pthread_setspecific(s->reader_key, r) != 0) {
 			PQfinish(r->c);
 			free(r);

@@ -9,7 +9,7 @@ help=$(mktemp /tmp/lattice-help.XXXXXX)
 is "$?" 0 "--help exits 0"
 missing=
 for opt in config listen data-dir pg id raft-address bootstrap heartbeat-interval-ms heartbeat-timeout-ms \
-	max-error-count log-level http-threads snapshot-threshold snapshot-trailing read-wait-max-ms \
+	max-error-count log-level http-threads pg-read-threads pg-read-timeout-ms snapshot-threshold snapshot-trailing read-wait-max-ms \
 	write-timeout-ms schema-dir lattice version; do
 	grep -q -- "--$opt" "$help" || missing="$missing $opt"
 done
@@ -29,7 +29,7 @@ bad_opt() { # NAME EXPECTED_TEXT ARGS...: latticed refuses with status 2 and say
 }
 bad_opt "an unknown flag is refused" "unknown option '--nope'" --nope
 bad_opt "a non-integer value is refused" "--id: 'x' is not an integer" --id x
-bad_opt "an out-of-range value is refused" "--http-threads: '0' is not an integer between 1 and 256" --http-threads 0
+bad_opt "an out-of-range value is refused" "--http-threads: '257' is not an integer between 0 and 256" --http-threads 257
 bad_opt "a bad log level is refused" "--log-level: 'loud'" --log-level loud
 bad_opt "a bad listen address is refused" "--listen: 'nowhere' is not HOST:PORT" --listen nowhere
 bad_opt "a flag without its value is refused" "missing value for option" --pg

@@ -12,7 +12,8 @@
 #   err                             "STATUS error.code" of the last response
 #   list_ids PATH                   the ids of a list (read_failed's text if it failed)
 #   read_failed                     what a reading helper prints when its read failed
-#   pg_hold NAME / pg_release       hold replica NAME's projection back with a lock
+#   pg_hold NAME [TABLE MODE] / pg_release   hold replica NAME's projection (or
+#                                   TABLE's reads) back with a lock
 #   wait_lagging, cluster_field F   applied > projected yet?; a field of /v1/cluster
 #   req_bg TAG ... / req_bg_done TAG / req_bg_wait TAG   a request in the background
 #
@@ -315,12 +316,14 @@ list_ids() {
 }
 
 # ---- holding the projection back ---------------------------------------------------
-# pg_hold NAME: a psql session takes LOCK TABLE lattice_state IN EXCLUSIVE MODE in
-# replica NAME's database and keeps it (returns once the lock is held). Every
-# projection round ends by advancing lattice_state.applied_index, so while it is
-# held the replica still commits writes in Raft but its PostgreSQL shows none of
-# them; reads are not blocked (EXCLUSIVE lets SELECTs through). pg_release lets go.
-# The writer gives up on a round that hears nothing for 30 s: hold for less.
+# pg_hold NAME [TABLE MODE]: a psql session takes LOCK TABLE lattice_state IN
+# EXCLUSIVE MODE (or TABLE in MODE) in replica NAME's database and keeps it
+# (returns once the lock is held). Every projection round ends by advancing
+# lattice_state.applied_index, so while it is held the replica still commits
+# writes in Raft but its PostgreSQL shows none of them; reads are not blocked
+# (EXCLUSIVE lets SELECTs through; ACCESS EXCLUSIVE on a table holds its reads
+# too). pg_release lets go. The writer gives up on a round that hears nothing
+# for 30 s: hold for less.
 PG_HOLD_PID=
 pg_hold() {
 	[ -z "$PG_HOLD_PID" ] || bail "pg_hold: already holding"
@@ -330,7 +333,7 @@ pg_hold() {
 		<"$T_DIR/hold.in" >"$T_DIR/hold.out" 2>&1 &
 	PG_HOLD_PID=$!
 	exec 7>"$T_DIR/hold.in"
-	echo "BEGIN; LOCK TABLE lattice_state IN EXCLUSIVE MODE; SELECT 'held';" >&7
+	echo "BEGIN; LOCK TABLE ${2:-lattice_state} IN ${3:-EXCLUSIVE} MODE; SELECT 'held';" >&7
 	local i
 	for i in $(seq 1 300); do
 		grep -qx held "$T_DIR/hold.out" 2>/dev/null && return 0
