@@ -3,6 +3,7 @@
  * Threads: this one runs the libuv loop (Raft, model, timers); libmicrohttpd runs
  * the API's worker threads; the store runs the PostgreSQL projection writer. */
 #include <malloc.h>
+#include <nats/nats.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -227,7 +228,11 @@ int main(int argc, char **argv)
 	/* After the writer thread, which calls sse_notify after each commit. */
 	sse_free(lt.sse);
 	lt.sse = NULL;
-	loop_close(&lt.loop);
+	loop_close(&lt.loop); /* closes and destroys the NATS connection */
+	/* nats.c's own threads (timers, callbacks, garbage collection) gone
+	 * before exit, so none runs into the process's teardown. */
+	if (lt.cfg.nats[0])
+		nats_CloseAndWait(5000);
 	config_free(&lt.cfg);
 	log_info("stopped");
 	return 0;

@@ -772,7 +772,7 @@ int main(int argc, char **argv)
 	jsCtx_Destroy(c.js);
 	natsConnection_Destroy(c.nc);
 	natsOptions_Destroy(nopts);
-	nats_Close();
+	nats_CloseAndWait(5000); /* its threads gone before exit (else they may run into the teardown) */
 	free(urls_buf);
 	return 0;
 }

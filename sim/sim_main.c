@@ -289,7 +289,7 @@ static int main_run(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int rc = run_main(&ro, &stop_requested);
-	nats_Close();
+	nats_CloseAndWait(5000); /* its threads gone before exit (else they may run into the teardown) */
 	return rc;
 }
 
@@ -357,7 +357,7 @@ int main(int argc, char **argv)
 	if (simrt_start(&rt, sc, &so, err, sizeof(err)) < 0) {
 		fprintf(stderr, "lattice-sim: %s\n", err);
 		simrt_scenario_free(sc);
-		nats_Close();
+		nats_CloseAndWait(5000);
 		return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -378,6 +378,6 @@ int main(int argc, char **argv)
 	log_progress(rt, status ? "stopping (a journal failed)" : "stopping (signal)");
 	simrt_stop(rt);
 	simrt_scenario_free(sc);
-	nats_Close();
+	nats_CloseAndWait(5000);
 	return status;
 }

@@ -63,8 +63,7 @@ all_running() {
 }
 # "num_pending num_ack_pending" of every agent's consumer, counted.
 consumers() {
-	local id
-	for id in $(jq -r .id "$T_DIR/nodes.jsonl"); do "$JSCTL" "$NATS_URL" pending default "$id" 2>&1; done |
+	"$JSCTL" "$NATS_URL" pending default $(jq -r .id "$T_DIR/nodes.jsonl") 2>&1 |
 		sort | uniq -c | awk '{ printf "%s%s:%s %s", sep, $1, $2, $3; sep = "," }'
 }
 

@@ -72,6 +72,6 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		printf("sent %lld\n", count);
 	natsConnection_Destroy(nc);
-	nats_Close();
+	nats_CloseAndWait(5000); /* its threads gone before exit (else they may run into the teardown) */
 	return rc;
 }

@@ -16,7 +16,7 @@
  *                                 (-s: "SUBJECT DATA"; -x: skip subjects containing SUBSTR,
  *                                 repeatable);
  *                                 prints "ready" on stderr once subscribed
- *   pending L NODE                prints agent_NODE's "num_pending num_ack_pending"
+ *   pending L NODE...             prints each agent_NODE's "num_pending num_ack_pending"
  *   stream NAME                   prints "replicas R leader SERVER peers N" (N: the
  *                                 other servers holding it; "-" and 0 without a cluster)
  * Exit status: 0, 1 (failed or timed out), 2 (usage). */
@@ -32,7 +32,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: jsctl [-s] [-x SUBSTR] [-c CREDS] URL ensure L | consumer L NODE [ACKWAIT_MS] | delconsumer L NODE |\n"
 			"       publish L NODE FILE [MSGID] | acks L N TIMEOUT_MS | snaps L N TIMEOUT_MS |\n"
-			"       sub SUBJECT N TIMEOUT_MS | pending L NODE | stream NAME\n");
+			"       sub SUBJECT N TIMEOUT_MS | pending L NODE... | stream NAME\n");
 	return 2;
 }
 
@@ -329,19 +329,22 @@ int main(int argc, char **argv)
 		rc = drain(js, a[0], strcmp(cmd, "acks") == 0 ? "ack" : "snap", atoi(a[1]), atoi(a[2]));
 	else if (strcmp(cmd, "sub") == 0 && na == 3)
 		rc = sub(nc, a[0], atoi(a[1]), atoi(a[2]), with_subject, skip, n_skip);
-	else if (strcmp(cmd, "pending") == 0 && na == 2) {
+	else if (strcmp(cmd, "pending") == 0 && na >= 2) {
+		/* One line per node, over one connection (a test asks for hundreds). */
 		char stream[128], name[128];
 		snprintf(stream, sizeof(stream), "LATTICE_%s_CMD", a[0]);
-		snprintf(name, sizeof(name), "agent_%s", a[1]);
-		jsConsumerInfo *ci = NULL;
-		jsErrCode e = 0;
-		st = js_GetConsumerInfo(&ci, js, stream, name, NULL, &e);
-		if (st == NATS_OK) {
-			printf("%llu %lld\n", (unsigned long long)ci->NumPending, (long long)ci->NumAckPending);
-			jsConsumerInfo_Destroy(ci);
-			rc = 0;
-		} else {
-			rc = fail(name, st, e);
+		rc = 0;
+		for (int k = 1; k < na; k++) {
+			snprintf(name, sizeof(name), "agent_%s", a[k]);
+			jsConsumerInfo *ci = NULL;
+			jsErrCode e = 0;
+			st = js_GetConsumerInfo(&ci, js, stream, name, NULL, &e);
+			if (st == NATS_OK) {
+				printf("%llu %lld\n", (unsigned long long)ci->NumPending, (long long)ci->NumAckPending);
+				jsConsumerInfo_Destroy(ci);
+			} else {
+				rc = fail(name, st, e);
+			}
 		}
 	} else if (strcmp(cmd, "stream") == 0 && na == 1) {
 		jsStreamInfo *si = NULL;
@@ -360,6 +363,6 @@ int main(int argc, char **argv)
 		rc = usage();
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
-	nats_Close();
+	nats_CloseAndWait(5000); /* its threads gone before exit (else they may run into the teardown) */
 	return rc;
 }

@@ -191,7 +191,7 @@ int main(void)
 	json_decref(hist);
 	nemesis_plan_free(&plan);
 	simrt_scenario_free(sc);
-	nats_Close();
+	nats_CloseAndWait(5000); /* its threads gone before exit (else they may run into the teardown) */
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
