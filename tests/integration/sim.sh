@@ -11,7 +11,7 @@
 #   - SIGTERM -> exit 0; a bad scenario (unknown key, duplicate ids) -> exit 2.
 . "$(dirname "$0")/lib.sh"
 
-plan 20
+plan 21
 lib_init
 nats_start || bail "cannot start nats-server"
 . "$(dirname "$0")/edge_lib.sh"
@@ -124,13 +124,19 @@ diag "$(grep -c 'was applied before' "$T_DIR/sim.log") redelivered commands acke
 is "$(grep -c 'applied command ' "$T_DIR/sim.log")" 60 "60 commands applied in all"
 is "$(until_eq "200:0 0" consumers)" "200:0 0" "every consumer drained after the restart"
 
-# 4. SIGTERM: exit 0, with a last progress line.
+# 4. SIGTERM: exit 0, with a last progress line. Every agent has bound to its
+# consumer again first (one without commands binds when its first pull request
+# expires: under load that can come after everything above).
+bound_again() {
+	awk '/---- restart ----/ { r = 1 } r' "$T_DIR/sim.log" | grep -o '[^ ]*: bound to consumer' | sort -u | wc -l
+}
+is "$(until_eq 200 bound_again)" 200 "every agent bound to its consumer again after the restart"
 kill "$SIM_PID"
 wait "$SIM_PID"
 is "$?" 0 "SIGTERM: lattice-sim exits 0"
 SIM_PID=
 grep -q 'stopping (signal): agents 200, bound 200' "$T_DIR/sim.log"
-ok $? "its last line: 200 agents, 200 bound"
+ok $? "its last line: 200 agents, 200 bound ($(grep -o 'stopping (signal): agents [0-9]*, bound [0-9]*' "$T_DIR/sim.log" | tail -1))"
 
 # 5. Bad scenarios: exit 2 with the reason.
 bad_scenario() {
