@@ -141,7 +141,11 @@ enum http_next api_pg_defer(struct api *a, struct http_req *req, struct api_call
 	}
 	http_suspend(req);
 	if (workq_submit(a->reads, &call->job) != 0) {
+		/* Both forms of a result: handlers that go on with pg_rc (events,
+		 * a write's read-back) and those that move pg_resp. */
 		http_error(&call->pg_resp, 503, "shutting_down", "this replica is shutting down; retry on another");
+		call->pg_rc = QUERY_UNAVAILABLE;
+		snprintf(call->pg_err, sizeof(call->pg_err), "this replica is shutting down; retry on another");
 		call->pg_done = true;
 		http_resume(req);
 	}
@@ -850,7 +854,7 @@ static enum http_next events_answer(struct api *a, struct http_req *req, struct 
 	json_t *items = call->pg_json;
 	call->pg_json = NULL;
 	uint64_t since = call->ev_since, first = call->ev_first, idx = call->ev_idx;
-	resp->index = idx;
+	resp->index = idx; /* http_error keeps it; api_resp_json below does not */
 	if (call->pg_rc == QUERY_GONE) {
 		json_decref(items);
 		http_error(resp, 410, "events_compacted",
@@ -862,20 +866,17 @@ static enum http_next events_answer(struct api *a, struct http_req *req, struct 
 		json_t *e = json_object_get(resp->body, "error");
 		if (e)
 			json_object_set_new(e, "first_seq", json_integer((json_int_t)first));
-		resp->index = idx;
 		return HTTP_RESPOND;
 	}
 	if (call->pg_rc != QUERY_OK) {
 		json_decref(items);
 		err_query(resp, call->pg_rc, call->pg_err);
-		resp->index = idx;
 		return HTTP_RESPOND;
 	}
 	if (call->ev_stream) {
 		json_decref(items);
 		if (a->sse == NULL) {
 			http_error(resp, 500, "internal", "this replica has no event stream service");
-			resp->index = idx;
 			return HTTP_RESPOND;
 		}
 		sse_open(a->sse, req, since, call->ev_head, resp);
