@@ -149,12 +149,22 @@ stream_stop lei
 # 23-24: one database read serves every stream at the same place
 for i in $(seq 1 10); do stream "many$i" "$API/v1/events"; done
 streams_open 12 >/dev/null
+# A new stream's first read (at its start) may still be under way: count from
+# when the counter has stood still for half a second.
 r0=$(metric lattice_event_stream_reads_total)
+for ((i = 0; i < 40; i++)); do
+	sleep 0.5
+	r=$(metric lattice_event_stream_reads_total)
+	[ "$r" = "$r0" ] && break
+	r0=$r
+done
 node m1
 for i in $(seq 1 10); do until_ids "many$i" 1 || break; done
 r1=$(metric lattice_event_stream_reads_total)
 ok "$(for i in $(seq 1 10); do [ "$(ids "many$i")" = 804 ] || exit 1; done; echo $?)" "10 live streams each got event 804"
-ok "$([ $((r1 - r0)) -le 3 ] && echo 0 || echo 1)" "with $((r1 - r0)) database read(s), not one per stream"
+# One read per stream would be 10; the event's entry and any entry committed
+# right after it (each moves the projection on) cost one read each for all.
+ok "$([ $((r1 - r0)) -le 5 ] && echo 0 || echo 1)" "with $((r1 - r0)) database read(s), not one per stream"
 
 # 25-27: the stream limit (24 here; 12 open now: live, s0, and 10)
 # (Open until the limit is reached: a client stopped above may still hold its
