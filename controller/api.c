@@ -1139,23 +1139,56 @@ static long seg_decode(const char *s, size_t n, char *out, size_t outlen)
 	return (long)w;
 }
 
-/* Matches the path as sent (percent-encoded) against pattern, one segment at a
- * time, decoding each segment on its own: "/v1/nodes/a%2Fb" is the node "a/b"
- * (an invalid id), not the path "/v1/nodes/a/b". Copies the decoded {id}. */
-static bool match(const char *pattern, const char *path, char *id, size_t idlen, bool *id_bad)
+/* The request path split at '/' and each segment percent-decoded once, for
+ * every route to compare against. n < 0: the path cannot match any route
+ * (no leading '/', or more segments than any pattern has). */
+#define PATH_SEGS_MAX 6
+struct path_segs {
+	int n;
+	struct {
+		long len; /* decoded length; -1: longer than any id */
+		char text[SPEC_ID_MAX + 2];
+	} seg[PATH_SEGS_MAX];
+};
+
+static void path_split(const char *path, struct path_segs *ps)
 {
-	char seg[SPEC_ID_MAX + 2];
-	while (*pattern && *path) {
-		if (*pattern != '/' || *path != '/')
+	ps->n = 0;
+	if (*path != '/') {
+		ps->n = -1;
+		return;
+	}
+	while (*path == '/') {
+		if (ps->n == PATH_SEGS_MAX) {
+			ps->n = -1;
+			return;
+		}
+		path++;
+		const char *se = strchr(path, '/');
+		size_t sl = se ? (size_t)(se - path) : strlen(path);
+		ps->seg[ps->n].len = seg_decode(path, sl, ps->seg[ps->n].text, sizeof(ps->seg[ps->n].text));
+		ps->n++;
+		path += sl;
+	}
+}
+
+/* Matches the path as sent (percent-encoded, split by path_split) against
+ * pattern, each segment decoded on its own: "/v1/nodes/a%2Fb" is the node
+ * "a/b" (an invalid id), not the path "/v1/nodes/a/b". Copies the decoded
+ * {id}. */
+static bool match(const char *pattern, const struct path_segs *ps, char *id, size_t idlen, bool *id_bad)
+{
+	int k = 0;
+	while (*pattern == '/') {
+		if (k >= ps->n)
 			return false;
 		pattern++;
-		path++;
-		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+		const char *pe = strchr(pattern, '/');
 		size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
-		size_t sl = se ? (size_t)(se - path) : strlen(path);
-		long dl = seg_decode(path, sl, seg, sizeof(seg));
+		long dl = ps->seg[k].len;
+		const char *seg = ps->seg[k].text;
 		if (pl == 4 && strncmp(pattern, "{id}", 4) == 0) {
-			if (sl == 0)
+			if (dl == 0)
 				return false;
 			if (dl < 0 || (size_t)dl >= idlen || strlen(seg) != (size_t)dl) {
 				*id_bad = true; /* too long, or a decoded NUL */
@@ -1164,13 +1197,13 @@ static bool match(const char *pattern, const char *path, char *id, size_t idlen,
 				if (!spec_id_valid(id))
 					*id_bad = true;
 			}
-		} else if (dl < 0 || (size_t)dl != pl || strncmp(pattern, seg, pl) != 0) {
+		} else if (dl < 0 || (size_t)dl != pl || memcmp(pattern, seg, pl) != 0) {
 			return false;
 		}
 		pattern += pl;
-		path += sl;
+		k++;
 	}
-	return *pattern == '\0' && *path == '\0';
+	return *pattern == '\0' && k == ps->n;
 }
 
 void api_init(struct api *a, struct loop *loop, struct store *store, const struct config *cfg)
@@ -1200,10 +1233,12 @@ enum http_next api_handle(void *arg, struct http_req *req, struct http_resp *res
 	const struct route *found = NULL;
 	bool path_known = false, id_bad = false;
 	char allow[64] = "";
+	struct path_segs ps;
+	path_split(req->path ? req->path : req->url, &ps);
 	for (size_t i = 0; i < NROUTES; i++) {
 		bool bad = false;
 		char tmp[SPEC_ID_MAX + 1] = "";
-		if (!match(routes[i].pattern, req->path ? req->path : req->url, tmp, sizeof(tmp), &bad))
+		if (!match(routes[i].pattern, &ps, tmp, sizeof(tmp), &bad))
 			continue;
 		path_known = true;
 		if (strlen(allow) + strlen(routes[i].method) + 3 < sizeof(allow))

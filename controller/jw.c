@@ -192,6 +192,21 @@ static inline bool jw_word_stops(uint64_t x)
 	return ((lt | zq | zb) & highs) != 0;
 }
 
+bool jw_plain(const char *s, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		if (jw_word_stops(x))
+			break;
+	}
+	for (; i < n; i++)
+		if (jw_stop[(unsigned char)s[i]])
+			return false;
+	return true;
+}
+
 char *jw_put_quoted(char *p, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -286,22 +301,33 @@ static const char jw_digits2[] = "0001020304050607080910111213141516171819202122
 
 char *jw_put_uint(char *p, uint64_t v)
 {
-	char buf[20];
-	size_t i = sizeof(buf);
+	/* Most numbers in an API object are one or two digits (priority,
+	 * replicas, instance, generation): no division, no copy. */
+	if (v < 10) {
+		*p = (char)('0' + v);
+		return p + 1;
+	}
+	if (v < 100) {
+		memcpy(p, jw_digits2 + 2 * v, 2);
+		return p + 2;
+	}
+	size_t n = 3;
+	for (uint64_t t = 1000; n < 20 && v >= t; t *= 10)
+		n++;
+	char *end = p + n, *q = end;
 	while (v >= 100) {
 		unsigned r = (unsigned)(v % 100);
 		v /= 100;
-		i -= 2;
-		memcpy(buf + i, jw_digits2 + 2 * r, 2);
+		q -= 2;
+		memcpy(q, jw_digits2 + 2 * r, 2);
 	}
 	if (v >= 10) {
-		i -= 2;
-		memcpy(buf + i, jw_digits2 + 2 * v, 2);
+		q -= 2;
+		memcpy(q, jw_digits2 + 2 * v, 2);
 	} else {
-		buf[--i] = (char)('0' + v);
+		*--q = (char)('0' + v);
 	}
-	memcpy(p, buf + i, sizeof(buf) - i);
-	return p + (sizeof(buf) - i);
+	return end;
 }
 
 char *jw_put_int(char *p, int64_t v)

@@ -84,6 +84,9 @@ void jw_value_done(struct jw *w, char *end);
  * JW_QUOTED_MAX(strlen(s)), the integers at most 20 bytes. */
 #define JW_QUOTED_MAX(n) (6 * (n) + 2)
 char *jw_put_quoted(char *p, const char *s);
+/* Whether the n bytes of s go into a JSON string as they are (no control
+ * character, '"' or '\\'): then '"', s, '"' is its quoted form. */
+bool jw_plain(const char *s, size_t n);
 char *jw_put_uint(char *p, uint64_t v);
 char *jw_put_int(char *p, int64_t v);
 /* A literal: JW_PUT(p, ",\"id\":") */

@@ -25,14 +25,37 @@ static const struct vplace *places(const struct vactor *r)
 	return (const struct vplace *)(r + 1);
 }
 
-/* Appends s (its NUL too) at *pos; returns its offset. */
-static uint32_t put(char *base, size_t *pos, const char *s)
+/* A string's bytes in a record: its length, the string, its NUL. */
+#define STR_SIZE(n) (2 + (n) + 1)
+
+/* Appends s at *pos as STR_SIZE says; returns the offset of its first byte.
+ * *plain becomes false when s needs escaping. */
+static uint32_t put(char *base, size_t *pos, const char *s, bool *plain)
 {
-	size_t n = strlen(s) + 1;
-	uint32_t off = (uint32_t)*pos;
-	memcpy(base + *pos, s, n);
-	*pos += n;
-	return off;
+	size_t n = strlen(s);
+	uint16_t len = n < 0xffff ? (uint16_t)n : 0xffff;
+	unsigned char *b = (unsigned char *)base + *pos;
+	b[0] = (unsigned char)(len & 0xff);
+	b[1] = (unsigned char)(len >> 8);
+	memcpy(b + 2, s, n + 1);
+	if (*plain && !jw_plain(s, n))
+		*plain = false;
+	*pos += STR_SIZE(n);
+	return (uint32_t)(*pos - n - 1);
+}
+
+/* The length of the string at off. */
+static size_t slen(const struct vactor *r, uint32_t off)
+{
+	const unsigned char *b = (const unsigned char *)r + off;
+	size_t len = (size_t)b[-2] | (size_t)b[-1] << 8;
+	return len < 0xffff ? len : strlen((const char *)b);
+}
+
+/* The offset of the string stored after the one at off. */
+static uint32_t next_str(const struct vactor *r, uint32_t off)
+{
+	return off + (uint32_t)slen(r, off) + 1 + 2;
 }
 
 struct vactor *vactor_pack(const struct model_actor *a)
@@ -41,15 +64,15 @@ struct vactor *vactor_pack(const struct model_actor *a)
 	const char *region = s->preferred_region ? s->preferred_region : "";
 	bool own_name = s->name && strcmp(s->name, s->id) != 0;
 	size_t head = sizeof(struct vactor) + a->nplacements * sizeof(struct vplace);
-	size_t size = head + strlen(s->id) + 1 + strlen(region) + 1;
-	size += own_name ? strlen(s->name) + 1 : 0;
-	size += s->module ? strlen(s->module) + 1 : 0;
+	size_t size = head + STR_SIZE(strlen(s->id)) + STR_SIZE(strlen(region));
+	size += own_name ? STR_SIZE(strlen(s->name)) : 0;
+	size += s->module ? STR_SIZE(strlen(s->module)) : 0;
 	for (size_t i = 0; i < s->constraints.n; i++)
-		size += strlen(s->constraints.items[i].key) + strlen(s->constraints.items[i].value) + 2;
+		size += STR_SIZE(strlen(s->constraints.items[i].key)) + STR_SIZE(strlen(s->constraints.items[i].value));
 	for (size_t i = 0; i < s->contracts.n; i++)
-		size += strlen(s->contracts.items[i]) + 1;
+		size += STR_SIZE(strlen(s->contracts.items[i]));
 	for (size_t i = 0; i < a->nplacements; i++)
-		size += a->placements[i].node ? strlen(a->placements[i].node->spec.id) + 1 : 0;
+		size += a->placements[i].node ? STR_SIZE(strlen(a->placements[i].node->spec.id)) : 0;
 	/* Beyond what the API accepts (so never in the model): no record. */
 	if (size > UINT32_MAX || s->constraints.n > UINT16_MAX || s->contracts.n > UINT16_MAX ||
 	    a->nplacements > UINT16_MAX || s->replicas < 0 || s->replicas > UINT16_MAX || s->priority < 0 ||
@@ -75,24 +98,26 @@ struct vactor *vactor_pack(const struct model_actor *a)
 	r->created_ms = a->created_ms;
 	r->updated_ms = a->updated_ms;
 	size_t pos = head;
-	r->id = put(base, &pos, s->id);
-	r->name = s->name == NULL ? 0 : own_name ? put(base, &pos, s->name) : r->id;
-	r->module = s->module ? put(base, &pos, s->module) : 0;
-	r->region = put(base, &pos, region);
-	r->strs = (uint32_t)pos;
+	bool plain = true;
+	r->id = put(base, &pos, s->id, &plain);
+	r->name = s->name == NULL ? 0 : own_name ? put(base, &pos, s->name, &plain) : r->id;
+	r->module = s->module ? put(base, &pos, s->module, &plain) : 0;
+	r->region = put(base, &pos, region, &plain);
+	r->strs = (uint32_t)pos + 2;
 	for (size_t i = 0; i < s->constraints.n; i++) {
-		put(base, &pos, s->constraints.items[i].key);
-		put(base, &pos, s->constraints.items[i].value);
+		put(base, &pos, s->constraints.items[i].key, &plain);
+		put(base, &pos, s->constraints.items[i].value, &plain);
 	}
 	for (size_t i = 0; i < s->contracts.n; i++)
-		put(base, &pos, s->contracts.items[i]);
+		put(base, &pos, s->contracts.items[i], &plain);
 	struct vplace *p = (struct vplace *)(r + 1);
 	for (size_t i = 0; i < a->nplacements; i++) {
 		const struct model_placement *mp = &a->placements[i];
 		p[i].state_version = mp->state_version;
 		p[i].state = (uint8_t)mp->state;
-		p[i].node = mp->node ? put(base, &pos, mp->node->spec.id) : 0;
+		p[i].node = mp->node ? put(base, &pos, mp->node->spec.id, &plain) : 0;
 	}
+	r->plain = plain;
 	return r;
 }
 
@@ -129,10 +154,31 @@ size_t vactor_text_max(const struct vactor *r)
 	return 6 * (size_t)r->size + 128 * (size_t)r->nplacements + 400 + 2 * RENDER_TIME_MAX + shared;
 }
 
-/* s, NULL as null. */
-static char *put_str(char *p, const char *s)
+/* The string at off quoted (0: null). A plain record's strings are copied
+ * as they are, by the length kept beside them. */
+static char *put_str(char *p, const struct vactor *r, uint32_t off)
 {
-	return s ? jw_put_quoted(p, s) : JW_PUT(p, "null");
+	if (off == 0)
+		return JW_PUT(p, "null");
+	if (!r->plain)
+		return jw_put_quoted(p, at(r, off));
+	size_t n = slen(r, off);
+	*p++ = '"';
+	memcpy(p, at(r, off), n);
+	p += n;
+	*p++ = '"';
+	return p;
+}
+
+/* A name from a table of plain names ("resources", "running"). */
+static char *put_name(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	*p++ = '"';
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '"';
+	return p;
 }
 
 /* Field for field what spec_actor_fields and render_actor_text write, straight
@@ -144,29 +190,29 @@ void vactor_write(struct jw *w, const struct vactor *r)
 	if (p == NULL)
 		return;
 	p = JW_PUT(p, "{\"id\":");
-	p = put_str(p, at(r, r->id));
+	p = put_str(p, r, r->id);
 	if (r->name) {
 		p = JW_PUT(p, ",\"name\":");
-		p = put_str(p, at(r, r->name));
+		p = put_str(p, r, r->name);
 	}
 	p = JW_PUT(p, ",\"module\":");
-	p = put_str(p, at(r, r->module));
+	p = put_str(p, r, r->module);
 	p = JW_PUT(p, ",\"cpu_required\":");
 	p = jw_put_int(p, r->cpu);
 	p = JW_PUT(p, ",\"memory_required_mb\":");
 	p = jw_put_int(p, r->mem);
 	p = JW_PUT(p, ",\"preferred_region\":");
-	p = put_str(p, at(r, r->region));
+	p = put_str(p, r, r->region);
 	p = JW_PUT(p, ",\"constraints\":{");
-	const char *s = at(r, r->strs);
+	uint32_t s = r->strs;
 	for (size_t i = 0; i < r->nconstraints; i++) {
 		if (i)
 			*p++ = ',';
-		p = jw_put_quoted(p, s);
+		p = put_str(p, r, s);
 		*p++ = ':';
-		s += strlen(s) + 1;
-		p = jw_put_quoted(p, s);
-		s += strlen(s) + 1;
+		s = next_str(r, s);
+		p = put_str(p, r, s);
+		s = next_str(r, s);
 	}
 	p = JW_PUT(p, "},\"priority\":");
 	p = jw_put_int(p, r->priority);
@@ -175,13 +221,13 @@ void vactor_write(struct jw *w, const struct vactor *r)
 	p = JW_PUT(p, ",\"replicas\":");
 	p = jw_put_int(p, r->replicas);
 	p = JW_PUT(p, ",\"strategy\":");
-	p = put_str(p, spec_strategy_name((enum actor_strategy)r->strategy));
+	p = put_name(p, spec_strategy_name((enum actor_strategy)r->strategy));
 	p = JW_PUT(p, ",\"contracts\":[");
 	for (size_t i = 0; i < r->ncontracts; i++) {
 		if (i)
 			*p++ = ',';
-		p = jw_put_quoted(p, s);
-		s += strlen(s) + 1;
+		p = put_str(p, r, s);
+		s = next_str(r, s);
 	}
 	p = JW_PUT(p, "],\"placements\":[");
 	const struct vplace *pl = places(r);
@@ -189,9 +235,9 @@ void vactor_write(struct jw *w, const struct vactor *r)
 		p = i ? JW_PUT(p, ",{\"instance\":") : JW_PUT(p, "{\"instance\":");
 		p = jw_put_uint(p, i);
 		p = JW_PUT(p, ",\"node_id\":");
-		p = put_str(p, at(r, pl[i].node));
+		p = put_str(p, r, pl[i].node);
 		p = JW_PUT(p, ",\"state\":");
-		p = put_str(p, model_placement_state_name((enum placement_state)pl[i].state));
+		p = put_name(p, model_placement_state_name((enum placement_state)pl[i].state));
 		p = JW_PUT(p, ",\"state_version\":");
 		p = jw_put_int(p, pl[i].state_version);
 		*p++ = '}';

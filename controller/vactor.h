@@ -20,13 +20,15 @@ struct vactor {
 	uint32_t size;          /* bytes of the whole allocation */
 	uint16_t nconstraints, ncontracts, nplacements, replicas;
 	uint8_t strategy, priority;
+	uint8_t plain; /* no string needs a JSON escape: each is copied as it is */
 	/* spec.c's ranges: SPEC_CPU_MAX, SPEC_MEMORY_MAX, SPEC_LATENCY_MAX fit */
 	int32_t cpu, mem, max_latency;
 	uint64_t generation;
 	int64_t created_ms, updated_ms;
 	/* Offsets from the start of the struct: id, name, module, region, then
-	 * nconstraints key/value pairs, ncontracts strings. The placements
-	 * follow the struct. */
+	 * nconstraints key/value pairs, ncontracts strings. Each string is
+	 * NUL-terminated, its length (uint16, little-endian; 0xffff: that or
+	 * more) in the two bytes before it. The placements follow the struct. */
 	uint32_t id, name, module, region, strs;
 };
 

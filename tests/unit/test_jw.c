@@ -148,7 +148,7 @@ static size_t ref_quoted(char *out, const char *s)
 static void test_positions(void)
 {
 	static const unsigned char odd[] = {'"', '\\', 0x01, 0x1f, 0x20, 0x7f, 0x80, 0xe9, 0xff, '/'};
-	int bad = 0, cases = 0;
+	int bad = 0, cases = 0, plain_bad = 0;
 	char in[48], want[48 * 6 + 3], got[48 * 6 + 3];
 	for (size_t len = 0; len <= 40; len++)
 		for (size_t pos = 0; pos <= len; pos++)
@@ -162,9 +162,12 @@ static void test_positions(void)
 				size_t wn = ref_quoted(want, in);
 				char *end = jw_put_quoted(got, in);
 				bad += (size_t)(end - got) != wn || memcmp(got, want, wn) != 0;
+				/* plain exactly when escaping changes nothing */
+				plain_bad += jw_plain(in, strlen(in)) != (wn == strlen(in) + 2);
 				cases++;
 			}
 	is_int(bad, 0, "jw_put_quoted escapes exactly as byte-wise JSON escaping, in %d strings with a stop at every position", cases);
+	is_int(plain_bad, 0, "jw_plain says whether escaping changes the string, in the same %d strings", cases);
 }
 
 /* ---- random documents ------------------------------------------------------ */
@@ -394,7 +397,7 @@ static void test_put_numbers(void)
 
 int main(void)
 {
-	tap_plan(21);
+	tap_plan(22);
 	test_put_numbers();
 	test_fit();
 	test_key_lit();

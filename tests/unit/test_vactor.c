@@ -41,7 +41,7 @@ static void same_as_model(const struct model_actor *a, const char *name)
 
 int main(void)
 {
-	tap_plan(51);
+	tap_plan(59);
 	struct model m;
 	model_init(&m);
 	base_nodes(&m);
@@ -65,7 +65,15 @@ int main(void)
 	same_as_model(a1, "defaults");
 	same_as_model(a2, "every field");
 
-	struct vactor *r = vactor_pack(a2);
+	/* Strings without escapes are copied as they are, by their kept length. */
+	struct vactor *r = vactor_pack(a1);
+	ok(r && r->plain, "a record whose strings need no escapes is plain");
+	free(r);
+	r = vactor_pack(a2);
+	ok(r && !r->plain, "one with a quote in its name is not (each string escaped)");
+	free(r);
+
+	r = vactor_pack(a2);
 	ok(r && vactor_on_node(r, "g1"), "on its node");
 	ok(r && !vactor_on_node(r, "n1") && !vactor_on_node(r, "g"), "not on others (whole ids)");
 	free(r);
@@ -126,6 +134,18 @@ int main(void)
 	*mut = keep_a;
 	mut->spec.id = saved_id;
 	mut->spec.name = saved_name;
+
+	/* A string longer than its two-byte length field holds (0xffff). */
+	char *saved_module = mut->spec.module;
+	char *big = malloc(70001);
+	if (big) {
+		memset(big, 'm', 70000);
+		big[70000] = '\0';
+		mut->spec.module = big;
+	}
+	same_as_model(mut, "a module of 70,000 bytes");
+	mut->spec.module = saved_module;
+	free(big);
 
 	/* Scaling and a later update change generation and updated_at. */
 	is_int(update_on(&m, NULL, "a1", "'replicas':2", "'n3'"), APPLY_OK, "a1: scaled to 2");
