@@ -154,31 +154,29 @@ size_t vactor_text_max(const struct vactor *r)
 	return 6 * (size_t)r->size + 128 * (size_t)r->nplacements + 400 + 2 * RENDER_TIME_MAX + shared;
 }
 
+/* n bytes that need no escape, quoted. */
+static char *put_plain(char *p, const char *s, size_t n)
+{
+	*p++ = '"';
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '"';
+	return p;
+}
+
 /* The string at off quoted (0: null). A plain record's strings are copied
  * as they are, by the length kept beside them. */
 static char *put_str(char *p, const struct vactor *r, uint32_t off)
 {
 	if (off == 0)
 		return JW_PUT(p, "null");
-	if (!r->plain)
-		return jw_put_quoted(p, at(r, off));
-	size_t n = slen(r, off);
-	*p++ = '"';
-	memcpy(p, at(r, off), n);
-	p += n;
-	*p++ = '"';
-	return p;
+	return r->plain ? put_plain(p, at(r, off), slen(r, off)) : jw_put_quoted(p, at(r, off));
 }
 
 /* A name from a table of plain names ("resources", "running"). */
 static char *put_name(char *p, const char *s)
 {
-	size_t n = strlen(s);
-	*p++ = '"';
-	memcpy(p, s, n);
-	p += n;
-	*p++ = '"';
-	return p;
+	return put_plain(p, s, strlen(s));
 }
 
 /* Field for field what spec_actor_fields and render_actor_text write, straight
