@@ -19,8 +19,8 @@
 # (judged on the turn pairs without a Raft snapshot: snapshots come every
 # 32,768 entries whatever the reads, and one costs its turn 20-50%).
 # Env: READ_NODES (default 10000), READ_ACTORS (100000), DUR, READ_LATTICED_ARGS
-# (more latticed options, e.g. "--http-threads 2"), READ_WRITES_ONLY=1 (only
-# the writes).
+# (more latticed options, e.g. "--http-threads 2" or "--loop-nice 0"),
+# READ_WRITES_ONLY=1 (only the writes).
 
 reads_cleanup() {
 	local p
@@ -343,7 +343,7 @@ reads_summary() {
 	fi
 	writes_row dash "under a dashboard load (~1,000 reads/s per follower)" "<= 10%"
 	writes_row dash_hz "under ~1,000 /healthz/s per follower (the dashboard's control)" "(any requests' share)"
-	writes_row reads "under saturating reads (c=32 per follower)" "<= 10%"
+	writes_row reads "under saturating reads (c=32 per follower)" "(the CPU's share)"
 	writes_row healthz "under saturating /healthz (control: no view, no PostgreSQL)" "(the CPU's share)"
 }
 

@@ -40,6 +40,7 @@ struct config {
 	int64_t event_stream_buffer; /* bytes */
 	int64_t snapshot_threshold;
 	int64_t snapshot_trailing;
+	int64_t loop_nice; /* the loop thread's nice value; 0: left as it is */
 	int64_t read_wait_max_ms;
 	int64_t write_timeout_ms;
 	int64_t disk_reserve_mb; /* kept free in the data dir beyond what raft needs */

@@ -2,6 +2,7 @@
  *
  * Threads: this one runs the libuv loop (Raft, model, timers); libmicrohttpd runs
  * the API's worker threads; the store runs the PostgreSQL projection writer. */
+#include <errno.h>
 #include <malloc.h>
 #include <nats/nats.h>
 #include <signal.h>
@@ -84,6 +85,27 @@ static void nofile_fit(rlim_t want)
 		log_warn("the open-file limit (%llu) is below --http-connection-limit + 256 (%llu): raise it "
 			 "(ulimit -n, systemd LimitNOFILE=)",
 			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+/* This thread (the loop: Raft's heartbeats and appends, applying entries) gets
+ * the CPU before the API's threads: a flood of requests then slows requests,
+ * not the log, so it cannot cost the group its leader or its writes' latency.
+ * Called just before the loop runs, when the API's, the store's and the event
+ * pump's threads exist already and stay at 0; threads the loop starts later
+ * (libuv's pool for Raft's disk work) inherit the value. On Linux setpriority
+ * with PRIO_PROCESS and 0 sets the calling thread only. */
+static void loop_nice_set(int nice)
+{
+	if (nice == 0)
+		return;
+	if (setpriority(PRIO_PROCESS, 0, nice) != 0) {
+		int e = errno;
+		log_warn("the Raft loop thread stays at nice %d: --loop-nice %d was refused (%s); allow it with "
+			 "CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=%d), or set --loop-nice 0",
+			 getpriority(PRIO_PROCESS, 0), nice, strerror(e), nice);
+	} else {
+		log_info("the Raft loop thread runs at nice %d", nice);
+	}
 }
 
 int main(int argc, char **argv)
@@ -214,6 +236,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&lt.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&lt.sigint, on_signal, SIGINT);
 
+	loop_nice_set((int)lt.cfg.loop_nice);
 	loop_run(&lt.loop);
 
 	sse_stop(lt.sse); /* no connection may stay parked past http_stop */

@@ -2,7 +2,7 @@
 # config.sh — latticed's options: --help documents every one, a config file sets
 # them, flags override the file, and bad options stop latticed with a message.
 . "$(dirname "$0")/lib.sh"
-plan 17
+plan 23
 
 help=$(mktemp /tmp/lattice-help.XXXXXX)
 "$LATTICED" --help >"$help" 2>&1
@@ -33,6 +33,7 @@ bad_opt "an out-of-range value is refused" "--http-threads: '257' is not an inte
 bad_opt "a bad log level is refused" "--log-level: 'loud'" --log-level loud
 bad_opt "a bad listen address is refused" "--listen: 'nowhere' is not HOST:PORT" --listen nowhere
 bad_opt "a flag without its value is refused" "missing value for option" --pg
+bad_opt "a nice value outside -20..19 is refused" "--loop-nice: '20' is not an integer between -20 and 19" --loop-nice 20
 lib_init
 cf=$(mktemp /tmp/lattice-conf.XXXXXX)
 printf 'bogus = 1\n' >"$cf"
@@ -70,6 +71,29 @@ curl -s -o /dev/null "http://127.0.0.1:$http/healthz" 2>/dev/null
 ok $([ $? -ne 0 ] && echo 0 || echo 1) "the file's listen address was overridden by the flag"
 grep -q " debug " "$T_DIR/cf/log"
 ok $? "the file's log-level (debug) applies"
+# --loop-nice (default -5): the loop is the main thread (its tid is the pid).
+nice_of() { awk '{ sub(/^.*\) /, ""); print $17 }' "/proc/$1/task/$2/stat"; }
+is "$(nice_of "$LATTICED_PID" "$LATTICED_PID")" -5 "the Raft loop thread runs at nice -5 (--loop-nice's default)"
+# The API's workers (libmicrohttpd names them) stay at 0; libuv's pool, started
+# later by the loop for Raft's disk work, inherits its value.
+workers=$(for t in /proc/"$LATTICED_PID"/task/*; do
+	[ "$(cat "$t/comm" 2>/dev/null)" = MHD-worker ] && nice_of "$LATTICED_PID" "${t##*/}"
+done | sort | uniq -c | awk '{printf "%s%s at %s", (NR > 1 ? ", " : ""), $1, $2}')
+[[ "$workers" =~ ^[1-9][0-9]*\ at\ 0$ ]]
+ok $? "the API's worker threads stay at nice 0 ($workers)"
+grep -q "the Raft loop thread runs at nice -5" "$T_DIR/cf/log"
+ok $? "the log says the loop thread's nice value"
+lattice_stop
+# Without CAP_SYS_NICE (and RLIMIT_NICE 0) the raise is refused: latticed warns
+# with what would allow it, and runs with the loop at 0.
+setpriv --inh-caps -sys_nice --bounding-set -sys_nice "$LATTICED" --config "$cf" --listen "127.0.0.1:$http2" \
+	>"$T_DIR/cf/log2" 2>&1 &
+LATTICED_PID=$!
+for _ in $(seq 1 200); do curl -sf "$API/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+req GET /readyz
+is "$STATUS $(nice_of "$LATTICED_PID" "$LATTICED_PID")" "200 0" "without CAP_SYS_NICE latticed runs, its loop thread at nice 0"
+grep -q "the Raft loop thread stays at nice 0: --loop-nice -5 was refused (Permission denied); allow it with CAP_SYS_NICE or RLIMIT_NICE (systemd: LimitNICE=-5)" "$T_DIR/cf/log2"
+ok $? "... and its log says why and what allows it" || diag "$(grep -i nice "$T_DIR/cf/log2")"
 lattice_stop
 is "$LATTICED_EXIT" 0 "SIGTERM stops it with status 0"
 rm -f "$cf"
