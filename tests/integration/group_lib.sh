@@ -49,18 +49,36 @@ group_dir_new() {
 
 group_api() { echo "http://127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$1/http_port")"; }
 
-# group_start I [FLAGS...]: without FLAGS, bootstraps from MEMBERS.
+# group_start I [FLAGS...]: without FLAGS, bootstraps from MEMBERS. The REST
+# port was free when group_dir_new picked it, but a test running beside this
+# one can take it first ("cannot listen on 127.0.0.1:PORT"): then the replica
+# starts again on another (its Raft port is in MEMBERS and stays).
 group_start() {
 	local i=$1; shift
-	local flags=("$@")
+	local flags=("$@") d="$T_DIR/${GROUP_PREFIX:-r}$i" try port
 	[ ${#flags[@]} -eq 0 ] && flags=(--bootstrap --members "$MEMBERS")
-	"$LATTICED" --id "$i" --listen "127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/http_port")" \
-		--raft-address "127.0.0.1:$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/raft_port")" \
-		--data-dir "$T_DIR/${GROUP_PREFIX:-r}$i/data" --pg "$(cat "$T_DIR/${GROUP_PREFIX:-r}$i/conninfo")" \
-		--schema-dir "$SCHEMA_DIR" --heartbeat-timeout-ms 0 --log-level "${LOG_LEVEL:-info}" "${flags[@]}" \
-		>>"$T_DIR/${GROUP_PREFIX:-r}$i/latticed.log" 2>&1 &
-	GPID[$i]=$!
-	LIB_PIDS+=("$! ${GROUP_PREFIX:-r}$i")
+	for try in 1 2 3; do
+		port=$(cat "$d/http_port")
+		"$LATTICED" --id "$i" --listen "127.0.0.1:$port" \
+			--raft-address "127.0.0.1:$(cat "$d/raft_port")" \
+			--data-dir "$d/data" --pg "$(cat "$d/conninfo")" \
+			--schema-dir "$SCHEMA_DIR" --heartbeat-timeout-ms 0 --log-level "${LOG_LEVEL:-info}" "${flags[@]}" \
+			>>"$d/latticed.log" 2>&1 &
+		GPID[$i]=$!
+		LIB_PIDS+=("$! ${GROUP_PREFIX:-r}$i")
+		# Listening on it itself (not whoever took it), or gone: at most 3 s.
+		for _ in $(seq 1 30); do
+			ss -Htlnp "sport = :$port" 2>/dev/null | grep -q "pid=${GPID[$i]}," && return 0
+			group_alive "$i" || break
+			sleep 0.1
+		done
+		group_alive "$i" && return 0
+		tail -3 "$d/latticed.log" | grep -q "cannot listen on 127.0.0.1:$port " || return 0
+		wait "${GPID[$i]}" 2>/dev/null
+		lib_forget "${GPID[$i]}"
+		diag "${GROUP_PREFIX:-r}$i: REST port $port taken, starting again on another"
+		free_port >"$d/http_port"
+	done
 }
 
 group_alive() { [ -n "${GPID[$1]:-}" ] && [ -d "/proc/${GPID[$1]}" ] && [ "$(awk '{print $3}' "/proc/${GPID[$1]}/stat" 2>/dev/null)" != Z ]; }
