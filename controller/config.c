@@ -92,8 +92,8 @@ static const struct opt config_opts[] = {
 	{"snapshot-trailing", OPT_INT, O(snapshot_trailing), "1024", 0, 100000000, "N",
 	 "entries kept in the log behind a snapshot"},
 	{"loop-nice", OPT_INT, O(loop_nice), "-5", -20, 19, "N",
-	 "nice value of the thread that runs Raft and applies entries, so a flood of requests on the "
-	 "API's threads cannot delay heartbeats and appends; below 0 needs CAP_SYS_NICE or room in "
+	 "nice value of the thread that runs Raft and applies entries, so its heartbeats and appends "
+	 "run before a flood of requests on the API's threads; below 0 needs CAP_SYS_NICE or room in "
 	 "RLIMIT_NICE (systemd: LimitNICE=), else it stays at 0 with a warning; 0: left as it is"},
 	{"read-wait-max-ms", OPT_INT, O(read_wait_max_ms), "5000", 0, 600000, "MS",
 	 "longest a read with ?min_index=N waits for this replica to catch up"},

@@ -88,8 +88,8 @@ static void nofile_fit(rlim_t want)
 }
 
 /* This thread (the loop: Raft's heartbeats and appends, applying entries) gets
- * the CPU before the API's threads: a flood of requests then slows requests,
- * not the log, so it cannot cost the group its leader or its writes' latency.
+ * the CPU before the API's threads: under a flood of requests the scheduler
+ * runs the log's work first (on the 2-core bench, writes' gain was in the noise).
  * Called just before the loop runs, when the API's, the store's and the event
  * pump's threads exist already and stay at 0; threads the loop starts later
  * (libuv's pool for Raft's disk work) inherit the value. On Linux setpriority
